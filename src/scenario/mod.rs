@@ -1,0 +1,435 @@
+//! Scenarios: YAML files that describe one episode each (the task, the initial world, what only
+//! the teacher may see, the horizon), loaded with every problem reported as `FILE:LINE:COL`.
+
+pub mod generate;
+pub mod household;
+pub mod schema;
+mod source;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+pub use source::{Seg, SourceMap, YamlPath};
+
+/// Which environment a scenario runs in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    /// ALFWorld-style household tasks.
+    Household,
+    /// WebShop-style shopping (not in this build yet).
+    Shop,
+    /// InterCode-style bash tasks (not in this build yet).
+    Shell,
+}
+
+impl Kind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Household => "household",
+            Kind::Shop => "shop",
+            Kind::Shell => "shell",
+        }
+    }
+}
+
+/// Train scenarios are for rollouts and training; test scenarios are held out for evaluation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Split {
+    Train,
+    Test,
+}
+
+impl Split {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Split::Train => "train",
+            Split::Test => "test",
+        }
+    }
+}
+
+/// Where something was written: file, 1-based line and column.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Origin {
+    pub file: PathBuf,
+    pub line: usize,
+    pub col: usize,
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}:{}", self.file.display(), self.line, self.col)
+    }
+}
+
+/// One problem in a scenario file: where, what is wrong and what was expected.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Problem {
+    #[serde(flatten)]
+    pub origin: Origin,
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.origin, self.message)
+    }
+}
+
+/// The problems that stopped a load, in file order.
+#[derive(Debug, Clone)]
+pub struct Problems(pub Vec<Problem>);
+
+impl fmt::Display for Problems {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, p) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{p}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for Problems {}
+
+/// A validated scenario.
+#[derive(Debug, Clone)]
+pub struct Scenario {
+    pub id: String,
+    pub split: Split,
+    pub horizon: u32,
+    /// The task as the student reads it.
+    pub task: String,
+    pub body: Body,
+    /// Where its `id` was written.
+    pub origin: Origin,
+    /// sha256 of `json`: identifies this exact version.
+    pub hash: String,
+    /// The scenario as canonical JSON (what the run store snapshots).
+    pub json: String,
+}
+
+/// What each kind of scenario holds beyond the common fields.
+#[derive(Debug, Clone)]
+pub enum Body {
+    Household(household::HouseholdScenario),
+}
+
+impl Scenario {
+    pub fn kind(&self) -> Kind {
+        match self.body {
+            Body::Household(_) => Kind::Household,
+        }
+    }
+}
+
+/// The fields every scenario has; the kind-specific ones are read by the kind's module.
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+struct Header {
+    id: String,
+    kind: Kind,
+    split: Split,
+    task: serde_yaml::Value,
+    horizon: u32,
+    world: serde_yaml::Value,
+    #[serde(default)]
+    privileged: serde_yaml::Value,
+}
+
+/// Problems found while reading one document, located by path.
+pub(crate) struct Report<'a> {
+    file: &'a Path,
+    map: &'a SourceMap,
+    pub problems: Vec<Problem>,
+}
+
+impl<'a> Report<'a> {
+    pub fn at(&mut self, path: &YamlPath, message: impl Into<String>) {
+        let (line, col) = self.map.locate(path, None);
+        self.push(line, col, message.into());
+    }
+
+    fn push(&mut self, line: usize, col: usize, message: String) {
+        let origin = Origin {
+            file: self.file.to_path_buf(),
+            line,
+            col,
+        };
+        self.problems.push(Problem { origin, message });
+    }
+
+    pub fn origin(&self, path: &YamlPath) -> Origin {
+        let (line, col) = self.map.locate(path, None);
+        Origin {
+            file: self.file.to_path_buf(),
+            line,
+            col,
+        }
+    }
+
+    /// Records a serde error at the place its path points to.
+    pub fn serde<E: fmt::Display>(&mut self, base: &YamlPath, err: serde_path_to_error::Error<E>) {
+        let mut path = base.join(&YamlPath::from_serde(err.path()));
+        let message = tidy_serde_message(&err.inner().to_string());
+        let unknown = message
+            .strip_prefix("unknown field `")
+            .and_then(|rest| rest.split_once('`'))
+            .map(|(field, _)| field.to_string());
+        // The path of an unknown field ends with the field itself; point at it in its mapping.
+        if let Some(field) = &unknown
+            && path.0.last() == Some(&Seg::Key(field.clone()))
+        {
+            path.0.pop();
+        }
+        let (line, col) = self.map.locate(&path, unknown.as_deref());
+        self.push(line, col, message);
+    }
+
+    /// Deserializes `value` (found at `path`) into `T`, recording a problem on failure.
+    pub fn parse<T: serde::de::DeserializeOwned>(
+        &mut self,
+        path: &YamlPath,
+        value: serde_yaml::Value,
+    ) -> Option<T> {
+        match serde_path_to_error::deserialize(value) {
+            Ok(v) => Some(v),
+            Err(err) => {
+                self.serde(path, err);
+                None
+            }
+        }
+    }
+}
+
+/// serde_yaml appends " at line L column C" to some messages; we print positions ourselves.
+fn tidy_serde_message(message: &str) -> String {
+    let message = match message.find(" at line ") {
+        Some(i) => &message[..i],
+        None => message,
+    };
+    message.to_string()
+}
+
+/// Everything found in a set of files: the valid scenarios and the problems.
+#[derive(Debug, Default)]
+pub struct Loaded {
+    pub scenarios: Vec<Scenario>,
+    pub problems: Vec<Problem>,
+}
+
+/// Reads one YAML text holding a scenario or a list of them. Valid scenarios are returned even
+/// when others in the same file have problems.
+pub fn parse_text(file: &Path, text: &str) -> Loaded {
+    let map = SourceMap::parse(text);
+    let mut report = Report {
+        file,
+        map: &map,
+        problems: Vec::new(),
+    };
+    let mut loaded = Loaded::default();
+
+    let value: serde_yaml::Value = match serde_yaml::from_str(text) {
+        Ok(v) => v,
+        Err(err) => {
+            let (line, col) = err.location().map_or((1, 1), |l| (l.line(), l.column()));
+            report.push(
+                line,
+                col,
+                format!("invalid YAML: {}", tidy_serde_message(&err.to_string())),
+            );
+            loaded.problems = report.problems;
+            return loaded;
+        }
+    };
+    let docs: Vec<(YamlPath, serde_yaml::Value)> = match value {
+        serde_yaml::Value::Sequence(items) => items
+            .into_iter()
+            .enumerate()
+            .map(|(i, v)| (YamlPath::root().index(i), v))
+            .collect(),
+        serde_yaml::Value::Null => Vec::new(),
+        other => vec![(YamlPath::root(), other)],
+    };
+    for (path, value) in docs {
+        let canonical = serde_json::to_string(&value).unwrap_or_default();
+        let Some(header) = report.parse::<Header>(&path, value) else {
+            continue;
+        };
+        if let Some(s) = build(&mut report, &path, header, &canonical) {
+            loaded.scenarios.push(s);
+        }
+    }
+    loaded.problems = report.problems;
+    loaded
+}
+
+fn build(
+    report: &mut Report,
+    path: &YamlPath,
+    header: Header,
+    canonical: &str,
+) -> Option<Scenario> {
+    let id_ok = !header.id.is_empty()
+        && header
+            .id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    if !id_ok {
+        report.at(
+            &path.key("id"),
+            format!(
+                "invalid id `{}`, expected letters, digits, `-`, `_` or `.`",
+                header.id
+            ),
+        );
+    }
+    if header.horizon == 0 {
+        report.at(
+            &path.key("horizon"),
+            "horizon is 0, expected at least 1 step",
+        );
+    }
+    let (task, body) = match header.kind {
+        Kind::Household => {
+            let s = household::HouseholdScenario::read(
+                report,
+                path,
+                header.task,
+                header.world,
+                header.privileged,
+            )?;
+            (s.task_text(), Body::Household(s))
+        }
+        other => {
+            report.at(
+                &path.key("kind"),
+                format!(
+                    "kind `{}` is not supported by this build yet, expected `household`",
+                    other.as_str()
+                ),
+            );
+            return None;
+        }
+    };
+    if !id_ok || header.horizon == 0 {
+        return None;
+    }
+    Some(Scenario {
+        origin: report.origin(&path.key("id")),
+        id: header.id,
+        split: header.split,
+        horizon: header.horizon,
+        task,
+        body,
+        hash: format!("{:x}", Sha256::digest(canonical.as_bytes())),
+        json: canonical.to_string(),
+    })
+}
+
+/// The YAML files under `paths` (files as given, directories searched recursively), sorted.
+pub fn scenario_files(paths: &[PathBuf]) -> std::io::Result<Vec<PathBuf>> {
+    let mut files = Vec::new();
+    for path in paths {
+        if path.is_dir() {
+            collect(path, &mut files)?;
+        } else {
+            // A missing file is reported by the read that follows.
+            files.push(path.clone());
+        }
+    }
+    Ok(files)
+}
+
+fn collect(dir: &Path, files: &mut Vec<PathBuf>) -> std::io::Result<()> {
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)?
+        .map(|e| e.map(|e| e.path()))
+        .collect::<Result<_, _>>()?;
+    entries.sort();
+    for path in entries {
+        if path.is_dir() {
+            collect(&path, files)?;
+        } else if matches!(
+            path.extension().and_then(|e| e.to_str()),
+            Some("yaml" | "yml")
+        ) {
+            files.push(path);
+        }
+    }
+    Ok(())
+}
+
+/// Loads every scenario under `paths`, and checks that ids are unique across all of them.
+pub fn load(paths: &[PathBuf]) -> Loaded {
+    let mut loaded = Loaded::default();
+    let files = match scenario_files(paths) {
+        Ok(files) => files,
+        Err(err) => {
+            let file = paths.first().cloned().unwrap_or_default();
+            loaded.problems.push(Problem {
+                origin: Origin {
+                    file,
+                    line: 1,
+                    col: 1,
+                },
+                message: format!("cannot list scenario files: {err}"),
+            });
+            return loaded;
+        }
+    };
+    for file in files {
+        match std::fs::read_to_string(&file) {
+            Ok(text) => {
+                let one = parse_text(&file, &text);
+                loaded.scenarios.extend(one.scenarios);
+                loaded.problems.extend(one.problems);
+            }
+            Err(err) => loaded.problems.push(Problem {
+                origin: Origin {
+                    file: file.clone(),
+                    line: 1,
+                    col: 1,
+                },
+                message: format!("cannot read the file: {err}"),
+            }),
+        }
+    }
+    let mut first: HashMap<String, Origin> = HashMap::new();
+    let mut unique = Vec::with_capacity(loaded.scenarios.len());
+    for s in loaded.scenarios {
+        match first.get(&s.id) {
+            Some(origin) => loaded.problems.push(Problem {
+                origin: s.origin.clone(),
+                message: format!(
+                    "duplicate id `{}`, expected a new id (first defined at {origin})",
+                    s.id
+                ),
+            }),
+            None => {
+                first.insert(s.id.clone(), s.origin.clone());
+                unique.push(s);
+            }
+        }
+    }
+    loaded.scenarios = unique;
+    loaded
+}
+
+/// Loads every scenario under `paths`, failing on the first file with any problem.
+pub fn load_all(paths: &[PathBuf]) -> Result<Vec<Scenario>, Problems> {
+    let loaded = load(paths);
+    if loaded.problems.is_empty() {
+        Ok(loaded.scenarios)
+    } else {
+        Err(Problems(loaded.problems))
+    }
+}
