@@ -77,7 +77,7 @@ llama-tools: deps
     tar -xzf "$sdist" -C "$work"
     src="$work/llama_cpp_python-$version/vendor/llama.cpp"
     # Static binaries (they can be copied anywhere); no web UI, no HTTPS, nothing fetched at build.
-    echo "configuring llama.cpp (log: $work/cmake.log)" >&2
+    echo "configuring llama.cpp" >&2
     cmake -S "$src" -B "$work/build" -DCMAKE_BUILD_TYPE=Release -DBUILD_SHARED_LIBS=OFF \
         -DGGML_NATIVE=ON -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF \
         -DLLAMA_OPENSSL=OFF -DLLAMA_BUILD_UI=OFF -DLLAMA_USE_PREBUILT_UI=OFF \

@@ -3,6 +3,9 @@
 //! The library holds everything but the front-ends: environments, scenarios, the student, the
 //! teacher, the run store, training and the loop. The CLI (`src/cli`) and the workbench call it.
 
+pub mod agent;
 pub mod env;
 pub mod model;
+pub mod rollout;
 pub mod scenario;
+pub mod store;

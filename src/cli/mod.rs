@@ -4,8 +4,10 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod episodes;
 mod model;
 mod play;
+mod rollout;
 mod scenarios;
 
 /// leap: train LLM agents with privileged-teacher feedback.
@@ -26,6 +28,11 @@ enum Command {
     /// Fetch, inspect and make GGUF models.
     #[command(subcommand)]
     Model(model::Command),
+    /// The student plays scenarios; every step is written to the run database.
+    Rollout(rollout::Args),
+    /// List stored episodes and show their traces.
+    #[command(subcommand)]
+    Episodes(episodes::Command),
 }
 
 pub fn main() -> ExitCode {
@@ -34,6 +41,8 @@ pub fn main() -> ExitCode {
         Command::Scenarios(cmd) => scenarios::run(cmd),
         Command::Play(args) => play::run(args),
         Command::Model(cmd) => model::run(cmd),
+        Command::Rollout(args) => rollout::run(args),
+        Command::Episodes(cmd) => episodes::run(cmd),
     };
     match result {
         Ok(code) => code,

@@ -1,0 +1,489 @@
+//! The local backend: a GGUF model through llama.cpp.
+//!
+//! Several episodes run at once as separate sequences of one context: their prompts are
+//! evaluated in one batch and their next tokens decoded together. Each sequence keeps its KV
+//! cache between steps, and a new prompt only evaluates what differs from the tokens already in
+//! the cache (the prompt is built so that its prefix stays the same from step to step).
+
+use std::num::NonZeroU32;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+use std::time::Instant;
+
+use llama_cpp_2::context::LlamaContext;
+use llama_cpp_2::context::params::LlamaContextParams;
+use llama_cpp_2::llama_backend::LlamaBackend;
+use llama_cpp_2::llama_batch::LlamaBatch;
+use llama_cpp_2::model::params::LlamaModelParams;
+use llama_cpp_2::model::{LlamaChatMessage, LlamaChatTemplate, LlamaLoraAdapter, LlamaModel};
+use llama_cpp_2::sampling::LlamaSampler;
+use llama_cpp_2::token::LlamaToken;
+use llama_cpp_2::token::data::LlamaTokenData;
+use llama_cpp_2::token::data_array::LlamaTokenDataArray;
+
+use super::{Message, Policy, PolicyError, Request, Response, Role, Sampling};
+
+/// The process-wide llama.cpp backend (it may be initialised once).
+pub fn backend() -> &'static LlamaBackend {
+    static BACKEND: OnceLock<LlamaBackend> = OnceLock::new();
+    BACKEND.get_or_init(|| {
+        let mut backend = LlamaBackend::init().expect("llama.cpp initialises once per process");
+        if std::env::var_os("LEAP_LLAMA_LOG").is_none() {
+            backend.void_logs();
+        }
+        backend
+    })
+}
+
+/// How to load and run a local model.
+#[derive(Debug, Clone)]
+pub struct LocalConfig {
+    pub model: PathBuf,
+    /// LoRA adapters and their scales.
+    pub adapters: Vec<(PathBuf, f32)>,
+    /// Layers offloaded to the GPU (builds with the `cuda` or `metal` feature).
+    pub gpu_layers: u32,
+    /// CPU threads; by default as many as the machine has cores.
+    pub threads: Option<usize>,
+    /// Episodes decoded at once (sequences of the context).
+    pub slots: usize,
+    /// Context per sequence, in tokens.
+    pub ctx_per_slot: u32,
+}
+
+impl LocalConfig {
+    pub fn new(model: impl Into<PathBuf>) -> LocalConfig {
+        LocalConfig {
+            model: model.into(),
+            adapters: Vec::new(),
+            gpu_layers: 0,
+            threads: None,
+            slots: 1,
+            ctx_per_slot: 2048,
+        }
+    }
+}
+
+fn llama_err(e: impl std::fmt::Display) -> PolicyError {
+    PolicyError::Llama(e.to_string())
+}
+
+fn model_err(path: &Path, message: impl std::fmt::Display) -> PolicyError {
+    PolicyError::Model {
+        path: path.display().to_string(),
+        message: message.to_string(),
+    }
+}
+
+/// A local GGUF model answering prompts.
+pub struct LocalPolicy {
+    // Declaration order is drop order: the context and the adapters refer to the model, so they
+    // go first.
+    ctx: LlamaContext<'static>,
+    _adapters: Vec<LlamaLoraAdapter>,
+    model: Box<LlamaModel>,
+    template: LlamaChatTemplate,
+    /// Per sequence: the tokens whose keys and values are in the cache, in order.
+    cached: Vec<Vec<LlamaToken>>,
+    batch: LlamaBatch<'static>,
+    n_batch: usize,
+    ctx_per_slot: usize,
+    description: String,
+}
+
+// SAFETY: a llama.cpp context may be used from any thread as long as one thread at a time uses
+// it; `LocalPolicy` owns its context and hands out no references to it, and `&mut self` on every
+// call that touches it serialises use.
+unsafe impl Send for LocalPolicy {}
+
+impl LocalPolicy {
+    pub fn load(config: &LocalConfig) -> Result<LocalPolicy, PolicyError> {
+        // Check the file in Rust first: llama.cpp aborts or says nothing on bad files.
+        crate::model::inspect(&config.model).map_err(|e| model_err(&config.model, e))?;
+        for (adapter, _) in &config.adapters {
+            crate::model::inspect(adapter).map_err(|e| model_err(adapter, e))?;
+        }
+        let backend = backend();
+        let params = LlamaModelParams::default().with_n_gpu_layers(config.gpu_layers);
+        let model = LlamaModel::load_from_file(backend, &config.model, &params)
+            .map_err(|e| model_err(&config.model, format!("llama.cpp cannot load it: {e}")))?;
+        let mut model = Box::new(model);
+        let mut adapters = Vec::new();
+        for (path, _) in &config.adapters {
+            let adapter = model
+                .lora_adapter_init(path)
+                .map_err(|e| model_err(path, format!("not a LoRA adapter for this model: {e}")))?;
+            adapters.push(adapter);
+        }
+        if adapters.len() > 1 {
+            return Err(model_err(
+                &config.adapters[1].0,
+                "only one adapter at a time is supported",
+            ));
+        }
+        // SAFETY: the model is boxed (its address never changes) and outlives the context and
+        // adapters, which are declared before it in `LocalPolicy` and so dropped first.
+        let model_ref: &'static LlamaModel = unsafe { &*(model.as_ref() as *const LlamaModel) };
+
+        let template = model_ref
+            .chat_template(None)
+            .or_else(|_| LlamaChatTemplate::new("chatml").map_err(llama_err))
+            .map_err(|e| model_err(&config.model, format!("no usable chat template: {e}")))?;
+
+        let threads = config
+            .threads
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()))
+            as i32;
+        let slots = config.slots.max(1);
+        let n_ctx = config.ctx_per_slot * slots as u32;
+        let n_batch = 512u32.min(n_ctx);
+        let params = LlamaContextParams::default()
+            .with_n_ctx(NonZeroU32::new(n_ctx))
+            .with_n_batch(n_batch)
+            .with_n_ubatch(n_batch)
+            .with_n_seq_max(slots as u32)
+            .with_n_threads(threads)
+            .with_n_threads_batch(threads);
+        let mut ctx = model_ref.new_context(backend, params).map_err(llama_err)?;
+
+        for (adapter, (_, scale)) in adapters.iter_mut().zip(&config.adapters) {
+            ctx.lora_adapter_set(adapter, *scale).map_err(llama_err)?;
+        }
+
+        let name = config
+            .model
+            .file_stem()
+            .map_or_else(|| "model".into(), |s| s.to_string_lossy().into_owned());
+        let mut description = name;
+        for (path, scale) in &config.adapters {
+            let file = path.file_name().map_or_else(
+                || path.display().to_string(),
+                |s| s.to_string_lossy().into_owned(),
+            );
+            description.push_str(&format!(" + {file}@{scale}"));
+        }
+        Ok(LocalPolicy {
+            ctx,
+            _adapters: adapters,
+            model,
+            template,
+            cached: vec![Vec::new(); slots],
+            batch: LlamaBatch::new(n_batch as usize, slots as i32),
+            n_batch: n_batch as usize,
+            ctx_per_slot: config.ctx_per_slot as usize,
+            description,
+        })
+    }
+
+    pub fn model(&self) -> &LlamaModel {
+        &self.model
+    }
+
+    /// The chat prompt as text, through the model's chat template.
+    pub fn render(&self, messages: &[Message]) -> Result<String, PolicyError> {
+        let chat = messages
+            .iter()
+            .map(|m| {
+                let role = match m.role {
+                    Role::System => "system",
+                    Role::User => "user",
+                    Role::Assistant => "assistant",
+                };
+                LlamaChatMessage::new(role.to_string(), m.content.clone()).map_err(llama_err)
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        self.model
+            .apply_chat_template(&self.template, &chat, true)
+            .map_err(llama_err)
+    }
+
+    pub fn tokenize(&self, text: &str) -> Vec<LlamaToken> {
+        let vocab = self.model.vocab();
+        vocab.tokenize(text.as_bytes(), vocab.should_add_bos(), true)
+    }
+
+    fn piece(&self, token: LlamaToken) -> Vec<u8> {
+        self.model.vocab().token_to_piece(token, false, None)
+    }
+}
+
+/// GBNF for `REASON: <one line>` then `ACTION: <an admissible command>`.
+pub fn grammar(admissible: &[String]) -> String {
+    let quote = |s: &str| format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""));
+    let actions: Vec<String> = admissible.iter().map(|a| quote(a)).collect();
+    format!(
+        "root ::= \"REASON: \" [^\\n]+ \"\\nACTION: \" action\naction ::= {}\n",
+        actions.join(" | ")
+    )
+}
+
+/// One request being answered.
+struct Live {
+    seq: i32,
+    /// Position of the next token in its sequence.
+    pos: i32,
+    /// Index in the last batch of the token whose logits to sample, when it was decoded.
+    logits_at: Option<i32>,
+    out: Vec<u8>,
+    /// Bytes of `out` already passed to the token callback.
+    streamed: usize,
+    gen_tokens: u32,
+    done: bool,
+    sampler: Option<LlamaSampler>,
+    grammar: Option<LlamaSampler>,
+}
+
+impl Live {
+    /// True once the response holds a full action line.
+    fn finished(&self, admissible: &[String], constrained: bool) -> bool {
+        let text = String::from_utf8_lossy(&self.out);
+        let Some(at) = text.find("ACTION:") else {
+            return false;
+        };
+        let action = &text[at + "ACTION:".len()..];
+        if action.contains('\n') {
+            return true;
+        }
+        let action = action.trim_start();
+        // Under the grammar an action is over when no longer admissible command continues it.
+        constrained
+            && admissible.iter().any(|a| a == action)
+            && !admissible
+                .iter()
+                .any(|a| a.len() > action.len() && a.starts_with(action))
+    }
+}
+
+fn argmax(logits: &[f32]) -> LlamaToken {
+    let mut best = 0;
+    for (i, &l) in logits.iter().enumerate() {
+        if l > logits[best] {
+            best = i;
+        }
+    }
+    LlamaToken(best as i32)
+}
+
+impl LocalPolicy {
+    /// Evaluates each job's tokens (sequence, first position, tokens) and returns, per job, the
+    /// batch index of its last token's logits. All but the last tokens go in chunks without
+    /// logits; the last tokens of all jobs then go in one batch together, so that every job's
+    /// logits are available at once.
+    fn eval(&mut self, jobs: &[(i32, i32, &[LlamaToken])]) -> Result<Vec<i32>, PolicyError> {
+        let body: Vec<(i32, i32, LlamaToken)> = jobs
+            .iter()
+            .flat_map(|&(seq, start, tokens)| {
+                let n = tokens.len().saturating_sub(1);
+                tokens[..n]
+                    .iter()
+                    .enumerate()
+                    .map(move |(k, &t)| (seq, start + k as i32, t))
+            })
+            .collect();
+        for chunk in body.chunks(self.n_batch) {
+            self.batch.clear();
+            for &(seq, pos, token) in chunk {
+                self.batch
+                    .add(token, pos, &[seq], false)
+                    .map_err(llama_err)?;
+            }
+            self.ctx.decode(&mut self.batch).map_err(llama_err)?;
+        }
+        self.batch.clear();
+        for &(seq, start, tokens) in jobs {
+            let last = *tokens.last().expect("every job has a token");
+            self.batch
+                .add(last, start + tokens.len() as i32 - 1, &[seq], true)
+                .map_err(llama_err)?;
+        }
+        self.ctx.decode(&mut self.batch).map_err(llama_err)?;
+        Ok((0..jobs.len() as i32).collect())
+    }
+
+    /// The next token for one request: the sampler's (or greedy) choice, checked against the
+    /// grammar, and chosen again under the grammar only when the grammar rejects it: checking
+    /// one token is far cheaper than filtering the whole vocabulary.
+    fn next_token(
+        &self,
+        idx: i32,
+        sampler: &mut Option<LlamaSampler>,
+        grammar: &mut Option<LlamaSampler>,
+    ) -> LlamaToken {
+        let choose =
+            |arr: &mut LlamaTokenDataArray, sampler: &mut Option<LlamaSampler>| match sampler {
+                Some(s) => {
+                    arr.apply_sampler(s);
+                    arr.selected_token().unwrap_or(LlamaToken(0))
+                }
+                None => arr.sample_token_greedy(),
+            };
+        let first = match sampler {
+            None => argmax(self.ctx.get_logits_ith(idx)),
+            Some(_) => choose(&mut self.ctx.token_data_array_ith(idx), sampler),
+        };
+        let Some(g) = grammar else { return first };
+        let mut one = LlamaTokenDataArray::new(vec![LlamaTokenData::new(first, 1.0, 0.0)], false);
+        one.apply_sampler(g);
+        let token = if one.data.first().is_some_and(|d| d.logit().is_finite()) {
+            first
+        } else {
+            let mut all = self.ctx.token_data_array_ith(idx);
+            all.apply_sampler(g);
+            choose(&mut all, sampler)
+        };
+        g.accept(token);
+        token
+    }
+}
+
+impl Policy for LocalPolicy {
+    fn describe(&self) -> String {
+        self.description.clone()
+    }
+
+    fn respond(
+        &mut self,
+        requests: &[Request],
+        sampling: &Sampling,
+        on_token: &mut dyn FnMut(usize, &str),
+    ) -> Result<Vec<Response>, PolicyError> {
+        let start = Instant::now();
+        let mut responses = vec![Response::default(); requests.len()];
+        let mut lives = Vec::with_capacity(requests.len());
+        let mut jobs_tokens = Vec::with_capacity(requests.len());
+        for (i, req) in requests.iter().enumerate() {
+            if req.seq >= self.cached.len() {
+                return Err(PolicyError::Llama(format!(
+                    "slot {} but only {} slots",
+                    req.seq,
+                    self.cached.len()
+                )));
+            }
+            let text = self.render(&req.messages)?;
+            let tokens = self.tokenize(&text);
+            if tokens.len() + sampling.max_tokens as usize > self.ctx_per_slot {
+                return Err(PolicyError::PromptTooLong {
+                    tokens: tokens.len() + sampling.max_tokens as usize,
+                    ctx: self.ctx_per_slot,
+                });
+            }
+            // Reuse the longest cached prefix, but evaluate at least one token for its logits.
+            let cached = &self.cached[req.seq];
+            let mut keep = cached
+                .iter()
+                .zip(&tokens)
+                .take_while(|(a, b)| a == b)
+                .count();
+            keep = keep.min(tokens.len() - 1);
+            self.ctx
+                .clear_kv_cache_seq(Some(req.seq as u32), Some(keep as u32), None)
+                .map_err(llama_err)?;
+            self.cached[req.seq].truncate(keep);
+            responses[i].prompt_tokens = tokens.len() as u32;
+            responses[i].cached_tokens = keep as u32;
+            let seed = sampling.seed.wrapping_add(req.seq as u64) as u32;
+            let sampler = (sampling.temperature > 0.0).then(|| {
+                LlamaSampler::chain_simple([
+                    LlamaSampler::top_p(sampling.top_p, 1),
+                    LlamaSampler::temp(sampling.temperature),
+                    LlamaSampler::dist(seed),
+                ])
+            });
+            let grammar = if sampling.constrained && !req.admissible.is_empty() {
+                Some(
+                    LlamaSampler::grammar(&self.model, &grammar(&req.admissible), "root")
+                        .map_err(llama_err)?,
+                )
+            } else {
+                None
+            };
+            lives.push(Live {
+                seq: req.seq as i32,
+                pos: tokens.len() as i32,
+                logits_at: None,
+                out: Vec::new(),
+                streamed: 0,
+                gen_tokens: 0,
+                done: false,
+                sampler,
+                grammar,
+            });
+            jobs_tokens.push((req.seq as i32, keep as i32, tokens));
+        }
+        let jobs: Vec<(i32, i32, &[LlamaToken])> = jobs_tokens
+            .iter()
+            .map(|(s, k, t)| (*s, *k, &t[*k as usize..]))
+            .collect();
+        let last = self.eval(&jobs)?;
+        for (i, (_, _, tokens)) in jobs_tokens.iter().enumerate() {
+            lives[i].logits_at = Some(last[i]);
+            self.cached[requests[i].seq] = tokens.clone();
+        }
+        let prompt_ms = start.elapsed().as_secs_f64() * 1e3;
+        let gen_start = Instant::now();
+
+        // Decode one token per live request until each is done.
+        let vocab = self.model.vocab();
+        loop {
+            self.batch.clear();
+            let mut any = false;
+            for (i, live) in lives.iter_mut().enumerate() {
+                if live.done {
+                    continue;
+                }
+                let idx = live.logits_at.take().expect("a live request has logits");
+                let token = self.next_token(idx, &mut live.sampler, &mut live.grammar);
+                if vocab.is_eog(token) {
+                    live.done = true;
+                    continue;
+                }
+                live.out.extend_from_slice(&self.piece(token));
+                live.gen_tokens += 1;
+                let valid = match std::str::from_utf8(&live.out[live.streamed..]) {
+                    Ok(s) => s.len(),
+                    Err(e) => e.valid_up_to(),
+                };
+                if valid > 0 {
+                    let piece =
+                        String::from_utf8_lossy(&live.out[live.streamed..live.streamed + valid])
+                            .into_owned();
+                    on_token(i, &piece);
+                    live.streamed += valid;
+                }
+                if live.finished(&requests[i].admissible, live.grammar.is_some())
+                    || live.gen_tokens >= sampling.max_tokens
+                    || live.pos as usize + 1 >= self.ctx_per_slot
+                {
+                    live.done = true;
+                    continue;
+                }
+                self.batch
+                    .add(token, live.pos, &[live.seq], true)
+                    .map_err(llama_err)?;
+                self.cached[requests[i].seq].push(token);
+                live.logits_at = Some(self.batch.n_tokens() - 1);
+                live.pos += 1;
+                any = true;
+            }
+            if !any {
+                break;
+            }
+            self.ctx.decode(&mut self.batch).map_err(llama_err)?;
+        }
+        let gen_ms = gen_start.elapsed().as_secs_f64() * 1e3;
+        for (r, live) in responses.iter_mut().zip(lives) {
+            r.text = String::from_utf8_lossy(&live.out).trim_end().to_string();
+            r.gen_tokens = live.gen_tokens;
+            r.prompt_ms = prompt_ms;
+            r.gen_ms = gen_ms;
+        }
+        Ok(responses)
+    }
+
+    fn release(&mut self, seq: usize) {
+        if seq < self.cached.len() {
+            let _ = self.ctx.clear_kv_cache_seq(Some(seq as u32), None, None);
+            self.cached[seq].clear();
+        }
+    }
+}

@@ -1,0 +1,120 @@
+//! The student: the prompt it reads, the parser for what it writes, and the policies (a local
+//! GGUF model through llama.cpp, a remote OpenAI-compatible server) that turn a prompt into a
+//! reason and an action.
+
+pub mod local;
+pub mod parse;
+pub mod prompt;
+pub mod remote;
+
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+/// Who says a chat message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    System,
+    User,
+    Assistant,
+}
+
+/// One chat message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Message {
+    pub role: Role,
+    pub content: String,
+}
+
+impl Message {
+    pub fn new(role: Role, content: impl Into<String>) -> Message {
+        Message {
+            role,
+            content: content.into(),
+        }
+    }
+}
+
+/// How to sample a response.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Sampling {
+    /// 0 is greedy.
+    pub temperature: f32,
+    pub top_p: f32,
+    pub seed: u64,
+    /// Longest response, in tokens.
+    pub max_tokens: u32,
+    /// Constrain the response to `REASON: ...` then `ACTION: <an admissible command>` where the
+    /// backend can (a GBNF grammar for local models).
+    pub constrained: bool,
+}
+
+impl Default for Sampling {
+    fn default() -> Self {
+        Sampling {
+            temperature: 0.0,
+            top_p: 1.0,
+            seed: 0,
+            max_tokens: 96,
+            constrained: true,
+        }
+    }
+}
+
+/// One prompt for one episode at one step.
+#[derive(Debug, Clone)]
+pub struct Request {
+    /// The episode slot this prompt belongs to. Consecutive requests with the same `seq` are
+    /// usually the same episode one step further, so a backend may keep per-slot state (the
+    /// KV cache of a local model) and reuse what the new prompt shares with the last one.
+    pub seq: usize,
+    pub messages: Vec<Message>,
+    /// The commands that do something now.
+    pub admissible: Vec<String>,
+}
+
+/// What a policy answered to one request.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Response {
+    /// The text exactly as generated.
+    pub text: String,
+    pub prompt_tokens: u32,
+    /// Prompt tokens that did not have to be evaluated again (reused from the cache).
+    pub cached_tokens: u32,
+    pub gen_tokens: u32,
+    /// Wall time spent evaluating the prompt and generating, in milliseconds.
+    pub prompt_ms: f64,
+    pub gen_ms: f64,
+}
+
+#[derive(Debug, Error)]
+pub enum PolicyError {
+    #[error("model {path}: {message}")]
+    Model { path: String, message: String },
+    #[error("llama.cpp: {0}")]
+    Llama(String),
+    #[error("prompt of {tokens} tokens does not fit the context of {ctx} tokens")]
+    PromptTooLong { tokens: usize, ctx: usize },
+    #[error("{url}: {message}")]
+    Remote { url: String, message: String },
+    #[error("cancelled")]
+    Cancelled,
+}
+
+/// Anything that maps prompts to responses: a local model, a remote server, a scripted replay.
+pub trait Policy: Send {
+    /// Identifies the model (and adapters) in the run store: "SmolLM2-135M-Instruct.Q4_1 + iter-1.gguf@1.0".
+    fn describe(&self) -> String;
+
+    /// Answers every request, in order. `on_token(i, piece)` is called as text for request `i`
+    /// is generated (backends that cannot stream call it once with the whole text).
+    fn respond(
+        &mut self,
+        requests: &[Request],
+        sampling: &Sampling,
+        on_token: &mut dyn FnMut(usize, &str),
+    ) -> Result<Vec<Response>, PolicyError>;
+
+    /// Forgets what is kept for slot `seq` (its episode is over).
+    fn release(&mut self, _seq: usize) {}
+}

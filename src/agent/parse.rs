@@ -1,0 +1,114 @@
+//! Reading `REASON:` and `ACTION:` out of what the student wrote, tolerantly: labels in any
+//! case, with or without markdown, an action with stray quotes or a full stop, an action that
+//! differs from an admissible command only in case or spacing.
+
+use serde::{Deserialize, Serialize};
+
+/// What a response says.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Parsed {
+    pub reason: Option<String>,
+    /// The admissible command the response names, or `None` when it names none.
+    pub action: Option<String>,
+}
+
+/// The text after `label:` on the first line that starts with it (ignoring case and markdown).
+fn field<'a>(text: &'a str, label: &str) -> Option<&'a str> {
+    text.lines().find_map(|line| {
+        let line = line.trim().trim_start_matches(['*', '#', '-', '>', ' ']);
+        let head = line.get(..label.len())?;
+        if !head.eq_ignore_ascii_case(label) {
+            return None;
+        }
+        let rest = line[label.len()..].trim_start_matches(['*', ' ']);
+        Some(
+            rest.strip_prefix(':')?
+                .trim()
+                .trim_start_matches('*')
+                .trim(),
+        )
+    })
+}
+
+fn normalise(s: &str) -> String {
+    s.split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .to_lowercase()
+}
+
+/// Parses a response against the commands that were admissible.
+pub fn parse(text: &str, admissible: &[String]) -> Parsed {
+    let reason = field(text, "reason")
+        .filter(|r| !r.is_empty())
+        .map(str::to_string);
+    let action = field(text, "action").and_then(|raw| {
+        let cleaned = raw.trim_matches(|c: char| matches!(c, '`' | '"' | '\'' | '*' | '.' | ' '));
+        if let Some(exact) = admissible.iter().find(|a| a.as_str() == cleaned) {
+            return Some(exact.clone());
+        }
+        let wanted = normalise(cleaned);
+        admissible.iter().find(|a| normalise(a) == wanted).cloned()
+    });
+    Parsed { reason, action }
+}
+
+/// The response format the student is asked for.
+pub fn format(reason: &str, action: &str) -> String {
+    format!("REASON: {reason}\nACTION: {action}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn adm() -> Vec<String> {
+        vec![
+            "go to fridge 1".into(),
+            "open fridge 1".into(),
+            "look".into(),
+        ]
+    }
+
+    #[test]
+    fn reads_the_plain_format() {
+        let p = parse(
+            "REASON: apples are kept cold.\nACTION: go to fridge 1",
+            &adm(),
+        );
+        assert_eq!(p.reason.as_deref(), Some("apples are kept cold."));
+        assert_eq!(p.action.as_deref(), Some("go to fridge 1"));
+    }
+
+    #[test]
+    fn tolerates_case_markdown_quotes_and_spacing() {
+        let p = parse(
+            "**Reason:** check it\n**Action:** `Go to  Fridge 1.`",
+            &adm(),
+        );
+        assert_eq!(p.reason.as_deref(), Some("check it"));
+        assert_eq!(p.action.as_deref(), Some("go to fridge 1"));
+    }
+
+    #[test]
+    fn an_inadmissible_or_missing_action_is_none() {
+        assert_eq!(parse("REASON: x\nACTION: fly", &adm()).action, None);
+        let p = parse("I think I should open the fridge", &adm());
+        assert_eq!(
+            p,
+            Parsed {
+                reason: None,
+                action: None
+            }
+        );
+    }
+
+    #[test]
+    fn round_trips_its_own_format() {
+        let p = parse(&format("mugs live in cabinets", "look"), &adm());
+        assert_eq!(
+            (p.reason.as_deref(), p.action.as_deref()),
+            (Some("mugs live in cabinets"), Some("look"))
+        );
+    }
+}

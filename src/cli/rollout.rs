@@ -1,0 +1,184 @@
+//! `leap rollout`: the student plays scenarios; every step goes to the run database.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::AtomicBool;
+
+use anyhow::{Context, bail};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use leap::agent::Sampling;
+use leap::agent::local::{LocalConfig, LocalPolicy};
+use leap::agent::prompt::Prompt;
+use leap::rollout::{RolloutConfig, RolloutEvent, rollout};
+use leap::scenario::{self, Split};
+use leap::store::Store;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Run folder: its database is DIR/leap.db.
+    #[arg(long, default_value = "runs/default")]
+    run: PathBuf,
+    /// Scenario files or folders.
+    #[arg(long, required = true, num_args = 1..)]
+    scenarios: Vec<PathBuf>,
+    /// Play only this split.
+    #[arg(long, value_enum)]
+    split: Option<SplitArg>,
+    /// GGUF model (default: $LEAP_MODEL or the cached SmolLM2-135M-Instruct).
+    #[arg(long)]
+    model: Option<PathBuf>,
+    /// LoRA adapter, as PATH or PATH@SCALE.
+    #[arg(long)]
+    adapter: Vec<String>,
+    /// Episodes per scenario.
+    #[arg(long, default_value_t = 1)]
+    episodes: usize,
+    /// Episodes played at once (sequences of one llama.cpp context).
+    #[arg(long, default_value_t = 8)]
+    parallel: usize,
+    /// Sampling seed.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Sampling temperature (0: greedy).
+    #[arg(long, default_value_t = 0.0)]
+    temperature: f32,
+    /// Turn off the grammar that forces REASON/ACTION with an admissible action.
+    #[arg(long)]
+    free: bool,
+    /// Earlier steps shown in the prompt.
+    #[arg(long, default_value_t = 8)]
+    history: usize,
+    /// Prompt template (minijinja, with `system` and `user` blocks).
+    #[arg(long)]
+    prompt: Option<PathBuf>,
+    /// Layers offloaded to the GPU.
+    #[arg(long, default_value_t = 0)]
+    gpu_layers: u32,
+    /// Names this rollout in the database; a rerun with the same label resumes it.
+    #[arg(long)]
+    label: Option<String>,
+    /// Print the summary as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum SplitArg {
+    Train,
+    Test,
+}
+
+pub fn adapters(specs: &[String]) -> anyhow::Result<Vec<(PathBuf, f32)>> {
+    specs
+        .iter()
+        .map(|spec| match spec.rsplit_once('@') {
+            Some((path, scale)) => {
+                let scale: f32 = scale
+                    .parse()
+                    .with_context(|| format!("--adapter {spec}: `{scale}` is not a scale"))?;
+                Ok((PathBuf::from(path), scale))
+            }
+            None => Ok((PathBuf::from(spec), 1.0)),
+        })
+        .collect()
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let mut scenarios = scenario::load_all(&args.scenarios)?;
+    if let Some(split) = args.split {
+        let split = match split {
+            SplitArg::Train => Split::Train,
+            SplitArg::Test => Split::Test,
+        };
+        scenarios.retain(|s| s.split == split);
+    }
+    if scenarios.is_empty() {
+        bail!("no scenario to play in {:?}", args.scenarios);
+    }
+    let prompt = match &args.prompt {
+        Some(path) => Prompt::from_file(path, args.history)?,
+        None => Prompt::builtin(args.history),
+    };
+    let mut config = LocalConfig::new(
+        args.model
+            .clone()
+            .unwrap_or_else(leap::model::default_model_path),
+    );
+    config.adapters = adapters(&args.adapter)?;
+    config.gpu_layers = args.gpu_layers;
+    config.slots = args.parallel.max(1);
+    let mut policy = LocalPolicy::load(&config)?;
+    let sampling = Sampling {
+        temperature: args.temperature,
+        seed: args.seed,
+        constrained: !args.free,
+        ..Sampling::default()
+    };
+    let label = args.label.clone().unwrap_or_else(|| {
+        use leap::agent::Policy;
+        format!(
+            "{}-t{}-s{}{}",
+            policy.describe().replace(' ', ""),
+            args.temperature,
+            args.seed,
+            if args.free { "-free" } else { "" }
+        )
+    });
+    let rollout_config = RolloutConfig {
+        label,
+        episodes: args.episodes,
+        parallel: config.slots,
+        sampling,
+        iteration: None,
+    };
+    let mut store = Store::open(&args.run)?;
+
+    let bar = ProgressBar::new(0);
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{bar:30} {pos}/{len} episodes  {msg}  [{elapsed_precise}, eta {eta}]",
+        )
+        .expect("a valid template"),
+    );
+    let (mut won, mut finished) = (0usize, 0usize);
+    let cancel = AtomicBool::new(false);
+    let summary = rollout(
+        &mut policy,
+        &prompt,
+        &mut store,
+        &scenarios,
+        &rollout_config,
+        &cancel,
+        &mut |event| match event {
+            RolloutEvent::Progress { done, total } => {
+                bar.set_length(total as u64);
+                bar.set_position(done as u64);
+            }
+            RolloutEvent::EpisodeFinished { won: w, .. } => {
+                finished += 1;
+                won += usize::from(w);
+                bar.set_message(format!("{won}/{finished} won this run"));
+            }
+            _ => {}
+        },
+    )?;
+    bar.finish_and_clear();
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&summary)?);
+    } else {
+        println!(
+            "{} episodes: success {:.1}%, mean reward {:.3}, mean steps {:.1}, invalid actions {:.1}%; {:.0} generated tokens/s, {:.2} steps/s ({} played now, {:.0}% of prompt tokens from cache)",
+            summary.episodes,
+            summary.success_rate * 100.0,
+            summary.mean_reward,
+            summary.mean_steps,
+            summary.invalid_action_rate * 100.0,
+            summary.gen_tokens_per_s,
+            summary.steps_per_s,
+            summary.played,
+            summary.cached_share * 100.0
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,319 @@
+//! Rollouts: the student plays scenarios, K episodes at a time, and every finished episode is
+//! written to the run store in one transaction. A rerun with the same label skips the episodes
+//! already stored, so a killed rollout resumes where it stopped.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use serde::Serialize;
+use thiserror::Error;
+
+use crate::agent::parse::parse;
+use crate::agent::prompt::{Past, Prompt, PromptError, View};
+use crate::agent::{Policy, PolicyError, Request, Sampling};
+use crate::env::Environment;
+use crate::scenario::{Body, Scenario};
+use crate::store::{EpisodeFilter, EpisodeRecord, StepRecord, Store, StoreError, Summary, now_ms};
+
+#[derive(Debug, Error)]
+pub enum RolloutError {
+    #[error(transparent)]
+    Policy(#[from] PolicyError),
+    #[error(transparent)]
+    Prompt(#[from] PromptError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("cancelled")]
+    Cancelled,
+}
+
+/// What to play and how.
+#[derive(Debug, Clone)]
+pub struct RolloutConfig {
+    /// Names this rollout in the store: episode keys are `rollout/<label>/<scenario>/<n>`.
+    pub label: String,
+    /// Episodes per scenario.
+    pub episodes: usize,
+    /// Episodes played at once.
+    pub parallel: usize,
+    pub sampling: Sampling,
+    /// The LEAP iteration the student comes from, if any.
+    pub iteration: Option<u32>,
+}
+
+impl RolloutConfig {
+    pub fn key_prefix(&self) -> String {
+        format!("rollout/{}/", self.label)
+    }
+}
+
+/// What a rollout reports while it runs.
+#[derive(Debug, Clone)]
+pub enum RolloutEvent {
+    EpisodeStarted {
+        slot: usize,
+        key: String,
+        scenario_id: String,
+        task: String,
+        observation: String,
+    },
+    Token {
+        slot: usize,
+        text: String,
+    },
+    StepFinished {
+        slot: usize,
+        index: usize,
+        step: StepRecord,
+    },
+    EpisodeFinished {
+        slot: usize,
+        key: String,
+        won: bool,
+        steps: usize,
+    },
+    /// Episodes finished (this run and earlier ones) out of the total.
+    Progress {
+        done: usize,
+        total: usize,
+    },
+}
+
+/// The numbers a rollout ends with.
+#[derive(Debug, Clone, Serialize)]
+pub struct RolloutSummary {
+    pub episodes: u64,
+    pub success_rate: f64,
+    pub mean_reward: f64,
+    pub mean_steps: f64,
+    pub invalid_action_rate: f64,
+    /// Generated tokens per second of generation time, this invocation.
+    pub gen_tokens_per_s: f64,
+    /// Environment steps per second of wall time, this invocation.
+    pub steps_per_s: f64,
+    /// Episodes played by this invocation (the rest were already stored).
+    pub played: u64,
+    /// Share of prompt tokens reused from the KV cache, this invocation.
+    pub cached_share: f64,
+}
+
+struct Active {
+    key: String,
+    scenario: usize,
+    index: usize,
+    env: Box<dyn Environment>,
+    history: Vec<Past>,
+    steps: Vec<StepRecord>,
+    started_at_ms: i64,
+    started: Instant,
+}
+
+fn env_for(s: &Scenario) -> Box<dyn Environment> {
+    match &s.body {
+        Body::Household(h) => Box::new(h.env(s.horizon)),
+    }
+}
+
+/// Plays every (scenario, episode) not yet in the store.
+pub fn rollout(
+    policy: &mut dyn Policy,
+    prompt: &Prompt,
+    store: &mut Store,
+    scenarios: &[Scenario],
+    config: &RolloutConfig,
+    cancel: &AtomicBool,
+    on_event: &mut dyn FnMut(RolloutEvent),
+) -> Result<RolloutSummary, RolloutError> {
+    let prefix = config.key_prefix();
+    let finished = store.finished_keys(&prefix)?;
+    let total = scenarios.len() * config.episodes;
+    let mut pending: VecDeque<(usize, usize, String)> = VecDeque::new();
+    for (i, s) in scenarios.iter().enumerate() {
+        store.upsert_scenario(&s.hash, &s.id, s.kind().as_str(), s.split.as_str(), &s.json)?;
+        for n in 0..config.episodes {
+            let key = format!("{prefix}{}/{n}", s.id);
+            if !finished.contains(&key) {
+                pending.push_back((i, n, key));
+            }
+        }
+    }
+    let mut done = total - pending.len();
+    on_event(RolloutEvent::Progress { done, total });
+
+    let start = Instant::now();
+    let (
+        mut env_steps,
+        mut gen_tokens,
+        mut gen_ms,
+        mut prompt_tokens,
+        mut cached_tokens,
+        mut played,
+    ) = (0u64, 0u64, 0f64, 0u64, 0u64, 0u64);
+    let mut slots: Vec<Option<Active>> = (0..config.parallel.max(1)).map(|_| None).collect();
+    let describe = policy.describe();
+    let sampling_json = serde_json::to_value(&config.sampling).unwrap_or_default();
+    loop {
+        if cancel.load(Ordering::Relaxed) {
+            return Err(RolloutError::Cancelled);
+        }
+        for (slot, a) in slots.iter_mut().enumerate() {
+            if a.is_none()
+                && let Some((scenario, index, key)) = pending.pop_front()
+            {
+                policy.release(slot);
+                let env = env_for(&scenarios[scenario]);
+                on_event(RolloutEvent::EpisodeStarted {
+                    slot,
+                    key: key.clone(),
+                    scenario_id: scenarios[scenario].id.clone(),
+                    task: env.task().to_string(),
+                    observation: env.observation().to_string(),
+                });
+                *a = Some(Active {
+                    key,
+                    scenario,
+                    index,
+                    env,
+                    history: Vec::new(),
+                    steps: Vec::new(),
+                    started_at_ms: now_ms(),
+                    started: Instant::now(),
+                });
+            }
+        }
+        let live: Vec<usize> = (0..slots.len()).filter(|&i| slots[i].is_some()).collect();
+        if live.is_empty() {
+            break;
+        }
+        let mut requests = Vec::with_capacity(live.len());
+        let mut admissibles = Vec::with_capacity(live.len());
+        for &slot in &live {
+            let a = slots[slot].as_ref().expect("live");
+            let admissible = a.env.admissible();
+            let view = View {
+                task: a.env.task(),
+                history: &a.history,
+                observation: a.env.observation(),
+                admissible: &admissible,
+            };
+            let messages = prompt.render(&view)?;
+            requests.push(Request {
+                seq: slot,
+                messages,
+                admissible: admissible.clone(),
+            });
+            admissibles.push(admissible);
+        }
+        let mut sampling = config.sampling.clone();
+        sampling.seed = config.sampling.seed.wrapping_add(env_steps);
+        let responses = policy.respond(&requests, &sampling, &mut |i, text| {
+            on_event(RolloutEvent::Token {
+                slot: live[i],
+                text: text.to_string(),
+            });
+        })?;
+        // The batch shares one generation time.
+        gen_ms += responses.first().map_or(0.0, |r| r.gen_ms);
+        for (((&slot, request), response), admissible) in
+            live.iter().zip(&requests).zip(responses).zip(admissibles)
+        {
+            let a = slots[slot].as_mut().expect("live");
+            let parsed = parse(&response.text, &admissible);
+            let action = parsed
+                .action
+                .clone()
+                .unwrap_or_else(|| response.text.clone());
+            let outcome = a.env.step(&action);
+            let step = StepRecord {
+                prompt: request
+                    .messages
+                    .iter()
+                    .map(|m| m.content.as_str())
+                    .collect::<Vec<_>>()
+                    .join("\n\n"),
+                raw_output: response.text.clone(),
+                reason: parsed.reason.clone(),
+                action: action.clone(),
+                observation: a.env.observation().to_string(),
+                reward: f64::from(outcome.reward),
+                done: outcome.done,
+                valid: parsed.action.is_some(),
+                admissible,
+                prompt_tokens: response.prompt_tokens,
+                cached_tokens: response.cached_tokens,
+                gen_tokens: response.gen_tokens,
+                prompt_ms: response.prompt_ms.round() as u64,
+                gen_ms: response.gen_ms.round() as u64,
+            };
+            env_steps += 1;
+            gen_tokens += u64::from(response.gen_tokens);
+            prompt_tokens += u64::from(response.prompt_tokens);
+            cached_tokens += u64::from(response.cached_tokens);
+            on_event(RolloutEvent::StepFinished {
+                slot,
+                index: a.steps.len(),
+                step: step.clone(),
+            });
+            a.history.push(Past {
+                action,
+                observation: step.observation.clone(),
+            });
+            a.steps.push(step);
+            if outcome.done {
+                let a = slots[slot].take().expect("live");
+                let s = &scenarios[a.scenario];
+                let record = EpisodeRecord {
+                    key: a.key.clone(),
+                    scenario_hash: s.hash.clone(),
+                    scenario_id: s.id.clone(),
+                    policy: describe.clone(),
+                    seed: config.sampling.seed.wrapping_add(a.index as u64),
+                    iteration: config.iteration,
+                    sampling: sampling_json.clone(),
+                    started_at_ms: a.started_at_ms,
+                    finished_at_ms: now_ms(),
+                    won: outcome.won,
+                    reward: f64::from(outcome.reward),
+                    wall_ms: a.started.elapsed().as_millis() as u64,
+                    steps: a.steps,
+                };
+                store.insert_episode(&record)?;
+                played += 1;
+                done += 1;
+                on_event(RolloutEvent::EpisodeFinished {
+                    slot,
+                    key: a.key,
+                    won: outcome.won,
+                    steps: record.steps.len(),
+                });
+                on_event(RolloutEvent::Progress { done, total });
+            }
+        }
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    let all: Summary = store.summary(&EpisodeFilter::prefix(prefix))?;
+    Ok(RolloutSummary {
+        episodes: all.episodes,
+        success_rate: all.success_rate,
+        mean_reward: all.mean_reward,
+        mean_steps: all.mean_steps,
+        invalid_action_rate: all.invalid_action_rate,
+        gen_tokens_per_s: if gen_ms > 0.0 {
+            gen_tokens as f64 / (gen_ms / 1e3)
+        } else {
+            0.0
+        },
+        steps_per_s: if elapsed > 0.0 {
+            env_steps as f64 / elapsed
+        } else {
+            0.0
+        },
+        played,
+        cached_share: if prompt_tokens > 0 {
+            cached_tokens as f64 / prompt_tokens as f64
+        } else {
+            0.0
+        },
+    })
+}

@@ -1,0 +1,783 @@
+//! The remote backend: against a real llama-server (built once by `just llama-tools`) serving
+//! the tiny model and the default student, and against tiny local listeners that misbehave on
+//! purpose (503, stalls, echoing the key). Everything listens on 127.0.0.1 only.
+//!
+//! The llama-server binary is `$LEAP_LLAMA_SERVER`, else
+//! `${XDG_CACHE_HOME:-~/.cache}/leap/llama-tools/bin/llama-server`; its absence fails the test.
+
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use leap::agent::remote::{RemoteConfig, RemotePolicy};
+use leap::agent::{Message, Policy, PolicyError, Request, Response, Role, Sampling};
+use leap::model::{TinySpec, default_model_path, write_tiny};
+use serde_json::{Value, json};
+
+// ---------------------------------------------------------------------------------------------
+// A real llama-server.
+
+const SERVER_ENV: &str = "LEAP_LLAMA_SERVER";
+
+fn llama_server_bin() -> PathBuf {
+    if let Some(p) = std::env::var_os(SERVER_ENV).filter(|p| !p.is_empty()) {
+        let p = PathBuf::from(p);
+        assert!(p.is_file(), "{SERVER_ENV}={} is not a file", p.display());
+        return p;
+    }
+    let cache = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .filter(|p| p.is_absolute())
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache")
+        });
+    let bin = cache.join("leap/llama-tools/bin/llama-server");
+    assert!(
+        bin.is_file(),
+        "llama-server is not at {} (nor named by ${SERVER_ENV}); run `just llama-tools` first",
+        bin.display()
+    );
+    bin
+}
+
+fn default_model() -> PathBuf {
+    let path = default_model_path();
+    assert!(
+        path.is_file(),
+        "the default student model is not at {}; run `just model` (or `leap model fetch`) first",
+        path.display()
+    );
+    path
+}
+
+/// A port nobody listens on right now (the kernel's pick for port 0, released).
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A running llama-server, killed when dropped (also when a test panics).
+struct LlamaServer {
+    child: Child,
+    base_url: String,
+    log: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for LlamaServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl LlamaServer {
+    fn start(model: &Path) -> LlamaServer {
+        let bin = llama_server_bin();
+        // The port is free when picked but could be taken before the server binds it; then the
+        // server exits and another port is tried.
+        for _ in 0..3 {
+            let dir = tempfile::tempdir().unwrap();
+            let log = dir.path().join("llama-server.log");
+            let out = File::create(&log).unwrap();
+            let port = free_port();
+            let child = Command::new(&bin)
+                .arg("--model")
+                .arg(model)
+                .args(["--host", "127.0.0.1", "--port", &port.to_string()])
+                // 4 slots of 1024 tokens; one thread, since tests share a few cores and
+                // llama.cpp's spinning worker threads crawl when they outnumber them.
+                .args(["--ctx-size", "4096", "--parallel", "4"])
+                .args(["--threads", "1", "--no-webui"])
+                .stdout(out.try_clone().unwrap())
+                .stderr(out)
+                .spawn()
+                .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
+            let mut server = LlamaServer {
+                child,
+                base_url: format!("http://127.0.0.1:{port}/v1"),
+                log,
+                _dir: dir,
+            };
+            if server.wait_healthy(port, Duration::from_secs(120)) {
+                return server;
+            }
+            let log = std::fs::read_to_string(&server.log).unwrap_or_default();
+            if !log.contains("bind") {
+                panic!("llama-server exited before it was healthy:\n{}", tail(&log));
+            }
+        }
+        panic!("llama-server could not bind a free port in 3 tries");
+    }
+
+    /// Polls `/health` until it says ok; false when the server exits first.
+    fn wait_healthy(&mut self, port: u16, limit: Duration) -> bool {
+        let started = Instant::now();
+        while started.elapsed() < limit {
+            if self.child.try_wait().unwrap().is_some() {
+                return false;
+            }
+            if let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) {
+                s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+                let _ = write!(
+                    s,
+                    "GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+                );
+                let mut answer = String::new();
+                let _ = s.read_to_string(&mut answer);
+                if answer.starts_with("HTTP/1.1 200") {
+                    return true;
+                }
+            }
+            thread::sleep(Duration::from_millis(100));
+        }
+        let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+        panic!("llama-server not healthy after {limit:?}:\n{}", tail(&log));
+    }
+
+    fn policy(&self) -> RemotePolicy {
+        let mut config = RemoteConfig::new(&self.base_url, "student");
+        config.timeout = Duration::from_secs(120);
+        config.retries = 1;
+        config.backoff = Duration::from_millis(50);
+        config.concurrency = 4;
+        config.llama_grammar = true;
+        RemotePolicy::new(config)
+    }
+}
+
+fn tail(log: &str) -> String {
+    let lines: Vec<&str> = log.lines().collect();
+    lines[lines.len().saturating_sub(30)..].join("\n")
+}
+
+fn request(seq: usize, user: &str) -> Request {
+    Request {
+        seq,
+        messages: vec![
+            Message::new(
+                Role::System,
+                "You are in a kitchen. Answer with REASON: then ACTION:.",
+            ),
+            Message::new(Role::User, user),
+        ],
+        admissible: vec!["take mug".into(), "open fridge".into(), "look".into()],
+    }
+}
+
+/// Answers the requests, checking that each streamed text is the returned one.
+fn respond(policy: &mut RemotePolicy, requests: &[Request], sampling: &Sampling) -> Vec<Response> {
+    let mut streamed = vec![String::new(); requests.len()];
+    let out = policy
+        .respond(requests, sampling, &mut |i, piece| {
+            streamed[i].push_str(piece)
+        })
+        .unwrap();
+    assert_eq!(out.len(), requests.len());
+    for (r, s) in out.iter().zip(&streamed) {
+        assert_eq!(&r.text, s);
+    }
+    out
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+/// Asks the same thing three times (the first with a cold cache): the last answer and the
+/// wall times in milliseconds.
+fn timed(
+    policy: &mut RemotePolicy,
+    request: &Request,
+    sampling: &Sampling,
+) -> (Response, Vec<f64>) {
+    let mut times = Vec::new();
+    let mut last = None;
+    for _ in 0..3 {
+        let started = Instant::now();
+        last = respond(policy, std::slice::from_ref(request), sampling).pop();
+        times.push(ms(started.elapsed()));
+    }
+    (last.unwrap(), times)
+}
+
+#[test]
+fn llama_server_answers_a_batch_of_the_tiny_model_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let tiny = dir.path().join("tiny.gguf");
+    write_tiny(&default_model(), &tiny, &TinySpec::default()).unwrap();
+    let server = LlamaServer::start(&tiny);
+    let mut policy = server.policy();
+    let sampling = Sampling {
+        max_tokens: 8,
+        constrained: false,
+        ..Sampling::default()
+    };
+
+    let (one, times) = timed(&mut policy, &request(0, "look"), &sampling);
+    eprintln!("tiny model, a short completion, 3 times: {times:.0?} ms ({one:?})");
+
+    // Each prompt is longer than the one before, so prompt token counts show the order.
+    let requests: Vec<Request> = (0..6)
+        .map(|i| request(i, &format!("look{}", " around the kitchen".repeat(i + 1))))
+        .collect();
+    let started = Instant::now();
+    let out = respond(&mut policy, &requests, &sampling);
+    eprintln!("tiny model, batch of 6: {:.0} ms", ms(started.elapsed()));
+    for pair in out.windows(2) {
+        assert!(pair[0].prompt_tokens < pair[1].prompt_tokens, "{out:#?}");
+    }
+    for r in &out {
+        assert!(r.prompt_tokens > 10, "{r:?}");
+        assert!((1..=8).contains(&r.gen_tokens), "{r:?}");
+        assert!(r.gen_ms > 0.0, "{r:?}");
+    }
+}
+
+#[test]
+fn llama_server_constrains_the_default_model_with_a_grammar() {
+    let server = LlamaServer::start(&default_model());
+    let mut policy = server.policy();
+    assert!(format!("{policy:?}").contains(&server.base_url));
+
+    let short = Sampling {
+        max_tokens: 16,
+        constrained: false,
+        ..Sampling::default()
+    };
+    let (one, times) = timed(&mut policy, &request(0, "Say hello."), &short);
+    eprintln!("default model, a short completion, 3 times: {times:.0?} ms ({one:?})");
+    assert!(!one.text.is_empty() && one.gen_tokens > 0, "{:?}", one);
+
+    let sampling = Sampling {
+        max_tokens: 128,
+        constrained: true,
+        ..Sampling::default()
+    };
+    let requests: Vec<Request> = ["You are thirsty.", "You want milk.", "Look around."]
+        .iter()
+        .enumerate()
+        .map(|(i, u)| request(i, u))
+        .collect();
+    for r in respond(&mut policy, &requests, &sampling) {
+        let (reason, action) = r
+            .text
+            .strip_prefix("REASON: ")
+            .and_then(|t| t.split_once("\nACTION: "))
+            .unwrap_or_else(|| panic!("not REASON/ACTION: {:?}", r.text));
+        assert!(!reason.is_empty() && !reason.contains('\n'), "{:?}", r.text);
+        assert!(
+            ["take mug", "open fridge", "look"].contains(&action),
+            "{:?}",
+            r.text
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// A fake server: answers each request as its handler says, records what it saw.
+
+/// One request as the fake server read it.
+#[derive(Clone, Debug)]
+struct Seen {
+    head: String,
+    body: String,
+}
+
+impl Seen {
+    fn last_user_message(&self) -> String {
+        let v: Value = serde_json::from_str(&self.body).unwrap();
+        v["messages"].as_array().unwrap().last().unwrap()["content"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+}
+
+/// What to do with the `n`-th request (counting from 0).
+enum Answer {
+    Reply {
+        status: u16,
+        headers: &'static str,
+        body: String,
+    },
+    /// Keep the connection open without answering.
+    Stall,
+}
+
+type Handler = dyn Fn(usize, &Seen) -> Answer + Send + Sync;
+
+struct FakeServer {
+    base_url: String,
+    seen: Arc<Mutex<Vec<Seen>>>,
+    max_in_flight: Arc<AtomicUsize>,
+    stop: Arc<AtomicBool>,
+    accept: Option<JoinHandle<()>>,
+}
+
+impl FakeServer {
+    fn start(handler: impl Fn(usize, &Seen) -> Answer + Send + Sync + 'static) -> FakeServer {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let base_url = format!("http://{}/v1", listener.local_addr().unwrap());
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let max_in_flight = Arc::new(AtomicUsize::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let handler: Arc<Handler> = Arc::new(handler);
+        let accept = {
+            let (seen, max_in_flight, stop) = (seen.clone(), max_in_flight.clone(), stop.clone());
+            let in_flight = Arc::new(AtomicUsize::new(0));
+            thread::spawn(move || {
+                let started = Instant::now();
+                let mut conns = Vec::new();
+                while !stop.load(Ordering::Relaxed) && started.elapsed() < Duration::from_secs(60) {
+                    match listener.accept() {
+                        Ok((stream, _)) => {
+                            let (seen, stop, handler) =
+                                (seen.clone(), stop.clone(), handler.clone());
+                            let (in_flight, max_in_flight) =
+                                (in_flight.clone(), max_in_flight.clone());
+                            conns.push(thread::spawn(move || {
+                                serve(stream, &seen, &stop, &*handler, &in_flight, &max_in_flight)
+                            }));
+                        }
+                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                            thread::sleep(Duration::from_millis(2))
+                        }
+                        Err(e) => panic!("accept: {e}"),
+                    }
+                }
+                stop.store(true, Ordering::Relaxed);
+                for c in conns {
+                    let _ = c.join();
+                }
+            })
+        };
+        FakeServer {
+            base_url,
+            seen,
+            max_in_flight,
+            stop,
+            accept: Some(accept),
+        }
+    }
+
+    fn seen(&self) -> Vec<Seen> {
+        self.seen.lock().unwrap().clone()
+    }
+
+    fn config(&self) -> RemoteConfig {
+        let mut config = RemoteConfig::new(&self.base_url, "fake");
+        config.timeout = Duration::from_secs(5);
+        config.retries = 0;
+        config.backoff = Duration::from_millis(10);
+        config
+    }
+}
+
+impl Drop for FakeServer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.accept.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn serve(
+    stream: TcpStream,
+    seen: &Mutex<Vec<Seen>>,
+    stop: &AtomicBool,
+    handler: &Handler,
+    in_flight: &AtomicUsize,
+    max_in_flight: &AtomicUsize,
+) {
+    stream.set_nonblocking(false).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    let mut head = String::new();
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+            return;
+        }
+        if line == "\r\n" {
+            break;
+        }
+        head.push_str(&line);
+    }
+    let len = head
+        .lines()
+        .find_map(|l| {
+            let (name, value) = l.split_once(':')?;
+            name.eq_ignore_ascii_case("content-length")
+                .then(|| value.trim().parse().unwrap())
+        })
+        .unwrap_or(0);
+    let mut body = vec![0; len];
+    if reader.read_exact(&mut body).is_err() {
+        return;
+    }
+    let request = Seen {
+        head,
+        body: String::from_utf8(body).unwrap(),
+    };
+    let n = {
+        let mut seen = seen.lock().unwrap();
+        seen.push(request.clone());
+        seen.len() - 1
+    };
+    let now = in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+    max_in_flight.fetch_max(now, Ordering::SeqCst);
+    match handler(n, &request) {
+        Answer::Reply {
+            status,
+            headers,
+            body,
+        } => {
+            let mut stream = stream;
+            let _ = write!(
+                stream,
+                "HTTP/1.1 {status} Fake\r\nContent-Type: application/json\r\n{headers}\
+                 Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+        Answer::Stall => {
+            let started = Instant::now();
+            while !stop.load(Ordering::Relaxed) && started.elapsed() < Duration::from_secs(10) {
+                thread::sleep(Duration::from_millis(5));
+            }
+        }
+    }
+    in_flight.fetch_sub(1, Ordering::SeqCst);
+}
+
+fn completion(text: &str) -> String {
+    json!({
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 11, "completion_tokens": 3, "total_tokens": 14},
+    })
+    .to_string()
+}
+
+fn ok(text: &str) -> Answer {
+    Answer::Reply {
+        status: 200,
+        headers: "",
+        body: completion(text),
+    }
+}
+
+fn remote_message(e: PolicyError) -> (String, String) {
+    match e {
+        PolicyError::Remote { url, message } => (url, message),
+        other => panic!("not a remote error: {other:?}"),
+    }
+}
+
+#[test]
+fn a_batch_goes_out_at_most_n_at_a_time_and_comes_back_in_order() {
+    let server = FakeServer::start(|_, seen| {
+        thread::sleep(Duration::from_millis(150));
+        ok(&format!("echo: {}", seen.last_user_message()))
+    });
+    let mut config = server.config();
+    config.concurrency = 3;
+    let mut policy = RemotePolicy::new(config);
+    let requests: Vec<Request> = (0..7).map(|i| request(i, &format!("prompt {i}"))).collect();
+    let sampling = Sampling {
+        temperature: 0.7,
+        top_p: 0.9,
+        seed: 40,
+        max_tokens: 12,
+        ..Sampling::default()
+    };
+    let started = Instant::now();
+    let out = respond(&mut policy, &requests, &sampling);
+    let elapsed = started.elapsed();
+    for (i, r) in out.iter().enumerate() {
+        assert_eq!(r.text, format!("echo: prompt {i}"));
+        assert_eq!((r.prompt_tokens, r.gen_tokens), (11, 3));
+        assert!(r.gen_ms >= 100.0, "{r:?}");
+    }
+    assert_eq!(server.max_in_flight.load(Ordering::SeqCst), 3);
+    // 7 requests 3 at a time is 3 rounds of 150 ms, not 7.
+    assert!(elapsed < Duration::from_millis(900), "{elapsed:?}");
+
+    let seen = server.seen();
+    assert_eq!(seen.len(), 7);
+    let body: Value = serde_json::from_str(&seen[0].body).unwrap();
+    assert_eq!(body["model"], "fake");
+    assert_eq!(body["max_tokens"], 12);
+    assert_eq!(body["stream"], false);
+    assert!((body["temperature"].as_f64().unwrap() - 0.7).abs() < 1e-6);
+    assert!((body["top_p"].as_f64().unwrap() - 0.9).abs() < 1e-6);
+    assert_eq!(body["messages"][0]["role"], "system");
+    // The grammar is llama-server's extension, off unless asked for.
+    assert!(body.get("grammar").is_none());
+    assert!(!seen[0].head.to_ascii_lowercase().contains("authorization"));
+    let mut seeds: Vec<u64> = seen
+        .iter()
+        .map(|s| {
+            serde_json::from_str::<Value>(&s.body).unwrap()["seed"]
+                .as_u64()
+                .unwrap()
+        })
+        .collect();
+    seeds.sort();
+    assert_eq!(
+        seeds,
+        (40..47).collect::<Vec<_>>(),
+        "one seed per slot, as locally"
+    );
+}
+
+#[test]
+fn a_grammar_is_sent_when_asked_for() {
+    let server = FakeServer::start(|_, _| ok("REASON: thirsty\nACTION: take mug"));
+    let mut config = server.config();
+    config.llama_grammar = true;
+    let mut policy = RemotePolicy::new(config);
+    respond(&mut policy, &[request(0, "go")], &Sampling::default());
+    let body: Value = serde_json::from_str(&server.seen()[0].body).unwrap();
+    let grammar = body["grammar"].as_str().unwrap();
+    assert!(
+        grammar.contains("\"take mug\"") && grammar.contains("ACTION: "),
+        "{grammar}"
+    );
+}
+
+#[test]
+fn server_errors_and_429_are_retried_until_an_answer() {
+    let server = FakeServer::start(|n, _| match n {
+        0 => Answer::Reply {
+            status: 503,
+            headers: "",
+            body: "loading model".into(),
+        },
+        1 => Answer::Reply {
+            status: 429,
+            headers: "Retry-After: 0\r\n",
+            body: "slow down".into(),
+        },
+        _ => ok("fine"),
+    });
+    let mut config = server.config();
+    config.retries = 3;
+    let mut policy = RemotePolicy::new(config);
+    let out = respond(&mut policy, &[request(0, "go")], &Sampling::default());
+    assert_eq!(out[0].text, "fine");
+    assert_eq!(server.seen().len(), 3);
+}
+
+#[test]
+fn retries_give_up_with_the_last_status_and_body() {
+    let server = FakeServer::start(|_, _| Answer::Reply {
+        status: 502,
+        headers: "",
+        body: "upstream\n   gone".into(),
+    });
+    let mut config = server.config();
+    config.retries = 2;
+    let mut policy = RemotePolicy::new(config);
+    let (url, message) = remote_message(
+        policy
+            .respond(&[request(0, "go")], &Sampling::default(), &mut |_, _| {})
+            .unwrap_err(),
+    );
+    assert_eq!(url, format!("{}/chat/completions", server.base_url));
+    assert!(
+        message.contains("HTTP 502") && message.contains("upstream gone"),
+        "{message}"
+    );
+    assert!(message.contains("after 3 attempts"), "{message}");
+    assert_eq!(server.seen().len(), 3);
+}
+
+#[test]
+fn client_errors_are_not_retried() {
+    let server = FakeServer::start(|_, _| Answer::Reply {
+        status: 400,
+        headers: "",
+        body: r#"{"error": {"message": "max_tokens is too large"}}"#.into(),
+    });
+    let mut config = server.config();
+    config.retries = 3;
+    let mut policy = RemotePolicy::new(config);
+    let err = policy
+        .respond(&[request(0, "go")], &Sampling::default(), &mut |_, _| {})
+        .unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.contains("HTTP 400") && text.contains("max_tokens is too large"),
+        "{text}"
+    );
+    assert!(text.starts_with(&server.base_url), "{text}");
+    assert_eq!(server.seen().len(), 1);
+}
+
+#[test]
+fn a_stalled_server_times_out_with_a_clear_error() {
+    let server = FakeServer::start(|_, _| Answer::Stall);
+    let mut config = server.config();
+    config.timeout = Duration::from_millis(300);
+    config.retries = 1;
+    let mut policy = RemotePolicy::new(config);
+    let started = Instant::now();
+    let err = policy
+        .respond(&[request(0, "go")], &Sampling::default(), &mut |_, _| {})
+        .unwrap_err();
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    let (url, message) = remote_message(err);
+    assert!(url.starts_with(&server.base_url), "{url}");
+    assert!(
+        message.contains("timed out") && message.contains("300ms"),
+        "{message}"
+    );
+    assert!(message.contains("after 2 attempts"), "{message}");
+    assert_eq!(server.seen().len(), 2);
+}
+
+#[test]
+fn a_refused_connection_names_the_url() {
+    let base_url = format!("http://127.0.0.1:{}/v1", free_port());
+    let mut config = RemoteConfig::new(&base_url, "nobody");
+    config.retries = 2;
+    config.backoff = Duration::from_millis(5);
+    let mut policy = RemotePolicy::new(config);
+    let started = Instant::now();
+    let err = policy
+        .respond(&[request(0, "go")], &Sampling::default(), &mut |_, _| {})
+        .unwrap_err();
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    let text = err.to_string();
+    assert!(
+        text.starts_with(&format!("{base_url}/chat/completions: ")),
+        "{text}"
+    );
+    assert!(
+        text.contains("connection refused") && text.contains("after 3 attempts"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_missing_key_variable_is_an_error_before_anything_is_sent() {
+    let server = FakeServer::start(|_, _| ok("never"));
+    let mut config = server.config();
+    config.api_key_env = Some("LEAP_TEST_REMOTE_KEY_THAT_IS_NEVER_SET".into());
+    let mut policy = RemotePolicy::new(config);
+    let text = policy
+        .respond(&[request(0, "go")], &Sampling::default(), &mut |_, _| {})
+        .unwrap_err()
+        .to_string();
+    assert!(
+        text.contains("LEAP_TEST_REMOTE_KEY_THAT_IS_NEVER_SET is not set"),
+        "{text}"
+    );
+    assert!(server.seen().is_empty());
+}
+
+const KEY_ENV: &str = "LEAP_TEST_REMOTE_KEY";
+const KEY: &str = "sk-leap-test-0123456789abcdef";
+
+/// Setting an environment variable while other test threads run is unsound, so the check runs in
+/// a copy of this test binary that starts with the key in its environment.
+#[test]
+fn the_api_key_goes_out_as_a_bearer_header_and_nowhere_else() {
+    let out = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "api_key_child",
+            "--include-ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(KEY_ENV, KEY)
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("1 passed"), "{text}");
+}
+
+#[test]
+#[ignore = "run by the_api_key_goes_out_as_a_bearer_header_and_nowhere_else, with the key set"]
+fn api_key_child() {
+    assert_eq!(
+        std::env::var(KEY_ENV).as_deref(),
+        Ok(KEY),
+        "run me through the parent test"
+    );
+    // The second request is refused with the key echoed back, as a careless proxy might.
+    let server = FakeServer::start(|n, seen| match n {
+        0 => ok("hi"),
+        _ => {
+            let auth = seen
+                .head
+                .lines()
+                .find(|l| l.to_ascii_lowercase().starts_with("authorization"));
+            Answer::Reply {
+                status: 401,
+                headers: "",
+                body: format!("bad key: {auth:?}"),
+            }
+        }
+    });
+    let mut config = server.config();
+    config.api_key_env = Some(KEY_ENV.into());
+    let mut policy = RemotePolicy::new(config);
+    respond(&mut policy, &[request(0, "go")], &Sampling::default());
+    let head = &server.seen()[0].head;
+    let auth = head
+        .lines()
+        .find(|l| l.to_ascii_lowercase().starts_with("authorization:"))
+        .unwrap_or_else(|| panic!("no Authorization header in\n{head}"));
+    assert_eq!(
+        auth.split_once(':').unwrap().1.trim(),
+        format!("Bearer {KEY}")
+    );
+
+    let err = policy
+        .respond(&[request(0, "go")], &Sampling::default(), &mut |_, _| {})
+        .unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.contains("HTTP 401") && text.contains("<api key>"),
+        "{text}"
+    );
+    for shown in [
+        text,
+        format!("{err:?}"),
+        format!("{policy:?}"),
+        format!("{:?}", policy.config()),
+        policy.describe(),
+    ] {
+        assert!(!shown.contains(KEY), "the key leaked into: {shown}");
+    }
+    assert!(format!("{policy:?}").contains(KEY_ENV));
+}
