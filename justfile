@@ -44,9 +44,10 @@ demo: deps model
 test: deps model
     cargo test --all-targets
 
-# Measure: household environment steps per second.
-bench: deps
+# Measure: environment steps/s; the student against llama-bench; rollout throughput.
+bench: deps model llama-tools
     cargo bench --bench household
+    cargo bench --bench student
 
 # Build llama.cpp's llama-server and llama-bench once into the user cache; skips when both exist.
 llama-tools: deps

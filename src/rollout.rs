@@ -40,6 +40,8 @@ pub struct RolloutConfig {
     pub sampling: Sampling,
     /// The LEAP iteration the student comes from, if any.
     pub iteration: Option<u32>,
+    /// Steps before an episode ends, instead of each scenario's own horizon.
+    pub horizon: Option<u32>,
 }
 
 impl RolloutConfig {
@@ -109,9 +111,10 @@ struct Active {
     started: Instant,
 }
 
-fn env_for(s: &Scenario) -> Box<dyn Environment> {
+fn env_for(s: &Scenario, horizon: Option<u32>) -> Box<dyn Environment> {
+    let horizon = horizon.unwrap_or(s.horizon);
     match &s.body {
-        Body::Household(h) => Box::new(h.env(s.horizon)),
+        Body::Household(h) => Box::new(h.env(horizon)),
     }
 }
 
@@ -162,7 +165,7 @@ pub fn rollout(
                 && let Some((scenario, index, key)) = pending.pop_front()
             {
                 policy.release(slot);
-                let env = env_for(&scenarios[scenario]);
+                let env = env_for(&scenarios[scenario], config.horizon);
                 on_event(RolloutEvent::EpisodeStarted {
                     slot,
                     key: key.clone(),
@@ -316,4 +319,56 @@ pub fn rollout(
             0.0
         },
     })
+}
+
+/// A rollout running on its own thread.
+pub struct RolloutJob {
+    /// Everything the rollout reports, in order; closed when it ends.
+    pub events: std::sync::mpsc::Receiver<RolloutEvent>,
+    /// Set to stop the rollout after the current step (finished episodes stay stored).
+    pub cancel: std::sync::Arc<AtomicBool>,
+    handle: std::thread::JoinHandle<Result<(RolloutSummary, Box<dyn Policy>), RolloutError>>,
+}
+
+impl RolloutJob {
+    /// Waits for the end; gives back the policy (its model stays loaded) with the summary.
+    pub fn join(self) -> Result<(RolloutSummary, Box<dyn Policy>), RolloutError> {
+        self.handle
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+    }
+}
+
+/// Runs [`rollout`] off the caller's thread: generation, environment steps and database writes
+/// happen on a worker that streams [`RolloutEvent`]s back.
+pub fn spawn(
+    mut policy: Box<dyn Policy>,
+    prompt: Prompt,
+    run_dir: std::path::PathBuf,
+    scenarios: Vec<Scenario>,
+    config: RolloutConfig,
+) -> RolloutJob {
+    let (tx, events) = std::sync::mpsc::channel();
+    let cancel = std::sync::Arc::new(AtomicBool::new(false));
+    let stop = cancel.clone();
+    let handle = std::thread::spawn(move || {
+        let mut store = Store::open(&run_dir)?;
+        let summary = rollout(
+            policy.as_mut(),
+            &prompt,
+            &mut store,
+            &scenarios,
+            &config,
+            &stop,
+            &mut |e| {
+                let _ = tx.send(e);
+            },
+        )?;
+        Ok((summary, policy))
+    });
+    RolloutJob {
+        events,
+        cancel,
+        handle,
+    }
 }

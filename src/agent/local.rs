@@ -49,6 +49,9 @@ pub struct LocalConfig {
     pub slots: usize,
     /// Context per sequence, in tokens.
     pub ctx_per_slot: u32,
+    /// Keep each sequence's KV cache between requests and evaluate only what a new prompt does
+    /// not share with the cached tokens. Off, every prompt is evaluated whole.
+    pub reuse_prefix: bool,
 }
 
 impl LocalConfig {
@@ -60,6 +63,7 @@ impl LocalConfig {
             threads: None,
             slots: 1,
             ctx_per_slot: 2048,
+            reuse_prefix: true,
         }
     }
 }
@@ -75,6 +79,22 @@ fn model_err(path: &Path, message: impl std::fmt::Display) -> PolicyError {
     }
 }
 
+/// Where a local policy's time went, summed over its calls.
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize)]
+pub struct Stats {
+    pub prompt_tokens: u64,
+    /// Prompt tokens reused from the cache instead of evaluated.
+    pub cached_tokens: u64,
+    pub prompt_s: f64,
+    pub gen_tokens: u64,
+    /// Time inside llama.cpp's decode during generation.
+    pub decode_s: f64,
+    /// Time choosing tokens (sampling and grammar).
+    pub sample_s: f64,
+    /// Tokens the grammar rejected, so that the whole vocabulary was filtered.
+    pub grammar_fallbacks: u64,
+}
+
 /// A local GGUF model answering prompts.
 pub struct LocalPolicy {
     // Declaration order is drop order: the context and the adapters refer to the model, so they
@@ -88,7 +108,9 @@ pub struct LocalPolicy {
     batch: LlamaBatch<'static>,
     n_batch: usize,
     ctx_per_slot: usize,
+    reuse_prefix: bool,
     description: String,
+    stats: Stats,
 }
 
 // SAFETY: a llama.cpp context may be used from any thread as long as one thread at a time uses
@@ -171,12 +193,19 @@ impl LocalPolicy {
             batch: LlamaBatch::new(n_batch as usize, slots as i32),
             n_batch: n_batch as usize,
             ctx_per_slot: config.ctx_per_slot as usize,
+            reuse_prefix: config.reuse_prefix,
             description,
+            stats: Stats::default(),
         })
     }
 
     pub fn model(&self) -> &LlamaModel {
         &self.model
+    }
+
+    /// Where the time went since loading.
+    pub fn stats(&self) -> Stats {
+        self.stats
     }
 
     /// The chat prompt as text, through the model's chat template.
@@ -200,6 +229,34 @@ impl LocalPolicy {
     pub fn tokenize(&self, text: &str) -> Vec<LlamaToken> {
         let vocab = self.model.vocab();
         vocab.tokenize(text.as_bytes(), vocab.should_add_bos(), true)
+    }
+
+    /// Evaluates `prompt` afresh in sequence 0, then decodes `n` tokens greedily one at a time,
+    /// ignoring end-of-generation: llama-bench's pp and tg measurements, for `just bench`.
+    /// Returns the seconds spent on each.
+    pub fn timed_generation(
+        &mut self,
+        prompt: &[LlamaToken],
+        n: usize,
+    ) -> Result<(f64, f64), PolicyError> {
+        self.release(0);
+        let start = Instant::now();
+        let idx = self.eval(&[(0, 0, prompt)])?;
+        let prompt_s = start.elapsed().as_secs_f64();
+        let start = Instant::now();
+        let mut logits_at = idx[0];
+        for pos in prompt.len()..prompt.len() + n {
+            let token = argmax(self.ctx.get_logits_ith(logits_at));
+            self.batch.clear();
+            self.batch
+                .add(token, pos as i32, &[0], true)
+                .map_err(llama_err)?;
+            self.ctx.decode(&mut self.batch).map_err(llama_err)?;
+            logits_at = 0;
+        }
+        let gen_s = start.elapsed().as_secs_f64();
+        self.release(0);
+        Ok((prompt_s, gen_s))
     }
 
     fn piece(&self, token: LlamaToken) -> Vec<u8> {
@@ -308,7 +365,7 @@ impl LocalPolicy {
         idx: i32,
         sampler: &mut Option<LlamaSampler>,
         grammar: &mut Option<LlamaSampler>,
-    ) -> LlamaToken {
+    ) -> (LlamaToken, bool) {
         let choose =
             |arr: &mut LlamaTokenDataArray, sampler: &mut Option<LlamaSampler>| match sampler {
                 Some(s) => {
@@ -321,10 +378,13 @@ impl LocalPolicy {
             None => argmax(self.ctx.get_logits_ith(idx)),
             Some(_) => choose(&mut self.ctx.token_data_array_ith(idx), sampler),
         };
-        let Some(g) = grammar else { return first };
+        let Some(g) = grammar else {
+            return (first, false);
+        };
         let mut one = LlamaTokenDataArray::new(vec![LlamaTokenData::new(first, 1.0, 0.0)], false);
         one.apply_sampler(g);
-        let token = if one.data.first().is_some_and(|d| d.logit().is_finite()) {
+        let accepted = one.data.first().is_some_and(|d| d.logit().is_finite());
+        let token = if accepted {
             first
         } else {
             let mut all = self.ctx.token_data_array_ith(idx);
@@ -332,7 +392,7 @@ impl LocalPolicy {
             choose(&mut all, sampler)
         };
         g.accept(token);
-        token
+        (token, !accepted)
     }
 }
 
@@ -375,6 +435,9 @@ impl Policy for LocalPolicy {
                 .take_while(|(a, b)| a == b)
                 .count();
             keep = keep.min(tokens.len() - 1);
+            if !self.reuse_prefix {
+                keep = 0;
+            }
             self.ctx
                 .clear_kv_cache_seq(Some(req.seq as u32), Some(keep as u32), None)
                 .map_err(llama_err)?;
@@ -420,10 +483,22 @@ impl Policy for LocalPolicy {
             self.cached[requests[i].seq] = tokens.clone();
         }
         let prompt_ms = start.elapsed().as_secs_f64() * 1e3;
+        self.stats.prompt_s += prompt_ms / 1e3;
+        self.stats.prompt_tokens += responses
+            .iter()
+            .map(|r| u64::from(r.prompt_tokens))
+            .sum::<u64>();
+        self.stats.cached_tokens += responses
+            .iter()
+            .map(|r| u64::from(r.cached_tokens))
+            .sum::<u64>();
         let gen_start = Instant::now();
 
         // Decode one token per live request until each is done.
         let vocab = self.model.vocab();
+        let force_action = vocab.tokenize(b"\nACTION: ", false, false);
+        // Leave room for the longest admissible command after the reason.
+        let reason_budget = sampling.max_tokens.saturating_sub(32).max(8);
         loop {
             self.batch.clear();
             let mut any = false;
@@ -432,13 +507,34 @@ impl Policy for LocalPolicy {
                     continue;
                 }
                 let idx = live.logits_at.take().expect("a live request has logits");
-                let token = self.next_token(idx, &mut live.sampler, &mut live.grammar);
-                if vocab.is_eog(token) {
-                    live.done = true;
-                    continue;
+                // A reason that runs on past its budget is cut short: the action line is
+                // written for the model, and the grammar goes on from there.
+                let over_budget = live.gen_tokens >= reason_budget
+                    && !String::from_utf8_lossy(&live.out).contains("ACTION:");
+                let tokens = match &mut live.grammar {
+                    Some(g) if over_budget => {
+                        for &t in &force_action {
+                            g.accept(t);
+                        }
+                        force_action.clone()
+                    }
+                    _ => {
+                        let t0 = Instant::now();
+                        let (token, fallback) =
+                            self.next_token(idx, &mut live.sampler, &mut live.grammar);
+                        self.stats.sample_s += t0.elapsed().as_secs_f64();
+                        self.stats.grammar_fallbacks += u64::from(fallback);
+                        if vocab.is_eog(token) {
+                            live.done = true;
+                            continue;
+                        }
+                        vec![token]
+                    }
+                };
+                for &token in &tokens {
+                    live.out.extend_from_slice(&self.piece(token));
                 }
-                live.out.extend_from_slice(&self.piece(token));
-                live.gen_tokens += 1;
+                live.gen_tokens += tokens.len() as u32;
                 let valid = match std::str::from_utf8(&live.out[live.streamed..]) {
                     Ok(s) => s.len(),
                     Err(e) => e.valid_up_to(),
@@ -452,28 +548,34 @@ impl Policy for LocalPolicy {
                 }
                 if live.finished(&requests[i].admissible, live.grammar.is_some())
                     || live.gen_tokens >= sampling.max_tokens
-                    || live.pos as usize + 1 >= self.ctx_per_slot
+                    || live.pos as usize + tokens.len() >= self.ctx_per_slot
                 {
                     live.done = true;
                     continue;
                 }
-                self.batch
-                    .add(token, live.pos, &[live.seq], true)
-                    .map_err(llama_err)?;
-                self.cached[requests[i].seq].push(token);
+                for (k, &token) in tokens.iter().enumerate() {
+                    let last = k + 1 == tokens.len();
+                    self.batch
+                        .add(token, live.pos, &[live.seq], last)
+                        .map_err(llama_err)?;
+                    self.cached[requests[i].seq].push(token);
+                    live.pos += 1;
+                }
                 live.logits_at = Some(self.batch.n_tokens() - 1);
-                live.pos += 1;
                 any = true;
             }
             if !any {
                 break;
             }
+            let t0 = Instant::now();
             self.ctx.decode(&mut self.batch).map_err(llama_err)?;
+            self.stats.decode_s += t0.elapsed().as_secs_f64();
         }
         let gen_ms = gen_start.elapsed().as_secs_f64() * 1e3;
         for (r, live) in responses.iter_mut().zip(lives) {
             r.text = String::from_utf8_lossy(&live.out).trim_end().to_string();
             r.gen_tokens = live.gen_tokens;
+            self.stats.gen_tokens += u64::from(live.gen_tokens);
             r.prompt_ms = prompt_ms;
             r.gen_ms = gen_ms;
         }

@@ -2,7 +2,6 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::atomic::AtomicBool;
 
 use anyhow::{Context, bail};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -10,9 +9,8 @@ use indicatif::{ProgressBar, ProgressStyle};
 use leap::agent::Sampling;
 use leap::agent::local::{LocalConfig, LocalPolicy};
 use leap::agent::prompt::Prompt;
-use leap::rollout::{RolloutConfig, RolloutEvent, rollout};
+use leap::rollout::{RolloutConfig, RolloutEvent, spawn};
 use leap::scenario::{self, Split};
-use leap::store::Store;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -46,6 +44,9 @@ pub struct Args {
     /// Turn off the grammar that forces REASON/ACTION with an admissible action.
     #[arg(long)]
     free: bool,
+    /// Steps before an episode ends (default: each scenario's horizon).
+    #[arg(long)]
+    horizon: Option<u32>,
     /// Earlier steps shown in the prompt.
     #[arg(long, default_value_t = 8)]
     history: usize,
@@ -131,9 +132,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         parallel: config.slots,
         sampling,
         iteration: None,
+        horizon: args.horizon,
     };
-    let mut store = Store::open(&args.run)?;
-
     let bar = ProgressBar::new(0);
     bar.set_style(
         ProgressStyle::with_template(
@@ -141,16 +141,16 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         )
         .expect("a valid template"),
     );
+    let job = spawn(
+        Box::new(policy),
+        prompt,
+        args.run.clone(),
+        scenarios,
+        rollout_config,
+    );
     let (mut won, mut finished) = (0usize, 0usize);
-    let cancel = AtomicBool::new(false);
-    let summary = rollout(
-        &mut policy,
-        &prompt,
-        &mut store,
-        &scenarios,
-        &rollout_config,
-        &cancel,
-        &mut |event| match event {
+    for event in job.events.iter() {
+        match event {
             RolloutEvent::Progress { done, total } => {
                 bar.set_length(total as u64);
                 bar.set_position(done as u64);
@@ -161,8 +161,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 bar.set_message(format!("{won}/{finished} won this run"));
             }
             _ => {}
-        },
-    )?;
+        }
+    }
+    let (summary, _) = job.join()?;
     bar.finish_and_clear();
     if args.json {
         println!("{}", serde_json::to_string_pretty(&summary)?);

@@ -1,0 +1,175 @@
+//! The student's speed, measured side by side with its peers in one run:
+//! 1. generation tokens/s of our local backend against llama.cpp's own `llama-bench` on the same
+//!    GGUF and thread count (llama-bench from `just llama-tools`);
+//! 2. rollout throughput (environment steps per second over a fixed set of test scenarios) with
+//!    prefix reuse and 8 parallel sequences, against re-sending the whole prompt every step one
+//!    episode at a time (how the paper's Python code ran).
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::atomic::AtomicBool;
+use std::time::Instant;
+
+use leap::agent::Sampling;
+use leap::agent::local::{LocalConfig, LocalPolicy};
+use leap::agent::prompt::Prompt;
+use leap::rollout::{RolloutConfig, rollout};
+use leap::scenario;
+use leap::store::Store;
+
+fn threads() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get())
+}
+
+fn llama_bench(model: &PathBuf, pp: usize, tg: usize) -> Option<(f64, f64)> {
+    let cache = std::env::var("XDG_CACHE_HOME")
+        .ok()
+        .filter(|c| c.starts_with('/'))
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cache"));
+    let bin = std::env::var_os("LEAP_LLAMA_BENCH")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| cache.join("leap/llama-tools/bin/llama-bench"));
+    let out = Command::new(&bin)
+        .args(["-m"])
+        .arg(model)
+        .args([
+            "-t",
+            &threads().to_string(),
+            "-p",
+            &pp.to_string(),
+            "-n",
+            &tg.to_string(),
+            "-r",
+            "3",
+            "-o",
+            "json",
+        ])
+        .output();
+    let out = match out {
+        Ok(o) if o.status.success() => o,
+        Ok(o) => {
+            eprintln!("llama-bench failed: {}", String::from_utf8_lossy(&o.stderr));
+            return None;
+        }
+        Err(e) => {
+            eprintln!("{}: {e}; run `just llama-tools`", bin.display());
+            return None;
+        }
+    };
+    let rows: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+    let mut pp_tps = 0.0;
+    let mut tg_tps = 0.0;
+    for row in rows.as_array()? {
+        let tps = row["avg_ts"].as_f64()?;
+        if row["n_gen"].as_u64() == Some(0) {
+            pp_tps = tps;
+        } else {
+            tg_tps = tps;
+        }
+    }
+    Some((pp_tps, tg_tps))
+}
+
+fn ours(model: &PathBuf, pp: usize, tg: usize) -> (f64, f64) {
+    let mut policy = LocalPolicy::load(&LocalConfig::new(model)).expect("the model loads");
+    let text = "The quick brown fox jumps over the lazy dog. ".repeat(pp);
+    let tokens: Vec<_> = policy.tokenize(&text).into_iter().take(pp).collect();
+    policy.timed_generation(&tokens, 8).expect("warm-up");
+    let mut best = (0.0f64, 0.0f64);
+    for _ in 0..3 {
+        let (p, g) = policy.timed_generation(&tokens, tg).expect("generation");
+        best.0 = best.0.max(pp as f64 / p);
+        best.1 = best.1.max(tg as f64 / g);
+    }
+    best
+}
+
+fn rollout_steps_per_s(
+    model: &PathBuf,
+    parallel: usize,
+    reuse: bool,
+    scenarios: &[scenario::Scenario],
+) -> (f64, f64) {
+    let mut config = LocalConfig::new(model);
+    config.slots = parallel;
+    config.reuse_prefix = reuse;
+    let mut policy = LocalPolicy::load(&config).expect("the model loads");
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let mut store = Store::open(dir.path()).expect("a store");
+    let rc = RolloutConfig {
+        label: "bench".into(),
+        episodes: 1,
+        parallel,
+        sampling: Sampling::default(),
+        iteration: None,
+        horizon: Some(10),
+    };
+    let start = Instant::now();
+    let s = rollout(
+        &mut policy,
+        &Prompt::builtin(8),
+        &mut store,
+        scenarios,
+        &rc,
+        &AtomicBool::new(false),
+        &mut |_| {},
+    )
+    .expect("rollout");
+    let st = policy.stats();
+    println!(
+        "    {parallel} parallel, reuse {reuse}: {:.1} s; prompt {} tokens ({} cached) in {:.1} s; {} generated: decode {:.1} s, sampling {:.1} s ({} grammar fallbacks)",
+        start.elapsed().as_secs_f64(),
+        st.prompt_tokens,
+        st.cached_tokens,
+        st.prompt_s,
+        st.gen_tokens,
+        st.decode_s,
+        st.sample_s,
+        st.grammar_fallbacks
+    );
+    (s.steps_per_s, s.success_rate)
+}
+
+fn main() {
+    let model = leap::model::default_model_path();
+    assert!(
+        model.exists(),
+        "{} is missing: run `just model`",
+        model.display()
+    );
+    println!(
+        "student benchmarks on {} ({} threads)",
+        model.display(),
+        threads()
+    );
+
+    let (pp, tg) = (256, 64);
+    let (our_pp, our_tg) = ours(&model, pp, tg);
+    match llama_bench(&model, pp, tg) {
+        Some((their_pp, their_tg)) => {
+            println!(
+                "  generation (tg{tg}):  ours {our_tg:7.1} tok/s, llama-bench {their_tg:7.1} tok/s  ratio {:.2} (target >= 0.95)",
+                our_tg / their_tg
+            );
+            println!(
+                "  prompt (pp{pp}):     ours {our_pp:7.1} tok/s, llama-bench {their_pp:7.1} tok/s  ratio {:.2}",
+                our_pp / their_pp
+            );
+        }
+        None => println!(
+            "  generation (tg{tg}): ours {our_tg:.1} tok/s; prompt (pp{pp}): ours {our_pp:.1} tok/s (no llama-bench to compare)"
+        ),
+    }
+
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let mut scenarios =
+        scenario::load_all(&[root.join("scenarios/household/test")]).expect("shipped scenarios");
+    scenarios.truncate(8);
+    let (fast, _) = rollout_steps_per_s(&model, 8, true, &scenarios);
+    let (slow, _) = rollout_steps_per_s(&model, 1, false, &scenarios);
+    println!(
+        "  rollout, 8 test scenarios x 10 steps: prefix reuse + 8 parallel {fast:.2} steps/s, whole prompt one at a time {slow:.2} steps/s  ratio {:.2} (target >= 4)",
+        fast / slow
+    );
+}

@@ -1,0 +1,341 @@
+//! The student on real llama.cpp: the tiny model the project generates (random weights, the
+//! default tokenizer) for the mechanics, the default SmolLM2-135M for the real thing.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use leap::agent::local::{LocalConfig, LocalPolicy};
+use leap::agent::parse::parse;
+use leap::agent::prompt::{Past, Prompt, View};
+use leap::agent::{Message, Policy, Request, Role, Sampling};
+use leap::store::{EpisodeFilter, Order, Store};
+
+fn default_model() -> PathBuf {
+    let path = leap::model::default_model_path();
+    assert!(
+        path.exists(),
+        "the default student model is not at {}; run `just model` first",
+        path.display()
+    );
+    path
+}
+
+/// One tiny model per test process.
+fn tiny() -> &'static Path {
+    static TINY: OnceLock<PathBuf> = OnceLock::new();
+    TINY.get_or_init(|| {
+        let dir = std::env::temp_dir().join(format!("leap-student-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("tiny.gguf");
+        leap::model::write_tiny(&default_model(), &path, &leap::model::TinySpec::default())
+            .unwrap();
+        path
+    })
+}
+
+fn messages(user: &str) -> Vec<Message> {
+    vec![
+        Message::new(Role::System, "You act in a text world."),
+        Message::new(Role::User, user),
+    ]
+}
+
+fn admissible() -> Vec<String> {
+    [
+        "go to cabinet 1",
+        "go to countertop 1",
+        "go to fridge 1",
+        "inventory",
+        "look",
+        "open fridge 1",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
+}
+
+fn free() -> Sampling {
+    Sampling {
+        constrained: false,
+        max_tokens: 24,
+        ..Sampling::default()
+    }
+}
+
+#[test]
+fn the_grammar_forces_a_parseable_admissible_answer_even_from_random_weights() {
+    let mut config = LocalConfig::new(tiny());
+    config.slots = 3;
+    let mut policy = LocalPolicy::load(&config).unwrap();
+    let requests: Vec<Request> = (0..3)
+        .map(|seq| Request {
+            seq,
+            messages: messages(&format!("Task {seq}: find the apple.")),
+            admissible: admissible()[seq..].to_vec(),
+        })
+        .collect();
+    let sampling = Sampling {
+        max_tokens: 64,
+        ..Sampling::default()
+    };
+    let mut streamed = vec![String::new(); 3];
+    let responses = policy
+        .respond(&requests, &sampling, &mut |i, piece| {
+            streamed[i].push_str(piece)
+        })
+        .unwrap();
+    for ((r, req), s) in responses.iter().zip(&requests).zip(&streamed) {
+        let parsed = parse(&r.text, &req.admissible);
+        assert!(r.text.starts_with("REASON: "), "{:?}", r.text);
+        let action = parsed
+            .action
+            .unwrap_or_else(|| panic!("no admissible action in {:?}", r.text));
+        assert!(req.admissible.contains(&action));
+        assert_eq!(
+            s.trim_end(),
+            r.text,
+            "the streamed pieces make up the response"
+        );
+        assert!(r.gen_tokens > 0 && r.prompt_tokens > 0);
+    }
+}
+
+#[test]
+fn reusing_the_cached_prefix_gives_the_same_answer_as_evaluating_it_all() {
+    let first = messages("Task: find the apple.\nNow: You are in the middle of a room.");
+    let second = messages(
+        "Task: find the apple.\nNow: You are in the middle of a room.\n> look\nYou see a fridge 1.",
+    );
+    let mut reuse = LocalPolicy::load(&LocalConfig::new(tiny())).unwrap();
+    let ask = |p: &mut LocalPolicy, m: &Vec<Message>| {
+        let req = Request {
+            seq: 0,
+            messages: m.clone(),
+            admissible: Vec::new(),
+        };
+        p.respond(&[req], &free(), &mut |_, _| {})
+            .unwrap()
+            .remove(0)
+    };
+    ask(&mut reuse, &first);
+    let warm = ask(&mut reuse, &second);
+    assert!(
+        warm.cached_tokens > 10,
+        "cached {} of {}",
+        warm.cached_tokens,
+        warm.prompt_tokens
+    );
+
+    let mut config = LocalConfig::new(tiny());
+    config.reuse_prefix = false;
+    let mut cold_policy = LocalPolicy::load(&config).unwrap();
+    let cold = ask(&mut cold_policy, &second);
+    assert_eq!(cold.cached_tokens, 0);
+    assert_eq!(warm.text, cold.text);
+}
+
+#[test]
+fn a_batch_answers_like_one_request_at_a_time() {
+    let prompts: Vec<Vec<Message>> = (0..3)
+        .map(|i| messages(&format!("Step {i}: the fridge is closed.")))
+        .collect();
+    let mut config = LocalConfig::new(tiny());
+    config.slots = 3;
+    let mut batched = LocalPolicy::load(&config).unwrap();
+    let requests: Vec<Request> = prompts
+        .iter()
+        .enumerate()
+        .map(|(seq, m)| Request {
+            seq,
+            messages: m.clone(),
+            admissible: Vec::new(),
+        })
+        .collect();
+    let together: Vec<String> = batched
+        .respond(&requests, &free(), &mut |_, _| {})
+        .unwrap()
+        .into_iter()
+        .map(|r| r.text)
+        .collect();
+    let mut single = LocalPolicy::load(&LocalConfig::new(tiny())).unwrap();
+    for (i, m) in prompts.iter().enumerate() {
+        single.release(0);
+        let alone = single
+            .respond(
+                &[Request {
+                    seq: 0,
+                    messages: m.clone(),
+                    admissible: Vec::new(),
+                }],
+                &free(),
+                &mut |_, _| {},
+            )
+            .unwrap();
+        assert_eq!(alone[0].text, together[i], "request {i}");
+    }
+}
+
+#[test]
+fn smollm_answers_in_format_under_the_grammar() {
+    let mut policy = LocalPolicy::load(&LocalConfig::new(default_model())).unwrap();
+    let prompt = Prompt::builtin(8);
+    let history = vec![Past {
+        action: "go to countertop 1".into(),
+        observation: "On the countertop 1, you see a knife 1.".into(),
+    }];
+    let adm = admissible();
+    let view = View {
+        task: "put a clean apple in fridge.",
+        history: &history,
+        observation: "On the countertop 1, you see a knife 1.",
+        admissible: &adm,
+    };
+    let req = Request {
+        seq: 0,
+        messages: prompt.render(&view).unwrap(),
+        admissible: adm.clone(),
+    };
+    let r = policy
+        .respond(&[req], &Sampling::default(), &mut |_, _| {})
+        .unwrap()
+        .remove(0);
+    let parsed = parse(&r.text, &adm);
+    assert!(
+        parsed.reason.is_some() && parsed.action.is_some(),
+        "{:?}",
+        r.text
+    );
+    assert!(policy.describe().starts_with("SmolLM2-135M-Instruct"));
+}
+
+#[test]
+fn a_missing_or_broken_model_is_an_error_naming_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("nope.gguf");
+    let err = LocalPolicy::load(&LocalConfig::new(&missing))
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("nope.gguf"), "{err}");
+    let junk = dir.path().join("junk.gguf");
+    std::fs::write(&junk, b"not a model at all").unwrap();
+    let err = LocalPolicy::load(&LocalConfig::new(&junk))
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("junk.gguf") && err.contains("GGUF"), "{err}");
+}
+
+fn leap() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_leap"));
+    cmd.current_dir(env!("CARGO_MANIFEST_DIR"));
+    cmd
+}
+
+fn rollout_args(run: &Path, scenarios: &Path) -> Vec<String> {
+    let model = tiny().display().to_string();
+    let mut args: Vec<String> = ["rollout", "--run"].iter().map(|s| s.to_string()).collect();
+    args.push(run.display().to_string());
+    args.extend([
+        "--scenarios".into(),
+        scenarios.display().to_string(),
+        "--model".into(),
+        model,
+    ]);
+    args.extend(
+        [
+            "--parallel",
+            "2",
+            "--horizon",
+            "6",
+            "--label",
+            "kill-test",
+            "--json",
+        ]
+        .iter()
+        .map(|s| s.to_string()),
+    );
+    args
+}
+
+#[test]
+fn a_killed_rollout_resumes_without_losing_or_repeating_episodes() {
+    let dir = tempfile::tempdir().unwrap();
+    let scenarios = dir.path().join("scenarios");
+    std::fs::create_dir_all(&scenarios).unwrap();
+    let test_set = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scenarios/household/test");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&test_set)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    for f in files.iter().take(8) {
+        std::fs::copy(f, scenarios.join(f.file_name().unwrap())).unwrap();
+    }
+    let run = dir.path().join("run");
+
+    // Kill it once at least one episode is stored and before all are.
+    let mut child = leap()
+        .args(rollout_args(&run, &scenarios))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let stored = loop {
+        assert!(Instant::now() < deadline, "no episode finished in time");
+        std::thread::sleep(Duration::from_millis(50));
+        if let Ok(store) = Store::open_existing(&run) {
+            let n = store
+                .list_episodes(&EpisodeFilter::default())
+                .unwrap()
+                .len();
+            if n >= 1 {
+                break n;
+            }
+        }
+    };
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    assert!(stored < 8, "the rollout finished before it could be killed");
+
+    let out = leap()
+        .args(rollout_args(&run, &scenarios))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(summary["episodes"], 8);
+    assert!(summary["played"].as_u64().unwrap() <= 8 - stored as u64);
+
+    let store = Store::open_existing(&run).unwrap();
+    let episodes = store
+        .list_episodes(&EpisodeFilter {
+            order: Order::ById,
+            ..EpisodeFilter::default()
+        })
+        .unwrap();
+    assert_eq!(episodes.len(), 8);
+    let keys: std::collections::BTreeSet<_> = episodes.iter().map(|e| e.key.clone()).collect();
+    assert_eq!(keys.len(), 8, "no episode is stored twice");
+    for e in &episodes {
+        let full = store.episode(e.id).unwrap().unwrap();
+        assert_eq!(full.record.steps.len() as u32, e.steps);
+        assert_eq!(
+            e.steps, 6,
+            "random weights never win, so every episode runs to the horizon"
+        );
+        assert!(
+            full.record
+                .steps
+                .iter()
+                .all(|s| !s.prompt.is_empty() && !s.raw_output.is_empty())
+        );
+    }
+}
