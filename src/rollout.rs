@@ -105,6 +105,7 @@ struct Active {
     scenario: usize,
     index: usize,
     env: Box<dyn Environment>,
+    start: String,
     history: Vec<Past>,
     steps: Vec<StepRecord>,
     started_at_ms: i64,
@@ -174,6 +175,7 @@ pub fn rollout(
                     observation: env.observation().to_string(),
                 });
                 *a = Some(Active {
+                    start: env.observation().to_string(),
                     key,
                     scenario,
                     index,
@@ -196,6 +198,7 @@ pub fn rollout(
             let admissible = a.env.admissible();
             let view = View {
                 task: a.env.task(),
+                start: &a.start,
                 history: &a.history,
                 observation: a.env.observation(),
                 admissible: &admissible,

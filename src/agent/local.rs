@@ -291,23 +291,26 @@ struct Live {
 }
 
 impl Live {
-    /// True once the response holds a full action line.
-    fn finished(&self, admissible: &[String], constrained: bool) -> bool {
+    /// True once the response holds a full action line (without a grammar: the line after
+    /// `ACTION:` has ended).
+    fn finished(&self) -> bool {
         let text = String::from_utf8_lossy(&self.out);
-        let Some(at) = text.find("ACTION:") else {
-            return false;
-        };
-        let action = &text[at + "ACTION:".len()..];
-        if action.contains('\n') {
-            return true;
-        }
-        let action = action.trim_start();
-        // Under the grammar an action is over when no longer admissible command continues it.
-        constrained
-            && admissible.iter().any(|a| a == action)
-            && !admissible
-                .iter()
-                .any(|a| a.len() > action.len() && a.starts_with(action))
+        text.find("ACTION:")
+            .is_some_and(|at| text[at..].contains('\n'))
+    }
+
+    /// Under the grammar, the whole response once the action typed so far can only be one
+    /// admissible command: the rest of it is written out instead of generated token by token.
+    fn completed(&self, admissible: &[String]) -> Option<String> {
+        let text = String::from_utf8_lossy(&self.out);
+        let at = text.find("\nACTION: ")? + "\nACTION: ".len();
+        let typed = &text[at..];
+        let mut matches = admissible.iter().filter(|a| a.starts_with(typed));
+        let only = matches.next()?;
+        matches
+            .next()
+            .is_none()
+            .then(|| format!("{}{only}", &text[..at]))
     }
 }
 
@@ -546,7 +549,17 @@ impl Policy for LocalPolicy {
                     on_token(i, &piece);
                     live.streamed += valid;
                 }
-                if live.finished(&requests[i].admissible, live.grammar.is_some())
+                if live.grammar.is_some()
+                    && let Some(full) = live.completed(&requests[i].admissible)
+                {
+                    if full.len() > live.streamed {
+                        on_token(i, &full[live.streamed..]);
+                    }
+                    live.out = full.into_bytes();
+                    live.done = true;
+                    continue;
+                }
+                if (live.grammar.is_none() && live.finished())
                     || live.gen_tokens >= sampling.max_tokens
                     || live.pos as usize + tokens.len() >= self.ctx_per_slot
                 {

@@ -37,6 +37,8 @@ pub struct Past {
 #[derive(Debug, Clone, Serialize)]
 pub struct View<'a> {
     pub task: &'a str,
+    /// The episode's first observation (for the household: the room and every place in it).
+    pub start: &'a str,
     /// Earlier steps, oldest first (the prompt shows the last `history` of them).
     pub history: &'a [Past],
     pub observation: &'a str,
@@ -87,6 +89,7 @@ impl Prompt {
         };
         let probe = View {
             task: "t",
+            start: "s",
             history: &[],
             observation: "o",
             admissible: &[],
@@ -102,9 +105,18 @@ impl Prompt {
             source,
         };
         let template = self.env.get_template(&self.name).map_err(err)?;
-        let skip = view.history.len().saturating_sub(self.history);
+        // Show the last `history` steps, but move the window on in jumps of half its length, so
+        // that the shown history (and the cached prefix) stays the same for several steps.
+        let n = view.history.len();
+        let skip = if n <= self.history {
+            0
+        } else {
+            let jump = (self.history / 2).max(1);
+            (n - self.history).div_ceil(jump) * jump
+        };
         let ctx = context! {
             task => view.task,
+            start => view.start,
             history => Serde(&view.history[skip..]),
             observation => view.observation,
             admissible => Serde(view.admissible),
@@ -119,5 +131,63 @@ impl Prompt {
             Message::new(Role::System, system.trim()),
             Message::new(Role::User, user.trim()),
         ])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn past(n: usize) -> Vec<Past> {
+        (0..n)
+            .map(|i| Past {
+                action: format!("look {i}"),
+                observation: format!("seen {i}"),
+            })
+            .collect()
+    }
+
+    fn render(prompt: &Prompt, history: &[Past]) -> String {
+        let admissible: Vec<String> = ["go to fridge 1", "inventory", "open cabinet 1"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let view = View {
+            task: "find the apple.",
+            start: "You see a fridge 1.",
+            history,
+            observation: "The cabinet 1 is closed.",
+            admissible: &admissible,
+        };
+        prompt.render(&view).unwrap()[1].content.clone()
+    }
+
+    #[test]
+    fn the_user_message_lists_commands_but_not_the_places_again() {
+        let text = render(&Prompt::builtin(4), &past(1));
+        assert!(
+            text.starts_with("Task: find the apple.\nYou see a fridge 1.\n"),
+            "{text}"
+        );
+        assert!(text.contains("> look 0\nseen 0\n"), "{text}");
+        assert!(text.ends_with("Now: The cabinet 1 is closed.\nCommands: go to <a place above>, inventory, open cabinet 1"), "{text}");
+    }
+
+    #[test]
+    fn the_history_window_moves_in_jumps_so_the_prefix_stays_put() {
+        let prompt = Prompt::builtin(4);
+        let shown = |n: usize| {
+            (0..n)
+                .filter(|i| render(&prompt, &past(n)).contains(&format!("> look {i}\n")))
+                .count()
+        };
+        assert_eq!(
+            (1..=10).map(shown).collect::<Vec<_>>(),
+            vec![1, 2, 3, 4, 3, 4, 3, 4, 3, 4]
+        );
+        // Steps 5 and 6 show the same first steps, so one prompt extends the other's prefix.
+        let (a, b) = (render(&prompt, &past(5)), render(&prompt, &past(6)));
+        let common = a.bytes().zip(b.bytes()).take_while(|(x, y)| x == y).count();
+        assert!(a[..common].contains("> look 4\nseen 4\n"), "{a}\n---\n{b}");
     }
 }

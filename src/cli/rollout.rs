@@ -109,7 +109,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     config.adapters = adapters(&args.adapter)?;
     config.gpu_layers = args.gpu_layers;
     config.slots = args.parallel.max(1);
-    let mut policy = LocalPolicy::load(&config)?;
+    let policy = LocalPolicy::load(&config)?;
     let sampling = Sampling {
         temperature: args.temperature,
         seed: args.seed,
