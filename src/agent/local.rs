@@ -368,7 +368,7 @@ impl LocalPolicy {
         idx: i32,
         sampler: &mut Option<LlamaSampler>,
         grammar: &mut Option<LlamaSampler>,
-    ) -> (LlamaToken, bool) {
+    ) -> (LlamaToken, bool, bool) {
         let choose =
             |arr: &mut LlamaTokenDataArray, sampler: &mut Option<LlamaSampler>| match sampler {
                 Some(s) => {
@@ -382,7 +382,7 @@ impl LocalPolicy {
             Some(_) => choose(&mut self.ctx.token_data_array_ith(idx), sampler),
         };
         let Some(g) = grammar else {
-            return (first, false);
+            return (first, false, true);
         };
         let mut one = LlamaTokenDataArray::new(vec![LlamaTokenData::new(first, 1.0, 0.0)], false);
         one.apply_sampler(g);
@@ -394,8 +394,10 @@ impl LocalPolicy {
             all.apply_sampler(g);
             choose(&mut all, sampler)
         };
-        g.accept(token);
-        (token, !accepted)
+        // A token the grammar refuses leaves it with no way on: report it rather than let
+        // llama.cpp abort on the next filtering.
+        let ok = g.try_accept(token).is_ok();
+        (token, !accepted, ok)
     }
 }
 
@@ -516,18 +518,19 @@ impl Policy for LocalPolicy {
                     && !String::from_utf8_lossy(&live.out).contains("ACTION:");
                 let tokens = match &mut live.grammar {
                     Some(g) if over_budget => {
-                        for &t in &force_action {
-                            g.accept(t);
+                        if !force_action.iter().all(|&t| g.try_accept(t).is_ok()) {
+                            live.done = true;
+                            continue;
                         }
                         force_action.clone()
                     }
                     _ => {
                         let t0 = Instant::now();
-                        let (token, fallback) =
+                        let (token, fallback, ok) =
                             self.next_token(idx, &mut live.sampler, &mut live.grammar);
                         self.stats.sample_s += t0.elapsed().as_secs_f64();
                         self.stats.grammar_fallbacks += u64::from(fallback);
-                        if vocab.is_eog(token) {
+                        if !ok || vocab.is_eog(token) {
                             live.done = true;
                             continue;
                         }
