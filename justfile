@@ -41,8 +41,8 @@ demo: deps model
     cargo run --quiet -- play scenarios/showcase.yaml --id showcase-morning-coffee
 
 # Run the whole test suite.
-test: deps model
-    cargo test --all-targets
+test: deps model llama-tools
+    cargo test
 
 # Measure: environment steps/s; the student against llama-bench; rollout throughput.
 bench: deps model llama-tools

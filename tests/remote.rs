@@ -778,3 +778,50 @@ fn api_key_checks() {
     }
     assert!(format!("{policy:?}").contains(KEY_ENV));
 }
+
+/// `leap rollout --server`: the student plays through a real llama-server, and every step lands
+/// in the run database like a local rollout's.
+#[test]
+fn leap_rollout_plays_through_a_real_llama_server() {
+    let dir = tempfile::tempdir().unwrap();
+    // The default model: random weights would ramble past the token limit, and a server cannot
+    // be made to cut a reason short the way the local backend does.
+    let server = LlamaServer::start(&default_model());
+    let run = dir.path().join("run");
+    let out = Command::new(env!("CARGO_BIN_EXE_leap"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args(["rollout", "--run"])
+        .arg(&run)
+        .args([
+            "--scenarios",
+            "scenarios/showcase.yaml",
+            "--server",
+            &server.base_url,
+        ])
+        .args([
+            "--server-grammar",
+            "--parallel",
+            "2",
+            "--horizon",
+            "3",
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(summary["episodes"], 4);
+    assert_eq!(summary["mean_steps"], 3.0);
+    // llama-server applied the grammar: every action is admissible.
+    assert_eq!(summary["invalid_action_rate"], 0.0, "{summary}");
+    let store = leap::store::Store::open_existing(&run).unwrap();
+    let episodes = store
+        .list_episodes(&leap::store::EpisodeFilter::default())
+        .unwrap();
+    assert_eq!(episodes.len(), 4);
+    assert!(episodes.iter().all(|e| e.steps == 3 && e.gen_tokens > 0));
+}

@@ -6,9 +6,10 @@ use std::process::ExitCode;
 use anyhow::{Context, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 
-use leap::agent::Sampling;
 use leap::agent::local::{LocalConfig, LocalPolicy};
 use leap::agent::prompt::Prompt;
+use leap::agent::remote::{RemoteConfig, RemotePolicy};
+use leap::agent::{Policy, Sampling};
 use leap::rollout::{RolloutConfig, RolloutEvent, spawn};
 use leap::scenario::{self, Split};
 
@@ -56,6 +57,22 @@ pub struct Args {
     /// Layers offloaded to the GPU.
     #[arg(long, default_value_t = 0)]
     gpu_layers: u32,
+    /// Play through an OpenAI-compatible chat-completions server at this base URL (e.g.
+    /// http://127.0.0.1:8080/v1) instead of a local model.
+    #[arg(long, value_name = "URL")]
+    server: Option<String>,
+    /// The model name to ask the server for.
+    #[arg(long, default_value = "default", requires = "server")]
+    server_model: String,
+    /// Environment variable that holds the server's API key (the key is never stored).
+    #[arg(long, value_name = "VAR", requires = "server")]
+    api_key_env: Option<String>,
+    /// Requests in flight at once to the server.
+    #[arg(long, default_value_t = 4, requires = "server")]
+    concurrency: usize,
+    /// Send the REASON/ACTION grammar to the server (llama-server understands it).
+    #[arg(long, requires = "server")]
+    server_grammar: bool,
     /// Names this rollout in the database; a rerun with the same label resumes it.
     #[arg(long)]
     label: Option<String>,
@@ -101,15 +118,27 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Some(path) => Prompt::from_file(path, args.history)?,
         None => Prompt::builtin(args.history),
     };
-    let mut config = LocalConfig::new(
-        args.model
-            .clone()
-            .unwrap_or_else(leap::model::default_model_path),
-    );
-    config.adapters = adapters(&args.adapter)?;
-    config.gpu_layers = args.gpu_layers;
-    config.slots = args.parallel.max(1);
-    let policy = LocalPolicy::load(&config)?;
+    let slots = args.parallel.max(1);
+    let policy: Box<dyn Policy> = match &args.server {
+        Some(url) => {
+            let mut remote = RemoteConfig::new(url.clone(), args.server_model.clone());
+            remote.api_key_env = args.api_key_env.clone();
+            remote.concurrency = args.concurrency.max(1);
+            remote.llama_grammar = args.server_grammar;
+            Box::new(RemotePolicy::new(remote))
+        }
+        None => {
+            let mut config = LocalConfig::new(
+                args.model
+                    .clone()
+                    .unwrap_or_else(leap::model::default_model_path),
+            );
+            config.adapters = adapters(&args.adapter)?;
+            config.gpu_layers = args.gpu_layers;
+            config.slots = slots;
+            Box::new(LocalPolicy::load(&config)?)
+        }
+    };
     let sampling = Sampling {
         temperature: args.temperature,
         seed: args.seed,
@@ -117,7 +146,6 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         ..Sampling::default()
     };
     let label = args.label.clone().unwrap_or_else(|| {
-        use leap::agent::Policy;
         format!(
             "{}-t{}-s{}{}",
             policy.describe().replace(' ', ""),
@@ -129,7 +157,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let rollout_config = RolloutConfig {
         label,
         episodes: args.episodes,
-        parallel: config.slots,
+        parallel: slots,
         sampling,
         iteration: None,
         horizon: args.horizon,
@@ -141,13 +169,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         )
         .expect("a valid template"),
     );
-    let job = spawn(
-        Box::new(policy),
-        prompt,
-        args.run.clone(),
-        scenarios,
-        rollout_config,
-    );
+    let job = spawn(policy, prompt, args.run.clone(), scenarios, rollout_config);
     let (mut won, mut finished) = (0usize, 0usize);
     for event in job.events.iter() {
         match event {
