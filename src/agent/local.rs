@@ -21,7 +21,7 @@ use llama_cpp_2::token::LlamaToken;
 use llama_cpp_2::token::data::LlamaTokenData;
 use llama_cpp_2::token::data_array::LlamaTokenDataArray;
 
-use super::{Message, Policy, PolicyError, Request, Response, Role, Sampling};
+use super::{Message, Policy, PolicyError, Request, Response, Sampling};
 
 /// The process-wide llama.cpp backend (it may be initialised once).
 pub fn backend() -> &'static LlamaBackend {
@@ -213,11 +213,7 @@ impl LocalPolicy {
         let chat = messages
             .iter()
             .map(|m| {
-                let role = match m.role {
-                    Role::System => "system",
-                    Role::User => "user",
-                    Role::Assistant => "assistant",
-                };
+                let role = m.role.as_str();
                 LlamaChatMessage::new(role.to_string(), m.content.clone()).map_err(llama_err)
             })
             .collect::<Result<Vec<_>, _>>()?;

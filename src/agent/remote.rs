@@ -21,7 +21,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::local::grammar;
-use super::{Policy, PolicyError, Request, Response, Role, Sampling};
+use super::{Policy, PolicyError, Request, Response, Sampling};
 
 /// Where the server is and how to talk to it.
 #[derive(Debug, Clone, PartialEq)]
@@ -135,11 +135,7 @@ impl RemotePolicy {
             .messages
             .iter()
             .map(|m| {
-                let role = match m.role {
-                    Role::System => "system",
-                    Role::User => "user",
-                    Role::Assistant => "assistant",
-                };
+                let role = m.role.as_str();
                 json!({ "role": role, "content": m.content })
             })
             .collect();
