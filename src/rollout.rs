@@ -324,18 +324,21 @@ pub fn rollout(
     })
 }
 
+/// What a finished rollout job gives back: the summary and the policy, its model still loaded.
+pub type RolloutOutcome = Result<(RolloutSummary, Box<dyn Policy>), RolloutError>;
+
 /// A rollout running on its own thread.
 pub struct RolloutJob {
     /// Everything the rollout reports, in order; closed when it ends.
     pub events: std::sync::mpsc::Receiver<RolloutEvent>,
     /// Set to stop the rollout after the current step (finished episodes stay stored).
     pub cancel: std::sync::Arc<AtomicBool>,
-    handle: std::thread::JoinHandle<Result<(RolloutSummary, Box<dyn Policy>), RolloutError>>,
+    handle: std::thread::JoinHandle<RolloutOutcome>,
 }
 
 impl RolloutJob {
     /// Waits for the end; gives back the policy (its model stays loaded) with the summary.
-    pub fn join(self) -> Result<(RolloutSummary, Box<dyn Policy>), RolloutError> {
+    pub fn join(self) -> RolloutOutcome {
         self.handle
             .join()
             .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
