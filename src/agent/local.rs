@@ -509,9 +509,9 @@ impl Policy for LocalPolicy {
                 }
                 let idx = live.logits_at.take().expect("a live request has logits");
                 // A reason that runs on past its budget is cut short: the action line is
-                // written for the model, and the grammar goes on from there.
-                let over_budget = live.gen_tokens >= reason_budget
-                    && !String::from_utf8_lossy(&live.out).contains("ACTION:");
+                // written for the model, and the grammar goes on from there. Once the model has
+                // ended the reason line itself, the grammar already leads to the action.
+                let over_budget = live.gen_tokens >= reason_budget && !live.out.contains(&b'\n');
                 let tokens = match &mut live.grammar {
                     Some(g) if over_budget => {
                         if !force_action.iter().all(|&t| g.try_accept(t).is_ok()) {
