@@ -192,7 +192,6 @@ pub fn rollout(
             break;
         }
         let mut requests = Vec::with_capacity(live.len());
-        let mut admissibles = Vec::with_capacity(live.len());
         for &slot in &live {
             let a = slots[slot].as_ref().expect("live");
             let admissible = a.env.admissible();
@@ -207,9 +206,8 @@ pub fn rollout(
             requests.push(Request {
                 seq: slot,
                 messages,
-                admissible: admissible.clone(),
+                admissible,
             });
-            admissibles.push(admissible);
         }
         let mut sampling = config.sampling.clone();
         sampling.seed = config.sampling.seed.wrapping_add(env_steps);
@@ -221,11 +219,9 @@ pub fn rollout(
         })?;
         // The batch shares one generation time.
         gen_ms += responses.first().map_or(0.0, |r| r.gen_ms);
-        for (((&slot, request), response), admissible) in
-            live.iter().zip(&requests).zip(responses).zip(admissibles)
-        {
+        for ((&slot, request), response) in live.iter().zip(requests).zip(responses) {
             let a = slots[slot].as_mut().expect("live");
-            let parsed = parse(&response.text, &admissible);
+            let parsed = parse(&response.text, &request.admissible);
             let action = parsed
                 .action
                 .clone()
@@ -245,7 +241,7 @@ pub fn rollout(
                 reward: f64::from(outcome.reward),
                 done: outcome.done,
                 valid: parsed.action.is_some(),
-                admissible,
+                admissible: request.admissible,
                 prompt_tokens: response.prompt_tokens,
                 cached_tokens: response.cached_tokens,
                 gen_tokens: response.gen_tokens,
