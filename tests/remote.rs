@@ -5,6 +5,9 @@
 //! The llama-server binary is `$LEAP_LLAMA_SERVER`, else
 //! `${XDG_CACHE_HOME:-~/.cache}/leap/llama-tools/bin/llama-server`; its absence fails the test.
 
+mod common;
+use common::default_model;
+
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -17,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use leap::agent::remote::{RemoteConfig, RemotePolicy};
 use leap::agent::{Message, Policy, PolicyError, Request, Response, Role, Sampling};
-use leap::model::{TinySpec, default_model_path, write_tiny};
+use leap::model::{TinySpec, write_tiny};
 use serde_json::{Value, json};
 
 // ---------------------------------------------------------------------------------------------
@@ -44,16 +47,6 @@ fn llama_server_bin() -> PathBuf {
         bin.display()
     );
     bin
-}
-
-fn default_model() -> PathBuf {
-    let path = default_model_path();
-    assert!(
-        path.is_file(),
-        "the default student model is not at {}; run `just model` (or `leap model fetch`) first",
-        path.display()
-    );
-    path
 }
 
 /// A port nobody listens on right now (the kernel's pick for port 0, released).

@@ -1,6 +1,9 @@
 //! The student on real llama.cpp: the tiny model the project generates (random weights, the
 //! default tokenizer) for the mechanics, the default SmolLM2-135M for the real thing.
 
+mod common;
+use common::default_model;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
@@ -11,16 +14,6 @@ use leap::agent::parse::parse;
 use leap::agent::prompt::{Past, Prompt, View};
 use leap::agent::{Message, Policy, Request, Role, Sampling};
 use leap::store::{EpisodeFilter, Order, Store};
-
-fn default_model() -> PathBuf {
-    let path = leap::model::default_model_path();
-    assert!(
-        path.exists(),
-        "the default student model is not at {}; run `just model` first",
-        path.display()
-    );
-    path
-}
 
 /// One tiny model per test process.
 fn tiny() -> &'static Path {
