@@ -6,7 +6,8 @@ set shell := ["bash", "-euo", "pipefail", "-c"]
 default:
     @just --list
 
-# Install what a fresh machine lacks: cmake and libclang (llama.cpp's build), a C++ compiler, pip.
+# Install what a fresh machine lacks: cmake and libclang (llama.cpp's build), a C++ compiler, pip,
+# and tmux (the workbench's end-to-end test drives the real binary in it).
 deps:
     #!/usr/bin/env bash
     set -euo pipefail
@@ -14,6 +15,7 @@ deps:
     command -v cmake >/dev/null || missing+=(cmake)
     command -v c++ >/dev/null || missing+=(g++)
     python3 -m pip --version >/dev/null 2>&1 || missing+=(python3-pip)
+    command -v tmux >/dev/null || missing+=(tmux)
     if command -v dpkg-query >/dev/null; then
         dpkg-query -W -f='${Status}' libclang-dev 2>/dev/null | grep -q "ok installed" || missing+=(libclang-dev)
     fi
@@ -36,18 +38,39 @@ model: deps
 build: deps
     cargo build --release
 
-# Open the workbench on the default model and the shipped scenarios.
+# Open the workbench on the default model and the shipped scenarios (run folder runs/demo).
 demo: deps model
-    cargo run --quiet -- play scenarios/showcase.yaml --id showcase-morning-coffee
+    cargo run --release --quiet -- tui --run runs/demo --scenarios scenarios
 
 # Run the whole test suite.
 test: deps model llama-tools
     cargo test
 
-# Measure: environment steps/s; the student against llama-bench; rollout throughput.
-bench: deps model llama-tools
+# Measure: environment steps/s; the student against llama-bench; rollout throughput; LoRA training against PyTorch + PEFT.
+bench: deps model llama-tools peft-venv
     cargo bench --bench household
     cargo bench --bench student
+    LEAP_PEFT_PYTHON="$(just --quiet peft-python)" cargo bench --bench train
+
+# Make the training bench's Python peer once: PyTorch + PEFT in a venv in the user cache (GBs).
+peft-venv:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    python="$(just --quiet peft-python)"
+    venv="$(dirname "$(dirname "$python")")"
+    if [ -x "$python" ] && "$python" -c "import torch, transformers, peft, gguf, accelerate" 2>/dev/null; then
+        exit 0
+    fi
+    echo "creating $venv with torch, transformers, peft, gguf, accelerate" >&2
+    python3 -m venv "$venv"
+    PIP_DISABLE_PIP_VERSION_CHECK=1 "$venv/bin/pip" install --quiet torch transformers peft gguf accelerate
+
+# Where the training bench's Python lives.
+peft-python:
+    #!/usr/bin/env bash
+    cache="${XDG_CACHE_HOME:-}"
+    [[ "$cache" == /* ]] || cache="$HOME/.cache"
+    echo "$cache/leap/peft-venv/bin/python"
 
 # Build llama.cpp's llama-server and llama-bench once into the user cache; skips when both exist.
 llama-tools: deps

@@ -104,6 +104,7 @@ fn rollout_steps_per_s(
         sampling: Sampling::default(),
         iteration: None,
         horizon: Some(10),
+        privileged: false,
     };
     let start = Instant::now();
     let s = rollout(

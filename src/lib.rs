@@ -4,8 +4,15 @@
 //! teacher, the run store, training and the loop. The CLI (`src/cli`) and the workbench call it.
 
 pub mod agent;
+pub mod dataset;
 pub mod env;
+pub mod eval;
 pub mod model;
+pub mod report;
 pub mod rollout;
 pub mod scenario;
+pub mod session;
 pub mod store;
+pub mod teacher;
+pub mod train;
+pub mod tui;

@@ -11,8 +11,8 @@ use thiserror::Error;
 
 use crate::agent::parse::parse;
 use crate::agent::prompt::{Past, Prompt, PromptError, View};
-use crate::agent::{Policy, PolicyError, Request, Sampling};
-use crate::env::Environment;
+use crate::agent::{Policy, PolicyError, Request, Response, Sampling};
+use crate::env::{Environment, Outcome};
 use crate::scenario::{Body, Scenario};
 use crate::store::{EpisodeFilter, EpisodeRecord, StepRecord, Store, StoreError, Summary, now_ms};
 
@@ -42,6 +42,8 @@ pub struct RolloutConfig {
     pub iteration: Option<u32>,
     /// Steps before an episode ends, instead of each scenario's own horizon.
     pub horizon: Option<u32>,
+    /// Show the privileged state in every prompt: the policy plays as a teacher acting alone.
+    pub privileged: bool,
 }
 
 impl RolloutConfig {
@@ -100,19 +102,150 @@ pub struct RolloutSummary {
     pub cached_share: f64,
 }
 
-struct Active {
-    key: String,
-    scenario: usize,
-    index: usize,
-    env: Box<dyn Environment>,
-    start: String,
-    history: Vec<Past>,
-    steps: Vec<StepRecord>,
-    started_at_ms: i64,
+/// One episode being played: its environment, what the next prompt needs and the steps so far.
+/// The batch rollout and the workbench's live session both step episodes through this type, so
+/// a step is built one way only.
+pub struct Playing {
+    /// The key the finished episode is stored under.
+    pub key: String,
+    pub env: Box<dyn Environment>,
+    /// The first observation (the prompt shows it on every step).
+    pub start: String,
+    pub history: Vec<Past>,
+    pub steps: Vec<StepRecord>,
+    pub started_at_ms: i64,
     started: Instant,
+    /// Privileged facts appended to every prompt: set only to play a teacher acting alone.
+    pub hint: Option<String>,
 }
 
-fn env_for(s: &Scenario, horizon: Option<u32>) -> Box<dyn Environment> {
+impl Playing {
+    /// A fresh episode in `env` (already reset), to be stored under `key`.
+    pub fn new(key: String, env: Box<dyn Environment>) -> Playing {
+        Playing {
+            start: env.observation().to_string(),
+            key,
+            env,
+            history: Vec::new(),
+            steps: Vec::new(),
+            started_at_ms: now_ms(),
+            started: Instant::now(),
+            hint: None,
+        }
+    }
+
+    /// The prompt for the next step, as a request for slot `seq`.
+    pub fn request(&self, prompt: &Prompt, seq: usize) -> Result<Request, PromptError> {
+        let admissible = self.env.admissible();
+        let view = View {
+            task: self.env.task(),
+            start: &self.start,
+            history: &self.history,
+            observation: self.env.observation(),
+            admissible: &admissible,
+        };
+        let mut messages = prompt.render(&view)?;
+        if let (Some(hint), Some(last)) = (&self.hint, messages.last_mut()) {
+            last.content.push_str("\n\n");
+            last.content.push_str(hint);
+        }
+        Ok(Request {
+            seq,
+            messages,
+            admissible,
+        })
+    }
+
+    /// Parses the policy's answer to `request`, sends the action to the environment and records
+    /// the step. Returns the step (also kept in `steps`) and what the environment said.
+    pub fn advance(&mut self, request: Request, response: &Response) -> (StepRecord, Outcome) {
+        let parsed = parse(&response.text, &request.admissible);
+        let action = parsed
+            .action
+            .clone()
+            .unwrap_or_else(|| response.text.clone());
+        let outcome = self.env.step(&action);
+        let step = StepRecord {
+            prompt: request
+                .messages
+                .iter()
+                .map(|m| m.content.as_str())
+                .collect::<Vec<_>>()
+                .join("\n\n"),
+            messages: request.messages,
+            raw_output: response.text.clone(),
+            reason: parsed.reason.clone(),
+            action: action.clone(),
+            observation: self.env.observation().to_string(),
+            reward: f64::from(outcome.reward),
+            done: outcome.done,
+            valid: parsed.action.is_some(),
+            admissible: request.admissible,
+            prompt_tokens: response.prompt_tokens,
+            cached_tokens: response.cached_tokens,
+            gen_tokens: response.gen_tokens,
+            prompt_ms: response.prompt_ms.round() as u64,
+            gen_ms: response.gen_ms.round() as u64,
+        };
+        self.history.push(Past {
+            action,
+            observation: step.observation.clone(),
+        });
+        self.steps.push(step.clone());
+        (step, outcome)
+    }
+
+    /// The finished episode as the store keeps it; `last` is the outcome of its final step.
+    pub fn record(&self, scenario: &Scenario, played: Played, last: Outcome) -> EpisodeRecord {
+        EpisodeRecord {
+            key: self.key.clone(),
+            scenario_hash: scenario.hash.clone(),
+            scenario_id: scenario.id.clone(),
+            policy: played.policy,
+            seed: played.seed,
+            iteration: played.iteration,
+            sampling: played.sampling,
+            started_at_ms: self.started_at_ms,
+            finished_at_ms: now_ms(),
+            won: last.won,
+            reward: f64::from(last.reward),
+            wall_ms: self.started.elapsed().as_millis() as u64,
+            steps: self.steps.clone(),
+        }
+    }
+}
+
+/// Who played an episode and with which settings, as its record keeps them.
+#[derive(Debug, Clone)]
+pub struct Played {
+    /// The policy's description.
+    pub policy: String,
+    pub seed: u64,
+    pub iteration: Option<u32>,
+    /// The sampling settings as JSON.
+    pub sampling: serde_json::Value,
+}
+
+struct Active {
+    scenario: usize,
+    index: usize,
+    playing: Playing,
+}
+
+/// The privileged state as a line of the prompt, for a teacher acting alone.
+pub fn privileged_hint(s: &Scenario) -> String {
+    let Body::Household(h) = &s.body;
+    let state = crate::env::household::expert::PrivilegedState::of(&h.env(s.horizon));
+    let facts: Vec<String> = state
+        .locations
+        .iter()
+        .map(|(object, place)| format!("{object} is in {place}"))
+        .collect();
+    format!("Hidden facts: {}.", facts.join("; "))
+}
+
+/// A fresh environment for `s`, ending after `horizon` steps instead of the scenario's own.
+pub fn env_for(s: &Scenario, horizon: Option<u32>) -> Box<dyn Environment> {
     let horizon = horizon.unwrap_or(s.horizon);
     match &s.body {
         Body::Household(h) => Box::new(h.env(horizon)),
@@ -152,7 +285,7 @@ pub fn rollout(
         mut gen_ms,
         mut prompt_tokens,
         mut cached_tokens,
-        mut played,
+        mut played_now,
     ) = (0u64, 0u64, 0f64, 0u64, 0u64, 0u64);
     let mut slots: Vec<Option<Active>> = (0..config.parallel.max(1)).map(|_| None).collect();
     let describe = policy.describe();
@@ -175,15 +308,14 @@ pub fn rollout(
                     observation: env.observation().to_string(),
                 });
                 *a = Some(Active {
-                    start: env.observation().to_string(),
-                    key,
                     scenario,
                     index,
-                    env,
-                    history: Vec::new(),
-                    steps: Vec::new(),
-                    started_at_ms: now_ms(),
-                    started: Instant::now(),
+                    playing: Playing {
+                        hint: config
+                            .privileged
+                            .then(|| privileged_hint(&scenarios[scenario])),
+                        ..Playing::new(key, env)
+                    },
                 });
             }
         }
@@ -194,20 +326,7 @@ pub fn rollout(
         let mut requests = Vec::with_capacity(live.len());
         for &slot in &live {
             let a = slots[slot].as_ref().expect("live");
-            let admissible = a.env.admissible();
-            let view = View {
-                task: a.env.task(),
-                start: &a.start,
-                history: &a.history,
-                observation: a.env.observation(),
-                admissible: &admissible,
-            };
-            let messages = prompt.render(&view)?;
-            requests.push(Request {
-                seq: slot,
-                messages,
-                admissible,
-            });
+            requests.push(a.playing.request(prompt, slot)?);
         }
         let mut sampling = config.sampling.clone();
         sampling.seed = config.sampling.seed.wrapping_add(env_steps);
@@ -221,71 +340,31 @@ pub fn rollout(
         gen_ms += responses.first().map_or(0.0, |r| r.gen_ms);
         for ((&slot, request), response) in live.iter().zip(requests).zip(responses) {
             let a = slots[slot].as_mut().expect("live");
-            let parsed = parse(&response.text, &request.admissible);
-            let action = parsed
-                .action
-                .clone()
-                .unwrap_or_else(|| response.text.clone());
-            let outcome = a.env.step(&action);
-            let step = StepRecord {
-                prompt: request
-                    .messages
-                    .iter()
-                    .map(|m| m.content.as_str())
-                    .collect::<Vec<_>>()
-                    .join("\n\n"),
-                raw_output: response.text.clone(),
-                reason: parsed.reason.clone(),
-                action: action.clone(),
-                observation: a.env.observation().to_string(),
-                reward: f64::from(outcome.reward),
-                done: outcome.done,
-                valid: parsed.action.is_some(),
-                admissible: request.admissible,
-                prompt_tokens: response.prompt_tokens,
-                cached_tokens: response.cached_tokens,
-                gen_tokens: response.gen_tokens,
-                prompt_ms: response.prompt_ms.round() as u64,
-                gen_ms: response.gen_ms.round() as u64,
-            };
+            let (step, outcome) = a.playing.advance(request, &response);
             env_steps += 1;
             gen_tokens += u64::from(response.gen_tokens);
             prompt_tokens += u64::from(response.prompt_tokens);
             cached_tokens += u64::from(response.cached_tokens);
             on_event(RolloutEvent::StepFinished {
                 slot,
-                index: a.steps.len(),
-                step: step.clone(),
+                index: a.playing.steps.len() - 1,
+                step,
             });
-            a.history.push(Past {
-                action,
-                observation: step.observation.clone(),
-            });
-            a.steps.push(step);
             if outcome.done {
                 let a = slots[slot].take().expect("live");
-                let s = &scenarios[a.scenario];
-                let record = EpisodeRecord {
-                    key: a.key.clone(),
-                    scenario_hash: s.hash.clone(),
-                    scenario_id: s.id.clone(),
+                let played = Played {
                     policy: describe.clone(),
                     seed: config.sampling.seed.wrapping_add(a.index as u64),
                     iteration: config.iteration,
                     sampling: sampling_json.clone(),
-                    started_at_ms: a.started_at_ms,
-                    finished_at_ms: now_ms(),
-                    won: outcome.won,
-                    reward: f64::from(outcome.reward),
-                    wall_ms: a.started.elapsed().as_millis() as u64,
-                    steps: a.steps,
                 };
+                let record = a.playing.record(&scenarios[a.scenario], played, outcome);
                 store.insert_episode(&record)?;
-                played += 1;
+                played_now += 1;
                 done += 1;
                 on_event(RolloutEvent::EpisodeFinished {
                     slot,
-                    key: a.key,
+                    key: record.key,
                     won: outcome.won,
                     steps: record.steps.len(),
                 });
@@ -311,7 +390,7 @@ pub fn rollout(
         } else {
             0.0
         },
-        played,
+        played: played_now,
         cached_share: if prompt_tokens > 0 {
             cached_tokens as f64 / prompt_tokens as f64
         } else {

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
+use leap::agent::{Message, Role};
 use leap::store::{
     EpisodeFilter, EpisodeRecord, Order, SCHEMA_VERSION, StepRecord, Store, StoreError,
 };
@@ -18,6 +19,14 @@ fn step(i: usize, valid: bool) -> StepRecord {
         prompt: format!(
             "You are in the kitchen.\nYour task is to: put a mug in the sink.\n> step {i}"
         ),
+        messages: if i.is_multiple_of(2) {
+            vec![
+                Message::new(Role::System, "Act."),
+                Message::new(Role::User, format!("step {i}")),
+            ]
+        } else {
+            Vec::new() // rows written before the store kept messages read back empty
+        },
         raw_output: format!("REASON: look around {i}\nACTION: go to countertop {i}"),
         reason: Some(format!("look around {i}")),
         action: format!("go to countertop {i}"),

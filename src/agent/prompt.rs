@@ -45,10 +45,61 @@ pub struct View<'a> {
     pub admissible: &'a [String],
 }
 
-/// A compiled prompt template.
-pub struct Prompt {
+/// A compiled template with two blocks, `system` and `user`, rendered into chat messages.
+pub struct Blocks {
     env: Environment<'static>,
     name: String,
+}
+
+impl Blocks {
+    /// Compiles `source`; `name` (a file path, usually) names it in errors.
+    pub fn compile(name: &str, source: String) -> Result<Blocks, PromptError> {
+        let mut env = Environment::new();
+        env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
+        env.add_template_owned(name.to_string(), source)
+            .map_err(|source| PromptError::Template {
+                name: name.to_string(),
+                source,
+            })?;
+        Ok(Blocks {
+            env,
+            name: name.to_string(),
+        })
+    }
+
+    /// Reads and compiles a template file.
+    pub fn from_file(path: &Path) -> Result<Blocks, PromptError> {
+        let source = std::fs::read_to_string(path).map_err(|source| PromptError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Blocks::compile(&path.display().to_string(), source)
+    }
+
+    /// The system and user messages for `ctx`.
+    pub fn render<S: Serialize>(&self, ctx: S) -> Result<Vec<Message>, PromptError> {
+        let err = |source| PromptError::Template {
+            name: self.name.clone(),
+            source,
+        };
+        let template = self.env.get_template(&self.name).map_err(err)?;
+        let ctx = minijinja::Value::from(Serde(&ctx));
+        let mut captured = template.render_captured(ctx).map_err(err)?;
+        let (system, user) = captured
+            .with_state_mut(|state| {
+                Ok((state.render_block("system")?, state.render_block("user")?))
+            })
+            .map_err(err)?;
+        Ok(vec![
+            Message::new(Role::System, system.trim()),
+            Message::new(Role::User, user.trim()),
+        ])
+    }
+}
+
+/// A compiled prompt template.
+pub struct Prompt {
+    blocks: Blocks,
     /// How many earlier steps the prompt shows.
     pub history: usize,
 }
@@ -56,37 +107,19 @@ pub struct Prompt {
 impl Prompt {
     /// The shipped template, showing the last `history` steps.
     pub fn builtin(history: usize) -> Prompt {
-        Prompt::from_source(
-            "assets/prompts/react.j2",
-            DEFAULT_TEMPLATE.to_string(),
-            history,
-        )
-        .expect("the shipped prompt compiles")
+        Blocks::compile("assets/prompts/react.j2", DEFAULT_TEMPLATE.to_string())
+            .and_then(|blocks| Prompt::checked(blocks, history))
+            .expect("the shipped prompt compiles")
     }
 
     /// A template from a file, checked by rendering it once.
     pub fn from_file(path: &Path, history: usize) -> Result<Prompt, PromptError> {
-        let source = std::fs::read_to_string(path).map_err(|source| PromptError::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        Prompt::from_source(&path.display().to_string(), source, history)
+        Prompt::checked(Blocks::from_file(path)?, history)
     }
 
-    fn from_source(name: &str, source: String, history: usize) -> Result<Prompt, PromptError> {
-        let mut env = Environment::new();
-        env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
-        let err = |source| PromptError::Template {
-            name: name.to_string(),
-            source,
-        };
-        env.add_template_owned(name.to_string(), source)
-            .map_err(err)?;
-        let prompt = Prompt {
-            env,
-            name: name.to_string(),
-            history,
-        };
+    /// A prompt from compiled blocks, checked by rendering a small view once.
+    fn checked(blocks: Blocks, history: usize) -> Result<Prompt, PromptError> {
+        let prompt = Prompt { blocks, history };
         let probe = View {
             task: "t",
             start: "s",
@@ -100,11 +133,6 @@ impl Prompt {
 
     /// The system and user messages for `view`.
     pub fn render(&self, view: &View) -> Result<Vec<Message>, PromptError> {
-        let err = |source| PromptError::Template {
-            name: self.name.clone(),
-            source,
-        };
-        let template = self.env.get_template(&self.name).map_err(err)?;
         // Show the last `history` steps, but move the window on in jumps of half its length, so
         // that the shown history (and the cached prefix) stays the same for several steps.
         let n = view.history.len();
@@ -114,23 +142,13 @@ impl Prompt {
             let jump = (self.history / 2).max(1);
             (n - self.history).div_ceil(jump) * jump
         };
-        let ctx = context! {
+        self.blocks.render(context! {
             task => view.task,
             start => view.start,
             history => Serde(&view.history[skip..]),
             observation => view.observation,
             admissible => Serde(view.admissible),
-        };
-        let mut captured = template.render_captured(ctx).map_err(err)?;
-        let (system, user) = captured
-            .with_state_mut(|state| {
-                Ok((state.render_block("system")?, state.render_block("user")?))
-            })
-            .map_err(err)?;
-        Ok(vec![
-            Message::new(Role::System, system.trim()),
-            Message::new(Role::User, user.trim()),
-        ])
+        })
     }
 }
 

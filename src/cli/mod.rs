@@ -4,11 +4,19 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod correct;
+mod dataset;
 mod episodes;
+mod eval;
+mod iterate;
+mod labels;
 mod model;
 mod play;
+mod report;
 mod rollout;
 mod scenarios;
+mod train;
+mod tui;
 
 /// leap: train LLM agents with privileged-teacher feedback.
 #[derive(Parser)]
@@ -33,6 +41,31 @@ enum Command {
     /// List stored episodes and show their traces.
     #[command(subcommand)]
     Episodes(episodes::Command),
+    /// The workbench: step live episodes, review teacher labels, train.
+    Tui(tui::Args),
+    /// A teacher corrects stored episodes; each corrected step becomes a pending label.
+    Correct(correct::Args),
+    /// Review labels: list, show, accept, reject, edit, undo.
+    #[command(subcommand)]
+    Labels(labels::Command),
+    /// Decide every pending label by a policy.
+    Curate(labels::CurateArgs),
+    /// Build an iteration's training set from expert demonstrations and kept labels.
+    #[command(subcommand)]
+    Dataset(dataset::Command),
+    /// Export training data as JSONL: SFT rows or DPO pairs.
+    Export(dataset::ExportArgs),
+    /// Evaluate a student on a split, beside its base model and the teacher acting alone.
+    Eval(eval::Args),
+    /// The LEAP loop: behaviour cloning, then rollouts, corrections, curation, training and
+    /// evaluation per iteration; resumable.
+    Iterate(iterate::Args),
+    /// Write report.md and a chart of success per iteration.
+    Report(report::ReportArgs),
+    /// Which datasets and labels made each adapter, and how each adapter did.
+    Lineage(report::LineageArgs),
+    /// Train an iteration's LoRA adapter on its dataset through llama.cpp.
+    Train(train::Args),
 }
 
 pub fn main() -> ExitCode {
@@ -43,6 +76,17 @@ pub fn main() -> ExitCode {
         Command::Model(cmd) => model::run(cmd),
         Command::Rollout(args) => rollout::run(args),
         Command::Episodes(cmd) => episodes::run(cmd),
+        Command::Tui(args) => tui::run(args),
+        Command::Correct(args) => correct::run(args),
+        Command::Labels(cmd) => labels::run(cmd),
+        Command::Curate(args) => labels::run_curate(args),
+        Command::Dataset(cmd) => dataset::run(cmd),
+        Command::Export(args) => dataset::run_export(args),
+        Command::Eval(args) => eval::run(args),
+        Command::Iterate(args) => iterate::run(args),
+        Command::Report(args) => report::run_report_cmd(args),
+        Command::Lineage(args) => report::run_lineage(args),
+        Command::Train(args) => train::run(args),
     };
     match result {
         Ok(code) => code,

@@ -1,4 +1,5 @@
-//! `leap model ...`: fetch the default student, inspect a GGUF file, write a tiny test model.
+//! `leap model ...`: fetch the default student, inspect a GGUF file, write a tiny test model,
+//! prepare an F32 training copy.
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -13,6 +14,8 @@ pub enum Command {
     Info(InfoArgs),
     /// Write a tiny llama model with random weights and a real tokenizer, for tests.
     Tiny(TinyArgs),
+    /// Make the F32 training copy of a quantised model, cached beside it (X.f32.gguf).
+    Prepare(PrepareArgs),
 }
 
 #[derive(clap::Args)]
@@ -53,12 +56,46 @@ pub struct TinyArgs {
     from: Option<PathBuf>,
 }
 
+#[derive(clap::Args)]
+pub struct PrepareArgs {
+    /// The quantised model [default: $LEAP_MODEL, else the fetched default student].
+    #[arg(long)]
+    model: Option<PathBuf>,
+    /// Threads converting tensors (default: all cores).
+    #[arg(long)]
+    threads: Option<usize>,
+}
+
 pub fn run(cmd: Command) -> anyhow::Result<ExitCode> {
     match cmd {
         Command::Fetch(args) => fetch(args),
         Command::Info(args) => info(args),
         Command::Tiny(args) => tiny(args),
+        Command::Prepare(args) => prepare(args),
     }
+}
+
+fn prepare(args: PrepareArgs) -> anyhow::Result<ExitCode> {
+    let model = args.model.unwrap_or_else(model::default_model_path);
+    model::inspect(&model)?;
+    let sha256 = model::fetch::sha256_file(&model)?;
+    let threads = args
+        .threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
+    let out = leap::train::prepare::prepare_f32(&model, &sha256, threads as i32)?;
+    let info = model::inspect(&out).with_context(|| format!("reading back {}", out.display()))?;
+    println!(
+        "{} ({:.0} MiB, {} tensors: {})",
+        out.display(),
+        info.file_size as f64 / 1048576.0,
+        info.tensors,
+        info.tensor_types
+            .iter()
+            .map(|(t, n)| format!("{n} {t}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 fn fetch(args: FetchArgs) -> anyhow::Result<ExitCode> {

@@ -73,6 +73,10 @@ pub struct Args {
     /// Send the REASON/ACTION grammar to the server (llama-server understands it).
     #[arg(long, requires = "server")]
     server_grammar: bool,
+    /// The LEAP iteration of the student (stored with each episode; labels of its episodes go
+    /// into the next iteration's dataset).
+    #[arg(long)]
+    iteration: Option<u32>,
     /// Names this rollout in the database; a rerun with the same label resumes it.
     #[arg(long)]
     label: Option<String>,
@@ -159,8 +163,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         episodes: args.episodes,
         parallel: slots,
         sampling,
-        iteration: None,
+        iteration: args.iteration,
         horizon: args.horizon,
+        privileged: false,
     };
     let bar = ProgressBar::new(0);
     bar.set_style(

@@ -433,3 +433,22 @@ pub fn load_all(paths: &[PathBuf]) -> Result<Vec<Scenario>, Problems> {
         Err(Problems(loaded.problems))
     }
 }
+
+/// The scenario stored in a run as a snapshot (its canonical JSON, which is YAML too). `name`
+/// stands for the file in errors, e.g. "runs/default/leap.db: scenario 5e1f…".
+pub fn from_snapshot(name: &str, json: &str) -> Result<Scenario, Problems> {
+    let loaded = parse_text(Path::new(name), json);
+    if !loaded.problems.is_empty() {
+        return Err(Problems(loaded.problems));
+    }
+    loaded.scenarios.into_iter().next().ok_or_else(|| {
+        Problems(vec![Problem {
+            origin: Origin {
+                file: PathBuf::from(name),
+                line: 1,
+                col: 1,
+            },
+            message: "the snapshot holds no scenario".into(),
+        }])
+    })
+}

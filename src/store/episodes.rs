@@ -22,8 +22,8 @@ const INSERT_EPISODE: &str = "
 const INSERT_STEP: &str = "
     INSERT INTO steps (
         episode_id, idx, prompt, raw_output, reason, action, observation, reward, done, valid,
-        admissible, prompt_tokens, cached_tokens, gen_tokens, prompt_ms, gen_ms
-    ) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)";
+        admissible, prompt_tokens, cached_tokens, gen_tokens, prompt_ms, gen_ms, messages
+    ) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)";
 
 /// `EpisodeFilter` as SQL: ?1 key prefix, ?2 scenario id, ?3 iteration; NULL matches all. The
 /// prefix is compared with `substr`, not `LIKE`, so `%` and `_` in keys are plain characters.
@@ -50,6 +50,16 @@ impl Store {
             .map(|s| serde_json::to_string(&s.admissible))
             .collect::<Result<Vec<_>, _>>()
             .map_err(json(path, what("admissible actions")))?;
+        let messages = ep
+            .steps
+            .iter()
+            .map(|s| {
+                (!s.messages.is_empty())
+                    .then(|| serde_json::to_string(&s.messages))
+                    .transpose()
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(json(path, what("prompt messages")))?;
 
         // IMMEDIATE takes the write lock up front, so a concurrent writer waits on the busy
         // timeout instead of failing on a read-to-write upgrade.
@@ -89,7 +99,8 @@ impl Store {
             let mut stmt = tx
                 .prepare_cached(INSERT_STEP)
                 .map_err(sql(path, what("steps")))?;
-            for (i, (s, admissible)) in ep.steps.iter().zip(&admissible).enumerate() {
+            let columns = admissible.iter().zip(&messages);
+            for (i, (s, (admissible, messages))) in ep.steps.iter().zip(columns).enumerate() {
                 stmt.execute(params![
                     id,
                     i as i64,
@@ -107,6 +118,7 @@ impl Store {
                     s.gen_tokens,
                     s.prompt_ms,
                     s.gen_ms,
+                    messages,
                 ])
                 .map_err(|cause| StoreError::Sqlite {
                     path: path.clone(),
@@ -201,7 +213,7 @@ impl Store {
             .conn
             .prepare_cached(
                 "SELECT prompt, raw_output, reason, action, observation, reward, done, valid, admissible,
-                        prompt_tokens, cached_tokens, gen_tokens, prompt_ms, gen_ms
+                        prompt_tokens, cached_tokens, gen_tokens, prompt_ms, gen_ms, messages
                  FROM steps WHERE episode_id = ?1 ORDER BY idx",
             )
             .map_err(sql(&self.path, what.clone()))?;
@@ -292,10 +304,16 @@ fn step_row(row: &Row) -> rusqlite::Result<StepRecord> {
         gen_tokens: row.get(11)?,
         prompt_ms: row.get(12)?,
         gen_ms: row.get(13)?,
+        messages: match row.get::<_, Option<String>>(14)? {
+            Some(text) => serde_json::from_str(&text).map_err(|e| {
+                rusqlite::Error::FromSqlConversionFailure(14, Type::Text, Box::new(e))
+            })?,
+            None => Vec::new(),
+        },
     })
 }
 
-fn json_column<T: DeserializeOwned>(row: &Row, idx: usize) -> rusqlite::Result<T> {
+pub(super) fn json_column<T: DeserializeOwned>(row: &Row, idx: usize) -> rusqlite::Result<T> {
     let text: String = row.get(idx)?;
     serde_json::from_str(&text)
         .map_err(|e| rusqlite::Error::FromSqlConversionFailure(idx, Type::Text, Box::new(e)))

@@ -15,8 +15,12 @@
 //! exclusive lock (checkpoints, recovery, migrations). A `Store` is one connection: it can move
 //! to another thread but not be shared; open one per thread.
 
+mod adapters;
+mod datasets;
 mod episodes;
 mod error;
+mod evaluations;
+mod labels;
 mod record;
 mod scenarios;
 mod schema;
@@ -27,7 +31,11 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::Value;
 
+pub use adapters::AdapterRow;
+pub use datasets::{DatasetRow, Provenance};
 pub use error::{Result, StoreError};
+pub use evaluations::EvaluationRow;
+pub use labels::{Decision, Label, LabelCounts, LabelEvent, LabelFilter, LabelStatus};
 pub use record::{
     Episode, EpisodeFilter, EpisodeRecord, EpisodeSummary, Order, RunInfo, ScenarioSnapshot,
     StepRecord, Summary,

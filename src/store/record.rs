@@ -36,8 +36,12 @@ pub struct EpisodeRecord {
 /// One step of an episode; its index is its position in `EpisodeRecord::steps`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StepRecord {
-    /// The full rendered prompt the student saw.
+    /// The full rendered prompt the student saw (its messages' contents, blank-line separated).
     pub prompt: String,
+    /// The same prompt as chat messages (system, user): what a training row repeats exactly.
+    /// Empty for steps stored before the store kept them.
+    #[serde(default)]
+    pub messages: Vec<crate::agent::Message>,
     /// The model's text, verbatim.
     pub raw_output: String,
     /// The reason parsed from the output, if there was one.

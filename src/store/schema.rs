@@ -75,6 +75,93 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (episode_id, idx)
     ) STRICT;
     "#,
+    // 2: teacher corrections and their labels (with every decision kept), the messages each
+    // step's prompt was made of, datasets, adapters and evaluations, and the links between them.
+    r#"
+    ALTER TABLE steps ADD COLUMN messages TEXT;
+
+    CREATE TABLE corrections (
+        id            INTEGER PRIMARY KEY,
+        episode_id    INTEGER NOT NULL REFERENCES episodes (id) ON DELETE CASCADE,
+        teacher       TEXT NOT NULL,
+        privilege     REAL,
+        created_at_ms INTEGER NOT NULL,
+        summary       TEXT NOT NULL,
+        failed        TEXT,
+        UNIQUE (episode_id, teacher)
+    ) STRICT;
+
+    CREATE TABLE labels (
+        id             INTEGER PRIMARY KEY,
+        correction_id  INTEGER NOT NULL REFERENCES corrections (id) ON DELETE CASCADE,
+        episode_id     INTEGER NOT NULL REFERENCES episodes (id) ON DELETE CASCADE,
+        idx            INTEGER NOT NULL CHECK (idx >= 0),
+        student_reason TEXT,
+        student_action TEXT NOT NULL,
+        teacher_reason TEXT NOT NULL,
+        teacher_action TEXT NOT NULL,
+        changed        INTEGER NOT NULL CHECK (changed IN (0, 1)),
+        leaks          TEXT NOT NULL,
+        status         TEXT NOT NULL CHECK (status IN ('pending', 'accepted', 'rejected', 'edited')),
+        edited_reason  TEXT,
+        edited_action  TEXT,
+        decided_by     TEXT,
+        decided_at_ms  INTEGER,
+        UNIQUE (correction_id, idx)
+    ) STRICT;
+    CREATE INDEX labels_status ON labels (status);
+    CREATE INDEX labels_episode ON labels (episode_id, idx);
+
+    CREATE TABLE label_events (
+        id            INTEGER PRIMARY KEY,
+        label_id      INTEGER NOT NULL REFERENCES labels (id) ON DELETE CASCADE,
+        at_ms         INTEGER NOT NULL,
+        status        TEXT NOT NULL,
+        edited_reason TEXT,
+        edited_action TEXT,
+        decided_by    TEXT,
+        undone        INTEGER NOT NULL DEFAULT 0 CHECK (undone IN (0, 1))
+    ) STRICT;
+    CREATE INDEX label_events_label ON label_events (label_id, id);
+
+    CREATE TABLE datasets (
+        id            INTEGER PRIMARY KEY,
+        iteration     INTEGER NOT NULL,
+        hash          TEXT NOT NULL,
+        path          TEXT NOT NULL,
+        rows          INTEGER NOT NULL,
+        created_at_ms INTEGER NOT NULL,
+        config        TEXT NOT NULL,
+        UNIQUE (iteration, hash)
+    ) STRICT;
+
+    CREATE TABLE dataset_labels (
+        dataset_id INTEGER NOT NULL REFERENCES datasets (id) ON DELETE CASCADE,
+        label_id   INTEGER NOT NULL REFERENCES labels (id),
+        PRIMARY KEY (dataset_id, label_id)
+    ) STRICT;
+
+    CREATE TABLE adapters (
+        id            INTEGER PRIMARY KEY,
+        iteration     INTEGER,
+        path          TEXT NOT NULL UNIQUE,
+        dataset_id    INTEGER REFERENCES datasets (id),
+        base_model    TEXT NOT NULL,
+        created_at_ms INTEGER NOT NULL,
+        summary       TEXT NOT NULL
+    ) STRICT;
+
+    CREATE TABLE evaluations (
+        id            INTEGER PRIMARY KEY,
+        label         TEXT NOT NULL UNIQUE,
+        adapter_id    INTEGER REFERENCES adapters (id),
+        iteration     INTEGER,
+        policy        TEXT NOT NULL,
+        split         TEXT NOT NULL,
+        created_at_ms INTEGER NOT NULL,
+        summary       TEXT NOT NULL
+    ) STRICT;
+    "#,
 ];
 
 /// The schema version this build writes: the number of migrations.

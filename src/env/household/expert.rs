@@ -17,6 +17,12 @@ const MAX_STATES: usize = 500_000;
 /// A shortest command sequence from the environment's current state to the goal, or `None`
 /// when the goal cannot be reached.
 pub fn plan(env: &HouseholdEnv) -> Option<Vec<String>> {
+    plan_with(env, &|_| true)
+}
+
+/// A shortest plan that uses only the goal objects (and lamps) that `usable` allows: the plan of
+/// someone who knows where those objects are and nothing else. `None` when they do not suffice.
+pub fn plan_with(env: &HouseholdEnv, usable: &dyn Fn(u16) -> bool) -> Option<Vec<String>> {
     let layout = env.layout();
     let goal = env.goal();
     let start = env.state().clone();
@@ -24,9 +30,11 @@ pub fn plan(env: &HouseholdEnv) -> Option<Vec<String>> {
         return Some(Vec::new());
     }
 
+    let held = start.held;
     let relevant_object = |o: u16| {
-        goal.objects().contains(&o)
-            || (goal.kind == GoalKind::LookInLight && goal.targets().contains(&o))
+        (goal.objects().contains(&o)
+            || (goal.kind == GoalKind::LookInLight && goal.targets().contains(&o)))
+            && (usable(o) || held == Some(o))
     };
     let mut relevant_place = vec![false; layout.receptacles.len()];
     for (r, contents) in start.contents.iter().enumerate() {

@@ -8,6 +8,7 @@ mod command;
 pub mod expert;
 mod goal;
 mod layout;
+pub mod oracle;
 mod state;
 mod text;
 pub mod vocab;

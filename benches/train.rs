@@ -1,0 +1,208 @@
+//! LoRA training speed and memory, side by side with the Python route a user would otherwise
+//! take: PyTorch + PEFT on CPU (`benches/peft_peer.py`), on the same weights (our F32 copy of the
+//! default student; transformers dequantises the same GGUF to F32), the same rank, alpha, target
+//! projections, window length and thread count.
+//!
+//! Each measurement runs in a child process of its own, so peak memory is one run's. The peer runs
+//! from the virtual environment `just bench` makes (`LEAP_PEFT_PYTHON`); without it only our side
+//! is measured. Times are medians of steady-state steps (after two untimed ones).
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::atomic::AtomicBool;
+use std::time::Instant;
+
+use leap::agent::{Message, Role};
+use leap::dataset::Row;
+use leap::train::{self, LoraSpec, LossOn, Target, TrainConfig, TrainEvent};
+
+const WARMUP: usize = 2;
+const TIMED: usize = 6;
+const RANK: u32 = 8;
+const ALPHA: f32 = 16.0;
+const SEQ_LENS: [u32; 2] = [256, 512];
+
+fn threads() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get())
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Measure {
+    step_s: f64,
+    tokens_per_s: f64,
+    peak_rss_mb: f64,
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(i) = args.iter().position(|a| a == "--child") {
+        let seq_len: u32 = args[i + 1].parse().expect("a window length");
+        child(seq_len);
+        return;
+    }
+    if args.iter().any(|a| a == "--list") {
+        return;
+    }
+    let model = leap::model::default_model_path();
+    assert!(
+        model.is_file(),
+        "{}: no model; run `just model`",
+        model.display()
+    );
+    let python = std::env::var_os("LEAP_PEFT_PYTHON").map(PathBuf::from);
+    if python.is_none() {
+        eprintln!("LEAP_PEFT_PYTHON unset: measuring leap only (`just bench` sets up the peer)");
+    }
+    println!(
+        "LoRA rank {RANK} alpha {ALPHA} on q,k,v,o,gate,up,down of {}, {} threads, batch of one window, median of {TIMED} steps",
+        model.display(),
+        threads()
+    );
+    for seq_len in SEQ_LENS {
+        let ours = ours(seq_len);
+        println!(
+            "seq {seq_len}: leap (llama.cpp, F32 copy)  {:.2} s/step  {:>6.1} tokens/s  peak {:>6.0} MB",
+            ours.step_s, ours.tokens_per_s, ours.peak_rss_mb
+        );
+        let Some(python) = &python else { continue };
+        match peer(python, &model, seq_len) {
+            Some(peer) => {
+                println!(
+                    "seq {seq_len}: PyTorch + PEFT (F32)        {:.2} s/step  {:>6.1} tokens/s  peak {:>6.0} MB",
+                    peer.step_s, peer.tokens_per_s, peer.peak_rss_mb
+                );
+                println!(
+                    "seq {seq_len}: ratio leap/peer: tokens/s {:.2}x (target >= 1.0), peak memory {:.2}x (target <= 0.5)",
+                    ours.tokens_per_s / peer.tokens_per_s,
+                    ours.peak_rss_mb / peer.peak_rss_mb
+                );
+            }
+            None => println!("seq {seq_len}: the peer failed (see above)"),
+        }
+    }
+}
+
+/// Runs our side in a child process and reads its JSON line.
+fn ours(seq_len: u32) -> Measure {
+    let exe = std::env::current_exe().expect("the bench binary");
+    let out = Command::new(exe)
+        .args(["--child", &seq_len.to_string()])
+        .output()
+        .expect("run the bench child");
+    assert!(
+        out.status.success(),
+        "leap training failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    parse(&out.stdout).expect("the child prints a measurement")
+}
+
+fn peer(python: &PathBuf, model: &PathBuf, seq_len: u32) -> Option<Measure> {
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("benches/peft_peer.py");
+    let out = Command::new(python)
+        .arg(script)
+        .arg("--gguf")
+        .arg(model)
+        .args([
+            "--seq-len",
+            &seq_len.to_string(),
+            "--rank",
+            &RANK.to_string(),
+            "--alpha",
+            &ALPHA.to_string(),
+            "--threads",
+            &threads().to_string(),
+            "--steps",
+            &TIMED.to_string(),
+            "--warmup",
+            &WARMUP.to_string(),
+        ])
+        .output();
+    match out {
+        Ok(o) if o.status.success() => parse(&o.stdout),
+        Ok(o) => {
+            eprintln!("peer: {}", String::from_utf8_lossy(&o.stderr));
+            None
+        }
+        Err(e) => {
+            eprintln!("{}: {e}", python.display());
+            None
+        }
+    }
+}
+
+fn parse(stdout: &[u8]) -> Option<Measure> {
+    let line = String::from_utf8_lossy(stdout);
+    let v: serde_json::Value = serde_json::from_str(line.lines().last()?).ok()?;
+    Some(Measure {
+        step_s: v["step_s"].as_f64()?,
+        tokens_per_s: v["tokens_per_s"].as_f64()?,
+        peak_rss_mb: v["peak_rss_mb"].as_f64()?,
+    })
+}
+
+/// One row per window: household text just short of `seq_len` tokens, learnt whole (the peer's
+/// loss is on every token too).
+fn rows(seq_len: u32) -> Vec<Row> {
+    let model = leap::model::default_model_path();
+    let chat = train::data::ChatText::load(&model).expect("the model's tokenizer");
+    let sentence = "You see a cabinet 3, a drawer 2, a countertop 1 and a fridge 1. ";
+    let make = |i: usize, n: usize| Row {
+        messages: vec![
+            Message::new(Role::User, format!("Task {i}: {}", sentence.repeat(n))),
+            Message::new(
+                Role::Assistant,
+                "REASON: the fridge keeps food.\nACTION: go to fridge 1",
+            ),
+        ],
+        meta: None,
+    };
+    let len = |n: usize| chat.encode(1, &make(0, n)).expect("a row").tokens.len();
+    let mut n = 1;
+    while len(n + 1) <= seq_len as usize - 8 {
+        n += 1;
+    }
+    (0..WARMUP + TIMED).map(|i| make(i, n)).collect()
+}
+
+fn child(seq_len: u32) {
+    let model = leap::model::default_model_path();
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    let mut config = TrainConfig::new(&model, dir.path().join("bench.gguf"));
+    config.n_ctx = seq_len;
+    config.epochs = 1;
+    config.eval_fraction = 0.0;
+    config.loss_on = LossOn::All;
+    config.threads = Some(threads());
+    config.lora = LoraSpec {
+        rank: RANK,
+        alpha: ALPHA,
+        targets: Target::ALL.to_vec(),
+    };
+    let rows = rows(seq_len);
+    let mut last = None;
+    let mut times = Vec::new();
+    let summary = train::train(&config, &rows, &AtomicBool::new(false), &mut |e| {
+        if let TrainEvent::Step(p) = e {
+            let now = Instant::now();
+            if let Some(t) = last
+                && p.step as usize > WARMUP
+            {
+                times.push(now.duration_since(t).as_secs_f64());
+            }
+            last = Some(now);
+        }
+    })
+    .expect("training");
+    assert_eq!(summary.steps as usize, WARMUP + TIMED, "one window per row");
+    times.sort_by(f64::total_cmp);
+    let step_s = times[times.len() / 2];
+    println!(
+        "{}",
+        serde_json::json!({
+            "step_s": step_s,
+            "tokens_per_s": f64::from(seq_len) / step_s,
+            "peak_rss_mb": summary.peak_rss_mb.unwrap_or(0.0),
+        })
+    );
+}

@@ -1,0 +1,173 @@
+//! `leap dataset build` and `leap export`: training rows from the expert and the kept labels.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::bail;
+use clap::{Args, Subcommand, ValueEnum};
+
+use leap::agent::prompt::Prompt;
+use leap::dataset::build::{
+    Aggregate, BuildSettings, ExpertSettings, build_iteration, dataset_path, preference_pairs,
+};
+use leap::dataset::write_jsonl;
+use leap::scenario::{self, Split};
+use leap::store::{self, LabelFilter, Store};
+
+/// Where the dataset's rows come from and how they are combined.
+#[derive(Args, Clone)]
+pub struct BuildArgs {
+    /// Scenario files or folders: the train split's scenarios give the expert demonstrations.
+    #[arg(long, num_args = 1.., default_value = "scenarios/household")]
+    pub scenarios: Vec<PathBuf>,
+    /// The oracle's privilege level for the demonstrations.
+    #[arg(long = "expert-privilege", default_value_t = 0.0)]
+    pub expert_privilege: f64,
+    /// How iterations are combined.
+    #[arg(long, value_enum, default_value = "union")]
+    pub aggregate: Aggregate,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// At most this many rows from the expert and from each iteration's labels (seeded draw).
+    #[arg(long)]
+    pub max_rows_per_part: Option<usize>,
+    /// Earlier steps shown in the prompt (must match the student's).
+    #[arg(long, default_value_t = 8)]
+    pub history: usize,
+    /// The student's prompt template.
+    #[arg(long)]
+    pub prompt: Option<PathBuf>,
+}
+
+impl BuildArgs {
+    pub fn settings(&self) -> BuildSettings {
+        BuildSettings {
+            expert: ExpertSettings {
+                privilege: self.expert_privilege,
+                seed: self.seed,
+            },
+            aggregate: self.aggregate,
+            seed: self.seed,
+            max_rows_per_part: self.max_rows_per_part,
+        }
+    }
+
+    pub fn prompt(&self) -> anyhow::Result<Prompt> {
+        Ok(match &self.prompt {
+            Some(path) => Prompt::from_file(path, self.history)?,
+            None => Prompt::builtin(self.history),
+        })
+    }
+
+    pub fn train_scenarios(&self) -> anyhow::Result<Vec<scenario::Scenario>> {
+        let mut all = scenario::load_all(&self.scenarios)?;
+        all.retain(|s| s.split == Split::Train);
+        if all.is_empty() {
+            bail!("no train-split scenario in {:?}", self.scenarios);
+        }
+        Ok(all)
+    }
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Build iteration N's training set into DIR/datasets/iter-N.jsonl.
+    Build(DatasetArgs),
+}
+
+#[derive(Args)]
+pub struct DatasetArgs {
+    #[arg(long, value_name = "DIR", default_value = store::DEFAULT_RUN_DIR)]
+    run: PathBuf,
+    /// The iteration whose adapter will train on it: 0 is behaviour cloning on the expert.
+    #[arg(long)]
+    iter: u32,
+    #[command(flatten)]
+    build: BuildArgs,
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(cmd: Command) -> anyhow::Result<ExitCode> {
+    let Command::Build(args) = cmd;
+    let mut store = Store::open(&args.run)?;
+    let report = build_iteration(
+        &mut store,
+        &args.run,
+        &args.build.train_scenarios()?,
+        &args.build.prompt()?,
+        args.iter,
+        &args.build.settings(),
+    )?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        println!(
+            "{}: {} rows (expert {} from {} of {} demonstrations won; labels per iteration {:?})",
+            report.path,
+            report.rows,
+            report.parts[0],
+            report.expert.won,
+            report.expert.scenarios,
+            &report.parts[1..]
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Format {
+    /// `{"messages": [...]}` rows for supervised fine-tuning.
+    Sft,
+    /// `{"prompt", "chosen", "rejected"}` pairs: the teacher's step over the student's.
+    Dpo,
+}
+
+#[derive(Args)]
+pub struct ExportArgs {
+    #[arg(long, value_name = "DIR", default_value = store::DEFAULT_RUN_DIR)]
+    run: PathBuf,
+    #[arg(long, value_enum)]
+    format: Format,
+    #[arg(long)]
+    out: PathBuf,
+    /// sft: the iteration whose dataset to build (default 0); dpo: only labels of episodes
+    /// played by this iteration's student (default all).
+    #[arg(long)]
+    iter: Option<u32>,
+    #[command(flatten)]
+    build: BuildArgs,
+}
+
+pub fn run_export(args: ExportArgs) -> anyhow::Result<ExitCode> {
+    let mut store = Store::open_existing(&args.run)?;
+    let n = match args.format {
+        Format::Sft => {
+            let iteration = args.iter.unwrap_or(0);
+            let report = build_iteration(
+                &mut store,
+                &args.run,
+                &args.build.train_scenarios()?,
+                &args.build.prompt()?,
+                iteration,
+                &args.build.settings(),
+            )?;
+            if args.out != dataset_path(&args.run, iteration) {
+                std::fs::copy(&report.path, &args.out)
+                    .map_err(|e| anyhow::anyhow!("{}: {e}", args.out.display()))?;
+            }
+            report.rows
+        }
+        Format::Dpo => {
+            let filter = LabelFilter {
+                iteration: args.iter,
+                ..LabelFilter::default()
+            };
+            let pairs = preference_pairs(&store, &filter)?;
+            write_jsonl(&args.out, &pairs)?;
+            pairs.len()
+        }
+    };
+    println!("{}: {n} rows", args.out.display());
+    Ok(ExitCode::SUCCESS)
+}

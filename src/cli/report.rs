@@ -1,0 +1,138 @@
+//! `leap report` (the per-iteration table and chart) and `leap lineage` (which labels and
+//! datasets made each adapter, and how each adapter did).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use serde::Serialize;
+
+use leap::report::{chart_svg, markdown, run_report};
+use leap::store::{self, AdapterRow, DatasetRow, EvaluationRow, Provenance, Store};
+
+#[derive(clap::Args)]
+pub struct ReportArgs {
+    #[arg(long, value_name = "DIR", default_value = store::DEFAULT_RUN_DIR)]
+    run: PathBuf,
+    /// Folder for report.md and success.svg.
+    #[arg(long)]
+    out: PathBuf,
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run_report_cmd(args: ReportArgs) -> anyhow::Result<ExitCode> {
+    let store = Store::open_existing(&args.run)?;
+    let report = run_report(&store)?;
+    std::fs::create_dir_all(&args.out).with_context(|| format!("{}", args.out.display()))?;
+    let chart = args.out.join("success.svg");
+    chart_svg(&report, &chart).map_err(|e| anyhow::anyhow!("{}: {e}", chart.display()))?;
+    let md = markdown(&report, Some("success.svg"));
+    let path = args.out.join("report.md");
+    std::fs::write(&path, &md).with_context(|| format!("{}", path.display()))?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{md}");
+        eprintln!("wrote {} and {}", path.display(), chart.display());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(clap::Args)]
+pub struct LineageArgs {
+    #[arg(long, value_name = "DIR", default_value = store::DEFAULT_RUN_DIR)]
+    run: PathBuf,
+    #[arg(long)]
+    json: bool,
+}
+
+/// One adapter with what made it and how it did.
+#[derive(Serialize)]
+struct Node {
+    adapter: AdapterRow,
+    dataset: Option<DatasetRow>,
+    labels: Vec<Provenance>,
+    evaluations: Vec<EvaluationRow>,
+}
+
+pub fn run_lineage(args: LineageArgs) -> anyhow::Result<ExitCode> {
+    let store = Store::open_existing(&args.run)?;
+    let datasets = store.datasets()?;
+    let evaluations = store.evaluations()?;
+    let mut nodes = Vec::new();
+    for adapter in store.adapters()? {
+        let dataset = adapter
+            .dataset_id
+            .and_then(|id| datasets.iter().find(|d| d.id == id).cloned());
+        let labels = match &dataset {
+            Some(d) => store.dataset_provenance(d.id)?,
+            None => Vec::new(),
+        };
+        let evaluations = evaluations
+            .iter()
+            .filter(|e| e.adapter_id == Some(adapter.id))
+            .cloned()
+            .collect();
+        nodes.push(Node {
+            adapter,
+            dataset,
+            labels,
+            evaluations,
+        });
+    }
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&nodes)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    if nodes.is_empty() {
+        println!("no adapter in {} yet", store.path().display());
+    }
+    for n in &nodes {
+        println!(
+            "adapter #{} {} (iteration {})",
+            n.adapter.id,
+            n.adapter.path,
+            n.adapter.iteration.map_or("–".into(), |i| i.to_string())
+        );
+        match &n.dataset {
+            Some(d) => println!(
+                "  dataset #{} {} rows, sha256 {}",
+                d.id,
+                d.rows,
+                &d.hash[..12.min(d.hash.len())]
+            ),
+            None => println!("  dataset: not recorded"),
+        }
+        for p in &n.labels {
+            println!(
+                "    {} labels by {} ({}), from iteration {} episodes: {} changed, {} with leak flags",
+                p.labels,
+                p.teacher,
+                p.status,
+                p.iteration.map_or("–".into(), |i| i.to_string()),
+                p.changed,
+                p.leaking
+            );
+        }
+        for e in &n.evaluations {
+            let rate = e
+                .summary
+                .get("success_rate")
+                .and_then(|v| v.as_f64())
+                .unwrap_or(0.0);
+            let count = e
+                .summary
+                .get("episodes")
+                .and_then(|v| v.as_u64())
+                .unwrap_or(0);
+            println!(
+                "  evaluation {}: {:.1}% of {count} on {}",
+                e.label,
+                rate * 100.0,
+                e.split
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

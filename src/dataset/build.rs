@@ -1,0 +1,330 @@
+//! Building training data. Iteration 0 is behaviour cloning on the oracle's own episodes (with
+//! its reasons); iteration i adds the accepted and edited labels of the rollouts of iterations
+//! 0..i (the students before it). A row is exactly the prompt the student saw at that step and
+//! the response `REASON: ...\nACTION: ...` it should have written.
+
+use rand::SeedableRng;
+use rand::seq::SliceRandom;
+use rand_chacha::ChaCha8Rng;
+use serde::Serialize;
+
+use super::{Row, RowMeta};
+use crate::agent::parse::format;
+use crate::agent::prompt::{Past, Prompt, PromptError, View};
+use crate::agent::{Message, Role};
+use crate::env::Environment;
+use crate::env::household::oracle::{Knowledge, advise};
+use crate::scenario::{Body, Scenario};
+use crate::store::{Label, LabelFilter, Store, StoreError};
+use crate::teacher::oracle::OracleTeacher;
+
+/// How the oracle plays the demonstrations of iteration 0.
+#[derive(Debug, Clone, Serialize)]
+pub struct ExpertSettings {
+    /// The oracle's privilege level (see `teacher::oracle`).
+    pub privilege: f64,
+    pub seed: u64,
+}
+
+/// What the oracle's demonstrations came to.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ExpertReport {
+    pub scenarios: usize,
+    /// Demonstrations that reached the goal within the horizon (only these become rows).
+    pub won: usize,
+    pub rows: usize,
+}
+
+/// Behaviour-cloning rows: the oracle plays every scenario from its start, and each step of a
+/// won episode becomes a row with the student's prompt at that step.
+pub fn expert_rows(
+    scenarios: &[Scenario],
+    prompt: &Prompt,
+    settings: &ExpertSettings,
+) -> Result<(Vec<Row>, ExpertReport), PromptError> {
+    let oracle = OracleTeacher::new(settings.privilege, settings.seed);
+    let mut rows = Vec::new();
+    let mut report = ExpertReport {
+        scenarios: scenarios.len(),
+        ..ExpertReport::default()
+    };
+    for s in scenarios {
+        let Body::Household(h) = &s.body;
+        let mut env = h.env(s.horizon);
+        let mut knowledge = Knowledge::new(&env);
+        let start = env.observation().to_string();
+        let mut history: Vec<Past> = Vec::new();
+        let mut episode = Vec::new();
+        let key = format!("expert/{}", s.id);
+        let mut won = false;
+        for step in 0..s.horizon as usize {
+            let Some(advice) = advise(&env, &knowledge, oracle.privileged_at(&key, step)) else {
+                break;
+            };
+            let admissible = env.admissible();
+            let mut messages = prompt.render(&View {
+                task: env.task(),
+                start: &start,
+                history: &history,
+                observation: env.observation(),
+                admissible: &admissible,
+            })?;
+            messages.push(Message::new(
+                Role::Assistant,
+                format(&advice.reason, &advice.action),
+            ));
+            episode.push(Row {
+                messages,
+                meta: Some(RowMeta {
+                    source: "expert".into(),
+                    scenario_id: s.id.clone(),
+                    iteration: 0,
+                    step: Some(step as u32),
+                    ..RowMeta::default()
+                }),
+            });
+            let outcome = env.step(&advice.action);
+            knowledge.observe(&env);
+            history.push(Past {
+                action: advice.action,
+                observation: env.observation().to_string(),
+            });
+            if outcome.done {
+                won = outcome.won;
+                break;
+            }
+        }
+        if won {
+            report.won += 1;
+            rows.append(&mut episode);
+        }
+    }
+    report.rows = rows.len();
+    Ok((rows, report))
+}
+
+/// A label as a training row: the prompt the student saw at that step, and the label's reason
+/// and action (the edit when edited) as the response. `None` for a step stored without its
+/// prompt messages.
+pub fn label_row(store: &Store, label: &Label) -> Result<Option<Row>, StoreError> {
+    let Some(messages) = step_messages(store, label)? else {
+        return Ok(None);
+    };
+    let (reason, action) = label.target();
+    let mut messages = messages;
+    messages.push(Message::new(Role::Assistant, format(reason, action)));
+    Ok(Some(Row {
+        messages,
+        meta: Some(RowMeta {
+            source: "label".into(),
+            scenario_id: label.scenario_id.clone(),
+            iteration: label.iteration.unwrap_or(0),
+            episode_id: Some(label.episode_id),
+            step: Some(label.idx),
+            label_id: Some(label.id),
+        }),
+    }))
+}
+
+/// The prompt messages of the step a label corrects, with the student's raw output.
+fn step_messages(store: &Store, label: &Label) -> Result<Option<Vec<Message>>, StoreError> {
+    let episode = store.episode(label.episode_id)?;
+    Ok(episode
+        .and_then(|e| e.record.steps.into_iter().nth(label.idx as usize))
+        .map(|s| s.messages)
+        .filter(|m| !m.is_empty()))
+}
+
+/// The kept (accepted or edited) labels of the rollouts of `iteration` as rows.
+pub fn label_rows(store: &Store, iteration: u32) -> Result<Vec<Row>, StoreError> {
+    let mut rows = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    for status in [
+        crate::store::LabelStatus::Accepted,
+        crate::store::LabelStatus::Edited,
+    ] {
+        let filter = LabelFilter {
+            status: Some(status),
+            iteration: Some(iteration),
+            ..LabelFilter::default()
+        };
+        for label in store.labels(&filter)? {
+            // One row per step even when several teachers labelled it: the first kept one.
+            if seen.insert((label.episode_id, label.idx))
+                && let Some(row) = label_row(store, &label)?
+            {
+                rows.push(row);
+            }
+        }
+    }
+    Ok(rows)
+}
+
+/// How the rows of several iterations are combined.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Aggregate {
+    /// Every row of every iteration.
+    Union,
+    /// Each iteration subsampled (seeded) to the size of the smallest non-empty one, as the
+    /// LEAP paper did, so that no iteration dominates.
+    Smallest,
+}
+
+/// Combines per-iteration row sets and shuffles nothing: the trainer shuffles.
+pub fn aggregate(parts: Vec<Vec<Row>>, how: Aggregate, seed: u64) -> Vec<Row> {
+    let smallest = parts
+        .iter()
+        .map(Vec::len)
+        .filter(|&n| n > 0)
+        .min()
+        .unwrap_or(0);
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut out = Vec::new();
+    for mut part in parts {
+        if how == Aggregate::Smallest && part.len() > smallest {
+            part.shuffle(&mut rng);
+            part.truncate(smallest);
+        }
+        out.extend(part);
+    }
+    out
+}
+
+/// A preference pair for DPO, in the conversational form TRL reads: the prompt messages, the
+/// teacher's step as `chosen` and the student's own output as `rejected`.
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+pub struct PreferencePair {
+    pub prompt: Vec<Message>,
+    pub chosen: Vec<Message>,
+    pub rejected: Vec<Message>,
+    pub meta: RowMeta,
+}
+
+/// DPO pairs from the kept labels whose action differs from the student's.
+pub fn preference_pairs(
+    store: &Store,
+    filter: &LabelFilter,
+) -> Result<Vec<PreferencePair>, StoreError> {
+    let mut pairs = Vec::new();
+    for label in store.labels(filter)? {
+        if !label.status.is_kept() || !label.changed {
+            continue;
+        }
+        let Some(episode) = store.episode(label.episode_id)? else {
+            continue;
+        };
+        let Some(step) = episode.record.steps.get(label.idx as usize) else {
+            continue;
+        };
+        if step.messages.is_empty() {
+            continue;
+        }
+        let (reason, action) = label.target();
+        pairs.push(PreferencePair {
+            prompt: step.messages.clone(),
+            chosen: vec![Message::new(Role::Assistant, format(reason, action))],
+            rejected: vec![Message::new(Role::Assistant, step.raw_output.clone())],
+            meta: RowMeta {
+                source: "label".into(),
+                scenario_id: label.scenario_id.clone(),
+                iteration: label.iteration.unwrap_or(0),
+                episode_id: Some(label.episode_id),
+                step: Some(label.idx),
+                label_id: Some(label.id),
+            },
+        });
+    }
+    Ok(pairs)
+}
+
+/// Everything that decides an iteration's dataset.
+#[derive(Debug, Clone, Serialize)]
+pub struct BuildSettings {
+    pub expert: ExpertSettings,
+    pub aggregate: Aggregate,
+    /// Seed of the per-iteration subsampling.
+    pub seed: u64,
+    /// At most this many rows from each part (the expert's, each iteration's labels), drawn
+    /// with the seed: every row is paid for in training time.
+    pub max_rows_per_part: Option<usize>,
+}
+
+/// What `build_iteration` produced.
+#[derive(Debug, Clone, Serialize)]
+pub struct BuildReport {
+    pub iteration: u32,
+    pub path: String,
+    pub dataset_id: i64,
+    pub rows: usize,
+    /// Rows per part before aggregation: the expert's, then each iteration's labels.
+    pub parts: Vec<usize>,
+    pub expert: ExpertReport,
+    pub hash: String,
+}
+
+/// The file an iteration's dataset is written to.
+pub fn dataset_path(run_dir: &std::path::Path, iteration: u32) -> std::path::PathBuf {
+    run_dir
+        .join("datasets")
+        .join(format!("iter-{iteration}.jsonl"))
+}
+
+/// Builds the dataset of `iteration` (expert demonstrations on `scenarios`, plus the kept labels
+/// of the rollouts of iterations `0..iteration`), writes it to `dataset_path` atomically, and
+/// records it with its labels in the run store.
+pub fn build_iteration(
+    store: &mut Store,
+    run_dir: &std::path::Path,
+    scenarios: &[Scenario],
+    prompt: &Prompt,
+    iteration: u32,
+    settings: &BuildSettings,
+) -> anyhow::Result<BuildReport> {
+    use sha2::{Digest, Sha256};
+    let (expert, expert_report) = expert_rows(scenarios, prompt, &settings.expert)?;
+    let mut parts = vec![expert];
+    for i in 0..iteration {
+        parts.push(label_rows(store, i)?);
+    }
+    if let Some(cap) = settings.max_rows_per_part {
+        let mut rng = ChaCha8Rng::seed_from_u64(settings.seed ^ 0x5eed);
+        for part in &mut parts {
+            if part.len() > cap {
+                part.shuffle(&mut rng);
+                part.truncate(cap);
+            }
+        }
+    }
+    let sizes = parts.iter().map(Vec::len).collect();
+    let rows = aggregate(parts, settings.aggregate, settings.seed);
+    let mut text = String::new();
+    for row in &rows {
+        text.push_str(&serde_json::to_string(row)?);
+        text.push('\n');
+    }
+    let hash = format!("{:x}", Sha256::digest(text.as_bytes()));
+    let path = dataset_path(run_dir, iteration);
+    super::write_jsonl(&path, &rows)?;
+    let label_ids: Vec<i64> = rows
+        .iter()
+        .filter_map(|r| r.meta.as_ref().and_then(|m| m.label_id))
+        .collect();
+    let dataset_id = store.record_dataset(
+        iteration,
+        &hash,
+        &path.display().to_string(),
+        rows.len() as u64,
+        &serde_json::to_value(settings)?,
+        &label_ids,
+    )?;
+    Ok(BuildReport {
+        iteration,
+        path: path.display().to_string(),
+        dataset_id,
+        rows: rows.len(),
+        parts: sizes,
+        expert: expert_report,
+        hash,
+    })
+}

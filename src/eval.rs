@@ -1,0 +1,266 @@
+//! Evaluation: success with a 95% Wilson interval, reward, steps and invalid actions, overall
+//! and per task type, over the episodes a rollout stored; and the oracle acting alone.
+
+use std::collections::{BTreeMap, HashMap};
+
+use serde::{Deserialize, Serialize};
+
+use crate::env::Environment;
+use crate::env::household::oracle::{Knowledge, advise};
+use crate::scenario::{Body, Scenario};
+use crate::store::{EpisodeFilter, EpisodeRecord, Order, StepRecord, Store, StoreError, now_ms};
+use crate::teacher::oracle::OracleTeacher;
+
+/// The 95% Wilson score interval of `wins` successes in `n` trials.
+pub fn wilson(wins: u64, n: u64) -> (f64, f64) {
+    if n == 0 {
+        return (0.0, 0.0);
+    }
+    let z = 1.959_963_984_540_054_f64;
+    let n = n as f64;
+    let p = wins as f64 / n;
+    let denom = 1.0 + z * z / n;
+    let centre = (p + z * z / (2.0 * n)) / denom;
+    let half = z * ((p * (1.0 - p) / n) + z * z / (4.0 * n * n)).sqrt() / denom;
+    ((centre - half).max(0.0), (centre + half).min(1.0))
+}
+
+/// Success on one task type.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct TaskStats {
+    pub episodes: u64,
+    pub wins: u64,
+    pub success_rate: f64,
+}
+
+/// One evaluation's numbers.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct EvalReport {
+    /// Names the evaluation (and its episodes' keys: `rollout/<label>/...`).
+    pub label: String,
+    pub policy: String,
+    pub split: String,
+    pub episodes: u64,
+    pub wins: u64,
+    pub success_rate: f64,
+    /// 95% Wilson interval of the success rate.
+    pub success_low: f64,
+    pub success_high: f64,
+    pub mean_reward: f64,
+    pub mean_steps: f64,
+    pub invalid_action_rate: f64,
+    pub per_task: BTreeMap<String, TaskStats>,
+    /// Wall time of the episodes, summed, in seconds.
+    pub wall_s: f64,
+}
+
+/// The evaluation of the episodes stored under `rollout/<label>/`, with task types read from
+/// `scenarios` (episodes of other scenarios count as `unknown`).
+pub fn summarize(
+    store: &Store,
+    label: &str,
+    split: &str,
+    scenarios: &[Scenario],
+) -> Result<EvalReport, StoreError> {
+    let filter = EpisodeFilter {
+        key_prefix: Some(format!("rollout/{label}/")),
+        order: Order::ById,
+        ..EpisodeFilter::default()
+    };
+    let summary = store.summary(&filter)?;
+    let episodes = store.list_episodes(&filter)?;
+    let kinds: HashMap<&str, &'static str> = scenarios
+        .iter()
+        .map(|s| {
+            let Body::Household(h) = &s.body;
+            (s.id.as_str(), h.task.goal.as_str())
+        })
+        .collect();
+    let mut per_task: BTreeMap<String, TaskStats> = BTreeMap::new();
+    for e in &episodes {
+        let kind = kinds
+            .get(e.scenario_id.as_str())
+            .copied()
+            .unwrap_or("unknown");
+        let t = per_task.entry(kind.to_string()).or_default();
+        t.episodes += 1;
+        t.wins += u64::from(e.won);
+    }
+    for t in per_task.values_mut() {
+        t.success_rate = t.wins as f64 / t.episodes.max(1) as f64;
+    }
+    let (success_low, success_high) = wilson(summary.wins, summary.episodes);
+    Ok(EvalReport {
+        label: label.to_string(),
+        policy: episodes
+            .first()
+            .map(|e| e.policy.clone())
+            .unwrap_or_default(),
+        split: split.to_string(),
+        episodes: summary.episodes,
+        wins: summary.wins,
+        success_rate: summary.success_rate,
+        success_low,
+        success_high,
+        mean_reward: summary.mean_reward,
+        mean_steps: summary.mean_steps,
+        invalid_action_rate: summary.invalid_action_rate,
+        per_task,
+        wall_s: summary.wall_ms as f64 / 1e3,
+    })
+}
+
+/// The oracle acting alone at `privilege` on every scenario, stored as episodes under
+/// `rollout/<label>/` like a student's (skipping those already stored).
+pub fn oracle_episodes(
+    store: &mut Store,
+    scenarios: &[Scenario],
+    privilege: f64,
+    seed: u64,
+    label: &str,
+) -> Result<(), StoreError> {
+    let oracle = OracleTeacher::new(privilege, seed);
+    let prefix = format!("rollout/{label}/");
+    let finished = store.finished_keys(&prefix)?;
+    for s in scenarios {
+        let key = format!("{prefix}{}/0", s.id);
+        if finished.contains(&key) {
+            continue;
+        }
+        store.upsert_scenario(&s.hash, &s.id, s.kind().as_str(), s.split.as_str(), &s.json)?;
+        let Body::Household(h) = &s.body;
+        let mut env = h.env(s.horizon);
+        let mut knowledge = Knowledge::new(&env);
+        let started = std::time::Instant::now();
+        let started_at_ms = now_ms();
+        let mut steps = Vec::new();
+        let (mut won, mut reward) = (false, 0.0);
+        for i in 0..s.horizon as usize {
+            let Some(advice) = advise(&env, &knowledge, oracle.privileged_at(&key, i)) else {
+                break;
+            };
+            let admissible = env.admissible();
+            let outcome = env.step(&advice.action);
+            knowledge.observe(&env);
+            steps.push(StepRecord {
+                prompt: String::new(),
+                messages: Vec::new(),
+                raw_output: crate::agent::parse::format(&advice.reason, &advice.action),
+                reason: Some(advice.reason),
+                action: advice.action,
+                observation: env.observation().to_string(),
+                reward: f64::from(outcome.reward),
+                done: outcome.done,
+                valid: true,
+                admissible,
+                prompt_tokens: 0,
+                cached_tokens: 0,
+                gen_tokens: 0,
+                prompt_ms: 0,
+                gen_ms: 0,
+            });
+            if outcome.done {
+                won = outcome.won;
+                reward = f64::from(outcome.reward);
+                break;
+            }
+        }
+        store.insert_episode(&EpisodeRecord {
+            key,
+            scenario_hash: s.hash.clone(),
+            scenario_id: s.id.clone(),
+            policy: format!("oracle@{privilege}"),
+            seed,
+            iteration: None,
+            sampling: serde_json::json!({}),
+            started_at_ms,
+            finished_at_ms: now_ms(),
+            won,
+            reward,
+            wall_ms: started.elapsed().as_millis() as u64,
+            steps,
+        })?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::wilson;
+
+    #[test]
+    fn wilson_matches_known_values() {
+        let (lo, hi) = wilson(0, 60);
+        assert!(lo == 0.0 && (hi - 0.0602).abs() < 1e-3, "{hi}");
+        let (lo, hi) = wilson(48, 60);
+        assert!(
+            (lo - 0.6822).abs() < 1e-3 && (hi - 0.8818).abs() < 1e-3,
+            "{lo} {hi}"
+        );
+        assert_eq!(wilson(0, 0), (0.0, 0.0));
+    }
+}
+
+/// What one evaluation plays and how it is recorded.
+#[derive(Debug, Clone)]
+pub struct EvalSpec {
+    /// Names the evaluation and its episodes.
+    pub label: String,
+    pub split: String,
+    pub episodes: usize,
+    pub parallel: usize,
+    /// Show the policy the privileged state (a teacher acting alone).
+    pub privileged: bool,
+    /// The adapter measured, as recorded in the run, and the iteration it belongs to.
+    pub adapter_id: Option<i64>,
+    pub iteration: Option<u32>,
+    pub seed: u64,
+    /// Steps before an episode ends, instead of each scenario's own horizon.
+    pub horizon: Option<u32>,
+}
+
+/// Plays `scenarios` with `policy` (resuming what is stored), summarises and records the
+/// evaluation. Greedy decoding under the grammar, as the student acts.
+pub fn evaluate(
+    store: &mut Store,
+    policy: &mut dyn crate::agent::Policy,
+    prompt: &crate::agent::prompt::Prompt,
+    scenarios: &[Scenario],
+    spec: &EvalSpec,
+    cancel: &std::sync::atomic::AtomicBool,
+    on_event: &mut dyn FnMut(crate::rollout::RolloutEvent),
+) -> Result<EvalReport, crate::rollout::RolloutError> {
+    let config = crate::rollout::RolloutConfig {
+        label: spec.label.clone(),
+        episodes: spec.episodes.max(1),
+        parallel: spec.parallel.max(1),
+        sampling: crate::agent::Sampling {
+            seed: spec.seed,
+            ..crate::agent::Sampling::default()
+        },
+        iteration: spec.iteration,
+        horizon: spec.horizon,
+        privileged: spec.privileged,
+    };
+    crate::rollout::rollout(policy, prompt, store, scenarios, &config, cancel, on_event)?;
+    record(store, spec, scenarios)
+}
+
+/// Summarises the episodes of `spec.label` and records the evaluation.
+pub fn record(
+    store: &mut Store,
+    spec: &EvalSpec,
+    scenarios: &[Scenario],
+) -> Result<EvalReport, crate::rollout::RolloutError> {
+    let report = summarize(store, &spec.label, &spec.split, scenarios)?;
+    let summary = serde_json::to_value(&report).unwrap_or_default();
+    store.record_evaluation(
+        &spec.label,
+        spec.adapter_id,
+        spec.iteration,
+        &report.policy,
+        &spec.split,
+        &summary,
+    )?;
+    Ok(report)
+}

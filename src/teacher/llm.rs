@@ -1,0 +1,240 @@
+//! The LLM teacher: any policy (a local GGUF model, a remote server) prompted with the
+//! privileged state and the student's episode. The "self" teacher is this teacher with the
+//! student's own model and adapter: LEAP's self-improvement with a privileged version of itself.
+//!
+//! It corrects one step per request, every step of an episode at once as a batch (a local model
+//! decodes them as parallel sequences). A step-sized answer is what a small model can give
+//! reliably; the whole trajectory in one answer would not fit a 2k context. Each answer is in
+//! the student's own `REASON:`/`ACTION:` form, which a local model decodes under the grammar
+//! that admits only the step's admissible commands. Every answer is validated (a reason of
+//! sensible length, an admissible action); a bad one is retried with the error in the prompt,
+//! and after the last retry the step is recorded as a failed correction, never an error.
+
+use std::path::Path;
+
+use minijinja::context;
+use minijinja::value::Serde;
+
+use super::{Corrections, Replay, StepCorrection, StepFailure, Teacher, TeacherError, leak};
+use crate::agent::parse::parse;
+use crate::agent::prompt::{Blocks, Past};
+use crate::agent::{Policy, Request, Sampling};
+use crate::env::Environment;
+use crate::env::household::expert::{PrivilegedState, plan};
+use crate::scenario::{Body, Scenario};
+use crate::store::EpisodeRecord;
+
+const DEFAULT_TEMPLATE: &str = include_str!("../../assets/prompts/correct_household.j2");
+
+/// Longest corrected reason accepted, in characters.
+pub const MAX_REASON_CHARS: usize = 400;
+
+/// Settings of an LLM teacher.
+#[derive(Debug, Clone)]
+pub struct LlmSettings {
+    /// "self" or "llm": the first word of `describe`.
+    pub role: String,
+    /// Attempts after the first for a step whose answer is invalid.
+    pub retries: u32,
+    /// Earlier steps shown in the prompt.
+    pub history: usize,
+    /// Requests sent at once (the local model's slots).
+    pub parallel: usize,
+    pub sampling: Sampling,
+}
+
+impl Default for LlmSettings {
+    fn default() -> Self {
+        LlmSettings {
+            role: "llm".into(),
+            retries: 2,
+            history: 6,
+            parallel: 4,
+            sampling: Sampling::default(),
+        }
+    }
+}
+
+pub struct LlmTeacher {
+    policy: Box<dyn Policy>,
+    template: Blocks,
+    settings: LlmSettings,
+}
+
+/// One step waiting for a valid answer.
+struct Pending {
+    step: usize,
+    ctx: minijinja::Value,
+    admissible: Vec<String>,
+    attempts: u32,
+    error: Option<String>,
+}
+
+impl LlmTeacher {
+    /// A teacher over `policy` with the shipped template, or the one in `template` if given.
+    pub fn new(
+        policy: Box<dyn Policy>,
+        template: Option<&Path>,
+        settings: LlmSettings,
+    ) -> Result<LlmTeacher, TeacherError> {
+        let template = match template {
+            Some(path) => Blocks::from_file(path),
+            None => Blocks::compile(
+                "assets/prompts/correct_household.j2",
+                DEFAULT_TEMPLATE.to_string(),
+            ),
+        }
+        .map_err(|e| TeacherError::Template(e.to_string()))?;
+        Ok(LlmTeacher {
+            policy,
+            template,
+            settings,
+        })
+    }
+
+    /// Gives the policy back (its model stays loaded).
+    pub fn into_policy(self) -> Box<dyn Policy> {
+        self.policy
+    }
+
+    /// Checks one answer; the error is what the retry prompt tells the model.
+    fn validate(text: &str, admissible: &[String]) -> Result<(String, String), String> {
+        let parsed = parse(text, admissible);
+        let Some(action) = parsed.action else {
+            return Err("the ACTION line was missing or not one of the commands".into());
+        };
+        let reason = parsed.reason.unwrap_or_default();
+        let reason = reason.trim();
+        if reason.is_empty() {
+            return Err("the REASON line was empty".into());
+        }
+        if reason.chars().count() > MAX_REASON_CHARS {
+            return Err(format!(
+                "the reason was longer than {MAX_REASON_CHARS} characters"
+            ));
+        }
+        Ok((reason.to_string(), action))
+    }
+}
+
+impl Teacher for LlmTeacher {
+    fn describe(&self) -> String {
+        format!("{}:{}", self.settings.role, self.policy.describe())
+    }
+
+    fn correct(
+        &mut self,
+        scenario: &Scenario,
+        episode: &EpisodeRecord,
+    ) -> Result<Corrections, TeacherError> {
+        let Body::Household(h) = &scenario.body;
+        let privileged = PrivilegedState::of(&h.env(scenario.horizon));
+        let mut pending: Vec<Pending> = Vec::new();
+        let mut observed: Vec<String> = Vec::new();
+        let history_len = self.settings.history;
+        let mut start = String::new();
+        Replay::run(scenario, episode, &mut |i, replay| {
+            if i == 0 {
+                start = replay.env.observation().to_string();
+            }
+            let from = i.saturating_sub(history_len);
+            let history: Vec<Past> = episode.steps[from..i]
+                .iter()
+                .map(|s| Past {
+                    action: s.action.clone(),
+                    observation: s.observation.clone(),
+                })
+                .collect();
+            let admissible = replay.env.admissible();
+            let step = &episode.steps[i];
+            let ctx = context! {
+                task => replay.env.task(),
+                start => &start,
+                history => Serde(&history),
+                observation => replay.env.observation(),
+                admissible => Serde(&admissible),
+                locations => Serde(&privileged.locations),
+                plan => Serde(&plan(&replay.env)),
+                student_reason => step.reason.as_deref(),
+                student_action => &step.action,
+            };
+            pending.push(Pending {
+                step: i,
+                ctx,
+                admissible,
+                attempts: 0,
+                error: None,
+            });
+            observed.push(replay.observed.clone());
+            Ok(())
+        })?;
+
+        let mut answers: Vec<Option<(String, String)>> = vec![None; pending.len()];
+        let mut failures = Vec::new();
+        let parallel = self.settings.parallel.max(1);
+        while !pending.is_empty() {
+            let batch: Vec<Pending> = pending.drain(..pending.len().min(parallel)).collect();
+            let mut requests = Vec::with_capacity(batch.len());
+            for (seq, p) in batch.iter().enumerate() {
+                let ctx = context! { error => p.error.as_deref(), ..p.ctx.clone() };
+                let messages = self
+                    .template
+                    .render(ctx)
+                    .map_err(|e| TeacherError::Template(e.to_string()))?;
+                requests.push(Request {
+                    seq,
+                    messages,
+                    admissible: p.admissible.clone(),
+                });
+            }
+            let responses =
+                self.policy
+                    .respond(&requests, &self.settings.sampling, &mut |_, _| {})?;
+            for (mut p, response) in batch.into_iter().zip(responses) {
+                p.attempts += 1;
+                match Self::validate(&response.text, &p.admissible) {
+                    Ok(answer) => answers[p.step] = Some(answer),
+                    Err(error) if p.attempts > self.settings.retries => {
+                        failures.push(StepFailure {
+                            timestep: p.step as u32,
+                            error: format!("{error} (answer: {:?})", response.text),
+                        });
+                    }
+                    Err(error) => {
+                        p.error = Some(error);
+                        pending.push(p);
+                    }
+                }
+            }
+        }
+
+        // Each slot kept the shared prefix of the prompts between batches; the episode is done.
+        for seq in 0..parallel {
+            self.policy.release(seq);
+        }
+        let mut trajectory = Vec::new();
+        for (i, answer) in answers.into_iter().enumerate() {
+            let Some((reason, action)) = answer else {
+                continue;
+            };
+            trajectory.push(StepCorrection {
+                timestep: i as u32,
+                is_corrected: action != episode.steps[i].action,
+                leaks: leak::household(&reason, &privileged, &observed[i]),
+                corrected_reason: reason,
+                corrected_action: action,
+            });
+        }
+        failures.sort_by_key(|f| f.timestep);
+        let changed = trajectory.iter().filter(|c| c.is_corrected).count();
+        Ok(Corrections {
+            summary: format!(
+                "{changed} of {} steps corrected, {} failed.",
+                episode.steps.len(),
+                failures.len()
+            ),
+            trajectory,
+            failures,
+        })
+    }
+}

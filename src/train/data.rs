@@ -1,0 +1,321 @@
+//! From dataset rows to what one optimizer step sees: each row rendered with the model's chat
+//! template and tokenized, split into training and held-out rows, and packed into windows of
+//! exactly the context length.
+//!
+//! A row's tokens are the prompt (rendered as the student sees it, with the assistant header)
+//! followed by the response and the end-of-turn token, so the model learns to write the response
+//! and then stop, as it is asked to at inference. Rows are packed whole, never split across
+//! windows; the rest of a window is padding. Which label rows count towards the loss is kept per
+//! window: the response tokens (or every token of a row), never padding nor the jump from one row
+//! to the next.
+
+use std::path::Path;
+
+use llama_cpp_2::model::params::LlamaModelParams;
+use llama_cpp_2::model::{LlamaChatMessage, LlamaChatTemplate, LlamaModel};
+use rand::SeedableRng;
+use rand::seq::SliceRandom;
+use rand_chacha::ChaCha8Rng;
+
+use super::{LossOn, TrainError};
+use crate::agent::Message;
+use crate::dataset::Row;
+
+/// A row as tokens: the first `n_prompt` are the prompt, the rest the response.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sample {
+    /// Index of the row in the dataset.
+    pub row: usize,
+    pub tokens: Vec<i32>,
+    pub n_prompt: usize,
+}
+
+/// One context of tokens and their next-token labels.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Window {
+    pub tokens: Vec<i32>,
+    /// `labels[p]` is the token after `tokens[p]`.
+    pub labels: Vec<i32>,
+    /// Label rows left out of the loss, as half-open ranges.
+    pub masked: Vec<(usize, usize)>,
+    /// Label rows in the loss.
+    pub n_loss: usize,
+    /// Positions holding row tokens (the rest is padding).
+    pub n_real: usize,
+}
+
+/// The model's tokenizer and chat template, loaded without weights.
+pub struct ChatText {
+    model: LlamaModel,
+    template: LlamaChatTemplate,
+}
+
+impl ChatText {
+    pub fn load(path: &Path) -> Result<ChatText, TrainError> {
+        let backend = crate::agent::local::backend();
+        let params = LlamaModelParams::default().with_vocab_only(true);
+        let model = LlamaModel::load_from_file(backend, path, &params)
+            .map_err(|e| TrainError::model(path, format!("llama.cpp cannot load it: {e}")))?;
+        // The same choice as the student makes (`agent::local`), so training text is what the
+        // student reads: the model's own template, else chatml.
+        let template = model
+            .chat_template(None)
+            .or_else(|_| LlamaChatTemplate::new("chatml"))
+            .map_err(|e| TrainError::model(path, format!("no usable chat template: {e}")))?;
+        Ok(ChatText { model, template })
+    }
+
+    /// The chat as text; with `generation_prompt`, ending with the assistant header.
+    pub fn render(
+        &self,
+        messages: &[Message],
+        generation_prompt: bool,
+    ) -> Result<String, TrainError> {
+        let chat = messages
+            .iter()
+            .map(|m| LlamaChatMessage::new(m.role.as_str().to_owned(), m.content.clone()))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| TrainError::Llama(e.to_string()))?;
+        self.model
+            .apply_chat_template(&self.template, &chat, generation_prompt)
+            .map_err(|e| TrainError::Llama(e.to_string()))
+    }
+
+    /// Tokens of `text`, special tokens parsed; `bos` adds the beginning-of-sequence token when
+    /// the model wants one.
+    pub fn tokenize(&self, text: &str, bos: bool) -> Vec<i32> {
+        let vocab = self.model.vocab();
+        vocab
+            .tokenize(text.as_bytes(), bos && vocab.should_add_bos(), true)
+            .into_iter()
+            .map(|t| t.0)
+            .collect()
+    }
+
+    /// The token that fills the rest of a window.
+    pub fn pad_token(&self) -> i32 {
+        self.model.vocab().eos().0
+    }
+
+    /// The token that ends an assistant turn: end-of-turn if the vocabulary has one, else
+    /// end-of-sequence.
+    fn end_of_turn(&self) -> i32 {
+        let vocab = self.model.vocab();
+        let eot = vocab.eot();
+        if eot.0 >= 0 { eot.0 } else { vocab.eos().0 }
+    }
+
+    /// Renders and tokenizes one row: the prompt as the student sees it, then the response and
+    /// what closes the assistant's turn in the template.
+    pub fn encode(&self, index: usize, row: &Row) -> Result<Sample, TrainError> {
+        if let Some(what) = row.problem() {
+            return Err(TrainError::Row { row: index, what });
+        }
+        let prompt = self.render(row.prompt(), true)?;
+        let full = self.render(&row.messages, false)?;
+        let mut tokens = self.tokenize(&prompt, true);
+        let n_prompt = tokens.len();
+        match full.strip_prefix(&prompt) {
+            // The template may add a newline after the end-of-turn token; the student never
+            // writes it (generation stops at end-of-turn), so it is not learnt.
+            Some(rest) => tokens.extend(self.tokenize(rest.trim_end(), false)),
+            None => {
+                let content = row.response().map_or("", |m| m.content.as_str());
+                tokens.extend(self.tokenize(content, false));
+                tokens.push(self.end_of_turn());
+            }
+        }
+        Ok(Sample {
+            row: index,
+            tokens,
+            n_prompt,
+        })
+    }
+}
+
+/// Splits rows into training and held-out sets: whole groups (rows of one scenario, which share
+/// most of their prompt) go to one side, so the held-out loss is not measured on near-copies of
+/// training rows. About `fraction` of the rows are held out, none when fewer than 10 rows.
+pub fn split(rows: &[Row], fraction: f32, seed: u64) -> (Vec<usize>, Vec<usize>) {
+    let all: Vec<usize> = (0..rows.len()).collect();
+    if rows.len() < 10 || fraction <= 0.0 {
+        return (all, Vec::new());
+    }
+    let key = |i: usize| {
+        rows[i]
+            .meta
+            .as_ref()
+            .map(|m| m.scenario_id.clone())
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| format!("row {i}"))
+    };
+    let mut groups: Vec<String> = all.iter().map(|&i| key(i)).collect();
+    groups.sort();
+    groups.dedup();
+    groups.shuffle(&mut ChaCha8Rng::seed_from_u64(seed));
+    let want = ((rows.len() as f32 * fraction).round() as usize).max(1);
+    let mut held = std::collections::BTreeSet::new();
+    let mut n_held = 0;
+    for g in &groups {
+        if n_held >= want {
+            break;
+        }
+        let members: Vec<usize> = all.iter().copied().filter(|&i| &key(i) == g).collect();
+        // Never hold out everything.
+        if n_held + members.len() >= rows.len() {
+            continue;
+        }
+        n_held += members.len();
+        held.insert(g.clone());
+    }
+    all.into_iter().partition(|&i| !held.contains(&key(i)))
+}
+
+/// Packs samples into windows of `n_ctx` tokens: shuffled with `seed`, then each placed in the
+/// first window with room (first fit), so windows are dense without sorting by length.
+pub fn pack(samples: &[Sample], n_ctx: usize, pad: i32, loss_on: LossOn, seed: u64) -> Vec<Window> {
+    let mut order: Vec<usize> = (0..samples.len()).collect();
+    order.shuffle(&mut ChaCha8Rng::seed_from_u64(seed));
+    let mut bins: Vec<(usize, Vec<usize>)> = Vec::new();
+    for i in order {
+        let len = samples[i].tokens.len();
+        match bins.iter_mut().find(|(used, _)| used + len <= n_ctx) {
+            Some((used, members)) => {
+                *used += len;
+                members.push(i);
+            }
+            None => bins.push((len, vec![i])),
+        }
+    }
+    bins.into_iter()
+        .map(|(_, members)| window(members.iter().map(|&i| &samples[i]), n_ctx, pad, loss_on))
+        .collect()
+}
+
+fn window<'a>(
+    samples: impl Iterator<Item = &'a Sample>,
+    n_ctx: usize,
+    pad: i32,
+    loss_on: LossOn,
+) -> Window {
+    let mut tokens = Vec::with_capacity(n_ctx);
+    let mut in_loss = Vec::with_capacity(n_ctx);
+    for s in samples {
+        let first = match loss_on {
+            LossOn::Response => s.n_prompt,
+            LossOn::All => 1,
+        };
+        // Label row p predicts token p + 1 of the same row.
+        for p in 0..s.tokens.len() {
+            in_loss.push(p + 1 >= first.max(1) && p + 1 < s.tokens.len());
+        }
+        tokens.extend_from_slice(&s.tokens);
+    }
+    let n_real = tokens.len();
+    tokens.resize(n_ctx, pad);
+    in_loss.resize(n_ctx, false);
+    let mut labels: Vec<i32> = tokens[1..].to_vec();
+    labels.push(pad);
+    let mut masked = Vec::new();
+    let mut p = 0;
+    while p < n_ctx {
+        if in_loss[p] {
+            p += 1;
+            continue;
+        }
+        let start = p;
+        while p < n_ctx && !in_loss[p] {
+            p += 1;
+        }
+        masked.push((start, p));
+    }
+    Window {
+        n_loss: in_loss.iter().filter(|&&b| b).count(),
+        tokens,
+        labels,
+        masked,
+        n_real,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(row: usize, len: usize, n_prompt: usize) -> Sample {
+        Sample {
+            row,
+            tokens: (0..len as i32).map(|t| t + 100 * row as i32).collect(),
+            n_prompt,
+        }
+    }
+
+    #[test]
+    fn windows_hold_whole_rows_and_mask_prompts_and_padding() {
+        let samples = [sample(1, 5, 3), sample(2, 4, 2)];
+        let windows = pack(&samples, 12, -1, LossOn::Response, 0);
+        assert_eq!(windows.len(), 1);
+        let w = &windows[0];
+        assert_eq!(w.tokens.len(), 12);
+        assert_eq!(w.n_real, 9);
+        // Each row contributes (len - n_prompt) label rows: 2 + 2.
+        assert_eq!(w.n_loss, 4);
+        let masked: usize = w.masked.iter().map(|(a, b)| b - a).sum();
+        assert_eq!(masked + w.n_loss, 12);
+        // Every label row in the loss predicts a response token of the same row.
+        for p in 0..12 {
+            let in_loss = !w.masked.iter().any(|&(a, b)| a <= p && p < b);
+            if in_loss {
+                assert_eq!(w.labels[p], w.tokens[p + 1]);
+                assert!(w.labels[p] >= 0);
+                let row = w.labels[p] / 100;
+                let pos = (w.labels[p] % 100) as usize;
+                assert!(
+                    pos >= samples
+                        .iter()
+                        .find(|s| s.row == row as usize)
+                        .unwrap()
+                        .n_prompt
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn rows_that_do_not_fit_start_a_new_window() {
+        let samples = [sample(1, 7, 1), sample(2, 7, 1), sample(3, 3, 1)];
+        let windows = pack(&samples, 10, 0, LossOn::All, 3);
+        assert_eq!(windows.len(), 2);
+        let real: usize = windows.iter().map(|w| w.n_real).sum();
+        assert_eq!(real, 17);
+        // With `All`, every next-token pair inside a row is learnt: len - 1 per row.
+        let n_loss: usize = windows.iter().map(|w| w.n_loss).sum();
+        assert_eq!(n_loss, 6 + 6 + 2);
+    }
+
+    #[test]
+    fn the_split_keeps_groups_together() {
+        use crate::agent::{Message, Role};
+        use crate::dataset::RowMeta;
+        let rows: Vec<Row> = (0..40)
+            .map(|i| Row {
+                messages: vec![
+                    Message::new(Role::User, "u"),
+                    Message::new(Role::Assistant, "a"),
+                ],
+                meta: Some(RowMeta {
+                    scenario_id: format!("s{}", i / 4),
+                    ..RowMeta::default()
+                }),
+            })
+            .collect();
+        let (train, held) = split(&rows, 0.1, 7);
+        assert_eq!(train.len() + held.len(), 40);
+        assert_eq!(held.len(), 4);
+        let group = |i: usize| rows[i].meta.as_ref().unwrap().scenario_id.clone();
+        for &h in &held {
+            assert!(train.iter().all(|&t| group(t) != group(h)));
+        }
+        assert_eq!(split(&rows[..5], 0.5, 0).1.len(), 0);
+    }
+}

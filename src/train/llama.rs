@@ -1,0 +1,723 @@
+//! The llama.cpp side of training: the base model, a LoRA adapter set on a training context, and
+//! ggml-opt (AdamW, cross-entropy on next tokens) stepping one window at a time.
+//!
+//! llama.cpp's `llama_opt_init` only marks F32 model tensors as trainable and never the
+//! adapter's; so the adapter's A and B are marked with `ggml_set_param` (found through the C++
+//! shim) and every model tensor is refused by the parameter filter.
+//!
+//! Three things are done from ggml's graph-evaluation callback, which sees every node before it
+//! is computed and, when asked, after:
+//! - **Loss on chosen tokens only.** `llama_opt_epoch` fills a one-hot label for every position.
+//!   Before the cross-entropy node runs, the label rows of left-out positions are zeroed, so
+//!   they add nothing to the loss; after its backward node has run, the same rows of the
+//!   gradient are zeroed (ggml's backward assumes labels sum to one and would otherwise push
+//!   those positions' logits down).
+//! - **Optimizer state.** AdamW's moments and the gradient accumulators live inside ggml-opt;
+//!   the optimizer-step nodes name them, so the moments can be saved in a checkpoint and restored
+//!   on resume, the accumulators cleared after each step (ggml-opt never clears them in the mode
+//!   llama.cpp uses it in), and the bias correction set from the run's own step count rather
+//!   than ggml-opt's, which restarts at zero.
+//! - **Skipping unused work.** ggml-opt also computes an accuracy (arg-max over the vocabulary
+//!   at every position) that training never reads; those nodes become no-ops. The backward
+//!   product through the output projection (vocabulary x width multiply-adds per position) is
+//!   taken over and done only for the positions in the loss, the response tokens: every other
+//!   position's gradient there is zero (`leap_out_prod_rows` in the shim).
+//! - **Per-operation timings** when profiling: every node is then computed on its own.
+
+use std::collections::HashMap;
+use std::ffi::{CStr, CString, c_char, c_void};
+use std::path::Path;
+use std::time::Instant;
+
+use llama_cpp_sys_2 as sys;
+
+use super::TrainError;
+use super::adapter::Adapter;
+use super::checkpoint::Moments;
+
+unsafe extern "C" {
+    /// `src/train/shim.cpp`.
+    fn leap_lora_weights(
+        adapter: *const sys::llama_adapter_lora,
+        names: *mut *const c_char,
+        a: *mut *mut sys::ggml_tensor,
+        b: *mut *mut sys::ggml_tensor,
+        capacity: i32,
+    ) -> i32;
+    /// `src/train/shim.cpp`.
+    #[allow(clippy::too_many_arguments)]
+    fn leap_out_prod_rows(
+        dst: *mut f32,
+        dst_row: i64,
+        w: *const f32,
+        w_row: i64,
+        g: *const f32,
+        g_row: i64,
+        n_in: i64,
+        n_vocab: i64,
+        n_pos: i64,
+        n_threads: i32,
+    );
+    /// `src/train/shim.cpp`.
+    fn leap_set_eval_callback(
+        ctx: *mut sys::llama_context,
+        callback: sys::ggml_backend_sched_eval_callback,
+        user_data: *mut c_void,
+    );
+}
+
+/// How to load the base and run the training context.
+#[derive(Debug, Clone)]
+pub struct SessionConfig {
+    /// Positions per window: the context, batch and micro-batch size at once, so that gradients
+    /// flow through K and V.
+    pub n_ctx: u32,
+    pub threads: i32,
+    pub gpu_layers: u32,
+    /// Time every graph node (slower: each node is computed on its own).
+    pub profile: bool,
+}
+
+/// AdamW's settings for one step.
+#[derive(Debug, Clone, Copy)]
+pub struct AdamW {
+    pub lr: f32,
+    pub beta1: f32,
+    pub beta2: f32,
+    pub eps: f32,
+    pub weight_decay: f32,
+}
+
+/// Time spent per ggml operation, summed over the profiled steps.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct OpTime {
+    pub op: String,
+    pub calls: u64,
+    pub ms: f64,
+}
+
+/// State shared with the graph callbacks. Only touched on the thread that runs the epoch.
+struct Hooks {
+    /// Label rows of the current window left out of the loss.
+    masked: Vec<(usize, usize)>,
+    adamw: AdamW,
+    /// The optimizer step being taken, counted from 1 over the whole run.
+    step: u64,
+    /// Per trainable tensor, its AdamW moments (m, v) inside ggml-opt.
+    moments: HashMap<usize, (*mut sys::ggml_tensor, *mut sys::ggml_tensor)>,
+    /// Per trainable tensor, the accumulator its gradient is summed into.
+    grad_accs: HashMap<usize, *mut sys::ggml_tensor>,
+    /// Moments to write into ggml-opt the first time each tensor is stepped (resume).
+    restore: HashMap<usize, Moments>,
+    profile: Option<HashMap<String, (u64, f64)>>,
+    node_start: Option<Instant>,
+    /// Compute the output projection's backward only where positions have a gradient.
+    sparse_head: bool,
+    threads: i32,
+    /// A node taken over from ggml, computed once its inputs are.
+    deferred: Option<*mut sys::ggml_tensor>,
+    /// First problem met inside a callback (they cannot return errors).
+    error: Option<String>,
+}
+
+/// A model with a LoRA adapter set up for training.
+pub struct Session {
+    ctx: *mut sys::llama_context,
+    adapter: *mut sys::llama_adapter_lora,
+    model: *mut sys::llama_model,
+    hooks: *mut Hooks,
+    dataset: sys::ggml_opt_dataset_t,
+    result: sys::ggml_opt_result_t,
+    /// Sorted by name, as in [`Adapter::weights`].
+    tensors: Vec<(String, *mut sys::ggml_tensor, *mut sys::ggml_tensor)>,
+    n_ctx: usize,
+}
+
+// SAFETY: every pointer is owned by the session and only used through `&mut self`; llama.cpp
+// contexts may move between threads as long as one thread at a time uses them.
+unsafe impl Send for Session {}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        // SAFETY: each pointer was created by the matching llama.cpp/ggml constructor and is
+        // freed once, context before adapter before model (both refer to the model).
+        unsafe {
+            if !self.result.is_null() {
+                sys::ggml_opt_result_free(self.result);
+            }
+            if !self.dataset.is_null() {
+                sys::ggml_opt_dataset_free(self.dataset);
+            }
+            if !self.ctx.is_null() {
+                sys::llama_free(self.ctx);
+            }
+            if !self.adapter.is_null() {
+                sys::llama_adapter_lora_free(self.adapter);
+            }
+            if !self.model.is_null() {
+                sys::llama_model_free(self.model);
+            }
+            drop(Box::from_raw(self.hooks));
+        }
+    }
+}
+
+fn c_path(path: &Path) -> Result<CString, TrainError> {
+    CString::new(path.to_string_lossy().as_bytes())
+        .map_err(|_| TrainError::model(path, "the path holds a NUL byte"))
+}
+
+impl Session {
+    /// Loads `model`, sets `adapter` on a training context and prepares the optimizer.
+    pub fn new(
+        model: &Path,
+        adapter: &Adapter,
+        config: &SessionConfig,
+        adamw: AdamW,
+    ) -> Result<Session, TrainError> {
+        crate::agent::local::backend();
+        let hooks = Box::into_raw(Box::new(Hooks {
+            masked: Vec::new(),
+            adamw,
+            step: 1,
+            moments: HashMap::new(),
+            grad_accs: HashMap::new(),
+            restore: HashMap::new(),
+            profile: config.profile.then(HashMap::new),
+            node_start: None,
+            // Kept switchable to compare against ggml's own kernel.
+            sparse_head: std::env::var_os("LEAP_TRAIN_DENSE_HEAD").is_none(),
+            threads: config.threads,
+            deferred: None,
+            error: None,
+        }));
+        let mut s = Session {
+            ctx: std::ptr::null_mut(),
+            adapter: std::ptr::null_mut(),
+            model: std::ptr::null_mut(),
+            hooks,
+            dataset: std::ptr::null_mut(),
+            result: std::ptr::null_mut(),
+            tensors: Vec::new(),
+            n_ctx: config.n_ctx as usize,
+        };
+        let path = c_path(model)?;
+        // SAFETY: plain llama.cpp calls with valid arguments; every returned pointer is checked
+        // and owned by `s`, whose Drop frees whatever was created if a later step fails.
+        unsafe {
+            let mut mp = sys::llama_model_default_params();
+            mp.n_gpu_layers = config.gpu_layers as i32;
+            // Read into memory rather than mapped, as llama.cpp's training expects: with a
+            // mapped file, training model tensors crashes at the first optimizer step. Only the
+            // adapter trains here, but the memory used is the same either way.
+            mp.load_mode = sys::LLAMA_LOAD_MODE_NONE;
+            // Repacked CPU layouts have no backward pass.
+            mp.use_extra_bufts = false;
+            s.model = sys::llama_model_load_from_file(path.as_ptr(), mp);
+            if s.model.is_null() {
+                return Err(TrainError::model(
+                    model,
+                    "llama.cpp cannot load it (LEAP_LLAMA_LOG=1 shows why)",
+                ));
+            }
+
+            let file = tempfile::Builder::new()
+                .prefix(".leap-lora-")
+                .suffix(".gguf")
+                .tempfile()
+                .map_err(|e| TrainError::Io {
+                    path: std::env::temp_dir(),
+                    source: e,
+                })?;
+            adapter.write(file.path())?;
+            let adapter_path = c_path(file.path())?;
+            s.adapter = sys::llama_adapter_lora_init(s.model, adapter_path.as_ptr());
+            if s.adapter.is_null() {
+                return Err(TrainError::model(
+                    model,
+                    "llama.cpp refused the LoRA adapter for this model",
+                ));
+            }
+
+            let mut cp = sys::llama_context_default_params();
+            cp.n_ctx = config.n_ctx;
+            cp.n_batch = config.n_ctx;
+            cp.n_ubatch = config.n_ctx;
+            cp.n_seq_max = 1;
+            cp.n_threads = config.threads;
+            cp.n_threads_batch = config.threads;
+            cp.flash_attn_type = sys::LLAMA_FLASH_ATTN_TYPE_DISABLED;
+            cp.no_perf = true;
+            s.ctx = sys::llama_init_from_model(s.model, cp);
+            if s.ctx.is_null() {
+                return Err(TrainError::Llama(format!(
+                    "cannot create a training context of {} tokens",
+                    config.n_ctx
+                )));
+            }
+            if sys::llama_n_ctx(s.ctx) != config.n_ctx {
+                return Err(TrainError::Config(format!(
+                    "llama.cpp rounds a context of {} to {}: use a multiple of 256",
+                    config.n_ctx,
+                    sys::llama_n_ctx(s.ctx)
+                )));
+            }
+            let mut scale = 1.0f32;
+            if sys::llama_set_adapters_lora(s.ctx, &mut s.adapter, 1, &mut scale) != 0 {
+                return Err(TrainError::Llama("cannot set the adapter".into()));
+            }
+
+            let n = leap_lora_weights(
+                s.adapter,
+                std::ptr::null_mut(),
+                std::ptr::null_mut(),
+                std::ptr::null_mut(),
+                0,
+            );
+            let mut names = vec![std::ptr::null(); n as usize];
+            let mut a = vec![std::ptr::null_mut(); n as usize];
+            let mut b = vec![std::ptr::null_mut(); n as usize];
+            leap_lora_weights(
+                s.adapter,
+                names.as_mut_ptr(),
+                a.as_mut_ptr(),
+                b.as_mut_ptr(),
+                n,
+            );
+            for i in 0..n as usize {
+                let name = CStr::from_ptr(names[i]).to_string_lossy().into_owned();
+                sys::ggml_set_param(a[i]);
+                sys::ggml_set_param(b[i]);
+                s.tensors.push((name, a[i], b[i]));
+            }
+            s.tensors.sort_by(|x, y| x.0.cmp(&y.0));
+            let expected: Vec<&str> = adapter.weights.iter().map(|w| w.name.as_str()).collect();
+            let found: Vec<&str> = s.tensors.iter().map(|t| t.0.as_str()).collect();
+            if expected != found {
+                return Err(TrainError::Llama(format!(
+                    "llama.cpp loaded {} adapter weights, expected {}",
+                    found.len(),
+                    expected.len()
+                )));
+            }
+
+            let params = sys::llama_opt_params {
+                n_ctx_train: 0,
+                param_filter: Some(no_model_tensor),
+                param_filter_ud: std::ptr::null_mut(),
+                get_opt_pars: Some(optimizer_params),
+                get_opt_pars_ud: hooks.cast(),
+                optimizer_type: sys::GGML_OPT_OPTIMIZER_TYPE_ADAMW,
+            };
+            sys::llama_opt_init(s.ctx, s.model, params);
+            leap_set_eval_callback(s.ctx, Some(eval_hook), hooks.cast());
+
+            let n = config.n_ctx as i64;
+            s.dataset =
+                sys::ggml_opt_dataset_init(sys::GGML_TYPE_I32, sys::GGML_TYPE_I32, n, n, 1, 1);
+            s.result = sys::ggml_opt_result_init();
+        }
+        Ok(s)
+    }
+
+    fn hooks(&mut self) -> &mut Hooks {
+        // SAFETY: `hooks` lives as long as the session; callbacks only run inside
+        // `llama_opt_epoch`, never while this borrow is held.
+        unsafe { &mut *self.hooks }
+    }
+
+    /// AdamW moments to put in place at the first optimizer step (from a checkpoint), per
+    /// adapter weight in name order: (moments of A, moments of B).
+    pub fn restore_moments(&mut self, moments: &[(Moments, Moments)]) {
+        let pairs: Vec<_> = self.tensors.iter().map(|t| (t.1, t.2)).collect();
+        let hooks = self.hooks();
+        for ((a, b), (ma, mb)) in pairs.into_iter().zip(moments) {
+            hooks.restore.insert(a as usize, ma.clone());
+            hooks.restore.insert(b as usize, mb.clone());
+        }
+    }
+
+    /// One optimizer step on `tokens`, learning `labels` on every position outside `masked`.
+    /// `step` counts from 1 over the whole run. Returns the loss (mean over positions).
+    pub fn train_step(
+        &mut self,
+        tokens: &[i32],
+        labels: &[i32],
+        masked: &[(usize, usize)],
+        step: u64,
+        adamw: AdamW,
+    ) -> Result<f64, TrainError> {
+        let hooks = self.hooks();
+        hooks.step = step;
+        hooks.adamw = adamw;
+        self.run(tokens, labels, masked, true)
+    }
+
+    /// The loss on a window without learning from it.
+    pub fn eval(
+        &mut self,
+        tokens: &[i32],
+        labels: &[i32],
+        masked: &[(usize, usize)],
+    ) -> Result<f64, TrainError> {
+        self.run(tokens, labels, masked, false)
+    }
+
+    fn run(
+        &mut self,
+        tokens: &[i32],
+        labels: &[i32],
+        masked: &[(usize, usize)],
+        train: bool,
+    ) -> Result<f64, TrainError> {
+        assert_eq!(tokens.len(), self.n_ctx, "a window is exactly the context");
+        assert_eq!(labels.len(), self.n_ctx, "one label per position");
+        let n_loss = self.n_ctx - masked.iter().map(|(a, b)| b - a).sum::<usize>();
+        self.hooks().masked = masked.to_vec();
+        // SAFETY: the dataset holds one datapoint of n_ctx I32 tokens and n_ctx I32 labels in
+        // host memory; llama_opt_epoch reads them back and runs the graph synchronously.
+        unsafe {
+            let data = sys::ggml_opt_dataset_data(self.dataset);
+            let lab = sys::ggml_opt_dataset_labels(self.dataset);
+            std::ptr::copy_nonoverlapping(tokens.as_ptr(), (*data).data.cast(), self.n_ctx);
+            std::ptr::copy_nonoverlapping(labels.as_ptr(), (*lab).data.cast(), self.n_ctx);
+            sys::ggml_opt_result_reset(self.result);
+            let (result_train, result_eval, split) = if train {
+                (self.result, std::ptr::null_mut(), 1)
+            } else {
+                (std::ptr::null_mut(), self.result, 0)
+            };
+            sys::llama_opt_epoch(
+                self.ctx,
+                self.dataset,
+                result_train,
+                result_eval,
+                split,
+                None,
+                None,
+            );
+            if let Some(e) = self.hooks().error.take() {
+                return Err(TrainError::Llama(e));
+            }
+            if train {
+                // ggml-opt sums each step's gradients into accumulators it resets only at the
+                // first step when steps are not accumulated (opt_period 1 with graphs rebuilt
+                // per step, as llama.cpp builds them): left alone, step t would follow the sum
+                // of all gradients so far. Clear them for the next step.
+                for &acc in self.hooks().grad_accs.values() {
+                    sys::ggml_backend_tensor_memset(acc, 0, 0, sys::ggml_nbytes(acc));
+                }
+            }
+            let mut loss = 0f64;
+            sys::ggml_opt_result_loss(self.result, &mut loss, std::ptr::null_mut());
+            if !loss.is_finite() {
+                return Err(TrainError::Diverged { loss });
+            }
+            // ggml averages over all positions; left-out ones added zero.
+            Ok(if n_loss > 0 {
+                loss * self.n_ctx as f64 / n_loss as f64
+            } else {
+                0.0
+            })
+        }
+    }
+
+    /// The adapter's current weights, in the layout of [`Adapter::weights`].
+    pub fn read_weights(&self, adapter: &mut Adapter) {
+        for (w, (_, a, b)) in adapter.weights.iter_mut().zip(&self.tensors) {
+            read_tensor(*a, &mut w.a);
+            read_tensor(*b, &mut w.b);
+        }
+    }
+
+    /// AdamW's moments per adapter weight (A, B); empty before the first step.
+    pub fn read_moments(&mut self) -> Vec<(Moments, Moments)> {
+        let pairs: Vec<_> = self.tensors.iter().map(|t| (t.1, t.2)).collect();
+        let hooks = self.hooks();
+        if hooks.moments.is_empty() {
+            return Vec::new();
+        }
+        let get = |t: *mut sys::ggml_tensor| {
+            let (m, v) = hooks.moments[&(t as usize)];
+            let mut out = Moments::default();
+            read_tensor(m, &mut out.m);
+            read_tensor(v, &mut out.v);
+            out
+        };
+        pairs.into_iter().map(|(a, b)| (get(a), get(b))).collect()
+    }
+
+    /// Time per operation so far when profiling, slowest first.
+    pub fn op_times(&mut self) -> Vec<OpTime> {
+        let Some(profile) = &self.hooks().profile else {
+            return Vec::new();
+        };
+        let mut out: Vec<OpTime> = profile
+            .iter()
+            .map(|(op, &(calls, ms))| OpTime {
+                op: op.clone(),
+                calls,
+                ms,
+            })
+            .collect();
+        out.sort_by(|a, b| b.ms.total_cmp(&a.ms));
+        out
+    }
+}
+
+fn read_tensor(t: *mut sys::ggml_tensor, out: &mut Vec<f32>) {
+    // SAFETY: `t` is a live F32 tensor of the adapter or of ggml-opt; nbytes is its size.
+    unsafe {
+        let n = sys::ggml_nbytes(t);
+        out.resize(n / 4, 0.0);
+        sys::ggml_backend_tensor_get(t, out.as_mut_ptr().cast(), 0, n);
+    }
+}
+
+/// Keeps every model tensor frozen: only the adapter trains.
+unsafe extern "C" fn no_model_tensor(_: *const sys::ggml_tensor, _: *mut c_void) -> bool {
+    false
+}
+
+unsafe extern "C" fn optimizer_params(ud: *mut c_void) -> sys::ggml_opt_optimizer_params {
+    // SAFETY: `ud` is the session's `Hooks`, alive while the context is.
+    let a = unsafe { (*(ud as *const Hooks)).adamw };
+    sys::ggml_opt_optimizer_params {
+        adamw: sys::ggml_opt_optimizer_params__bindgen_ty_1 {
+            alpha: a.lr,
+            beta1: a.beta1,
+            beta2: a.beta2,
+            eps: a.eps,
+            wd: a.weight_decay,
+        },
+        sgd: sys::ggml_opt_optimizer_params__bindgen_ty_2 {
+            alpha: a.lr,
+            wd: a.weight_decay,
+        },
+    }
+}
+
+/// Zeroes rows `masked` of a matrix tensor (one row per position).
+///
+/// SAFETY: `t` must be a live, allocated tensor with at least as many rows as `masked` covers.
+unsafe fn zero_rows(t: *mut sys::ggml_tensor, masked: &[(usize, usize)]) {
+    unsafe {
+        let row = (*t).nb[1];
+        for &(start, end) in masked {
+            sys::ggml_backend_tensor_memset(t, 0, start * row, (end - start) * row);
+        }
+    }
+}
+
+/// ggml's evaluation callback: with `ask`, called before the node is computed and returns
+/// whether to be called again after; without, called after.
+unsafe extern "C" fn eval_hook(t: *mut sys::ggml_tensor, ask: bool, ud: *mut c_void) -> bool {
+    // SAFETY: `ud` is the session's `Hooks` and `t` a node of the graph being computed, with
+    // its sources allocated; the callback runs on the thread inside `llama_opt_epoch`.
+    unsafe {
+        let hooks = &mut *(ud as *mut Hooks);
+        let op = (*t).op;
+        if ask {
+            let mut need = false;
+            match op {
+                sys::GGML_OP_CROSS_ENTROPY_LOSS => {
+                    let labels = (*t).src[1];
+                    let rows = (*labels).ne[1] as usize;
+                    if hooks.masked.last().is_some_and(|&(_, end)| end > rows) {
+                        hooks.error.get_or_insert_with(|| {
+                            format!("the loss sees {rows} positions, fewer than a window")
+                        });
+                    } else {
+                        zero_rows(labels, &hooks.masked);
+                    }
+                }
+                sys::GGML_OP_CROSS_ENTROPY_LOSS_BACK => need = true,
+                sys::GGML_OP_OPT_STEP_ADAMW => step_adamw(hooks, t),
+                // ggml-opt's accuracy (arg-max of every position's logits and labels) is
+                // never read: skip the work (ggml computes nothing for a no-op node).
+                sys::GGML_OP_ARGMAX | sys::GGML_OP_COUNT_EQUAL => (*t).op = sys::GGML_OP_NONE,
+                // The output projection's backward: ggml skips a no-op node, and it is computed
+                // after (its inputs are then ready, its memory allocated, nothing after it run).
+                sys::GGML_OP_OUT_PROD if hooks.sparse_head && output_backward(t) => {
+                    (*t).op = sys::GGML_OP_NONE;
+                    hooks.deferred = Some(t);
+                    need = true;
+                }
+                _ => {}
+            }
+            if hooks.profile.is_some() {
+                hooks.node_start = Some(Instant::now());
+                need = true;
+            }
+            need
+        } else {
+            if op == sys::GGML_OP_CROSS_ENTROPY_LOSS_BACK {
+                zero_rows(t, &hooks.masked);
+            }
+            if hooks.deferred == Some(t) {
+                hooks.deferred = None;
+                (*t).op = sys::GGML_OP_OUT_PROD;
+                let (w, g) = (&*(*t).src[0], &*(*t).src[1]);
+                leap_out_prod_rows(
+                    (*t).data.cast(),
+                    (*t).nb[1] as i64 / 4,
+                    w.data.cast(),
+                    w.nb[1] as i64 / 4,
+                    g.data.cast(),
+                    g.nb[0] as i64 / 4,
+                    (*t).ne[0],
+                    w.ne[1],
+                    (*t).ne[1],
+                    hooks.threads,
+                );
+            }
+            if let (Some(profile), Some(start)) = (&mut hooks.profile, hooks.node_start.take()) {
+                let entry = profile.entry(op_label(t)).or_insert((0, 0.0));
+                entry.0 += 1;
+                entry.1 += start.elapsed().as_secs_f64() * 1e3;
+            }
+            true
+        }
+    }
+}
+
+/// The operation's name, with the products involving the output projection (the vocabulary-sized
+/// matrix) told apart: they are the largest single items of a step.
+///
+/// SAFETY: `t` is a live graph node.
+unsafe fn op_label(t: *const sys::ggml_tensor) -> String {
+    unsafe {
+        let op = CStr::from_ptr(sys::ggml_op_name((*t).op)).to_string_lossy();
+        let w = (*t).src[0];
+        let output = !w.is_null() && {
+            let name = CStr::from_ptr((*w).name.as_ptr()).to_bytes();
+            name == b"output.weight" || name == b"token_embd.weight"
+        };
+        if output && matches!((*t).op, sys::GGML_OP_MUL_MAT | sys::GGML_OP_OUT_PROD) {
+            format!("{op} (output)")
+        } else {
+            op.into_owned()
+        }
+    }
+}
+
+/// Whether `t` is OUT_PROD(W, G^T) for the output projection W (tied or not) in host memory, in
+/// the layout `leap_out_prod_rows` takes: dX = G W, one row of G per position.
+///
+/// SAFETY: `t` is a live OUT_PROD node with its sources set.
+unsafe fn output_backward(t: *const sys::ggml_tensor) -> bool {
+    unsafe {
+        let (w, g, t) = (&*(*t).src[0], &*(*t).src[1], &*t);
+        let name = CStr::from_ptr(w.name.as_ptr()).to_bytes();
+        let host = |x: &sys::ggml_tensor| {
+            !x.buffer.is_null() && !x.data.is_null() && sys::ggml_backend_buffer_is_host(x.buffer)
+        };
+        let flat = |x: &sys::ggml_tensor| x.ne[2] == 1 && x.ne[3] == 1;
+        (name == b"output.weight" || name == b"token_embd.weight")
+            && [w, g, t]
+                .iter()
+                .all(|x| x.type_ == sys::GGML_TYPE_F32 && flat(x) && host(x))
+            && w.nb[0] == 4
+            && g.nb[1] == 4
+            && t.nb[0] == 4
+            && t.ne[0] == w.ne[0]
+            && t.ne[1] == g.ne[0]
+            && g.ne[1] == w.ne[1]
+    }
+}
+
+/// Before an AdamW step: note where its moments are, restore them on resume, and set the bias
+/// correction for the run's step.
+///
+/// SAFETY: `t` is an OPT_STEP_ADAMW node: src 0 parameter, 2 and 3 moments, 4 the 7 parameters.
+unsafe fn step_adamw(hooks: &mut Hooks, t: *mut sys::ggml_tensor) {
+    unsafe {
+        let param = (*t).src[0];
+        let (m, v) = ((*t).src[2], (*t).src[3]);
+        hooks.moments.insert(param as usize, (m, v));
+        // The gradient is an in-place sum into a persistent accumulator (a view of it).
+        let mut acc = (*t).src[1];
+        while !(*acc).view_src.is_null() {
+            acc = (*acc).view_src;
+        }
+        hooks.grad_accs.insert(param as usize, acc);
+        if let Some(saved) = hooks.restore.remove(&(param as usize)) {
+            let n = sys::ggml_nbytes(m);
+            if saved.m.len() * 4 == n && saved.v.len() * 4 == n {
+                sys::ggml_backend_tensor_set(m, saved.m.as_ptr().cast(), 0, n);
+                sys::ggml_backend_tensor_set(v, saved.v.as_ptr().cast(), 0, n);
+            } else {
+                hooks.error.get_or_insert_with(|| {
+                    "the checkpoint's optimizer state does not fit the adapter".into()
+                });
+            }
+        }
+        let a = hooks.adamw;
+        let k = hooks.step as i32;
+        let params: [f32; 7] = [
+            a.lr,
+            a.beta1,
+            a.beta2,
+            a.eps,
+            a.weight_decay,
+            1.0 / (1.0 - a.beta1.powi(k)),
+            1.0 / (1.0 - a.beta2.powi(k)),
+        ];
+        let p = (*t).src[4];
+        if sys::ggml_nbytes(p) == std::mem::size_of_val(&params) {
+            sys::ggml_backend_tensor_set(
+                p,
+                params.as_ptr().cast(),
+                0,
+                std::mem::size_of_val(&params),
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::leap_out_prod_rows;
+
+    #[test]
+    fn the_output_backward_kernel_matches_the_plain_product_and_skips_silent_positions() {
+        let (n_in, n_vocab, n_pos) = (70usize, 1000usize, 6usize);
+        let value = |i: usize| ((i * 7919) % 13) as f32 / 13.0 - 0.5;
+        let w: Vec<f32> = (0..n_vocab * n_in).map(value).collect();
+        let mut g: Vec<f32> = (0..n_pos * n_vocab).map(|i| value(i + 3)).collect();
+        // Positions 1 and 4 are outside the loss: their gradient is zero.
+        for p in [1, 4] {
+            g[p * n_vocab..(p + 1) * n_vocab].fill(0.0);
+        }
+        for threads in [1, 2, 3] {
+            let mut dst = vec![f32::NAN; n_pos * n_in];
+            // SAFETY: the buffers have the sizes and row lengths passed.
+            unsafe {
+                leap_out_prod_rows(
+                    dst.as_mut_ptr(),
+                    n_in as i64,
+                    w.as_ptr(),
+                    n_in as i64,
+                    g.as_ptr(),
+                    n_vocab as i64,
+                    n_in as i64,
+                    n_vocab as i64,
+                    n_pos as i64,
+                    threads,
+                );
+            }
+            for p in 0..n_pos {
+                for j in 0..n_in {
+                    let want: f32 = (0..n_vocab)
+                        .map(|k| g[p * n_vocab + k] * w[k * n_in + j])
+                        .sum();
+                    let got = dst[p * n_in + j];
+                    assert!(
+                        (got - want).abs() <= 1e-3 * want.abs().max(1.0),
+                        "{p},{j}: {got} vs {want}"
+                    );
+                }
+            }
+        }
+    }
+}

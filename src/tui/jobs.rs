@@ -1,0 +1,212 @@
+//! Long work the workbench starts besides the live session: asking the teacher, accepting many
+//! labels, training. Each runs on its own thread with its own store connection, calls the same
+//! library functions as the CLI, and reports back as events.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::Sender;
+
+use super::event::{BulkEvent, Event};
+use crate::scenario::Scenario;
+use crate::store::{Decision, LabelFilter, Store};
+use crate::teacher::{TeacherSpec, correct_and_store};
+
+/// Asks the teacher built from `spec` to correct stored episode `episode_id`.
+pub fn spawn_teacher(
+    run_dir: PathBuf,
+    scenario: Scenario,
+    episode_id: i64,
+    spec: TeacherSpec,
+    tx: Sender<Event>,
+) {
+    std::thread::Builder::new()
+        .name("leap-teacher".into())
+        .spawn(move || {
+            let result = (|| {
+                let mut store = Store::open(&run_dir).map_err(|e| e.to_string())?;
+                let mut teacher = spec.build().map_err(|e| format!("teacher: {e}"))?;
+                let report = correct_and_store(&mut store, &scenario, episode_id, teacher.as_mut())
+                    .map_err(|e| format!("teacher: {e}"))?;
+                let labels = store
+                    .labels(&LabelFilter {
+                        episode_id: Some(episode_id),
+                        ..LabelFilter::default()
+                    })
+                    .map_err(|e| e.to_string())?;
+                Ok((report, labels))
+            })();
+            let _ = tx.send(Event::Teacher { episode_id, result });
+        })
+        .expect("a thread starts");
+}
+
+/// Accepts each label in `ids`, one transaction each, until done or `cancel` is set.
+pub fn spawn_bulk_accept(
+    run_dir: PathBuf,
+    ids: Vec<i64>,
+    by: String,
+    cancel: Arc<AtomicBool>,
+    tx: Sender<Event>,
+) {
+    std::thread::Builder::new()
+        .name("leap-bulk".into())
+        .spawn(move || {
+            let total = ids.len();
+            let mut done_ids = Vec::new();
+            let mut error = None;
+            match Store::open(&run_dir) {
+                Ok(mut store) => {
+                    for (i, id) in ids.into_iter().enumerate() {
+                        if cancel.load(Ordering::Relaxed) {
+                            error = Some(format!("cancelled after {i} of {total}"));
+                            break;
+                        }
+                        match store.decide(id, &Decision::Accept, &by) {
+                            Ok(label) => {
+                                done_ids.push(id);
+                                let _ = tx.send(Event::Bulk(BulkEvent::Decided(Box::new(label))));
+                            }
+                            Err(e) => {
+                                error = Some(e.to_string());
+                                break;
+                            }
+                        }
+                        if i % 25 == 0 || i + 1 == total {
+                            let _ =
+                                tx.send(Event::Bulk(BulkEvent::Progress { done: i + 1, total }));
+                        }
+                    }
+                }
+                Err(e) => error = Some(e.to_string()),
+            }
+            let _ = tx.send(Event::Bulk(BulkEvent::Done {
+                ids: done_ids,
+                error,
+            }));
+        })
+        .expect("a thread starts");
+}
+
+/// What the Train screen asks for.
+#[derive(Debug, Clone)]
+pub struct TrainRequest {
+    pub model: PathBuf,
+    pub out: PathBuf,
+    pub epochs: u32,
+    pub rank: u32,
+    pub lr: f32,
+    pub n_ctx: u32,
+    pub gpu_layers: u32,
+}
+
+/// Builds the rows of every kept label (one per step) and trains a LoRA adapter on them with
+/// `leap::train`, forwarding its progress. Cancelled through `cancel` after the current step.
+pub fn spawn_train(
+    run_dir: PathBuf,
+    request: TrainRequest,
+    cancel: Arc<AtomicBool>,
+    tx: Sender<Event>,
+) {
+    use super::event::TrainEvent as Ui;
+    use crate::train::TrainEvent;
+    std::thread::Builder::new()
+        .name("leap-train".into())
+        .spawn(move || {
+            let log = |line: String| {
+                let _ = tx.send(Event::Train(Ui::Log(line)));
+            };
+            let result = (|| -> Result<PathBuf, String> {
+                let mut store = Store::open(&run_dir).map_err(|e| e.to_string())?;
+                log("building rows from the accepted and edited labels".into());
+                let mut rows = Vec::new();
+                let mut seen = std::collections::HashSet::new();
+                for label in store
+                    .labels(&LabelFilter::default())
+                    .map_err(|e| e.to_string())?
+                {
+                    if cancel.load(Ordering::Relaxed) {
+                        return Err("cancelled".into());
+                    }
+                    if label.status.is_kept()
+                        && seen.insert((label.episode_id, label.idx))
+                        && let Some(row) = crate::dataset::build::label_row(&store, &label)
+                            .map_err(|e| e.to_string())?
+                    {
+                        rows.push(row);
+                    }
+                }
+                if rows.is_empty() {
+                    return Err("no accepted or edited label to train on".into());
+                }
+                log(format!("{} rows", rows.len()));
+                let mut config = crate::train::TrainConfig::new(&request.model, &request.out);
+                config.epochs = request.epochs;
+                config.lora.rank = request.rank;
+                config.lora.alpha = 2.0 * request.rank as f32;
+                config.lr = request.lr;
+                config.n_ctx = request.n_ctx.div_ceil(256) * 256;
+                config.gpu_layers = request.gpu_layers;
+                let mut on_event = |e: TrainEvent| {
+                    let ui = match e {
+                        TrainEvent::Status(s) => Ui::Log(s),
+                        TrainEvent::Started {
+                            rows,
+                            tokens,
+                            steps,
+                            ..
+                        } => {
+                            let _ = tx.send(Event::Train(Ui::Log(format!(
+                                "started: {rows} rows, {tokens} tokens, {steps} steps"
+                            ))));
+                            Ui::Dataset { rows, tokens }
+                        }
+                        TrainEvent::Step(p) => Ui::Progress {
+                            step: p.step,
+                            total: p.steps,
+                            epoch: f64::from(p.epoch),
+                            loss: Some(p.loss),
+                            tokens_per_s: p.tokens_per_s,
+                            eta_s: p.eta_s,
+                        },
+                        TrainEvent::Eval { step, loss } => {
+                            let _ = tx.send(Event::Train(Ui::Log(format!(
+                                "step {step}: eval loss {loss:.4}"
+                            ))));
+                            Ui::EvalLoss { step, loss }
+                        }
+                        TrainEvent::Checkpoint { step, path } => {
+                            Ui::Log(format!("checkpoint at step {step}: {}", path.display()))
+                        }
+                    };
+                    let _ = tx.send(Event::Train(ui));
+                };
+                let summary = crate::train::train(&config, &rows, &cancel, &mut on_event)
+                    .map_err(|e| e.to_string())?;
+                log(format!(
+                    "done: loss {:.4} → {:.4}{}, {:.0} tokens/s, {:.0} s",
+                    summary.train_loss_first,
+                    summary.train_loss_last,
+                    summary
+                        .eval_loss
+                        .map(|l| format!(", eval {l:.4}"))
+                        .unwrap_or_default(),
+                    summary.tokens_per_s,
+                    summary.seconds
+                ));
+                let record = serde_json::to_value(&summary).unwrap_or_default();
+                store
+                    .insert_adapter(
+                        None,
+                        &summary.adapter.display().to_string(),
+                        None,
+                        &request.model.display().to_string(),
+                        &record,
+                    )
+                    .map_err(|e| e.to_string())?;
+                Ok(summary.adapter)
+            })();
+            let _ = tx.send(Event::Train(Ui::Done(result)));
+        })
+        .expect("a thread starts");
+}

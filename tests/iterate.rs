@@ -1,0 +1,145 @@
+//! `leap iterate` end to end on the tiny model and a small scenario set: two iterations after
+//! behaviour cloning, killed with SIGKILL part-way and rerun; the rerun finishes the loop and
+//! redoes no finished stage.
+
+mod common;
+use common::default_model;
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant, SystemTime};
+
+use leap::store::{EpisodeFilter, Store};
+
+fn small_set(dir: &Path) {
+    let pick = |split: &str, n: usize| {
+        let from = Path::new("scenarios/household").join(split);
+        let mut files: Vec<_> = std::fs::read_dir(&from)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        files.sort();
+        for f in files.into_iter().take(n) {
+            std::fs::copy(&f, dir.join(f.file_name().unwrap())).unwrap();
+        }
+    };
+    pick("train", 3);
+    pick("test", 2);
+}
+
+fn iterate(run: &Path, scenarios: &Path, model: &Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_leap"));
+    cmd.arg("iterate")
+        .arg("--run")
+        .arg(run)
+        .arg("--scenarios")
+        .arg(scenarios)
+        .arg("--model")
+        .arg(model)
+        .args([
+            "--iters",
+            "2",
+            "--episodes-per-iter",
+            "2",
+            "--max-rows-per-part",
+            "6",
+            "--epochs",
+            "1",
+            "--parallel",
+            "2",
+            "--horizon",
+            "4",
+            "--privilege",
+            "0.5",
+            "--curate",
+            "accept-all",
+            "--json",
+        ]);
+    cmd
+}
+
+fn modified(path: &Path) -> SystemTime {
+    std::fs::metadata(path).unwrap().modified().unwrap()
+}
+
+#[test]
+fn iterate_runs_the_loop_and_resumes_after_a_kill_without_redoing_stages() {
+    let dir = tempfile::tempdir().unwrap();
+    let tiny = dir.path().join("tiny.gguf");
+    leap::model::write_tiny(&default_model(), &tiny, &leap::model::TinySpec::default()).unwrap();
+    let scenarios = dir.path().join("scenarios");
+    std::fs::create_dir_all(&scenarios).unwrap();
+    small_set(&scenarios);
+    let run = dir.path().join("run");
+
+    // Kill it once the first adapter is written and recorded.
+    let mut child = iterate(&run, &scenarios, &tiny)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let first = run.join("adapters/iter-0.gguf");
+    let deadline = Instant::now() + Duration::from_secs(600);
+    loop {
+        assert!(Instant::now() < deadline, "no adapter after 10 minutes");
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("iterate ended before it could be killed: {status}");
+        }
+        let recorded = first.is_file()
+            && Store::open_existing(&run)
+                .and_then(|s| s.adapters())
+                .is_ok_and(|a| !a.is_empty());
+        if recorded {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let first_written = modified(&first);
+
+    let out = iterate(&run, &scenarios, &tiny).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let result: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+
+    // The finished adapter was not trained again; every iteration has exactly one adapter.
+    assert_eq!(modified(&first), first_written);
+    let store = Store::open_existing(&run).unwrap();
+    let adapters = store.adapters().unwrap();
+    let iterations: Vec<Option<u32>> = adapters.iter().map(|a| a.iteration).collect();
+    assert_eq!(iterations, [Some(0), Some(1), Some(2)], "{adapters:?}");
+    for (i, adapter) in adapters.iter().enumerate() {
+        assert!(run.join(format!("adapters/iter-{i}.gguf")).is_file());
+        let eval = store
+            .evaluation(&format!("eval-test-iter-{i}"))
+            .unwrap()
+            .unwrap();
+        assert_eq!(eval.summary["episodes"], 2, "{eval:?}");
+        assert_eq!(eval.adapter_id, Some(adapter.id));
+    }
+    // Iterations 1 and 2 trained on datasets that hold the corrected labels of the student before.
+    for i in 1..3u32 {
+        let dataset = store.dataset(i).unwrap().unwrap();
+        assert!(
+            !store.dataset_labels(dataset.id).unwrap().is_empty(),
+            "iteration {i}"
+        );
+        assert_eq!(adapters[i as usize].dataset_id, Some(dataset.id));
+    }
+    // Rollouts were resumed, not repeated: one episode per key.
+    let episodes = store.list_episodes(&EpisodeFilter::default()).unwrap();
+    let mut keys: Vec<&str> = episodes.iter().map(|e| e.key.as_str()).collect();
+    let n = keys.len();
+    keys.sort_unstable();
+    keys.dedup();
+    assert_eq!(keys.len(), n);
+    assert_eq!(
+        result["report"]["iterations"].as_array().unwrap().len(),
+        4,
+        "{result}"
+    );
+}

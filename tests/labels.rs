@@ -1,0 +1,393 @@
+//! Labels in a real run database: decisions, edits, undo and history; curation by policy that a
+//! SIGKILL cannot make lose a decision it has reported; datasets and exports read back.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use leap::agent::parse::format;
+use leap::agent::prompt::{Past, Prompt, View};
+use leap::env::Environment;
+use leap::scenario::{self, Body, Scenario};
+use leap::store::{Decision, EpisodeRecord, LabelFilter, LabelStatus, StepRecord, Store};
+use leap::teacher::correct_and_store;
+use leap::teacher::oracle::OracleTeacher;
+
+fn leap_bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_leap"))
+}
+
+fn scenarios() -> Vec<Scenario> {
+    scenario::load_all(&[PathBuf::from("scenarios/household")]).unwrap()
+}
+
+/// Stores one wandering episode per scenario (real prompts, iteration 0) and has the oracle
+/// correct them all. Returns the number of labels.
+fn seed_run(dir: &Path, scenarios: &[Scenario], steps: usize) -> usize {
+    let mut store = Store::open(dir).unwrap();
+    let prompt = Prompt::builtin(8);
+    let mut teacher = OracleTeacher::new(0.5, 1);
+    let mut labels = 0;
+    for (n, s) in scenarios.iter().enumerate() {
+        store
+            .upsert_scenario(&s.hash, &s.id, "household", s.split.as_str(), &s.json)
+            .unwrap();
+        let Body::Household(h) = &s.body;
+        let mut env = h.env(s.horizon);
+        let start = env.observation().to_string();
+        let mut history: Vec<Past> = Vec::new();
+        let mut records = Vec::new();
+        for i in 0..steps {
+            let admissible = env.admissible();
+            let action = admissible[(n * 7 + i * 3) % admissible.len()].clone();
+            let messages = prompt
+                .render(&View {
+                    task: env.task(),
+                    start: &start,
+                    history: &history,
+                    observation: env.observation(),
+                    admissible: &admissible,
+                })
+                .unwrap();
+            let outcome = env.step(&action);
+            records.push(StepRecord {
+                prompt: messages
+                    .iter()
+                    .map(|m| m.content.as_str())
+                    .collect::<Vec<_>>()
+                    .join("\n\n"),
+                messages,
+                raw_output: format("I look around.", &action),
+                reason: Some("I look around.".into()),
+                action: action.clone(),
+                observation: env.observation().to_string(),
+                reward: f64::from(outcome.reward),
+                done: outcome.done,
+                valid: true,
+                admissible,
+                prompt_tokens: 1,
+                cached_tokens: 0,
+                gen_tokens: 1,
+                prompt_ms: 0,
+                gen_ms: 0,
+            });
+            history.push(Past {
+                action,
+                observation: env.observation().to_string(),
+            });
+            if outcome.done {
+                break;
+            }
+        }
+        let record = EpisodeRecord {
+            key: format!("rollout/wander/{}/0", s.id),
+            scenario_hash: s.hash.clone(),
+            scenario_id: s.id.clone(),
+            policy: "wanderer".into(),
+            seed: 0,
+            iteration: Some(0),
+            sampling: serde_json::json!({}),
+            started_at_ms: 0,
+            finished_at_ms: n as i64,
+            won: env.won(),
+            reward: 0.0,
+            wall_ms: 0,
+            steps: records,
+        };
+        let id = store.insert_episode(&record).unwrap().unwrap();
+        labels += correct_and_store(&mut store, s, id, &mut teacher)
+            .unwrap()
+            .labels as usize;
+    }
+    labels
+}
+
+#[test]
+fn decisions_edits_and_undo_keep_a_full_history() {
+    let dir = tempfile::tempdir().unwrap();
+    let all = scenarios();
+    let total = seed_run(dir.path(), &all[..3], 5);
+    let mut store = Store::open_existing(dir.path()).unwrap();
+    let labels = store.labels(&LabelFilter::default()).unwrap();
+    assert_eq!(labels.len(), total);
+    assert!(labels.iter().all(|l| l.status == LabelStatus::Pending));
+    assert!(
+        labels
+            .iter()
+            .all(|l| l.admissible.contains(&l.teacher_action))
+    );
+    // The same teacher again writes nothing.
+    let mut teacher = OracleTeacher::new(0.5, 1);
+    let again = correct_and_store(&mut store, &all[0], labels[0].episode_id, &mut teacher).unwrap();
+    assert_eq!(again.correction_id, None);
+    assert_eq!(store.labels(&LabelFilter::default()).unwrap().len(), total);
+
+    let (a, b) = (labels[0].id, labels[1].id);
+    store.decide(a, &Decision::Accept, "person:test").unwrap();
+    let bad = Decision::Edit {
+        reason: "Go.".into(),
+        action: "fly to the moon".into(),
+    };
+    let err = store
+        .decide(b, &bad, "person:test")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("fly to the moon") && err.contains("not admissible"),
+        "{err}"
+    );
+    let edit = Decision::Edit {
+        reason: "The fridge is where food is kept.".into(),
+        action: labels[1].admissible[0].clone(),
+    };
+    let edited = store.decide(b, &edit, "person:test").unwrap();
+    assert_eq!(edited.status, LabelStatus::Edited);
+    assert_eq!(
+        edited.target(),
+        (
+            "The fridge is where food is kept.",
+            labels[1].admissible[0].as_str()
+        )
+    );
+    assert_eq!(
+        edited.teacher_action, labels[1].teacher_action,
+        "the teacher's label is kept beside the edit"
+    );
+    store.decide(b, &Decision::Reject, "person:other").unwrap();
+
+    // Undo walks back: rejected -> edited -> pending.
+    assert_eq!(store.undo_label(b).unwrap().status, LabelStatus::Edited);
+    let back = store.undo_label(b).unwrap();
+    assert_eq!(
+        (back.status, back.edited_action.clone()),
+        (LabelStatus::Pending, None)
+    );
+    assert!(
+        store
+            .undo_label(b)
+            .unwrap_err()
+            .to_string()
+            .contains("no decision to undo")
+    );
+    let history = store.label_history(b).unwrap();
+    assert_eq!(history.len(), 2, "the failed edit wrote nothing");
+    assert!(history.iter().all(|e| e.undone));
+
+    let counts = store.label_counts(&LabelFilter::default()).unwrap();
+    assert_eq!(
+        (
+            counts.total as usize,
+            counts.accepted,
+            counts.pending as usize
+        ),
+        (total, 1, total - 1)
+    );
+}
+
+#[test]
+fn a_kill_during_curation_loses_no_decision_it_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let all = scenarios();
+    let total = seed_run(dir.path(), &all, 6);
+    assert!(total > 1500, "{total} labels: too few to fill the pipe");
+
+    let mut child = leap_bin()
+        .args([
+            "curate",
+            "--policy",
+            "accept-unless-leak",
+            "--verbose",
+            "--run",
+        ])
+        .arg(dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut reader = BufReader::new(child.stdout.take().unwrap());
+    let mut reported = Vec::new();
+    let mut line = String::new();
+    while reported.len() < 20 {
+        line.clear();
+        assert!(
+            reader.read_line(&mut line).unwrap() > 0,
+            "curate ended early"
+        );
+        let id: i64 = line
+            .split_whitespace()
+            .nth(1)
+            .unwrap()
+            .trim_start_matches('#')
+            .parse()
+            .unwrap();
+        reported.push(id);
+    }
+    // Stop reading: the child fills the pipe and blocks mid-way; then kill it.
+    std::thread::sleep(Duration::from_millis(300));
+    child.kill().unwrap();
+    child.wait().unwrap();
+
+    let store = Store::open_existing(dir.path()).unwrap();
+    for id in &reported {
+        let label = store.label(*id).unwrap().unwrap();
+        assert_ne!(
+            label.status,
+            LabelStatus::Pending,
+            "label {id} was reported decided"
+        );
+        assert_eq!(store.label_history(*id).unwrap().len(), 1);
+    }
+    let counts = store.label_counts(&LabelFilter::default()).unwrap();
+    assert!(
+        counts.pending > 0,
+        "the kill came after the end: {counts:?}"
+    );
+    // Every decided label has exactly the one history entry that made it.
+    for l in store.labels(&LabelFilter::default()).unwrap() {
+        let events = store.label_history(l.id).unwrap().len();
+        assert_eq!(
+            events,
+            usize::from(l.status != LabelStatus::Pending),
+            "label {}",
+            l.id
+        );
+    }
+    drop(store);
+
+    // A rerun decides the rest, once each.
+    let out = leap_bin()
+        .args([
+            "curate",
+            "--policy",
+            "accept-unless-leak",
+            "--json",
+            "--run",
+        ])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let store = Store::open_existing(dir.path()).unwrap();
+    let counts = store.label_counts(&LabelFilter::default()).unwrap();
+    assert_eq!(counts.pending, 0);
+    assert_eq!(counts.accepted + counts.rejected, total as u64);
+    assert_eq!(counts.rejected, counts.leaking);
+}
+
+#[test]
+fn datasets_and_exports_read_back_as_jsonl_with_the_expected_fields() {
+    let dir = tempfile::tempdir().unwrap();
+    let all = scenarios();
+    let train: Vec<Scenario> = all
+        .iter()
+        .filter(|s| s.split == scenario::Split::Train)
+        .take(20)
+        .cloned()
+        .collect();
+    seed_run(dir.path(), &train, 4);
+    let ok = |out: std::process::Output| {
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    ok(leap_bin()
+        .args(["curate", "--policy", "accept-if-changed", "--run"])
+        .arg(dir.path())
+        .output()
+        .unwrap());
+
+    // Iteration 0: expert demonstrations only; iteration 1 adds the kept labels.
+    let build = |iter: &str| {
+        let text = ok(leap_bin()
+            .args(["dataset", "build", "--json", "--iter", iter, "--run"])
+            .arg(dir.path())
+            .output()
+            .unwrap());
+        serde_json::from_str::<serde_json::Value>(&text).unwrap()
+    };
+    let zero = build("0");
+    let one = build("1");
+    let expert_rows = zero["rows"].as_u64().unwrap();
+    assert!(expert_rows > 240 * 3, "{zero}");
+    assert_eq!(
+        zero["expert"]["won"], 240,
+        "the oracle wins every train scenario: {zero}"
+    );
+    let store = Store::open_existing(dir.path()).unwrap();
+    let kept = store
+        .label_counts(&LabelFilter {
+            status: Some(LabelStatus::Accepted),
+            ..Default::default()
+        })
+        .unwrap()
+        .total;
+    assert_eq!(one["rows"].as_u64().unwrap(), expert_rows + kept, "{one}");
+    let recorded = store.dataset(1).unwrap().unwrap();
+    assert_eq!(
+        store.dataset_labels(recorded.id).unwrap().len() as u64,
+        kept
+    );
+
+    let rows = leap::dataset::read_jsonl(&dir.path().join("datasets/iter-1.jsonl")).unwrap();
+    assert_eq!(rows.len() as u64, expert_rows + kept);
+    for row in &rows {
+        assert!(row.problem().is_none());
+        let roles: Vec<&str> = row.messages.iter().map(|m| m.role.as_str()).collect();
+        assert_eq!(roles, ["system", "user", "assistant"]);
+        let response = &row.messages[2].content;
+        assert!(
+            response.starts_with("REASON: ") && response.contains("\nACTION: "),
+            "{response}"
+        );
+    }
+    let from_labels: Vec<_> = rows
+        .iter()
+        .filter(|r| r.meta.as_ref().unwrap().source == "label")
+        .collect();
+    assert_eq!(from_labels.len() as u64, kept);
+
+    let dpo = dir.path().join("dpo.jsonl");
+    ok(leap_bin()
+        .args(["export", "--format", "dpo", "--out"])
+        .arg(&dpo)
+        .arg("--run")
+        .arg(dir.path())
+        .output()
+        .unwrap());
+    let text = std::fs::read_to_string(&dpo).unwrap();
+    let pairs: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(
+        pairs.len() as u64,
+        kept,
+        "accept-if-changed keeps only changed labels"
+    );
+    for p in &pairs {
+        assert_eq!(p["prompt"].as_array().unwrap().len(), 2);
+        assert_eq!(p["chosen"][0]["role"], "assistant");
+        assert_eq!(p["rejected"][0]["role"], "assistant");
+        assert_ne!(p["chosen"][0]["content"], p["rejected"][0]["content"]);
+    }
+    let sft = dir.path().join("sft.jsonl");
+    ok(leap_bin()
+        .args(["export", "--format", "sft", "--iter", "1", "--out"])
+        .arg(&sft)
+        .arg("--run")
+        .arg(dir.path())
+        .output()
+        .unwrap());
+    assert_eq!(
+        leap::dataset::read_jsonl(&sft).unwrap().len() as u64,
+        expert_rows + kept
+    );
+}

@@ -1,0 +1,220 @@
+//! The privileged teacher: the oracle's corrections reach the goal from the student's own state,
+//! its reasons at privilege 0 give nothing away, the leakage guard catches planted leaks, and
+//! labels keep every decision.
+
+use std::path::PathBuf;
+
+use leap::env::Environment;
+use leap::env::household::expert::PrivilegedState;
+use leap::env::household::oracle::{Knowledge, play};
+use leap::scenario::{self, Body, Scenario, Split};
+use leap::store::{EpisodeRecord, StepRecord};
+use leap::teacher::oracle::OracleTeacher;
+use leap::teacher::{Teacher, leak};
+
+fn test_split() -> Vec<Scenario> {
+    let all = scenario::load_all(&[PathBuf::from("scenarios/household")]).unwrap();
+    let test: Vec<Scenario> = all.into_iter().filter(|s| s.split == Split::Test).collect();
+    assert_eq!(test.len(), 60);
+    test
+}
+
+/// A student that wanders: a fixed pseudo-random admissible command at each step.
+fn wandering_episode(s: &Scenario, steps: usize, salt: u64) -> EpisodeRecord {
+    let Body::Household(h) = &s.body;
+    let mut env = h.env(s.horizon);
+    let mut records = Vec::new();
+    let mut x = salt
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
+    for _ in 0..steps {
+        let admissible = env.admissible();
+        x = x
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        let action = admissible[(x >> 33) as usize % admissible.len()].clone();
+        let outcome = env.step(&action);
+        records.push(StepRecord {
+            prompt: String::new(),
+            messages: Vec::new(),
+            raw_output: format!("REASON: I wander.\nACTION: {action}"),
+            reason: Some("I wander.".into()),
+            action,
+            observation: env.observation().to_string(),
+            reward: f64::from(outcome.reward),
+            done: outcome.done,
+            valid: true,
+            admissible,
+            prompt_tokens: 0,
+            cached_tokens: 0,
+            gen_tokens: 0,
+            prompt_ms: 0,
+            gen_ms: 0,
+        });
+        if outcome.done {
+            break;
+        }
+    }
+    EpisodeRecord {
+        key: format!("test/{}/{salt}", s.id),
+        scenario_hash: s.hash.clone(),
+        scenario_id: s.id.clone(),
+        policy: "wanderer".into(),
+        seed: salt,
+        iteration: None,
+        sampling: serde_json::Value::Null,
+        started_at_ms: 0,
+        finished_at_ms: 0,
+        won: false,
+        reward: 0.0,
+        wall_ms: 0,
+        steps: records,
+    }
+}
+
+/// From the student's state before step `t`, the corrected action and then the oracle alone
+/// reach the goal.
+fn reaches_goal_from(
+    s: &Scenario,
+    episode: &EpisodeRecord,
+    t: usize,
+    action: &str,
+    privilege: f64,
+) -> bool {
+    let Body::Household(h) = &s.body;
+    let mut env = h.env(1_000);
+    let mut knowledge = Knowledge::new(&env);
+    for step in &episode.steps[..t] {
+        env.step(&step.action);
+        knowledge.observe(&env);
+    }
+    assert!(
+        env.admissible().iter().any(|a| a == action),
+        "{}: corrected action {action:?} at step {t} is not admissible",
+        s.id
+    );
+    let outcome = env.step(action);
+    knowledge.observe(&env);
+    if outcome.won {
+        return true;
+    }
+    let oracle = OracleTeacher::new(privilege, 7);
+    play(&mut env, &mut knowledge, 300, &mut |i| {
+        oracle.privileged_at("replay", i)
+    });
+    env.won()
+}
+
+#[test]
+fn oracle_corrections_reach_the_goal_from_the_students_state_on_the_whole_test_split() {
+    for privilege in [0.0, 0.5, 1.0] {
+        let mut teacher = OracleTeacher::new(privilege, 11);
+        let mut corrected = 0;
+        for (n, s) in test_split().iter().enumerate() {
+            let episode = wandering_episode(s, 6, n as u64);
+            let corrections = teacher.correct(s, &episode).unwrap();
+            assert!(corrections.failures.is_empty());
+            // Every step of a wandering episode gets a correction (none of them wins).
+            assert_eq!(
+                corrections.trajectory.len(),
+                episode.steps.len(),
+                "{}",
+                s.id
+            );
+            for c in &corrections.trajectory {
+                let t = c.timestep as usize;
+                assert!(
+                    reaches_goal_from(s, &episode, t, &c.corrected_action, privilege),
+                    "{} at privilege {privilege}: from step {t}, {:?} does not lead to the goal",
+                    s.id,
+                    c.corrected_action
+                );
+                assert!(!c.corrected_reason.trim().is_empty());
+                if privilege == 0.0 {
+                    assert!(
+                        c.leaks.is_empty(),
+                        "{} step {t}: reason {:?} leaks {:?}",
+                        s.id,
+                        c.corrected_reason,
+                        c.leaks
+                    );
+                }
+                corrected += 1;
+            }
+        }
+        assert!(corrected >= 300, "{corrected}");
+    }
+}
+
+#[test]
+fn the_oracle_is_deterministic_for_a_seed_and_privilege_changes_its_choices() {
+    let scenarios = test_split();
+    let run = |privilege: f64, seed: u64| -> Vec<String> {
+        let mut teacher = OracleTeacher::new(privilege, seed);
+        scenarios
+            .iter()
+            .enumerate()
+            .flat_map(|(n, s)| {
+                let episode = wandering_episode(s, 4, n as u64);
+                teacher
+                    .correct(s, &episode)
+                    .unwrap()
+                    .trajectory
+                    .into_iter()
+                    .map(|c| c.corrected_action)
+            })
+            .collect()
+    };
+    assert_eq!(run(0.5, 3), run(0.5, 3));
+    assert_ne!(run(0.0, 3), run(1.0, 3));
+}
+
+#[test]
+fn privilege_one_follows_the_experts_plan_from_the_start() {
+    for s in test_split() {
+        let Body::Household(h) = &s.body;
+        let env = h.env(s.horizon);
+        let privileged = PrivilegedState::of(&env);
+        let plan = privileged.plan.clone().unwrap();
+        let mut teacher = OracleTeacher::new(1.0, 0);
+        let episode = wandering_episode(&s, 1, 99);
+        // Step 0 is corrected from the start state: at privilege 1 that is the expert's plan.
+        let c = &teacher.correct(&s, &episode).unwrap().trajectory[0];
+        assert_eq!(c.corrected_action, plan[0], "{}", s.id);
+    }
+}
+
+#[test]
+fn the_leakage_guard_catches_planted_leaks_and_passes_common_sense() {
+    let s = test_split().into_iter().next().unwrap();
+    let Body::Household(h) = &s.body;
+    let env = h.env(s.horizon);
+    let privileged = PrivilegedState::of(&env);
+    let (object, place) = privileged.locations[0].clone();
+    let kind = object.split(' ').next().unwrap().to_string();
+    let observed = format!("{}\n{}", env.task(), env.observation());
+    assert!(!leap::env::household::oracle::mentions(&observed, &object));
+
+    let planted = [
+        format!("The {object} is in {place}, so I go there."),
+        format!("I will take {object}."),
+        format!("The {kind} is in {place}."),
+    ];
+    for reason in &planted {
+        let leaks = leak::household(reason, &privileged, &observed);
+        assert!(!leaks.is_empty(), "missed a planted leak in {reason:?}");
+        assert!(leaks[0].fact.contains(&object), "{leaks:?}");
+    }
+    let fine = [
+        format!("A {kind} is often kept in a cabinet, and I have not checked {place} yet."),
+        format!("I have not found a {kind} yet, so I keep looking."),
+        "I go to the countertop 1 to look around.".to_string(),
+    ];
+    for reason in &fine {
+        let leaks = leak::household(reason, &privileged, &observed);
+        assert!(leaks.is_empty(), "{reason:?} flagged: {leaks:?}");
+    }
+    // Once the student has seen the object, naming it is no leak.
+    let seen = format!("{observed}\nYou see a {object}.");
+    assert!(leak::household(&planted[1], &privileged, &seen).is_empty());
+}

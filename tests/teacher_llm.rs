@@ -1,0 +1,125 @@
+//! The LLM teacher on real llama.cpp: the self teacher (the student's own model, shown the
+//! privileged state) on the tiny random-weight model and on SmolLM2-135M. Its answers always
+//! parse into admissible corrections, and what it cannot answer is recorded as a failure.
+
+mod common;
+use common::default_model;
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+
+use leap::agent::Sampling;
+use leap::agent::local::{LocalConfig, LocalPolicy};
+use leap::agent::prompt::Prompt;
+use leap::rollout::{RolloutConfig, rollout};
+use leap::scenario::{self, Scenario, Split};
+use leap::store::{EpisodeFilter, LabelFilter, Order, Store};
+use leap::teacher::llm::LlmSettings;
+use leap::teacher::{TeacherSpec, correct_and_store};
+
+fn test_scenarios(n: usize) -> Vec<Scenario> {
+    let all = scenario::load_all(&[PathBuf::from("scenarios/household")]).unwrap();
+    all.into_iter()
+        .filter(|s| s.split == Split::Test)
+        .take(n)
+        .collect()
+}
+
+/// Plays `scenarios` with `model` for `horizon` steps into a fresh run; returns the run folder.
+fn played(model: &Path, scenarios: &[Scenario], horizon: u32) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = LocalConfig::new(model);
+    config.slots = 2;
+    let mut policy = LocalPolicy::load(&config).unwrap();
+    let mut store = Store::open(dir.path()).unwrap();
+    let rollout_config = RolloutConfig {
+        label: "t".into(),
+        episodes: 1,
+        parallel: 2,
+        sampling: Sampling::default(),
+        iteration: Some(0),
+        horizon: Some(horizon),
+        privileged: false,
+    };
+    rollout(
+        &mut policy,
+        &Prompt::builtin(8),
+        &mut store,
+        scenarios,
+        &rollout_config,
+        &AtomicBool::new(false),
+        &mut |_| {},
+    )
+    .unwrap();
+    dir
+}
+
+/// Corrects every episode of the run with the self teacher over `model`; returns (steps,
+/// labels, failures).
+fn self_correct(dir: &Path, model: &Path, scenarios: &[Scenario]) -> (u64, u64, u64) {
+    let spec = TeacherSpec::Local {
+        role: "self".into(),
+        config: LocalConfig::new(model),
+        settings: LlmSettings {
+            retries: 1,
+            parallel: 4,
+            ..LlmSettings::default()
+        },
+    };
+    let mut teacher = spec.build().unwrap();
+    let mut store = Store::open_existing(dir).unwrap();
+    let (mut steps, mut labels, mut failures) = (0, 0, 0);
+    let episodes = store
+        .list_episodes(&EpisodeFilter {
+            order: Order::ById,
+            ..EpisodeFilter::default()
+        })
+        .unwrap();
+    for e in episodes {
+        let s = scenarios.iter().find(|s| s.id == e.scenario_id).unwrap();
+        let report = correct_and_store(&mut store, s, e.id, teacher.as_mut()).unwrap();
+        assert!(report.correction_id.is_some());
+        steps += u64::from(report.steps);
+        labels += u64::from(report.labels);
+        failures += u64::from(report.failures);
+    }
+    // Every stored label names an action that was admissible at its step.
+    for l in store.labels(&LabelFilter::default()).unwrap() {
+        assert!(l.admissible.contains(&l.teacher_action), "{l:?}");
+        assert!(!l.teacher_reason.trim().is_empty());
+        assert!(l.teacher.starts_with("self:"), "{}", l.teacher);
+    }
+    assert_eq!(
+        store.correction_failures(&teacher.describe()).unwrap(),
+        failures
+    );
+    (steps, labels, failures)
+}
+
+#[test]
+fn the_self_teacher_on_the_tiny_model_parses_or_records_failures() {
+    let dir = tempfile::tempdir().unwrap();
+    let tiny = dir.path().join("tiny.gguf");
+    leap::model::write_tiny(&default_model(), &tiny, &leap::model::TinySpec::default()).unwrap();
+    let scenarios = test_scenarios(2);
+    let run = played(&tiny, &scenarios, 4);
+    let (steps, labels, failures) = self_correct(run.path(), &tiny, &scenarios);
+    assert_eq!(steps, 8);
+    // Random weights write poor reasons; whatever is not a valid answer is a recorded failure.
+    assert_eq!(
+        labels + failures,
+        steps,
+        "labels {labels}, failures {failures}"
+    );
+}
+
+#[test]
+fn the_self_teacher_on_smollm2_answers_every_step() {
+    let model = default_model();
+    let scenarios = test_scenarios(1);
+    let run = played(&model, &scenarios, 4);
+    let (steps, labels, failures) = self_correct(run.path(), &model, &scenarios);
+    assert_eq!(steps, 4);
+    assert_eq!(labels + failures, steps);
+    assert!(labels >= 3, "labels {labels}, failures {failures}");
+}

@@ -1,0 +1,383 @@
+//! Training on the tiny random model: real llama.cpp, real files, a few seconds per test.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+use std::sync::atomic::AtomicBool;
+
+use assert_cmd::prelude::*;
+use leap::agent::local::{LocalConfig, LocalPolicy};
+use leap::agent::{Message, Policy, Request, Role, Sampling};
+use leap::dataset::{Row, RowMeta, write_jsonl};
+use leap::model::TinySpec;
+use leap::store::Store;
+use leap::train::{
+    self, Adapter, BaseChoice, LoraSpec, Target, TrainConfig, TrainError, TrainEvent, TrainSummary,
+};
+
+/// One tiny model per test process, and its F32 training copy beside it.
+fn tiny() -> &'static Path {
+    static TINY: OnceLock<PathBuf> = OnceLock::new();
+    TINY.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap().keep();
+        let path = dir.join("tiny.gguf");
+        leap::model::write_tiny(&common::default_model(), &path, &TinySpec::default()).unwrap();
+        path
+    })
+}
+
+const ANSWERS: [&str; 3] = [
+    "REASON: the mug is on the desk.\nACTION: take mug 1 from desk 1",
+    "REASON: I should look around.\nACTION: look",
+    "REASON: the drawer may hold it.\nACTION: open drawer 2",
+];
+
+fn prompt(i: usize) -> Vec<Message> {
+    vec![
+        Message::new(
+            Role::System,
+            "You are in a house. Answer with REASON and ACTION.",
+        ),
+        Message::new(Role::User, format!("Task {}: find the mug.", i % 3)),
+    ]
+}
+
+/// Rows a model can learn quickly: three prompts, each always answered the same way.
+fn rows(n: usize) -> Vec<Row> {
+    (0..n)
+        .map(|i| {
+            let mut messages = prompt(i);
+            messages.push(Message::new(Role::Assistant, ANSWERS[i % 3]));
+            Row {
+                messages,
+                meta: Some(RowMeta {
+                    source: "expert".into(),
+                    scenario_id: format!("s{i}"),
+                    ..RowMeta::default()
+                }),
+            }
+        })
+        .collect()
+}
+
+fn config(out: &Path) -> TrainConfig {
+    let mut c = TrainConfig::new(tiny(), out);
+    // The F32 copy: the tiny model's F16 embedding would make every step several times slower.
+    c.base = BaseChoice::F32;
+    c.n_ctx = 256;
+    c.epochs = 3;
+    c.lr = 1e-2;
+    c.warmup = 0.0;
+    c.eval_fraction = 0.0;
+    c.lora = LoraSpec {
+        rank: 4,
+        alpha: 8.0,
+        targets: Target::ALL.to_vec(),
+    };
+    c.threads = Some(2);
+    c
+}
+
+fn run(config: &TrainConfig, rows: &[Row]) -> Result<TrainSummary, TrainError> {
+    train::train(config, rows, &AtomicBool::new(false), &mut |_| {})
+}
+
+#[test]
+fn the_loss_falls_and_the_adapter_is_written_with_its_metadata() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("adapters/iter-0.gguf");
+    let mut c = config(&out);
+    c.iteration = Some(0);
+    let mut events = Vec::new();
+    let summary = train::train(&c, &rows(16), &AtomicBool::new(false), &mut |e| {
+        events.push(e)
+    })
+    .unwrap();
+    // A random model with 64-wide embeddings can only move its logits a little; the response
+    // tokens' loss still falls step after step.
+    assert!(
+        summary.train_loss_last < summary.train_loss_first - 0.05,
+        "loss {} -> {}: {:?}",
+        summary.train_loss_first,
+        summary.train_loss_last,
+        summary.losses
+    );
+    assert_eq!(summary.base.kind, "f32 copy");
+    assert_eq!(summary.losses.len() as u64, summary.steps);
+    let steps: Vec<u64> = events
+        .iter()
+        .filter_map(|e| match e {
+            TrainEvent::Step(p) => Some(p.step),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(steps, (1..=summary.steps).collect::<Vec<_>>());
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, TrainEvent::Started { parameters, .. } if *parameters == summary.trainable_parameters))
+    );
+
+    let adapter = Adapter::read(&out).unwrap();
+    assert_eq!(adapter.spec.rank, 4);
+    assert_eq!(adapter.spec.alpha, 8.0);
+    assert_eq!(adapter.spec.targets, Target::ALL.to_vec());
+    // Two blocks, seven projections each.
+    assert_eq!(adapter.weights.len(), 14);
+    assert!(
+        adapter
+            .weights
+            .iter()
+            .any(|w| w.b.iter().any(|&x| x != 0.0))
+    );
+    let meta = &adapter.meta;
+    assert_eq!(meta.rows, Some(16));
+    assert_eq!(meta.iteration, Some(0));
+    assert_eq!(meta.loss_on.as_deref(), Some("response"));
+    assert_eq!(
+        meta.base_sha256,
+        leap::model::fetch::sha256_file(tiny()).unwrap()
+    );
+    assert_eq!(
+        meta.dataset_sha256.as_deref(),
+        Some(train::rows_sha256(&rows(16)).as_str())
+    );
+    assert!((f64::from(meta.train_loss_last.unwrap()) - summary.train_loss_last).abs() < 1e-4);
+}
+
+fn greedy(adapter: Option<&Path>) -> String {
+    let mut config = LocalConfig::new(tiny());
+    config.adapters = adapter
+        .map(|a| (a.to_path_buf(), 1.0))
+        .into_iter()
+        .collect();
+    config.ctx_per_slot = 512;
+    let mut policy = LocalPolicy::load(&config).unwrap();
+    let sampling = Sampling {
+        max_tokens: 12,
+        constrained: false,
+        ..Sampling::default()
+    };
+    let request = Request {
+        seq: 0,
+        messages: prompt(0),
+        admissible: Vec::new(),
+    };
+    policy
+        .respond(&[request], &sampling, &mut |_, _| {})
+        .unwrap()[0]
+        .text
+        .clone()
+}
+
+#[test]
+fn the_trained_adapter_reloads_in_the_student_and_changes_its_greedy_answer() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("iter-0.gguf");
+    run(&config(&out), &rows(16)).unwrap();
+    let before = greedy(None);
+    let after = greedy(Some(&out));
+    assert_ne!(before, after, "the adapter changed nothing");
+    // Trained on the quantised base's F32 copy, served on the model itself: llama.cpp takes it.
+    assert!(!after.is_empty());
+}
+
+#[test]
+fn a_resumed_run_continues_from_its_checkpoint_as_if_never_stopped() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = rows(16);
+
+    let straight = dir.path().join("straight.gguf");
+    let whole = run(&config(&straight), &data).unwrap();
+    assert!(whole.steps >= 4);
+
+    let out = dir.path().join("resumed.gguf");
+    let mut c = config(&out);
+    c.checkpoint = Some(dir.path().join("resumed.ckpt.gguf"));
+    c.resume = true;
+    c.stop_after = Some(2);
+    match run(&c, &data) {
+        Err(TrainError::Cancelled { step: 2 }) => {}
+        other => panic!("expected a stop after step 2, got {other:?}"),
+    }
+    assert!(c.checkpoint.as_ref().unwrap().is_file());
+    assert!(!out.exists());
+
+    c.stop_after = None;
+    let mut start = None;
+    let mut first_step = None;
+    let resumed = train::train(&c, &data, &AtomicBool::new(false), &mut |e| match e {
+        TrainEvent::Started { start_step, .. } => start = Some(start_step),
+        TrainEvent::Step(p) if first_step.is_none() => first_step = Some(p.step),
+        _ => {}
+    })
+    .unwrap();
+    assert_eq!(start, Some(2));
+    assert_eq!(first_step, Some(3));
+    assert!(
+        !c.checkpoint.as_ref().unwrap().exists(),
+        "the adapter supersedes the checkpoint"
+    );
+    // Same data order, schedule and optimizer state: the same losses and the same weights.
+    assert_eq!(resumed.losses.len(), whole.losses.len());
+    for (a, b) in whole.losses.iter().zip(&resumed.losses) {
+        assert!(
+            (a - b).abs() < 1e-3,
+            "{:?} vs {:?}",
+            whole.losses,
+            resumed.losses
+        );
+    }
+    let (a, b) = (
+        Adapter::read(&straight).unwrap(),
+        Adapter::read(&out).unwrap(),
+    );
+    for (wa, wb) in a.weights.iter().zip(&b.weights) {
+        let diff =
+            wa.b.iter()
+                .zip(&wb.b)
+                .map(|(x, y)| (x - y).abs())
+                .fold(0f32, f32::max);
+        assert!(diff < 1e-3, "{}: B differs by {diff}", wa.name);
+    }
+}
+
+#[test]
+fn bad_input_gets_an_error_naming_what_is_wrong() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("a.gguf");
+
+    let err = run(&config(&out), &[]).unwrap_err();
+    assert!(matches!(err, TrainError::Empty), "{err}");
+    assert!(err.to_string().contains("no rows"), "{err}");
+
+    let mut data = rows(4);
+    let long = "the mug is on the desk. ".repeat(80);
+    data[2].messages[1].content = long;
+    let err = run(&config(&out), &data).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            TrainError::RowTooLong {
+                row: 3,
+                ctx: 256,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(err.to_string().contains("row 3"), "{err}");
+
+    let mut c = config(&out);
+    c.n_ctx = 300;
+    let err = run(&c, &rows(4)).unwrap_err();
+    assert!(err.to_string().contains("multiple of 256"), "{err}");
+
+    // A corrupt adapter: the student and the adapter reader both name the file.
+    let corrupt = dir.path().join("corrupt.gguf");
+    std::fs::write(&corrupt, b"GGUF\x03\0\0\0 not really").unwrap();
+    let err = Adapter::read(&corrupt).unwrap_err().to_string();
+    assert!(err.contains("corrupt.gguf"), "{err}");
+    let mut student = LocalConfig::new(tiny());
+    student.adapters = vec![(corrupt.clone(), 1.0)];
+    let err = LocalPolicy::load(&student).err().unwrap().to_string();
+    assert!(err.contains("corrupt.gguf"), "{err}");
+
+    // A corrupt checkpoint is not resumed silently.
+    let mut c = config(&out);
+    c.checkpoint = Some(corrupt.clone());
+    c.resume = true;
+    let err = run(&c, &rows(4)).unwrap_err().to_string();
+    assert!(
+        err.contains("corrupt.gguf") && err.contains("checkpoint"),
+        "{err}"
+    );
+}
+
+fn leap() -> Command {
+    Command::cargo_bin("leap").unwrap()
+}
+
+#[test]
+fn leap_train_writes_the_adapter_and_records_it_in_the_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let run_dir = dir.path().join("run");
+
+    // Without the iteration's dataset, the error says which file is missing and how to make it.
+    let out = leap()
+        .args(["train", "--run"])
+        .arg(&run_dir)
+        .args(["--iter", "2"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("datasets/iter-2.jsonl") && err.contains("leap dataset build"),
+        "{err}"
+    );
+
+    let data = dir.path().join("rows.jsonl");
+    write_jsonl(&data, &rows(12)).unwrap();
+    let out = leap()
+        .args(["train", "--run"])
+        .arg(&run_dir)
+        .args(["--iter", "1", "--data"])
+        .arg(&data)
+        .arg("--model")
+        .arg(tiny())
+        .args([
+            "--base",
+            "f32",
+            "--ctx",
+            "256",
+            "--epochs",
+            "1",
+            "--rank",
+            "2",
+            "--lr",
+            "1e-2",
+            "--threads",
+            "2",
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    for key in [
+        "adapter",
+        "rows",
+        "tokens",
+        "epochs",
+        "train_loss_first",
+        "train_loss_last",
+        "eval_loss",
+        "tokens_per_s",
+        "peak_rss_mb",
+    ] {
+        assert!(summary.get(key).is_some(), "no {key} in {summary}");
+    }
+    assert_eq!(summary["rows"], 12);
+    let adapter = run_dir.join("adapters/iter-1.gguf");
+    assert_eq!(summary["adapter"], adapter.display().to_string());
+    assert_eq!(Adapter::read(&adapter).unwrap().spec.rank, 2);
+
+    let store = Store::open_existing(&run_dir).unwrap();
+    let recorded = store.adapters().unwrap();
+    assert_eq!(recorded.len(), 1);
+    assert_eq!(recorded[0].iteration, Some(1));
+    assert_eq!(recorded[0].base_model, tiny().display().to_string());
+    assert_eq!(recorded[0].summary["rows"], 12);
+    let by_path = store
+        .adapter_by_path(&adapter.display().to_string())
+        .unwrap()
+        .unwrap();
+    assert_eq!(by_path.id, recorded[0].id);
+}

@@ -1,0 +1,322 @@
+//! The workbench's screens rendered on ratatui's TestBackend from fixed state (a real run store
+//! with a wandering episode corrected by the oracle), and the keys that change that state.
+
+mod tui_fixture;
+
+use std::path::Path;
+
+use leap::scenario;
+use leap::session::SessionEvent;
+use leap::store::{LabelFilter, LabelStatus, Store};
+use leap::tui::app::Overlay;
+use leap::tui::event::{Event, TrainEvent};
+use leap::tui::{App, Screen};
+use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use tui_fixture::{app, corrected_run, render, showcase};
+
+fn key(app: &mut App, text: &str) {
+    for c in text.chars() {
+        let code = match c {
+            '\n' => KeyCode::Enter,
+            '\x1b' => KeyCode::Esc,
+            '\t' => KeyCode::Tab,
+            c => KeyCode::Char(c),
+        };
+        let mods = if c.is_ascii_uppercase() {
+            KeyModifiers::SHIFT
+        } else {
+            KeyModifiers::NONE
+        };
+        app.handle(Event::Key(KeyEvent::new(code, mods)));
+    }
+}
+
+fn ctrl(app: &mut App, c: char) {
+    app.handle(Event::Key(KeyEvent::new(
+        KeyCode::Char(c),
+        KeyModifiers::CONTROL,
+    )));
+}
+
+fn fresh() -> (tempfile::TempDir, App, i64) {
+    let dir = tempfile::tempdir().unwrap();
+    let (run, id) = corrected_run(dir.path());
+    let app = app(&run, showcase());
+    (dir, app, id)
+}
+
+#[test]
+fn scenarios_screen_previews_the_world_and_the_privileged_state() {
+    let (_dir, mut app, _) = fresh();
+    key(&mut app, "jp");
+    insta::assert_snapshot!(render(&app, 120, 34));
+}
+
+#[test]
+fn an_invalid_scenario_file_shows_its_problems_and_keeps_the_last_good_version() {
+    let (_dir, mut app, _) = fresh();
+    let text = std::fs::read_to_string(tui_fixture::root().join("scenarios/showcase.yaml"))
+        .unwrap()
+        .replace("contents: [bread 1", "contents: [braed 1");
+    let loaded = scenario::parse_text(Path::new("scenarios/showcase.yaml"), &text);
+    app.handle(Event::Scenarios(loaded));
+    assert_eq!(
+        app.catalog.scenarios.len(),
+        4,
+        "the last good version stays"
+    );
+    assert!(app.catalog.stale.contains("showcase-warm-bread"));
+    key(&mut app, "j");
+    insta::assert_snapshot!(render(&app, 120, 30));
+}
+
+#[test]
+fn the_scenario_filter_narrows_the_list() {
+    let (_dir, mut app, _) = fresh();
+    key(&mut app, "/lamp\n");
+    assert_eq!(app.scenarios.visible.len(), 1);
+    key(&mut app, "/\x1b");
+    assert_eq!(app.scenarios.visible.len(), 4);
+}
+
+#[test]
+fn episode_screen_shows_the_trace_beside_the_teacher_with_marks_and_leaks() {
+    let (_dir, mut app, id) = fresh();
+    app.open_episode(id);
+    app.screen = Screen::Episode;
+    key(&mut app, "jjp"); // step 3: the planted leaking correction
+    insta::assert_snapshot!(render(&app, 150, 40));
+}
+
+#[test]
+fn help_lists_every_key_of_the_screen() {
+    let (_dir, mut app, id) = fresh();
+    app.open_episode(id);
+    key(&mut app, "2?");
+    assert!(matches!(app.overlay, Some(Overlay::Help)));
+    insta::assert_snapshot!(render(&app, 120, 44));
+    key(&mut app, "\x1b");
+    assert!(app.overlay.is_none());
+}
+
+#[test]
+fn labels_screen_filters_counts_and_decides_in_the_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let (run, _) = corrected_run(dir.path());
+    let mut app = app(&run, showcase());
+    key(&mut app, "3");
+    let total = app.labels.all.len();
+    assert!(total > 1);
+    key(&mut app, "d"); // differing only
+    let differing = app.labels.visible.len();
+    key(&mut app, "a"); // accept the first differing label
+    let accepted = app
+        .labels
+        .all
+        .iter()
+        .find(|l| l.status == LabelStatus::Accepted)
+        .unwrap()
+        .id;
+    let store = Store::open_existing(&run).unwrap();
+    let label = store.label(accepted).unwrap().unwrap();
+    assert_eq!(label.status, LabelStatus::Accepted);
+    assert_eq!(label.decided_by.as_deref(), Some("tester"));
+    key(&mut app, "jx"); // reject the next one
+    insta::assert_snapshot!(render(&app, 140, 36));
+    key(&mut app, "uu"); // undo both
+    let counts = store.label_counts(&LabelFilter::default()).unwrap();
+    assert_eq!(counts.pending as usize, total);
+    assert_eq!(app.labels.visible.len(), differing);
+}
+
+#[test]
+fn the_editor_offers_the_admissible_commands_and_refuses_others() {
+    let dir = tempfile::tempdir().unwrap();
+    let (run, _) = corrected_run(dir.path());
+    let mut app = app(&run, showcase());
+    key(&mut app, "3e");
+    let Some(Overlay::Editor(_)) = &app.overlay else {
+        panic!("the editor is open")
+    };
+    key(&mut app, "\t");
+    for _ in 0..40 {
+        app.handle(Event::Key(KeyEvent::new(
+            KeyCode::Backspace,
+            KeyModifiers::NONE,
+        )));
+    }
+    key(&mut app, "fly away\n");
+    let Some(Overlay::Editor(editor)) = &app.overlay else {
+        panic!("an inadmissible action keeps the editor open")
+    };
+    assert!(
+        editor
+            .error
+            .as_deref()
+            .unwrap_or("")
+            .contains("not admissible"),
+        "{:?}",
+        editor.error
+    );
+    for _ in 0..8 {
+        app.handle(Event::Key(KeyEvent::new(
+            KeyCode::Backspace,
+            KeyModifiers::NONE,
+        )));
+    }
+    key(&mut app, "countertop");
+    insta::assert_snapshot!(render(&app, 120, 34));
+    ctrl(&mut app, 'n'); // complete from the admissible list
+    key(&mut app, "\n");
+    assert!(app.overlay.is_none());
+    let label = app.labels.selected().unwrap();
+    assert_eq!(label.status, LabelStatus::Edited);
+    assert_eq!(label.edited_action.as_deref(), Some("go to countertop 1"));
+}
+
+#[test]
+fn bulk_accept_takes_the_filtered_pending_set_and_undoes_as_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let (run, _) = corrected_run(dir.path());
+    let mut app = app(&run, showcase());
+    key(&mut app, "3l"); // leaking only: the planted one
+    assert_eq!(app.labels.visible.len(), 1);
+    key(&mut app, "l");
+    let n = app.labels.pending_shown().len();
+    key(&mut app, "A");
+    assert!(matches!(app.overlay, Some(Overlay::ConfirmBulk(_))));
+    key(&mut app, "y");
+    let store = Store::open_existing(&run).unwrap();
+    assert_eq!(
+        store
+            .label_counts(&LabelFilter::default())
+            .unwrap()
+            .accepted as usize,
+        n
+    );
+    key(&mut app, "u");
+    assert_eq!(
+        store.label_counts(&LabelFilter::default()).unwrap().pending as usize,
+        n
+    );
+}
+
+#[test]
+fn train_screen_shows_settings_progress_loss_and_log() {
+    let (_dir, mut app, _) = fresh();
+    key(&mut app, "4jl");
+    app.train.running = true;
+    for step in 1..=30u64 {
+        app.handle(Event::Train(TrainEvent::Progress {
+            step,
+            total: 60,
+            epoch: 1.0,
+            loss: Some(2.5 / (1.0 + step as f64 / 10.0)),
+            tokens_per_s: 812.0,
+            eta_s: 95.0,
+        }));
+        if step % 10 == 0 {
+            app.handle(Event::Train(TrainEvent::EvalLoss {
+                step,
+                loss: 2.7 / (1.0 + step as f64 / 12.0),
+            }));
+        }
+    }
+    app.handle(Event::Train(TrainEvent::Log(
+        "started: 12 rows, 3,100 tokens, 60 steps".into(),
+    )));
+    insta::assert_snapshot!(render(&app, 120, 34));
+}
+
+#[test]
+fn iterations_screen_reads_the_store() {
+    let (dir, mut app, _) = fresh();
+    {
+        let mut store = Store::open_existing(dir.path().join("run")).unwrap();
+        let adapter = store
+            .insert_adapter(
+                Some(1),
+                "runs/x/adapters/iter-1.gguf",
+                None,
+                "SmolLM2-135M-Instruct.Q4_1.gguf",
+                &serde_json::json!({}),
+            )
+            .unwrap();
+        for (split, wins) in [("train", 6), ("test", 3)] {
+            store
+                .record_evaluation(
+                    &format!("eval-{split}-iter-1"),
+                    Some(adapter),
+                    Some(1),
+                    "SmolLM2-135M-Instruct.Q4_1 + iter-1.gguf@1",
+                    split,
+                    &serde_json::json!({"wins": wins, "episodes": 10}),
+                )
+                .unwrap();
+        }
+    }
+    key(&mut app, "5");
+    assert_eq!(app.iterations.rows.len(), 2);
+    insta::assert_snapshot!(render(&app, 100, 24));
+}
+
+#[test]
+fn quitting_asks_first_while_a_job_runs() {
+    let (_dir, mut app, _) = fresh();
+    app.train.running = true;
+    key(&mut app, "q");
+    assert!(!app.should_quit);
+    assert!(matches!(app.overlay, Some(Overlay::ConfirmQuit(_))));
+    insta::assert_snapshot!(render(&app, 100, 20));
+    key(&mut app, "n");
+    assert!(!app.should_quit);
+    app.train.running = false;
+    key(&mut app, "q");
+    assert!(app.should_quit);
+}
+
+#[test]
+fn a_user_key_file_rebinds_and_the_bottom_bar_follows() {
+    let (_dir, mut app, _) = fresh();
+    let problems = app.keymap.apply(
+        Path::new("keys.yaml"),
+        "scenarios:\n  play: [o]\nglobal:\n  quit: [Q]\n",
+    );
+    assert!(problems.is_empty(), "{problems:?}");
+    let bar = render(&app, 120, 10);
+    let last = bar.lines().last().unwrap();
+    assert!(last.contains(" o  play "), "{last}");
+    assert!(last.contains(" Q  quit "), "{last}");
+    key(&mut app, "o");
+    assert_eq!(app.screen, Screen::Episode);
+}
+
+#[test]
+fn a_live_step_streams_its_tokens_into_the_trace() {
+    let (_dir, mut app, _) = fresh();
+    key(&mut app, "\n"); // play the first scenario (no live session here: a message says so)
+    assert_eq!(app.screen, Screen::Episode);
+    app.note = None;
+    app.handle(Event::Session(SessionEvent::Loaded {
+        policy: "SmolLM2-135M-Instruct.Q4_1".into(),
+    }));
+    app.note = None;
+    app.handle(Event::Session(SessionEvent::Generating { index: 0 }));
+    for piece in ["REASON:", " A mug", " is often", " in a cabinet"] {
+        app.handle(Event::Session(SessionEvent::Token { text: piece.into() }));
+    }
+    insta::assert_snapshot!(render(&app, 120, 16));
+}
+
+#[test]
+fn live_steps_do_not_land_on_a_stored_episode_being_shown() {
+    let (_dir, mut app, id) = fresh();
+    app.open_episode(id);
+    let before = app.episode.steps.len();
+    app.handle(Event::Session(SessionEvent::Generating { index: 0 }));
+    app.handle(Event::Session(SessionEvent::Token {
+        text: "REASON".into(),
+    }));
+    assert_eq!(app.episode.steps.len(), before);
+    assert!(app.episode.streaming.is_empty());
+}

@@ -1,0 +1,201 @@
+//! The real `leap tui` binary in a tmux pane, on the tiny model: open, play an episode to its
+//! end, ask the oracle teacher, accept a label, see an edited scenario file reload (first broken,
+//! then fixed), quit, find the decision in the run database, and reopen to see it again.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use leap::store::{LabelFilter, LabelStatus, Store};
+
+struct Pane {
+    name: String,
+}
+
+impl Pane {
+    fn open(name: &str, command: &str) -> Pane {
+        let _ = Command::new("tmux")
+            .args(["kill-session", "-t", name])
+            .output();
+        let status = Command::new("tmux")
+            .args([
+                "new-session",
+                "-d",
+                "-s",
+                name,
+                "-x",
+                "160",
+                "-y",
+                "45",
+                command,
+            ])
+            .status()
+            .expect("tmux is installed");
+        assert!(status.success(), "tmux new-session failed");
+        Pane {
+            name: name.to_string(),
+        }
+    }
+
+    fn text(&self) -> String {
+        let out = Command::new("tmux")
+            .args(["capture-pane", "-p", "-t", &self.name])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn keys(&self, keys: &[&str]) {
+        for k in keys {
+            let status = Command::new("tmux")
+                .args(["send-keys", "-t", &self.name, k])
+                .status()
+                .unwrap();
+            assert!(status.success());
+            std::thread::sleep(Duration::from_millis(150));
+        }
+    }
+
+    /// Waits until the screen shows `needle`; panics with the screen after `secs`.
+    fn wait_for(&self, needle: &str, secs: u64) -> String {
+        let start = Instant::now();
+        loop {
+            let text = self.text();
+            if text.contains(needle) {
+                return text;
+            }
+            if start.elapsed() > Duration::from_secs(secs) {
+                panic!("waited {secs}s for {needle:?}; the screen:\n{text}");
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Pane {
+    fn drop(&mut self) {
+        let _ = Command::new("tmux")
+            .args(["kill-session", "-t", &self.name])
+            .output();
+    }
+}
+
+fn command(dir: &Path, tiny: &Path) -> String {
+    format!(
+        "env USER=e2e XDG_CONFIG_HOME={dir} {bin} tui --run {dir}/run --scenarios {dir}/scenarios --model {tiny} --horizon 3 2>{dir}/stderr.txt; echo exited $? > {dir}/exit.txt; sleep 30",
+        dir = dir.display(),
+        bin = env!("CARGO_BIN_EXE_leap"),
+        tiny = tiny.display(),
+    )
+}
+
+#[test]
+fn a_person_steps_corrects_accepts_and_sees_a_scenario_reload() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    let tiny = dir.join("tiny.gguf");
+    leap::model::write_tiny(
+        &common::default_model(),
+        &tiny,
+        &leap::model::TinySpec::default(),
+    )
+    .unwrap();
+    let scenarios = dir.join("scenarios");
+    std::fs::create_dir_all(&scenarios).unwrap();
+    let showcase = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scenarios/showcase.yaml");
+    let good = std::fs::read_to_string(showcase).unwrap();
+    let file = scenarios.join("showcase.yaml");
+    std::fs::write(&file, &good).unwrap();
+
+    let name = format!("leap-e2e-{}", std::process::id());
+    let pane = Pane::open(&name, &command(dir, &tiny));
+    pane.wait_for("1 Scenarios", 30);
+    pane.wait_for("student ready", 60);
+
+    // Play the first scenario to its end (the horizon is 3).
+    pane.keys(&["Enter"]);
+    pane.wait_for("step 0/3", 10);
+    pane.keys(&["s"]);
+    pane.wait_for("step 1/3", 60);
+    pane.keys(&["r"]);
+    let screen = pane.wait_for("stored as tui/showcase-morning-coffee/0", 120);
+    assert!(screen.contains("step 3/3"), "{screen}");
+
+    // The oracle corrects it; its labels show beside the trace.
+    pane.keys(&["t"]);
+    pane.wait_for("teacher: 3 labels", 30);
+    pane.wait_for("Teacher (oracle@1)", 10);
+
+    // Accept the first label on the Labels screen.
+    pane.keys(&["3"]);
+    pane.wait_for("3 labels:", 10);
+    pane.keys(&["a"]);
+    pane.wait_for("label 1 accepted", 10);
+
+    // Break the scenario file: the banner names the place; fix it: the banner goes.
+    pane.keys(&["1"]);
+    std::fs::write(
+        &file,
+        good.replace("contents: [bread 1", "contents: [braed 1"),
+    )
+    .unwrap();
+    let screen = pane.wait_for("problems in the scenario files", 20);
+    assert!(
+        screen.contains("showcase.yaml:44:41: unknown object type `braed`"),
+        "{screen}"
+    );
+    std::fs::write(&file, good.replacen("horizon: 20", "horizon: 21", 1)).unwrap();
+    let screen = pane.wait_for("horizon 21", 20);
+    assert!(
+        screen.contains("scenario files reloaded: 4 scenarios"),
+        "{screen}"
+    );
+    assert!(
+        !screen.contains("problems in the scenario files"),
+        "{screen}"
+    );
+
+    pane.keys(&["q"]);
+    wait_exit(dir);
+    drop(pane);
+
+    let store = Store::open_existing(dir.join("run")).unwrap();
+    let labels = store.labels(&LabelFilter::default()).unwrap();
+    assert_eq!(labels.len(), 3);
+    let accepted: Vec<_> = labels
+        .iter()
+        .filter(|l| l.status == LabelStatus::Accepted)
+        .collect();
+    assert_eq!(accepted.len(), 1);
+    assert_eq!(accepted[0].id, 1);
+    assert_eq!(accepted[0].decided_by.as_deref(), Some("e2e@workbench"));
+    assert_eq!(accepted[0].episode_key, "tui/showcase-morning-coffee/0");
+
+    // Reopened on the same run, the workbench shows the same decision.
+    let pane = Pane::open(&name, &command(dir, &tiny));
+    pane.wait_for("1 Scenarios", 30);
+    pane.keys(&["3"]);
+    pane.wait_for("✓ 1 accepted", 10);
+    pane.keys(&["q"]);
+    wait_exit(dir);
+}
+
+/// Waits for leap to quit on its own and checks that it exited cleanly.
+fn wait_exit(dir: &Path) {
+    let file = dir.join("exit.txt");
+    let start = Instant::now();
+    while !file.exists() {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "leap did not quit"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_millis(100));
+    let exit = std::fs::read_to_string(&file).unwrap();
+    let stderr = std::fs::read_to_string(dir.join("stderr.txt")).unwrap_or_default();
+    assert_eq!(exit.trim(), "exited 0", "stderr: {stderr}");
+    std::fs::remove_file(&file).unwrap();
+}
