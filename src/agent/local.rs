@@ -130,19 +130,21 @@ impl LocalPolicy {
         let model = LlamaModel::load_from_file(backend, &config.model, &params)
             .map_err(|e| model_err(&config.model, format!("llama.cpp cannot load it: {e}")))?;
         let mut model = Box::new(model);
+        // llama.cpp's context takes one adapter set through the safe API; several adapters are
+        // merged into one exact equivalent first (ranks stacked, scales folded into B).
+        let merged = merged_adapters(&config.adapters)?;
+        let to_load: Vec<(PathBuf, f32)> = match &merged {
+            Some(file) => vec![(file.path().to_path_buf(), 1.0)],
+            None => config.adapters.clone(),
+        };
         let mut adapters = Vec::new();
-        for (path, _) in &config.adapters {
+        for (path, _) in &to_load {
             let adapter = model
                 .lora_adapter_init(path)
                 .map_err(|e| model_err(path, format!("not a LoRA adapter for this model: {e}")))?;
             adapters.push(adapter);
         }
-        if adapters.len() > 1 {
-            return Err(model_err(
-                &config.adapters[1].0,
-                "only one adapter at a time is supported",
-            ));
-        }
+        drop(merged); // llama.cpp has read it into memory
         // SAFETY: the model is boxed (its address never changes) and outlives the context and
         // adapters, which are declared before it in `LocalPolicy` and so dropped first.
         let model_ref: &'static LlamaModel = unsafe { &*(model.as_ref() as *const LlamaModel) };
@@ -168,7 +170,7 @@ impl LocalPolicy {
             .with_n_threads_batch(threads);
         let mut ctx = model_ref.new_context(backend, params).map_err(llama_err)?;
 
-        for (adapter, (_, scale)) in adapters.iter_mut().zip(&config.adapters) {
+        for (adapter, (_, scale)) in adapters.iter_mut().zip(&to_load) {
             ctx.lora_adapter_set(adapter, *scale).map_err(llama_err)?;
         }
 
@@ -261,6 +263,35 @@ impl LocalPolicy {
 }
 
 /// GBNF for `REASON: <one line>` then `ACTION: <an admissible command>`.
+/// For two or more adapters, one temporary adapter file equal to all of them at their scales.
+fn merged_adapters(
+    adapters: &[(PathBuf, f32)],
+) -> Result<Option<tempfile::NamedTempFile>, PolicyError> {
+    if adapters.len() < 2 {
+        return Ok(None);
+    }
+    let mut parts = Vec::with_capacity(adapters.len());
+    for (path, scale) in adapters {
+        let adapter = crate::train::Adapter::read(path).map_err(|e| model_err(path, e))?;
+        parts.push((adapter, *scale));
+    }
+    let merged = crate::train::Adapter::merge(&parts).map_err(|e| model_err(&adapters[0].0, e))?;
+    let file = tempfile::Builder::new()
+        .prefix("leap-merged-")
+        .suffix(".gguf")
+        .tempfile()
+        .map_err(|e| {
+            model_err(
+                &adapters[0].0,
+                format!("a temporary file for the merge: {e}"),
+            )
+        })?;
+    merged
+        .write(file.path())
+        .map_err(|e| model_err(&adapters[0].0, e))?;
+    Ok(Some(file))
+}
+
 pub fn grammar(admissible: &[String]) -> String {
     let quote = |s: &str| format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""));
     let actions: Vec<String> = admissible.iter().map(|a| quote(a)).collect();

@@ -130,6 +130,13 @@ pub fn write_jsonl<T: Serialize>(path: &Path, rows: &[T]) -> Result<(), DatasetE
         out.flush().map_err(io)?;
     }
     tmp.as_file().sync_all().map_err(io)?;
+    // A temporary file is private (0600); the dataset is an ordinary file.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::Permissions::from_mode(0o644);
+        tmp.as_file().set_permissions(mode).map_err(io)?;
+    }
     tmp.persist(path).map_err(|e| io(e.error))?;
     Ok(())
 }

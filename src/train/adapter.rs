@@ -163,6 +163,94 @@ pub struct Adapter {
 }
 
 impl Adapter {
+    /// One adapter equal to applying `parts` together, each at its scale: the ranks are stacked
+    /// (A's rows one after another, B's columns each multiplied by scale * alpha / rank), with
+    /// zero blocks where an adapter does not touch a weight, and alpha set to the total rank so
+    /// that llama.cpp's alpha / rank factor is 1. Exact: B A x sums the parts' updates.
+    pub fn merge(parts: &[(Adapter, f32)]) -> Result<Adapter, String> {
+        let Some((first, _)) = parts.first() else {
+            return Err("no adapter to merge".into());
+        };
+        if let Some((other, _)) = parts
+            .iter()
+            .find(|(a, _)| a.architecture != first.architecture)
+        {
+            return Err(format!(
+                "adapters for different architectures: {} and {}",
+                first.architecture, other.architecture
+            ));
+        }
+        let total: usize = parts.iter().map(|(a, _)| a.spec.rank as usize).sum();
+        let mut names: Vec<&str> = parts
+            .iter()
+            .flat_map(|(a, _)| a.weights.iter().map(|w| w.name.as_str()))
+            .collect();
+        names.sort_unstable();
+        names.dedup();
+        let mut weights = Vec::with_capacity(names.len());
+        for name in names {
+            let found: Vec<Option<&LoraWeight>> = parts
+                .iter()
+                .map(|(a, _)| a.weights.iter().find(|w| w.name == name))
+                .collect();
+            let shape = found.iter().flatten().next().map(|w| (w.n_in, w.n_out));
+            let (n_in, n_out) = shape.expect("every name comes from some adapter");
+            if found
+                .iter()
+                .flatten()
+                .any(|w| (w.n_in, w.n_out) != (n_in, n_out))
+            {
+                return Err(format!("{name}: the adapters disagree on its shape"));
+            }
+            let mut a = Vec::with_capacity(total * n_in);
+            let mut b = vec![0f32; n_out * total];
+            let mut offset = 0;
+            for ((adapter, scale), weight) in parts.iter().zip(&found) {
+                let r = adapter.spec.rank as usize;
+                match weight {
+                    Some(w) => {
+                        a.extend_from_slice(&w.a);
+                        let c = scale * adapter.spec.alpha / r as f32;
+                        for j in 0..n_out {
+                            for k in 0..r {
+                                b[j * total + offset + k] = c * w.b[j * r + k];
+                            }
+                        }
+                    }
+                    None => a.resize(a.len() + r * n_in, 0.0),
+                }
+                offset += r;
+            }
+            weights.push(LoraWeight {
+                name: name.to_string(),
+                n_in,
+                n_out,
+                a,
+                b,
+            });
+        }
+        let mut targets: Vec<Target> = parts
+            .iter()
+            .flat_map(|(a, _)| a.spec.targets.iter().copied())
+            .collect();
+        targets.sort_unstable();
+        targets.dedup();
+        Ok(Adapter {
+            architecture: first.architecture.clone(),
+            spec: LoraSpec {
+                rank: total as u32,
+                alpha: total as f32,
+                targets,
+            },
+            weights,
+            meta: AdapterMeta {
+                base_sha256: first.meta.base_sha256.clone(),
+                base_name: first.meta.base_name.clone(),
+                ..AdapterMeta::default()
+            },
+        })
+    }
+
     /// A fresh adapter for `base`: A uniform in ±1/sqrt(n_in) (PEFT's Kaiming-uniform), B zero,
     /// so that training starts from the base model's own outputs.
     pub fn init(base: &GgufFile, spec: &LoraSpec, seed: u64) -> Result<Adapter, TrainError> {
