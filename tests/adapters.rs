@@ -32,12 +32,11 @@ fn greedy(model: &Path, adapters: &[(PathBuf, f32)]) -> String {
         ],
         admissible: Vec::new(),
     };
-    let text = policy
+    policy
         .respond(&[request], &sampling, &mut |_, _| {})
         .unwrap()[0]
         .text
-        .clone();
-    text
+        .clone()
 }
 
 #[test]
