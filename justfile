@@ -83,7 +83,10 @@ llama-tools: deps
     [[ "$cache" == /* ]] || cache="$HOME/.cache"
     root="$cache/leap/llama-tools"
     bin="$root/bin"
-    if [ -x "$bin/llama-server" ] && [ -x "$bin/llama-bench" ]; then
+    # AMX off: ggml's AMX kernels segfault where the CPU reports AMX but the VM does not grant
+    # the tiles (seen on a Sapphire Rapids VM); the AVX-512 kernels serve instead.
+    flags="-DCMAKE_BUILD_TYPE=Release -DBUILD_SHARED_LIBS=OFF -DGGML_NATIVE=ON -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_OPENSSL=OFF -DLLAMA_BUILD_UI=OFF -DLLAMA_USE_PREBUILT_UI=OFF"
+    if [ -x "$bin/llama-server" ] && [ -x "$bin/llama-bench" ] && [ "$(cat "$bin/.flags" 2>/dev/null)" = "$version $flags" ]; then
         echo "llama-server: $bin/llama-server"
         echo "llama-bench:  $bin/llama-bench"
         exit 0
@@ -102,9 +105,8 @@ llama-tools: deps
     src="$work/llama_cpp_python-$version/vendor/llama.cpp"
     # Static binaries (they can be copied anywhere); no web UI, no HTTPS, nothing fetched at build.
     echo "configuring llama.cpp" >&2
-    cmake -S "$src" -B "$work/build" -DCMAKE_BUILD_TYPE=Release -DBUILD_SHARED_LIBS=OFF \
-        -DGGML_NATIVE=ON -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF \
-        -DLLAMA_OPENSSL=OFF -DLLAMA_BUILD_UI=OFF -DLLAMA_USE_PREBUILT_UI=OFF \
+    # shellcheck disable=SC2086
+    cmake -S "$src" -B "$work/build" $flags \
         >"$work/cmake.log" 2>&1 || { cat "$work/cmake.log" >&2; exit 1; }
     echo "building llama-server and llama-bench (a few minutes)" >&2
     cmake --build "$work/build" --target llama-server llama-bench -j "$(nproc 2>/dev/null || echo 2)"
@@ -113,5 +115,6 @@ llama-tools: deps
         install -m 755 "$work/build/bin/$tool" "$bin/.$tool.tmp"
         mv "$bin/.$tool.tmp" "$bin/$tool"
     done
+    echo "$version $flags" > "$bin/.flags"
     echo "llama-server: $bin/llama-server"
     echo "llama-bench:  $bin/llama-bench"

@@ -22,8 +22,12 @@ const RANK: u32 = 8;
 const ALPHA: f32 = 16.0;
 const SEQ_LENS: [u32; 2] = [256, 512];
 
+/// Threads for both sides: `LEAP_BENCH_THREADS`, else every core.
 fn threads() -> usize {
-    std::thread::available_parallelism().map_or(2, |n| n.get())
+    std::env::var("LEAP_BENCH_THREADS")
+        .ok()
+        .and_then(|t| t.parse().ok())
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()))
 }
 
 #[derive(Debug, Clone, Copy)]

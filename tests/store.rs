@@ -107,7 +107,22 @@ fn open_creates_the_folder_and_migrates_an_empty_database() {
         .collect::<Result<_, _>>()
         .unwrap();
     tables.sort();
-    assert_eq!(tables, ["episodes", "runs", "scenarios", "steps"]);
+    assert_eq!(
+        tables,
+        [
+            "adapters",
+            "corrections",
+            "dataset_labels",
+            "datasets",
+            "episodes",
+            "evaluations",
+            "label_events",
+            "labels",
+            "runs",
+            "scenarios",
+            "steps"
+        ]
+    );
     let run = store.run_info().unwrap();
     assert_eq!(run.name, "first");
     assert_eq!(run.config, json!({}));
