@@ -84,9 +84,12 @@ llama-tools: deps
     root="$cache/leap/llama-tools"
     bin="$root/bin"
     # AMX off: ggml's AMX kernels segfault where the CPU reports AMX but the VM does not grant
-    # the tiles (seen on a Sapphire Rapids VM); the AVX-512 kernels serve instead.
-    flags="-DCMAKE_BUILD_TYPE=Release -DBUILD_SHARED_LIBS=OFF -DGGML_NATIVE=ON -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_OPENSSL=OFF -DLLAMA_BUILD_UI=OFF -DLLAMA_USE_PREBUILT_UI=OFF"
-    if [ -x "$bin/llama-server" ] && [ -x "$bin/llama-bench" ] && [ "$(cat "$bin/.flags" 2>/dev/null)" = "$version $flags" ]; then
+    # the tiles (seen on a Sapphire Rapids VM); the AVX-512 kernels serve instead. With
+    # GGML_NATIVE, -march=native turns AMX on whatever GGML_AMX_* say, so the compiler is told
+    # (explicit -mno-* flags win over what -march implies, wherever they stand).
+    noamx="-mno-amx-tile -mno-amx-int8 -mno-amx-bf16"
+    flags="-DCMAKE_BUILD_TYPE=Release -DBUILD_SHARED_LIBS=OFF -DGGML_NATIVE=ON -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_OPENSSL=OFF -DLLAMA_BUILD_UI=OFF -DLLAMA_USE_PREBUILT_UI=OFF"
+    if [ -x "$bin/llama-server" ] && [ -x "$bin/llama-bench" ] && [ "$(cat "$bin/.flags" 2>/dev/null)" = "$version $flags $noamx" ]; then
         echo "llama-server: $bin/llama-server"
         echo "llama-bench:  $bin/llama-bench"
         exit 0
@@ -106,7 +109,7 @@ llama-tools: deps
     # Static binaries (they can be copied anywhere); no web UI, no HTTPS, nothing fetched at build.
     echo "configuring llama.cpp" >&2
     # shellcheck disable=SC2086
-    cmake -S "$src" -B "$work/build" $flags \
+    cmake -S "$src" -B "$work/build" $flags -DCMAKE_C_FLAGS="$noamx" -DCMAKE_CXX_FLAGS="$noamx" \
         >"$work/cmake.log" 2>&1 || { cat "$work/cmake.log" >&2; exit 1; }
     echo "building llama-server and llama-bench (a few minutes)" >&2
     cmake --build "$work/build" --target llama-server llama-bench -j "$(nproc 2>/dev/null || echo 2)"
@@ -115,6 +118,6 @@ llama-tools: deps
         install -m 755 "$work/build/bin/$tool" "$bin/.$tool.tmp"
         mv "$bin/.$tool.tmp" "$bin/$tool"
     done
-    echo "$version $flags" > "$bin/.flags"
+    echo "$version $flags $noamx" > "$bin/.flags"
     echo "llama-server: $bin/llama-server"
     echo "llama-bench:  $bin/llama-bench"
