@@ -4,13 +4,12 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
-use indicatif::{ProgressBar, ProgressStyle};
 
 use leap::agent::local::{LocalConfig, LocalPolicy};
 use leap::agent::prompt::Prompt;
 use leap::agent::remote::{RemoteConfig, RemotePolicy};
 use leap::agent::{Policy, Sampling};
-use leap::rollout::{RolloutConfig, RolloutEvent, spawn};
+use leap::rollout::{RolloutConfig, spawn};
 use leap::scenario::{self, Split};
 
 #[derive(clap::Args)]
@@ -167,28 +166,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         horizon: args.horizon,
         privileged: false,
     };
-    let bar = ProgressBar::new(0);
-    bar.set_style(
-        ProgressStyle::with_template(
-            "{bar:30} {pos}/{len} episodes  {msg}  [{elapsed_precise}, eta {eta}]",
-        )
-        .expect("a valid template"),
-    );
+    let (bar, mut on_event) = super::eval::progress("rollout");
     let job = spawn(policy, prompt, args.run.clone(), scenarios, rollout_config);
-    let (mut won, mut finished) = (0usize, 0usize);
     for event in job.events.iter() {
-        match event {
-            RolloutEvent::Progress { done, total } => {
-                bar.set_length(total as u64);
-                bar.set_position(done as u64);
-            }
-            RolloutEvent::EpisodeFinished { won: w, .. } => {
-                finished += 1;
-                won += usize::from(w);
-                bar.set_message(format!("{won}/{finished} won this run"));
-            }
-            _ => {}
-        }
+        on_event(event);
     }
     let (summary, _) = job.join()?;
     bar.finish_and_clear();

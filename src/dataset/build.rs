@@ -103,6 +103,20 @@ pub fn expert_rows(
     Ok((rows, report))
 }
 
+impl RowMeta {
+    /// Where a row made from `label` comes from.
+    pub fn of_label(label: &Label) -> RowMeta {
+        RowMeta {
+            source: "label".into(),
+            scenario_id: label.scenario_id.clone(),
+            iteration: label.iteration.unwrap_or(0),
+            episode_id: Some(label.episode_id),
+            step: Some(label.idx),
+            label_id: Some(label.id),
+        }
+    }
+}
+
 /// A label as a training row: the prompt the student saw at that step, and the label's reason
 /// and action (the edit when edited) as the response. `None` for a step stored without its
 /// prompt messages.
@@ -115,14 +129,7 @@ pub fn label_row(store: &Store, label: &Label) -> Result<Option<Row>, StoreError
     messages.push(Message::new(Role::Assistant, format(reason, action)));
     Ok(Some(Row {
         messages,
-        meta: Some(RowMeta {
-            source: "label".into(),
-            scenario_id: label.scenario_id.clone(),
-            iteration: label.iteration.unwrap_or(0),
-            episode_id: Some(label.episode_id),
-            step: Some(label.idx),
-            label_id: Some(label.id),
-        }),
+        meta: Some(RowMeta::of_label(label)),
     }))
 }
 
@@ -225,14 +232,7 @@ pub fn preference_pairs(
             prompt: step.messages.clone(),
             chosen: vec![Message::new(Role::Assistant, format(reason, action))],
             rejected: vec![Message::new(Role::Assistant, step.raw_output.clone())],
-            meta: RowMeta {
-                source: "label".into(),
-                scenario_id: label.scenario_id.clone(),
-                iteration: label.iteration.unwrap_or(0),
-                episode_id: Some(label.episode_id),
-                step: Some(label.idx),
-                label_id: Some(label.id),
-            },
+            meta: RowMeta::of_label(&label),
         });
     }
     Ok(pairs)
