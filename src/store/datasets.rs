@@ -71,38 +71,19 @@ impl Store {
 
     /// The latest dataset recorded for `iteration`.
     pub fn dataset(&self, iteration: u32) -> Result<Option<DatasetRow>> {
-        let row = self
-            .conn
+        self.conn
             .query_row(
-                "SELECT id, iteration, hash, path, rows, created_at_ms, config FROM datasets
-                 WHERE iteration = ?1 ORDER BY id DESC LIMIT 1",
+                &format!(
+                    "SELECT {DATASET_COLUMNS} FROM datasets WHERE iteration = ?1 ORDER BY id DESC LIMIT 1"
+                ),
                 [iteration],
-                |row| {
-                    Ok((
-                        DatasetRow {
-                            id: row.get(0)?,
-                            iteration: row.get(1)?,
-                            hash: row.get(2)?,
-                            path: row.get(3)?,
-                            rows: row.get(4)?,
-                            created_at_ms: row.get(5)?,
-                            config: Value::Null,
-                        },
-                        row.get::<_, String>(6)?,
-                    ))
-                },
+                dataset_row,
             )
             .optional()
             .map_err(sql(
                 &self.path,
                 format!("reading the dataset of iteration {iteration}"),
-            ))?;
-        row.map(|(mut d, config)| {
-            d.config = serde_json::from_str(&config)
-                .map_err(json(&self.path, "reading a dataset's config"))?;
-            Ok(d)
-        })
-        .transpose()
+            ))
     }
 
     /// The ids of the labels dataset `id` holds.
@@ -157,26 +138,30 @@ impl Store {
     pub fn datasets(&self) -> Result<Vec<DatasetRow>> {
         let mut stmt = self
             .conn
-            .prepare_cached(
-                "SELECT id, iteration, hash, path, rows, created_at_ms, config FROM datasets ORDER BY id",
-            )
+            .prepare_cached(&format!(
+                "SELECT {DATASET_COLUMNS} FROM datasets ORDER BY id"
+            ))
             .map_err(sql(&self.path, "listing datasets"))?;
         let rows = stmt
-            .query_map([], |row| {
-                Ok(DatasetRow {
-                    id: row.get(0)?,
-                    iteration: row.get(1)?,
-                    hash: row.get(2)?,
-                    path: row.get(3)?,
-                    rows: row.get(4)?,
-                    created_at_ms: row.get(5)?,
-                    config: json_column(row, 6)?,
-                })
-            })
+            .query_map([], dataset_row)
             .and_then(|rows| rows.collect())
             .map_err(sql(&self.path, "listing datasets"))?;
         Ok(rows)
     }
+}
+
+const DATASET_COLUMNS: &str = "id, iteration, hash, path, rows, created_at_ms, config";
+
+fn dataset_row(row: &rusqlite::Row) -> rusqlite::Result<DatasetRow> {
+    Ok(DatasetRow {
+        id: row.get(0)?,
+        iteration: row.get(1)?,
+        hash: row.get(2)?,
+        path: row.get(3)?,
+        rows: row.get(4)?,
+        created_at_ms: row.get(5)?,
+        config: json_column(row, 6)?,
+    })
 }
 
 /// A group of labels in a dataset.
