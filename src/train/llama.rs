@@ -538,7 +538,9 @@ unsafe extern "C" fn eval_hook(t: *mut sys::ggml_tensor, ask: bool, ud: *mut c_v
                 sys::GGML_OP_ARGMAX | sys::GGML_OP_COUNT_EQUAL => (*t).op = sys::GGML_OP_NONE,
                 // The output projection's backward: ggml skips a no-op node, and it is computed
                 // after (its inputs are then ready, its memory allocated, nothing after it run).
-                sys::GGML_OP_OUT_PROD if hooks.sparse_head && output_backward(t) => {
+                sys::GGML_OP_OUT_PROD
+                    if hooks.sparse_head && few_in_loss(&hooks.masked, t) && output_backward(t) =>
+                {
                     (*t).op = sys::GGML_OP_NONE;
                     hooks.deferred = Some(t);
                     need = true;
@@ -579,6 +581,16 @@ unsafe extern "C" fn eval_hook(t: *mut sys::ggml_tensor, ask: bool, ud: *mut c_v
             true
         }
     }
+}
+
+/// Whether under a third of the node's positions are in the loss: only then does computing the
+/// output projection's backward at those positions alone beat ggml's kernel over all of them.
+///
+/// SAFETY: `t` is a live OUT_PROD node.
+unsafe fn few_in_loss(masked: &[(usize, usize)], t: *const sys::ggml_tensor) -> bool {
+    let n_pos = unsafe { (*t).ne[1] } as usize;
+    let out: usize = masked.iter().map(|(a, b)| b - a).sum();
+    3 * (n_pos.saturating_sub(out)) < n_pos
 }
 
 /// The operation's name, with the products involving the output projection (the vocabulary-sized
