@@ -335,26 +335,22 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         timed(&mut stages, None, "oracle alone on test", || {
             oracle_alone(&mut store, &test, "test", privilege)
         })?;
-        timed(&mut stages, None, "zero-shot student on test", || {
-            let mut base = load_student(&model, None, args.parallel, args.teacher.gpu_layers)?;
-            run_eval(
-                &mut store,
-                &mut base,
-                &prompt,
-                &test,
-                &eval_spec("eval-test-base".into(), None, None, false),
-            )
-        })?;
-        timed(&mut stages, None, "self teacher alone on test", || {
-            let mut base = load_student(&model, None, args.parallel, args.teacher.gpu_layers)?;
-            run_eval(
-                &mut store,
-                &mut base,
-                &prompt,
-                &test,
-                &eval_spec("eval-test-self-base".into(), None, None, true),
-            )
-        })?;
+        // One load of the base model serves both: plain, then with the privileged facts.
+        let mut base = load_student(&model, None, args.parallel, args.teacher.gpu_layers)?;
+        for (stage, label, privileged) in [
+            ("zero-shot student on test", "eval-test-base", false),
+            ("self teacher alone on test", "eval-test-self-base", true),
+        ] {
+            timed(&mut stages, None, stage, || {
+                run_eval(
+                    &mut store,
+                    &mut base,
+                    &prompt,
+                    &test,
+                    &eval_spec(label.into(), None, None, privileged),
+                )
+            })?;
+        }
     }
 
     let report = leap::report::run_report(&store)?;
