@@ -262,18 +262,43 @@ fn llama_server_constrains_the_default_model_with_a_grammar() {
         .map(|(i, u)| request(i, u))
         .collect();
     for r in respond(&mut policy, &requests, &sampling) {
-        let (reason, action) = r
-            .text
-            .strip_prefix("REASON: ")
-            .and_then(|t| t.split_once("\nACTION: "))
-            .unwrap_or_else(|| panic!("not REASON/ACTION: {:?}", r.text));
+        let (reason, _) = reason_and_action(&r.text);
         assert!(!reason.is_empty() && !reason.contains('\n'), "{:?}", r.text);
-        assert!(
-            ["take mug", "open fridge", "look"].contains(&action),
-            "{:?}",
-            r.text
-        );
     }
+
+    // A budget far too small for what these prompts make the model write (unbounded, the first
+    // one rambles past 40 tokens without an action): the grammar bounds the reason (4
+    // characters a token of the 8-token reason budget) so that the action still comes.
+    let tight = Sampling {
+        max_tokens: 40,
+        ..sampling
+    };
+    assert_eq!(tight.reason_budget(), 8);
+    let rambling: Vec<Request> = [
+        "Describe the kitchen in great detail, every shelf and every object, before you act.",
+        "Write a long story about a mug, then act.",
+    ]
+    .iter()
+    .enumerate()
+    .map(|(i, u)| request(i, u))
+    .collect();
+    for r in respond(&mut policy, &rambling, &tight) {
+        let (reason, _) = reason_and_action(&r.text);
+        assert!((1..=32).contains(&reason.chars().count()), "{:?}", r.text);
+    }
+}
+
+/// The reason and the action of a constrained answer, which must be one of the test's three.
+fn reason_and_action(text: &str) -> (&str, &str) {
+    let (reason, action) = text
+        .strip_prefix("REASON: ")
+        .and_then(|t| t.split_once("\nACTION: "))
+        .unwrap_or_else(|| panic!("not REASON/ACTION: {text:?}"));
+    assert!(
+        ["take mug", "open fridge", "look"].contains(&action),
+        "{text:?}"
+    );
+    (reason, action)
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -292,11 +292,18 @@ fn merged_adapters(
     Ok(Some(file))
 }
 
-pub fn grammar(admissible: &[String]) -> String {
+/// GBNF for `REASON: <one line>` then `ACTION: <an admissible command>`. With `max_reason`,
+/// the reason is at most that many characters: a backend that cannot cut a reason short itself
+/// (a server) bounds it here, so that the action always fits in the response.
+pub fn grammar(admissible: &[String], max_reason: Option<usize>) -> String {
     let quote = |s: &str| format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""));
     let actions: Vec<String> = admissible.iter().map(|a| quote(a)).collect();
+    let reason = match max_reason {
+        Some(n) => format!("[^\\n]{{1,{}}}", n.max(1)),
+        None => "[^\\n]+".to_string(),
+    };
     format!(
-        "root ::= \"REASON: \" [^\\n]+ \"\\nACTION: \" action\naction ::= {}\n",
+        "root ::= \"REASON: \" {reason} \"\\nACTION: \" action\naction ::= {}\n",
         actions.join(" | ")
     )
 }
@@ -486,7 +493,7 @@ impl Policy for LocalPolicy {
             });
             let grammar = if sampling.constrained && !req.admissible.is_empty() {
                 Some(
-                    LlamaSampler::grammar(&self.model, &grammar(&req.admissible), "root")
+                    LlamaSampler::grammar(&self.model, &grammar(&req.admissible, None), "root")
                         .map_err(llama_err)?,
                 )
             } else {
@@ -529,8 +536,7 @@ impl Policy for LocalPolicy {
         // Decode one token per live request until each is done.
         let vocab = self.model.vocab();
         let force_action = vocab.tokenize(b"\nACTION: ", false, false);
-        // Leave room for the longest admissible command after the reason.
-        let reason_budget = sampling.max_tokens.saturating_sub(32).max(8);
+        let reason_budget = sampling.reason_budget();
         loop {
             self.batch.clear();
             let mut any = false;

@@ -60,6 +60,14 @@ pub struct Sampling {
     pub constrained: bool,
 }
 
+impl Sampling {
+    /// Tokens a reason may take before the backend moves on to the action, leaving room for the
+    /// longest admissible command.
+    pub fn reason_budget(&self) -> u32 {
+        self.max_tokens.saturating_sub(32).max(8)
+    }
+}
+
 impl Default for Sampling {
     fn default() -> Self {
         Sampling {

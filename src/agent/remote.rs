@@ -150,7 +150,20 @@ impl RemotePolicy {
             "stream": false,
         });
         if self.config.llama_grammar && sampling.constrained && !request.admissible.is_empty() {
-            body["grammar"] = Value::String(grammar(&request.admissible));
+            // A server cannot cut a reason short the way the local backend does, so the grammar
+            // bounds it: about four characters a token of the reason budget. Every token writes
+            // at least one character, so raising `max_tokens` to the grammar's longest answer
+            // means an answer is never cut off before its action.
+            let max_reason = 4 * sampling.reason_budget() as usize;
+            let longest_action = request
+                .admissible
+                .iter()
+                .map(String::len)
+                .max()
+                .unwrap_or(0);
+            let longest = "REASON: ".len() + max_reason + "\nACTION: ".len() + longest_action;
+            body["grammar"] = Value::String(grammar(&request.admissible, Some(max_reason)));
+            body["max_tokens"] = json!(sampling.max_tokens.max(longest as u32));
         }
         body
     }
