@@ -142,4 +142,31 @@ fn iterate_runs_the_loop_and_resumes_after_a_kill_without_redoing_stages() {
         4,
         "{result}"
     );
+    // Stage times are kept across the kill, and no stage ran twice.
+    let stages: Vec<(Option<u64>, &str)> = result["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| (s["iteration"].as_u64(), s["stage"].as_str().unwrap()))
+        .collect();
+    let mut unique = stages.clone();
+    unique.sort_unstable();
+    unique.dedup();
+    assert_eq!(unique.len(), stages.len(), "{stages:?}");
+    for i in 0..3 {
+        assert!(
+            stages.contains(&(Some(i), "evaluation on test")),
+            "{stages:?}"
+        );
+    }
+    for i in 1..3 {
+        assert!(stages.contains(&(Some(i), "training")), "{stages:?}");
+    }
+    assert!(
+        store
+            .stages()
+            .unwrap()
+            .iter()
+            .all(|s| s.seconds >= 0.0 && s.finished_at_ms > 0)
+    );
 }

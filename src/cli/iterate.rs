@@ -88,26 +88,18 @@ pub struct Args {
     json: bool,
 }
 
-/// What one stage took.
-#[derive(Debug, Serialize)]
-struct Stage {
-    iteration: Option<u32>,
-    stage: String,
-    seconds: f64,
-    detail: serde_json::Value,
-}
-
 #[derive(Parser)]
 struct TrainCli {
     #[command(flatten)]
     args: super::train::Args,
 }
 
+/// Runs one stage and records its wall time in the run as soon as it has finished.
 fn timed<T>(
-    stages: &mut Vec<Stage>,
+    store: &mut Store,
     iteration: Option<u32>,
     stage: &str,
-    f: impl FnOnce() -> anyhow::Result<T>,
+    f: impl FnOnce(&mut Store) -> anyhow::Result<T>,
 ) -> anyhow::Result<T>
 where
     T: Serialize,
@@ -117,13 +109,9 @@ where
         iteration.map_or(String::new(), |i| format!("iteration {i}: "))
     );
     let start = Instant::now();
-    let value = f()?;
-    stages.push(Stage {
-        iteration,
-        stage: stage.to_string(),
-        seconds: start.elapsed().as_secs_f64(),
-        detail: serde_json::to_value(&value).unwrap_or_default(),
-    });
+    let value = f(store)?;
+    let detail = serde_json::to_value(&value).unwrap_or_default();
+    store.record_stage(iteration, stage, start.elapsed().as_secs_f64(), &detail)?;
     Ok(value)
 }
 
@@ -160,7 +148,6 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let spec = args.teacher.spec()?;
     let privilege = args.teacher.privilege;
     let mut store = Store::open(&args.run)?;
-    let mut stages = Vec::new();
     let eval_spec = |label: String,
                      adapter_id: Option<i64>,
                      iteration: Option<u32>,
@@ -186,7 +173,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 args.episodes_per_iter,
                 args.seed.wrapping_add(u64::from(prev)),
             );
-            timed(&mut stages, Some(i), "student rollouts on train", || {
+            timed(&mut store, Some(i), "student rollouts on train", |store| {
                 let adapter = adapter_path(&args.run, prev);
                 let adapter_id = store
                     .adapter_by_path(&adapter.display().to_string())?
@@ -202,7 +189,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                     split: "train".into(),
                     ..eval_spec(label.clone(), adapter_id, Some(prev), false)
                 };
-                let report = run_eval(&mut store, &mut student, &prompt, &played, &spec)?;
+                let report = run_eval(store, &mut student, &prompt, &played, &spec)?;
                 // The same numbers, under the name the report looks for.
                 store.record_evaluation(
                     &format!("eval-train-iter-{prev}"),
@@ -215,16 +202,16 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 Ok(report)
             })?;
             timed(
-                &mut stages,
+                &mut store,
                 Some(i),
                 "teacher corrects failed episodes",
-                || {
+                |store| {
                     let filter = EpisodeFilter {
                         key_prefix: Some(format!("rollout/{label}/")),
                         order: Order::ById,
                         ..EpisodeFilter::default()
                     };
-                    correct_episodes(&mut store, &spec, &filter, true, true)
+                    correct_episodes(store, &spec, &filter, true, true)
                 },
             )?;
             let pending = store
@@ -242,8 +229,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             };
             match policy {
                 Some(policy) => {
-                    timed(&mut stages, Some(i), "curation", || {
-                        curate(&mut store, policy, Some(prev), &mut |_| {})
+                    timed(&mut store, Some(i), "curation", |store| {
+                        curate(store, policy, Some(prev), &mut |_| {})
                     })?;
                 }
                 None if pending > 0 => {
@@ -270,11 +257,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             .adapter_by_path(&adapter.display().to_string())?
             .filter(|_| adapter.is_file());
         if trained.is_none() {
-            timed(&mut stages, Some(i), "dataset", || {
-                build_iteration(&mut store, &args.run, &train_all, &prompt, i, &settings)
+            timed(&mut store, Some(i), "dataset", |store| {
+                build_iteration(store, &args.run, &train_all, &prompt, i, &settings)
             })?;
             // 2. Train the next student.
-            timed(&mut stages, Some(i), "training", || {
+            timed(&mut store, Some(i), "training", |_| {
                 let mut argv: Vec<String> = ["leap", "--run"].map(String::from).to_vec();
                 argv.push(args.run.display().to_string());
                 argv.extend(
@@ -305,10 +292,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             == Some(test.len() as u64);
         if !done {
             timed(
-                &mut stages,
+                &mut store,
                 Some(i),
                 "evaluation on test",
-                || -> anyhow::Result<EvalReport> {
+                |store| -> anyhow::Result<EvalReport> {
                     let adapter_id = store
                         .adapter_by_path(&adapter.display().to_string())?
                         .map(|a| a.id);
@@ -319,7 +306,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                         args.teacher.gpu_layers,
                     )?;
                     run_eval(
-                        &mut store,
+                        store,
                         &mut student,
                         &prompt,
                         &test,
@@ -332,8 +319,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 
     // The comparisons come last: the loop's own results first.
     if args.baselines {
-        timed(&mut stages, None, "oracle alone on test", || {
-            oracle_alone(&mut store, &test, "test", privilege)
+        timed(&mut store, None, "oracle alone on test", |store| {
+            oracle_alone(store, &test, "test", privilege)
         })?;
         // One load of the base model serves both: plain, then with the privileged facts.
         let mut base = load_student(&model, None, args.parallel, args.teacher.gpu_layers)?;
@@ -341,9 +328,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             ("zero-shot student on test", "eval-test-base", false),
             ("self teacher alone on test", "eval-test-self-base", true),
         ] {
-            timed(&mut stages, None, stage, || {
+            timed(&mut store, None, stage, |store| {
                 run_eval(
-                    &mut store,
+                    store,
                     &mut base,
                     &prompt,
                     &test,
@@ -354,6 +341,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
 
     let report = leap::report::run_report(&store)?;
+    let stages = store.stages()?;
     if args.json {
         println!(
             "{}",
@@ -372,6 +360,5 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             );
         }
     }
-    let _ = store.set_config(&serde_json::json!({ "last_iterate_stages": stages }));
     Ok(ExitCode::SUCCESS)
 }

@@ -24,6 +24,7 @@ mod labels;
 mod record;
 mod scenarios;
 mod schema;
+mod stages;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -41,6 +42,7 @@ pub use record::{
     StepRecord, Summary,
 };
 pub use schema::SCHEMA_VERSION;
+pub use stages::StageRow;
 
 use error::{json, sql};
 

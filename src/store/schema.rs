@@ -162,6 +162,17 @@ const MIGRATIONS: &[&str] = &[
         summary       TEXT NOT NULL
     ) STRICT;
     "#,
+    // 3: the wall time of each finished stage of `leap iterate`, kept across resumed runs.
+    r#"
+    CREATE TABLE stages (
+        id             INTEGER PRIMARY KEY,
+        iteration      INTEGER,
+        stage          TEXT NOT NULL,
+        seconds        REAL NOT NULL,
+        finished_at_ms INTEGER NOT NULL,
+        detail         TEXT NOT NULL
+    ) STRICT;
+    "#,
 ];
 
 /// The schema version this build writes: the number of migrations.
