@@ -21,7 +21,18 @@ fn threads() -> usize {
     std::thread::available_parallelism().map_or(2, |n| n.get())
 }
 
-fn llama_bench(model: &PathBuf, pp: usize, tg: usize) -> Option<(f64, f64)> {
+/// One row of llama-bench's JSON output: tokens/s for `n_prompt` prompt or `n_gen` generated
+/// tokens after `n_depth` tokens already in the cache.
+struct BenchRow {
+    n_prompt: u64,
+    n_gen: u64,
+    n_depth: u64,
+    tokens_per_s: f64,
+}
+
+/// Runs llama-bench on `model` with our thread count and `args`; `None` (and why on stderr)
+/// when it is missing or fails.
+fn llama_bench(model: &PathBuf, args: &[&str]) -> Option<Vec<BenchRow>> {
     let cache = std::env::var("XDG_CACHE_HOME")
         .ok()
         .filter(|c| c.starts_with('/'))
@@ -33,22 +44,8 @@ fn llama_bench(model: &PathBuf, pp: usize, tg: usize) -> Option<(f64, f64)> {
     let out = Command::new(&bin)
         .args(["-m"])
         .arg(model)
-        .args([
-            "-t",
-            &threads().to_string(),
-            "-p",
-            &pp.to_string(),
-            "-n",
-            &tg.to_string(),
-            // Ours generates after the prompt, where attention reads `pp` cached tokens: for a
-            // model this small that costs about 40% of the speed, so compare at the same depth.
-            "-d",
-            &format!("0,{pp}"),
-            "-r",
-            "3",
-            "-o",
-            "json",
-        ])
+        .args(["-t", &threads().to_string(), "-r", "3", "-o", "json"])
+        .args(args)
         .output();
     let out = match out {
         Ok(o) if o.status.success() => o,
@@ -62,18 +59,44 @@ fn llama_bench(model: &PathBuf, pp: usize, tg: usize) -> Option<(f64, f64)> {
         }
     };
     let rows: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
-    let mut pp_tps = 0.0;
-    let mut tg_tps = 0.0;
-    for row in rows.as_array()? {
-        let tps = row["avg_ts"].as_f64()?;
-        let depth = row["n_depth"].as_u64().unwrap_or(0);
-        if row["n_gen"].as_u64() == Some(0) && depth == 0 {
-            pp_tps = tps;
-        } else if row["n_gen"].as_u64() != Some(0) && depth == pp as u64 {
-            tg_tps = tps;
-        }
-    }
-    Some((pp_tps, tg_tps))
+    rows.as_array()?
+        .iter()
+        .map(|row| {
+            Some(BenchRow {
+                n_prompt: row["n_prompt"].as_u64()?,
+                n_gen: row["n_gen"].as_u64()?,
+                n_depth: row["n_depth"].as_u64().unwrap_or(0),
+                tokens_per_s: row["avg_ts"].as_f64()?,
+            })
+        })
+        .collect()
+}
+
+/// llama-bench's prompt tokens/s (pp `pp`, empty cache) and generation tokens/s (tg `tg` after
+/// `pp` cached tokens: ours generates after the prompt, where attention reads the cache, and
+/// for a model this small that costs about 40% of the speed, so compare at the same depth).
+fn their_speeds(model: &PathBuf, pp: usize, tg: usize) -> Option<(f64, f64)> {
+    let (p, n, d) = (pp.to_string(), tg.to_string(), format!("0,{pp}"));
+    let rows = llama_bench(model, &["-p", &p, "-n", &n, "-d", &d])?;
+    let find = |generating: bool, depth: u64| {
+        rows.iter()
+            .find(|r| (r.n_gen > 0) == generating && r.n_depth == depth)
+            .map(|r| r.tokens_per_s)
+    };
+    Some((find(false, 0)?, find(true, pp as u64)?))
+}
+
+/// How much faster llama.cpp itself runs 8 tokens in one batch than 1, with `depth` tokens
+/// cached: the most that decoding 8 episodes as one batch can gain on this machine.
+fn batch_gain(model: &PathBuf, depth: usize) -> Option<f64> {
+    let d = depth.to_string();
+    let rows = llama_bench(model, &["-p", "1,8", "-n", "0", "-d", &d])?;
+    let speed = |n: u64| {
+        rows.iter()
+            .find(|r| r.n_prompt == n)
+            .map(|r| r.tokens_per_s)
+    };
+    Some(speed(8)? / speed(1)?)
 }
 
 fn ours(model: &PathBuf, pp: usize, tg: usize) -> (f64, f64) {
@@ -158,7 +181,7 @@ fn main() {
 
     let (pp, tg) = (256, 64);
     let (our_pp, our_tg) = ours(&model, pp, tg);
-    match llama_bench(&model, pp, tg) {
+    match their_speeds(&model, pp, tg) {
         Some((their_pp, their_tg)) => {
             println!(
                 "  generation (tg{tg} after {pp} prompt tokens):  ours {our_tg:7.1} tok/s, llama-bench {their_tg:7.1} tok/s  ratio {:.2} (target >= 0.95)",
@@ -184,4 +207,9 @@ fn main() {
         "  rollout, 8 test scenarios x 10 steps: prefix reuse + 8 parallel {fast:.2} steps/s, whole prompt one at a time {slow:.2} steps/s  ratio {:.2} (target >= 4)",
         fast / slow
     );
+    if let Some(gain) = batch_gain(&model, 300) {
+        println!(
+            "    llama-bench: 8 tokens in one batch run {gain:.2}x as fast as 1 (300 tokens cached): the most that batching 8 episodes can gain in decoding here"
+        );
+    }
 }

@@ -169,7 +169,7 @@ impl LocalPolicy {
             // One KV buffer for all sequences. Split per sequence (llama.cpp's default), a batch
             // that mixes sequences with different numbers of new tokens is cut into many small
             // equal-split ubatches: measured on the rollout bench (8 sequences, 2 CPU cores),
-            // prompt evaluation took 46 s split and 16 s unified, generation 25 s and 28 s.
+            // prompt evaluation took 46 s split and 15 s unified, generation 25 s and 28 s.
             .with_kv_unified(true)
             .with_n_threads(threads)
             .with_n_threads_batch(threads);
