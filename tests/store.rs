@@ -120,6 +120,7 @@ fn open_creates_the_folder_and_migrates_an_empty_database() {
             "labels",
             "runs",
             "scenarios",
+            "stages",
             "steps"
         ]
     );
