@@ -142,23 +142,14 @@ pub fn oracle_episodes(
             let admissible = env.admissible();
             let outcome = env.step(&advice.action);
             knowledge.observe(&env);
-            steps.push(StepRecord {
-                prompt: String::new(),
-                messages: Vec::new(),
-                raw_output: crate::agent::parse::format(&advice.reason, &advice.action),
-                reason: Some(advice.reason),
-                action: advice.action,
-                observation: env.observation().to_string(),
-                reward: f64::from(outcome.reward),
-                done: outcome.done,
-                valid: true,
+            steps.push(StepRecord::scripted(
+                advice.reason,
+                advice.action,
+                env.observation().to_string(),
+                f64::from(outcome.reward),
+                outcome.done,
                 admissible,
-                prompt_tokens: 0,
-                cached_tokens: 0,
-                gen_tokens: 0,
-                prompt_ms: 0,
-                gen_ms: 0,
-            });
+            ));
             if outcome.done {
                 won = outcome.won;
                 reward = f64::from(outcome.reward);

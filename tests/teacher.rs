@@ -34,23 +34,14 @@ fn wandering_episode(s: &Scenario, steps: usize, salt: u64) -> EpisodeRecord {
             .wrapping_add(1442695040888963407);
         let action = admissible[(x >> 33) as usize % admissible.len()].clone();
         let outcome = env.step(&action);
-        records.push(StepRecord {
-            prompt: String::new(),
-            messages: Vec::new(),
-            raw_output: format!("REASON: I wander.\nACTION: {action}"),
-            reason: Some("I wander.".into()),
+        records.push(StepRecord::scripted(
+            "I wander.".into(),
             action,
-            observation: env.observation().to_string(),
-            reward: f64::from(outcome.reward),
-            done: outcome.done,
-            valid: true,
+            env.observation().to_string(),
+            f64::from(outcome.reward),
+            outcome.done,
             admissible,
-            prompt_tokens: 0,
-            cached_tokens: 0,
-            gen_tokens: 0,
-            prompt_ms: 0,
-            gen_ms: 0,
-        });
+        ));
         if outcome.done {
             break;
         }

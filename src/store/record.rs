@@ -64,6 +64,37 @@ pub struct StepRecord {
     pub gen_ms: u64,
 }
 
+impl StepRecord {
+    /// A valid step taken without a model (an oracle or a scripted policy): its output is the
+    /// reason and action in the student's format, and it has no prompt, tokens or timings.
+    pub fn scripted(
+        reason: String,
+        action: String,
+        observation: String,
+        reward: f64,
+        done: bool,
+        admissible: Vec<String>,
+    ) -> StepRecord {
+        StepRecord {
+            prompt: String::new(),
+            messages: Vec::new(),
+            raw_output: crate::agent::parse::format(&reason, &action),
+            reason: Some(reason),
+            action,
+            observation,
+            reward,
+            done,
+            valid: true,
+            admissible,
+            prompt_tokens: 0,
+            cached_tokens: 0,
+            gen_tokens: 0,
+            prompt_ms: 0,
+            gen_ms: 0,
+        }
+    }
+}
+
 impl EpisodeRecord {
     pub fn invalid_actions(&self) -> u32 {
         self.steps.iter().filter(|s| !s.valid).count() as u32
