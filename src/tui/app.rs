@@ -5,14 +5,13 @@ use std::cell::RefCell;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::Sender;
 
 use ratatui::crossterm::event::{KeyCode, KeyEvent, MouseButton, MouseEvent, MouseEventKind};
 use ratatui::style::Style;
 
 use super::action::{Action, Section};
 use super::catalog::Catalog;
-use super::event::{BulkEvent, Event, TrainEvent};
+use super::event::{BulkEvent, Event, EventSender, TrainEvent};
 use super::jobs;
 use super::keys::{Key, Keymap};
 use super::screens::Cursor;
@@ -121,7 +120,7 @@ pub struct Init {
 #[derive(Default)]
 pub struct Links {
     pub session: Option<Session>,
-    pub tx: Option<Sender<Event>>,
+    pub tx: Option<EventSender>,
     pub bulk_cancel: Option<Arc<AtomicBool>>,
     pub train_cancel: Option<Arc<AtomicBool>>,
 }
@@ -210,7 +209,7 @@ impl App {
     }
 
     /// Connects the live parts: the event channel and the session (which loads the student).
-    pub fn connect(&mut self, tx: Sender<Event>, session: Session) {
+    pub fn connect(&mut self, tx: EventSender, session: Session) {
         self.links.tx = Some(tx);
         self.links.session = Some(session);
         self.load_student(None);

@@ -1,18 +1,17 @@
-//! Everything the workbench reacts to, from every thread, as one enum on one channel: keys and
-//! mouse from the terminal, a tick, and what the session, the watcher and the jobs report.
+//! Everything the workbench reacts to: keys and mouse from the terminal, a tick, and what the
+//! session, the watcher and the jobs report. The worker threads send on one unbounded tokio
+//! channel ([`EventSender`]: sending never blocks and needs no runtime); the event loop in
+//! [`super::run`] awaits that channel, the terminal's event stream and the tick together.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::Sender;
-use std::thread::JoinHandle;
-use std::time::Duration;
-
-use ratatui::crossterm::event::{self, KeyEvent, MouseEvent};
+use crossterm::event::{Event as TerminalEvent, KeyEvent, KeyEventKind, MouseEvent};
 
 use crate::scenario::Loaded;
 use crate::session::SessionEvent;
 use crate::store::Label;
 use crate::teacher::CorrectionReport;
+
+/// The sending side of the workbench's event channel, cloned into every thread that reports.
+pub type EventSender = tokio::sync::mpsc::UnboundedSender<Event>;
 
 pub enum Event {
     Key(KeyEvent),
@@ -70,45 +69,15 @@ pub enum TrainEvent {
     Done(Result<std::path::PathBuf, String>),
 }
 
-/// Reads the terminal on its own thread until `stop` is set.
-pub fn spawn_input(tx: Sender<Event>, stop: Arc<AtomicBool>) -> JoinHandle<()> {
-    std::thread::Builder::new()
-        .name("leap-input".into())
-        .spawn(move || {
-            while !stop.load(Ordering::Relaxed) {
-                match event::poll(Duration::from_millis(100)) {
-                    Ok(true) => {}
-                    Ok(false) => continue,
-                    Err(_) => return,
-                }
-                let sent = match event::read() {
-                    Ok(event::Event::Key(k)) if k.kind != event::KeyEventKind::Release => {
-                        tx.send(Event::Key(k))
-                    }
-                    Ok(event::Event::Mouse(m)) => tx.send(Event::Mouse(m)),
-                    Ok(event::Event::Resize(..)) => tx.send(Event::Resize),
-                    Ok(_) => Ok(()),
-                    Err(_) => return,
-                };
-                if sent.is_err() {
-                    return;
-                }
-            }
-        })
-        .expect("a thread starts")
-}
-
-/// Sends a tick every `every` until `stop` is set.
-pub fn spawn_ticks(tx: Sender<Event>, every: Duration, stop: Arc<AtomicBool>) -> JoinHandle<()> {
-    std::thread::Builder::new()
-        .name("leap-tick".into())
-        .spawn(move || {
-            while !stop.load(Ordering::Relaxed) {
-                std::thread::sleep(every);
-                if tx.send(Event::Tick).is_err() {
-                    return;
-                }
-            }
-        })
-        .expect("a thread starts")
+impl Event {
+    /// The workbench's event for a terminal event, if it reacts to it (key releases and focus
+    /// changes it ignores).
+    pub fn from_terminal(event: TerminalEvent) -> Option<Event> {
+        match event {
+            TerminalEvent::Key(k) if k.kind != KeyEventKind::Release => Some(Event::Key(k)),
+            TerminalEvent::Mouse(m) => Some(Event::Mouse(m)),
+            TerminalEvent::Resize(..) => Some(Event::Resize),
+            _ => None,
+        }
+    }
 }

@@ -5,9 +5,8 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::Sender;
 
-use super::event::{BulkEvent, Event};
+use super::event::{BulkEvent, Event, EventSender};
 use crate::scenario::Scenario;
 use crate::store::{Decision, LabelFilter, Store};
 use crate::teacher::{TeacherSpec, correct_and_store};
@@ -18,7 +17,7 @@ pub fn spawn_teacher(
     scenario: Scenario,
     episode_id: i64,
     spec: TeacherSpec,
-    tx: Sender<Event>,
+    tx: EventSender,
 ) {
     std::thread::Builder::new()
         .name("leap-teacher".into())
@@ -47,7 +46,7 @@ pub fn spawn_bulk_accept(
     ids: Vec<i64>,
     by: String,
     cancel: Arc<AtomicBool>,
-    tx: Sender<Event>,
+    tx: EventSender,
 ) {
     std::thread::Builder::new()
         .name("leap-bulk".into())
@@ -106,7 +105,7 @@ pub fn spawn_train(
     run_dir: PathBuf,
     request: TrainRequest,
     cancel: Arc<AtomicBool>,
-    tx: Sender<Event>,
+    tx: EventSender,
 ) {
     use super::event::TrainEvent as Ui;
     use crate::train::TrainEvent;

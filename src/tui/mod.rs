@@ -2,9 +2,11 @@
 //! [`crate::session`]), asks the teacher, reviews labels and trains, calling the same functions
 //! as the CLI; everything it shows comes from, and goes to, the run database.
 //!
-//! Shape: terminal input, a tick, the session, the file watcher and the jobs each send
-//! [`event::Event`]s on one channel; [`app::App::handle`] turns keys into [`action::Action`]s
-//! through the [`keys::Keymap`] and applies them and the other events; [`app::App::view`] draws.
+//! Shape: the session, the file watcher and the jobs run on threads of their own and send
+//! [`event::Event`]s on one channel. The event loop is a tokio task that awaits that channel, the
+//! terminal's event stream and a tick together; [`app::App::handle`] turns keys into
+//! [`action::Action`]s through the [`keys::Keymap`] and applies them and the other events;
+//! [`app::App::view`] draws once per burst of events.
 
 pub mod action;
 pub mod app;
@@ -18,10 +20,12 @@ pub mod theme;
 mod view;
 
 use std::path::PathBuf;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::channel;
 use std::time::Duration;
+
+use crossterm::event::EventStream;
+use futures_util::StreamExt;
+use tokio::sync::mpsc::{UnboundedReceiver, unbounded_channel};
+use tokio::time::MissedTickBehavior;
 
 use crate::agent::Sampling;
 use crate::agent::prompt::Prompt;
@@ -52,7 +56,7 @@ pub fn run(options: Options) -> std::io::Result<()> {
     problems.extend(key_problems);
     let catalog = catalog::Catalog::load(options.scenarios.clone());
 
-    let (tx, rx) = channel();
+    let (tx, rx) = unbounded_channel();
     let watch_tx = tx.clone();
     let watcher = catalog::watch(&options.scenarios, move |loaded| {
         let _ = watch_tx.send(event::Event::Scenarios(loaded));
@@ -95,35 +99,57 @@ pub fn run(options: Options) -> std::io::Result<()> {
     );
     app.connect(tx.clone(), session);
 
+    // One thread is enough: the loop only waits and draws; the heavy work has threads of its own.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()?;
     let mut terminal = terminal::enter()?;
-    let stop = Arc::new(AtomicBool::new(false));
-    let input = event::spawn_input(tx.clone(), stop.clone());
-    let ticks = event::spawn_ticks(tx, Duration::from_millis(250), stop.clone());
-    let result = (|| -> std::io::Result<()> {
-        terminal.draw(|f| app.view(f))?;
-        while let Ok(first) = rx.recv() {
-            app.handle(first);
-            // Take everything already waiting (a burst of tokens) before drawing once.
-            while let Ok(more) = rx.try_recv() {
-                app.handle(more);
-                if app.should_quit {
-                    break;
-                }
-            }
-            if app.should_quit {
-                break;
-            }
-            terminal.draw(|f| app.view(f))?;
-        }
-        Ok(())
-    })();
-    stop.store(true, Ordering::Relaxed);
+    let result = runtime.block_on(event_loop(&mut app, &mut terminal, rx));
     terminal::restore();
     // Stops the session after its current step.
     if let Some(session) = app.links.session.take() {
         session.shutdown();
     }
-    let _ = input.join();
-    let _ = ticks.join();
     result
+}
+
+/// How often the app gets a [`event::Event::Tick`] (elapsed times, spinners).
+const TICK: Duration = Duration::from_millis(250);
+
+/// Draws, then waits for the next event from the terminal, the channel or the tick, handles it
+/// and everything already queued behind it (a burst of tokens), and draws again, until the app
+/// quits or the terminal's input ends.
+async fn event_loop(
+    app: &mut App,
+    terminal: &mut terminal::Term,
+    mut rx: UnboundedReceiver<event::Event>,
+) -> std::io::Result<()> {
+    let mut input = EventStream::new();
+    let mut ticks = tokio::time::interval(TICK);
+    ticks.set_missed_tick_behavior(MissedTickBehavior::Skip);
+    terminal.draw(|f| app.view(f))?;
+    loop {
+        let first = tokio::select! {
+            Some(e) = rx.recv() => e,
+            read = input.next() => match read {
+                Some(Ok(e)) => match event::Event::from_terminal(e) {
+                    Some(e) => e,
+                    None => continue,
+                },
+                Some(Err(e)) => return Err(e),
+                None => return Ok(()),
+            },
+            _ = ticks.tick() => event::Event::Tick,
+        };
+        app.handle(first);
+        while !app.should_quit
+            && let Ok(more) = rx.try_recv()
+        {
+            app.handle(more);
+        }
+        if app.should_quit {
+            return Ok(());
+        }
+        terminal.draw(|f| app.view(f))?;
+    }
 }
