@@ -5,8 +5,6 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
 
-use crate::env::Environment;
-use crate::env::household::oracle::{Knowledge, advise};
 use crate::scenario::{Body, Scenario};
 use crate::store::{EpisodeFilter, EpisodeRecord, Order, StepRecord, Store, StoreError, now_ms};
 use crate::teacher::oracle::OracleTeacher;
@@ -128,34 +126,24 @@ pub fn oracle_episodes(
             continue;
         }
         store.upsert_scenario(&s.hash, &s.id, s.kind().as_str(), s.split.as_str(), &s.json)?;
-        let Body::Household(h) = &s.body;
-        let mut env = h.env(s.horizon);
-        let mut knowledge = Knowledge::new(&env);
         let started = std::time::Instant::now();
         let started_at_ms = now_ms();
-        let mut steps = Vec::new();
-        let (mut won, mut reward) = (false, 0.0);
-        for i in 0..s.horizon as usize {
-            let Some(advice) = advise(&env, &knowledge, oracle.privileged_at(&key, i)) else {
-                break;
-            };
-            let admissible = env.admissible();
-            let outcome = env.step(&advice.action);
-            knowledge.observe(&env);
-            steps.push(StepRecord::scripted(
-                advice.reason,
-                advice.action,
-                env.observation().to_string(),
-                f64::from(outcome.reward),
-                outcome.done,
-                admissible,
-            ));
-            if outcome.done {
-                won = outcome.won;
-                reward = f64::from(outcome.reward);
-                break;
-            }
-        }
+        let demo = oracle.demonstrate(s, &key);
+        let steps = demo
+            .steps
+            .into_iter()
+            .map(|d| {
+                StepRecord::scripted(
+                    d.reason,
+                    d.action,
+                    d.next_observation,
+                    f64::from(d.reward),
+                    d.done,
+                    d.admissible,
+                )
+            })
+            .collect();
+        let (won, reward) = (demo.won, f64::from(demo.reward));
         store.insert_episode(&EpisodeRecord {
             key,
             scenario_hash: s.hash.clone(),
@@ -173,6 +161,121 @@ pub fn oracle_episodes(
         })?;
     }
     Ok(())
+}
+
+/// Teacher-forced agreement: the policy is put in every state of the oracle's own
+/// demonstrations, shown the student's prompt there (the oracle's steps as its history), and
+/// answers once. Far cheaper than playing episodes, and it tells why episodes fail: an episode
+/// of n steps with no bad move is about `good_rate`^n likely.
+#[derive(Debug, Clone, Serialize)]
+pub struct StepAgreement {
+    pub policy: String,
+    pub scenarios: usize,
+    pub steps: u64,
+    /// Answers whose action is the demonstration's own.
+    pub same: u64,
+    /// Answers whose action is one the oracle gives in that state with or without the
+    /// privileged state (see [`crate::teacher::oracle::DemoStep::good_actions`]).
+    pub good: u64,
+    pub good_rate: f64,
+    pub good_low: f64,
+    pub good_high: f64,
+    /// Answers with no admissible action.
+    pub invalid: u64,
+    pub mean_demo_steps: f64,
+    /// By the first word of the demonstration's action ("go", "take", "open", ...).
+    pub by_verb: BTreeMap<String, VerbAgreement>,
+    pub wall_s: f64,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct VerbAgreement {
+    pub steps: u64,
+    pub good: u64,
+}
+
+/// Measures [`StepAgreement`] of `policy` on the oracle's demonstrations (at `privilege`, seed
+/// 0) of `scenarios`, `parallel` scenarios at a time, greedy under the grammar.
+pub fn step_agreement(
+    policy: &mut dyn crate::agent::Policy,
+    prompt: &crate::agent::prompt::Prompt,
+    scenarios: &[Scenario],
+    privilege: f64,
+    parallel: usize,
+    on_progress: &mut dyn FnMut(u64, u64),
+) -> Result<StepAgreement, crate::rollout::RolloutError> {
+    use crate::agent::{Request, Sampling, parse::parse};
+    let started = std::time::Instant::now();
+    let oracle = OracleTeacher::new(privilege, 0);
+    let mut demos = Vec::with_capacity(scenarios.len());
+    for s in scenarios {
+        let demo = oracle.demonstrate(s, &format!("expert/{}", s.id));
+        let prompts = demo.prompts(prompt)?;
+        demos.push((demo, prompts));
+    }
+    let total: u64 = demos.iter().map(|(d, _)| d.steps.len() as u64).sum();
+    let mut report = StepAgreement {
+        policy: policy.describe(),
+        scenarios: scenarios.len(),
+        steps: 0,
+        same: 0,
+        good: 0,
+        good_rate: 0.0,
+        good_low: 0.0,
+        good_high: 0.0,
+        invalid: 0,
+        mean_demo_steps: total as f64 / scenarios.len().max(1) as f64,
+        by_verb: BTreeMap::new(),
+        wall_s: 0.0,
+    };
+    let sampling = Sampling::default();
+    for group in demos.chunks(parallel.max(1)) {
+        let longest = group.iter().map(|(d, _)| d.steps.len()).max().unwrap_or(0);
+        // Step t of every demonstration in the group at once, one sequence each: step t+1's
+        // prompt extends step t's, so each sequence's cache is reused.
+        for t in 0..longest {
+            let (requests, steps): (Vec<Request>, Vec<_>) = group
+                .iter()
+                .enumerate()
+                .filter(|(_, (d, _))| t < d.steps.len())
+                .map(|(seq, (d, prompts))| {
+                    let step = &d.steps[t];
+                    let request = Request {
+                        seq,
+                        messages: prompts[t].clone(),
+                        admissible: step.admissible.clone(),
+                    };
+                    (request, step)
+                })
+                .unzip();
+            let responses = policy.respond(&requests, &sampling, &mut |_, _| {})?;
+            for (response, step) in responses.iter().zip(steps) {
+                let action = parse(&response.text, &step.admissible).action;
+                let verb = step.action.split(' ').next().unwrap_or("").to_string();
+                let entry = report.by_verb.entry(verb).or_default();
+                entry.steps += 1;
+                report.steps += 1;
+                match action {
+                    Some(a) if step.admissible.contains(&a) => {
+                        report.same += u64::from(a == step.action);
+                        if step.good_actions.contains(&a) {
+                            report.good += 1;
+                            entry.good += 1;
+                        }
+                    }
+                    _ => report.invalid += 1,
+                }
+            }
+            on_progress(report.steps, total);
+        }
+        for seq in 0..group.len() {
+            policy.release(seq);
+        }
+    }
+    report.good_rate = report.good as f64 / report.steps.max(1) as f64;
+    (report.good_low, report.good_high) = wilson(report.good, report.steps);
+    report.wall_s = started.elapsed().as_secs_f64();
+    Ok(report)
 }
 
 #[cfg(test)]

@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use leap::agent::local::{LocalConfig, LocalPolicy};
 use leap::agent::prompt::Prompt;
-use leap::eval::{EvalReport, EvalSpec, evaluate, oracle_episodes};
+use leap::eval::{EvalReport, EvalSpec, StepAgreement, evaluate, oracle_episodes, step_agreement};
 use leap::rollout::RolloutEvent;
 use leap::scenario::{self, Scenario, Split};
 use leap::store::{self, Store};
@@ -63,6 +63,11 @@ pub struct Args {
     horizon: Option<u32>,
     #[arg(long, default_value_t = 0)]
     gpu_layers: u32,
+    /// Instead of playing episodes, put the policy in every state of the oracle's
+    /// demonstrations (at --privilege) and count how often its one answer is a good move: quick,
+    /// and it shows which kind of step fails. Nothing is recorded in the run.
+    #[arg(long)]
+    stepwise: bool,
     #[arg(long)]
     json: bool,
 }
@@ -229,6 +234,20 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     };
     let mut student = load_student(&model, adapter.clone(), args.parallel, args.gpu_layers)
         .with_context(|| format!("loading {}", model.display()))?;
+    if args.stepwise {
+        let mut reports = vec![stepwise(&mut student, &prompt, &scenarios, &args, &name)?];
+        drop(student);
+        if !args.no_baseline && adapter.is_some() {
+            let mut base = load_student(&model, None, args.parallel, args.gpu_layers)?;
+            reports.push(stepwise(&mut base, &prompt, &scenarios, &args, "base")?);
+        }
+        if args.json {
+            println!("{}", serde_json::to_string_pretty(&reports)?);
+        } else {
+            print_stepwise(&reports);
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
     let student_report = run_eval(
         &mut store,
         &mut student,
@@ -272,6 +291,63 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         ]);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// One policy's teacher-forced agreement on the oracle's demonstrations, with a progress bar.
+fn stepwise(
+    policy: &mut LocalPolicy,
+    prompt: &Prompt,
+    scenarios: &[Scenario],
+    args: &Args,
+    name: &str,
+) -> anyhow::Result<StepAgreement> {
+    let bar = ProgressBar::new(0);
+    bar.set_style(
+        ProgressStyle::with_template(&format!(
+            "{name:>14} {{bar:30}} {{pos}}/{{len}} steps  [{{elapsed_precise}}, eta {{eta}}]"
+        ))
+        .expect("a valid template"),
+    );
+    let report = step_agreement(
+        policy,
+        prompt,
+        scenarios,
+        args.privilege,
+        args.parallel,
+        &mut |done, total| {
+            bar.set_length(total);
+            bar.set_position(done);
+        },
+    )?;
+    bar.finish_and_clear();
+    Ok(report)
+}
+
+fn print_stepwise(reports: &[StepAgreement]) {
+    println!(
+        "{:<44} {:>6} {:>7} {:>15} {:>7} {:>8} {:>14}",
+        "policy", "steps", "good", "95% Wilson", "same", "invalid", "good^steps"
+    );
+    for r in reports {
+        let n = r.steps.max(1) as f64;
+        println!(
+            "{:<44} {:>6} {:>6.1}% {:>6.1}–{:>5.1}% {:>6.1}% {:>7.1}% {:>13.1}%",
+            r.policy,
+            r.steps,
+            r.good_rate * 100.0,
+            r.good_low * 100.0,
+            r.good_high * 100.0,
+            r.same as f64 / n * 100.0,
+            r.invalid as f64 / n * 100.0,
+            r.good_rate.powf(r.mean_demo_steps) * 100.0,
+        );
+        let verbs: Vec<String> = r
+            .by_verb
+            .iter()
+            .map(|(v, a)| format!("{v} {}/{}", a.good, a.steps))
+            .collect();
+        println!("{:<44} {}", "", verbs.join(", "));
+    }
 }
 
 /// Prints evaluations as an aligned table.

@@ -10,11 +10,9 @@ use serde::Serialize;
 
 use super::{Row, RowMeta};
 use crate::agent::parse::format;
-use crate::agent::prompt::{Past, Prompt, PromptError, View};
+use crate::agent::prompt::{Prompt, PromptError};
 use crate::agent::{Message, Role};
-use crate::env::Environment;
-use crate::env::household::oracle::{Knowledge, advise};
-use crate::scenario::{Body, Scenario};
+use crate::scenario::Scenario;
 use crate::store::{Label, LabelFilter, Store, StoreError};
 use crate::teacher::oracle::OracleTeacher;
 
@@ -49,31 +47,22 @@ pub fn expert_rows(
         ..ExpertReport::default()
     };
     for s in scenarios {
-        let Body::Household(h) = &s.body;
-        let mut env = h.env(s.horizon);
-        let mut knowledge = Knowledge::new(&env);
-        let start = env.observation().to_string();
-        let mut history: Vec<Past> = Vec::new();
-        let mut episode = Vec::new();
-        let key = format!("expert/{}", s.id);
-        let mut won = false;
-        for step in 0..s.horizon as usize {
-            let Some(advice) = advise(&env, &knowledge, oracle.privileged_at(&key, step)) else {
-                break;
-            };
-            let admissible = env.admissible();
-            let mut messages = prompt.render(&View {
-                task: env.task(),
-                start: &start,
-                history: &history,
-                observation: env.observation(),
-                admissible: &admissible,
-            })?;
+        let demo = oracle.demonstrate(s, &format!("expert/{}", s.id));
+        if !demo.won {
+            continue;
+        }
+        report.won += 1;
+        for (step, (mut messages, advice)) in demo
+            .prompts(prompt)?
+            .into_iter()
+            .zip(&demo.steps)
+            .enumerate()
+        {
             messages.push(Message::new(
                 Role::Assistant,
                 format(&advice.reason, &advice.action),
             ));
-            episode.push(Row {
+            rows.push(Row {
                 messages,
                 meta: Some(RowMeta {
                     source: "expert".into(),
@@ -83,20 +72,6 @@ pub fn expert_rows(
                     ..RowMeta::default()
                 }),
             });
-            let outcome = env.step(&advice.action);
-            knowledge.observe(&env);
-            history.push(Past {
-                action: advice.action,
-                observation: env.observation().to_string(),
-            });
-            if outcome.done {
-                won = outcome.won;
-                break;
-            }
-        }
-        if won {
-            report.won += 1;
-            rows.append(&mut episode);
         }
     }
     report.rows = rows.len();

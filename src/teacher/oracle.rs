@@ -13,8 +13,11 @@ use rand_chacha::ChaCha8Rng;
 use sha2::{Digest, Sha256};
 
 use super::{Corrections, Replay, StepCorrection, Teacher, TeacherError, leak};
+use crate::agent::Message;
+use crate::agent::prompt::{Past, Prompt, PromptError, View};
+use crate::env::Environment;
 use crate::env::household::expert::PrivilegedState;
-use crate::env::household::oracle::advise;
+use crate::env::household::oracle::{Knowledge, advise};
 use crate::scenario::{Body, Scenario};
 use crate::store::EpisodeRecord;
 
@@ -47,6 +50,110 @@ impl OracleTeacher {
             .finalize();
         let mut rng = ChaCha8Rng::from_seed(digest.into());
         rng.random::<f64>() < self.privilege
+    }
+}
+
+/// The oracle playing a scenario from its start: what behaviour cloning learns from, what the
+/// oracle acting alone is measured by, and the states the student is tested in step by step.
+#[derive(Debug, Clone)]
+pub struct Demonstration {
+    pub task: String,
+    /// The first observation.
+    pub start: String,
+    pub steps: Vec<DemoStep>,
+    pub won: bool,
+    pub reward: f32,
+}
+
+/// One step of a [`Demonstration`].
+#[derive(Debug, Clone)]
+pub struct DemoStep {
+    /// What the player read before acting, and the commands that did something then.
+    pub observation: String,
+    pub admissible: Vec<String>,
+    pub reason: String,
+    pub action: String,
+    /// Whether the action came from the privileged plan.
+    pub privileged: bool,
+    /// Every command the oracle gives in this state with or without the privileged state
+    /// (`action` among them): a move that makes progress either way.
+    pub good_actions: Vec<String>,
+    /// The action's result.
+    pub next_observation: String,
+    pub reward: f32,
+    pub done: bool,
+}
+
+impl Demonstration {
+    /// The student's prompt before each step, as `prompt` renders it.
+    pub fn prompts(&self, prompt: &Prompt) -> Result<Vec<Vec<Message>>, PromptError> {
+        let mut history: Vec<Past> = Vec::with_capacity(self.steps.len());
+        let mut prompts = Vec::with_capacity(self.steps.len());
+        for step in &self.steps {
+            prompts.push(prompt.render(&View {
+                task: &self.task,
+                start: &self.start,
+                history: &history,
+                observation: &step.observation,
+                admissible: &step.admissible,
+            })?);
+            history.push(Past {
+                action: step.action.clone(),
+                observation: step.next_observation.clone(),
+            });
+        }
+        Ok(prompts)
+    }
+}
+
+impl OracleTeacher {
+    /// Plays `scenario` from its start to the goal or the horizon, drawing privilege for the
+    /// episode keyed `key`.
+    pub fn demonstrate(&self, scenario: &Scenario, key: &str) -> Demonstration {
+        let Body::Household(h) = &scenario.body;
+        let mut env = h.env(scenario.horizon);
+        let mut knowledge = Knowledge::new(&env);
+        let mut demo = Demonstration {
+            task: env.task().to_string(),
+            start: env.observation().to_string(),
+            steps: Vec::new(),
+            won: false,
+            reward: 0.0,
+        };
+        for i in 0..scenario.horizon as usize {
+            let Some(advice) = advise(&env, &knowledge, self.privileged_at(key, i)) else {
+                break;
+            };
+            let observation = env.observation().to_string();
+            let admissible = env.admissible();
+            let mut good_actions = vec![advice.action.clone()];
+            for privileged in [false, true] {
+                if let Some(other) = advise(&env, &knowledge, privileged)
+                    && !good_actions.contains(&other.action)
+                {
+                    good_actions.push(other.action);
+                }
+            }
+            let outcome = env.step(&advice.action);
+            knowledge.observe(&env);
+            demo.steps.push(DemoStep {
+                observation,
+                admissible,
+                reason: advice.reason,
+                action: advice.action,
+                privileged: advice.privileged,
+                good_actions,
+                next_observation: env.observation().to_string(),
+                reward: outcome.reward,
+                done: outcome.done,
+            });
+            if outcome.done {
+                demo.won = outcome.won;
+                demo.reward = outcome.reward;
+                break;
+            }
+        }
+        demo
     }
 }
 
