@@ -134,6 +134,20 @@ fn a_person_steps_corrects_accepts_and_sees_a_scenario_reload() {
     pane.keys(&["a"]);
     pane.wait_for("label 1 accepted", 10);
 
+    // Train an adapter on it, load it as the student, and step again.
+    pane.keys(&["4"]);
+    pane.wait_for("4 Train", 10);
+    pane.keys(&["s"]);
+    pane.wait_for("adapter written:", 300);
+    pane.keys(&["L"]);
+    pane.wait_for("workbench-", 10);
+    let screen = pane.wait_for("student ready:", 60);
+    assert!(screen.contains(".gguf@1"), "{screen}");
+    pane.keys(&["2", "n"]);
+    pane.wait_for("step 0/3", 20);
+    pane.keys(&["s"]);
+    pane.wait_for("step 1/3", 60);
+
     // Break the scenario file: the banner names the place; fix it: the banner goes.
     pane.keys(&["1"]);
     std::fs::write(
@@ -172,6 +186,21 @@ fn a_person_steps_corrects_accepts_and_sees_a_scenario_reload() {
     assert_eq!(accepted[0].id, 1);
     assert_eq!(accepted[0].decided_by.as_deref(), Some("e2e@workbench"));
     assert_eq!(accepted[0].episode_key, "tui/showcase-morning-coffee/0");
+
+    // The adapter is recorded with the dataset it was trained on, which holds that label.
+    let adapters = store.adapters().unwrap();
+    assert_eq!(adapters.len(), 1, "{adapters:?}");
+    let dataset_id = adapters[0].dataset_id.expect("the adapter's dataset");
+    let dataset = store
+        .datasets()
+        .unwrap()
+        .into_iter()
+        .find(|d| d.id == dataset_id)
+        .unwrap();
+    assert_eq!(dataset.source, leap::store::DatasetSource::Workbench);
+    assert_eq!(dataset.rows, 1);
+    assert!(std::path::Path::new(&dataset.path).is_file());
+    assert_eq!(store.dataset_labels(dataset_id).unwrap(), vec![1]);
 
     // Reopened on the same run, the workbench shows the same decision.
     let pane = Pane::open(&name, &command(dir, &tiny));

@@ -97,10 +97,11 @@ pub fn run_lineage(args: LineageArgs) -> anyhow::Result<ExitCode> {
         );
         match &n.dataset {
             Some(d) => println!(
-                "  dataset #{} {} rows, sha256 {}",
+                "  dataset #{} {} rows, sha256 {}, built by {}",
                 d.id,
                 d.rows,
-                &d.hash[..12.min(d.hash.len())]
+                &d.hash[..12.min(d.hash.len())],
+                d.source.as_str()
             ),
             None => println!("  dataset: not recorded"),
         }

@@ -13,7 +13,7 @@ use crate::agent::parse::format;
 use crate::agent::prompt::{Prompt, PromptError};
 use crate::agent::{Message, Role};
 use crate::scenario::Scenario;
-use crate::store::{Label, LabelFilter, Store, StoreError};
+use crate::store::{DatasetSource, Label, LabelFilter, Store, StoreError};
 use crate::teacher::oracle::OracleTeacher;
 
 /// How the oracle plays the demonstrations of iteration 0.
@@ -256,7 +256,6 @@ pub fn build_iteration(
     iteration: u32,
     settings: &BuildSettings,
 ) -> anyhow::Result<BuildReport> {
-    use sha2::{Digest, Sha256};
     let (expert, expert_report) = expert_rows(scenarios, prompt, &settings.expert)?;
     let mut parts = vec![expert];
     for i in 0..iteration {
@@ -273,25 +272,14 @@ pub fn build_iteration(
     }
     let sizes = parts.iter().map(Vec::len).collect();
     let rows = aggregate(parts, settings.aggregate, settings.seed);
-    let mut text = String::new();
-    for row in &rows {
-        text.push_str(&serde_json::to_string(row)?);
-        text.push('\n');
-    }
-    let hash = format!("{:x}", Sha256::digest(text.as_bytes()));
     let path = dataset_path(run_dir, iteration);
-    super::write_jsonl(&path, &rows)?;
-    let label_ids: Vec<i64> = rows
-        .iter()
-        .filter_map(|r| r.meta.as_ref().and_then(|m| m.label_id))
-        .collect();
-    let dataset_id = store.record_dataset(
+    let (dataset_id, hash) = record_rows(
+        store,
+        &path,
+        DatasetSource::Iterate,
         iteration,
-        &hash,
-        &path.display().to_string(),
-        rows.len() as u64,
+        &rows,
         &serde_json::to_value(settings)?,
-        &label_ids,
     )?;
     Ok(BuildReport {
         iteration,
@@ -302,4 +290,38 @@ pub fn build_iteration(
         expert: expert_report,
         hash,
     })
+}
+
+/// Writes `rows` to `path` atomically and records the file with the labels its rows come from;
+/// returns the dataset's id in the run and the sha256 of the file.
+pub fn record_rows(
+    store: &mut Store,
+    path: &std::path::Path,
+    source: DatasetSource,
+    iteration: u32,
+    rows: &[Row],
+    config: &serde_json::Value,
+) -> anyhow::Result<(i64, String)> {
+    use sha2::{Digest, Sha256};
+    let mut text = String::new();
+    for row in rows {
+        text.push_str(&serde_json::to_string(row)?);
+        text.push('\n');
+    }
+    let hash = format!("{:x}", Sha256::digest(text.as_bytes()));
+    super::write_jsonl(path, rows)?;
+    let label_ids: Vec<i64> = rows
+        .iter()
+        .filter_map(|r| r.meta.as_ref().and_then(|m| m.label_id))
+        .collect();
+    let id = store.record_dataset(
+        source,
+        iteration,
+        &hash,
+        &path.display().to_string(),
+        rows.len() as u64,
+        config,
+        &label_ids,
+    )?;
+    Ok((id, hash))
 }

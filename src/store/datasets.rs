@@ -9,10 +9,31 @@ use super::episodes::json_column;
 use super::error::{Result, json, sql};
 use super::{Store, now_ms};
 
+/// Who built a dataset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DatasetSource {
+    /// An iteration's training set (`leap iterate`, `leap dataset build`): the one a later
+    /// iteration's `dataset(N)` finds.
+    Iterate,
+    /// The workbench's Train screen: the kept labels, recorded so its adapter has a lineage.
+    Workbench,
+}
+
+impl DatasetSource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DatasetSource::Iterate => "iterate",
+            DatasetSource::Workbench => "workbench",
+        }
+    }
+}
+
 /// A dataset as recorded in the run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DatasetRow {
     pub id: i64,
+    pub source: DatasetSource,
     pub iteration: u32,
     /// sha256 of the JSONL file's bytes.
     pub hash: String,
@@ -25,8 +46,10 @@ pub struct DatasetRow {
 impl Store {
     /// Records a dataset file and the labels it holds (one transaction); the same iteration and
     /// hash recorded twice is one dataset. Returns its id.
+    #[allow(clippy::too_many_arguments)]
     pub fn record_dataset(
         &mut self,
+        source: DatasetSource,
         iteration: u32,
         hash: &str,
         path: &str,
@@ -42,9 +65,17 @@ impl Store {
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(sql(p, what("locking the database")))?;
         tx.execute(
-            "INSERT INTO datasets (iteration, hash, path, rows, created_at_ms, config)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (iteration, hash) DO NOTHING",
-            params![iteration, hash, path, rows as i64, now_ms(), config],
+            "INSERT INTO datasets (iteration, hash, path, rows, created_at_ms, config, source)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (iteration, hash) DO NOTHING",
+            params![
+                iteration,
+                hash,
+                path,
+                rows as i64,
+                now_ms(),
+                config,
+                source.as_str()
+            ],
         )
         .map_err(sql(p, what("dataset row")))?;
         let id: i64 = tx
@@ -69,12 +100,12 @@ impl Store {
         Ok(id)
     }
 
-    /// The latest dataset recorded for `iteration`.
+    /// The latest dataset built for `iteration` by `leap iterate` or `leap dataset build`.
     pub fn dataset(&self, iteration: u32) -> Result<Option<DatasetRow>> {
         self.conn
             .query_row(
                 &format!(
-                    "SELECT {DATASET_COLUMNS} FROM datasets WHERE iteration = ?1 ORDER BY id DESC LIMIT 1"
+                    "SELECT {DATASET_COLUMNS} FROM datasets WHERE iteration = ?1 AND source = 'iterate' ORDER BY id DESC LIMIT 1"
                 ),
                 [iteration],
                 dataset_row,
@@ -150,11 +181,16 @@ impl Store {
     }
 }
 
-const DATASET_COLUMNS: &str = "id, iteration, hash, path, rows, created_at_ms, config";
+const DATASET_COLUMNS: &str = "id, iteration, hash, path, rows, created_at_ms, config, source";
 
 fn dataset_row(row: &rusqlite::Row) -> rusqlite::Result<DatasetRow> {
+    let source = match row.get_ref(7)?.as_str()? {
+        "workbench" => DatasetSource::Workbench,
+        _ => DatasetSource::Iterate,
+    };
     Ok(DatasetRow {
         id: row.get(0)?,
+        source,
         iteration: row.get(1)?,
         hash: row.get(2)?,
         path: row.get(3)?,

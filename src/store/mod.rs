@@ -33,7 +33,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::Value;
 
 pub use adapters::AdapterRow;
-pub use datasets::{DatasetRow, Provenance};
+pub use datasets::{DatasetRow, DatasetSource, Provenance};
 pub use error::{Result, StoreError};
 pub use evaluations::EvaluationRow;
 pub use labels::{Decision, Label, LabelCounts, LabelEvent, LabelFilter, LabelStatus};

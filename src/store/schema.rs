@@ -173,6 +173,12 @@ const MIGRATIONS: &[&str] = &[
         detail         TEXT NOT NULL
     ) STRICT;
     "#,
+    // 4: who built a dataset: `leap iterate` / `leap dataset build` (one per iteration, what a
+    // later iteration trains on) or the workbench's Train screen (the kept labels, for lineage).
+    r#"
+    ALTER TABLE datasets ADD COLUMN source TEXT NOT NULL DEFAULT 'iterate'
+        CHECK (source IN ('iterate', 'workbench'));
+    "#,
 ];
 
 /// The schema version this build writes: the number of migrations.

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::event::{BulkEvent, Event, EventSender};
 use crate::scenario::Scenario;
-use crate::store::{Decision, LabelFilter, Store};
+use crate::store::{DatasetSource, Decision, LabelFilter, Store};
 use crate::teacher::{TeacherSpec, correct_and_store};
 
 /// Asks the teacher built from `spec` to correct stored episode `episode_id`.
@@ -139,6 +139,36 @@ pub fn spawn_train(
                     return Err("no accepted or edited label to train on".into());
                 }
                 log(format!("{} rows", rows.len()));
+                // The rows are written and recorded with their labels, so the adapter has a
+                // lineage like one `leap iterate` trains: numbered after the newest iteration
+                // whose episodes the labels correct.
+                let iteration = rows
+                    .iter()
+                    .filter_map(|r| r.meta.as_ref().map(|m| m.iteration + 1))
+                    .max()
+                    .unwrap_or(0);
+                let stem = request
+                    .out
+                    .file_stem()
+                    .map_or_else(|| "workbench".into(), |s| s.to_string_lossy().into_owned());
+                let data = run_dir.join("datasets").join(format!("{stem}.jsonl"));
+                let settings = serde_json::json!({
+                    "labels": "accepted and edited",
+                    "epochs": request.epochs,
+                    "rank": request.rank,
+                    "lr": request.lr,
+                    "n_ctx": request.n_ctx,
+                });
+                let (dataset_id, _) = crate::dataset::build::record_rows(
+                    &mut store,
+                    &data,
+                    DatasetSource::Workbench,
+                    iteration,
+                    &rows,
+                    &settings,
+                )
+                .map_err(|e| format!("{e:#}"))?;
+                log(format!("dataset {} recorded", data.display()));
                 let mut config = crate::train::TrainConfig::new(&request.model, &request.out);
                 config.epochs = request.epochs;
                 config.lora.rank = request.rank;
@@ -198,7 +228,7 @@ pub fn spawn_train(
                     .insert_adapter(
                         None,
                         &summary.adapter.display().to_string(),
-                        None,
+                        Some(dataset_id),
                         &request.model.display().to_string(),
                         &record,
                     )
