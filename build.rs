@@ -51,6 +51,34 @@ fn main() {
         build.flag_if_supported("-march=native");
     }
     build.compile("leap_train_shim");
+
+    // The shim runs the training step's matrix products through CBLAS: the system OpenBLAS
+    // (Debian: libopenblas-dev), or Accelerate on macOS.
+    if std::env::var("CARGO_CFG_TARGET_OS").as_deref() == Ok("macos") {
+        println!("cargo:rustc-link-lib=framework=Accelerate");
+    } else {
+        println!("cargo:rustc-link-lib=openblas");
+        let dirs = std::env::var("LIBRARY_PATH").unwrap_or_default();
+        let found = dirs
+            .split(':')
+            .chain([
+                "/usr/lib/x86_64-linux-gnu",
+                "/usr/lib/aarch64-linux-gnu",
+                "/usr/lib64",
+                "/usr/lib",
+                "/usr/local/lib",
+            ])
+            .any(|d| {
+                ["libopenblas.so", "libopenblas.a"]
+                    .iter()
+                    .any(|f| Path::new(d).join(f).exists())
+            });
+        if !found {
+            println!(
+                "cargo:warning=OpenBLAS not found: linking will fail; install it with `just deps` (Debian: libopenblas-dev)"
+            );
+        }
+    }
 }
 
 /// The `llama.cpp` directory of `llama-cpp-sys-2`, checked to be of the pinned version.

@@ -6,8 +6,9 @@ set shell := ["bash", "-euo", "pipefail", "-c"]
 default:
     @just --list
 
-# Install what a fresh machine lacks: cmake and libclang (llama.cpp's build), a C++ compiler, pip,
-# and tmux (the workbench's end-to-end test drives the real binary in it).
+# Install what a fresh machine lacks: cmake and libclang (llama.cpp's build), a C++ compiler,
+# OpenBLAS (the trainer's matrix products), pip, and tmux (the workbench's end-to-end test drives
+# the real binary in it).
 deps:
     #!/usr/bin/env bash
     set -euo pipefail
@@ -17,7 +18,9 @@ deps:
     python3 -m pip --version >/dev/null 2>&1 || missing+=(python3-pip)
     command -v tmux >/dev/null || missing+=(tmux)
     if command -v dpkg-query >/dev/null; then
-        dpkg-query -W -f='${Status}' libclang-dev 2>/dev/null | grep -q "ok installed" || missing+=(libclang-dev)
+        for pkg in libclang-dev libopenblas-dev; do
+            dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "ok installed" || missing+=("$pkg")
+        done
     fi
     [ ${#missing[@]} -eq 0 ] && exit 0
     if ! command -v apt-get >/dev/null; then

@@ -14,7 +14,7 @@ use std::time::Instant;
 
 use leap::agent::{Message, Role};
 use leap::dataset::Row;
-use leap::train::{self, LoraSpec, LossOn, Target, TrainConfig, TrainEvent};
+use leap::train::{self, LoraSpec, LossOn, Matmul, Target, TrainConfig, TrainEvent};
 
 const WARMUP: usize = 2;
 const TIMED: usize = 6;
@@ -41,7 +41,11 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     if let Some(i) = args.iter().position(|a| a == "--child") {
         let seq_len: u32 = args[i + 1].parse().expect("a window length");
-        child(seq_len);
+        let matmul = match args.get(i + 2).map(String::as_str) {
+            Some("ggml") => Matmul::Ggml,
+            _ => Matmul::Blas,
+        };
+        child(seq_len, matmul);
         return;
     }
     if args.iter().any(|a| a == "--list") {
@@ -63,10 +67,18 @@ fn main() {
         threads()
     );
     for seq_len in SEQ_LENS {
-        let ours = ours(seq_len);
+        let plain = ours(seq_len, "ggml");
         println!(
-            "seq {seq_len}: leap (llama.cpp, F32 copy)  {:.2} s/step  {:>6.1} tokens/s  peak {:>6.0} MB",
-            ours.step_s, ours.tokens_per_s, ours.peak_rss_mb
+            "seq {seq_len}: leap, ggml's kernels        {:.2} s/step  {:>6.1} tokens/s  peak {:>6.0} MB",
+            plain.step_s, plain.tokens_per_s, plain.peak_rss_mb
+        );
+        let ours = ours(seq_len, "blas");
+        println!(
+            "seq {seq_len}: leap (llama.cpp + BLAS)     {:.2} s/step  {:>6.1} tokens/s  peak {:>6.0} MB  ({:.2}x ggml's kernels)",
+            ours.step_s,
+            ours.tokens_per_s,
+            ours.peak_rss_mb,
+            ours.tokens_per_s / plain.tokens_per_s
         );
         let Some(python) = &python else { continue };
         match peer(python, &model, seq_len) {
@@ -87,10 +99,10 @@ fn main() {
 }
 
 /// Runs our side in a child process and reads its JSON line.
-fn ours(seq_len: u32) -> Measure {
+fn ours(seq_len: u32, matmul: &str) -> Measure {
     let exe = std::env::current_exe().expect("the bench binary");
     let out = Command::new(exe)
-        .args(["--child", &seq_len.to_string()])
+        .args(["--child", &seq_len.to_string(), matmul])
         .output()
         .expect("run the bench child");
     assert!(
@@ -169,7 +181,7 @@ fn rows(seq_len: u32) -> Vec<Row> {
     (0..WARMUP + TIMED).map(|i| make(i, n)).collect()
 }
 
-fn child(seq_len: u32) {
+fn child(seq_len: u32, matmul: Matmul) {
     let model = leap::model::default_model_path();
     let dir = tempfile::tempdir().expect("a temporary folder");
     let mut config = TrainConfig::new(&model, dir.path().join("bench.gguf"));
@@ -178,6 +190,7 @@ fn child(seq_len: u32) {
     config.eval_fraction = 0.0;
     config.loss_on = LossOn::All;
     config.threads = Some(threads());
+    config.matmul = matmul;
     config.lora = LoraSpec {
         rank: RANK,
         alpha: ALPHA,

@@ -14,7 +14,8 @@ use leap::dataset::{Row, RowMeta, write_jsonl};
 use leap::model::TinySpec;
 use leap::store::Store;
 use leap::train::{
-    self, Adapter, BaseChoice, LoraSpec, Target, TrainConfig, TrainError, TrainEvent, TrainSummary,
+    self, Adapter, BaseChoice, LoraSpec, Matmul, Target, TrainConfig, TrainError, TrainEvent,
+    TrainSummary,
 };
 
 /// One tiny model per test process, and its F32 training copy beside it.
@@ -242,6 +243,45 @@ fn a_resumed_run_continues_from_its_checkpoint_as_if_never_stopped() {
                 .fold(0f32, f32::max);
         assert!(diff < 1e-3, "{}: B differs by {diff}", wa.name);
     }
+}
+
+#[test]
+fn blas_and_ggmls_own_kernels_train_the_same_adapter() {
+    // The tiny model's products (64-wide layers and the 49,152-token output over 256 positions)
+    // are large enough for the BLAS path; ggml's kernels are the reference.
+    let dir = tempfile::tempdir().unwrap();
+    let train_with = |matmul: Matmul| {
+        let mut c = config(&dir.path().join(format!("{matmul:?}.gguf")));
+        c.epochs = 1;
+        c.matmul = matmul;
+        let summary = run(&c, &rows(12)).unwrap();
+        (summary, Adapter::read(&c.out).unwrap())
+    };
+    let (blas, a) = train_with(Matmul::Blas);
+    let (ggml, b) = train_with(Matmul::Ggml);
+    assert_eq!(blas.losses.len(), ggml.losses.len());
+    assert!(blas.losses.len() >= 2);
+    for (x, y) in blas.losses.iter().zip(&ggml.losses) {
+        assert!(
+            (x - y).abs() < 1e-3 * y.abs().max(1.0),
+            "{:?} vs {:?}",
+            blas.losses,
+            ggml.losses
+        );
+    }
+    assert_eq!(a.weights.len(), b.weights.len());
+    for (wa, wb) in a.weights.iter().zip(&b.weights) {
+        for (x, y) in [(&wa.a, &wb.a), (&wa.b, &wb.b)] {
+            let diff = x
+                .iter()
+                .zip(y)
+                .map(|(p, q)| (p - q).abs())
+                .fold(0f32, f32::max);
+            assert!(diff < 1e-3, "{}: differs by {diff}", wa.name);
+        }
+    }
+    // Training moved the weights: B starts at zero.
+    assert!(a.weights.iter().any(|w| w.b.iter().any(|&v| v != 0.0)));
 }
 
 #[test]

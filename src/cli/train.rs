@@ -70,6 +70,10 @@ pub struct Args {
     /// Time every ggml operation and print where the time went (slower).
     #[arg(long)]
     profile: bool,
+    /// Who computes the large matrix products on the CPU: the system BLAS, or ggml's own
+    /// kernels (several times slower; for comparison).
+    #[arg(long, value_enum, default_value = "blas")]
+    matmul: MatmulArg,
     /// Print the summary as JSON.
     #[arg(long)]
     json: bool,
@@ -138,6 +142,10 @@ pub fn train_iteration(args: Args, print: bool) -> anyhow::Result<ExitCode> {
     config.checkpoint_every = args.checkpoint_every;
     config.resume = !args.fresh;
     config.profile = args.profile;
+    config.matmul = match args.matmul {
+        MatmulArg::Blas => leap::train::Matmul::Blas,
+        MatmulArg::Ggml => leap::train::Matmul::Ggml,
+    };
 
     // Open the store first: a bad run folder should fail before minutes of training.
     let mut store = Store::open(&args.run)?;
@@ -282,4 +290,10 @@ pub fn train_iteration(args: Args, print: bool) -> anyhow::Result<ExitCode> {
 
 fn path_text(p: &Path) -> String {
     p.display().to_string()
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum MatmulArg {
+    Blas,
+    Ggml,
 }

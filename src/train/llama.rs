@@ -59,6 +59,22 @@ unsafe extern "C" {
         n_threads: i32,
     );
     /// `src/train/shim.cpp`.
+    #[allow(clippy::too_many_arguments)]
+    fn leap_blas_product(
+        out_prod: i32,
+        check_only: i32,
+        n_threads: i32,
+        dst: *mut f32,
+        ne: *const i64,
+        nb: *const usize,
+        src0: *const f32,
+        ne0: *const i64,
+        nb0: *const usize,
+        src1: *const f32,
+        ne1: *const i64,
+        nb1: *const usize,
+    ) -> i32;
+    /// `src/train/shim.cpp`.
     fn leap_set_eval_callback(
         ctx: *mut sys::llama_context,
         callback: sys::ggml_backend_sched_eval_callback,
@@ -76,6 +92,19 @@ pub struct SessionConfig {
     pub gpu_layers: u32,
     /// Time every graph node (slower: each node is computed on its own).
     pub profile: bool,
+    /// Which kernels compute the large F32 matrix products.
+    pub matmul: Matmul,
+}
+
+/// Who computes the training step's large F32 matrix products (MUL_MAT and OUT_PROD on the CPU).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Matmul {
+    /// The system BLAS, through the shim (several times faster on x86 CPUs).
+    #[default]
+    Blas,
+    /// ggml's own kernels (for comparison).
+    Ggml,
 }
 
 /// AdamW's settings for one step.
@@ -113,9 +142,11 @@ struct Hooks {
     node_start: Option<Instant>,
     /// Compute the output projection's backward only where positions have a gradient.
     sparse_head: bool,
+    /// Run the large F32 matrix products through BLAS instead of ggml's kernels.
+    blas: bool,
     threads: i32,
-    /// A node taken over from ggml, computed once its inputs are.
-    deferred: Option<*mut sys::ggml_tensor>,
+    /// A node taken over from ggml, computed once its inputs are, and its operation.
+    deferred: Option<(*mut sys::ggml_tensor, Takeover)>,
     /// First problem met inside a callback (they cannot return errors).
     error: Option<String>,
 }
@@ -187,6 +218,7 @@ impl Session {
             node_start: None,
             // Kept switchable to compare against ggml's own kernel.
             sparse_head: std::env::var_os("LEAP_TRAIN_DENSE_HEAD").is_none(),
+            blas: config.matmul == Matmul::Blas,
             threads: config.threads,
             deferred: None,
             error: None,
@@ -536,13 +568,22 @@ unsafe extern "C" fn eval_hook(t: *mut sys::ggml_tensor, ask: bool, ud: *mut c_v
                 // ggml-opt's accuracy (arg-max of every position's logits and labels) is
                 // never read: skip the work (ggml computes nothing for a no-op node).
                 sys::GGML_OP_ARGMAX | sys::GGML_OP_COUNT_EQUAL => (*t).op = sys::GGML_OP_NONE,
-                // The output projection's backward: ggml skips a no-op node, and it is computed
-                // after (its inputs are then ready, its memory allocated, nothing after it run).
+                // Products taken over: ggml skips a no-op node, and it is computed after (its
+                // inputs are then ready, its memory allocated, nothing after it run). First the
+                // output projection's backward at the positions in the loss only...
                 sys::GGML_OP_OUT_PROD
                     if hooks.sparse_head && few_in_loss(&hooks.masked, t) && output_backward(t) =>
                 {
                     (*t).op = sys::GGML_OP_NONE;
-                    hooks.deferred = Some(t);
+                    hooks.deferred = Some((t, Takeover::SparseHead));
+                    need = true;
+                }
+                // ...then every other large F32 product, through BLAS.
+                sys::GGML_OP_MUL_MAT | sys::GGML_OP_OUT_PROD
+                    if hooks.blas && blas_product(t, true, hooks.threads) =>
+                {
+                    (*t).op = sys::GGML_OP_NONE;
+                    hooks.deferred = Some((t, Takeover::Blas(op)));
                     need = true;
                 }
                 _ => {}
@@ -556,7 +597,20 @@ unsafe extern "C" fn eval_hook(t: *mut sys::ggml_tensor, ask: bool, ud: *mut c_v
             if op == sys::GGML_OP_CROSS_ENTROPY_LOSS_BACK {
                 zero_rows(t, &hooks.masked);
             }
-            if hooks.deferred == Some(t) {
+            if let Some((node, Takeover::Blas(original))) = hooks.deferred
+                && node == t
+            {
+                hooks.deferred = None;
+                (*t).op = original;
+                if !blas_product(t, false, hooks.threads) {
+                    hooks
+                        .error
+                        .get_or_insert_with(|| format!("BLAS could not compute {}", op_label(t)));
+                }
+            }
+            if let Some((node, Takeover::SparseHead)) = hooks.deferred
+                && node == t
+            {
                 hooks.deferred = None;
                 (*t).op = sys::GGML_OP_OUT_PROD;
                 let (w, g) = (&*(*t).src[0], &*(*t).src[1]);
@@ -580,6 +634,66 @@ unsafe extern "C" fn eval_hook(t: *mut sys::ggml_tensor, ask: bool, ud: *mut c_v
             }
             true
         }
+    }
+}
+
+/// A node whose computation leap takes over from ggml.
+#[derive(Debug, Clone, Copy)]
+enum Takeover {
+    /// The output projection's backward, at the positions in the loss only.
+    SparseHead,
+    /// A MUL_MAT or OUT_PROD (the original operation) through BLAS.
+    Blas(sys::ggml_op),
+}
+
+/// Products below this many multiply-adds stay with ggml: taking a node over costs a pause in
+/// the graph's computation.
+const BLAS_MIN_MACS: i64 = 1 << 20;
+
+/// With `check_only`, whether MUL_MAT or OUT_PROD node `t` is a large product of F32 host
+/// tensors in a layout BLAS takes; else computes it (see `leap_blas_product`).
+///
+/// SAFETY: `t` is a live MUL_MAT or OUT_PROD node with its sources set; unless `check_only`,
+/// allocated and with its sources computed.
+unsafe fn blas_product(t: *mut sys::ggml_tensor, check_only: bool, threads: i32) -> bool {
+    unsafe {
+        let (a, b) = ((*t).src[0], (*t).src[1]);
+        if a.is_null() || b.is_null() {
+            return false;
+        }
+        let out_prod = (*t).op == sys::GGML_OP_OUT_PROD;
+        let host = |x: *mut sys::ggml_tensor| {
+            !(*x).buffer.is_null() && sys::ggml_backend_buffer_is_host((*x).buffer)
+        };
+        let k = if out_prod { (*a).ne[1] } else { (*a).ne[0] };
+        let macs = (*t).ne.iter().product::<i64>().saturating_mul(k);
+        if check_only
+            && ([t, a, b].iter().any(|&x| (*x).type_ != sys::GGML_TYPE_F32)
+                || macs < BLAS_MIN_MACS
+                // Sources are allocated before the node runs; the node itself may not be yet.
+                || !host(a)
+                || !host(b)
+                || !host(t))
+        {
+            return false;
+        }
+        if !check_only && (*t).data.is_null() {
+            return false;
+        }
+        leap_blas_product(
+            i32::from(out_prod),
+            i32::from(check_only),
+            threads,
+            (*t).data.cast(),
+            (*t).ne.as_ptr(),
+            (*t).nb.as_ptr(),
+            (*a).data.cast(),
+            (*a).ne.as_ptr(),
+            (*a).nb.as_ptr(),
+            (*b).data.cast(),
+            (*b).ne.as_ptr(),
+            (*b).nb.as_ptr(),
+        ) == 1
     }
 }
 
@@ -689,7 +803,7 @@ unsafe fn step_adamw(hooks: &mut Hooks, t: *mut sys::ggml_tensor) {
 
 #[cfg(test)]
 mod tests {
-    use super::leap_out_prod_rows;
+    use super::{leap_blas_product, leap_out_prod_rows};
 
     #[test]
     fn the_output_backward_kernel_matches_the_plain_product_and_skips_silent_positions() {
@@ -731,5 +845,164 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// A ggml-shaped F32 tensor: sizes, byte strides and the floats its strides index into.
+    struct T {
+        ne: [i64; 4],
+        nb: [usize; 4],
+        data: Vec<f32>,
+    }
+
+    impl T {
+        /// Element strides (in floats) per dimension; the buffer covers the largest offset.
+        fn strided(ne: [i64; 4], strides: [usize; 4], salt: usize) -> T {
+            let len = (0..4)
+                .map(|d| (ne[d] as usize - 1) * strides[d])
+                .sum::<usize>()
+                + 1;
+            let data = (0..len)
+                .map(|i| (((i + salt) * 7919) % 23) as f32 / 23.0 - 0.5)
+                .collect();
+            T {
+                ne,
+                nb: strides.map(|s| s * 4),
+                data,
+            }
+        }
+
+        fn at(&self, i: [i64; 4]) -> f32 {
+            let off: usize = (0..4).map(|d| i[d] as usize * self.nb[d] / 4).sum();
+            self.data[off]
+        }
+    }
+
+    /// ggml's MUL_MAT (`out_prod` false) or OUT_PROD by definition, src0 broadcast over dims 2, 3.
+    fn reference(out_prod: bool, a: &T, b: &T, ne: [i64; 4]) -> Vec<f32> {
+        let k = if out_prod { a.ne[1] } else { a.ne[0] };
+        let (r2, r3) = (ne[2] / a.ne[2], ne[3] / a.ne[3]);
+        let mut out = Vec::new();
+        for i3 in 0..ne[3] {
+            for i2 in 0..ne[2] {
+                for i1 in 0..ne[1] {
+                    for i0 in 0..ne[0] {
+                        let (b2, b3) = (i2 / r2, i3 / r3);
+                        out.push(
+                            (0..k)
+                                .map(|x| {
+                                    if out_prod {
+                                        a.at([i0, x, b2, b3]) * b.at([i1, x, i2, i3])
+                                    } else {
+                                        a.at([x, i0, b2, b3]) * b.at([x, i1, i2, i3])
+                                    }
+                                })
+                                .sum(),
+                        );
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    fn run(out_prod: bool, a: &T, b: &T, ne: [i64; 4], threads: i32) -> Vec<f32> {
+        let n: usize = ne.iter().product::<i64>() as usize;
+        let mut dst = vec![f32::NAN; n];
+        let nb = [
+            4,
+            4 * ne[0] as usize,
+            4 * (ne[0] * ne[1]) as usize,
+            4 * n / ne[3] as usize,
+        ];
+        // SAFETY: every tensor's strides stay inside its buffer, and dst is contiguous.
+        let done = unsafe {
+            leap_blas_product(
+                i32::from(out_prod),
+                0,
+                threads,
+                dst.as_mut_ptr(),
+                ne.as_ptr(),
+                nb.as_ptr(),
+                a.data.as_ptr(),
+                a.ne.as_ptr(),
+                a.nb.as_ptr(),
+                b.data.as_ptr(),
+                b.ne.as_ptr(),
+                b.nb.as_ptr(),
+            )
+        };
+        assert_eq!(done, 1, "the layout is one BLAS takes");
+        dst
+    }
+
+    fn close(got: &[f32], want: &[f32]) {
+        assert_eq!(got.len(), want.len());
+        for (i, (g, w)) in got.iter().zip(want).enumerate() {
+            assert!((g - w).abs() <= 1e-4 * w.abs().max(1.0), "{i}: {g} vs {w}");
+        }
+    }
+
+    #[test]
+    fn the_blas_products_match_ggmls_definitions_on_strided_and_broadcast_operands() {
+        // Attention's KQ: K with 3 heads from a cache laid out [dim, head, position], Q with 9
+        // heads as a permuted view of [dim, head, position]: neither is contiguous.
+        let (d, n_kv, n_tok) = (16, 40, 33);
+        let k = T::strided([d, n_kv, 3, 1], [1, 3 * d as usize, d as usize, 0], 1);
+        let q = T::strided([d, n_tok, 9, 1], [1, 9 * d as usize, d as usize, 0], 2);
+        let ne = [n_kv, n_tok, 9, 1];
+        for threads in [1, 2, 3] {
+            close(
+                &run(false, &k, &q, ne, threads),
+                &reference(false, &k, &q, ne),
+            );
+        }
+        // A weight's backward: OUT_PROD(W, G^T) with G^T a transposed view (unit row stride).
+        let w = T::strided([50, 70, 1, 1], [1, 50, 0, 0], 3);
+        let gt = T::strided([45, 70, 1, 1], [70, 1, 0, 0], 4);
+        let ne = [50, 45, 1, 1];
+        for threads in [1, 2] {
+            close(
+                &run(true, &w, &gt, ne, threads),
+                &reference(true, &w, &gt, ne),
+            );
+        }
+        // OUT_PROD with src0 broadcast over heads and a permuted src1.
+        let a = T::strided([20, 30, 2, 1], [1, 20, 600, 0], 5);
+        let b = T::strided([25, 30, 6, 1], [1, 6 * 25, 25, 0], 6);
+        let ne = [20, 25, 6, 1];
+        close(&run(true, &a, &b, ne, 2), &reference(true, &a, &b, ne));
+        // A plain weight product: MUL_MAT(W, x), both contiguous, one batch split by rows.
+        let w = T::strided([64, 48, 1, 1], [1, 64, 0, 0], 7);
+        let x = T::strided([64, 37, 1, 1], [1, 64, 0, 0], 8);
+        let ne = [48, 37, 1, 1];
+        close(&run(false, &w, &x, ne, 2), &reference(false, &w, &x, ne));
+    }
+
+    #[test]
+    fn layouts_blas_cannot_take_are_left_to_ggml() {
+        // Neither stride of src1's matrix is one element.
+        let w = T::strided([8, 8, 1, 1], [1, 8, 0, 0], 1);
+        let x = T::strided([8, 8, 1, 1], [2, 16, 0, 0], 2);
+        let ne = [8i64, 8, 1, 1];
+        let nb = [4usize, 32, 256, 256];
+        let mut dst = vec![0f32; 64];
+        // SAFETY: check only: nothing is read or written.
+        let ok = unsafe {
+            leap_blas_product(
+                0,
+                1,
+                1,
+                dst.as_mut_ptr(),
+                ne.as_ptr(),
+                nb.as_ptr(),
+                w.data.as_ptr(),
+                w.ne.as_ptr(),
+                w.nb.as_ptr(),
+                x.data.as_ptr(),
+                x.ne.as_ptr(),
+                x.nb.as_ptr(),
+            )
+        };
+        assert_eq!(ok, 0);
     }
 }

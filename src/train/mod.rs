@@ -30,7 +30,7 @@ use thiserror::Error;
 
 pub use adapter::{Adapter, AdapterMeta, LoraSpec, LoraWeight, Target};
 pub use checkpoint::Checkpoint;
-pub use llama::OpTime;
+pub use llama::{Matmul, OpTime};
 pub use prepare::{Base, BaseChoice};
 
 use crate::dataset::Row;
@@ -145,6 +145,8 @@ pub struct TrainConfig {
     pub stop_after: Option<u64>,
     /// Time every ggml operation (slower).
     pub profile: bool,
+    /// Which kernels compute the large F32 matrix products on the CPU.
+    pub matmul: Matmul,
 }
 
 impl TrainConfig {
@@ -172,6 +174,7 @@ impl TrainConfig {
             resume: false,
             stop_after: None,
             profile: false,
+            matmul: Matmul::default(),
         }
     }
 }
@@ -374,6 +377,7 @@ pub fn train(
         threads,
         gpu_layers: config.gpu_layers,
         profile: config.profile,
+        matmul: config.matmul,
     };
     let mut session = Session::new(&base.path, &adapter, &session_config, adamw(config.lr))?;
     let (start_step, mut losses, mut evals) = match &resumed {

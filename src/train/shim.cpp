@@ -4,15 +4,58 @@
 // - the graph-evaluation callback on the scheduler that training uses: `llama_opt_init` makes a
 //   new scheduler, and only the decode path installs the context's `cb_eval` on it;
 // - the backward product through the output projection restricted to the positions that have a
-//   gradient (see leap_out_prod_rows below).
+//   gradient (see leap_out_prod_rows below);
+// - the training step's matrix products (MUL_MAT and OUT_PROD over F32 host tensors) through the
+//   system BLAS (leap_blas_product below): ggml's own F32 kernels run them at a fraction of the
+//   CPU's speed, and not at all fast when an operand is a strided view (attention's heads).
 //
 // Compiled by build.rs against the exact llama.cpp source that llama-cpp-sys-2 built.
 
 #include "llama-adapter.h"
 #include "llama-context.h"
 
+#include <cstddef>
 #include <thread>
 #include <vector>
+
+// The CBLAS interface (OpenBLAS, or Accelerate on macOS): declared here rather than through a
+// header, whose location differs between distributions; the ABI is the standard one.
+extern "C" {
+void cblas_sgemm(int order, int trans_a, int trans_b, int m, int n, int k, float alpha,
+        const float * a, int lda, const float * b, int ldb, float beta, float * c, int ldc);
+}
+#ifndef __APPLE__
+extern "C" void openblas_set_num_threads(int n);
+#endif
+
+namespace {
+
+constexpr int kRowMajor = 101;
+constexpr int kNoTrans = 111;
+constexpr int kTrans = 112;
+
+// A matrix of `rows` x `cols` floats, element (i, j) at data[i * rs + j * cs], as CBLAS takes it
+// in row-major order: unit column stride (as is, leading dimension rs) or unit row stride (the
+// transpose of a row-major matrix, leading dimension cs).
+struct Operand {
+    const float * data;
+    int64_t rows, cols, rs, cs;
+    bool valid() const {
+        return (cs == 1 && rs >= cols) || (rs == 1 && cs >= rows) || (rows == 1 && cs == 1)
+            || (cols == 1 && rs == 1);
+    }
+    // For C = A * B^T: A is taken as (op, ld); B^T is taken as (op, ld).
+    void as_left(int & op, int & ld) const {
+        if (cs == 1) { op = kNoTrans; ld = (int) (rows == 1 ? cols : rs); }
+        else { op = kTrans; ld = (int) (cols == 1 ? rows : cs); }
+    }
+    void as_right_transposed(int & op, int & ld) const {
+        if (cs == 1) { op = kTrans; ld = (int) (rows == 1 ? cols : rs); }
+        else { op = kNoTrans; ld = (int) (cols == 1 ? rows : cs); }
+    }
+};
+
+}  // namespace
 
 extern "C" {
 
@@ -141,6 +184,95 @@ void leap_out_prod_rows(
             }
         }
     }
+}
+
+
+// C = A * B^T for every batch (i2, i3) of a ggml MUL_MAT (out_prod = 0) or OUT_PROD (1) node
+// of F32 tensors: dst (ne, nb) and its sources, with ggml's broadcasting of src0 over dims 2 and
+// 3. MUL_MAT: dst[i0,i1] = sum_k src0[k,i0] src1[k,i1]; OUT_PROD: dst[i0,i1] = sum_k
+// src0[i0,k] src1[i1,k]. Strides are in bytes. With `check_only` it only says whether the
+// layout suits CBLAS. Returns 1 when done (or doable), 0 when not.
+//
+// The batches are shared among `n_threads` threads, or the rows of one batch when there is a
+// single batch; BLAS itself runs single-threaded, so that no pool of its own spins beside
+// ggml's between two products.
+int32_t leap_blas_product(
+        int32_t out_prod, int32_t check_only, int32_t n_threads,
+        float * dst, const int64_t * ne, const size_t * nb,
+        const float * src0, const int64_t * ne0, const size_t * nb0,
+        const float * src1, const int64_t * ne1, const size_t * nb1) {
+    for (int d = 0; d < 4; ++d) {
+        if (nb[d] % sizeof(float) || nb0[d] % sizeof(float) || nb1[d] % sizeof(float)) {
+            return 0;
+        }
+    }
+    auto f = [](size_t bytes) { return (int64_t) (bytes / sizeof(float)); };
+    // A: rows of dst (dim 1), from src1; B: columns of dst (dim 0), from src0.
+    const int64_t m = ne[1], n = ne[0];
+    const int64_t k = out_prod ? ne0[1] : ne0[0];
+    Operand a = out_prod
+        ? Operand{src1, m, k, f(nb1[0]), f(nb1[1])}
+        : Operand{src1, m, k, f(nb1[1]), f(nb1[0])};
+    Operand b = out_prod
+        ? Operand{src0, n, k, f(nb0[0]), f(nb0[1])}
+        : Operand{src0, n, k, f(nb0[1]), f(nb0[0])};
+    const bool shapes = out_prod
+        ? (ne0[0] == n && ne1[0] == m && ne1[1] == k)
+        : (ne0[1] == n && ne1[1] == m && ne1[0] == k);
+    if (!shapes || ne1[2] != ne[2] || ne1[3] != ne[3] || ne0[2] == 0 || ne0[3] == 0
+            || ne[2] % ne0[2] || ne[3] % ne0[3] || nb[0] != sizeof(float) || f(nb[1]) < n
+            || !a.valid() || !b.valid() || m > INT32_MAX || n > INT32_MAX || k > INT32_MAX) {
+        return 0;
+    }
+    if (check_only) {
+        return 1;
+    }
+#ifndef __APPLE__
+    static const bool single = (openblas_set_num_threads(1), true);
+    (void) single;
+#endif
+    int op_a, lda, op_b, ldb;
+    a.as_left(op_a, lda);
+    b.as_right_transposed(op_b, ldb);
+    const int64_t r2 = ne[2] / ne0[2], r3 = ne[3] / ne0[3];
+    const int64_t batches = ne[2] * ne[3];
+    auto gemm = [&](int64_t batch, int64_t row0, int64_t row1) {
+        const int64_t i2 = batch % ne[2], i3 = batch / ne[2];
+        const float * pa = a.data + (i2 * nb1[2] + i3 * nb1[3]) / sizeof(float);
+        const float * pb = b.data + ((i2 / r2) * nb0[2] + (i3 / r3) * nb0[3]) / sizeof(float);
+        float * pc = dst + (i2 * nb[2] + i3 * nb[3]) / sizeof(float);
+        // Rows row0..row1 of A and of C.
+        pa += row0 * a.rs;
+        pc += row0 * f(nb[1]);
+        cblas_sgemm(kRowMajor, op_a, op_b, (int) (row1 - row0), (int) n, (int) k, 1.0f,
+                pa, lda, pb, ldb, 0.0f, pc, (int) f(nb[1]));
+    };
+    const int64_t workers = n_threads < 1 ? 1 : n_threads;
+    auto work = [&](int64_t w) {
+        if (batches >= workers) {
+            for (int64_t batch = w; batch < batches; batch += workers) {
+                gemm(batch, 0, m);
+            }
+        } else {
+            // One batch (or fewer than threads): split its rows.
+            for (int64_t batch = 0; batch < batches; ++batch) {
+                const int64_t share = (m + workers - 1) / workers;
+                const int64_t r0 = w * share, r1 = r0 + share < m ? r0 + share : m;
+                if (r0 < r1) {
+                    gemm(batch, r0, r1);
+                }
+            }
+        }
+    };
+    std::vector<std::thread> threads;
+    for (int64_t w = 1; w < workers; ++w) {
+        threads.emplace_back(work, w);
+    }
+    work(0);
+    for (auto & t : threads) {
+        t.join();
+    }
+    return 1;
 }
 
 }
