@@ -55,6 +55,19 @@ struct Operand {
     }
 };
 
+// Runs work(0) .. work(n - 1), work(0) on the calling thread, and waits for all of them.
+template <typename F>
+void run_workers(int64_t n, F & work) {
+    std::vector<std::thread> threads;
+    for (int64_t w = 1; w < n; ++w) {
+        threads.emplace_back(work, w);
+    }
+    work(0);
+    for (auto & t : threads) {
+        t.join();
+    }
+}
+
 }  // namespace
 
 extern "C" {
@@ -167,14 +180,7 @@ void leap_out_prod_rows(
             }
         }
     };
-    std::vector<std::thread> workers;
-    for (int64_t t = 1; t < n_workers; ++t) {
-        workers.emplace_back(work, t);
-    }
-    work(0);
-    for (auto & worker : workers) {
-        worker.join();
-    }
+    run_workers(n_workers, work);
     for (int64_t r = 0; r < n_live; ++r) {
         float * di = dst + live[r] * dst_row;
         for (int64_t t = 0; t < n_workers; ++t) {
@@ -264,14 +270,7 @@ int32_t leap_blas_product(
             }
         }
     };
-    std::vector<std::thread> threads;
-    for (int64_t w = 1; w < workers; ++w) {
-        threads.emplace_back(work, w);
-    }
-    work(0);
-    for (auto & t : threads) {
-        t.join();
-    }
+    run_workers(workers, work);
     return 1;
 }
 
