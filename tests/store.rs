@@ -573,3 +573,40 @@ fn an_episode_killed_mid_write_is_whole_or_absent() {
         "no kill landed while a commit was being written"
     );
 }
+
+#[test]
+fn a_stage_is_recorded_once_with_its_first_time() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut store = Store::open(tmp.path()).unwrap();
+    let first = store
+        .record_stage_once(Some(2), "training", 600.0, &json!("a.gguf"))
+        .unwrap();
+    assert!(first.is_some());
+    // A resumed run passes through the finished stage again, quickly: the first time stands.
+    let again = store
+        .record_stage_once(Some(2), "training", 0.3, &json!("a.gguf"))
+        .unwrap();
+    assert_eq!(again, None);
+    // The same stage of another iteration, and a stage of no iteration, are their own.
+    assert!(
+        store
+            .record_stage_once(Some(3), "training", 5.0, &json!(null))
+            .unwrap()
+            .is_some()
+    );
+    assert!(
+        store
+            .record_stage_once(None, "oracle alone on test", 0.2, &json!(null))
+            .unwrap()
+            .is_some()
+    );
+    assert_eq!(
+        store
+            .record_stage_once(None, "oracle alone on test", 0.0, &json!(null))
+            .unwrap(),
+        None
+    );
+    let stages = store.stages().unwrap();
+    assert_eq!(stages.len(), 3);
+    assert_eq!(stages[0].seconds, 600.0);
+}

@@ -111,7 +111,7 @@ where
     let start = Instant::now();
     let value = f(store)?;
     let detail = serde_json::to_value(&value).unwrap_or_default();
-    store.record_stage(iteration, stage, start.elapsed().as_secs_f64(), &detail)?;
+    store.record_stage_once(iteration, stage, start.elapsed().as_secs_f64(), &detail)?;
     Ok(value)
 }
 

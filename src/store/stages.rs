@@ -21,6 +21,31 @@ pub struct StageRow {
 }
 
 impl Store {
+    /// Records that `stage` (of `iteration`, or of none) finished after `seconds`, unless it is
+    /// recorded already: a resumed run passes again through the stages it had finished (each one
+    /// then finds its work done) and keeps their first, real, times. Returns the new row's id.
+    pub fn record_stage_once(
+        &mut self,
+        iteration: Option<u32>,
+        stage: &str,
+        seconds: f64,
+        detail: &Value,
+    ) -> Result<Option<i64>> {
+        let seen: bool = self
+            .conn
+            .query_row(
+                "SELECT EXISTS (SELECT 1 FROM stages WHERE iteration IS ?1 AND stage = ?2)",
+                params![iteration, stage],
+                |row| row.get(0),
+            )
+            .map_err(sql(&self.path, format!("looking up stage {stage}")))?;
+        if seen {
+            return Ok(None);
+        }
+        self.record_stage(iteration, stage, seconds, detail)
+            .map(Some)
+    }
+
     /// Records that `stage` (of `iteration`, or of none) finished after `seconds`.
     pub fn record_stage(
         &mut self,
