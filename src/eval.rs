@@ -128,7 +128,7 @@ pub fn oracle_episodes(
         store.upsert_scenario(&s.hash, &s.id, s.kind().as_str(), s.split.as_str(), &s.json)?;
         let started = std::time::Instant::now();
         let started_at_ms = now_ms();
-        let demo = oracle.demonstrate(s, &key);
+        let demo = oracle.demonstrate(s, &key, false);
         let steps = demo
             .steps
             .into_iter()
@@ -209,7 +209,7 @@ pub fn step_agreement(
     let oracle = OracleTeacher::new(privilege, 0);
     let mut demos = Vec::with_capacity(scenarios.len());
     for s in scenarios {
-        let demo = oracle.demonstrate(s, &format!("expert/{}", s.id));
+        let demo = oracle.demonstrate(s, &format!("expert/{}", s.id), true);
         let prompts = demo.prompts(prompt)?;
         demos.push((demo, prompts));
     }

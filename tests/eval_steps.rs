@@ -70,7 +70,7 @@ fn answers_are_counted_against_the_oracles_moves_in_every_demonstration_state() 
     let oracle = OracleTeacher::new(privilege, 0);
     let demos: Vec<_> = scenarios
         .iter()
-        .map(|s| oracle.demonstrate(s, &format!("expert/{}", s.id)))
+        .map(|s| oracle.demonstrate(s, &format!("expert/{}", s.id), true))
         .collect();
     let n_steps: usize = demos.iter().map(|d| d.steps.len()).sum();
     assert!(

@@ -76,7 +76,8 @@ pub struct DemoStep {
     /// Whether the action came from the privileged plan.
     pub privileged: bool,
     /// Every command the oracle gives in this state with or without the privileged state
-    /// (`action` among them): a move that makes progress either way.
+    /// (`action` among them): a move that makes progress either way. Only `action` unless the
+    /// demonstration was asked for them (each costs a plan).
     pub good_actions: Vec<String>,
     /// The action's result.
     pub next_observation: String,
@@ -108,8 +109,8 @@ impl Demonstration {
 
 impl OracleTeacher {
     /// Plays `scenario` from its start to the goal or the horizon, drawing privilege for the
-    /// episode keyed `key`.
-    pub fn demonstrate(&self, scenario: &Scenario, key: &str) -> Demonstration {
+    /// episode keyed `key`; with `alternatives`, also notes every step's good actions.
+    pub fn demonstrate(&self, scenario: &Scenario, key: &str, alternatives: bool) -> Demonstration {
         let Body::Household(h) = &scenario.body;
         let mut env = h.env(scenario.horizon);
         let mut knowledge = Knowledge::new(&env);
@@ -127,7 +128,8 @@ impl OracleTeacher {
             let observation = env.observation().to_string();
             let admissible = env.admissible();
             let mut good_actions = vec![advice.action.clone()];
-            for privileged in [false, true] {
+            let modes: &[bool] = if alternatives { &[false, true] } else { &[] };
+            for &privileged in modes {
                 if let Some(other) = advise(&env, &knowledge, privileged)
                     && !good_actions.contains(&other.action)
                 {
