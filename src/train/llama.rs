@@ -906,7 +906,16 @@ mod tests {
         out
     }
 
-    fn run(out_prod: bool, a: &T, b: &T, ne: [i64; 4], threads: i32) -> Vec<f32> {
+    /// Calls the kernel on `a` (src0) and `b` (src1) into a contiguous dst of sizes `ne`:
+    /// its answer (1: done, or doable with `check_only`) and dst.
+    fn product(
+        out_prod: bool,
+        check_only: bool,
+        a: &T,
+        b: &T,
+        ne: [i64; 4],
+        threads: i32,
+    ) -> (i32, Vec<f32>) {
         let n: usize = ne.iter().product::<i64>() as usize;
         let mut dst = vec![f32::NAN; n];
         let nb = [
@@ -916,10 +925,10 @@ mod tests {
             4 * n / ne[3] as usize,
         ];
         // SAFETY: every tensor's strides stay inside its buffer, and dst is contiguous.
-        let done = unsafe {
+        let answer = unsafe {
             leap_blas_product(
                 i32::from(out_prod),
-                0,
+                i32::from(check_only),
                 threads,
                 dst.as_mut_ptr(),
                 ne.as_ptr(),
@@ -932,6 +941,11 @@ mod tests {
                 b.nb.as_ptr(),
             )
         };
+        (answer, dst)
+    }
+
+    fn run(out_prod: bool, a: &T, b: &T, ne: [i64; 4], threads: i32) -> Vec<f32> {
+        let (done, dst) = product(out_prod, false, a, b, ne, threads);
         assert_eq!(done, 1, "the layout is one BLAS takes");
         dst
     }
@@ -984,26 +998,7 @@ mod tests {
         // Neither stride of src1's matrix is one element.
         let w = T::strided([8, 8, 1, 1], [1, 8, 0, 0], 1);
         let x = T::strided([8, 8, 1, 1], [2, 16, 0, 0], 2);
-        let ne = [8i64, 8, 1, 1];
-        let nb = [4usize, 32, 256, 256];
-        let mut dst = vec![0f32; 64];
-        // SAFETY: check only: nothing is read or written.
-        let ok = unsafe {
-            leap_blas_product(
-                0,
-                1,
-                1,
-                dst.as_mut_ptr(),
-                ne.as_ptr(),
-                nb.as_ptr(),
-                w.data.as_ptr(),
-                w.ne.as_ptr(),
-                w.nb.as_ptr(),
-                x.data.as_ptr(),
-                x.ne.as_ptr(),
-                x.nb.as_ptr(),
-            )
-        };
+        let (ok, _) = product(false, true, &w, &x, [8, 8, 1, 1], 1);
         assert_eq!(ok, 0);
     }
 }
