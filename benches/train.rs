@@ -43,6 +43,7 @@ fn main() {
         let seq_len: u32 = args[i + 1].parse().expect("a window length");
         let matmul = match args.get(i + 2).map(String::as_str) {
             Some("ggml") => Matmul::Ggml,
+            Some("bf16") => Matmul::Bf16,
             _ => Matmul::Blas,
         };
         child(seq_len, matmul);
@@ -72,14 +73,25 @@ fn main() {
             "seq {seq_len}: leap, ggml's kernels        {:.2} s/step  {:>6.1} tokens/s  peak {:>6.0} MB",
             plain.step_s, plain.tokens_per_s, plain.peak_rss_mb
         );
-        let ours = ours(seq_len, "blas");
+        let f32 = ours(seq_len, "blas");
         println!(
-            "seq {seq_len}: leap (llama.cpp + BLAS)     {:.2} s/step  {:>6.1} tokens/s  peak {:>6.0} MB  ({:.2}x ggml's kernels)",
-            ours.step_s,
-            ours.tokens_per_s,
-            ours.peak_rss_mb,
-            ours.tokens_per_s / plain.tokens_per_s
+            "seq {seq_len}: leap, F32 through BLAS      {:.2} s/step  {:>6.1} tokens/s  peak {:>6.0} MB  ({:.2}x ggml's kernels)",
+            f32.step_s,
+            f32.tokens_per_s,
+            f32.peak_rss_mb,
+            f32.tokens_per_s / plain.tokens_per_s
         );
+        let bf16 = train::amx_available().then(|| ours(seq_len, "bf16"));
+        match bf16 {
+            Some(m) => println!(
+                "seq {seq_len}: leap, BF16 on AMX (default) {:.2} s/step  {:>6.1} tokens/s  peak {:>6.0} MB  ({:.2}x ggml's kernels)",
+                m.step_s,
+                m.tokens_per_s,
+                m.peak_rss_mb,
+                m.tokens_per_s / plain.tokens_per_s
+            ),
+            None => println!("seq {seq_len}: no AMX on this CPU: the default is F32 through BLAS"),
+        }
         let Some(python) = &python else { continue };
         match peer(python, &model, seq_len) {
             Some(peer) => {
@@ -87,11 +99,14 @@ fn main() {
                     "seq {seq_len}: PyTorch + PEFT (F32)        {:.2} s/step  {:>6.1} tokens/s  peak {:>6.0} MB",
                     peer.step_s, peer.tokens_per_s, peer.peak_rss_mb
                 );
-                println!(
-                    "seq {seq_len}: ratio leap/peer: tokens/s {:.2}x (target >= 1.0), peak memory {:.2}x (target <= 0.5)",
-                    ours.tokens_per_s / peer.tokens_per_s,
-                    ours.peak_rss_mb / peer.peak_rss_mb
-                );
+                for (name, ours) in [("F32 BLAS", Some(f32)), ("BF16 AMX", bf16)] {
+                    let Some(ours) = ours else { continue };
+                    println!(
+                        "seq {seq_len}: ratio leap ({name})/peer: tokens/s {:.2}x (target >= 1.0), peak memory {:.2}x (target <= 0.5)",
+                        ours.tokens_per_s / peer.tokens_per_s,
+                        ours.peak_rss_mb / peer.peak_rss_mb
+                    );
+                }
             }
             None => println!("seq {seq_len}: the peer failed (see above)"),
         }

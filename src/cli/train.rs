@@ -70,9 +70,10 @@ pub struct Args {
     /// Time every ggml operation and print where the time went (slower).
     #[arg(long)]
     profile: bool,
-    /// Who computes the large matrix products on the CPU: the system BLAS, or ggml's own
-    /// kernels (several times slower; for comparison).
-    #[arg(long, value_enum, default_value = "blas")]
+    /// Who computes the large matrix products on the CPU: `bf16`, mixed precision on AMX tiles
+    /// (Intel Xeon since Sapphire Rapids; elsewhere the same as `blas`); `blas`, F32 through the
+    /// system BLAS; or `ggml`, ggml's own F32 kernels (several times slower; for comparison).
+    #[arg(long, value_enum, default_value = "bf16")]
     matmul: MatmulArg,
     /// Print the summary as JSON.
     #[arg(long)]
@@ -143,6 +144,7 @@ pub fn train_iteration(args: Args, print: bool) -> anyhow::Result<ExitCode> {
     config.resume = !args.fresh;
     config.profile = args.profile;
     config.matmul = match args.matmul {
+        MatmulArg::Bf16 => leap::train::Matmul::Bf16,
         MatmulArg::Blas => leap::train::Matmul::Blas,
         MatmulArg::Ggml => leap::train::Matmul::Ggml,
     };
@@ -294,6 +296,7 @@ fn path_text(p: &Path) -> String {
 
 #[derive(Clone, Copy, clap::ValueEnum)]
 enum MatmulArg {
+    Bf16,
     Blas,
     Ggml,
 }

@@ -5,7 +5,7 @@
 //! adapter's; so the adapter's A and B are marked with `ggml_set_param` (found through the C++
 //! shim) and every model tensor is refused by the parameter filter.
 //!
-//! Three things are done from ggml's graph-evaluation callback, which sees every node before it
+//! Four things are done from ggml's graph-evaluation callback, which sees every node before it
 //! is computed and, when asked, after:
 //! - **Loss on chosen tokens only.** `llama_opt_epoch` fills a one-hot label for every position.
 //!   Before the cross-entropy node runs, the label rows of left-out positions are zeroed, so
@@ -22,6 +22,9 @@
 //!   product through the output projection (vocabulary x width multiply-adds per position) is
 //!   taken over and done only for the positions in the loss, the response tokens: every other
 //!   position's gradient there is zero (`leap_out_prod_rows` in the shim).
+//! - **Faster products.** Every other MUL_MAT and OUT_PROD of F32 host tensors above a small
+//!   size becomes a ggml custom operation computed by the shim on ggml's own threads: at BF16 on
+//!   AMX tiles where the CPU has them (`amx.cpp`), else F32 through the system BLAS.
 //! - **Per-operation timings** when profiling: every node is then computed on its own.
 
 use std::collections::HashMap;
@@ -64,6 +67,7 @@ unsafe extern "C" {
         out_prod: i32,
         check_only: i32,
         n_threads: i32,
+        bf16: i32,
         dst: *mut f32,
         ne: *const i64,
         nb: *const usize,
@@ -74,6 +78,10 @@ unsafe extern "C" {
         ne1: *const i64,
         nb1: *const usize,
     ) -> i32;
+    /// `src/train/shim.cpp`: a product as a ggml custom operation (see [`make_product_task`]).
+    fn leap_product_task(dst: *mut sys::ggml_tensor, ith: i32, nth: i32, userdata: *mut c_void);
+    /// `src/train/amx.cpp`.
+    fn leap_amx_available() -> i32;
     /// `src/train/shim.cpp`.
     fn leap_set_eval_callback(
         ctx: *mut sys::llama_context,
@@ -100,11 +108,32 @@ pub struct SessionConfig {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Matmul {
-    /// The system BLAS, through the shim (several times faster on x86 CPUs).
+    /// Mixed precision on the CPU's AMX tiles (Intel Xeon since Sapphire Rapids): operands
+    /// rounded to BF16, sums kept in F32, as PyTorch's BF16 autocast does. Where the CPU has no
+    /// AMX, the same as `Blas`.
     #[default]
+    Bf16,
+    /// F32 through the system BLAS (several times faster than ggml's kernels on x86 CPUs).
     Blas,
-    /// ggml's own kernels (for comparison).
+    /// ggml's own F32 kernels (for comparison).
     Ggml,
+}
+
+impl Matmul {
+    /// What actually computes the products on this CPU: `Bf16` falls back to `Blas` without
+    /// AMX.
+    pub fn resolved(self) -> Matmul {
+        match self {
+            Matmul::Bf16 if !amx_available() => Matmul::Blas,
+            other => other,
+        }
+    }
+}
+
+/// Whether this CPU has AMX-BF16 tiles the process may use.
+pub fn amx_available() -> bool {
+    // SAFETY: no arguments; asks the CPU and, once, the kernel.
+    unsafe { leap_amx_available() == 1 }
 }
 
 /// AdamW's settings for one step.
@@ -142,11 +171,14 @@ struct Hooks {
     node_start: Option<Instant>,
     /// Compute the output projection's backward only where positions have a gradient.
     sparse_head: bool,
-    /// Run the large F32 matrix products through BLAS instead of ggml's kernels.
-    blas: bool,
+    /// Who runs the large F32 matrix products: BLAS, AMX tiles, or ggml's kernels (`Ggml`).
+    products: Matmul,
     threads: i32,
-    /// A node taken over from ggml, computed once its inputs are, and its operation.
-    deferred: Option<(*mut sys::ggml_tensor, Takeover)>,
+    /// The output projection's backward node, taken over from ggml: computed (at the positions
+    /// in the loss only) once its inputs are.
+    deferred: Option<*mut sys::ggml_tensor>,
+    /// Products turned into custom operations computed by the shim, and their own operation.
+    products_taken: HashMap<usize, sys::ggml_op>,
     /// First problem met inside a callback (they cannot return errors).
     error: Option<String>,
 }
@@ -218,9 +250,10 @@ impl Session {
             node_start: None,
             // Kept switchable to compare against ggml's own kernel.
             sparse_head: std::env::var_os("LEAP_TRAIN_DENSE_HEAD").is_none(),
-            blas: config.matmul == Matmul::Blas,
+            products: config.matmul.resolved(),
             threads: config.threads,
             deferred: None,
+            products_taken: HashMap::new(),
             error: None,
         }));
         let mut s = Session {
@@ -548,6 +581,11 @@ unsafe extern "C" fn eval_hook(t: *mut sys::ggml_tensor, ask: bool, ud: *mut c_v
     // its sources allocated; the callback runs on the thread inside `llama_opt_epoch`.
     unsafe {
         let hooks = &mut *(ud as *mut Hooks);
+        // A product turned into a custom operation on an earlier step is decided afresh (the
+        // positions in the loss change from window to window): from its own operation.
+        if let Some(&original) = hooks.products_taken.get(&(t as usize)) {
+            (*t).op = original;
+        }
         let op = (*t).op;
         if ask {
             let mut need = false;
@@ -568,23 +606,24 @@ unsafe extern "C" fn eval_hook(t: *mut sys::ggml_tensor, ask: bool, ud: *mut c_v
                 // ggml-opt's accuracy (arg-max of every position's logits and labels) is
                 // never read: skip the work (ggml computes nothing for a no-op node).
                 sys::GGML_OP_ARGMAX | sys::GGML_OP_COUNT_EQUAL => (*t).op = sys::GGML_OP_NONE,
-                // Products taken over: ggml skips a no-op node, and it is computed after (its
-                // inputs are then ready, its memory allocated, nothing after it run). First the
-                // output projection's backward at the positions in the loss only...
+                // The output projection's backward at the positions in the loss only: ggml
+                // skips the no-op node, and it is computed after (its inputs are then ready,
+                // its memory allocated, nothing after it run)...
                 sys::GGML_OP_OUT_PROD
                     if hooks.sparse_head && few_in_loss(&hooks.masked, t) && output_backward(t) =>
                 {
                     (*t).op = sys::GGML_OP_NONE;
-                    hooks.deferred = Some((t, Takeover::SparseHead));
+                    hooks.deferred = Some(t);
                     need = true;
                 }
-                // ...then every other large F32 product, through BLAS.
+                // ...and every other large F32 product by the shim, inside the graph's
+                // computation on ggml's threads.
                 sys::GGML_OP_MUL_MAT | sys::GGML_OP_OUT_PROD
-                    if hooks.blas && blas_product(t, true, hooks.threads) =>
+                    if hooks.products != Matmul::Ggml
+                        && blas_product(t, true, 1, hooks.products) =>
                 {
-                    (*t).op = sys::GGML_OP_NONE;
-                    hooks.deferred = Some((t, Takeover::Blas(op)));
-                    need = true;
+                    make_product_task(t, hooks.products == Matmul::Bf16);
+                    hooks.products_taken.insert(t as usize, op);
                 }
                 _ => {}
             }
@@ -597,20 +636,7 @@ unsafe extern "C" fn eval_hook(t: *mut sys::ggml_tensor, ask: bool, ud: *mut c_v
             if op == sys::GGML_OP_CROSS_ENTROPY_LOSS_BACK {
                 zero_rows(t, &hooks.masked);
             }
-            if let Some((node, Takeover::Blas(original))) = hooks.deferred
-                && node == t
-            {
-                hooks.deferred = None;
-                (*t).op = original;
-                if !blas_product(t, false, hooks.threads) {
-                    hooks
-                        .error
-                        .get_or_insert_with(|| format!("BLAS could not compute {}", op_label(t)));
-                }
-            }
-            if let Some((node, Takeover::SparseHead)) = hooks.deferred
-                && node == t
-            {
+            if hooks.deferred == Some(t) {
                 hooks.deferred = None;
                 (*t).op = sys::GGML_OP_OUT_PROD;
                 let (w, g) = (&*(*t).src[0], &*(*t).src[1]);
@@ -628,7 +654,12 @@ unsafe extern "C" fn eval_hook(t: *mut sys::ggml_tensor, ask: bool, ud: *mut c_v
                 );
             }
             if let (Some(profile), Some(start)) = (&mut hooks.profile, hooks.node_start.take()) {
-                let entry = profile.entry(op_label(t)).or_insert((0, 0.0));
+                let op = hooks
+                    .products_taken
+                    .get(&(t as usize))
+                    .copied()
+                    .unwrap_or(op);
+                let entry = profile.entry(op_label(t, op)).or_insert((0, 0.0));
                 entry.0 += 1;
                 entry.1 += start.elapsed().as_secs_f64() * 1e3;
             }
@@ -637,26 +668,60 @@ unsafe extern "C" fn eval_hook(t: *mut sys::ggml_tensor, ask: bool, ud: *mut c_v
     }
 }
 
-/// A node whose computation leap takes over from ggml.
-#[derive(Debug, Clone, Copy)]
-enum Takeover {
-    /// The output projection's backward, at the positions in the loss only.
-    SparseHead,
-    /// A MUL_MAT or OUT_PROD (the original operation) through BLAS.
-    Blas(sys::ggml_op),
+/// ggml's parameters of a custom operation (`struct ggml_custom_op_params`, ggml-impl.h), kept
+/// in the node's op_params.
+#[repr(C)]
+struct CustomOpParams {
+    fun: unsafe extern "C" fn(*mut sys::ggml_tensor, i32, i32, *mut c_void),
+    n_tasks: i32,
+    userdata: *mut c_void,
 }
 
-/// Products below this many multiply-adds stay with ggml: taking a node over costs a pause in
-/// the graph's computation and a start of threads. (The LoRA products are mostly smaller; at
-/// 2^20 instead, a 256-token step on SmolLM2-135M was about 10% slower.)
-const BLAS_MIN_MACS: i64 = 1 << 24;
+/// ggml's GGML_N_TASKS_MAX: a custom operation runs on every thread of the computation.
+const ALL_THREADS: i32 = -1;
+
+/// Turns MUL_MAT or OUT_PROD node `t` into a custom operation that the shim computes on ggml's
+/// own threads (`leap_product_task`), F32 through BLAS or, with `bf16`, on AMX tiles. Unlike a
+/// node computed from the evaluation callback, this costs no pause in the graph's computation.
+///
+/// SAFETY: `t` is a live MUL_MAT or OUT_PROD node for which `blas_product(t, true, ..)` holds.
+unsafe fn make_product_task(t: *mut sys::ggml_tensor, bf16: bool) {
+    // Flags of the task (shim.cpp): 1 OUT_PROD, 2 BF16.
+    let out_prod = unsafe { (*t).op } == sys::GGML_OP_OUT_PROD;
+    let flags = usize::from(out_prod) | (usize::from(bf16) << 1);
+    let params = CustomOpParams {
+        fun: leap_product_task,
+        n_tasks: ALL_THREADS,
+        userdata: flags as *mut c_void,
+    };
+    // SAFETY: op_params (64 bytes) holds the 24 of the parameters; MUL_MAT and OUT_PROD keep
+    // nothing there.
+    unsafe {
+        assert!(std::mem::size_of::<CustomOpParams>() <= std::mem::size_of_val(&(*t).op_params));
+        std::ptr::write_unaligned((*t).op_params.as_mut_ptr().cast::<CustomOpParams>(), params);
+        (*t).op = sys::GGML_OP_CUSTOM;
+    }
+}
+
+/// Products below this many multiply-adds stay with ggml. As custom operations the shim's
+/// products cost no pause, so only the smallest are left: the LoRA products (rank 8 against a
+/// window of 256) are 2^20 to 2^22, and ggml's OUT_PROD runs those at a few GFLOP/s. On
+/// SmolLM2-135M a 256-token step took 0.93 s with the threshold at 2^24 and 0.86 s at 2^18;
+/// 2^16 measured the same as 2^18.
+const BLAS_MIN_MACS: i64 = 1 << 18;
 
 /// With `check_only`, whether MUL_MAT or OUT_PROD node `t` is a large product of F32 host
-/// tensors in a layout BLAS takes; else computes it (see `leap_blas_product`).
+/// tensors in a layout BLAS takes; else computes it through BLAS or, for `Bf16`, on AMX tiles
+/// (see `leap_blas_product`).
 ///
 /// SAFETY: `t` is a live MUL_MAT or OUT_PROD node with its sources set; unless `check_only`,
 /// allocated and with its sources computed.
-unsafe fn blas_product(t: *mut sys::ggml_tensor, check_only: bool, threads: i32) -> bool {
+unsafe fn blas_product(
+    t: *mut sys::ggml_tensor,
+    check_only: bool,
+    threads: i32,
+    products: Matmul,
+) -> bool {
     unsafe {
         let (a, b) = ((*t).src[0], (*t).src[1]);
         if a.is_null() || b.is_null() {
@@ -685,6 +750,7 @@ unsafe fn blas_product(t: *mut sys::ggml_tensor, check_only: bool, threads: i32)
             i32::from(out_prod),
             i32::from(check_only),
             threads,
+            i32::from(products == Matmul::Bf16),
             (*t).data.cast(),
             (*t).ne.as_ptr(),
             (*t).nb.as_ptr(),
@@ -712,18 +778,18 @@ unsafe fn few_in_loss(masked: &[(usize, usize)], t: *const sys::ggml_tensor) -> 
 /// matrix) told apart: they are the largest single items of a step.
 ///
 /// SAFETY: `t` is a live graph node.
-unsafe fn op_label(t: *const sys::ggml_tensor) -> String {
+unsafe fn op_label(t: *const sys::ggml_tensor, op: sys::ggml_op) -> String {
     unsafe {
-        let op = CStr::from_ptr(sys::ggml_op_name((*t).op)).to_string_lossy();
+        let name = CStr::from_ptr(sys::ggml_op_name(op)).to_string_lossy();
         let w = (*t).src[0];
         let output = !w.is_null() && {
             let name = CStr::from_ptr((*w).name.as_ptr()).to_bytes();
             name == b"output.weight" || name == b"token_embd.weight"
         };
-        if output && matches!((*t).op, sys::GGML_OP_MUL_MAT | sys::GGML_OP_OUT_PROD) {
-            format!("{op} (output)")
+        if output && matches!(op, sys::GGML_OP_MUL_MAT | sys::GGML_OP_OUT_PROD) {
+            format!("{name} (output)")
         } else {
-            op.into_owned()
+            name.into_owned()
         }
     }
 }
@@ -804,7 +870,7 @@ unsafe fn step_adamw(hooks: &mut Hooks, t: *mut sys::ggml_tensor) {
 
 #[cfg(test)]
 mod tests {
-    use super::{leap_blas_product, leap_out_prod_rows};
+    use super::{amx_available, leap_blas_product, leap_out_prod_rows};
 
     #[test]
     fn the_output_backward_kernel_matches_the_plain_product_and_skips_silent_positions() {
@@ -878,8 +944,9 @@ mod tests {
         }
     }
 
-    /// ggml's MUL_MAT (`out_prod` false) or OUT_PROD by definition, src0 broadcast over dims 2, 3.
-    fn reference(out_prod: bool, a: &T, b: &T, ne: [i64; 4]) -> Vec<f32> {
+    /// ggml's MUL_MAT (`out_prod` false) or OUT_PROD by definition, src0 broadcast over dims 2, 3:
+    /// each output's sum, and the sum of its terms' sizes.
+    fn reference(out_prod: bool, a: &T, b: &T, ne: [i64; 4]) -> Vec<(f32, f32)> {
         let k = if out_prod { a.ne[1] } else { a.ne[0] };
         let (r2, r3) = (ne[2] / a.ne[2], ne[3] / a.ne[3]);
         let mut out = Vec::new();
@@ -888,17 +955,14 @@ mod tests {
                 for i1 in 0..ne[1] {
                     for i0 in 0..ne[0] {
                         let (b2, b3) = (i2 / r2, i3 / r3);
-                        out.push(
-                            (0..k)
-                                .map(|x| {
-                                    if out_prod {
-                                        a.at([i0, x, b2, b3]) * b.at([i1, x, i2, i3])
-                                    } else {
-                                        a.at([x, i0, b2, b3]) * b.at([x, i1, i2, i3])
-                                    }
-                                })
-                                .sum(),
-                        );
+                        let terms = (0..k).map(|x| {
+                            if out_prod {
+                                a.at([i0, x, b2, b3]) * b.at([i1, x, i2, i3])
+                            } else {
+                                a.at([x, i0, b2, b3]) * b.at([x, i1, i2, i3])
+                            }
+                        });
+                        out.push(terms.fold((0.0, 0.0), |(s, m), x| (s + x, m + x.abs())));
                     }
                 }
             }
@@ -906,8 +970,8 @@ mod tests {
         out
     }
 
-    /// Calls the kernel on `a` (src0) and `b` (src1) into a contiguous dst of sizes `ne`:
-    /// its answer (1: done, or doable with `check_only`) and dst.
+    /// Calls the kernel (BLAS, or AMX with `bf16`) on `a` (src0) and `b` (src1) into a
+    /// contiguous dst of sizes `ne`: its answer (1: done, or doable with `check_only`) and dst.
     fn product(
         out_prod: bool,
         check_only: bool,
@@ -915,6 +979,7 @@ mod tests {
         b: &T,
         ne: [i64; 4],
         threads: i32,
+        bf16: bool,
     ) -> (i32, Vec<f32>) {
         let n: usize = ne.iter().product::<i64>() as usize;
         let mut dst = vec![f32::NAN; n];
@@ -930,6 +995,7 @@ mod tests {
                 i32::from(out_prod),
                 i32::from(check_only),
                 threads,
+                i32::from(bf16),
                 dst.as_mut_ptr(),
                 ne.as_ptr(),
                 nb.as_ptr(),
@@ -944,21 +1010,74 @@ mod tests {
         (answer, dst)
     }
 
-    fn run(out_prod: bool, a: &T, b: &T, ne: [i64; 4], threads: i32) -> Vec<f32> {
-        let (done, dst) = product(out_prod, false, a, b, ne, threads);
+    /// The kernel's product, F32 through BLAS or BF16 on AMX tiles.
+    #[derive(Clone, Copy)]
+    enum Kernel {
+        Blas,
+        Amx,
+    }
+
+    fn run(kernel: Kernel, out_prod: bool, a: &T, b: &T, ne: [i64; 4], threads: i32) -> Vec<f32> {
+        let bf16 = matches!(kernel, Kernel::Amx);
+        let (done, dst) = product(out_prod, false, a, b, ne, threads, bf16);
         assert_eq!(done, 1, "the layout is one BLAS takes");
         dst
     }
 
-    fn close(got: &[f32], want: &[f32]) {
+    /// F32 sums agree to rounding. With BF16 operands (8 significant bits, each rounded by at
+    /// most 2^-9 of itself) every term is off by at most about 2^-8 of its size, so a sum by at
+    /// most 2^-8 of the sum of its terms' sizes: 2^-7 leaves room for F32's own rounding.
+    fn close(kernel: Kernel, got: &[f32], want: &[(f32, f32)]) {
         assert_eq!(got.len(), want.len());
-        for (i, (g, w)) in got.iter().zip(want).enumerate() {
-            assert!((g - w).abs() <= 1e-4 * w.abs().max(1.0), "{i}: {g} vs {w}");
+        for (i, (g, &(w, size))) in got.iter().zip(want).enumerate() {
+            let tolerance = match kernel {
+                Kernel::Blas => 1e-4 * w.abs().max(1.0),
+                Kernel::Amx => size / 128.0 + 1e-4,
+            };
+            assert!((g - w).abs() <= tolerance, "{i}: {g} vs {w}");
         }
     }
 
     #[test]
     fn the_blas_products_match_ggmls_definitions_on_strided_and_broadcast_operands() {
+        products_match_ggmls_definitions(Kernel::Blas);
+    }
+
+    #[test]
+    fn the_amx_products_match_ggmls_definitions_to_bf16_precision() {
+        if !amx_available() {
+            eprintln!("skipped: this CPU has no AMX-BF16 tiles");
+            return;
+        }
+        products_match_ggmls_definitions(Kernel::Amx);
+        // Edges of every size around the tiles' 16 x 16 x 32, the 32 x 32 blocks, the panels of
+        // 256 columns and the slices of 1,536 depths.
+        let sizes = [
+            (1, 1, 1),
+            (16, 16, 32),
+            (33, 31, 33),
+            (32, 64, 95),
+            (5, 100, 2),
+            (20, 300, 1600),
+        ];
+        for (m, n, k) in sizes {
+            let w = T::strided([k, n, 1, 1], [1, k as usize, 0, 0], 9);
+            let x = T::strided([k, m, 1, 1], [1, k as usize, 0, 0], 10);
+            let ne = [n, m, 1, 1];
+            let want = reference(false, &w, &x, ne);
+            close(Kernel::Amx, &run(Kernel::Amx, false, &w, &x, ne, 2), &want);
+            // The same with the weight transposed (columns contiguous), as OUT_PROD sees it.
+            let wt = T::strided([n, k, 1, 1], [1, n as usize, 0, 0], 9);
+            let ne = [n, m, 1, 1];
+            let xt = T::strided([m, k, 1, 1], [k as usize, 1, 0, 0], 10);
+            let want = reference(true, &wt, &xt, ne);
+            close(Kernel::Amx, &run(Kernel::Amx, true, &wt, &xt, ne, 1), &want);
+        }
+    }
+
+    fn products_match_ggmls_definitions(kernel: Kernel) {
+        let run = |out_prod, a: &T, b: &T, ne, threads| run(kernel, out_prod, a, b, ne, threads);
+        let close = |got: &[f32], want: &[(f32, f32)]| close(kernel, got, want);
         // Attention's KQ: K with 3 heads from a cache laid out [dim, head, position], Q with 9
         // heads as a permuted view of [dim, head, position]: neither is contiguous.
         let (d, n_kv, n_tok) = (16, 40, 33);
@@ -998,7 +1117,7 @@ mod tests {
         // Neither stride of src1's matrix is one element.
         let w = T::strided([8, 8, 1, 1], [1, 8, 0, 0], 1);
         let x = T::strided([8, 8, 1, 1], [2, 16, 0, 0], 2);
-        let (ok, _) = product(false, true, &w, &x, [8, 8, 1, 1], 1);
+        let (ok, _) = product(false, true, &w, &x, [8, 8, 1, 1], 1, false);
         assert_eq!(ok, 0);
     }
 }

@@ -30,7 +30,7 @@ use thiserror::Error;
 
 pub use adapter::{Adapter, AdapterMeta, LoraSpec, LoraWeight, Target};
 pub use checkpoint::Checkpoint;
-pub use llama::{Matmul, OpTime};
+pub use llama::{Matmul, OpTime, amx_available};
 pub use prepare::{Base, BaseChoice};
 
 use crate::dataset::Row;

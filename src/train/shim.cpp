@@ -6,8 +6,9 @@
 // - the backward product through the output projection restricted to the positions that have a
 //   gradient (see leap_out_prod_rows below);
 // - the training step's matrix products (MUL_MAT and OUT_PROD over F32 host tensors) through the
-//   system BLAS (leap_blas_product below): ggml's own F32 kernels run them at a fraction of the
-//   CPU's speed, and not at all fast when an operand is a strided view (attention's heads).
+//   system BLAS, or at BF16 on AMX tiles (amx.cpp), as ggml custom operations
+//   (leap_product_task below): ggml's own F32 kernels run them at a fraction of the CPU's
+//   speed, and not at all fast when an operand is a strided view (attention's heads).
 //
 // Compiled by build.rs against the exact llama.cpp source that llama-cpp-sys-2 built.
 
@@ -27,6 +28,10 @@ void cblas_sgemm(int order, int trans_a, int trans_b, int m, int n, int k, float
 #ifndef __APPLE__
 extern "C" void openblas_set_num_threads(int n);
 #endif
+// src/train/amx.cpp.
+extern "C" void leap_amx_sgemm(int32_t op_a, int32_t op_b, int64_t m, int64_t n, int64_t k,
+        const float * a, int64_t lda, const float * b, int64_t ldb, float beta, float * c,
+        int64_t ldc);
 
 namespace {
 
@@ -192,86 +197,156 @@ void leap_out_prod_rows(
     }
 }
 
+}
 
-// C = A * B^T for every batch (i2, i3) of a ggml MUL_MAT (out_prod = 0) or OUT_PROD (1) node
-// of F32 tensors: dst (ne, nb) and its sources, with ggml's broadcasting of src0 over dims 2 and
-// 3. MUL_MAT: dst[i0,i1] = sum_k src0[k,i0] src1[k,i1]; OUT_PROD: dst[i0,i1] = sum_k
-// src0[i0,k] src1[i1,k]. Strides are in bytes. With `check_only` it only says whether the
-// layout suits CBLAS. Returns 1 when done (or doable), 0 when not.
+namespace {
+
+// C = A * B^T for every batch (i2, i3) of a ggml MUL_MAT (out_prod false) or OUT_PROD (true)
+// node of F32 tensors: dst (ne, nb) and its sources, with ggml's broadcasting of src0 over dims
+// 2 and 3. MUL_MAT: dst[i0,i1] = sum_k src0[k,i0] src1[k,i1]; OUT_PROD: dst[i0,i1] = sum_k
+// src0[i0,k] src1[i1,k]. Strides are in bytes.
 //
-// The batches are shared among `n_threads` threads, or the rows of one batch when there is a
-// single batch; BLAS itself runs single-threaded, so that no pool of its own spins beside
-// ggml's between two products.
+// Its work is shared among threads: the batches, or, when there are fewer batches than threads,
+// the rows or columns of each. BLAS runs single-threaded inside each share. With `bf16` the
+// shares run on AMX tiles at BF16 precision (leap_amx_sgemm; the caller has checked
+// leap_amx_available), except those under one tile wide, which gain nothing from tiles.
+struct Product {
+    float * dst;
+    const int64_t * ne;
+    const size_t * nb;
+    const int64_t * ne0;
+    const size_t * nb0;
+    const int64_t * ne1;
+    const size_t * nb1;
+    bool bf16;
+    int64_t m = 0, n = 0, k = 0, r2 = 1, r3 = 1, batches = 0;
+    Operand a{}, b{};
+    int op_a = 0, lda = 0, op_b = 0, ldb = 0;
+
+    static int64_t f(size_t bytes) { return (int64_t) (bytes / sizeof(float)); }
+
+    // Whether the layout suits CBLAS; sets up the product when it does.
+    bool init(bool out_prod, const float * src0, const float * src1) {
+        for (int d = 0; d < 4; ++d) {
+            if (nb[d] % sizeof(float) || nb0[d] % sizeof(float) || nb1[d] % sizeof(float)) {
+                return false;
+            }
+        }
+        // A: rows of dst (dim 1), from src1; B: columns of dst (dim 0), from src0.
+        m = ne[1];
+        n = ne[0];
+        k = out_prod ? ne0[1] : ne0[0];
+        a = out_prod ? Operand{src1, m, k, f(nb1[0]), f(nb1[1])}
+                     : Operand{src1, m, k, f(nb1[1]), f(nb1[0])};
+        b = out_prod ? Operand{src0, n, k, f(nb0[0]), f(nb0[1])}
+                     : Operand{src0, n, k, f(nb0[1]), f(nb0[0])};
+        const bool shapes = out_prod ? (ne0[0] == n && ne1[0] == m && ne1[1] == k)
+                                     : (ne0[1] == n && ne1[1] == m && ne1[0] == k);
+        if (!shapes || ne1[2] != ne[2] || ne1[3] != ne[3] || ne0[2] == 0 || ne0[3] == 0
+                || ne[2] % ne0[2] || ne[3] % ne0[3] || nb[0] != sizeof(float) || f(nb[1]) < n
+                || !a.valid() || !b.valid() || m > INT32_MAX || n > INT32_MAX
+                || k > INT32_MAX) {
+            return false;
+        }
+        a.as_left(op_a, lda);
+        b.as_right_transposed(op_b, ldb);
+        r2 = ne[2] / ne0[2];
+        r3 = ne[3] / ne0[3];
+        batches = ne[2] * ne[3];
+        return true;
+    }
+
+    // Rows row0..row1 and columns col0..col1 of C for one batch.
+    void gemm(int64_t batch, int64_t row0, int64_t row1, int64_t col0, int64_t col1) const {
+        const int64_t i2 = batch % ne[2], i3 = batch / ne[2];
+        const float * pa = a.data + (i2 * nb1[2] + i3 * nb1[3]) / sizeof(float);
+        const float * pb = b.data + ((i2 / r2) * nb0[2] + (i3 / r3) * nb0[3]) / sizeof(float);
+        float * pc = dst + (i2 * nb[2] + i3 * nb[3]) / sizeof(float);
+        pa += row0 * a.rs;
+        pb += col0 * b.rs;
+        pc += row0 * f(nb[1]) + col0;
+        const int64_t rows = row1 - row0, cols = col1 - col0;
+        if (bf16 && rows >= 16 && cols >= 16) {
+            leap_amx_sgemm(op_a, op_b, rows, cols, k, pa, lda, pb, ldb, 0.0f, pc, f(nb[1]));
+        } else {
+            cblas_sgemm(kRowMajor, op_a, op_b, (int) rows, (int) cols, (int) k, 1.0f, pa, lda,
+                    pb, ldb, 0.0f, pc, (int) f(nb[1]));
+        }
+    }
+
+    // Share `w` of `workers`.
+    void share(int64_t w, int64_t workers) const {
+#ifndef __APPLE__
+        static const bool single = (openblas_set_num_threads(1), true);
+        (void) single;
+#endif
+        if (batches >= workers) {
+            for (int64_t batch = w; batch < batches; batch += workers) {
+                gemm(batch, 0, m, 0, n);
+            }
+            return;
+        }
+        // Fewer batches than threads (one, mostly): split each along the side whose operand
+        // is the larger, since every share reads (and AMX converts) all of the other one.
+        for (int64_t batch = 0; batch < batches; ++batch) {
+            const bool by_rows = m >= n;
+            const int64_t size = by_rows ? m : n;
+            const int64_t part = (size + workers - 1) / workers;
+            const int64_t s0 = w * part, s1 = s0 + part < size ? s0 + part : size;
+            if (s0 >= s1) {
+                continue;
+            }
+            if (by_rows) {
+                gemm(batch, s0, s1, 0, n);
+            } else {
+                gemm(batch, 0, m, s0, s1);
+            }
+        }
+    }
+};
+
+}  // namespace
+
+extern "C" {
+
+// The product (see Product) of ggml's MUL_MAT (out_prod = 0) or OUT_PROD (1) over raw
+// tensors, on `n_threads` threads of its own. With `check_only` it only says whether the layout
+// suits CBLAS. Returns 1 when done (or doable), 0 when not.
 int32_t leap_blas_product(
-        int32_t out_prod, int32_t check_only, int32_t n_threads,
+        int32_t out_prod, int32_t check_only, int32_t n_threads, int32_t bf16,
         float * dst, const int64_t * ne, const size_t * nb,
         const float * src0, const int64_t * ne0, const size_t * nb0,
         const float * src1, const int64_t * ne1, const size_t * nb1) {
-    for (int d = 0; d < 4; ++d) {
-        if (nb[d] % sizeof(float) || nb0[d] % sizeof(float) || nb1[d] % sizeof(float)) {
-            return 0;
-        }
-    }
-    auto f = [](size_t bytes) { return (int64_t) (bytes / sizeof(float)); };
-    // A: rows of dst (dim 1), from src1; B: columns of dst (dim 0), from src0.
-    const int64_t m = ne[1], n = ne[0];
-    const int64_t k = out_prod ? ne0[1] : ne0[0];
-    Operand a = out_prod
-        ? Operand{src1, m, k, f(nb1[0]), f(nb1[1])}
-        : Operand{src1, m, k, f(nb1[1]), f(nb1[0])};
-    Operand b = out_prod
-        ? Operand{src0, n, k, f(nb0[0]), f(nb0[1])}
-        : Operand{src0, n, k, f(nb0[1]), f(nb0[0])};
-    const bool shapes = out_prod
-        ? (ne0[0] == n && ne1[0] == m && ne1[1] == k)
-        : (ne0[1] == n && ne1[1] == m && ne1[0] == k);
-    if (!shapes || ne1[2] != ne[2] || ne1[3] != ne[3] || ne0[2] == 0 || ne0[3] == 0
-            || ne[2] % ne0[2] || ne[3] % ne0[3] || nb[0] != sizeof(float) || f(nb[1]) < n
-            || !a.valid() || !b.valid() || m > INT32_MAX || n > INT32_MAX || k > INT32_MAX) {
+    Product p{dst, ne, nb, ne0, nb0, ne1, nb1, bf16 != 0};
+    if (!p.init(out_prod != 0, src0, src1)) {
         return 0;
     }
     if (check_only) {
         return 1;
     }
-#ifndef __APPLE__
-    static const bool single = (openblas_set_num_threads(1), true);
-    (void) single;
-#endif
-    int op_a, lda, op_b, ldb;
-    a.as_left(op_a, lda);
-    b.as_right_transposed(op_b, ldb);
-    const int64_t r2 = ne[2] / ne0[2], r3 = ne[3] / ne0[3];
-    const int64_t batches = ne[2] * ne[3];
-    auto gemm = [&](int64_t batch, int64_t row0, int64_t row1) {
-        const int64_t i2 = batch % ne[2], i3 = batch / ne[2];
-        const float * pa = a.data + (i2 * nb1[2] + i3 * nb1[3]) / sizeof(float);
-        const float * pb = b.data + ((i2 / r2) * nb0[2] + (i3 / r3) * nb0[3]) / sizeof(float);
-        float * pc = dst + (i2 * nb[2] + i3 * nb[3]) / sizeof(float);
-        // Rows row0..row1 of A and of C.
-        pa += row0 * a.rs;
-        pc += row0 * f(nb[1]);
-        cblas_sgemm(kRowMajor, op_a, op_b, (int) (row1 - row0), (int) n, (int) k, 1.0f,
-                pa, lda, pb, ldb, 0.0f, pc, (int) f(nb[1]));
-    };
     const int64_t workers = n_threads < 1 ? 1 : n_threads;
-    auto work = [&](int64_t w) {
-        if (batches >= workers) {
-            for (int64_t batch = w; batch < batches; batch += workers) {
-                gemm(batch, 0, m);
-            }
-        } else {
-            // One batch (or fewer than threads): split its rows.
-            for (int64_t batch = 0; batch < batches; ++batch) {
-                const int64_t share = (m + workers - 1) / workers;
-                const int64_t r0 = w * share, r1 = r0 + share < m ? r0 + share : m;
-                if (r0 < r1) {
-                    gemm(batch, r0, r1);
-                }
-            }
-        }
-    };
+    auto work = [&](int64_t w) { p.share(w, workers); };
     run_workers(workers, work);
     return 1;
 }
+
+// Flags of leap_product_task's userdata.
+enum : intptr_t { kTaskOutProd = 1, kTaskBf16 = 2 };
+
+// The product as a ggml custom operation: ggml's own threads each compute share `ith` of `nth`,
+// inside the graph's computation. A MUL_MAT or OUT_PROD node becomes one by taking GGML_OP_CUSTOM
+// with this function, and the flags above as its userdata, in its op_params; its sources stay.
+void leap_product_task(ggml_tensor * dst, int ith, int nth, void * userdata) {
+    const intptr_t flags = (intptr_t) userdata;
+    const ggml_tensor * src0 = dst->src[0];
+    const ggml_tensor * src1 = dst->src[1];
+    Product p{(float *) dst->data, dst->ne, dst->nb, src0->ne, src0->nb, src1->ne, src1->nb,
+        (flags & kTaskBf16) != 0};
+    if (p.init((flags & kTaskOutProd) != 0, (const float *) src0->data,
+                (const float *) src1->data)) {
+        p.share(ith, nth);
+    }
+}
+
 
 }

@@ -1,0 +1,321 @@
+// A matrix product at BF16 precision on Intel AMX tiles, with the interface of CBLAS's row-major
+// sgemm: the training step's products run at mixed precision (operands rounded to BF16, sums
+// kept in F32), as PyTorch's autocast does, at several times the F32 speed of the same cores.
+//
+// leap_amx_available() says whether this CPU has AMX-BF16 and the kernel may use its tiles;
+// leap_amx_sgemm() must only be called when it has.
+
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <vector>
+
+#if defined(__x86_64__) && defined(__linux__) && (defined(__GNUC__) || defined(__clang__))
+#define LEAP_AMX 1
+#include <cpuid.h>
+#include <immintrin.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
+
+namespace {
+
+constexpr int kNoTrans = 111;
+
+// Round to nearest even, as the hardware's own conversions do (no NaN inputs here).
+inline uint16_t to_bf16(float f) {
+    uint32_t u;
+    std::memcpy(&u, &f, sizeof u);
+    u += 0x7fffu + ((u >> 16) & 1u);
+    return (uint16_t) (u >> 16);
+}
+
+#ifdef LEAP_AMX
+
+// One tile is 16 rows of 64 bytes: 16 F32 sums, 32 BF16 values of A, or 16 pairs of B (VNNI).
+constexpr int kRows = 16;
+constexpr int kDepth = 32;  // BF16 values along k per tile
+constexpr int kBlock = 32;  // rows (and columns) of C per block of 2 x 2 tiles
+
+struct TileConfig {
+    uint8_t palette;
+    uint8_t start_row;
+    uint8_t reserved[14];
+    uint16_t colsb[16];
+    uint8_t rows[16];
+};
+
+#define LEAP_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16")))
+
+// 16 floats to 16 BF16 values, each in the low half of a 32-bit lane.
+LEAP_AVX512 inline __m512i bf16_lanes(const float * x) {
+    return _mm512_cvtepu16_epi32((__m256i) _mm512_cvtneps_pbh(_mm512_loadu_ps(x)));
+}
+
+// A, m x k (element (i, p) at a[i * ai + p * ap]) into BF16 rows of `kp` values, `mp` rows,
+// zero-padded.
+LEAP_AVX512 void pack_a(uint16_t * out, const float * a, int64_t ai, int64_t ap, int64_t m,
+        int64_t k, int64_t mp, int64_t kp) {
+    if (ap == 1) {
+        for (int64_t i = 0; i < m; ++i) {
+            const float * row = a + i * ai;
+            uint16_t * o = out + i * kp;
+            int64_t p = 0;
+            for (; p + 32 <= k; p += 32) {
+                const __m512bh v = _mm512_cvtne2ps_pbh(_mm512_loadu_ps(row + p + 16),
+                        _mm512_loadu_ps(row + p));
+                _mm512_storeu_si512(o + p, (__m512i) v);
+            }
+            for (; p < k; ++p) {
+                o[p] = to_bf16(row[p]);
+            }
+            std::memset(o + k, 0, (size_t) (kp - k) * sizeof(uint16_t));
+        }
+    } else {
+        // A transposed (i contiguous): in blocks of 16 x 16, so that neither the reads nor the
+        // writes stride across memory one element at a time.
+        for (int64_t i0 = 0; i0 < m; i0 += 16) {
+            const int64_t i1 = i0 + 16 < m ? i0 + 16 : m;
+            for (int64_t p0 = 0; p0 < k; p0 += 16) {
+                const int64_t p1 = p0 + 16 < k ? p0 + 16 : k;
+                for (int64_t i = i0; i < i1; ++i) {
+                    for (int64_t p = p0; p < p1; ++p) {
+                        out[i * kp + p] = to_bf16(a[i * ai + p * ap]);
+                    }
+                }
+            }
+            for (int64_t i = i0; i < i1; ++i) {
+                std::memset(out + i * kp + k, 0, (size_t) (kp - k) * sizeof(uint16_t));
+            }
+        }
+    }
+    std::memset(out + m * kp, 0, (size_t) ((mp - m) * kp) * sizeof(uint16_t));
+}
+
+// B^T, n x k (element (j, p) at b[j * bj + p * bp]) into tiles of 16 columns x 32 depths in
+// the pair-interleaved layout the tile product takes: tile (jb, kb) at out + (jb * nkb + kb) *
+// 512, its row r holding, for each of the 16 columns c, the values at depths 2r and 2r + 1
+// (one 32-bit lane).
+LEAP_AVX512 void pack_b(uint16_t * out, const float * b, int64_t bj, int64_t bp, int64_t n,
+        int64_t k, int64_t np, int64_t kp) {
+    const int64_t nkb = kp / kDepth;
+    uint32_t * lanes = reinterpret_cast<uint32_t *>(out);
+    // Every value at a column past n or a depth past k is zero.
+    if (np > n || (bp != 1 && kp > k)) {
+        std::memset(out, 0, (size_t) (np * kp) * sizeof(uint16_t));
+    }
+    if (bp == 1) {
+        // Each column's values along k are contiguous: 32 of them make one lane in each of the
+        // tile's 16 rows.
+        alignas(64) uint32_t pairs[16];
+        for (int64_t j = 0; j < n; ++j) {
+            const float * row = b + j * bj;
+            const int64_t jb = j / kRows, c = j % kRows;
+            for (int64_t kb = 0; kb < nkb; ++kb) {
+                const int64_t p = kb * kDepth;
+                const int64_t left = k - p;
+                __m512bh v;
+                if (left >= 32) {
+                    v = _mm512_cvtne2ps_pbh(_mm512_loadu_ps(row + p + 16), _mm512_loadu_ps(row + p));
+                } else {
+                    const int64_t hi = left > 16 ? left - 16 : 0, lo = left > 16 ? 16 : left;
+                    v = _mm512_cvtne2ps_pbh(
+                            _mm512_maskz_loadu_ps((__mmask16) ((1u << hi) - 1u), row + p + 16),
+                            _mm512_maskz_loadu_ps((__mmask16) ((1u << lo) - 1u), row + p));
+                }
+                _mm512_store_si512(pairs, (__m512i) v);
+                uint32_t * tile = lanes + (jb * nkb + kb) * (kRows * kDepth / 2);
+                for (int r = 0; r < kRows; ++r) {
+                    tile[r * kRows + c] = pairs[r];
+                }
+            }
+        }
+    } else {
+        // Each depth's values across columns are contiguous: two depths interleave into one
+        // tile row.
+        for (int64_t jb = 0; jb * kRows < n; ++jb) {
+            const int64_t j0 = jb * kRows;
+            const int64_t cols = n - j0 < kRows ? n - j0 : kRows;
+            for (int64_t p = 0; p < k; p += 2) {
+                const float * r0 = b + p * bp + j0 * bj;
+                __m512i even = cols == kRows && bj == 1 ? bf16_lanes(r0) : _mm512_setzero_si512();
+                __m512i odd = _mm512_setzero_si512();
+                if (!(cols == kRows && bj == 1)) {
+                    alignas(64) float e[16] = {0}, o[16] = {0};
+                    for (int64_t c = 0; c < cols; ++c) {
+                        e[c] = r0[c * bj];
+                        if (p + 1 < k) {
+                            o[c] = r0[bp + c * bj];
+                        }
+                    }
+                    even = bf16_lanes(e);
+                    odd = bf16_lanes(o);
+                } else if (p + 1 < k) {
+                    odd = bf16_lanes(r0 + bp);
+                }
+                const __m512i row = _mm512_or_si512(even, _mm512_slli_epi32(odd, 16));
+                const int64_t kb = p / kDepth, r = (p % kDepth) / 2;
+                _mm512_storeu_si512(lanes + (jb * nkb + kb) * (kRows * kDepth / 2) + r * kRows, row);
+            }
+        }
+    }
+}
+
+__attribute__((target("amx-tile,amx-bf16")))
+void tile_product(const uint16_t * pa, const uint16_t * pb, float * c, float beta, int64_t ldc,
+        int64_t m, int64_t n, int64_t mp, int64_t np, int64_t kp) {
+    TileConfig cfg{};
+    cfg.palette = 1;
+    for (int t = 0; t < 8; ++t) {
+        cfg.rows[t] = kRows;
+        cfg.colsb[t] = 64;
+    }
+    _tile_loadconfig(&cfg);
+    const int64_t nkb = kp / kDepth;
+    const size_t a_stride = (size_t) kp * sizeof(uint16_t);
+    alignas(64) float stage[kBlock * kBlock];
+    const size_t c_stride = (size_t) ldc * sizeof(float);
+    const size_t s = kBlock * sizeof(float);
+    for (int64_t i0 = 0; i0 < mp; i0 += kBlock) {
+        for (int64_t j0 = 0; j0 < np; j0 += kBlock) {
+            // A whole block of C is summed in the tiles themselves; one at an edge is summed
+            // from zero and added (or copied) element by element.
+            const bool whole = i0 + kBlock <= m && j0 + kBlock <= n;
+            float * c00 = c + i0 * ldc + j0;
+            if (whole && beta != 0.0f) {
+                _tile_loadd(0, c00, c_stride);
+                _tile_loadd(1, c00 + kRows, c_stride);
+                _tile_loadd(2, c00 + kRows * ldc, c_stride);
+                _tile_loadd(3, c00 + kRows * ldc + kRows, c_stride);
+            } else {
+                _tile_zero(0);
+                _tile_zero(1);
+                _tile_zero(2);
+                _tile_zero(3);
+            }
+            const uint16_t * a0 = pa + i0 * kp;
+            const uint16_t * a1 = a0 + kRows * kp;
+            const uint16_t * b0 = pb + (j0 / kRows) * nkb * (kRows * kDepth);
+            const uint16_t * b1 = b0 + nkb * (kRows * kDepth);
+            for (int64_t kb = 0; kb < nkb; ++kb) {
+                _tile_loadd(4, a0 + kb * kDepth, a_stride);
+                _tile_loadd(5, a1 + kb * kDepth, a_stride);
+                _tile_loadd(6, b0 + kb * (kRows * kDepth), 64);
+                _tile_loadd(7, b1 + kb * (kRows * kDepth), 64);
+                _tile_dpbf16ps(0, 4, 6);
+                _tile_dpbf16ps(1, 4, 7);
+                _tile_dpbf16ps(2, 5, 6);
+                _tile_dpbf16ps(3, 5, 7);
+            }
+            if (whole) {
+                _tile_stored(0, c00, c_stride);
+                _tile_stored(1, c00 + kRows, c_stride);
+                _tile_stored(2, c00 + kRows * ldc, c_stride);
+                _tile_stored(3, c00 + kRows * ldc + kRows, c_stride);
+                continue;
+            }
+            _tile_stored(0, stage, s);
+            _tile_stored(1, stage + kRows, s);
+            _tile_stored(2, stage + kRows * kBlock, s);
+            _tile_stored(3, stage + kRows * kBlock + kRows, s);
+            const int64_t rows = m - i0 < kBlock ? m - i0 : kBlock;
+            const int64_t cols = n - j0 < kBlock ? n - j0 : kBlock;
+            for (int64_t i = 0; i < rows; ++i) {
+                float * out = c00 + i * ldc;
+                const float * in = stage + i * kBlock;
+                if (beta == 0.0f) {
+                    for (int64_t j = 0; j < cols; ++j) {
+                        out[j] = in[j];
+                    }
+                } else {
+                    for (int64_t j = 0; j < cols; ++j) {
+                        out[j] += in[j];
+                    }
+                }
+            }
+        }
+    }
+    _tile_release();
+}
+
+bool amx_usable() {
+    unsigned a, b, c, d;
+    if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) {
+        return false;
+    }
+    const bool tile = (d >> 24) & 1u, bf16 = (d >> 22) & 1u;
+    if (!tile || !bf16) {
+        return false;
+    }
+    // Linux hands out the tile registers' state only to a process that asks for it.
+    constexpr long kArchReqXcompPerm = 0x1023;
+    constexpr long kXfeatureXtiledata = 18;
+    return syscall(SYS_arch_prctl, kArchReqXcompPerm, kXfeatureXtiledata) == 0;
+}
+
+#endif  // LEAP_AMX
+
+}  // namespace
+
+extern "C" {
+
+// Whether leap_amx_sgemm can run here (asks the kernel for the tile state on the first call).
+int32_t leap_amx_available() {
+#ifdef LEAP_AMX
+    static const bool ok = amx_usable();
+    return ok ? 1 : 0;
+#else
+    return 0;
+#endif
+}
+
+// C = A op(B) (beta 0) or C += A op(B) (beta 1), row-major, as cblas_sgemm(CblasRowMajor,
+// op_a, op_b, m, n, k, 1, a, lda, b, ldb, beta, c, ldc), with A and B rounded to BF16.
+void leap_amx_sgemm(int32_t op_a, int32_t op_b, int64_t m, int64_t n, int64_t k,
+        const float * a, int64_t lda, const float * b, int64_t ldb, float beta, float * c,
+        int64_t ldc) {
+#ifdef LEAP_AMX
+    if (m <= 0 || n <= 0) {
+        return;
+    }
+    // A in slices of depth and B in panels of columns, so that packed copies stay small (the
+    // output projection's backward has a depth of 49,152) and each B panel stays in cache
+    // while every row of A meets it.
+    constexpr int64_t kSlice = 1536;
+    constexpr int64_t kPanel = 256;
+    const int64_t mp = (m + kBlock - 1) / kBlock * kBlock;
+    thread_local std::vector<uint16_t> pa, pb;
+    for (int64_t p0 = 0; p0 < k || p0 == 0; p0 += kSlice) {
+        const int64_t depth = k - p0 < kSlice ? k - p0 : kSlice;
+        const int64_t kp = (depth + kDepth - 1) / kDepth * kDepth;
+        const float slice_beta = p0 == 0 ? beta : 1.0f;
+        pa.resize((size_t) (mp * kp));
+        pb.resize((size_t) (kPanel * kp));
+        // A(i, p): a[i * lda + p], or a[p * lda + i] transposed. B^T(j, p) = B(p, j):
+        // b[p * ldb + j], or b[j * ldb + p] transposed.
+        if (op_a == kNoTrans) {
+            pack_a(pa.data(), a + p0, lda, 1, m, depth, mp, kp);
+        } else {
+            pack_a(pa.data(), a + p0 * lda, 1, lda, m, depth, mp, kp);
+        }
+        for (int64_t j0 = 0; j0 < n; j0 += kPanel) {
+            const int64_t cols = n - j0 < kPanel ? n - j0 : kPanel;
+            const int64_t np = (cols + kBlock - 1) / kBlock * kBlock;
+            if (op_b == kNoTrans) {
+                pack_b(pb.data(), b + p0 * ldb + j0, 1, ldb, cols, depth, np, kp);
+            } else {
+                pack_b(pb.data(), b + j0 * ldb + p0, ldb, 1, cols, depth, np, kp);
+            }
+            tile_product(pa.data(), pb.data(), c + j0, slice_beta, ldc, m, cols, mp, np, kp);
+        }
+        if (k == 0) {
+            break;
+        }
+    }
+#else
+    (void) op_a, (void) op_b, (void) m, (void) n, (void) k, (void) a, (void) lda, (void) b,
+        (void) ldb, (void) beta, (void) c, (void) ldc;
+#endif
+}
+
+}
