@@ -14,7 +14,7 @@ use std::time::Instant;
 
 use leap::agent::{Message, Role};
 use leap::dataset::Row;
-use leap::train::{self, LoraSpec, LossOn, Matmul, Target, TrainConfig, TrainEvent};
+use leap::train::{self, BaseChoice, LoraSpec, LossOn, Matmul, Target, TrainConfig, TrainEvent};
 
 const WARMUP: usize = 2;
 const TIMED: usize = 6;
@@ -46,7 +46,11 @@ fn main() {
             Some("bf16") => Matmul::Bf16,
             _ => Matmul::Blas,
         };
-        child(seq_len, matmul);
+        let base = match args.get(i + 3).map(String::as_str) {
+            Some("quantized") => BaseChoice::Quantized,
+            _ => BaseChoice::F32,
+        };
+        child(seq_len, matmul, base);
         return;
     }
     if args.iter().any(|a| a == "--list") {
@@ -196,7 +200,7 @@ fn rows(seq_len: u32) -> Vec<Row> {
     (0..WARMUP + TIMED).map(|i| make(i, n)).collect()
 }
 
-fn child(seq_len: u32, matmul: Matmul) {
+fn child(seq_len: u32, matmul: Matmul, base: BaseChoice) {
     let model = leap::model::default_model_path();
     let dir = tempfile::tempdir().expect("a temporary folder");
     let mut config = TrainConfig::new(&model, dir.path().join("bench.gguf"));
@@ -206,6 +210,7 @@ fn child(seq_len: u32, matmul: Matmul) {
     config.loss_on = LossOn::All;
     config.threads = Some(threads());
     config.matmul = matmul;
+    config.base = base;
     config.lora = LoraSpec {
         rank: RANK,
         alpha: ALPHA,

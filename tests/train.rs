@@ -316,6 +316,78 @@ fn blas_and_ggmls_own_kernels_train_the_same_adapter() {
     );
 }
 
+/// The tiny model with its matrices quantised to Q4_1 (llama.cpp's quantize API), once per
+/// test process.
+fn tiny_q4_1() -> &'static Path {
+    static Q: OnceLock<PathBuf> = OnceLock::new();
+    Q.get_or_init(|| {
+        let out = tiny().with_file_name("tiny.q4_1.gguf");
+        let src = std::ffi::CString::new(tiny().to_str().unwrap()).unwrap();
+        let dst = std::ffi::CString::new(out.to_str().unwrap()).unwrap();
+        leap::agent::local::backend();
+        // SAFETY: llama.cpp's quantize with its default parameters and NUL-terminated paths.
+        let status = unsafe {
+            let mut params = llama_cpp_sys_2::llama_model_quantize_default_params();
+            params.ftype = llama_cpp_sys_2::LLAMA_FTYPE_MOSTLY_Q4_1;
+            params.allow_requantize = true;
+            llama_cpp_sys_2::llama_model_quantize(src.as_ptr(), dst.as_ptr(), &params)
+        };
+        assert_eq!(status, 0, "quantize the tiny model");
+        out
+    })
+}
+
+#[test]
+fn training_on_the_quantised_model_as_it_is_matches_its_f32_copy() {
+    // leap's products read a quantised weight a chunk of rows at a time, converted to F32: the
+    // same values the F32 copy holds, so the same training, without the copy's memory.
+    let model = tiny_q4_1();
+    let info = leap::model::inspect(model).unwrap();
+    assert!(
+        info.tensor_types.contains_key("Q4_1"),
+        "{:?}",
+        info.tensor_types
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let train_on = |base: BaseChoice| {
+        let mut c = config(&dir.path().join(format!("{base:?}.gguf")));
+        c.model = model.to_path_buf();
+        c.base = base;
+        c.epochs = 1;
+        c.matmul = Matmul::Blas;
+        let summary = run(&c, &rows(12)).unwrap();
+        (summary, Adapter::read(&c.out).unwrap())
+    };
+    let (copy, a) = train_on(BaseChoice::F32);
+    let (quantized, b) = train_on(BaseChoice::Quantized);
+    assert_eq!(copy.base.kind, "f32 copy");
+    assert_eq!(quantized.base.kind, "quantized");
+    // By default, on the CPU, the model is trained on as it is.
+    let chosen =
+        leap::train::prepare::choose(model, "unused", BaseChoice::Auto, 256, 0, Matmul::Bf16, 2)
+            .unwrap();
+    assert_eq!(chosen.kind, "quantized");
+    assert_eq!(copy.losses.len(), quantized.losses.len());
+    for (x, y) in copy.losses.iter().zip(&quantized.losses) {
+        assert!(
+            (x - y).abs() < 1e-3 * y.abs().max(1.0),
+            "{:?} vs {:?}",
+            copy.losses,
+            quantized.losses
+        );
+    }
+    for (wa, wb) in a.weights.iter().zip(&b.weights) {
+        for (x, y) in [(&wa.a, &wb.a), (&wa.b, &wb.b)] {
+            let diff = x
+                .iter()
+                .zip(y)
+                .map(|(p, q)| (p - q).abs())
+                .fold(0f32, f32::max);
+            assert!(diff < 1e-3, "{}: differs by {diff}", wa.name);
+        }
+    }
+}
+
 #[test]
 fn bad_input_gets_an_error_naming_what_is_wrong() {
     let dir = tempfile::tempdir().unwrap();

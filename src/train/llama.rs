@@ -71,7 +71,8 @@ unsafe extern "C" {
         dst: *mut f32,
         ne: *const i64,
         nb: *const usize,
-        src0: *const f32,
+        src0_type: i32,
+        src0: *const c_void,
         ne0: *const i64,
         nb0: *const usize,
         src1: *const f32,
@@ -734,7 +735,8 @@ unsafe fn blas_product(
         let k = if out_prod { (*a).ne[1] } else { (*a).ne[0] };
         let macs = (*t).ne.iter().product::<i64>().saturating_mul(k);
         if check_only
-            && ([t, a, b].iter().any(|&x| (*x).type_ != sys::GGML_TYPE_F32)
+            // src0 (a weight, or the F16 KV cache) may be of any type ggml converts to F32.
+            && ([t, b].iter().any(|&x| (*x).type_ != sys::GGML_TYPE_F32)
                 || macs < BLAS_MIN_MACS
                 // Sources are allocated before the node runs; the node itself may not be yet.
                 || !host(a)
@@ -754,7 +756,8 @@ unsafe fn blas_product(
             (*t).data.cast(),
             (*t).ne.as_ptr(),
             (*t).nb.as_ptr(),
-            (*a).data.cast(),
+            (*a).type_ as i32,
+            (*a).data.cast_const(),
             (*a).ne.as_ptr(),
             (*a).nb.as_ptr(),
             (*b).data.cast(),
@@ -870,7 +873,8 @@ unsafe fn step_adamw(hooks: &mut Hooks, t: *mut sys::ggml_tensor) {
 
 #[cfg(test)]
 mod tests {
-    use super::{amx_available, leap_blas_product, leap_out_prod_rows};
+    use super::{amx_available, leap_blas_product, leap_out_prod_rows, sys};
+    use std::ffi::c_void;
 
     #[test]
     fn the_output_backward_kernel_matches_the_plain_product_and_skips_silent_positions() {
@@ -917,8 +921,15 @@ mod tests {
     /// A ggml-shaped F32 tensor: sizes, byte strides and the floats its strides index into.
     struct T {
         ne: [i64; 4],
+        /// Byte strides, as the kernel reads `raw` (or `data` for F32).
         nb: [usize; 4],
+        /// The values (for a converted type, as converted back to F32), at float strides
+        /// `strides`.
         data: Vec<f32>,
+        strides: [usize; 4],
+        /// ggml type, and the bytes of that type when it is not F32.
+        kind: sys::ggml_type,
+        raw: Vec<u8>,
     }
 
     impl T {
@@ -935,12 +946,62 @@ mod tests {
                 ne,
                 nb: strides.map(|s| s * 4),
                 data,
+                strides,
+                kind: sys::GGML_TYPE_F32,
+                raw: Vec::new(),
+            }
+        }
+
+        /// A contiguous matrix of `rows` rows of `cols` in ggml type `kind` (F16, Q4_1, ...),
+        /// with `data` its values converted back to F32 by ggml.
+        fn converted(cols: i64, rows: i64, kind: sys::ggml_type, salt: usize) -> T {
+            let plain = T::strided([cols, rows, 1, 1], [1, cols as usize, 0, 0], salt);
+            // SAFETY: ggml's quantize and convert functions over buffers of the sizes they take
+            // (row_size bytes per row of `cols` values).
+            unsafe {
+                let row = sys::ggml_row_size(kind, cols);
+                let mut raw = vec![0u8; row * rows as usize];
+                sys::ggml_quantize_chunk(
+                    kind,
+                    plain.data.as_ptr(),
+                    raw.as_mut_ptr().cast(),
+                    0,
+                    rows,
+                    cols,
+                    std::ptr::null(),
+                );
+                let mut data = vec![0f32; (cols * rows) as usize];
+                let to_float = (*sys::ggml_get_type_traits(kind))
+                    .to_float
+                    .expect("convertible");
+                to_float(raw.as_ptr().cast(), data.as_mut_ptr(), cols * rows);
+                T {
+                    ne: [cols, rows, 1, 1],
+                    nb: [
+                        sys::ggml_type_size(kind),
+                        row,
+                        row * rows as usize,
+                        row * rows as usize,
+                    ],
+                    data,
+                    strides: [1, cols as usize, 0, 0],
+                    kind,
+                    raw,
+                }
             }
         }
 
         fn at(&self, i: [i64; 4]) -> f32 {
-            let off: usize = (0..4).map(|d| i[d] as usize * self.nb[d] / 4).sum();
+            let off: usize = (0..4).map(|d| i[d] as usize * self.strides[d]).sum();
             self.data[off]
+        }
+
+        fn bytes(&self) -> *const c_void {
+            if self.kind == sys::GGML_TYPE_F32 {
+                self.data.as_ptr().cast()
+            } else {
+                self.raw.as_ptr().cast()
+            }
         }
     }
 
@@ -999,7 +1060,8 @@ mod tests {
                 dst.as_mut_ptr(),
                 ne.as_ptr(),
                 nb.as_ptr(),
-                a.data.as_ptr(),
+                a.kind as i32,
+                a.bytes(),
                 a.ne.as_ptr(),
                 a.nb.as_ptr(),
                 b.data.as_ptr(),
@@ -1110,6 +1172,36 @@ mod tests {
         let x = T::strided([64, 37, 1, 1], [1, 64, 0, 0], 8);
         let ne = [48, 37, 1, 1];
         close(&run(false, &w, &x, ne, 2), &reference(false, &w, &x, ne));
+    }
+
+    #[test]
+    fn products_with_a_converted_src0_match_its_values_in_f32() {
+        // A weight in F16 or quantised (the base trained on as it is, the F16 KV cache): the
+        // kernel converts rows of it a chunk at a time. 4,500 rows of 64 make two chunks.
+        let kinds = [sys::GGML_TYPE_F16, sys::GGML_TYPE_Q4_1, sys::GGML_TYPE_Q8_0];
+        let mut kernels = vec![Kernel::Blas];
+        if amx_available() {
+            kernels.push(Kernel::Amx);
+        }
+        for kind in kinds {
+            for &kernel in &kernels {
+                // MUL_MAT(W, x): W 64 x 4,500 (rows are columns of the product).
+                let w = T::converted(64, 4500, kind, 11);
+                let x = T::strided([64, 9, 1, 1], [1, 64, 0, 0], 12);
+                let ne = [4500, 9, 1, 1];
+                let want = reference(false, &w, &x, ne);
+                for threads in [1, 2] {
+                    close(kernel, &run(kernel, false, &w, &x, ne, threads), &want);
+                }
+                // OUT_PROD(W, G^T): W 64 x 4,500 (rows are depths of the sum).
+                let g = T::strided([17, 4500, 1, 1], [4500, 1, 0, 0], 13);
+                let ne = [64, 17, 1, 1];
+                let want = reference(true, &w, &g, ne);
+                for threads in [1, 2] {
+                    close(kernel, &run(kernel, true, &w, &g, ne, threads), &want);
+                }
+            }
+        }
     }
 
     #[test]

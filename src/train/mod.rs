@@ -351,6 +351,7 @@ pub fn train(
         config.base,
         ctx,
         config.gpu_layers,
+        config.matmul,
         threads,
     )?;
     let mut adapter = match &resumed {

@@ -1,8 +1,12 @@
-//! Which weights training runs on. A quantised (or F16) base trains several times slower than
-//! F32 (every backward matrix product converts its rows first), so by default training uses an F32 copy of the base,
-//! made once with llama.cpp's quantize API (F32 target, requantising allowed) and cached beside
-//! it, when that copy fits in memory. The quantised base itself trains too: that is what lets a
-//! 7-8B model fit a laptop GPU. An adapter trained on the F32 copy serves on the quantised base.
+//! Which weights training runs on. On the CPU, leap computes the step's matrix products itself
+//! and reads a quantised (or F16) weight a chunk of rows at a time, converted to F32 as it goes:
+//! the model as it is trains as fast as an F32 copy of it, on the same values, in a fraction of
+//! the memory, so that is the default there. ggml's own kernels (`--matmul ggml`, and the GPU)
+//! train a quantised base several times slower than F32, so there the default is an F32 copy
+//! of the base, made once with llama.cpp's quantize API (F32 target, requantising allowed) and
+//! cached beside it, when that copy fits in memory. The quantised base trains on a GPU too: that
+//! is what lets a 7-8B model fit a laptop GPU. An adapter trained on either serves on the
+//! quantised base.
 
 use std::ffi::CString;
 use std::path::{Path, PathBuf};
@@ -20,7 +24,8 @@ const SOURCE_KEY: &str = "leap.source.sha256";
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum BaseChoice {
-    /// The F32 copy when it fits in memory, else the model as it is.
+    /// On the CPU with leap's products, the model as it is; else the F32 copy when it fits in
+    /// memory, else the model as it is.
     #[default]
     Auto,
     /// The F32 copy, made if missing.
@@ -70,6 +75,7 @@ pub fn choose(
     choice: BaseChoice,
     n_ctx: u32,
     gpu_layers: u32,
+    matmul: super::Matmul,
     threads: i32,
 ) -> Result<Base, TrainError> {
     let info = crate::model::inspect(model).map_err(|e| TrainError::model(model, e))?;
@@ -85,6 +91,12 @@ pub fn choose(
     let (use_f32, reason) = match choice {
         BaseChoice::F32 => (true, "asked for (--base f32)".to_owned()),
         BaseChoice::Quantized => (false, "asked for (--base quantized)".to_owned()),
+        BaseChoice::Auto if gpu_layers == 0 && matmul != super::Matmul::Ggml => (
+            false,
+            "on the CPU leap's products convert its rows to F32 as they go: as fast as an F32 \
+             copy, in a fraction of the memory"
+                .to_owned(),
+        ),
         BaseChoice::Auto => {
             let layers = info.layers.unwrap_or(1).max(1);
             let (room, place) = if gpu_layers > 0 {

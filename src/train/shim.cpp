@@ -15,6 +15,7 @@
 #include "llama-adapter.h"
 #include "llama-context.h"
 
+#include <algorithm>
 #include <cstddef>
 #include <thread>
 #include <vector>
@@ -219,6 +220,10 @@ struct Product {
     const int64_t * ne1;
     const size_t * nb1;
     bool bf16;
+    // src0's type: F32 (read in place, any layout CBLAS takes), or any other type ggml can
+    // convert to F32 (F16, BF16, the quantised ones): read a chunk of rows at a time into F32.
+    ggml_type type = GGML_TYPE_F32;
+    bool out_prod = false;
     int64_t m = 0, n = 0, k = 0, r2 = 1, r3 = 1, batches = 0;
     Operand a{}, b{};
     int op_a = 0, lda = 0, op_b = 0, ldb = 0;
@@ -226,20 +231,34 @@ struct Product {
     static int64_t f(size_t bytes) { return (int64_t) (bytes / sizeof(float)); }
 
     // Whether the layout suits CBLAS; sets up the product when it does.
-    bool init(bool out_prod, const float * src0, const float * src1) {
+    bool init(bool is_out_prod, const void * src0, const float * src1) {
+        out_prod = is_out_prod;
+        const bool typed = type != GGML_TYPE_F32;
         for (int d = 0; d < 4; ++d) {
-            if (nb[d] % sizeof(float) || nb0[d] % sizeof(float) || nb1[d] % sizeof(float)) {
+            if (nb[d] % sizeof(float) || nb1[d] % sizeof(float)
+                    || (!typed && nb0[d] % sizeof(float))) {
                 return false;
             }
         }
-        // A: rows of dst (dim 1), from src1; B: columns of dst (dim 0), from src0.
+        if (typed) {
+            // Whole rows of blocks, each row contiguous, converted by ggml.
+            const auto * traits = ggml_get_type_traits(type);
+            if (traits->to_float == nullptr || nb0[0] != ggml_type_size(type)
+                    || ne0[0] % ggml_blck_size(type)) {
+                return false;
+            }
+        }
+        // A: rows of dst (dim 1), from src1; B: columns of dst (dim 0), from src0 (typed: its
+        // strides are unused, a chunk's F32 copy gives them).
         m = ne[1];
         n = ne[0];
         k = out_prod ? ne0[1] : ne0[0];
         a = out_prod ? Operand{src1, m, k, f(nb1[0]), f(nb1[1])}
                      : Operand{src1, m, k, f(nb1[1]), f(nb1[0])};
-        b = out_prod ? Operand{src0, n, k, f(nb0[0]), f(nb0[1])}
-                     : Operand{src0, n, k, f(nb0[1]), f(nb0[0])};
+        const float * b0 = typed ? nullptr : (const float *) src0;
+        b = typed ? (out_prod ? Operand{b0, n, k, 1, n} : Operand{b0, n, k, k, 1})
+            : out_prod ? Operand{b0, n, k, f(nb0[0]), f(nb0[1])}
+                       : Operand{b0, n, k, f(nb0[1]), f(nb0[0])};
         const bool shapes = out_prod ? (ne0[0] == n && ne1[0] == m && ne1[1] == k)
                                      : (ne0[1] == n && ne1[1] == m && ne1[0] == k);
         if (!shapes || ne1[2] != ne[2] || ne1[3] != ne[3] || ne0[2] == 0 || ne0[3] == 0
@@ -248,6 +267,7 @@ struct Product {
                 || k > INT32_MAX) {
             return false;
         }
+        src0_bytes = (const char *) src0;
         a.as_left(op_a, lda);
         b.as_right_transposed(op_b, ldb);
         r2 = ne[2] / ne0[2];
@@ -256,21 +276,66 @@ struct Product {
         return true;
     }
 
+    const char * src0_bytes = nullptr;
+
+    // C (rows x cols, leading dimension ldc) = or += A (rows x depth) B^T (cols x depth).
+    void kernel(const float * pa, int64_t op_b_, const float * pb, int64_t ldb_, int64_t rows,
+            int64_t cols, int64_t depth, float beta, float * pc) const {
+        const int64_t ldc = f(nb[1]);
+        if (bf16 && rows >= 16 && cols >= 16) {
+            leap_amx_sgemm(op_a, (int32_t) op_b_, rows, cols, depth, pa, lda, pb, ldb_, beta,
+                    pc, ldc);
+        } else {
+            cblas_sgemm(kRowMajor, op_a, (int) op_b_, (int) rows, (int) cols, (int) depth, 1.0f,
+                    pa, lda, pb, (int) ldb_, beta, pc, (int) ldc);
+        }
+    }
+
     // Rows row0..row1 and columns col0..col1 of C for one batch.
     void gemm(int64_t batch, int64_t row0, int64_t row1, int64_t col0, int64_t col1) const {
         const int64_t i2 = batch % ne[2], i3 = batch / ne[2];
         const float * pa = a.data + (i2 * nb1[2] + i3 * nb1[3]) / sizeof(float);
-        const float * pb = b.data + ((i2 / r2) * nb0[2] + (i3 / r3) * nb0[3]) / sizeof(float);
+        const size_t b_offset = (i2 / r2) * nb0[2] + (i3 / r3) * nb0[3];
         float * pc = dst + (i2 * nb[2] + i3 * nb[3]) / sizeof(float);
         pa += row0 * a.rs;
-        pb += col0 * b.rs;
         pc += row0 * f(nb[1]) + col0;
         const int64_t rows = row1 - row0, cols = col1 - col0;
-        if (bf16 && rows >= 16 && cols >= 16) {
-            leap_amx_sgemm(op_a, op_b, rows, cols, k, pa, lda, pb, ldb, 0.0f, pc, f(nb[1]));
+        if (type == GGML_TYPE_F32) {
+            const float * pb = (const float *) (src0_bytes + b_offset) + col0 * b.rs;
+            kernel(pa, op_b, pb, ldb, rows, cols, k, 0.0f, pc);
+            return;
+        }
+        // src0 a chunk of rows at a time, converted to F32 (about 1 MB): for MUL_MAT its rows
+        // are columns of C; for OUT_PROD, depths of the sum.
+        const auto to_float = ggml_get_type_traits(type)->to_float;
+        const int64_t row_len = ne0[0];
+        const int64_t chunk = std::max<int64_t>(32, ((int64_t) 1 << 18) / std::max<int64_t>(row_len, 1));
+        thread_local std::vector<float> scratch;
+        scratch.resize((size_t) (chunk * row_len));
+        auto convert = [&](int64_t first, int64_t count) {
+            for (int64_t r = 0; r < count; ++r) {
+                to_float(src0_bytes + b_offset + (first + r) * nb0[1],
+                        scratch.data() + r * row_len, row_len);
+            }
+        };
+        if (!out_prod) {
+            for (int64_t j0 = col0; j0 < col1; j0 += chunk) {
+                const int64_t j1 = std::min(j0 + chunk, col1);
+                convert(j0, j1 - j0);
+                // B^T(j, p) = scratch[j * k + p].
+                kernel(pa, kTrans, scratch.data(), k, rows, j1 - j0, k, 0.0f, pc + (j0 - col0));
+            }
         } else {
-            cblas_sgemm(kRowMajor, op_a, op_b, (int) rows, (int) cols, (int) k, 1.0f, pa, lda,
-                    pb, ldb, 0.0f, pc, (int) f(nb[1]));
+            for (int64_t p0 = 0; p0 < k || p0 == 0; p0 += chunk) {
+                const int64_t p1 = std::min(p0 + chunk, k);
+                convert(p0, p1 - p0);
+                // B^T(j, p) = scratch[p * n + j]; A's columns p0..p1.
+                kernel(pa + p0 * a.cs, kNoTrans, scratch.data() + col0, n, rows, cols, p1 - p0,
+                        p0 == 0 ? 0.0f : 1.0f, pc);
+                if (k == 0) {
+                    break;
+                }
+            }
         }
     }
 
@@ -310,14 +375,14 @@ struct Product {
 extern "C" {
 
 // The product (see Product) of ggml's MUL_MAT (out_prod = 0) or OUT_PROD (1) over raw
-// tensors, on `n_threads` threads of its own. With `check_only` it only says whether the layout
+// tensors, src0 of ggml type `src0_type`, on `n_threads` threads of its own. With `check_only` it only says whether the layout
 // suits CBLAS. Returns 1 when done (or doable), 0 when not.
 int32_t leap_blas_product(
         int32_t out_prod, int32_t check_only, int32_t n_threads, int32_t bf16,
         float * dst, const int64_t * ne, const size_t * nb,
-        const float * src0, const int64_t * ne0, const size_t * nb0,
+        int32_t src0_type, const void * src0, const int64_t * ne0, const size_t * nb0,
         const float * src1, const int64_t * ne1, const size_t * nb1) {
-    Product p{dst, ne, nb, ne0, nb0, ne1, nb1, bf16 != 0};
+    Product p{dst, ne, nb, ne0, nb0, ne1, nb1, bf16 != 0, (ggml_type) src0_type};
     if (!p.init(out_prod != 0, src0, src1)) {
         return 0;
     }
@@ -341,9 +406,8 @@ void leap_product_task(ggml_tensor * dst, int ith, int nth, void * userdata) {
     const ggml_tensor * src0 = dst->src[0];
     const ggml_tensor * src1 = dst->src[1];
     Product p{(float *) dst->data, dst->ne, dst->nb, src0->ne, src0->nb, src1->ne, src1->nb,
-        (flags & kTaskBf16) != 0};
-    if (p.init((flags & kTaskOutProd) != 0, (const float *) src0->data,
-                (const float *) src1->data)) {
+        (flags & kTaskBf16) != 0, src0->type};
+    if (p.init((flags & kTaskOutProd) != 0, src0->data, (const float *) src1->data)) {
         p.share(ith, nth);
     }
 }
