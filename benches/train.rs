@@ -1,7 +1,8 @@
 //! LoRA training speed and memory, side by side with the Python route a user would otherwise
-//! take: PyTorch + PEFT on CPU (`benches/peft_peer.py`), on the same weights (our F32 copy of the
-//! default student; transformers dequantises the same GGUF to F32), the same rank, alpha, target
-//! projections, window length and thread count.
+//! take: PyTorch + PEFT on CPU (`benches/peft_peer.py`), on the same weights (the default
+//! student's Q4_1 values: leap reads the GGUF as it is, or its F32 copy for ggml's own kernels;
+//! transformers dequantises the same GGUF to F32), the same rank, alpha, target projections,
+//! window length and thread count.
 //!
 //! Each measurement runs in a child process of its own, so peak memory is one run's. The peer runs
 //! from the virtual environment `just bench` makes (`LEAP_PEFT_PYTHON`); without it only our side
@@ -72,36 +73,34 @@ fn main() {
         threads()
     );
     for seq_len in SEQ_LENS {
-        let plain = ours(seq_len, "ggml");
-        println!(
-            "seq {seq_len}: leap, ggml's kernels        {:.2} s/step  {:>6.1} tokens/s  peak {:>6.0} MB",
-            plain.step_s, plain.tokens_per_s, plain.peak_rss_mb
-        );
-        let f32 = ours(seq_len, "blas");
-        println!(
-            "seq {seq_len}: leap, F32 through BLAS      {:.2} s/step  {:>6.1} tokens/s  peak {:>6.0} MB  ({:.2}x ggml's kernels)",
-            f32.step_s,
-            f32.tokens_per_s,
-            f32.peak_rss_mb,
-            f32.tokens_per_s / plain.tokens_per_s
-        );
-        let bf16 = train::amx_available().then(|| ours(seq_len, "bf16"));
-        match bf16 {
-            Some(m) => println!(
-                "seq {seq_len}: leap, BF16 on AMX (default) {:.2} s/step  {:>6.1} tokens/s  peak {:>6.0} MB  ({:.2}x ggml's kernels)",
+        // ggml's kernels train a quantised base several times slower: they get the F32 copy.
+        let plain = ours(seq_len, "ggml", "f32");
+        let show = |name: &str, m: &Measure| {
+            println!(
+                "seq {seq_len}: {name:<44} {:.2} s/step  {:>6.1} tokens/s  peak {:>6.0} MB  ({:.2}x ggml's kernels)",
                 m.step_s,
                 m.tokens_per_s,
                 m.peak_rss_mb,
                 m.tokens_per_s / plain.tokens_per_s
-            ),
+            )
+        };
+        show("leap, ggml's kernels, F32 copy", &plain);
+        let f32 = ours(seq_len, "blas", "quantized");
+        show("leap, F32 through BLAS, the Q4_1 model", &f32);
+        let bf16 = train::amx_available().then(|| ours(seq_len, "bf16", "quantized"));
+        match &bf16 {
+            Some(m) => show("leap, BF16 on AMX, the Q4_1 model (default)", m),
             None => println!("seq {seq_len}: no AMX on this CPU: the default is F32 through BLAS"),
         }
         let Some(python) = &python else { continue };
         match peer(python, &model, seq_len) {
             Some(peer) => {
                 println!(
-                    "seq {seq_len}: PyTorch + PEFT (F32)        {:.2} s/step  {:>6.1} tokens/s  peak {:>6.0} MB",
-                    peer.step_s, peer.tokens_per_s, peer.peak_rss_mb
+                    "seq {seq_len}: {:<44} {:.2} s/step  {:>6.1} tokens/s  peak {:>6.0} MB",
+                    "PyTorch + PEFT, F32 (dequantised Q4_1)",
+                    peer.step_s,
+                    peer.tokens_per_s,
+                    peer.peak_rss_mb
                 );
                 for (name, ours) in [("F32 BLAS", Some(f32)), ("BF16 AMX", bf16)] {
                     let Some(ours) = ours else { continue };
@@ -118,10 +117,10 @@ fn main() {
 }
 
 /// Runs our side in a child process and reads its JSON line.
-fn ours(seq_len: u32, matmul: &str) -> Measure {
+fn ours(seq_len: u32, matmul: &str, base: &str) -> Measure {
     let exe = std::env::current_exe().expect("the bench binary");
     let out = Command::new(exe)
-        .args(["--child", &seq_len.to_string(), matmul])
+        .args(["--child", &seq_len.to_string(), matmul, base])
         .output()
         .expect("run the bench child");
     assert!(
