@@ -30,6 +30,11 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=6, help="timed steps")
     p.add_argument("--warmup", type=int, default=2, help="untimed steps first")
     p.add_argument("--lr", type=float, default=2e-4)
+    p.add_argument(
+        "--bf16",
+        action="store_true",
+        help="mixed precision: the forward and backward under torch.autocast(bfloat16)",
+    )
     args = p.parse_args()
 
     import torch
@@ -67,7 +72,8 @@ def main() -> None:
     for step in range(args.warmup + args.steps):
         ids = torch.randint(0, vocab, (1, args.seq_len), generator=generator)
         start = time.perf_counter()
-        out = model(input_ids=ids, labels=ids)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.bf16):
+            out = model(input_ids=ids, labels=ids)
         out.loss.backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
@@ -84,6 +90,7 @@ def main() -> None:
             "trainable_parameters": trainable,
             "threads": args.threads,
             "seq_len": args.seq_len,
+            "bf16": args.bf16,
             "torch": torch.__version__,
             "transformers": transformers.__version__,
             "peft": peft.__version__,

@@ -93,25 +93,34 @@ fn main() {
             None => println!("seq {seq_len}: no AMX on this CPU: the default is F32 through BLAS"),
         }
         let Some(python) = &python else { continue };
-        match peer(python, &model, seq_len) {
-            Some(peer) => {
+        let peer_f32 = peer(python, &model, seq_len, false);
+        // Like for like: the peer at mixed precision too (oneDNN runs BF16 on AMX as well).
+        let peer_bf16 = bf16.and_then(|_| peer(python, &model, seq_len, true));
+        for (name, p) in [
+            ("PyTorch + PEFT, F32 (dequantised Q4_1)", &peer_f32),
+            ("PyTorch + PEFT, BF16 autocast", &peer_bf16),
+        ] {
+            if let Some(p) = p {
                 println!(
-                    "seq {seq_len}: {:<44} {:.2} s/step  {:>6.1} tokens/s  peak {:>6.0} MB",
-                    "PyTorch + PEFT, F32 (dequantised Q4_1)",
-                    peer.step_s,
-                    peer.tokens_per_s,
-                    peer.peak_rss_mb
+                    "seq {seq_len}: {name:<44} {:.2} s/step  {:>6.1} tokens/s  peak {:>6.0} MB",
+                    p.step_s, p.tokens_per_s, p.peak_rss_mb
                 );
-                for (name, ours) in [("F32 BLAS", Some(f32)), ("BF16 AMX", bf16)] {
-                    let Some(ours) = ours else { continue };
-                    println!(
-                        "seq {seq_len}: ratio leap ({name})/peer: tokens/s {:.2}x (target >= 1.0), peak memory {:.2}x (target <= 0.5)",
-                        ours.tokens_per_s / peer.tokens_per_s,
-                        ours.peak_rss_mb / peer.peak_rss_mb
-                    );
-                }
             }
-            None => println!("seq {seq_len}: the peer failed (see above)"),
+        }
+        let pairs = [
+            ("F32 BLAS", Some(f32), "peer F32", peer_f32),
+            ("BF16 AMX", bf16, "peer F32", peer_f32),
+            ("BF16 AMX", bf16, "peer BF16", peer_bf16),
+        ];
+        for (name, ours, peer_name, peer) in pairs {
+            let (Some(ours), Some(peer)) = (ours, peer) else {
+                continue;
+            };
+            println!(
+                "seq {seq_len}: ratio leap ({name}) / {peer_name}: tokens/s {:.2}x (target >= 1.0), peak memory {:.2}x (target <= 0.5)",
+                ours.tokens_per_s / peer.tokens_per_s,
+                ours.peak_rss_mb / peer.peak_rss_mb
+            );
         }
     }
 }
@@ -131,7 +140,7 @@ fn ours(seq_len: u32, matmul: &str, base: &str) -> Measure {
     parse(&out.stdout).expect("the child prints a measurement")
 }
 
-fn peer(python: &PathBuf, model: &PathBuf, seq_len: u32) -> Option<Measure> {
+fn peer(python: &PathBuf, model: &PathBuf, seq_len: u32, bf16: bool) -> Option<Measure> {
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("benches/peft_peer.py");
     let out = Command::new(python)
         .arg(script)
@@ -151,6 +160,7 @@ fn peer(python: &PathBuf, model: &PathBuf, seq_len: u32) -> Option<Measure> {
             "--warmup",
             &WARMUP.to_string(),
         ])
+        .args(bf16.then_some("--bf16"))
         .output();
     match out {
         Ok(o) if o.status.success() => parse(&o.stdout),
