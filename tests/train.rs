@@ -509,6 +509,14 @@ fn leap_train_writes_the_adapter_and_records_it_in_the_run() {
         assert!(summary.get(key).is_some(), "no {key} in {summary}");
     }
     assert_eq!(summary["rows"], 12);
+    assert_eq!(summary["base"], "f32 copy");
+    // The default products: BF16 on AMX tiles, or F32 BLAS on a CPU without them.
+    let products = if leap::train::amx_available() {
+        "bf16"
+    } else {
+        "blas"
+    };
+    assert_eq!(summary["matmul"], products);
     let adapter = run_dir.join("adapters/iter-1.gguf");
     assert_eq!(summary["adapter"], adapter.display().to_string());
     assert_eq!(Adapter::read(&adapter).unwrap().spec.rank, 2);

@@ -25,8 +25,9 @@ pub struct Args {
     /// GGUF base model (default: $LEAP_MODEL or the cached SmolLM2-135M-Instruct).
     #[arg(long)]
     model: Option<PathBuf>,
-    /// Weights to train on: an F32 copy of the base when it fits in memory (auto), always
-    /// (f32), or the base as it is (quantized: slower, less memory).
+    /// Weights to train on: auto is the base as it is on the CPU (leap's products convert its
+    /// rows as they go) and, with `--matmul ggml` or on a GPU, an F32 copy of it when that fits
+    /// in memory; f32 always the copy; quantized always the base as it is.
     #[arg(long, value_enum, default_value = "auto")]
     base: BaseArg,
     #[arg(long, default_value_t = 2)]
@@ -248,11 +249,15 @@ pub fn train_iteration(args: Args, print: bool) -> anyhow::Result<ExitCode> {
             "eval_loss": summary.eval_loss,
             "tokens_per_s": summary.tokens_per_s,
             "peak_rss_mb": summary.peak_rss_mb,
+            "steps": summary.steps,
+            "n_ctx": summary.n_ctx,
+            "base": summary.base.kind,
+            "matmul": summary.matmul,
         });
         println!("{}", serde_json::to_string_pretty(&out)?);
     } else {
         println!(
-            "{}: {} rows, {} tokens, {} epochs ({} steps of {} tokens, {:.0}% of them row tokens); loss {:.4} -> {:.4}{}; {:.0} tokens/s; peak memory {}",
+            "{}: {} rows, {} tokens, {} epochs ({} steps of {} tokens, {:.0}% of them row tokens); loss {:.4} -> {:.4}{}; {:.0} tokens/s ({} products); peak memory {}",
             summary.adapter.display(),
             summary.rows,
             summary.tokens,
@@ -266,6 +271,9 @@ pub fn train_iteration(args: Args, print: bool) -> anyhow::Result<ExitCode> {
                 .eval_loss
                 .map_or_else(String::new, |l| format!(", held-out {l:.4}")),
             summary.tokens_per_s,
+            serde_json::to_value(summary.matmul)?
+                .as_str()
+                .unwrap_or_default(),
             summary
                 .peak_rss_mb
                 .map_or_else(|| "unknown".to_owned(), |m| format!("{m:.0} MB")),

@@ -255,6 +255,8 @@ pub struct TrainSummary {
     pub packing: f64,
     pub trainable_parameters: usize,
     pub base: Base,
+    /// Who computed the matrix products (`bf16` falls back to `blas` without AMX).
+    pub matmul: Matmul,
     pub loss_on: LossOn,
     pub seconds: f64,
     /// Loss of every step.
@@ -566,6 +568,7 @@ pub fn train(
         packing: real as f64 / (windows.len() * n_ctx) as f64,
         trainable_parameters: adapter.parameters(),
         base,
+        matmul: config.matmul.resolved(),
         loss_on: config.loss_on,
         seconds: started.elapsed().as_secs_f64(),
         losses,
