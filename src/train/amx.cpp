@@ -244,7 +244,10 @@ bool amx_usable() {
         return false;
     }
     const bool tile = (d >> 24) & 1u, bf16 = (d >> 22) & 1u;
-    if (!tile || !bf16) {
+    // The packing converts with AVX512-BF16 (leaf 7, sub-leaf 1, EAX bit 5).
+    unsigned a1, b1, c1, d1;
+    const bool avx512_bf16 = __get_cpuid_count(7, 1, &a1, &b1, &c1, &d1) && ((a1 >> 5) & 1u);
+    if (!tile || !bf16 || !avx512_bf16) {
         return false;
     }
     // Linux hands out the tile registers' state only to a process that asks for it.
