@@ -203,8 +203,8 @@ void leap_out_prod_rows(
 namespace {
 
 // C = A * B^T for every batch (i2, i3) of a ggml MUL_MAT (out_prod false) or OUT_PROD (true)
-// node of F32 tensors: dst (ne, nb) and its sources, with ggml's broadcasting of src0 over dims
-// 2 and 3. MUL_MAT: dst[i0,i1] = sum_k src0[k,i0] src1[k,i1]; OUT_PROD: dst[i0,i1] = sum_k
+// node: dst (ne, nb) and its sources, dst and src1 F32, src0 F32 or any type ggml converts to
+// F32, with ggml's broadcasting of src0 over dims 2 and 3. MUL_MAT: dst[i0,i1] = sum_k src0[k,i0] src1[k,i1]; OUT_PROD: dst[i0,i1] = sum_k
 // src0[i0,k] src1[i1,k]. Strides are in bytes.
 //
 // Its work is shared among threads: the batches, or, when there are fewer batches than threads,
@@ -223,6 +223,7 @@ struct Product {
     // src0's type: F32 (read in place, any layout CBLAS takes), or any other type ggml can
     // convert to F32 (F16, BF16, the quantised ones): read a chunk of rows at a time into F32.
     ggml_type type = GGML_TYPE_F32;
+    const char * src0_bytes = nullptr;
     bool out_prod = false;
     int64_t m = 0, n = 0, k = 0, r2 = 1, r3 = 1, batches = 0;
     Operand a{}, b{};
@@ -276,18 +277,16 @@ struct Product {
         return true;
     }
 
-    const char * src0_bytes = nullptr;
-
     // C (rows x cols, leading dimension ldc) = or += A (rows x depth) B^T (cols x depth).
-    void kernel(const float * pa, int64_t op_b_, const float * pb, int64_t ldb_, int64_t rows,
+    // B is taken as (b_op, b_ld) here: a converted chunk of src0 has its own layout.
+    void kernel(const float * pa, int b_op, const float * pb, int64_t b_ld, int64_t rows,
             int64_t cols, int64_t depth, float beta, float * pc) const {
         const int64_t ldc = f(nb[1]);
         if (bf16 && rows >= 16 && cols >= 16) {
-            leap_amx_sgemm(op_a, (int32_t) op_b_, rows, cols, depth, pa, lda, pb, ldb_, beta,
-                    pc, ldc);
+            leap_amx_sgemm(op_a, b_op, rows, cols, depth, pa, lda, pb, b_ld, beta, pc, ldc);
         } else {
-            cblas_sgemm(kRowMajor, op_a, (int) op_b_, (int) rows, (int) cols, (int) depth, 1.0f,
-                    pa, lda, pb, (int) ldb_, beta, pc, (int) ldc);
+            cblas_sgemm(kRowMajor, op_a, b_op, (int) rows, (int) cols, (int) depth, 1.0f, pa,
+                    lda, pb, (int) b_ld, beta, pc, (int) ldc);
         }
     }
 
