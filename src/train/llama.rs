@@ -620,8 +620,7 @@ unsafe extern "C" fn eval_hook(t: *mut sys::ggml_tensor, ask: bool, ud: *mut c_v
                 // ...and every other large F32 product by the shim, inside the graph's
                 // computation on ggml's threads.
                 sys::GGML_OP_MUL_MAT | sys::GGML_OP_OUT_PROD
-                    if hooks.products != Matmul::Ggml
-                        && blas_product(t, true, 1, hooks.products) =>
+                    if hooks.products != Matmul::Ggml && shim_takes(t) =>
                 {
                     make_product_task(t, hooks.products == Matmul::Bf16);
                     hooks.products_taken.insert(t as usize, op);
@@ -685,7 +684,7 @@ const ALL_THREADS: i32 = -1;
 /// own threads (`leap_product_task`), F32 through BLAS or, with `bf16`, on AMX tiles. Unlike a
 /// node computed from the evaluation callback, this costs no pause in the graph's computation.
 ///
-/// SAFETY: `t` is a live MUL_MAT or OUT_PROD node for which `blas_product(t, true, ..)` holds.
+/// SAFETY: `t` is a live MUL_MAT or OUT_PROD node for which `shim_takes(t)` holds.
 unsafe fn make_product_task(t: *mut sys::ggml_tensor, bf16: bool) {
     // Flags of the task (shim.cpp): 1 OUT_PROD, 2 BF16.
     let out_prod = unsafe { (*t).op } == sys::GGML_OP_OUT_PROD;
@@ -711,18 +710,12 @@ unsafe fn make_product_task(t: *mut sys::ggml_tensor, bf16: bool) {
 /// 2^16 measured the same as 2^18.
 const BLAS_MIN_MACS: i64 = 1 << 18;
 
-/// With `check_only`, whether MUL_MAT or OUT_PROD node `t` is a large product of F32 host
-/// tensors in a layout BLAS takes; else computes it through BLAS or, for `Bf16`, on AMX tiles
-/// (see `leap_blas_product`).
+/// Whether MUL_MAT or OUT_PROD node `t` is a product the shim computes: at least
+/// `BLAS_MIN_MACS`, host tensors, dst and src1 F32, src0 of any type ggml converts to F32 (a
+/// weight, or the F16 KV cache), in a layout CBLAS takes (see `leap_blas_product`).
 ///
-/// SAFETY: `t` is a live MUL_MAT or OUT_PROD node with its sources set; unless `check_only`,
-/// allocated and with its sources computed.
-unsafe fn blas_product(
-    t: *mut sys::ggml_tensor,
-    check_only: bool,
-    threads: i32,
-    products: Matmul,
-) -> bool {
+/// SAFETY: `t` is a live MUL_MAT or OUT_PROD node with its sources set.
+unsafe fn shim_takes(t: *mut sys::ggml_tensor) -> bool {
     unsafe {
         let (a, b) = ((*t).src[0], (*t).src[1]);
         if a.is_null() || b.is_null() {
@@ -734,25 +727,21 @@ unsafe fn blas_product(
         };
         let k = if out_prod { (*a).ne[1] } else { (*a).ne[0] };
         let macs = (*t).ne.iter().product::<i64>().saturating_mul(k);
-        if check_only
-            // src0 (a weight, or the F16 KV cache) may be of any type ggml converts to F32.
-            && ([t, b].iter().any(|&x| (*x).type_ != sys::GGML_TYPE_F32)
-                || macs < BLAS_MIN_MACS
-                // Sources are allocated before the node runs; the node itself may not be yet.
-                || !host(a)
-                || !host(b)
-                || !host(t))
+        if [t, b].iter().any(|&x| (*x).type_ != sys::GGML_TYPE_F32)
+            || macs < BLAS_MIN_MACS
+            // Sources are allocated before the node runs; the node itself may not be yet.
+            || !host(a)
+            || !host(b)
+            || !host(t)
         {
             return false;
         }
-        if !check_only && (*t).data.is_null() {
-            return false;
-        }
+        // Only the layout is checked: no pointer is read.
         leap_blas_product(
             i32::from(out_prod),
-            i32::from(check_only),
-            threads,
-            i32::from(products == Matmul::Bf16),
+            1,
+            1,
+            0,
             (*t).data.cast(),
             (*t).ne.as_ptr(),
             (*t).nb.as_ptr(),
