@@ -138,9 +138,14 @@ LEAP_AVX512 void pack_b(uint16_t * out, const float * b, int64_t bj, int64_t bp,
             const int64_t cols = n - j0 < kRows ? n - j0 : kRows;
             for (int64_t p = 0; p < k; p += 2) {
                 const float * r0 = b + p * bp + j0 * bj;
-                __m512i even = cols == kRows && bj == 1 ? bf16_lanes(r0) : _mm512_setzero_si512();
-                __m512i odd = _mm512_setzero_si512();
-                if (!(cols == kRows && bj == 1)) {
+                __m512i even, odd = _mm512_setzero_si512();
+                if (cols == kRows && bj == 1) {
+                    even = bf16_lanes(r0);
+                    if (p + 1 < k) {
+                        odd = bf16_lanes(r0 + bp);
+                    }
+                } else {
+                    // A partial block, or strided columns: gathered, zero-padded.
                     alignas(64) float e[16] = {0}, o[16] = {0};
                     for (int64_t c = 0; c < cols; ++c) {
                         e[c] = r0[c * bj];
@@ -150,8 +155,6 @@ LEAP_AVX512 void pack_b(uint16_t * out, const float * b, int64_t bj, int64_t bp,
                     }
                     even = bf16_lanes(e);
                     odd = bf16_lanes(o);
-                } else if (p + 1 < k) {
-                    odd = bf16_lanes(r0 + bp);
                 }
                 const __m512i row = _mm512_or_si512(even, _mm512_slli_epi32(odd, 16));
                 const int64_t kb = p / kDepth, r = (p % kDepth) / 2;
@@ -288,7 +291,9 @@ void leap_amx_sgemm(int32_t op_a, int32_t op_b, int64_t m, int64_t n, int64_t k,
     constexpr int64_t kPanel = 256;
     const int64_t mp = (m + kBlock - 1) / kBlock * kBlock;
     thread_local std::vector<uint16_t> pa, pb;
-    for (int64_t p0 = 0; p0 < k || p0 == 0; p0 += kSlice) {
+    // At least once: a sum over no depths still writes C's zeros.
+    int64_t p0 = 0;
+    do {
         const int64_t depth = k - p0 < kSlice ? k - p0 : kSlice;
         const int64_t kp = (depth + kDepth - 1) / kDepth * kDepth;
         const float slice_beta = p0 == 0 ? beta : 1.0f;
@@ -311,10 +316,8 @@ void leap_amx_sgemm(int32_t op_a, int32_t op_b, int64_t m, int64_t n, int64_t k,
             }
             tile_product(pa.data(), pb.data(), c + j0, slice_beta, ldc, m, cols, mp, np, kp);
         }
-        if (k == 0) {
-            break;
-        }
-    }
+        p0 += depth;
+    } while (p0 < k);
 #else
     (void) op_a, (void) op_b, (void) m, (void) n, (void) k, (void) a, (void) lda, (void) b,
         (void) ldb, (void) beta, (void) c, (void) ldc;

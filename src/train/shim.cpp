@@ -308,7 +308,8 @@ struct Product {
         // are columns of C; for OUT_PROD, depths of the sum.
         const auto to_float = ggml_get_type_traits(type)->to_float;
         const int64_t row_len = ne0[0];
-        const int64_t chunk = std::max<int64_t>(32, ((int64_t) 1 << 18) / std::max<int64_t>(row_len, 1));
+        const int64_t chunk =
+                std::max<int64_t>(32, ((int64_t) 1 << 18) / std::max<int64_t>(row_len, 1));
         thread_local std::vector<float> scratch;
         scratch.resize((size_t) (chunk * row_len));
         auto convert = [&](int64_t first, int64_t count) {
@@ -325,16 +326,16 @@ struct Product {
                 kernel(pa, kTrans, scratch.data(), k, rows, j1 - j0, k, 0.0f, pc + (j0 - col0));
             }
         } else {
-            for (int64_t p0 = 0; p0 < k || p0 == 0; p0 += chunk) {
+            // At least once: a sum over no depths still writes C's zeros.
+            int64_t p0 = 0;
+            do {
                 const int64_t p1 = std::min(p0 + chunk, k);
                 convert(p0, p1 - p0);
                 // B^T(j, p) = scratch[p * n + j]; A's columns p0..p1.
                 kernel(pa + p0 * a.cs, kNoTrans, scratch.data() + col0, n, rows, cols, p1 - p0,
                         p0 == 0 ? 0.0f : 1.0f, pc);
-                if (k == 0) {
-                    break;
-                }
-            }
+                p0 = p1;
+            } while (p0 < k);
         }
     }
 
