@@ -41,8 +41,11 @@ fn iterate(run: &Path, scenarios: &Path, model: &Path) -> Command {
             "2",
             "--episodes-per-iter",
             "2",
+            "--expert-rows",
+            "6",
             "--max-rows-per-part",
             "6",
+            "--warm-start",
             "--epochs",
             "1",
             "--parallel",
@@ -129,7 +132,14 @@ fn iterate_runs_the_loop_and_resumes_after_a_kill_without_redoing_stages() {
             "iteration {i}"
         );
         assert_eq!(adapters[i as usize].dataset_id, Some(dataset.id));
+        // Each went on from the student before it (`--warm-start`).
+        let before = run.join(format!("adapters/iter-{}.gguf", i - 1));
+        assert_eq!(
+            adapters[i as usize].summary["init"],
+            before.display().to_string()
+        );
     }
+    assert!(adapters[0].summary["init"].is_null());
     // Rollouts were resumed, not repeated: one episode per key.
     let episodes = store.list_episodes(&EpisodeFilter::default()).unwrap();
     let mut keys: Vec<&str> = episodes.iter().map(|e| e.key.as_str()).collect();

@@ -246,6 +246,44 @@ fn a_resumed_run_continues_from_its_checkpoint_as_if_never_stopped() {
 }
 
 #[test]
+fn a_warm_started_run_goes_on_from_its_adapter() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = dir.path().join("first.gguf");
+    let a = run(&config(&first), &rows(12)).unwrap();
+    assert!(a.init.is_none());
+    let go_on = |alpha: f32, name: &str| {
+        let mut c = config(&dir.path().join(name));
+        c.init = Some(first.clone());
+        c.epochs = 1;
+        c.lora.alpha = alpha;
+        run(&c, &rows(12)).unwrap()
+    };
+    // The first step starts where the first run ended, not where a fresh adapter begins.
+    let b = go_on(8.0, "b.gguf");
+    assert_eq!(b.init.as_deref(), Some(first.as_path()));
+    let (start, end) = (a.losses[0], *a.losses.last().unwrap());
+    assert!(
+        start - b.losses[0] > 0.5 * (start - end),
+        "first run {:?}, warm start {:?}",
+        a.losses,
+        b.losses
+    );
+    // Another alpha rescales B so that the starting update is the adapter's own.
+    let c = go_on(32.0, "c.gguf");
+    let rel = (c.losses[0] - b.losses[0]).abs() / b.losses[0];
+    assert!(rel < 1e-3, "{} against {}", c.losses[0], b.losses[0]);
+    // An adapter of another shape is refused with its path and the difference named.
+    let mut wrong = config(&dir.path().join("d.gguf"));
+    wrong.init = Some(first.clone());
+    wrong.lora.rank = 8;
+    let err = run(&wrong, &rows(12)).unwrap_err().to_string();
+    assert!(
+        err.contains(&first.display().to_string()) && err.contains("rank is 4"),
+        "{err}"
+    );
+}
+
+#[test]
 fn blas_and_ggmls_own_kernels_train_the_same_adapter() {
     // The tiny model's output projection (49,152 tokens by 64 over 256 positions, forward and
     // backward) is large enough for the BLAS path; ggml's kernels are the reference. (Strided

@@ -26,6 +26,10 @@ pub enum PromptError {
     },
 }
 
+/// Earlier steps the prompt shows by default. The places already checked are listed whatever
+/// the window (`checked_places`), so a short window loses little and keeps rows short.
+pub const DEFAULT_HISTORY: usize = 4;
+
 /// One earlier step as the prompt shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Past {
@@ -146,10 +150,34 @@ impl Prompt {
             task => view.task,
             start => view.start,
             history => Serde(&view.history[skip..]),
+            checked => Serde(&checked_places(view.history)),
             observation => view.observation,
             admissible => Serde(view.admissible),
         })
     }
+}
+
+/// The places whose contents the agent's own earlier steps have shown, in the order first seen:
+/// a `go to X` or `open X` answered with what is on or in X ("On the X, you see ...", "The X is
+/// open. In it, you see ..."). It is the agent's memory of where it has looked, read from its
+/// whole history, so that a short history window still tells it not to look there again. It
+/// uses nothing the agent has not read; observations of other environments never match.
+pub fn checked_places(history: &[Past]) -> Vec<&str> {
+    let mut checked: Vec<&str> = Vec::new();
+    for step in history {
+        let place = step
+            .action
+            .strip_prefix("go to ")
+            .or_else(|| step.action.strip_prefix("open "));
+        let Some(place) = place else { continue };
+        let obs = &step.observation;
+        let shown = obs.contains(&format!("On the {place}, you see"))
+            || obs.contains(&format!("The {place} is open. In it, you see"));
+        if shown && !checked.contains(&place) {
+            checked.push(place);
+        }
+    }
+    checked
 }
 
 #[cfg(test)]
@@ -189,6 +217,45 @@ mod tests {
         );
         assert!(text.contains("> look 0\nseen 0\n"), "{text}");
         assert!(text.ends_with("Now: The cabinet 1 is closed.\nCommands: go to <a place above>, inventory, open cabinet 1"), "{text}");
+    }
+
+    #[test]
+    fn the_places_already_checked_are_remembered_past_the_history_window() {
+        let step = |action: &str, observation: &str| Past {
+            action: action.into(),
+            observation: observation.into(),
+        };
+        let mut history = vec![
+            step(
+                "go to sidetable 1",
+                "On the sidetable 1, you see a desklamp 1.",
+            ),
+            step("go to drawer 1", "The drawer 1 is closed."),
+            step(
+                "open drawer 1",
+                "You open the drawer 1. The drawer 1 is open. In it, you see nothing.",
+            ),
+            step("go to fridge 1", "The fridge 1 is closed."),
+            step(
+                "go to sidetable 1",
+                "On the sidetable 1, you see a desklamp 1.",
+            ),
+            step(
+                "take desklamp 1 from sidetable 1",
+                "You pick up the desklamp 1.",
+            ),
+        ];
+        assert_eq!(checked_places(&history), ["sidetable 1", "drawer 1"]);
+        history.extend(past(8));
+        // Two steps of history only: the first steps are out of the window, not out of mind.
+        let text = render(&Prompt::builtin(2), &history);
+        assert!(!text.contains("> go to sidetable 1"), "{text}");
+        assert!(
+            text.contains("\nChecked already: sidetable 1, drawer 1\nNow: "),
+            "{text}"
+        );
+        // Before any place is checked, there is no such line.
+        assert!(!render(&Prompt::builtin(2), &past(3)).contains("Checked"));
     }
 
     #[test]

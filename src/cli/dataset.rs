@@ -32,7 +32,7 @@ pub struct BuildArgs {
     #[arg(long)]
     pub max_rows_per_part: Option<usize>,
     /// Earlier steps shown in the prompt (must match the student's).
-    #[arg(long, default_value_t = 8)]
+    #[arg(long, default_value_t = leap::agent::prompt::DEFAULT_HISTORY)]
     pub history: usize,
     /// The student's prompt template.
     #[arg(long)]

@@ -56,7 +56,8 @@ pub struct Args {
     teacher: TeacherAlone,
     #[arg(long, default_value_t = 0.5)]
     privilege: f64,
-    #[arg(long, default_value_t = 8)]
+    /// Earlier steps shown in the prompt (must match the student's training).
+    #[arg(long, default_value_t = leap::agent::prompt::DEFAULT_HISTORY)]
     history: usize,
     /// Steps before an episode ends (default: each scenario's horizon).
     #[arg(long)]

@@ -53,9 +53,20 @@ pub struct Args {
     /// Train scenarios each student plays to collect corrections (seeded draw; 0: all).
     #[arg(long, default_value_t = 40)]
     episodes_per_iter: usize,
-    /// At most this many rows from the expert and from each iteration's labels.
+    /// The oracle's privilege for the demonstrations (the teacher's `--privilege` is for its
+    /// corrections). At 0 every demonstrated move follows from what the student can see.
+    #[arg(long, default_value_t = 0.0)]
+    expert_privilege: f64,
+    /// Demonstration rows iteration 0 trains on (seeded draw; 0: all of them).
+    #[arg(long, default_value_t = 0)]
+    expert_rows: usize,
+    /// Later iterations: at most this many rows from the expert and from each iteration's labels.
     #[arg(long, default_value_t = 400)]
     max_rows_per_part: usize,
+    /// Each iteration after 0 trains on from the last student's adapter (`leap train --init`)
+    /// instead of from a fresh one.
+    #[arg(long)]
+    warm_start: bool,
     #[arg(long, value_enum, default_value = "union")]
     aggregate: Aggregate,
     /// Test scenarios evaluated (0: the whole test split).
@@ -66,7 +77,8 @@ pub struct Args {
     baselines: bool,
     #[arg(long, default_value_t = 8)]
     parallel: usize,
-    #[arg(long, default_value_t = 8)]
+    /// Earlier steps shown in the prompt (must match the student's training).
+    #[arg(long, default_value_t = leap::agent::prompt::DEFAULT_HISTORY)]
     history: usize,
     /// Steps before an episode ends (default: each scenario's horizon).
     #[arg(long)]
@@ -243,14 +255,19 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 None => {}
             }
         }
+        let cap = if i == 0 {
+            args.expert_rows
+        } else {
+            args.max_rows_per_part
+        };
         let settings = BuildSettings {
             expert: ExpertSettings {
-                privilege,
+                privilege: args.expert_privilege,
                 seed: args.seed,
             },
             aggregate: args.aggregate,
             seed: args.seed,
-            max_rows_per_part: Some(args.max_rows_per_part),
+            max_rows_per_part: (cap > 0).then_some(cap),
         };
         let adapter = adapter_path(&args.run, i);
         let trained = store
@@ -279,6 +296,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                     .into_iter()
                     .flat_map(|(k, v)| [k.to_string(), v]),
                 );
+                if args.warm_start && i > 0 {
+                    argv.push("--init".into());
+                    argv.push(adapter_path(&args.run, i - 1).display().to_string());
+                }
                 let cli = TrainCli::try_parse_from(argv).context("the training settings")?;
                 super::train::train_iteration(cli.args, false)?;
                 Ok(adapter.display().to_string())

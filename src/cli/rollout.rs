@@ -48,7 +48,7 @@ pub struct Args {
     #[arg(long)]
     horizon: Option<u32>,
     /// Earlier steps shown in the prompt.
-    #[arg(long, default_value_t = 8)]
+    #[arg(long, default_value_t = leap::agent::prompt::DEFAULT_HISTORY)]
     history: usize,
     /// Prompt template (minijinja, with `system` and `user` blocks).
     #[arg(long)]

@@ -57,6 +57,10 @@ pub struct Args {
     /// Steps between checkpoints (DIR/adapters/iter-N.ckpt.gguf); a rerun resumes from one.
     #[arg(long, default_value_t = 50)]
     checkpoint_every: u64,
+    /// Start from this adapter's weights (same base, rank and targets) instead of a fresh
+    /// initialisation: a student trained further on new labels.
+    #[arg(long, value_name = "ADAPTER.gguf")]
+    init: Option<PathBuf>,
     /// Ignore an existing checkpoint and start afresh.
     #[arg(long)]
     fresh: bool,
@@ -144,6 +148,7 @@ pub fn train_iteration(args: Args, print: bool) -> anyhow::Result<ExitCode> {
     config.checkpoint_every = args.checkpoint_every;
     config.resume = !args.fresh;
     config.profile = args.profile;
+    config.init = args.init.clone();
     config.matmul = match args.matmul {
         MatmulArg::Bf16 => leap::train::Matmul::Bf16,
         MatmulArg::Blas => leap::train::Matmul::Blas,

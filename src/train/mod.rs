@@ -147,6 +147,9 @@ pub struct TrainConfig {
     pub profile: bool,
     /// Which kernels compute the large F32 matrix products on the CPU.
     pub matmul: Matmul,
+    /// Start from this adapter's weights instead of a fresh initialisation (a LEAP iteration
+    /// going on from the last student). Its base, rank and targets must be this run's.
+    pub init: Option<PathBuf>,
 }
 
 impl TrainConfig {
@@ -175,6 +178,7 @@ impl TrainConfig {
             stop_after: None,
             profile: false,
             matmul: Matmul::default(),
+            init: None,
         }
     }
 }
@@ -258,6 +262,8 @@ pub struct TrainSummary {
     /// Who computed the matrix products (`bf16` falls back to `blas` without AMX).
     pub matmul: Matmul,
     pub loss_on: LossOn,
+    /// The adapter this run started from (`TrainConfig::init`), if any.
+    pub init: Option<PathBuf>,
     pub seconds: f64,
     /// Loss of every step.
     pub losses: Vec<f64>,
@@ -361,7 +367,11 @@ pub fn train(
         None => {
             let file =
                 crate::model::GgufFile::open(model).map_err(|e| TrainError::model(model, e))?;
-            Adapter::init(&file, &config.lora, config.seed)?
+            let fresh = Adapter::init(&file, &config.lora, config.seed)?;
+            match &config.init {
+                Some(path) => warm_start(path, fresh, &base_sha256)?,
+                None => fresh,
+            }
         }
     };
     on_event(TrainEvent::Status(format!(
@@ -570,6 +580,7 @@ pub fn train(
         base,
         matmul: config.matmul.resolved(),
         loss_on: config.loss_on,
+        init: config.init.clone(),
         seconds: started.elapsed().as_secs_f64(),
         losses,
         eval_losses: evals,
@@ -620,6 +631,40 @@ pub fn rows_sha256(rows: &[Row]) -> String {
 }
 
 /// Identifies a run: a checkpoint resumes only the run it came from.
+/// The adapter at `path` as the starting point of a run whose fresh adapter would be `fresh`:
+/// the same base model, rank and adapted weights, or an error that says which differs.
+fn warm_start(path: &Path, fresh: Adapter, base_sha256: &str) -> Result<Adapter, TrainError> {
+    let mut start = Adapter::read(path)?;
+    let bad = |what: String| Err(TrainError::adapter(path, what));
+    if start.meta.base_sha256 != base_sha256 {
+        return bad("it was trained on another base model; it cannot start this run".into());
+    }
+    if start.spec.rank != fresh.spec.rank {
+        return bad(format!(
+            "its rank is {}, this run's is {}",
+            start.spec.rank, fresh.spec.rank
+        ));
+    }
+    let names = |a: &Adapter| a.weights.iter().map(|w| w.name.clone()).collect::<Vec<_>>();
+    if names(&start) != names(&fresh) {
+        return bad(format!(
+            "it adapts other weights ({}) than this run's targets ({})",
+            Target::join(&start.spec.targets),
+            Target::join(&fresh.spec.targets)
+        ));
+    }
+    // The run's own alpha scales the update from here on; B is rescaled so that the starting
+    // update alpha / rank * B A is the adapter's own.
+    let scale = start.spec.alpha / fresh.spec.alpha;
+    for w in &mut start.weights {
+        w.b.iter_mut().for_each(|b| *b *= scale);
+    }
+    Ok(Adapter {
+        weights: start.weights,
+        ..fresh
+    })
+}
+
 fn fingerprint(
     config: &TrainConfig,
     n_ctx: u32,
@@ -640,6 +685,11 @@ fn fingerprint(
         "loss_on": config.loss_on,
         "seed": config.seed,
     });
+    // Only a warm-started run names its start, so that older checkpoints still resume.
+    let key = match &config.init {
+        Some(init) => serde_json::json!({ "run": key, "init": init }),
+        None => key,
+    };
     format!("{:x}", Sha256::digest(key.to_string().as_bytes()))
 }
 
