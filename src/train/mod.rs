@@ -331,7 +331,19 @@ pub fn train(
     let total = per_epoch * u64::from(config.epochs);
     let warmup = (total as f32 * config.warmup).round() as u64;
 
-    let fingerprint = fingerprint(config, ctx, &base_sha256, &dataset_sha256);
+    let init_sha256 = match &config.init {
+        Some(path) => {
+            Some(crate::model::fetch::sha256_file(path).map_err(|e| TrainError::adapter(path, e))?)
+        }
+        None => None,
+    };
+    let fingerprint = fingerprint(
+        config,
+        ctx,
+        &base_sha256,
+        &dataset_sha256,
+        init_sha256.as_deref(),
+    );
     let resumed = match (&config.checkpoint, config.resume) {
         (Some(path), true) if path.exists() => {
             let ckpt = Checkpoint::read(path)?;
@@ -630,7 +642,6 @@ pub fn rows_sha256(rows: &[Row]) -> String {
     format!("{:x}", h.finalize())
 }
 
-/// Identifies a run: a checkpoint resumes only the run it came from.
 /// The adapter at `path` as the starting point of a run whose fresh adapter would be `fresh`:
 /// the same base model, rank and adapted weights, or an error that says which differs.
 fn warm_start(path: &Path, fresh: Adapter, base_sha256: &str) -> Result<Adapter, TrainError> {
@@ -665,11 +676,13 @@ fn warm_start(path: &Path, fresh: Adapter, base_sha256: &str) -> Result<Adapter,
     })
 }
 
+/// Identifies a run: a checkpoint resumes only the run it came from.
 fn fingerprint(
     config: &TrainConfig,
     n_ctx: u32,
     base_sha256: &str,
     dataset_sha256: &str,
+    init_sha256: Option<&str>,
 ) -> String {
     let key = serde_json::json!({
         "base": base_sha256,
@@ -685,8 +698,9 @@ fn fingerprint(
         "loss_on": config.loss_on,
         "seed": config.seed,
     });
-    // Only a warm-started run names its start, so that older checkpoints still resume.
-    let key = match &config.init {
+    // Only a warm-started run names its start (by content: a file rewritten at the same path
+    // starts another run), so that older checkpoints still resume.
+    let key = match init_sha256 {
         Some(init) => serde_json::json!({ "run": key, "init": init }),
         None => key,
     };
