@@ -390,4 +390,53 @@ fn datasets_and_exports_read_back_as_jsonl_with_the_expected_fields() {
         leap::dataset::read_jsonl(&sft).unwrap().len() as u64,
         expert_rows + kept
     );
+
+    // With --distinct-labels, a correction an episode repeats gives one row: its first step.
+    let accepted = store
+        .labels(&LabelFilter {
+            status: Some(LabelStatus::Accepted),
+            ..Default::default()
+        })
+        .unwrap();
+    let mut first = std::collections::HashMap::new();
+    for l in &accepted {
+        first
+            .entry((
+                l.episode_id,
+                l.teacher_reason.clone(),
+                l.teacher_action.clone(),
+            ))
+            .or_insert(l.idx);
+    }
+    let distinct = first.len() as u64;
+    assert!(
+        distinct < kept,
+        "some correction repeats: {distinct} of {kept}"
+    );
+    let text = ok(leap_bin()
+        .args([
+            "dataset",
+            "build",
+            "--json",
+            "--iter",
+            "1",
+            "--distinct-labels",
+            "--run",
+        ])
+        .arg(dir.path())
+        .output()
+        .unwrap());
+    let once: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(once["parts"][1].as_u64().unwrap(), distinct, "{once}");
+    let rows = leap::dataset::read_jsonl(&dir.path().join("datasets/iter-1.jsonl")).unwrap();
+    let mut steps: Vec<(i64, u32)> = rows
+        .iter()
+        .filter_map(|r| r.meta.as_ref())
+        .filter(|m| m.source == "label")
+        .map(|m| (m.episode_id.unwrap(), m.step.unwrap()))
+        .collect();
+    let mut expected: Vec<(i64, u32)> = first.iter().map(|((e, _, _), &i)| (*e, i)).collect();
+    steps.sort_unstable();
+    expected.sort_unstable();
+    assert_eq!(steps, expected);
 }

@@ -151,6 +151,7 @@ impl Prompt {
             start => view.start,
             history => Serde(&view.history[skip..]),
             checked => Serde(&checked_places(view.history)),
+            unchecked => Serde(&unchecked_places(view.history, view.admissible)),
             observation => view.observation,
             admissible => Serde(view.admissible),
         })
@@ -178,6 +179,34 @@ pub fn checked_places(history: &[Past]) -> Vec<&str> {
         }
     }
     checked
+}
+
+/// The places the agent knows of and has not checked (`checked_places`): every `go to` target
+/// among the commands and among its own earlier actions (the place it stands at is not a `go to`
+/// command), in natural order (`cabinet 2` before `cabinet 10`). Read from the agent's own
+/// commands and history only, so it names no place the agent could not name itself.
+pub fn unchecked_places<'a>(history: &'a [Past], admissible: &'a [String]) -> Vec<&'a str> {
+    let checked = checked_places(history);
+    let mut places: Vec<&str> = admissible
+        .iter()
+        .chain(history.iter().map(|step| &step.action))
+        .filter_map(|command| command.strip_prefix("go to "))
+        .filter(|place| !checked.contains(place))
+        .collect();
+    places.sort_by_key(|&place| natural_key(place));
+    places.dedup();
+    places
+}
+
+/// A name's sort key with its trailing number read as a number.
+fn natural_key(name: &str) -> (&str, u64, &str) {
+    let numbered = name
+        .rsplit_once(' ')
+        .and_then(|(stem, n)| Some((stem, n.parse().ok()?)));
+    match numbered {
+        Some((stem, n)) => (stem, n, name),
+        None => (name, 0, name),
+    }
 }
 
 #[cfg(test)]
@@ -250,12 +279,47 @@ mod tests {
         // Two steps of history only: the first steps are out of the window, not out of mind.
         let text = render(&Prompt::builtin(2), &history);
         assert!(!text.contains("> go to sidetable 1"), "{text}");
+        // The fridge was gone to but found closed: still to check, though it is out of the
+        // window and not a `go to` command here.
         assert!(
-            text.contains("\nChecked already: sidetable 1, drawer 1\nNow: "),
+            text.contains("\nNot checked yet: fridge 1\nNow: "),
             "{text}"
         );
         // Before any place is checked, there is no such line.
-        assert!(!render(&Prompt::builtin(2), &past(3)).contains("Checked"));
+        assert!(!render(&Prompt::builtin(2), &past(3)).contains("checked"));
+    }
+
+    #[test]
+    fn the_places_not_checked_are_the_known_places_in_natural_order() {
+        let commands: Vec<String> = [
+            "go to cabinet 10",
+            "go to shelf 1",
+            "go to cabinet 2",
+            "examine drawer 1",
+            "go to cabinet 1",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let history = [
+            Past {
+                action: "go to drawer 1".into(),
+                observation: "The drawer 1 is closed.".into(),
+            },
+            Past {
+                action: "go to cabinet 1".into(),
+                observation: "On the cabinet 1, you see a cup 1.".into(),
+            },
+            Past {
+                action: "go to drawer 1".into(),
+                observation: "The drawer 1 is closed.".into(),
+            },
+        ];
+        assert_eq!(
+            unchecked_places(&history, &commands),
+            ["cabinet 2", "cabinet 10", "drawer 1", "shelf 1"]
+        );
+        assert_eq!(unchecked_places(&[], &commands).len(), 4);
     }
 
     #[test]

@@ -31,6 +31,10 @@ pub struct BuildArgs {
     /// At most this many rows from the expert and from each iteration's labels (seeded draw).
     #[arg(long)]
     pub max_rows_per_part: Option<usize>,
+    /// One row per distinct correction of an episode: a correction repeated at every step of a
+    /// loop is kept once, at its first step.
+    #[arg(long)]
+    pub distinct_labels: bool,
     /// Earlier steps shown in the prompt (must match the student's).
     #[arg(long, default_value_t = leap::agent::prompt::DEFAULT_HISTORY)]
     pub history: usize,
@@ -49,6 +53,7 @@ impl BuildArgs {
             aggregate: self.aggregate,
             seed: self.seed,
             max_rows_per_part: self.max_rows_per_part,
+            distinct_labels: self.distinct_labels,
         }
     }
 

@@ -63,6 +63,10 @@ pub struct Args {
     /// Later iterations: at most this many rows from the expert and from each iteration's labels.
     #[arg(long, default_value_t = 400)]
     max_rows_per_part: usize,
+    /// One row per distinct correction of an episode: a correction repeated at every step of a
+    /// loop is kept once, at its first step.
+    #[arg(long)]
+    distinct_labels: bool,
     /// Each iteration after 0 trains on from the last student's adapter (`leap train --init`)
     /// instead of from a fresh one.
     #[arg(long)]
@@ -268,6 +272,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             aggregate: args.aggregate,
             seed: args.seed,
             max_rows_per_part: (cap > 0).then_some(cap),
+            distinct_labels: args.distinct_labels,
         };
         let adapter = adapter_path(&args.run, i);
         let trained = store

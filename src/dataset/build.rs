@@ -117,10 +117,14 @@ fn step_messages(store: &Store, label: &Label) -> Result<Option<Vec<Message>>, S
         .filter(|m| !m.is_empty()))
 }
 
-/// The kept (accepted or edited) labels of the rollouts of `iteration` as rows.
-pub fn label_rows(store: &Store, iteration: u32) -> Result<Vec<Row>, StoreError> {
+/// The kept (accepted or edited) labels of the rollouts of `iteration` as rows. With
+/// `distinct`, a correction an episode repeats (the same reason and action, as at every step of
+/// a loop) gives one row, its first: a loop of twenty steps then weighs as one mistake, not
+/// twenty.
+pub fn label_rows(store: &Store, iteration: u32, distinct: bool) -> Result<Vec<Row>, StoreError> {
     let mut rows = Vec::new();
     let mut seen = std::collections::HashSet::new();
+    let mut taught = std::collections::HashSet::new();
     for status in [
         crate::store::LabelStatus::Accepted,
         crate::store::LabelStatus::Edited,
@@ -132,9 +136,16 @@ pub fn label_rows(store: &Store, iteration: u32) -> Result<Vec<Row>, StoreError>
         };
         for label in store.labels(&filter)? {
             // One row per step even when several teachers labelled it: the first kept one.
-            if seen.insert((label.episode_id, label.idx))
-                && let Some(row) = label_row(store, &label)?
+            if !seen.insert((label.episode_id, label.idx)) {
+                continue;
+            }
+            let (reason, action) = label.target();
+            if distinct
+                && !taught.insert((label.episode_id, reason.to_string(), action.to_string()))
             {
+                continue;
+            }
+            if let Some(row) = label_row(store, &label)? {
                 rows.push(row);
             }
         }
@@ -223,6 +234,8 @@ pub struct BuildSettings {
     /// At most this many rows from each part (the expert's, each iteration's labels), drawn
     /// with the seed: every row is paid for in training time.
     pub max_rows_per_part: Option<usize>,
+    /// One row per distinct correction of an episode (`label_rows`).
+    pub distinct_labels: bool,
 }
 
 /// What `build_iteration` produced.
@@ -259,7 +272,7 @@ pub fn build_iteration(
     let (expert, expert_report) = expert_rows(scenarios, prompt, &settings.expert)?;
     let mut parts = vec![expert];
     for i in 0..iteration {
-        parts.push(label_rows(store, i)?);
+        parts.push(label_rows(store, i, settings.distinct_labels)?);
     }
     if let Some(cap) = settings.max_rows_per_part {
         let mut rng = ChaCha8Rng::seed_from_u64(settings.seed ^ 0x5eed);
