@@ -46,6 +46,10 @@ fn iterate(run: &Path, scenarios: &Path, model: &Path) -> Command {
             "--max-rows-per-part",
             "6",
             "--warm-start",
+            "--lr",
+            "1e-3",
+            "--warm-lr",
+            "5e-4",
             "--epochs",
             "1",
             "--parallel",
@@ -140,6 +144,16 @@ fn iterate_runs_the_loop_and_resumes_after_a_kill_without_redoing_stages() {
         );
     }
     assert!(adapters[0].summary["init"].is_null());
+    // Behaviour cloning at `--lr`, the warm-started iterations at `--warm-lr`; the adapter's
+    // record says which.
+    let lrs: Vec<f64> = adapters
+        .iter()
+        .map(|a| a.summary["lr"].as_f64().unwrap())
+        .collect();
+    for (lr, want) in lrs.iter().zip([1e-3, 5e-4, 5e-4]) {
+        assert!((lr - want).abs() < 1e-9, "{lrs:?}");
+    }
+    assert_eq!(adapters[0].summary["lora"]["rank"], 8);
     // Rollouts were resumed, not repeated: one episode per key.
     let episodes = store.list_episodes(&EpisodeFilter::default()).unwrap();
     let mut keys: Vec<&str> = episodes.iter().map(|e| e.key.as_str()).collect();

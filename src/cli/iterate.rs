@@ -98,6 +98,10 @@ pub struct Args {
     alpha: f32,
     #[arg(long, default_value_t = 2e-4)]
     lr: f32,
+    /// Learning rate of the iterations that go on from the last student (`--warm-start`);
+    /// default: `--lr`. A smaller one moves the student less far from what it has learnt.
+    #[arg(long, requires = "warm_start")]
+    warm_lr: Option<f32>,
     #[arg(long, default_value_t = 1024)]
     ctx: u32,
     #[arg(long)]
@@ -283,6 +287,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 build_iteration(store, &args.run, &train_all, &prompt, i, &settings)
             })?;
             // 2. Train the next student.
+            let warm = args.warm_start && i > 0;
+            let lr = match args.warm_lr {
+                Some(lr) if warm => lr,
+                _ => args.lr,
+            };
             timed(&mut store, Some(i), "training", |_| {
                 let mut argv: Vec<String> = ["leap", "--run"].map(String::from).to_vec();
                 argv.push(args.run.display().to_string());
@@ -293,7 +302,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                         ("--epochs", args.epochs.to_string()),
                         ("--rank", args.rank.to_string()),
                         ("--alpha", args.alpha.to_string()),
-                        ("--lr", args.lr.to_string()),
+                        ("--lr", lr.to_string()),
                         ("--ctx", args.ctx.to_string()),
                         ("--seed", args.seed.to_string()),
                         ("--gpu-layers", args.teacher.gpu_layers.to_string()),
@@ -301,7 +310,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                     .into_iter()
                     .flat_map(|(k, v)| [k.to_string(), v]),
                 );
-                if args.warm_start && i > 0 {
+                if warm {
                     argv.push("--init".into());
                     argv.push(adapter_path(&args.run, i - 1).display().to_string());
                 }

@@ -264,6 +264,14 @@ pub struct TrainSummary {
     pub loss_on: LossOn,
     /// The adapter this run started from (`TrainConfig::init`), if any.
     pub init: Option<PathBuf>,
+    /// The settings the adapter was trained with, so that a run's record says how each
+    /// student was made.
+    pub lora: LoraSpec,
+    /// Peak learning rate.
+    pub lr: f32,
+    pub warmup: f32,
+    pub weight_decay: f32,
+    pub seed: u64,
     pub seconds: f64,
     /// Loss of every step.
     pub losses: Vec<f64>,
@@ -593,6 +601,11 @@ pub fn train(
         matmul: config.matmul.resolved(),
         loss_on: config.loss_on,
         init: config.init.clone(),
+        lora: config.lora.clone(),
+        lr: config.lr,
+        warmup: config.warmup,
+        weight_decay: config.weight_decay,
+        seed: config.seed,
         seconds: started.elapsed().as_secs_f64(),
         losses,
         eval_losses: evals,
