@@ -244,6 +244,7 @@ pub fn step_agreement(
                         seq,
                         messages: prompts[t].clone(),
                         admissible: step.admissible.clone(),
+                        temperature: None,
                     };
                     (request, step)
                 })
@@ -311,10 +312,13 @@ pub struct EvalSpec {
     pub seed: u64,
     /// Steps before an episode ends, instead of each scenario's own horizon.
     pub horizon: Option<u32>,
+    /// See [`crate::agent::Sampling::repeat_temperature`] (0: greedy throughout).
+    pub repeat_temperature: f32,
 }
 
 /// Plays `scenarios` with `policy` (resuming what is stored), summarises and records the
-/// evaluation. Greedy decoding under the grammar, as the student acts.
+/// evaluation. Greedy decoding under the grammar, as the student acts (sampled at
+/// `spec.repeat_temperature` where a prompt repeats, when set).
 pub fn evaluate(
     store: &mut Store,
     policy: &mut dyn crate::agent::Policy,
@@ -330,6 +334,7 @@ pub fn evaluate(
         parallel: spec.parallel.max(1),
         sampling: crate::agent::Sampling {
             seed: spec.seed,
+            repeat_temperature: spec.repeat_temperature,
             ..crate::agent::Sampling::default()
         },
         iteration: spec.iteration,

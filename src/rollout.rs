@@ -2,11 +2,12 @@
 //! written to the run store in one transaction. A rerun with the same label skips the episodes
 //! already stored, so a killed rollout resumes where it stopped.
 
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use serde::Serialize;
+use sha2::{Digest, Sha256};
 use thiserror::Error;
 
 use crate::agent::parse::parse;
@@ -117,6 +118,8 @@ pub struct Playing {
     started: Instant,
     /// Privileged facts appended to every prompt: set only to play a teacher acting alone.
     pub hint: Option<String>,
+    /// Fingerprints of the prompts shown so far.
+    prompts_seen: HashSet<[u8; 32]>,
 }
 
 impl Playing {
@@ -131,6 +134,7 @@ impl Playing {
             started_at_ms: now_ms(),
             started: Instant::now(),
             hint: None,
+            prompts_seen: HashSet::new(),
         }
     }
 
@@ -153,7 +157,21 @@ impl Playing {
             seq,
             messages,
             admissible,
+            temperature: None,
         })
+    }
+
+    /// Whether this episode has already shown the policy `request`'s prompt, word for word;
+    /// remembers it for the next steps.
+    pub fn seen_before(&mut self, request: &Request) -> bool {
+        let mut hash = Sha256::new();
+        for m in &request.messages {
+            hash.update(m.role.as_str().as_bytes());
+            hash.update([0]);
+            hash.update(m.content.as_bytes());
+            hash.update([0]);
+        }
+        !self.prompts_seen.insert(hash.finalize().into())
     }
 
     /// Parses the policy's answer to `request`, sends the action to the environment and records
@@ -325,8 +343,13 @@ pub fn rollout(
         }
         let mut requests = Vec::with_capacity(live.len());
         for &slot in &live {
-            let a = slots[slot].as_ref().expect("live");
-            requests.push(a.playing.request(prompt, slot)?);
+            let a = slots[slot].as_mut().expect("live");
+            let mut request = a.playing.request(prompt, slot)?;
+            let repeat = config.sampling.repeat_temperature;
+            if repeat > 0.0 && a.playing.seen_before(&request) {
+                request.temperature = Some(repeat);
+            }
+            requests.push(request);
         }
         let mut sampling = config.sampling.clone();
         sampling.seed = config.sampling.seed.wrapping_add(env_steps);

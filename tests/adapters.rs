@@ -31,6 +31,7 @@ fn greedy(model: &Path, adapters: &[(PathBuf, f32)]) -> String {
             ),
         ],
         admissible: Vec::new(),
+        temperature: None,
     };
     policy
         .respond(&[request], &sampling, &mut |_, _| {})

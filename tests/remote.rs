@@ -164,6 +164,7 @@ fn request(seq: usize, user: &str) -> Request {
             Message::new(Role::User, user),
         ],
         admissible: vec!["take mug".into(), "open fridge".into(), "look".into()],
+        temperature: None,
     }
 }
 

@@ -67,6 +67,7 @@ fn the_grammar_forces_a_parseable_admissible_answer_even_from_random_weights() {
             seq,
             messages: messages(&format!("Task {seq}: find the apple.")),
             admissible: admissible()[seq..].to_vec(),
+            temperature: None,
         })
         .collect();
     let sampling = Sampling {
@@ -107,6 +108,7 @@ fn reusing_the_cached_prefix_gives_the_same_answer_as_evaluating_it_all() {
             seq: 0,
             messages: m.clone(),
             admissible: Vec::new(),
+            temperature: None,
         };
         p.respond(&[req], &free(), &mut |_, _| {})
             .unwrap()
@@ -144,6 +146,7 @@ fn a_batch_answers_like_one_request_at_a_time() {
             seq,
             messages: m.clone(),
             admissible: Vec::new(),
+            temperature: None,
         })
         .collect();
     let together: Vec<String> = batched
@@ -161,6 +164,7 @@ fn a_batch_answers_like_one_request_at_a_time() {
                     seq: 0,
                     messages: m.clone(),
                     admissible: Vec::new(),
+                    temperature: None,
                 }],
                 &free(),
                 &mut |_, _| {},
@@ -190,6 +194,7 @@ fn smollm_answers_in_format_under_the_grammar() {
         seq: 0,
         messages: prompt.render(&view).unwrap(),
         admissible: adm.clone(),
+        temperature: None,
     };
     let r = policy
         .respond(&[req], &Sampling::default(), &mut |_, _| {})
@@ -220,6 +225,148 @@ fn a_missing_or_broken_model_is_an_error_naming_the_file() {
         .unwrap()
         .to_string();
     assert!(err.contains("junk.gguf") && err.contains("GGUF"), "{err}");
+}
+
+#[test]
+fn a_requests_own_temperature_is_sampled_and_the_rest_of_the_batch_stays_greedy() {
+    let prompts = [
+        messages("Task: find the apple."),
+        messages("Task: heat the mug."),
+    ];
+    let ask = |sampling: &Sampling, temperatures: [Option<f32>; 2]| -> Vec<String> {
+        let mut config = LocalConfig::new(tiny());
+        config.slots = 2;
+        let mut policy = LocalPolicy::load(&config).unwrap();
+        let requests: Vec<Request> = prompts
+            .iter()
+            .zip(temperatures)
+            .enumerate()
+            .map(|(seq, (m, temperature))| Request {
+                seq,
+                messages: m.clone(),
+                admissible: Vec::new(),
+                temperature,
+            })
+            .collect();
+        policy
+            .respond(&requests, sampling, &mut |_, _| {})
+            .unwrap()
+            .into_iter()
+            .map(|r| r.text)
+            .collect()
+    };
+    let greedy_sampling = Sampling { seed: 7, ..free() };
+    let hot_sampling = Sampling {
+        temperature: 1.5,
+        ..greedy_sampling.clone()
+    };
+    let greedy = ask(&greedy_sampling, [None, None]);
+    // The second request hot, the first greedy: once by the batch's setting and the first's
+    // own 0, once by the second's own temperature in a greedy batch.
+    let by_batch = ask(&hot_sampling, [Some(0.0), None]);
+    let by_request = ask(&greedy_sampling, [None, Some(1.5)]);
+    assert_ne!(
+        by_batch[1], greedy[1],
+        "sampling at 1.5 from random weights gives another answer than greedy"
+    );
+    assert_eq!(by_request[1], by_batch[1]);
+    assert_eq!(by_request[0], greedy[0]);
+    assert_eq!(by_batch[0], greedy[0]);
+}
+
+/// Looks around at every step, and notes the temperature each request asked for.
+struct Looker {
+    temperatures: Vec<Option<f32>>,
+}
+
+impl Policy for Looker {
+    fn describe(&self) -> String {
+        "looker".into()
+    }
+
+    fn respond(
+        &mut self,
+        requests: &[Request],
+        _sampling: &Sampling,
+        _on_token: &mut dyn FnMut(usize, &str),
+    ) -> Result<Vec<leap::agent::Response>, leap::agent::PolicyError> {
+        self.temperatures
+            .extend(requests.iter().map(|r| r.temperature));
+        Ok(requests
+            .iter()
+            .map(|_| leap::agent::Response {
+                text: "REASON: I look around.\nACTION: look".into(),
+                ..leap::agent::Response::default()
+            })
+            .collect())
+    }
+}
+
+#[test]
+fn a_rollout_samples_only_the_steps_whose_prompt_repeats() {
+    let scenario = leap::scenario::load_all(&[PathBuf::from("scenarios/household")])
+        .unwrap()
+        .into_iter()
+        .find(|s| s.split == leap::scenario::Split::Test)
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = Store::open(dir.path()).unwrap();
+    let history = 4;
+    let prompt = Prompt::builtin(history);
+    let play = |store: &mut Store, label: &str, repeat_temperature: f32| {
+        let mut policy = Looker {
+            temperatures: Vec::new(),
+        };
+        let config = leap::rollout::RolloutConfig {
+            label: label.into(),
+            episodes: 1,
+            parallel: 1,
+            sampling: Sampling {
+                repeat_temperature,
+                ..Sampling::default()
+            },
+            iteration: None,
+            horizon: Some(9),
+            privileged: false,
+        };
+        let cancel = std::sync::atomic::AtomicBool::new(false);
+        leap::rollout::rollout(
+            &mut policy,
+            &prompt,
+            store,
+            std::slice::from_ref(&scenario),
+            &config,
+            &cancel,
+            &mut |_| {},
+        )
+        .unwrap();
+        policy.temperatures
+    };
+    // Looking changes nothing, so the prompt only changes while the history window fills:
+    // from step `history` + 1 on, each prompt is the one before, word for word.
+    let temperatures = play(&mut store, "repeat", 1.0);
+    let fresh = history + 1;
+    assert_eq!(temperatures.len(), 9);
+    assert!(
+        temperatures[..fresh].iter().all(Option::is_none),
+        "{temperatures:?}"
+    );
+    assert!(
+        temperatures[fresh..].iter().all(|&t| t == Some(1.0)),
+        "{temperatures:?}"
+    );
+    // Off by default: greedy throughout.
+    let temperatures = play(&mut store, "greedy", 0.0);
+    assert!(temperatures.iter().all(Option::is_none), "{temperatures:?}");
+    // The episode keeps the setting it was played with.
+    let filter = EpisodeFilter {
+        key_prefix: Some("rollout/repeat/".into()),
+        ..EpisodeFilter::default()
+    };
+    let episodes = store.list_episodes(&filter).unwrap();
+    assert_eq!(episodes.len(), 1);
+    let episode = store.episode(episodes[0].id).unwrap().unwrap();
+    assert_eq!(episode.record.sampling["repeat_temperature"], 1.0);
 }
 
 fn leap() -> Command {

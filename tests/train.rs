@@ -165,6 +165,7 @@ fn greedy(adapter: Option<&Path>) -> String {
         seq: 0,
         messages: prompt(0),
         admissible: Vec::new(),
+        temperature: None,
     };
     policy
         .respond(&[request], &sampling, &mut |_, _| {})

@@ -492,10 +492,11 @@ impl Policy for LocalPolicy {
             responses[i].prompt_tokens = tokens.len() as u32;
             responses[i].cached_tokens = keep as u32;
             let seed = sampling.seed.wrapping_add(req.seq as u64) as u32;
-            let sampler = (sampling.temperature > 0.0).then(|| {
+            let temperature = req.temperature.unwrap_or(sampling.temperature);
+            let sampler = (temperature > 0.0).then(|| {
                 LlamaSampler::chain_simple([
                     LlamaSampler::top_p(sampling.top_p, 1),
-                    LlamaSampler::temp(sampling.temperature),
+                    LlamaSampler::temp(temperature),
                     LlamaSampler::dist(seed),
                 ])
             });

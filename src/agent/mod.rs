@@ -58,6 +58,12 @@ pub struct Sampling {
     /// Constrain the response to `REASON: ...` then `ACTION: <an admissible command>` where the
     /// backend can (a GBNF grammar for local models).
     pub constrained: bool,
+    /// In a rollout, the temperature of a step whose prompt the episode has already shown the
+    /// policy word for word (0: off). A greedy policy answers a repeated prompt as it did
+    /// before, so once its history window holds nothing but a cycle it never leaves it; sampling
+    /// only there leaves every other step greedy.
+    #[serde(default)]
+    pub repeat_temperature: f32,
 }
 
 impl Sampling {
@@ -76,6 +82,7 @@ impl Default for Sampling {
             seed: 0,
             max_tokens: 96,
             constrained: true,
+            repeat_temperature: 0.0,
         }
     }
 }
@@ -90,6 +97,9 @@ pub struct Request {
     pub messages: Vec<Message>,
     /// The commands that do something now.
     pub admissible: Vec<String>,
+    /// This request's temperature instead of [`Sampling::temperature`] (a repeated prompt in a
+    /// rollout, see [`Sampling::repeat_temperature`]).
+    pub temperature: Option<f32>,
 }
 
 /// What a policy answered to one request.

@@ -142,7 +142,7 @@ impl RemotePolicy {
         let mut body = json!({
             "model": self.config.model,
             "messages": messages,
-            "temperature": sampling.temperature,
+            "temperature": request.temperature.unwrap_or(sampling.temperature),
             "top_p": sampling.top_p,
             // The same seed per slot as the local backend; llama-server takes 32 bits.
             "seed": sampling.seed.wrapping_add(request.seq as u64) as u32,

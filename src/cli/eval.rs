@@ -62,6 +62,11 @@ pub struct Args {
     /// Steps before an episode ends (default: each scenario's horizon).
     #[arg(long)]
     horizon: Option<u32>,
+    /// Sample at this temperature the steps whose prompt the episode has shown before, word for
+    /// word (a greedy student would repeat itself there); every other step stays greedy. 0: off.
+    /// The evaluations are named with it (`eval-test-iter-2-repeat1`).
+    #[arg(long, default_value_t = 0.0, value_parser = temperature)]
+    repeat_temperature: f32,
     #[arg(long, default_value_t = 0)]
     gpu_layers: u32,
     /// Instead of playing episodes, put the policy in every state of the oracle's
@@ -168,8 +173,19 @@ pub fn oracle_alone(
         iteration: None,
         seed: 0,
         horizon: None,
+        repeat_temperature: 0.0,
     };
     Ok(leap::eval::record(store, &spec, scenarios)?)
+}
+
+/// A sampling temperature: a finite number, 0 or more.
+pub fn temperature(text: &str) -> Result<f32, String> {
+    match text.parse::<f32>() {
+        Ok(t) if t.is_finite() && t >= 0.0 => Ok(t),
+        _ => Err(format!(
+            "{text:?}: expected a temperature, a number 0 or more"
+        )),
+    }
 }
 
 pub fn split_scenarios(paths: &[PathBuf], split: Split) -> anyhow::Result<Vec<Scenario>> {
@@ -232,6 +248,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         iteration: args.iter,
         seed: 0,
         horizon: args.horizon,
+        repeat_temperature: args.repeat_temperature,
+    };
+    // Another decoding is another evaluation: it gets its own name and episodes.
+    let decoding = if args.repeat_temperature > 0.0 {
+        format!("-repeat{}", args.repeat_temperature)
+    } else {
+        String::new()
     };
     let mut student = load_student(&model, adapter.clone(), args.parallel, args.gpu_layers)
         .with_context(|| format!("loading {}", model.display()))?;
@@ -254,7 +277,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         &mut student,
         &prompt,
         &scenarios,
-        &spec(format!("eval-{split}-{name}"), false),
+        &spec(format!("eval-{split}-{name}{decoding}"), false),
     )?;
     let teacher = match args.teacher {
         TeacherAlone::None => None,
@@ -264,7 +287,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             &mut student,
             &prompt,
             &scenarios,
-            &spec(format!("eval-{split}-self-{name}"), true),
+            &spec(format!("eval-{split}-self-{name}{decoding}"), true),
         )?),
     };
     drop(student);
@@ -272,7 +295,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         None
     } else {
         let mut base = load_student(&model, None, args.parallel, args.gpu_layers)?;
-        let mut s = spec(format!("eval-{split}-base"), false);
+        let mut s = spec(format!("eval-{split}-base{decoding}"), false);
         s.adapter_id = None;
         s.iteration = None;
         Some(run_eval(&mut store, &mut base, &prompt, &scenarios, &s)?)

@@ -39,8 +39,12 @@ pub struct Args {
     #[arg(long, default_value_t = 0)]
     seed: u64,
     /// Sampling temperature (0: greedy).
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, default_value_t = 0.0, value_parser = super::eval::temperature)]
     temperature: f32,
+    /// The temperature of a step whose prompt the episode has shown before, word for word
+    /// (0: the same as every other step).
+    #[arg(long, default_value_t = 0.0, value_parser = super::eval::temperature)]
+    repeat_temperature: f32,
     /// Turn off the grammar that forces REASON/ACTION with an admissible action.
     #[arg(long)]
     free: bool,
@@ -146,14 +150,20 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         temperature: args.temperature,
         seed: args.seed,
         constrained: !args.free,
+        repeat_temperature: args.repeat_temperature,
         ..Sampling::default()
     };
     let label = args.label.clone().unwrap_or_else(|| {
         format!(
-            "{}-t{}-s{}{}",
+            "{}-t{}-s{}{}{}",
             policy.describe().replace(' ', ""),
             args.temperature,
             args.seed,
+            if args.repeat_temperature > 0.0 {
+                format!("-repeat{}", args.repeat_temperature)
+            } else {
+                String::new()
+            },
             if args.free { "-free" } else { "" }
         )
     });

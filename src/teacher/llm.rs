@@ -185,6 +185,7 @@ impl Teacher for LlmTeacher {
                     seq,
                     messages,
                     admissible: p.admissible.clone(),
+                    temperature: None,
                 });
             }
             let responses =
