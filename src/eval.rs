@@ -312,13 +312,14 @@ pub struct EvalSpec {
     pub seed: u64,
     /// Steps before an episode ends, instead of each scenario's own horizon.
     pub horizon: Option<u32>,
-    /// See [`crate::agent::Sampling::repeat_temperature`] (0: greedy throughout).
+    /// Sampling temperature of every step (0: greedy).
+    pub temperature: f32,
+    /// See [`crate::agent::Sampling::repeat_temperature`] (0: as every other step).
     pub repeat_temperature: f32,
 }
 
 /// Plays `scenarios` with `policy` (resuming what is stored), summarises and records the
-/// evaluation. Greedy decoding under the grammar, as the student acts (sampled at
-/// `spec.repeat_temperature` where a prompt repeats, when set).
+/// evaluation. Decoding under the grammar, greedy unless `spec` sets a temperature.
 pub fn evaluate(
     store: &mut Store,
     policy: &mut dyn crate::agent::Policy,
@@ -334,6 +335,7 @@ pub fn evaluate(
         parallel: spec.parallel.max(1),
         sampling: crate::agent::Sampling {
             seed: spec.seed,
+            temperature: spec.temperature,
             repeat_temperature: spec.repeat_temperature,
             ..crate::agent::Sampling::default()
         },

@@ -194,3 +194,70 @@ fn iterate_runs_the_loop_and_resumes_after_a_kill_without_redoing_stages() {
             .all(|s| s.seconds >= 0.0 && s.finished_at_ms > 0)
     );
 }
+
+#[test]
+fn an_evaluation_with_another_decoding_is_named_and_recorded_with_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let tiny = dir.path().join("tiny.gguf");
+    leap::model::write_tiny(&default_model(), &tiny, &leap::model::TinySpec::default()).unwrap();
+    let scenarios = dir.path().join("scenarios");
+    std::fs::create_dir_all(&scenarios).unwrap();
+    small_set(&scenarios);
+    let run = dir.path().join("run");
+    let eval = |decoding: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_leap"))
+            .arg("eval")
+            .arg("--run")
+            .arg(&run)
+            .arg("--scenarios")
+            .arg(&scenarios)
+            .arg("--model")
+            .arg(&tiny)
+            .args(["--teacher", "none", "--horizon", "3", "--parallel", "2"])
+            .args(decoding)
+            .arg("--json")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    eval(&[]);
+    eval(&["--temperature", "0.7", "--repeat-temperature", "1"]);
+    let store = Store::open_existing(&run).unwrap();
+    for (label, temperature, repeat) in [
+        ("eval-test-base", 0.0, 0.0),
+        ("eval-test-base-t0.7-repeat1", 0.7, 1.0),
+    ] {
+        let evaluation = store.evaluation(label).unwrap();
+        assert!(evaluation.is_some(), "{label}");
+        let filter = EpisodeFilter {
+            key_prefix: Some(format!("rollout/{label}/")),
+            ..EpisodeFilter::default()
+        };
+        let episodes = store.list_episodes(&filter).unwrap();
+        assert_eq!(episodes.len(), 2, "{label}");
+        for e in episodes {
+            let sampling = store.episode(e.id).unwrap().unwrap().record.sampling;
+            let got = |k: &str| sampling[k].as_f64().unwrap();
+            assert!(
+                (got("temperature") - temperature).abs() < 1e-6,
+                "{sampling}"
+            );
+            assert!(
+                (got("repeat_temperature") - repeat).abs() < 1e-6,
+                "{sampling}"
+            );
+        }
+    }
+    // A temperature must be a number 0 or more.
+    let out = Command::new(env!("CARGO_BIN_EXE_leap"))
+        .args(["eval", "--temperature=-1"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("expected a temperature"), "{err}");
+}

@@ -62,9 +62,13 @@ pub struct Args {
     /// Steps before an episode ends (default: each scenario's horizon).
     #[arg(long)]
     horizon: Option<u32>,
+    /// Sampling temperature (0: greedy). The evaluations are named with it
+    /// (`eval-test-iter-2-t0.7`), so that each decoding has its own.
+    #[arg(long, default_value_t = 0.0, value_parser = temperature)]
+    temperature: f32,
     /// Sample at this temperature the steps whose prompt the episode has shown before, word for
-    /// word (a greedy student would repeat itself there); every other step stays greedy. 0: off.
-    /// The evaluations are named with it (`eval-test-iter-2-repeat1`).
+    /// word (a greedy student would repeat itself there); every other step as `--temperature`.
+    /// 0: off. Named like `--temperature` (`eval-test-iter-2-repeat1`).
     #[arg(long, default_value_t = 0.0, value_parser = temperature)]
     repeat_temperature: f32,
     #[arg(long, default_value_t = 0)]
@@ -173,6 +177,7 @@ pub fn oracle_alone(
         iteration: None,
         seed: 0,
         horizon: None,
+        temperature: 0.0,
         repeat_temperature: 0.0,
     };
     Ok(leap::eval::record(store, &spec, scenarios)?)
@@ -248,14 +253,17 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         iteration: args.iter,
         seed: 0,
         horizon: args.horizon,
+        temperature: args.temperature,
         repeat_temperature: args.repeat_temperature,
     };
     // Another decoding is another evaluation: it gets its own name and episodes.
-    let decoding = if args.repeat_temperature > 0.0 {
-        format!("-repeat{}", args.repeat_temperature)
-    } else {
-        String::new()
-    };
+    let mut decoding = String::new();
+    if args.temperature > 0.0 {
+        decoding.push_str(&format!("-t{}", args.temperature));
+    }
+    if args.repeat_temperature > 0.0 {
+        decoding.push_str(&format!("-repeat{}", args.repeat_temperature));
+    }
     let mut student = load_student(&model, adapter.clone(), args.parallel, args.gpu_layers)
         .with_context(|| format!("loading {}", model.display()))?;
     if args.stepwise {

@@ -87,9 +87,12 @@ pub struct Args {
     /// Steps before an episode ends (default: each scenario's horizon).
     #[arg(long)]
     horizon: Option<u32>,
-    /// Every rollout and evaluation of the run samples at this temperature the steps whose
-    /// prompt the episode has shown before, word for word (0: greedy throughout). Keep one
-    /// value for a run: its evaluations are found by name when it resumes.
+    /// The sampling temperature of every rollout and evaluation of the run (0: greedy). Keep
+    /// one decoding for a run: its evaluations are found by name when it resumes.
+    #[arg(long, default_value_t = 0.0, value_parser = super::eval::temperature)]
+    temperature: f32,
+    /// Every rollout and evaluation samples at this temperature the steps whose prompt the
+    /// episode has shown before, word for word (0: as every other step).
     #[arg(long, default_value_t = 0.0, value_parser = super::eval::temperature)]
     repeat_temperature: f32,
     #[arg(long, default_value_t = 0)]
@@ -186,6 +189,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         iteration,
         seed: args.seed,
         horizon: args.horizon,
+        temperature: args.temperature,
         repeat_temperature: args.repeat_temperature,
     };
 
