@@ -64,12 +64,12 @@ pub struct Args {
     horizon: Option<u32>,
     /// Sampling temperature (0: greedy). The evaluations are named with it
     /// (`eval-test-iter-2-t0.7`), so that each decoding has its own.
-    #[arg(long, default_value_t = 0.0, value_parser = temperature)]
+    #[arg(long, default_value_t = 0.0, value_parser = temperature, conflicts_with = "stepwise")]
     temperature: f32,
     /// Sample at this temperature the steps whose prompt the episode has shown before, word for
     /// word (a greedy student would repeat itself there); every other step as `--temperature`.
     /// 0: off. Named like `--temperature` (`eval-test-iter-2-repeat1`).
-    #[arg(long, default_value_t = 0.0, value_parser = temperature)]
+    #[arg(long, default_value_t = 0.0, value_parser = temperature, conflicts_with = "stepwise")]
     repeat_temperature: f32,
     #[arg(long, default_value_t = 0)]
     gpu_layers: u32,
