@@ -5,7 +5,7 @@
 mod common;
 use common::default_model;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -65,6 +65,16 @@ fn iterate(run: &Path, scenarios: &Path, model: &Path) -> Command {
     cmd
 }
 
+/// The tiny model, the small scenario set and a run folder under `dir`.
+fn workspace(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
+    let tiny = dir.join("tiny.gguf");
+    leap::model::write_tiny(&default_model(), &tiny, &leap::model::TinySpec::default()).unwrap();
+    let scenarios = dir.join("scenarios");
+    std::fs::create_dir_all(&scenarios).unwrap();
+    small_set(&scenarios);
+    (tiny, scenarios, dir.join("run"))
+}
+
 fn modified(path: &Path) -> SystemTime {
     std::fs::metadata(path).unwrap().modified().unwrap()
 }
@@ -72,12 +82,7 @@ fn modified(path: &Path) -> SystemTime {
 #[test]
 fn iterate_runs_the_loop_and_resumes_after_a_kill_without_redoing_stages() {
     let dir = tempfile::tempdir().unwrap();
-    let tiny = dir.path().join("tiny.gguf");
-    leap::model::write_tiny(&default_model(), &tiny, &leap::model::TinySpec::default()).unwrap();
-    let scenarios = dir.path().join("scenarios");
-    std::fs::create_dir_all(&scenarios).unwrap();
-    small_set(&scenarios);
-    let run = dir.path().join("run");
+    let (tiny, scenarios, run) = workspace(dir.path());
 
     // Kill it once the first adapter is written and recorded.
     let mut child = iterate(&run, &scenarios, &tiny)
@@ -198,12 +203,7 @@ fn iterate_runs_the_loop_and_resumes_after_a_kill_without_redoing_stages() {
 #[test]
 fn an_evaluation_with_another_decoding_is_named_and_recorded_with_it() {
     let dir = tempfile::tempdir().unwrap();
-    let tiny = dir.path().join("tiny.gguf");
-    leap::model::write_tiny(&default_model(), &tiny, &leap::model::TinySpec::default()).unwrap();
-    let scenarios = dir.path().join("scenarios");
-    std::fs::create_dir_all(&scenarios).unwrap();
-    small_set(&scenarios);
-    let run = dir.path().join("run");
+    let (tiny, scenarios, run) = workspace(dir.path());
     let eval = |decoding: &[&str]| {
         let out = Command::new(env!("CARGO_BIN_EXE_leap"))
             .arg("eval")
