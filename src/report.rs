@@ -2,6 +2,7 @@
 //! README and the workbench's Iterations screen) and a chart of success per iteration (SVG,
 //! drawn with plotters).
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::Path;
 
@@ -9,7 +10,7 @@ use plotters::prelude::*;
 use serde::Serialize;
 
 use crate::eval::EvalReport;
-use crate::store::{Store, StoreError};
+use crate::store::{EvaluationRow, Store, StoreError};
 
 /// One row of the iterations table. Iteration `None` is the model without adapter (zero-shot).
 #[derive(Debug, Clone, Default, Serialize)]
@@ -24,6 +25,10 @@ pub struct IterationRow {
     pub train_seconds: Option<f64>,
     pub train: Option<EvalReport>,
     pub test: Option<EvalReport>,
+    /// The same student on the test split under other decodings, by the suffix `leap eval`
+    /// gives their labels (`t0.7` for `eval-test-iter-2-t0.7`, `repeat1`, ...).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub decodings: BTreeMap<String, EvalReport>,
 }
 
 /// A teacher acting alone, for comparison.
@@ -40,21 +45,61 @@ pub struct RunReport {
     pub teachers: Vec<TeacherRow>,
 }
 
+impl RunReport {
+    /// The decodings any student was evaluated with besides greedy, in label order.
+    pub fn decodings(&self) -> Vec<String> {
+        let mut all: Vec<String> = self
+            .iterations
+            .iter()
+            .flat_map(|r| r.decodings.keys().cloned())
+            .collect();
+        all.sort();
+        all.dedup();
+        all
+    }
+}
+
 /// Reads the run's datasets, adapters and evaluations. Evaluations are matched by their labels:
-/// `eval-<split>-base`, `eval-<split>-iter-N`, `eval-<split>-oracle@P`, `eval-<split>-self-...`.
+/// `eval-<split>-base`, `eval-<split>-iter-N`, `eval-<split>-oracle@P`, `eval-<split>-self-...`,
+/// and `eval-test-base-<decoding>`, `eval-test-iter-N-<decoding>` for other decodings.
 pub fn run_report(store: &Store) -> Result<RunReport, StoreError> {
-    let evaluations = store.evaluations()?;
+    run_report_with(store, &[])
+}
+
+/// [`run_report`], also counting `more` evaluations (recorded in other run folders, say): the
+/// run's own evaluation wins where both have a label.
+pub fn run_report_with(store: &Store, more: &[EvaluationRow]) -> Result<RunReport, StoreError> {
+    let evaluations: Vec<EvaluationRow> = store
+        .evaluations()?
+        .into_iter()
+        .chain(more.iter().cloned())
+        .collect();
     let find = |label: &str| -> Option<EvalReport> {
         evaluations
             .iter()
             .find(|e| e.label == label)
             .and_then(|e| serde_json::from_value(e.summary.clone()).ok())
     };
+    // Every decoding of the student whose greedy test evaluation is labelled `greedy`.
+    let decodings = |greedy: &str| -> BTreeMap<String, EvalReport> {
+        let prefix = format!("{greedy}-");
+        let mut found = BTreeMap::new();
+        for e in &evaluations {
+            if let Some(decoding) = e.label.strip_prefix(&prefix)
+                && is_decoding(decoding)
+                && let Ok(report) = serde_json::from_value(e.summary.clone())
+            {
+                found.entry(decoding.to_string()).or_insert(report);
+            }
+        }
+        found
+    };
     let mut report = RunReport::default();
     report.iterations.push(IterationRow {
         name: "zero-shot".into(),
         train: find("eval-train-base"),
         test: find("eval-test-base"),
+        decodings: decodings("eval-test-base"),
         ..IterationRow::default()
     });
     let datasets = store.datasets()?;
@@ -63,6 +108,11 @@ pub fn run_report(store: &Store) -> Result<RunReport, StoreError> {
         .iter()
         .map(|d| d.iteration)
         .chain(adapters.iter().filter_map(|a| a.iteration))
+        .chain(
+            evaluations
+                .iter()
+                .filter_map(|e| tested_iteration(&e.label)),
+        )
         .collect();
     iterations.sort_unstable();
     iterations.dedup();
@@ -92,6 +142,7 @@ pub fn run_report(store: &Store) -> Result<RunReport, StoreError> {
             train_seconds: number("seconds"),
             train: find(&format!("eval-train-iter-{i}")),
             test: find(&format!("eval-test-iter-{i}")),
+            decodings: decodings(&format!("eval-test-iter-{i}")),
         });
     }
     for e in &evaluations {
@@ -109,6 +160,49 @@ pub fn run_report(store: &Store) -> Result<RunReport, StoreError> {
     Ok(report)
 }
 
+/// Whether `suffix` is a decoding as `leap eval` names it: `t<T>`, `repeat<R>` or both.
+fn is_decoding(suffix: &str) -> bool {
+    let number = |s: &str| !s.is_empty() && s.parse::<f32>().is_ok();
+    let (t, repeat) = match suffix.split_once("-repeat") {
+        Some((t, r)) => (Some(t), Some(r)),
+        None => match suffix.strip_prefix("repeat") {
+            Some(r) => (None, Some(r)),
+            None => (Some(suffix), None),
+        },
+    };
+    t.is_none_or(|t| t.strip_prefix('t').is_some_and(number)) && repeat.is_none_or(number)
+}
+
+/// A decoding suffix in words: `t0.7` → "temperature 0.7", `repeat1` → "greedy, 1 on repeated
+/// prompts".
+pub fn decoding_name(suffix: &str) -> String {
+    let (t, repeat) = match suffix.split_once("repeat") {
+        Some((t, r)) => (t.trim_end_matches('-'), Some(r)),
+        None => (suffix, None),
+    };
+    let mut name = match t.strip_prefix('t') {
+        Some(t) => format!("temperature {t}"),
+        None => "greedy".to_string(),
+    };
+    if let Some(r) = repeat {
+        name.push_str(&format!(", {r} on repeated prompts"));
+    }
+    name
+}
+
+/// The iteration of a test evaluation `eval-test-iter-N` or `eval-test-iter-N-<decoding>`.
+fn tested_iteration(label: &str) -> Option<u32> {
+    let rest = label.strip_prefix("eval-test-iter-")?;
+    let (n, decoding) = match rest.split_once('-') {
+        Some((n, d)) => (n, Some(d)),
+        None => (rest, None),
+    };
+    if decoding.is_some_and(|d| !is_decoding(d)) {
+        return None;
+    }
+    n.parse().ok()
+}
+
 fn pct(r: &Option<EvalReport>) -> String {
     match r {
         Some(r) => format!(
@@ -120,6 +214,14 @@ fn pct(r: &Option<EvalReport>) -> String {
         ),
         None => "–".into(),
     }
+}
+
+/// Success with its interval and the mean steps, or a dash.
+fn steps_pct(r: Option<&EvalReport>) -> String {
+    r.map_or_else(
+        || "–".into(),
+        |t| format!("{}, {:.1} steps", pct(&Some(t.clone())), t.mean_steps),
+    )
 }
 
 fn opt<T: std::fmt::Display>(v: Option<T>) -> String {
@@ -157,6 +259,27 @@ pub fn markdown(report: &RunReport, chart: Option<&str>) -> String {
                 .map_or("–".into(), |s| format!("{:.0} s", s)),
         );
     }
+    let decodings = report.decodings();
+    if !decodings.is_empty() {
+        let _ = writeln!(
+            md,
+            "\nThe same students on the test split under other decodings:\n"
+        );
+        let mut head = String::from("| student | greedy |");
+        let mut rule = String::from("|---|---|");
+        for d in &decodings {
+            let _ = write!(head, " {} |", decoding_name(d));
+            rule.push_str("---|");
+        }
+        let _ = writeln!(md, "{head}\n{rule}");
+        for row in &report.iterations {
+            let mut line = format!("| {} | {} |", row.name, steps_pct(row.test.as_ref()));
+            for d in &decodings {
+                let _ = write!(line, " {} |", steps_pct(row.decodings.get(d)));
+            }
+            let _ = writeln!(md, "{line}");
+        }
+    }
     if !report.teachers.is_empty() {
         let _ = writeln!(md, "\nTeachers acting alone with their privileged state:\n");
         let _ = writeln!(
@@ -180,25 +303,43 @@ pub fn markdown(report: &RunReport, chart: Option<&str>) -> String {
     md
 }
 
-/// Draws success on the test split per iteration (with its Wilson interval), the teachers
-/// acting alone as dashed lines, into an SVG file.
+/// Draws success on the test split per student (with its Wilson interval), a bar per decoding
+/// when there are several, and the teachers acting alone as lines, into an SVG file.
 pub fn chart_svg(report: &RunReport, path: &Path) -> Result<(), String> {
-    let rows: Vec<(&str, &EvalReport)> = report
+    let decodings = report.decodings();
+    // Series: greedy (the evaluations without suffix), then each other decoding.
+    let series: Vec<(String, Option<&str>)> = std::iter::once(("greedy".to_string(), None))
+        .chain(
+            decodings
+                .iter()
+                .map(|d| (decoding_name(d), Some(d.as_str()))),
+        )
+        .collect();
+    let pick = |row: &'_ IterationRow, decoding: Option<&str>| -> Option<EvalReport> {
+        match decoding {
+            None => row.test.clone(),
+            Some(d) => row.decodings.get(d).cloned(),
+        }
+    };
+    let rows: Vec<&IterationRow> = report
         .iterations
         .iter()
-        .filter_map(|r| r.test.as_ref().map(|t| (r.name.as_str(), t)))
+        .filter(|r| series.iter().any(|(_, d)| pick(r, *d).is_some()))
         .collect();
-    let root = SVGBackend::new(path, (720, 420)).into_drawing_area();
+    let root = SVGBackend::new(path, (860, 440)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| e.to_string())?;
+    // The legend gets its own column, so that it never hides a bar.
+    let (plot, legend_area) = root.split_horizontally(620);
+    let mut legend: Vec<(RGBColor, bool, String)> = Vec::new();
     let n = rows.len().max(1);
-    let mut chart = ChartBuilder::on(&root)
+    let mut chart = ChartBuilder::on(&plot)
         .caption("Success on the test split", ("sans-serif", 22))
         .margin(16)
         .x_label_area_size(36)
         .y_label_area_size(48)
         .build_cartesian_2d(-0.5f64..(n as f64 - 0.5), 0f64..100f64)
         .map_err(|e| e.to_string())?;
-    let names: Vec<String> = rows.iter().map(|(n, _)| n.to_string()).collect();
+    let names: Vec<String> = rows.iter().map(|r| r.name.clone()).collect();
     chart
         .configure_mesh()
         .x_labels(n)
@@ -214,25 +355,46 @@ pub fn chart_svg(report: &RunReport, path: &Path) -> Result<(), String> {
         .disable_x_mesh()
         .draw()
         .map_err(|e| e.to_string())?;
-    let blue = RGBColor(49, 110, 181);
-    chart
-        .draw_series(rows.iter().enumerate().map(|(i, (_, r))| {
-            let x = i as f64;
-            Rectangle::new(
-                [(x - 0.3, 0.0), (x + 0.3, r.success_rate * 100.0)],
-                blue.mix(0.8).filled(),
-            )
-        }))
-        .map_err(|e| e.to_string())?;
-    chart
-        .draw_series(rows.iter().enumerate().map(|(i, (_, r))| {
-            let x = i as f64;
-            PathElement::new(
-                vec![(x, r.success_low * 100.0), (x, r.success_high * 100.0)],
-                BLACK.stroke_width(2),
-            )
-        }))
-        .map_err(|e| e.to_string())?;
+    let bars = [
+        RGBColor(49, 110, 181),
+        RGBColor(240, 160, 40),
+        RGBColor(90, 170, 170),
+        RGBColor(150, 110, 190),
+    ];
+    let width = 0.7 / series.len() as f64;
+    for (j, (name, decoding)) in series.iter().enumerate() {
+        let color = bars[j % bars.len()];
+        let placed: Vec<(f64, EvalReport)> = rows
+            .iter()
+            .enumerate()
+            .filter_map(|(i, r)| {
+                let x = i as f64 - 0.35 + width * (j as f64 + 0.5);
+                pick(r, *decoding).map(|t| (x, t))
+            })
+            .collect();
+        chart
+            .draw_series(placed.iter().map(|(x, r)| {
+                Rectangle::new(
+                    [
+                        (x - width * 0.45, 0.0),
+                        (x + width * 0.45, r.success_rate * 100.0),
+                    ],
+                    color.mix(0.85).filled(),
+                )
+            }))
+            .map_err(|e| e.to_string())?;
+        if series.len() > 1 {
+            legend.push((color, true, name.clone()));
+        }
+        chart
+            .draw_series(placed.iter().map(|(x, r)| {
+                PathElement::new(
+                    vec![(*x, r.success_low * 100.0), (*x, r.success_high * 100.0)],
+                    BLACK.stroke_width(2),
+                )
+            }))
+            .map_err(|e| e.to_string())?;
+    }
     let palette = [
         RGBColor(200, 80, 40),
         RGBColor(60, 150, 60),
@@ -246,19 +408,26 @@ pub fn chart_svg(report: &RunReport, path: &Path) -> Result<(), String> {
                 vec![(-0.5, y), (n as f64 - 0.5, y)],
                 color.stroke_width(2),
             )))
-            .map_err(|e| e.to_string())?
-            .label(format!("{} alone: {:.1}%", t.name, y))
-            .legend(move |(x, y)| {
-                PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2))
-            });
+            .map_err(|e| e.to_string())?;
+        legend.push((color, false, format!("{} alone: {:.1}%", t.name, y)));
     }
-    if !report.teachers.is_empty() {
-        chart
-            .configure_series_labels()
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .position(SeriesLabelPosition::UpperLeft)
-            .draw()
+    let font = ("sans-serif", 13).into_font().color(&BLACK);
+    for (k, (color, bar, text)) in legend.iter().enumerate() {
+        let y = 60 + 22 * k as i32;
+        let mark = if *bar {
+            legend_area.draw(&Rectangle::new(
+                [(8, y - 6), (26, y + 6)],
+                color.mix(0.85).filled(),
+            ))
+        } else {
+            legend_area.draw(&PathElement::new(
+                vec![(8, y), (26, y)],
+                color.stroke_width(2),
+            ))
+        };
+        mark.map_err(|e| e.to_string())?;
+        legend_area
+            .draw(&Text::new(text.as_str(), (32, y - 5), font.clone()))
             .map_err(|e| e.to_string())?;
     }
     root.present().map_err(|e| e.to_string())?;

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use serde::Serialize;
 
-use leap::report::{chart_svg, markdown, run_report};
+use leap::report::{chart_svg, markdown, run_report_with};
 use leap::store::{self, AdapterRow, DatasetRow, EvaluationRow, Provenance, Store};
 
 #[derive(clap::Args)]
@@ -17,13 +17,21 @@ pub struct ReportArgs {
     /// Folder for report.md and success.svg.
     #[arg(long)]
     out: PathBuf,
+    /// Also count the evaluations recorded in these run folders, matched by label (say, the
+    /// same adapters evaluated sampled in a scratch run). The run's own win where both have one.
+    #[arg(long, value_name = "DIR")]
+    evaluations_from: Vec<PathBuf>,
     #[arg(long)]
     json: bool,
 }
 
 pub fn run_report_cmd(args: ReportArgs) -> anyhow::Result<ExitCode> {
     let store = Store::open_existing(&args.run)?;
-    let report = run_report(&store)?;
+    let mut more = Vec::new();
+    for dir in &args.evaluations_from {
+        more.extend(Store::open_existing(dir)?.evaluations()?);
+    }
+    let report = run_report_with(&store, &more)?;
     std::fs::create_dir_all(&args.out).with_context(|| format!("{}", args.out.display()))?;
     let chart = args.out.join("success.svg");
     chart_svg(&report, &chart).map_err(|e| anyhow::anyhow!("{}: {e}", chart.display()))?;

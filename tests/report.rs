@@ -1,0 +1,153 @@
+//! `leap report`: the per-student table and chart from a real run database, with the same
+//! students under other decodings, some recorded in another run folder.
+
+use std::process::Command;
+
+use leap::eval::{EvalReport, wilson};
+use leap::report::{chart_svg, markdown, run_report, run_report_with};
+use leap::store::Store;
+
+/// Records an evaluation named `label` with `wins` of 60 episodes.
+fn record(store: &mut Store, label: &str, iteration: Option<u32>, wins: u64) {
+    let (low, high) = wilson(wins, 60);
+    let report = EvalReport {
+        label: label.into(),
+        policy: "SmolLM2".into(),
+        split: "test".into(),
+        episodes: 60,
+        wins,
+        success_rate: wins as f64 / 60.0,
+        success_low: low,
+        success_high: high,
+        mean_steps: 15.0,
+        ..EvalReport::default()
+    };
+    let summary = serde_json::to_value(&report).unwrap();
+    store
+        .record_evaluation(label, None, iteration, "SmolLM2", "test", &summary)
+        .unwrap();
+}
+
+fn wins(report: Option<&EvalReport>) -> Option<u64> {
+    report.map(|r| r.wins)
+}
+
+#[test]
+fn other_decodings_of_a_student_are_shown_beside_its_greedy_evaluation() {
+    let run = tempfile::tempdir().unwrap();
+    let scratch = tempfile::tempdir().unwrap();
+    let mut store = Store::open(run.path()).unwrap();
+    record(&mut store, "eval-test-base", None, 0);
+    record(&mut store, "eval-test-iter-0", Some(0), 27);
+    record(&mut store, "eval-test-iter-0-t0.7", Some(0), 44);
+    record(&mut store, "eval-test-iter-1", Some(1), 21);
+    // Not a decoding: a label that merely starts like one is not taken for it.
+    record(&mut store, "eval-test-iter-1-notes", Some(1), 59);
+    record(&mut store, "eval-test-oracle@0.5", None, 60);
+    let mut other = Store::open(scratch.path()).unwrap();
+    record(&mut other, "eval-test-iter-1-t0.7", None, 37);
+    record(&mut other, "eval-test-iter-2-t0.7", None, 49);
+    record(&mut other, "eval-test-iter-2-repeat1", None, 46);
+    record(&mut other, "eval-test-iter-2-t0.7-repeat1", None, 48);
+    // The run's own evaluation wins over another folder's of the same name.
+    record(&mut other, "eval-test-iter-0", Some(0), 1);
+
+    let alone = run_report(&store).unwrap();
+    assert_eq!(alone.decodings(), vec!["t0.7".to_string()]);
+    let names: Vec<&str> = alone.iterations.iter().map(|r| r.name.as_str()).collect();
+    assert_eq!(names, ["zero-shot", "iter-0 (BC)", "iter-1"]);
+
+    let report = run_report_with(&store, &other.evaluations().unwrap()).unwrap();
+    let names: Vec<&str> = report.iterations.iter().map(|r| r.name.as_str()).collect();
+    assert_eq!(
+        names,
+        ["zero-shot", "iter-0 (BC)", "iter-1", "iter-2"],
+        "an iteration known only by its evaluations is a row"
+    );
+    assert_eq!(report.decodings(), ["repeat1", "t0.7", "t0.7-repeat1"]);
+    let row = |i: usize| &report.iterations[i];
+    assert_eq!(wins(row(1).test.as_ref()), Some(27));
+    assert_eq!(wins(row(1).decodings.get("t0.7")), Some(44));
+    assert_eq!(wins(row(2).test.as_ref()), Some(21));
+    assert_eq!(wins(row(2).decodings.get("t0.7")), Some(37));
+    assert!(!row(2).decodings.contains_key("notes"));
+    assert_eq!(wins(row(3).test.as_ref()), None);
+    assert_eq!(wins(row(3).decodings.get("repeat1")), Some(46));
+    assert_eq!(wins(row(3).decodings.get("t0.7-repeat1")), Some(48));
+    assert_eq!(report.teachers.len(), 1);
+
+    let md = markdown(&report, Some("success.svg"));
+    assert!(
+        md.contains(
+            "| student | greedy | greedy, 1 on repeated prompts | temperature 0.7 | temperature 0.7, 1 on repeated prompts |"
+        ),
+        "{md}"
+    );
+    assert!(
+        md.contains("| iter-2 | – | 76.7% [64.6–85.6] (n=60), 15.0 steps | 81.7% [70.1–89.4] (n=60), 15.0 steps |"),
+        "{md}"
+    );
+
+    let svg = run.path().join("success.svg");
+    chart_svg(&report, &svg).unwrap();
+    let text = std::fs::read_to_string(&svg).unwrap();
+    for legend in ["greedy", "temperature 0.7", "oracle@0.5 alone: 100.0%"] {
+        assert!(text.contains(legend), "the chart lacks {legend:?}");
+    }
+}
+
+#[test]
+fn leap_report_reads_evaluations_from_other_run_folders() {
+    let run = tempfile::tempdir().unwrap();
+    let scratch = tempfile::tempdir().unwrap();
+    let out = tempfile::tempdir().unwrap();
+    record(
+        &mut Store::open(run.path()).unwrap(),
+        "eval-test-iter-0",
+        Some(0),
+        27,
+    );
+    record(
+        &mut Store::open(scratch.path()).unwrap(),
+        "eval-test-iter-0-t0.7",
+        None,
+        44,
+    );
+    let output = Command::new(env!("CARGO_BIN_EXE_leap"))
+        .args(["report", "--run"])
+        .arg(run.path())
+        .arg("--evaluations-from")
+        .arg(scratch.path())
+        .arg("--out")
+        .arg(out.path())
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let md = std::fs::read_to_string(out.path().join("report.md")).unwrap();
+    assert!(
+        md.contains("| iter-0 (BC) | 45.0% [33.1–57.5] (n=60), 15.0 steps | 73.3% [61.0–82.9] (n=60), 15.0 steps |"),
+        "{md}"
+    );
+    assert!(out.path().join("success.svg").is_file());
+
+    // A folder without a run is named in the error, and nothing is written.
+    let missing = scratch.path().join("nowhere");
+    let fresh = out.path().join("again");
+    let output = Command::new(env!("CARGO_BIN_EXE_leap"))
+        .args(["report", "--run"])
+        .arg(run.path())
+        .arg("--evaluations-from")
+        .arg(&missing)
+        .arg("--out")
+        .arg(&fresh)
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains(&missing.display().to_string()), "{stderr}");
+    assert!(!fresh.exists());
+}
