@@ -43,6 +43,21 @@ pub struct TeacherRow {
 pub struct RunReport {
     pub iterations: Vec<IterationRow>,
     pub teachers: Vec<TeacherRow>,
+    /// What the run is called in the chart and tables when other runs are compared with it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Other runs shown beside this one (`leap report --compare NAME=DIR`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub compared: Vec<RunReport>,
+}
+
+/// One bar per student in the chart, and one column of the comparison table: a run's test
+/// evaluations under one decoding.
+#[derive(Debug, Clone)]
+pub struct Series {
+    pub name: String,
+    /// By the student's row name (`iter-2`).
+    pub results: BTreeMap<String, EvalReport>,
 }
 
 impl RunReport {
@@ -56,6 +71,68 @@ impl RunReport {
         all.sort();
         all.dedup();
         all
+    }
+
+    /// The students of this run and of the compared ones, zero-shot first, then by iteration.
+    pub fn students(&self) -> Vec<(Option<u32>, String)> {
+        let mut all: Vec<(Option<u32>, String)> = std::iter::once(self)
+            .chain(&self.compared)
+            .flat_map(|r| r.iterations.iter().map(|i| (i.iteration, i.name.clone())))
+            .collect();
+        all.sort();
+        all.dedup();
+        all
+    }
+
+    /// Greedy and each other decoding of this run, then the same of each compared run. A series
+    /// is named by its decoding, after the run's name where it has one.
+    pub fn series(&self) -> Vec<Series> {
+        let mut all = Vec::new();
+        for run in std::iter::once(self).chain(&self.compared) {
+            let decodings = run.decodings();
+            for decoding in std::iter::once(None).chain(decodings.iter().map(Some)) {
+                let results: BTreeMap<String, EvalReport> = run
+                    .iterations
+                    .iter()
+                    .filter_map(|row| {
+                        let test = match decoding {
+                            None => row.test.as_ref(),
+                            Some(d) => row.decodings.get(d),
+                        };
+                        test.map(|t| (row.name.clone(), t.clone()))
+                    })
+                    .collect();
+                let what = decoding.map_or_else(|| "greedy".to_string(), |d| decoding_name(d));
+                let run_name = run
+                    .name
+                    .clone()
+                    .or_else(|| (!self.compared.is_empty()).then(|| "this run".to_string()));
+                let name = match &run_name {
+                    Some(run) if decoding.is_none() => run.clone(),
+                    Some(run) => format!("{run}, {what}"),
+                    None => what,
+                };
+                all.push(Series { name, results });
+            }
+        }
+        all
+    }
+
+    /// The teachers acting alone of this run and the compared ones, named after their run when
+    /// runs are compared.
+    pub fn all_teachers(&self) -> Vec<TeacherRow> {
+        std::iter::once(self)
+            .chain(&self.compared)
+            .flat_map(|run| {
+                run.teachers.iter().map(|t| TeacherRow {
+                    name: match (&run.name, self.compared.is_empty()) {
+                        (Some(name), false) => format!("{name}: {}", t.name),
+                        _ => t.name.clone(),
+                    },
+                    test: t.test.clone(),
+                })
+            })
+            .collect()
     }
 }
 
@@ -259,35 +336,33 @@ pub fn markdown(report: &RunReport, chart: Option<&str>) -> String {
                 .map_or("–".into(), |s| format!("{:.0} s", s)),
         );
     }
-    let decodings = report.decodings();
-    if !decodings.is_empty() {
-        let _ = writeln!(
-            md,
-            "\nThe same students on the test split under other decodings:\n"
-        );
-        let mut head = String::from("| student | greedy |");
-        let mut rule = String::from("|---|---|");
-        for d in &decodings {
-            let _ = write!(head, " {} |", decoding_name(d));
+    let series = report.series();
+    if series.len() > 1 {
+        let _ = writeln!(md, "\nTest success of each student, by run and decoding:\n");
+        let mut head = String::from("| student |");
+        let mut rule = String::from("|---|");
+        for s in &series {
+            let _ = write!(head, " {} |", s.name);
             rule.push_str("---|");
         }
         let _ = writeln!(md, "{head}\n{rule}");
-        for row in &report.iterations {
-            let mut line = format!("| {} | {} |", row.name, steps_pct(row.test.as_ref()));
-            for d in &decodings {
-                let _ = write!(line, " {} |", steps_pct(row.decodings.get(d)));
+        for (_, student) in report.students() {
+            let mut line = format!("| {student} |");
+            for s in &series {
+                let _ = write!(line, " {} |", steps_pct(s.results.get(&student)));
             }
             let _ = writeln!(md, "{line}");
         }
     }
-    if !report.teachers.is_empty() {
+    let teachers = report.all_teachers();
+    if !teachers.is_empty() {
         let _ = writeln!(md, "\nTeachers acting alone with their privileged state:\n");
         let _ = writeln!(
             md,
             "| teacher | test success [95% Wilson] | test mean steps |"
         );
         let _ = writeln!(md, "|---|---|---:|");
-        for t in &report.teachers {
+        for t in &teachers {
             let _ = writeln!(
                 md,
                 "| {} | {} | {:.1} |",
@@ -306,32 +381,28 @@ pub fn markdown(report: &RunReport, chart: Option<&str>) -> String {
 /// Draws success on the test split per student (with its Wilson interval), a bar per decoding
 /// when there are several, and the teachers acting alone as lines, into an SVG file.
 pub fn chart_svg(report: &RunReport, path: &Path) -> Result<(), String> {
-    let decodings = report.decodings();
-    // Series: greedy (the evaluations without suffix), then each other decoding.
-    let series: Vec<(String, Option<&str>)> = std::iter::once(("greedy".to_string(), None))
-        .chain(
-            decodings
-                .iter()
-                .map(|d| (decoding_name(d), Some(d.as_str()))),
-        )
+    let series = report.series();
+    let students: Vec<String> = report
+        .students()
+        .into_iter()
+        .map(|(_, name)| name)
+        .filter(|name| series.iter().any(|s| s.results.contains_key(name)))
         .collect();
-    let pick = |row: &'_ IterationRow, decoding: Option<&str>| -> Option<EvalReport> {
-        match decoding {
-            None => row.test.clone(),
-            Some(d) => row.decodings.get(d).cloned(),
-        }
-    };
-    let rows: Vec<&IterationRow> = report
-        .iterations
+    // The legend gets its own column, so that it never hides a bar, as wide as its longest
+    // entry (about 7 pixels a character at 13 pixels).
+    let teachers = report.all_teachers();
+    let longest = series
         .iter()
-        .filter(|r| series.iter().any(|(_, d)| pick(r, *d).is_some()))
-        .collect();
-    let root = SVGBackend::new(path, (860, 440)).into_drawing_area();
+        .map(|s| s.name.chars().count())
+        .chain(teachers.iter().map(|t| t.name.chars().count() + 14))
+        .max()
+        .unwrap_or(0);
+    let legend_width = 40 + 7 * longest as u32;
+    let root = SVGBackend::new(path, (620 + legend_width, 440)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| e.to_string())?;
-    // The legend gets its own column, so that it never hides a bar.
     let (plot, legend_area) = root.split_horizontally(620);
     let mut legend: Vec<(RGBColor, bool, String)> = Vec::new();
-    let n = rows.len().max(1);
+    let n = students.len().max(1);
     let mut chart = ChartBuilder::on(&plot)
         .caption("Success on the test split", ("sans-serif", 22))
         .margin(16)
@@ -339,14 +410,13 @@ pub fn chart_svg(report: &RunReport, path: &Path) -> Result<(), String> {
         .y_label_area_size(48)
         .build_cartesian_2d(-0.5f64..(n as f64 - 0.5), 0f64..100f64)
         .map_err(|e| e.to_string())?;
-    let names: Vec<String> = rows.iter().map(|r| r.name.clone()).collect();
     chart
         .configure_mesh()
         .x_labels(n)
         .x_label_formatter(&|x| {
             let i = x.round();
             if (x - i).abs() < 1e-6 && i >= 0.0 {
-                names.get(i as usize).cloned().unwrap_or_default()
+                students.get(i as usize).cloned().unwrap_or_default()
             } else {
                 String::new()
             }
@@ -360,16 +430,17 @@ pub fn chart_svg(report: &RunReport, path: &Path) -> Result<(), String> {
         RGBColor(240, 160, 40),
         RGBColor(90, 170, 170),
         RGBColor(150, 110, 190),
+        RGBColor(180, 80, 120),
     ];
     let width = 0.7 / series.len() as f64;
-    for (j, (name, decoding)) in series.iter().enumerate() {
+    for (j, one) in series.iter().enumerate() {
         let color = bars[j % bars.len()];
-        let placed: Vec<(f64, EvalReport)> = rows
+        let placed: Vec<(f64, &EvalReport)> = students
             .iter()
             .enumerate()
-            .filter_map(|(i, r)| {
+            .filter_map(|(i, name)| {
                 let x = i as f64 - 0.35 + width * (j as f64 + 0.5);
-                pick(r, *decoding).map(|t| (x, t))
+                one.results.get(name).map(|t| (x, t))
             })
             .collect();
         chart
@@ -384,7 +455,7 @@ pub fn chart_svg(report: &RunReport, path: &Path) -> Result<(), String> {
             }))
             .map_err(|e| e.to_string())?;
         if series.len() > 1 {
-            legend.push((color, true, name.clone()));
+            legend.push((color, true, one.name.clone()));
         }
         chart
             .draw_series(placed.iter().map(|(x, r)| {
@@ -399,8 +470,9 @@ pub fn chart_svg(report: &RunReport, path: &Path) -> Result<(), String> {
         RGBColor(200, 80, 40),
         RGBColor(60, 150, 60),
         RGBColor(130, 70, 160),
+        RGBColor(90, 90, 90),
     ];
-    for (k, t) in report.teachers.iter().enumerate() {
+    for (k, t) in teachers.iter().enumerate() {
         let y = t.test.success_rate * 100.0;
         let color = palette[k % palette.len()];
         chart

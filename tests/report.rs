@@ -151,3 +151,63 @@ fn leap_report_reads_evaluations_from_other_run_folders() {
     assert!(stderr.contains(&missing.display().to_string()), "{stderr}");
     assert!(!fresh.exists());
 }
+
+#[test]
+fn leap_report_compares_runs_student_by_student() {
+    let oracle = tempfile::tempdir().unwrap();
+    let selfish = tempfile::tempdir().unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let mut store = Store::open(oracle.path()).unwrap();
+    record(&mut store, "eval-test-iter-0", Some(0), 27);
+    record(&mut store, "eval-test-iter-1", Some(1), 21);
+    record(&mut store, "eval-test-iter-1-t0.7", Some(1), 37);
+    record(&mut store, "eval-test-oracle@0.5", None, 60);
+    let mut store = Store::open(selfish.path()).unwrap();
+    record(&mut store, "eval-test-iter-0", Some(0), 27);
+    record(&mut store, "eval-test-iter-1", Some(1), 35);
+    record(&mut store, "eval-test-iter-2", Some(2), 30);
+    record(&mut store, "eval-test-self-iter-0", None, 24);
+    let output = Command::new(env!("CARGO_BIN_EXE_leap"))
+        .args(["report", "--run"])
+        .arg(oracle.path())
+        .args(["--name", "oracle teacher", "--compare"])
+        .arg(format!("self teacher={}", selfish.path().display()))
+        .arg("--out")
+        .arg(out.path())
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let md = std::fs::read_to_string(out.path().join("report.md")).unwrap();
+    for line in [
+        "| student | oracle teacher | oracle teacher, temperature 0.7 | self teacher |",
+        "| iter-1 | 35.0% [24.2–47.6] (n=60), 15.0 steps | 61.7% [49.0–72.9] (n=60), 15.0 steps | 58.3% [45.7–69.9] (n=60), 15.0 steps |",
+        "| iter-2 | – | – | 50.0% [37.7–62.3] (n=60), 15.0 steps |",
+        "| oracle teacher: oracle@0.5 | 100.0% [94.0–100.0] (n=60) | 15.0 |",
+        "| self teacher: self-iter-0 | 40.0% [28.6–52.6] (n=60) | 15.0 |",
+    ] {
+        assert!(md.contains(line), "no {line:?} in\n{md}");
+    }
+    let svg = std::fs::read_to_string(out.path().join("success.svg")).unwrap();
+    for legend in [
+        "self teacher",
+        "oracle teacher, temperature 0.7",
+        "self-iter-0 alone: 40.0%",
+    ] {
+        assert!(svg.contains(legend), "the chart lacks {legend:?}");
+    }
+
+    let output = Command::new(env!("CARGO_BIN_EXE_leap"))
+        .args(["report", "--run"])
+        .arg(oracle.path())
+        .args(["--compare", "runs/self", "--out"])
+        .arg(out.path())
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("expected NAME=DIR"), "{stderr}");
+}

@@ -21,6 +21,12 @@ pub struct ReportArgs {
     /// same adapters evaluated sampled in a scratch run). The run's own win where both have one.
     #[arg(long, value_name = "DIR")]
     evaluations_from: Vec<PathBuf>,
+    /// What to call this run beside the compared ones.
+    #[arg(long)]
+    name: Option<String>,
+    /// Show another run's students beside this run's, as bars and a column each: NAME=DIR.
+    #[arg(long, value_name = "NAME=DIR", value_parser = compared)]
+    compare: Vec<(String, PathBuf)>,
     #[arg(long)]
     json: bool,
 }
@@ -31,7 +37,13 @@ pub fn run_report_cmd(args: ReportArgs) -> anyhow::Result<ExitCode> {
     for dir in &args.evaluations_from {
         more.extend(Store::open_existing(dir)?.evaluations()?);
     }
-    let report = run_report_with(&store, &more)?;
+    let mut report = run_report_with(&store, &more)?;
+    report.name = args.name.clone();
+    for (name, dir) in &args.compare {
+        let mut other = run_report_with(&Store::open_existing(dir)?, &[])?;
+        other.name = Some(name.clone());
+        report.compared.push(other);
+    }
     std::fs::create_dir_all(&args.out).with_context(|| format!("{}", args.out.display()))?;
     let chart = args.out.join("success.svg");
     chart_svg(&report, &chart).map_err(|e| anyhow::anyhow!("{}: {e}", chart.display()))?;
@@ -45,6 +57,18 @@ pub fn run_report_cmd(args: ReportArgs) -> anyhow::Result<ExitCode> {
         eprintln!("wrote {} and {}", path.display(), chart.display());
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `NAME=DIR` of `--compare`.
+fn compared(text: &str) -> Result<(String, PathBuf), String> {
+    match text.split_once('=') {
+        Some((name, dir)) if !name.is_empty() && !dir.is_empty() => {
+            Ok((name.to_string(), PathBuf::from(dir)))
+        }
+        _ => Err(format!(
+            "`{text}`: expected NAME=DIR, e.g. `self teacher=runs/self`"
+        )),
+    }
 }
 
 #[derive(clap::Args)]
