@@ -1,6 +1,8 @@
 //! `leap report`: the per-student table and chart from a real run database, with the same
 //! students under other decodings, some recorded in another run folder.
 
+use std::ffi::OsStr;
+use std::path::Path;
 use std::process::Command;
 
 use leap::eval::{EvalReport, wilson};
@@ -26,6 +28,20 @@ fn record(store: &mut Store, label: &str, iteration: Option<u32>, wins: u64) {
     store
         .record_evaluation(label, None, iteration, "SmolLM2", "test", &summary)
         .unwrap();
+}
+
+/// Runs `leap report --run RUN ARGS... --out OUT`: whether it succeeded, and its stderr.
+fn leap_report(run: &Path, args: &[&OsStr], out: &Path) -> (bool, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_leap"))
+        .args(["report", "--run"])
+        .arg(run)
+        .args(args)
+        .arg("--out")
+        .arg(out)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    (output.status.success(), stderr)
 }
 
 fn wins(report: Option<&EvalReport>) -> Option<u64> {
@@ -113,20 +129,12 @@ fn leap_report_reads_evaluations_from_other_run_folders() {
         None,
         44,
     );
-    let output = Command::new(env!("CARGO_BIN_EXE_leap"))
-        .args(["report", "--run"])
-        .arg(run.path())
-        .arg("--evaluations-from")
-        .arg(scratch.path())
-        .arg("--out")
-        .arg(out.path())
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
+    let (ok, stderr) = leap_report(
+        run.path(),
+        &["--evaluations-from".as_ref(), scratch.path().as_os_str()],
+        out.path(),
     );
+    assert!(ok, "{stderr}");
     let md = std::fs::read_to_string(out.path().join("report.md")).unwrap();
     assert!(
         md.contains("| iter-0 (BC) | 45.0% [33.1–57.5] (n=60), 15.0 steps | 73.3% [61.0–82.9] (n=60), 15.0 steps |"),
@@ -137,17 +145,12 @@ fn leap_report_reads_evaluations_from_other_run_folders() {
     // A folder without a run is named in the error, and nothing is written.
     let missing = scratch.path().join("nowhere");
     let fresh = out.path().join("again");
-    let output = Command::new(env!("CARGO_BIN_EXE_leap"))
-        .args(["report", "--run"])
-        .arg(run.path())
-        .arg("--evaluations-from")
-        .arg(&missing)
-        .arg("--out")
-        .arg(&fresh)
-        .output()
-        .unwrap();
-    assert!(!output.status.success());
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let (ok, stderr) = leap_report(
+        run.path(),
+        &["--evaluations-from".as_ref(), missing.as_os_str()],
+        &fresh,
+    );
+    assert!(!ok);
     assert!(stderr.contains(&missing.display().to_string()), "{stderr}");
     assert!(!fresh.exists());
 }
@@ -167,20 +170,18 @@ fn leap_report_compares_runs_student_by_student() {
     record(&mut store, "eval-test-iter-1", Some(1), 35);
     record(&mut store, "eval-test-iter-2", Some(2), 30);
     record(&mut store, "eval-test-self-iter-0", None, 24);
-    let output = Command::new(env!("CARGO_BIN_EXE_leap"))
-        .args(["report", "--run"])
-        .arg(oracle.path())
-        .args(["--name", "oracle teacher", "--compare"])
-        .arg(format!("self teacher={}", selfish.path().display()))
-        .arg("--out")
-        .arg(out.path())
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
+    let compared = format!("self teacher={}", selfish.path().display());
+    let (ok, stderr) = leap_report(
+        oracle.path(),
+        &[
+            "--name".as_ref(),
+            "oracle teacher".as_ref(),
+            "--compare".as_ref(),
+            compared.as_ref(),
+        ],
+        out.path(),
     );
+    assert!(ok, "{stderr}");
     let md = std::fs::read_to_string(out.path().join("report.md")).unwrap();
     for line in [
         "| student | oracle teacher | oracle teacher, temperature 0.7 | self teacher |",
@@ -200,14 +201,11 @@ fn leap_report_compares_runs_student_by_student() {
         assert!(svg.contains(legend), "the chart lacks {legend:?}");
     }
 
-    let output = Command::new(env!("CARGO_BIN_EXE_leap"))
-        .args(["report", "--run"])
-        .arg(oracle.path())
-        .args(["--compare", "runs/self", "--out"])
-        .arg(out.path())
-        .output()
-        .unwrap();
-    assert!(!output.status.success());
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let (ok, stderr) = leap_report(
+        oracle.path(),
+        &["--compare".as_ref(), "runs/self".as_ref()],
+        out.path(),
+    );
+    assert!(!ok);
     assert!(stderr.contains("expected NAME=DIR"), "{stderr}");
 }
