@@ -237,8 +237,9 @@ pub fn run_report_with(store: &Store, more: &[EvaluationRow]) -> Result<RunRepor
     Ok(report)
 }
 
-/// Whether `suffix` is a decoding as `leap eval` names it: `t<T>`, `repeat<R>` or both.
-fn is_decoding(suffix: &str) -> bool {
+/// A decoding suffix as `leap eval` names it, `t<T>`, `repeat<R>` or `t<T>-repeat<R>`, split into
+/// its temperature and repeat temperature; `None` when `suffix` is not one.
+fn parse_decoding(suffix: &str) -> Option<(Option<&str>, Option<&str>)> {
     let number = |s: &str| !s.is_empty() && s.parse::<f32>().is_ok();
     let (t, repeat) = match suffix.split_once("-repeat") {
         Some((t, r)) => (Some(t), Some(r)),
@@ -247,20 +248,27 @@ fn is_decoding(suffix: &str) -> bool {
             None => (Some(suffix), None),
         },
     };
-    t.is_none_or(|t| t.strip_prefix('t').is_some_and(number)) && repeat.is_none_or(number)
+    let t = match t {
+        Some(t) => Some(t.strip_prefix('t').filter(|t| number(t))?),
+        None => None,
+    };
+    if repeat.is_some_and(|r| !number(r)) {
+        return None;
+    }
+    Some((t, repeat))
+}
+
+fn is_decoding(suffix: &str) -> bool {
+    parse_decoding(suffix).is_some()
 }
 
 /// A decoding suffix in words: `t0.7` → "temperature 0.7", `repeat1` → "greedy, 1 on repeated
 /// prompts".
 pub fn decoding_name(suffix: &str) -> String {
-    let (t, repeat) = match suffix.split_once("repeat") {
-        Some((t, r)) => (t.trim_end_matches('-'), Some(r)),
-        None => (suffix, None),
+    let Some((t, repeat)) = parse_decoding(suffix) else {
+        return suffix.to_string();
     };
-    let mut name = match t.strip_prefix('t') {
-        Some(t) => format!("temperature {t}"),
-        None => "greedy".to_string(),
-    };
+    let mut name = t.map_or_else(|| "greedy".to_string(), |t| format!("temperature {t}"));
     if let Some(r) = repeat {
         name.push_str(&format!(", {r} on repeated prompts"));
     }
