@@ -1,4 +1,4 @@
-//! Fidelity: replays 60 real ALFWorld transcripts (`../shared/data/alfworld/transcripts.json`)
+//! Fidelity: replays 60 real ALFWorld transcripts (`tests/data/alfworld/transcripts.json`)
 //! through our household environment. For each, the world is rebuilt from what its
 //! observations reveal, the recorded commands are played (skipping `think:` lines), and every
 //! observation must match the recorded one byte for byte.
@@ -36,10 +36,10 @@ struct Step {
 
 fn transcripts() -> Vec<Transcript> {
     let path =
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/data/alfworld/transcripts.json");
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/alfworld/transcripts.json");
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
         panic!(
-            "{}: {e} (the shared data must sit beside the repository)",
+            "{}: {e} (vendored in tests/data/alfworld)",
             path.display()
         )
     });

@@ -1,5 +1,5 @@
 //! Our household vocabulary and room templates agree with ALFWorld's own constants
-//! (`../shared/data/alfworld/vocabulary.json`).
+//! (`tests/data/alfworld/vocabulary.json`).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -19,7 +19,7 @@ struct Alfworld {
 
 fn alfworld() -> Alfworld {
     let path =
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/data/alfworld/vocabulary.json");
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/alfworld/vocabulary.json");
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     serde_json::from_str(&text).expect("vocabulary.json parses")
 }
