@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use leap::agent::local::{LocalConfig, LocalPolicy};
 use leap::agent::{Message, Policy, Request, Role, Sampling};
 use leap::model::gguf::GgufFile;
-use leap::train::{Adapter, LoraSpec};
+use leap::model::{Adapter, LoraSpec};
 
 fn greedy(model: &Path, adapters: &[(PathBuf, f32)]) -> String {
     let mut config = LocalConfig::new(model);

@@ -11,11 +11,10 @@ use assert_cmd::prelude::*;
 use leap::agent::local::{LocalConfig, LocalPolicy};
 use leap::agent::{Message, Policy, Request, Role, Sampling};
 use leap::dataset::{Row, RowMeta, write_jsonl};
-use leap::model::TinySpec;
+use leap::model::{Adapter, TinySpec};
 use leap::store::Store;
 use leap::train::{
-    self, Adapter, BaseChoice, LoraSpec, Matmul, Target, TrainConfig, TrainError, TrainEvent,
-    TrainSummary,
+    self, BaseChoice, LoraSpec, Matmul, Target, TrainConfig, TrainError, TrainEvent, TrainSummary,
 };
 
 /// One tiny model per test process, and its F32 training copy beside it.

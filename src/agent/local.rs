@@ -280,10 +280,10 @@ fn merged_adapters(
     }
     let mut parts = Vec::with_capacity(adapters.len());
     for (path, scale) in adapters {
-        let adapter = crate::train::Adapter::read(path).map_err(|e| model_err(path, e))?;
+        let adapter = crate::model::Adapter::read(path).map_err(|e| model_err(path, e))?;
         parts.push((adapter, *scale));
     }
-    let merged = crate::train::Adapter::merge(&parts).map_err(|e| model_err(&adapters[0].0, e))?;
+    let merged = crate::model::Adapter::merge(&parts).map_err(|e| model_err(&adapters[0].0, e))?;
     let file = tempfile::Builder::new()
         .prefix("leap-merged-")
         .suffix(".gguf")

@@ -1,16 +1,19 @@
 //! The student's weights on disk: where the default model lives, fetching it, reading what a
-//! GGUF file holds, and writing a tiny random model for fast tests.
+//! GGUF file holds, LoRA adapter files (read by the student, written by training), and writing a
+//! tiny random model for fast tests.
 //!
 //! Nothing here runs a model; every file is checked in Rust before llama.cpp is given it, so a
 //! bad path is an error that names the file rather than an abort inside C++.
 
 use std::path::PathBuf;
 
+pub mod adapter;
 pub mod fetch;
 pub mod gguf;
 pub mod info;
 pub mod tiny;
 
+pub use adapter::{Adapter, AdapterError, AdapterMeta, LoraSpec, LoraWeight, Target};
 pub use fetch::{Artifact, DEFAULT_STUDENT, FetchError, FetchOptions, FetchStep, Fetched, fetch};
 pub use gguf::{GgufError, GgufFile};
 pub use info::{ModelInfo, inspect};

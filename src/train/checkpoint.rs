@@ -6,7 +6,7 @@
 use std::path::Path;
 
 use super::TrainError;
-use super::adapter::{Adapter, TensorData, f32_bytes};
+use crate::model::adapter::{Adapter, TensorData, f32_bytes};
 use crate::model::gguf::{GgufFile, Value, ValueType};
 
 const GGML_TYPE_F32: u32 = 0;
@@ -72,9 +72,9 @@ impl Checkpoint {
                 }
             }
         }
-        w.write(path).map_err(|e| TrainError::Checkpoint {
+        w.write(path).map_err(|source| TrainError::CheckpointFile {
             path: path.to_path_buf(),
-            what: e.to_string(),
+            source,
         })
     }
 
@@ -83,13 +83,20 @@ impl Checkpoint {
             path: path.to_path_buf(),
             what,
         };
-        let file = GgufFile::open(path).map_err(|e| bad(e.to_string()))?;
+        let file = GgufFile::open(path).map_err(|source| TrainError::CheckpointFile {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let adapter_err = |source| TrainError::CheckpointAdapter {
+            path: path.to_path_buf(),
+            source,
+        };
         if file.get_str("general.type") != Some(KIND) {
             return Err(bad(format!(
                 "not a leap checkpoint (general.type is not {KIND})"
             )));
         }
-        let adapter = Adapter::from_gguf(&file).map_err(|e| bad(e.to_string()))?;
+        let adapter = Adapter::from_gguf(&file).map_err(adapter_err)?;
         let step = file
             .get_u64("leap.checkpoint.step")
             .ok_or_else(|| bad("no leap.checkpoint.step".into()))?;
@@ -115,7 +122,7 @@ impl Checkpoint {
             Some(Value::Array(_, items)) => items.iter().filter_map(Value::as_u64).collect(),
             _ => Vec::new(),
         };
-        let mut data = TensorData::open(&file).map_err(|e| bad(e.to_string()))?;
+        let mut data = TensorData::open(&file).map_err(adapter_err)?;
         let mut moments = Vec::new();
         for lw in &adapter.weights {
             let mut read = |which: &str| -> Result<Moments, TrainError> {
@@ -124,7 +131,7 @@ impl Checkpoint {
                     let t = file
                         .tensor(&name)
                         .ok_or_else(|| bad(format!("no tensor {name}")))?;
-                    data.f32s(t).map_err(|e| bad(e.to_string()))
+                    data.f32s(t).map_err(adapter_err)
                 };
                 Ok(Moments {
                     m: get("m")?,

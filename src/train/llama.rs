@@ -35,7 +35,7 @@ use std::time::Instant;
 use llama_cpp_sys_2 as sys;
 
 use super::TrainError;
-use super::adapter::Adapter;
+use crate::model::adapter::Adapter;
 use super::checkpoint::Moments;
 
 unsafe extern "C" {

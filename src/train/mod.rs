@@ -2,13 +2,12 @@
 //! Python in the path.
 //!
 //! Rows are rendered with the model's chat template, tokenized and packed into windows of the
-//! context length ([`data`]); a LoRA adapter ([`adapter`]) is trained on them with llama.cpp's
+//! context length ([`data`]); a LoRA adapter ([`crate::model::adapter`]) is trained on them with llama.cpp's
 //! ggml-opt AdamW ([`llama`]), the loss on the response tokens only, under a warmup + cosine
 //! learning rate ([`schedule`]). A held-out split gives the eval loss; progress streams as
 //! [`TrainEvent`]s; a checkpoint every N steps ([`checkpoint`]) lets a stopped run resume. The
 //! weights trained on are an F32 copy of a quantised base when it fits ([`prepare`]).
 
-pub mod adapter;
 pub mod checkpoint;
 pub mod data;
 mod llama;
@@ -28,12 +27,15 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 use thiserror::Error;
 
-pub use adapter::{Adapter, AdapterMeta, LoraSpec, LoraWeight, Target};
 pub use checkpoint::Checkpoint;
 pub use llama::{Matmul, OpTime, amx_available};
 pub use prepare::{Base, BaseChoice};
 
 use crate::dataset::Row;
+// The adapter's shape is part of a training run's settings.
+pub use crate::model::adapter::{LoraSpec, Target};
+use crate::model::GgufError;
+use crate::model::adapter::{Adapter, AdapterError, AdapterMeta};
 use llama::{AdamW, Session, SessionConfig};
 
 #[derive(Debug, Error)]
@@ -48,10 +50,16 @@ pub enum TrainError {
     RowTooLong { row: usize, tokens: usize, ctx: u32 },
     #[error("{}: {what}", path.display())]
     Model { path: PathBuf, what: String },
-    #[error("{}: {what}", path.display())]
-    Adapter { path: PathBuf, what: String },
+    #[error(transparent)]
+    Adapter(#[from] AdapterError),
     #[error("{}: checkpoint: {what}", path.display())]
     Checkpoint { path: PathBuf, what: String },
+    /// The checkpoint's file cannot be read or written as GGUF.
+    #[error("{}: checkpoint: {source}", path.display())]
+    CheckpointFile { path: PathBuf, source: GgufError },
+    /// The checkpoint's adapter part is not a LoRA adapter this code reads.
+    #[error("{}: checkpoint: {source}", path.display())]
+    CheckpointAdapter { path: PathBuf, source: AdapterError },
     #[error("{}: {source}", path.display())]
     Io {
         path: PathBuf,
@@ -70,13 +78,6 @@ pub enum TrainError {
 impl TrainError {
     pub(crate) fn model(path: &Path, what: impl std::fmt::Display) -> TrainError {
         TrainError::Model {
-            path: path.to_path_buf(),
-            what: what.to_string(),
-        }
-    }
-
-    pub(crate) fn adapter(path: &Path, what: impl std::fmt::Display) -> TrainError {
-        TrainError::Adapter {
             path: path.to_path_buf(),
             what: what.to_string(),
         }
@@ -341,7 +342,7 @@ pub fn train(
 
     let init_sha256 = match &config.init {
         Some(path) => {
-            Some(crate::model::fetch::sha256_file(path).map_err(|e| TrainError::adapter(path, e))?)
+            Some(crate::model::fetch::sha256_file(path).map_err(|e| AdapterError::file(path, e))?)
         }
         None => None,
     };
@@ -659,7 +660,7 @@ pub fn rows_sha256(rows: &[Row]) -> String {
 /// the same base model, rank and adapted weights, or an error that says which differs.
 fn warm_start(path: &Path, fresh: Adapter, base_sha256: &str) -> Result<Adapter, TrainError> {
     let mut start = Adapter::read(path)?;
-    let bad = |what: String| Err(TrainError::adapter(path, what));
+    let bad = |what: String| Err(AdapterError::file(path, what).into());
     if start.meta.base_sha256 != base_sha256 {
         return bad("it was trained on another base model; it cannot start this run".into());
     }

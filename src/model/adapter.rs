@@ -7,14 +7,43 @@
 
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use rand::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
+use thiserror::Error;
 
-use super::TrainError;
-use crate::model::gguf::{GgufFile, GgufWriter, TensorInfo, Value};
+use super::gguf::{GgufFile, GgufWriter, TensorInfo, Value};
+
+/// Why an adapter cannot be made, read or written; each names the file it is about.
+#[derive(Debug, Error)]
+pub enum AdapterError {
+    /// The adapter file cannot be read or written, or is not a LoRA adapter this code reads.
+    #[error("{}: {what}", path.display())]
+    File { path: PathBuf, what: String },
+    /// The base model lacks what an adapter for it needs.
+    #[error("{}: {what}", path.display())]
+    Base { path: PathBuf, what: String },
+    #[error("the LoRA rank must be positive")]
+    ZeroRank,
+}
+
+impl AdapterError {
+    pub(crate) fn file(path: &Path, what: impl std::fmt::Display) -> AdapterError {
+        AdapterError::File {
+            path: path.to_path_buf(),
+            what: what.to_string(),
+        }
+    }
+
+    fn base(path: &Path, what: impl std::fmt::Display) -> AdapterError {
+        AdapterError::Base {
+            path: path.to_path_buf(),
+            what: what.to_string(),
+        }
+    }
+}
 
 const GGML_TYPE_F32: u32 = 0;
 
@@ -253,10 +282,10 @@ impl Adapter {
 
     /// A fresh adapter for `base`: A uniform in ±1/sqrt(n_in) (PEFT's Kaiming-uniform), B zero,
     /// so that training starts from the base model's own outputs.
-    pub fn init(base: &GgufFile, spec: &LoraSpec, seed: u64) -> Result<Adapter, TrainError> {
-        let bad = |what: String| TrainError::model(&base.path, what);
+    pub fn init(base: &GgufFile, spec: &LoraSpec, seed: u64) -> Result<Adapter, AdapterError> {
+        let bad = |what: String| AdapterError::base(&base.path, what);
         if spec.rank == 0 {
-            return Err(TrainError::Config("the LoRA rank must be positive".into()));
+            return Err(AdapterError::ZeroRank);
         }
         let architecture = base
             .get_str("general.architecture")
@@ -315,15 +344,15 @@ impl Adapter {
     }
 
     /// Writes the adapter atomically (a temporary file renamed into place).
-    pub fn write(&self, path: &Path) -> Result<(), TrainError> {
+    pub fn write(&self, path: &Path) -> Result<(), AdapterError> {
         let mut w = self.writer("adapter");
         w.set("general.name", Value::str("leap LoRA adapter"));
         self.write_meta(&mut w);
-        w.write(path).map_err(|e| TrainError::adapter(path, e))
+        w.write(path).map_err(|e| AdapterError::file(path, e))
     }
 
     /// A writer holding the adapter's header keys and its A and B tensors.
-    pub(super) fn writer(&self, general_type: &str) -> GgufWriter {
+    pub(crate) fn writer(&self, general_type: &str) -> GgufWriter {
         let mut w = GgufWriter::new();
         w.set("general.architecture", Value::str(&self.architecture));
         w.set("general.type", Value::str(general_type));
@@ -383,11 +412,11 @@ impl Adapter {
     }
 
     /// Reads an adapter written by [`Adapter::write`] (or any F32 GGUF LoRA adapter).
-    pub fn read(path: &Path) -> Result<Adapter, TrainError> {
-        let file = GgufFile::open(path).map_err(|e| TrainError::adapter(path, e))?;
+    pub fn read(path: &Path) -> Result<Adapter, AdapterError> {
+        let file = GgufFile::open(path).map_err(|e| AdapterError::file(path, e))?;
         let kind = file.get_str("general.type").unwrap_or("");
         if kind != "adapter" {
-            return Err(TrainError::adapter(
+            return Err(AdapterError::file(
                 path,
                 format!("general.type is `{kind}`, not `adapter`: not a LoRA adapter"),
             ));
@@ -396,9 +425,9 @@ impl Adapter {
     }
 
     /// The adapter part of a GGUF file (also used for checkpoints).
-    pub(super) fn from_gguf(file: &GgufFile) -> Result<Adapter, TrainError> {
+    pub(crate) fn from_gguf(file: &GgufFile) -> Result<Adapter, AdapterError> {
         let path = file.path.as_path();
-        let bad = |what: String| TrainError::adapter(path, what);
+        let bad = |what: String| AdapterError::file(path, what);
         if file.get_str("adapter.type") != Some("lora") {
             return Err(bad("adapter.type is not `lora`".into()));
         }
@@ -474,21 +503,21 @@ impl Adapter {
 }
 
 /// Reads tensor data of a checked GGUF file.
-pub(super) struct TensorData<'a> {
+pub(crate) struct TensorData<'a> {
     file: &'a GgufFile,
     handle: File,
 }
 
 impl<'a> TensorData<'a> {
-    pub(super) fn open(file: &'a GgufFile) -> Result<TensorData<'a>, TrainError> {
-        let handle = File::open(&file.path).map_err(|e| TrainError::adapter(&file.path, e))?;
+    pub(crate) fn open(file: &'a GgufFile) -> Result<TensorData<'a>, AdapterError> {
+        let handle = File::open(&file.path).map_err(|e| AdapterError::file(&file.path, e))?;
         Ok(TensorData { file, handle })
     }
 
-    pub(super) fn f32s(&mut self, t: &TensorInfo) -> Result<Vec<f32>, TrainError> {
+    pub(crate) fn f32s(&mut self, t: &TensorInfo) -> Result<Vec<f32>, AdapterError> {
         let path = &self.file.path;
         if t.ggml_type != GGML_TYPE_F32 {
-            return Err(TrainError::adapter(
+            return Err(AdapterError::file(
                 path,
                 format!("{} is {}, only F32 is read", t.name, t.type_name()),
             ));
@@ -497,7 +526,7 @@ impl<'a> TensorData<'a> {
         self.handle
             .seek(SeekFrom::Start(self.file.data_offset + t.offset))
             .and_then(|_| self.handle.read_exact(&mut bytes))
-            .map_err(|e| TrainError::adapter(path, format!("reading {}: {e}", t.name)))?;
+            .map_err(|e| AdapterError::file(path, format!("reading {}: {e}", t.name)))?;
         Ok(bytes
             .chunks_exact(4)
             .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
@@ -505,7 +534,7 @@ impl<'a> TensorData<'a> {
     }
 }
 
-pub(super) fn f32_bytes(values: &[f32]) -> Vec<u8> {
+pub(crate) fn f32_bytes(values: &[f32]) -> Vec<u8> {
     values.iter().flat_map(|v| v.to_le_bytes()).collect()
 }
 
