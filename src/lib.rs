@@ -2,6 +2,8 @@
 //!
 //! The library holds everything but the front-ends: environments, scenarios, the student, the
 //! teacher, the run store, training and the loop. The CLI (`src/cli`) and the workbench call it.
+//! The workbench (`tui`) is behind the `tui` feature (on by default): without it the library
+//! builds with no terminal crate and no async runtime.
 
 pub mod agent;
 pub mod dataset;
@@ -15,4 +17,5 @@ pub mod session;
 pub mod store;
 pub mod teacher;
 pub mod train;
+#[cfg(feature = "tui")]
 pub mod tui;

@@ -16,6 +16,7 @@ mod report;
 mod rollout;
 mod scenarios;
 mod train;
+#[cfg(feature = "tui")]
 mod tui;
 
 /// leap: train LLM agents with privileged-teacher feedback.
@@ -42,6 +43,7 @@ enum Command {
     #[command(subcommand)]
     Episodes(episodes::Command),
     /// The workbench: step live episodes, review teacher labels, train.
+    #[cfg(feature = "tui")]
     Tui(tui::Args),
     /// A teacher corrects stored episodes; each corrected step becomes a pending label.
     Correct(correct::Args),
@@ -76,6 +78,7 @@ pub fn main() -> ExitCode {
         Command::Model(cmd) => model::run(cmd),
         Command::Rollout(args) => rollout::run(args),
         Command::Episodes(cmd) => episodes::run(cmd),
+        #[cfg(feature = "tui")]
         Command::Tui(args) => tui::run(args),
         Command::Correct(args) => correct::run(args),
         Command::Labels(cmd) => labels::run(cmd),
