@@ -4,10 +4,12 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
+use plotters::drawing::DrawingAreaErrorKind;
 use plotters::prelude::*;
 use serde::Serialize;
+use thiserror::Error;
 
 use crate::eval::EvalReport;
 use crate::store::{EvaluationRow, Store, StoreError};
@@ -386,9 +388,21 @@ pub fn markdown(report: &RunReport, chart: Option<&str>) -> String {
     md
 }
 
+/// The chart could not be drawn: the SVG file and the drawing backend's error.
+#[derive(Debug, Error)]
+#[error("{}: drawing the chart: {cause}", path.display())]
+pub struct ChartError {
+    pub path: PathBuf,
+    pub cause: DrawingAreaErrorKind<std::io::Error>,
+}
+
 /// Draws success on the test split per student (with its Wilson interval), a bar per decoding
 /// when there are several, and the teachers acting alone as lines, into an SVG file.
-pub fn chart_svg(report: &RunReport, path: &Path) -> Result<(), String> {
+pub fn chart_svg(report: &RunReport, path: &Path) -> Result<(), ChartError> {
+    let failed = |cause| ChartError {
+        path: path.to_path_buf(),
+        cause,
+    };
     let series = report.series();
     let students: Vec<String> = report
         .students()
@@ -407,7 +421,7 @@ pub fn chart_svg(report: &RunReport, path: &Path) -> Result<(), String> {
         .unwrap_or(0);
     let legend_width = 40 + 7 * longest as u32;
     let root = SVGBackend::new(path, (620 + legend_width, 440)).into_drawing_area();
-    root.fill(&WHITE).map_err(|e| e.to_string())?;
+    root.fill(&WHITE).map_err(failed)?;
     let (plot, legend_area) = root.split_horizontally(620);
     let mut legend: Vec<(RGBColor, bool, String)> = Vec::new();
     let n = students.len().max(1);
@@ -417,7 +431,7 @@ pub fn chart_svg(report: &RunReport, path: &Path) -> Result<(), String> {
         .x_label_area_size(36)
         .y_label_area_size(48)
         .build_cartesian_2d(-0.5f64..(n as f64 - 0.5), 0f64..100f64)
-        .map_err(|e| e.to_string())?;
+        .map_err(failed)?;
     chart
         .configure_mesh()
         .x_labels(n)
@@ -432,7 +446,7 @@ pub fn chart_svg(report: &RunReport, path: &Path) -> Result<(), String> {
         .y_desc("success (%)")
         .disable_x_mesh()
         .draw()
-        .map_err(|e| e.to_string())?;
+        .map_err(failed)?;
     let bars = [
         RGBColor(49, 110, 181),
         RGBColor(240, 160, 40),
@@ -461,7 +475,7 @@ pub fn chart_svg(report: &RunReport, path: &Path) -> Result<(), String> {
                     color.mix(0.85).filled(),
                 )
             }))
-            .map_err(|e| e.to_string())?;
+            .map_err(failed)?;
         if series.len() > 1 {
             legend.push((color, true, one.name.clone()));
         }
@@ -472,7 +486,7 @@ pub fn chart_svg(report: &RunReport, path: &Path) -> Result<(), String> {
                     BLACK.stroke_width(2),
                 )
             }))
-            .map_err(|e| e.to_string())?;
+            .map_err(failed)?;
     }
     let palette = [
         RGBColor(200, 80, 40),
@@ -488,7 +502,7 @@ pub fn chart_svg(report: &RunReport, path: &Path) -> Result<(), String> {
                 vec![(-0.5, y), (n as f64 - 0.5, y)],
                 color.stroke_width(2),
             )))
-            .map_err(|e| e.to_string())?;
+            .map_err(failed)?;
         legend.push((color, false, format!("{} alone: {:.1}%", t.name, y)));
     }
     let font = ("sans-serif", 13).into_font().color(&BLACK);
@@ -505,11 +519,11 @@ pub fn chart_svg(report: &RunReport, path: &Path) -> Result<(), String> {
                 color.stroke_width(2),
             ))
         };
-        mark.map_err(|e| e.to_string())?;
+        mark.map_err(failed)?;
         legend_area
             .draw(&Text::new(text.as_str(), (32, y - 5), font.clone()))
-            .map_err(|e| e.to_string())?;
+            .map_err(failed)?;
     }
-    root.present().map_err(|e| e.to_string())?;
+    root.present().map_err(failed)?;
     Ok(())
 }

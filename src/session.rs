@@ -20,7 +20,7 @@ use crate::agent::{Policy, PolicyError, Sampling};
 use crate::env::Outcome;
 use crate::rollout::{Played, Playing, env_for};
 use crate::scenario::Scenario;
-use crate::store::{StepRecord, Store};
+use crate::store::{StepRecord, Store, StoreError};
 
 /// Key prefix of the episodes a session stores.
 pub const KEY_PREFIX: &str = "tui/";
@@ -397,18 +397,17 @@ impl Worker {
         false
     }
 
-    fn store_episode(&mut self, outcome: Outcome) -> Result<(i64, String, usize), String> {
+    fn store_episode(&mut self, outcome: Outcome) -> Result<(i64, String, usize), StoreError> {
         if self.store.is_none() {
-            self.store = Some(Store::open(&self.run_dir).map_err(|e| e.to_string())?);
+            self.store = Some(Store::open(&self.run_dir)?);
         }
         let store = self.store.as_mut().expect("opened above");
         let live = self.episode.as_ref().expect("an episode is live");
         let s = &live.scenario;
         store
-            .upsert_scenario(&s.hash, &s.id, s.kind().as_str(), s.split.as_str(), &s.json)
-            .map_err(|e| e.to_string())?;
+            .upsert_scenario(&s.hash, &s.id, s.kind().as_str(), s.split.as_str(), &s.json)?;
         let prefix = live.playing.key.clone();
-        let taken = store.finished_keys(&prefix).map_err(|e| e.to_string())?;
+        let taken = store.finished_keys(&prefix)?;
         let played = Played {
             policy: self
                 .policy
@@ -426,7 +425,7 @@ impl Worker {
                 continue;
             }
             record.key = key.clone();
-            if let Some(id) = store.insert_episode(&record).map_err(|e| e.to_string())? {
+            if let Some(id) = store.insert_episode(&record)? {
                 return Ok((id, key, record.steps.len()));
             }
         }

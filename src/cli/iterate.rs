@@ -294,7 +294,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             .filter(|_| adapter.is_file());
         if trained.is_none() {
             timed(&mut store, Some(i), "dataset", |store| {
-                build_iteration(store, &args.run, &train_all, &prompt, i, &settings)
+                Ok(build_iteration(store, &args.run, &train_all, &prompt, i, &settings)?)
             })?;
             // 2. Train the next student.
             let warm = args.warm_start && i > 0;

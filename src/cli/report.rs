@@ -46,7 +46,7 @@ pub fn run_report_cmd(args: ReportArgs) -> anyhow::Result<ExitCode> {
     }
     std::fs::create_dir_all(&args.out).with_context(|| format!("{}", args.out.display()))?;
     let chart = args.out.join("success.svg");
-    chart_svg(&report, &chart).map_err(|e| anyhow::anyhow!("{}: {e}", chart.display()))?;
+    chart_svg(&report, &chart)?;
     let md = markdown(&report, Some("success.svg"));
     let path = args.out.join("report.md");
     std::fs::write(&path, &md).with_context(|| format!("{}", path.display()))?;

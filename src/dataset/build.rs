@@ -3,18 +3,46 @@
 //! 0..i (the students before it). A row is exactly the prompt the student saw at that step and
 //! the response `REASON: ...\nACTION: ...` it should have written.
 
+use std::path::{Path, PathBuf};
+
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
+use thiserror::Error;
 
-use super::{Row, RowMeta};
+use super::{DatasetError, Row, RowMeta};
 use crate::agent::parse::format;
 use crate::agent::prompt::{Prompt, PromptError};
 use crate::agent::{Message, Role};
 use crate::scenario::Scenario;
 use crate::store::{DatasetSource, Label, LabelFilter, Store, StoreError};
 use crate::teacher::oracle::OracleTeacher;
+
+/// Why an iteration's dataset could not be built or recorded; each names the iteration or the file.
+#[derive(Debug, Error)]
+pub enum BuildError {
+    #[error("iteration {iteration}: the expert demonstrations: {cause}")]
+    Expert { iteration: u32, cause: PromptError },
+    #[error("iteration {iteration}: the kept labels of iteration {of}: {cause}")]
+    Labels {
+        iteration: u32,
+        of: u32,
+        cause: Box<StoreError>,
+    },
+    #[error("{}: a row as JSON: {cause}", path.display())]
+    Json {
+        path: PathBuf,
+        cause: serde_json::Error,
+    },
+    #[error(transparent)]
+    Write(#[from] DatasetError),
+    #[error("{}: recording the dataset in the run: {cause}", path.display())]
+    Record {
+        path: PathBuf,
+        cause: Box<StoreError>,
+    },
+}
 
 /// How the oracle plays the demonstrations of iteration 0.
 #[derive(Debug, Clone, Serialize)]
@@ -252,7 +280,7 @@ pub struct BuildReport {
 }
 
 /// The file an iteration's dataset is written to.
-pub fn dataset_path(run_dir: &std::path::Path, iteration: u32) -> std::path::PathBuf {
+pub fn dataset_path(run_dir: &Path, iteration: u32) -> PathBuf {
     run_dir
         .join("datasets")
         .join(format!("iter-{iteration}.jsonl"))
@@ -263,16 +291,24 @@ pub fn dataset_path(run_dir: &std::path::Path, iteration: u32) -> std::path::Pat
 /// records it with its labels in the run store.
 pub fn build_iteration(
     store: &mut Store,
-    run_dir: &std::path::Path,
+    run_dir: &Path,
     scenarios: &[Scenario],
     prompt: &Prompt,
     iteration: u32,
     settings: &BuildSettings,
-) -> anyhow::Result<BuildReport> {
-    let (expert, expert_report) = expert_rows(scenarios, prompt, &settings.expert)?;
+) -> Result<BuildReport, BuildError> {
+    let (expert, expert_report) = expert_rows(scenarios, prompt, &settings.expert)
+        .map_err(|cause| BuildError::Expert { iteration, cause })?;
     let mut parts = vec![expert];
-    for i in 0..iteration {
-        parts.push(label_rows(store, i, settings.distinct_labels)?);
+    for of in 0..iteration {
+        let rows = label_rows(store, of, settings.distinct_labels).map_err(|cause| {
+            BuildError::Labels {
+                iteration,
+                of,
+                cause: Box::new(cause),
+            }
+        })?;
+        parts.push(rows);
     }
     if let Some(cap) = settings.max_rows_per_part {
         let mut rng = ChaCha8Rng::seed_from_u64(settings.seed ^ 0x5eed);
@@ -286,13 +322,17 @@ pub fn build_iteration(
     let sizes = parts.iter().map(Vec::len).collect();
     let rows = aggregate(parts, settings.aggregate, settings.seed);
     let path = dataset_path(run_dir, iteration);
+    let config = serde_json::to_value(settings).map_err(|cause| BuildError::Json {
+        path: path.clone(),
+        cause,
+    })?;
     let (dataset_id, hash) = record_rows(
         store,
         &path,
         DatasetSource::Iterate,
         iteration,
         &rows,
-        &serde_json::to_value(settings)?,
+        &config,
     )?;
     Ok(BuildReport {
         iteration,
@@ -309,16 +349,20 @@ pub fn build_iteration(
 /// returns the dataset's id in the run and the sha256 of the file.
 pub fn record_rows(
     store: &mut Store,
-    path: &std::path::Path,
+    path: &Path,
     source: DatasetSource,
     iteration: u32,
     rows: &[Row],
     config: &serde_json::Value,
-) -> anyhow::Result<(i64, String)> {
+) -> Result<(i64, String), BuildError> {
     use sha2::{Digest, Sha256};
     let mut text = String::new();
     for row in rows {
-        text.push_str(&serde_json::to_string(row)?);
+        let line = serde_json::to_string(row).map_err(|cause| BuildError::Json {
+            path: path.to_path_buf(),
+            cause,
+        })?;
+        text.push_str(&line);
         text.push('\n');
     }
     let hash = format!("{:x}", Sha256::digest(text.as_bytes()));
@@ -327,14 +371,19 @@ pub fn record_rows(
         .iter()
         .filter_map(|r| r.meta.as_ref().and_then(|m| m.label_id))
         .collect();
-    let id = store.record_dataset(
-        source,
-        iteration,
-        &hash,
-        &path.display().to_string(),
-        rows.len() as u64,
-        config,
-        &label_ids,
-    )?;
+    let id = store
+        .record_dataset(
+            source,
+            iteration,
+            &hash,
+            &path.display().to_string(),
+            rows.len() as u64,
+            config,
+            &label_ids,
+        )
+        .map_err(|cause| BuildError::Record {
+            path: path.to_path_buf(),
+            cause: Box::new(cause),
+        })?;
     Ok((id, hash))
 }
