@@ -320,3 +320,34 @@ fn live_steps_do_not_land_on_a_stored_episode_being_shown() {
     assert_eq!(app.episode.steps.len(), before);
     assert!(app.episode.streaming.is_empty());
 }
+
+#[test]
+fn the_bottom_bar_shows_a_key_exactly_when_it_does_something() {
+    let (_dir, mut app, _) = fresh();
+    let bar = |app: &App| render(app, 160, 10).lines().last().unwrap().to_string();
+    // Nothing played yet: no step, no run, no restart, no teacher.
+    key(&mut app, "2");
+    let shown = bar(&app);
+    for hidden in [" s  step ", " r  run ", " n  new seed ", " t  ask teacher "] {
+        assert!(!shown.contains(hidden), "{hidden:?} in {shown}");
+    }
+    key(&mut app, "sr");
+    assert!(app.episode.steps.is_empty() && !app.episode.running);
+    key(&mut app, "n");
+    let note = app.note.clone().unwrap();
+    assert!(
+        note.error && note.text.contains("no scenario to restart"),
+        "{note:?}"
+    );
+    // Labels: undo appears with the first decision and goes with the last undo.
+    key(&mut app, "3");
+    assert!(!bar(&app).contains(" u  undo "));
+    key(&mut app, "a");
+    assert!(bar(&app).contains(" u  undo "), "{}", bar(&app));
+    key(&mut app, "u");
+    assert!(!bar(&app).contains(" u  undo "));
+    // Every key the bar offers asks for its action here.
+    for (k, label) in app.hints() {
+        assert!(app.action_for(k).is_some(), "{k}: {label}");
+    }
+}

@@ -308,11 +308,6 @@ impl Keymap {
             .get(&(section, action))
             .map_or(&[], |v| v.as_slice())
     }
-
-    /// The first key of `action` in `section`, as the bottom bar prints it.
-    pub fn first(&self, section: Section, action: Action) -> Option<Key> {
-        self.keys(section, action).first().copied()
-    }
 }
 
 fn action_snake(action: Action) -> String {

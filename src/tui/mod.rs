@@ -5,8 +5,9 @@
 //! Shape: the session, the file watcher and the jobs run on threads of their own and send
 //! [`event::Event`]s on one channel. The event loop is a tokio task that awaits that channel, the
 //! terminal's event stream and a tick together; [`app::App::handle`] turns keys into
-//! [`action::Action`]s through the [`keys::Keymap`] and applies them and the other events;
-//! [`app::App::view`] draws once per burst of events.
+//! [`action::Action`]s through the [`keys::Keymap`] and applies them (through the binding tables
+//! of [`app`], which the bottom bar is drawn from too) and the other events; [`app::App::view`]
+//! draws once per burst of events.
 
 pub mod action;
 pub mod app;

@@ -2,17 +2,14 @@
 //! with the keys that do something now, and the overlays (help, questions, pickers, editor).
 //! Nothing here changes state.
 
-use std::borrow::Cow;
-
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::Style;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Clear, Paragraph};
 
-use super::action::{Action, Section};
+use super::action::Section;
 use super::app::{App, Overlay, Picker, Screen, file_name};
-use super::keys::Key;
 use super::screens::clip;
 use super::theme;
 
@@ -72,14 +69,11 @@ impl App {
         }
     }
 
-    /// "y: yes   n: no", from the keymap.
+    /// "y: yes   n: no": the question's keys, as the bottom bar has them.
     fn confirm_keys(&self) -> String {
-        [Action::Yes, Action::No]
+        self.hints()
             .iter()
-            .filter_map(|a| {
-                let k = self.keymap.first(Section::Confirm, *a)?;
-                Some(format!("{k}: {}", a.label()))
-            })
+            .map(|(k, label)| format!("{k}: {label}"))
             .collect::<Vec<_>>()
             .join("   ")
     }
@@ -125,144 +119,6 @@ impl App {
         spans.push(Span::raw(" ".repeat(pad)));
         spans.push(Span::styled(right, theme::dim()));
         f.render_widget(Line::from(spans), area);
-    }
-
-    /// The keys that do something now, each with the first key bound to it.
-    pub fn hints(&self) -> Vec<(Key, Cow<'static, str>)> {
-        let mut wanted: Vec<(Section, Action, Option<&'static str>)> = Vec::new();
-        let g = Section::Global;
-        match &self.overlay {
-            Some(Overlay::Help) => {
-                wanted.extend([(g, Action::Dismiss, None), (g, Action::Help, Some("close"))])
-            }
-            Some(Overlay::ConfirmQuit(_) | Overlay::ConfirmBulk(_)) => wanted.extend([
-                (Section::Confirm, Action::Yes, None),
-                (Section::Confirm, Action::No, None),
-            ]),
-            Some(Overlay::Filter(_)) => wanted.extend([
-                (Section::Editor, Action::Save, Some("keep filter")),
-                (Section::Editor, Action::Dismiss, Some("clear filter")),
-            ]),
-            Some(Overlay::Editor(_)) => wanted.extend([
-                (Section::Editor, Action::Save, None),
-                (Section::Editor, Action::NextField, None),
-                (Section::Editor, Action::Complete, None),
-                (Section::Editor, Action::Dismiss, Some("cancel")),
-            ]),
-            Some(Overlay::Picker(_)) => wanted.extend([
-                (g, Action::Down, Some("move")),
-                (Section::Editor, Action::Save, Some("choose")),
-                (Section::Editor, Action::Dismiss, Some("cancel")),
-            ]),
-            None => {
-                let s = self.screen.section();
-                match self.screen {
-                    Screen::Scenarios => {
-                        if self.scenarios.selected(&self.catalog).is_some() {
-                            wanted.push((s, Action::Play, None));
-                        }
-                        wanted.extend([
-                            (s, Action::Filter, None),
-                            (s, Action::CycleSplit, None),
-                            (s, Action::CycleKind, None),
-                            (s, Action::TogglePrivileged, None),
-                        ]);
-                    }
-                    Screen::Episode => {
-                        let e = &self.episode;
-                        if e.can_step() && !e.running {
-                            wanted.push((s, Action::Step, None));
-                        }
-                        if e.running {
-                            wanted.push((s, Action::RunPause, Some("pause")));
-                        } else if e.is_live() {
-                            wanted.push((s, Action::RunPause, Some("run")));
-                        }
-                        if e.scenario.is_some() {
-                            wanted.push((s, Action::Reset, None));
-                        }
-                        if e.can_ask_teacher() {
-                            wanted.push((s, Action::AskTeacher, None));
-                        }
-                        wanted.extend([
-                            (s, Action::ChooseTeacher, None),
-                            (s, Action::LessPrivilege, None),
-                            (s, Action::MorePrivilege, None),
-                            (s, Action::TogglePrivileged, None),
-                            (s, Action::ChooseStudent, None),
-                            (s, Action::OpenEpisode, None),
-                        ]);
-                    }
-                    Screen::Labels => {
-                        if self.labels.selected().is_some() {
-                            wanted.extend([
-                                (s, Action::Accept, None),
-                                (s, Action::Reject, None),
-                                (s, Action::Edit, None),
-                            ]);
-                        }
-                        if !self.labels.undo.is_empty() && self.bulk.is_none() {
-                            wanted.push((s, Action::Undo, None));
-                        }
-                        if self.bulk.is_none() && !self.labels.visible.is_empty() {
-                            wanted.push((s, Action::AcceptAll, None));
-                        }
-                        wanted.extend([
-                            (s, Action::CycleStatus, None),
-                            (s, Action::ToggleDiffering, None),
-                            (s, Action::ToggleLeaking, None),
-                            (s, Action::Filter, None),
-                        ]);
-                        if self.labels.selected().is_some() {
-                            wanted.push((s, Action::ShowEpisode, Some("episode")));
-                        }
-                    }
-                    Screen::Train => {
-                        if self.train.running {
-                            wanted.push((s, Action::CancelJob, None));
-                        } else {
-                            if self.train.unavailable.is_none() {
-                                wanted.push((s, Action::StartTraining, None));
-                            }
-                            wanted
-                                .extend([(s, Action::Increase, None), (s, Action::Decrease, None)]);
-                        }
-                        if self.train.adapter.is_some() {
-                            wanted.push((s, Action::LoadAdapter, None));
-                        }
-                    }
-                    Screen::Iterations => wanted.push((g, Action::Down, Some("move"))),
-                }
-                let job = self.links.bulk_cancel.is_some()
-                    || self.links.train_cancel.is_some()
-                    || self.episode.running;
-                if job && self.screen != Screen::Train {
-                    wanted.push((g, Action::CancelJob, None));
-                }
-                wanted.extend([
-                    (g, Action::NextScreen, Some("screen")),
-                    (g, Action::Help, None),
-                    (g, Action::Quit, None),
-                ]);
-            }
-        }
-        wanted
-            .into_iter()
-            .filter_map(|(section, action, label)| {
-                let key = self.keymap.first(section, action)?;
-                // A key bound on the screen shadows the same key in global.
-                if section == Section::Global
-                    && self.overlay.is_none()
-                    && self.keymap.action(self.screen.section(), key).is_some()
-                {
-                    return None;
-                }
-                Some((
-                    key,
-                    label.map_or(Cow::Borrowed(action.label()), Cow::Borrowed),
-                ))
-            })
-            .collect()
     }
 
     fn bottom_bar(&self, f: &mut Frame, area: Rect) {

@@ -1,0 +1,294 @@
+//! The Episode screen's keys: step or run the live episode, restart it, ask the teacher, choose
+//! the student and the teacher, open a stored episode.
+
+use std::path::{Path, PathBuf};
+
+use super::bindings::{Binding, Gate};
+use super::{App, Overlay, Pick, Picker, file_name};
+use crate::agent::local::LocalConfig;
+use crate::scenario::{self, Scenario};
+use crate::session::{Command, Student};
+use crate::store::{EpisodeFilter, LabelFilter};
+use crate::teacher::TeacherSpec;
+use crate::tui::action::{Action, Section};
+use crate::tui::jobs;
+use crate::tui::screens::Cursor;
+use crate::tui::screens::episode::TeacherKind;
+
+const E: Section = Section::Episode;
+
+/// In the bar's order.
+pub(super) const BINDINGS: &[Binding] = &[
+    Binding::new(E, Action::Step, App::step)
+        .when(|app| Gate::open_if(app.episode.can_step() && !app.episode.running)),
+    Binding::new(E, Action::RunPause, App::run_pause)
+        .when(|app| Gate::open_if(app.episode.running || app.episode.is_live()))
+        .hint_by(|app| if app.episode.running { "pause" } else { "run" }),
+    Binding::new(E, Action::Reset, App::restart).when(|app| {
+        Gate::unless(
+            app.episode.scenario.is_none(),
+            "no scenario to restart: choose one on the Scenarios screen",
+        )
+    }),
+    Binding::new(E, Action::AskTeacher, App::ask_teacher).when(|app| {
+        let e = &app.episode;
+        Gate::unless(e.teacher_busy, "the teacher is already working on it").and(|| {
+            Gate::unless(
+                !e.can_ask_teacher(),
+                "the teacher corrects stored episodes: let this one finish first (run: r)",
+            )
+        })
+    }),
+    Binding::new(E, Action::ChooseTeacher, App::choose_teacher),
+    Binding::new(E, Action::LessPrivilege, |app| app.nudge_privilege(-0.25)),
+    Binding::new(E, Action::MorePrivilege, |app| app.nudge_privilege(0.25)),
+    Binding::new(E, Action::TogglePrivileged, |app| {
+        app.episode.show_privileged = !app.episode.show_privileged;
+        app.episode.refresh_privileged();
+    }),
+    Binding::new(E, Action::ChooseStudent, App::choose_student),
+    Binding::new(E, Action::OpenEpisode, App::choose_episode),
+];
+
+impl App {
+    fn step(&mut self) {
+        self.episode.follow = true;
+        self.send(Command::Step);
+    }
+
+    fn run_pause(&mut self) {
+        if self.episode.running {
+            self.episode.running = false;
+            self.send(Command::Pause);
+        } else {
+            self.episode.running = true;
+            self.episode.follow = true;
+            self.send(Command::Run);
+        }
+    }
+
+    /// The same scenario again, with the next seed.
+    fn restart(&mut self) {
+        if let Some(s) = self.episode.scenario.clone() {
+            self.play(s);
+        }
+    }
+
+    /// The oracle teacher, with its privilege moved by `by` (within 0 to 1).
+    fn nudge_privilege(&mut self, by: f64) {
+        self.episode.teacher = TeacherKind::Oracle;
+        self.episode.privilege = (self.episode.privilege + by).clamp(0.0, 1.0);
+        self.info(format!("teacher: {}", self.episode.teacher_label()));
+    }
+
+    pub(super) fn play(&mut self, scenario: Scenario) {
+        let seed = self.next_seed;
+        self.next_seed += 1;
+        let horizon = self.horizon.unwrap_or(scenario.horizon);
+        self.episode.start_live(scenario.clone(), seed, horizon);
+        self.awaiting_start = true;
+        self.send(Command::Reset {
+            scenario: Box::new(scenario),
+            seed,
+        });
+        if self.links.session.is_none() {
+            self.awaiting_start = false;
+        }
+    }
+
+    pub(super) fn load_student(&mut self, adapter: Option<PathBuf>) {
+        let mut config = LocalConfig::new(self.model.clone());
+        if let Some(a) = &adapter {
+            config.adapters = vec![(a.clone(), 1.0)];
+        }
+        self.adapter = adapter;
+        self.student_loading = Some(Student::Local(config.clone()).label());
+        self.send(Command::Load(Student::Local(config)));
+    }
+
+    fn student_config(&self) -> LocalConfig {
+        let mut config = LocalConfig::new(self.model.clone());
+        if let Some(a) = &self.adapter {
+            config.adapters = vec![(a.clone(), 1.0)];
+        }
+        config
+    }
+
+    fn ask_teacher(&mut self) {
+        let (Some(id), Some(scenario)) = (self.episode.episode_id, self.episode.scenario.clone())
+        else {
+            return;
+        };
+        let Some(tx) = self.links.tx.clone() else {
+            self.fail("no live session (the teacher is not available in this view)");
+            return;
+        };
+        let spec = match self.episode.teacher {
+            TeacherKind::Oracle => TeacherSpec::Oracle {
+                privilege: self.episode.privilege,
+                seed: 0,
+            },
+            TeacherKind::SelfModel => TeacherSpec::Local {
+                role: "self".into(),
+                config: self.student_config(),
+                settings: crate::teacher::llm::LlmSettings::default(),
+            },
+            TeacherKind::Remote => {
+                let Some((url, model)) = self.teacher_server.clone() else {
+                    self.fail("no teacher server: start with --teacher-server URL");
+                    return;
+                };
+                TeacherSpec::Remote {
+                    config: crate::agent::remote::RemoteConfig::new(url, model),
+                    settings: crate::teacher::llm::LlmSettings::default(),
+                }
+            }
+        };
+        self.episode.teacher_busy = true;
+        self.info(format!("asking {}…", self.episode.teacher_label()));
+        jobs::spawn_teacher(self.run_dir.clone(), scenario, id, spec, tx);
+    }
+
+    fn choose_student(&mut self) {
+        let base = file_name(&self.model);
+        let mut items = vec![(
+            format!("{base} (base model, no adapter)"),
+            Pick::Student(None),
+        )];
+        let mut adapters: Vec<PathBuf> = self.train.adapter.iter().cloned().collect();
+        let recorded = self
+            .store
+            .as_ref()
+            .and_then(|s| s.adapters().ok())
+            .unwrap_or_default()
+            .into_iter()
+            .rev()
+            .map(|a| PathBuf::from(a.path));
+        for p in recorded.chain(find_adapters(&self.run_dir)) {
+            if !adapters.contains(&p) {
+                adapters.push(p);
+            }
+        }
+        for a in adapters {
+            items.push((format!("{base} + {}", a.display()), Pick::Student(Some(a))));
+        }
+        self.overlay = Some(Overlay::Picker(Picker {
+            title: " student: model and adapter ".into(),
+            items,
+            cursor: Cursor::default(),
+        }));
+    }
+
+    fn choose_teacher(&mut self) {
+        let mut items: Vec<(String, Pick)> = [1.0, 0.75, 0.5, 0.25, 0.0]
+            .into_iter()
+            .map(|p| {
+                (
+                    format!("oracle, privilege {p}: the rules and the privileged state"),
+                    Pick::Teacher(TeacherKind::Oracle, p),
+                )
+            })
+            .collect();
+        items.push((
+            "self: the student's own model and adapter, shown the privileged state".into(),
+            Pick::Teacher(TeacherKind::SelfModel, self.episode.privilege),
+        ));
+        if let Some((url, model)) = &self.teacher_server {
+            items.push((
+                format!("remote: {model} at {url}, shown the privileged state"),
+                Pick::Teacher(TeacherKind::Remote, self.episode.privilege),
+            ));
+        }
+        self.overlay = Some(Overlay::Picker(Picker {
+            title: " teacher ".into(),
+            items,
+            cursor: Cursor::default(),
+        }));
+    }
+
+    fn choose_episode(&mut self) {
+        let Some(store) = &self.store else {
+            self.fail("no run store");
+            return;
+        };
+        let filter = EpisodeFilter {
+            limit: Some(500),
+            ..EpisodeFilter::default()
+        };
+        match store.list_episodes(&filter) {
+            Ok(list) if list.is_empty() => self.info("no stored episode in this run yet"),
+            Ok(list) => {
+                let items = list
+                    .into_iter()
+                    .map(|e| {
+                        (
+                            format!(
+                                "{:>5}  {}  {} steps  {}  {}",
+                                e.id,
+                                if e.won { "won " } else { "lost" },
+                                e.steps,
+                                e.key,
+                                e.policy
+                            ),
+                            Pick::Episode(e.id),
+                        )
+                    })
+                    .collect();
+                self.overlay = Some(Overlay::Picker(Picker {
+                    title: " stored episodes, newest first ".into(),
+                    items,
+                    cursor: Cursor::default(),
+                }));
+            }
+            Err(e) => self.fail(e.to_string()),
+        }
+    }
+
+    /// Shows stored episode `id` with its labels; the scenario comes from the loaded files when
+    /// the same version is there, else from the run's snapshot.
+    pub fn open_episode(&mut self, id: i64) {
+        if self.episode.running {
+            self.episode.running = false;
+            self.send(Command::Pause);
+        }
+        let Some(store) = &self.store else { return };
+        let episode = match store.episode(id) {
+            Ok(Some(e)) => e,
+            Ok(None) => return self.fail(format!("no episode {id} in this run")),
+            Err(e) => return self.fail(e.to_string()),
+        };
+        let hash = episode.record.scenario_hash.clone();
+        let scenario = self
+            .catalog
+            .scenarios
+            .iter()
+            .find(|s| s.hash == hash)
+            .cloned()
+            .or_else(|| {
+                let snap = store.scenario(&hash).ok()??;
+                let loaded = scenario::parse_text(Path::new("(run snapshot)"), &snap.json);
+                loaded.scenarios.into_iter().next()
+            });
+        let labels = store
+            .labels(&LabelFilter {
+                episode_id: Some(id),
+                ..LabelFilter::default()
+            })
+            .unwrap_or_default();
+        self.episode.show_stored(episode, scenario, labels);
+        self.episode.refresh_privileged();
+    }
+}
+
+/// `*.gguf` files under the run's `adapters/` folder.
+fn find_adapters(run_dir: &Path) -> Vec<PathBuf> {
+    let mut found: Vec<PathBuf> = std::fs::read_dir(run_dir.join("adapters"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "gguf"))
+        .collect();
+    found.sort();
+    found
+}
