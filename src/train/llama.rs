@@ -35,8 +35,8 @@ use std::time::Instant;
 use llama_cpp_sys_2 as sys;
 
 use super::TrainError;
-use crate::model::adapter::Adapter;
 use super::checkpoint::Moments;
+use crate::model::adapter::Adapter;
 
 unsafe extern "C" {
     /// `src/train/shim.cpp`.

@@ -1,0 +1,613 @@
+//! One training run, in the order it happens: the rows become packed windows and the run gets
+//! its identity ([`Plan::make`]); the weights, the adapter (fresh, warm-started or resumed) and
+//! the optimizer are loaded ([`Run::start`]); the steps run with their held-out evaluations and
+//! checkpoints ([`Run::steps`]); the adapter is written with what made it ([`Run::finish`]).
+
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use rand::SeedableRng;
+use rand::seq::SliceRandom;
+use rand_chacha::ChaCha8Rng;
+use sha2::{Digest, Sha256};
+
+use super::llama::{AdamW, Session, SessionConfig};
+use super::{
+    Base, Checkpoint, StepProgress, Target, TrainConfig, TrainError, TrainEvent, TrainSummary,
+    data, memory, prepare, rows_sha256, schedule,
+};
+use crate::dataset::Row;
+use crate::model::adapter::{Adapter, AdapterError, AdapterMeta};
+
+/// Trains an adapter on `rows` and writes it to `config.out`. Runs on the caller's thread;
+/// [`super::spawn`] runs it on its own.
+pub fn train(
+    config: &TrainConfig,
+    rows: &[Row],
+    cancel: &AtomicBool,
+    on_event: &mut dyn FnMut(TrainEvent),
+) -> Result<TrainSummary, TrainError> {
+    let started = Instant::now();
+    let plan = Plan::make(config, rows, on_event)?;
+    let resumed = resume(config, &plan.fingerprint)?;
+    let mut run = Run::start(config, plan, resumed, on_event)?;
+    run.steps(cancel, on_event)?;
+    run.finish(started)
+}
+
+/// What a run trains on, for how long, and what identifies it.
+struct Plan {
+    base_sha256: String,
+    dataset_sha256: String,
+    rows: usize,
+    /// Tokens of all rows.
+    tokens: usize,
+    train_rows: usize,
+    eval_rows: usize,
+    /// The context of every window: the configured one, or the smallest that fits.
+    n_ctx: u32,
+    windows: Vec<data::Window>,
+    eval_windows: Vec<data::Window>,
+    /// Tokens the loss is on, in one epoch.
+    loss_tokens: usize,
+    per_epoch: u64,
+    total: u64,
+    warmup: u64,
+    /// A checkpoint resumes only the run with the same fingerprint.
+    fingerprint: String,
+}
+
+impl Plan {
+    /// Checks the settings, hashes the base model and the rows, tokenizes the rows, splits off
+    /// the held-out rows and packs both parts into windows.
+    fn make(
+        config: &TrainConfig,
+        rows: &[Row],
+        on_event: &mut dyn FnMut(TrainEvent),
+    ) -> Result<Plan, TrainError> {
+        check_config(config)?;
+        if rows.is_empty() {
+            return Err(TrainError::Empty);
+        }
+        let model = &config.model;
+        crate::model::inspect(model).map_err(|e| TrainError::model(model, e))?;
+        on_event(TrainEvent::Status("hashing the base model".into()));
+        let base_sha256 =
+            crate::model::fetch::sha256_file(model).map_err(|e| TrainError::model(model, e))?;
+        let dataset_sha256 = match &config.dataset_sha256 {
+            Some(h) => h.clone(),
+            None => rows_sha256(rows),
+        };
+
+        on_event(TrainEvent::Status("tokenizing".into()));
+        let chat = data::ChatText::load(model)?;
+        let samples = rows
+            .iter()
+            .enumerate()
+            .map(|(i, row)| chat.encode(i + 1, row))
+            .collect::<Result<Vec<_>, _>>()?;
+        let n_ctx = match config.n_ctx {
+            0 => auto_context(&samples),
+            n => n,
+        };
+        if let Some(s) = samples.iter().find(|s| s.tokens.len() > n_ctx as usize) {
+            return Err(TrainError::RowTooLong {
+                row: s.row,
+                tokens: s.tokens.len(),
+                ctx: n_ctx,
+            });
+        }
+        let tokens: usize = samples.iter().map(|s| s.tokens.len()).sum();
+        let (train_idx, eval_idx) = data::split(rows, config.eval_fraction, config.seed);
+        let pick = |idx: &[usize]| idx.iter().map(|&i| samples[i].clone()).collect::<Vec<_>>();
+        let pad = chat.pad_token();
+        let pack = |idx: &[usize]| {
+            data::pack(&pick(idx), n_ctx as usize, pad, config.loss_on, config.seed)
+        };
+        let windows = pack(&train_idx);
+        let eval_windows = pack(&eval_idx);
+        drop(chat);
+        let loss_tokens: usize = windows.iter().map(|w| w.n_loss).sum();
+        if loss_tokens == 0 {
+            return Err(TrainError::Empty);
+        }
+        let per_epoch = windows.len() as u64;
+        let total = per_epoch * u64::from(config.epochs);
+        let warmup = (total as f32 * config.warmup).round() as u64;
+
+        let init_sha256 = match &config.init {
+            Some(path) => Some(
+                crate::model::fetch::sha256_file(path).map_err(|e| AdapterError::file(path, e))?,
+            ),
+            None => None,
+        };
+        let fingerprint = fingerprint(
+            config,
+            n_ctx,
+            &base_sha256,
+            &dataset_sha256,
+            init_sha256.as_deref(),
+        );
+        Ok(Plan {
+            base_sha256,
+            dataset_sha256,
+            rows: rows.len(),
+            tokens,
+            train_rows: train_idx.len(),
+            eval_rows: eval_idx.len(),
+            n_ctx,
+            windows,
+            eval_windows,
+            loss_tokens,
+            per_epoch,
+            total,
+            warmup,
+            fingerprint,
+        })
+    }
+}
+
+/// The checkpoint to resume from: the configured one when resuming and it exists, and only if
+/// it is of this run.
+fn resume(config: &TrainConfig, fingerprint: &str) -> Result<Option<Checkpoint>, TrainError> {
+    match (&config.checkpoint, config.resume) {
+        (Some(path), true) if path.exists() => {
+            let ckpt = Checkpoint::read(path)?;
+            if ckpt.fingerprint != fingerprint {
+                return Err(TrainError::Checkpoint {
+                    path: path.clone(),
+                    what: "it is from another run (data, base or settings differ); delete it or train afresh".into(),
+                });
+            }
+            Ok(Some(ckpt))
+        }
+        _ => Ok(None),
+    }
+}
+
+/// A run under way: the weights loaded, the adapter training, the curves so far.
+struct Run<'a> {
+    config: &'a TrainConfig,
+    plan: Plan,
+    base: Base,
+    adapter: Adapter,
+    session: Session,
+    start_step: u64,
+    /// Loss of every step done (resumed ones included).
+    losses: Vec<f64>,
+    /// (step, held-out loss) of every evaluation done.
+    evals: Vec<(u64, f64)>,
+    /// Seconds in training steps and steps done by this process, for tokens per second.
+    train_s: f64,
+    done_here: u64,
+}
+
+/// AdamW with the run's settings at learning rate `lr`.
+fn adamw(config: &TrainConfig, lr: f32) -> AdamW {
+    AdamW {
+        lr,
+        beta1: 0.9,
+        beta2: 0.999,
+        eps: 1e-8,
+        weight_decay: config.weight_decay,
+    }
+}
+
+impl<'a> Run<'a> {
+    /// Chooses the weights to train on, makes the adapter (from the checkpoint, else fresh or
+    /// warm-started) and loads both with the optimizer's state.
+    fn start(
+        config: &'a TrainConfig,
+        plan: Plan,
+        resumed: Option<Checkpoint>,
+        on_event: &mut dyn FnMut(TrainEvent),
+    ) -> Result<Run<'a>, TrainError> {
+        let model = &config.model;
+        let threads = config
+            .threads
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()))
+            as i32;
+        on_event(TrainEvent::Status(
+            "choosing the weights to train on".into(),
+        ));
+        let base = prepare::choose(
+            model,
+            &plan.base_sha256,
+            config.base,
+            plan.n_ctx,
+            config.gpu_layers,
+            config.matmul,
+            threads,
+        )?;
+        let adapter = match &resumed {
+            Some(ckpt) => ckpt.adapter.clone(),
+            None => {
+                let file =
+                    crate::model::GgufFile::open(model).map_err(|e| TrainError::model(model, e))?;
+                let fresh = Adapter::init(&file, &config.lora, config.seed)?;
+                match &config.init {
+                    Some(path) => warm_start(path, fresh, &plan.base_sha256)?,
+                    None => fresh,
+                }
+            }
+        };
+        on_event(TrainEvent::Status(format!(
+            "loading {}",
+            base.path.display()
+        )));
+        let session_config = SessionConfig {
+            n_ctx: plan.n_ctx,
+            threads,
+            gpu_layers: config.gpu_layers,
+            profile: config.profile,
+            matmul: config.matmul,
+        };
+        let mut session = Session::new(
+            &base.path,
+            &adapter,
+            &session_config,
+            adamw(config, config.lr),
+        )?;
+        let (start_step, losses, evals) = match &resumed {
+            Some(ckpt) => {
+                session.restore_moments(&ckpt.moments);
+                let losses = ckpt.losses.iter().map(|&l| f64::from(l)).collect();
+                let evals = ckpt.evals.iter().map(|&(s, l)| (s, f64::from(l))).collect();
+                (ckpt.step, losses, evals)
+            }
+            None => (0, Vec::new(), Vec::new()),
+        };
+        on_event(TrainEvent::Started {
+            n_ctx: plan.n_ctx,
+            rows: plan.rows,
+            train_rows: plan.train_rows,
+            eval_rows: plan.eval_rows,
+            tokens: plan.tokens,
+            windows: plan.windows.len(),
+            steps: plan.total,
+            start_step,
+            parameters: adapter.parameters(),
+            base: base.clone(),
+        });
+        Ok(Run {
+            config,
+            plan,
+            base,
+            adapter,
+            session,
+            start_step,
+            losses,
+            evals,
+            train_s: 0.0,
+            done_here: 0,
+        })
+    }
+
+    /// The steps from where the run starts to the last: each epoch in its own shuffled order,
+    /// the held-out loss at each epoch's end and every `eval_every` steps, a checkpoint every
+    /// `checkpoint_every` steps and when stopped (cancelled, or `stop_after`).
+    fn steps(
+        &mut self,
+        cancel: &AtomicBool,
+        on_event: &mut dyn FnMut(TrainEvent),
+    ) -> Result<(), TrainError> {
+        let (config, total, per_epoch) = (self.config, self.plan.total, self.plan.per_epoch);
+        let mut order: Vec<usize> = Vec::new();
+        let mut order_epoch = None;
+        for step in self.start_step..total {
+            if cancel.load(Ordering::Relaxed) {
+                self.checkpoint(step, on_event)?;
+                return Err(TrainError::Cancelled { step });
+            }
+            let epoch = step / per_epoch;
+            if order_epoch != Some(epoch) {
+                order = (0..self.plan.windows.len()).collect();
+                order.shuffle(&mut ChaCha8Rng::seed_from_u64(config.seed ^ (epoch + 1)));
+                order_epoch = Some(epoch);
+            }
+            self.train_step(step, order[(step % per_epoch) as usize], on_event)?;
+            let done = step + 1;
+            let epoch_end = done % per_epoch == 0;
+            let periodic = config.eval_every > 0 && done % config.eval_every == 0;
+            if (epoch_end || periodic)
+                && let Some(loss) = self.evaluate()?
+            {
+                self.evals.push((done, loss));
+                on_event(TrainEvent::Eval { step: done, loss });
+            }
+            let stop = config.stop_after == Some(done);
+            let due = config.checkpoint_every > 0 && done % config.checkpoint_every == 0;
+            if (stop || due) && done < total {
+                self.checkpoint(done, on_event)?;
+            }
+            if stop && done < total {
+                return Err(TrainError::Cancelled { step: done });
+            }
+        }
+        Ok(())
+    }
+
+    /// Step `step` (0-based) on window `window`, reported with the speed so far.
+    fn train_step(
+        &mut self,
+        step: u64,
+        window: usize,
+        on_event: &mut dyn FnMut(TrainEvent),
+    ) -> Result<(), TrainError> {
+        let (config, plan) = (self.config, &self.plan);
+        let w = &plan.windows[window];
+        let lr = schedule::learning_rate(step, plan.total, plan.warmup, config.lr);
+        let t0 = Instant::now();
+        let loss = self.session.train_step(
+            &w.tokens,
+            &w.labels,
+            &w.masked,
+            step + 1,
+            adamw(config, lr),
+        )?;
+        self.train_s += t0.elapsed().as_secs_f64();
+        self.done_here += 1;
+        self.losses.push(loss);
+        let left = plan.total - step - 1;
+        on_event(TrainEvent::Step(StepProgress {
+            step: step + 1,
+            steps: plan.total,
+            epoch: (step / plan.per_epoch) as u32 + 1,
+            epochs: config.epochs,
+            loss,
+            lr,
+            tokens_per_s: self.tokens_per_s(),
+            eta_s: left as f64 * self.train_s / self.done_here as f64,
+        }));
+        Ok(())
+    }
+
+    /// Training tokens per second in this process (0 before its first step).
+    fn tokens_per_s(&self) -> f64 {
+        (self.done_here * u64::from(self.plan.n_ctx)) as f64 / self.train_s.max(1e-9)
+    }
+
+    /// The mean loss per loss token on the held-out windows; none without them.
+    fn evaluate(&mut self) -> Result<Option<f64>, TrainError> {
+        if self.plan.eval_windows.is_empty() {
+            return Ok(None);
+        }
+        let (mut sum, mut n) = (0.0, 0usize);
+        for w in &self.plan.eval_windows {
+            sum += self.session.eval(&w.tokens, &w.labels, &w.masked)? * w.n_loss as f64;
+            n += w.n_loss;
+        }
+        Ok((n > 0).then(|| sum / n as f64))
+    }
+
+    /// Writes the checkpoint, when the run has one, as of `step` steps done, and reports it.
+    fn checkpoint(
+        &mut self,
+        step: u64,
+        on_event: &mut dyn FnMut(TrainEvent),
+    ) -> Result<(), TrainError> {
+        let Some(path) = &self.config.checkpoint else {
+            return Ok(());
+        };
+        self.session.read_weights(&mut self.adapter);
+        let ckpt = Checkpoint {
+            adapter: self.adapter.clone(),
+            moments: self.session.read_moments(),
+            step,
+            fingerprint: self.plan.fingerprint.clone(),
+            losses: self.losses.iter().map(|&l| l as f32).collect(),
+            evals: self.evals.iter().map(|&(s, l)| (s, l as f32)).collect(),
+        };
+        create_parent(path)?;
+        ckpt.write(path)?;
+        on_event(TrainEvent::Checkpoint {
+            step,
+            path: path.clone(),
+        });
+        Ok(())
+    }
+
+    /// Writes the trained adapter with what made it and how it went, removes the checkpoint it
+    /// supersedes, and sums the run up.
+    fn finish(mut self, started: Instant) -> Result<TrainSummary, TrainError> {
+        let config = self.config;
+        self.session.read_weights(&mut self.adapter);
+        let op_times = self.session.op_times();
+        drop(self.session);
+        let plan = self.plan;
+        let losses = self.losses;
+        let k = (losses.len() / 10).clamp(1, 10);
+        let mean = |xs: &[f64]| xs.iter().sum::<f64>() / xs.len().max(1) as f64;
+        let train_loss_first = mean(&losses[..k.min(losses.len())]);
+        let train_loss_last = mean(&losses[losses.len().saturating_sub(k)..]);
+        let eval_loss = self.evals.last().map(|&(_, l)| l);
+        let mut adapter = self.adapter;
+        adapter.meta = AdapterMeta {
+            base_sha256: plan.base_sha256,
+            base_name: config
+                .model
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            dataset_sha256: Some(plan.dataset_sha256),
+            rows: Some(plan.rows as u64),
+            iteration: config.iteration,
+            steps: Some(plan.total),
+            epochs: Some(config.epochs),
+            train_loss_first: Some(train_loss_first as f32),
+            train_loss_last: Some(train_loss_last as f32),
+            eval_loss: eval_loss.map(|l| l as f32),
+            loss_on: Some(config.loss_on.as_str().to_owned()),
+        };
+        create_parent(&config.out)?;
+        adapter.write(&config.out)?;
+        if let Some(path) = &config.checkpoint {
+            // The adapter supersedes it.
+            let _ = std::fs::remove_file(path);
+        }
+        let n_ctx = plan.n_ctx as usize;
+        let real: usize = plan.windows.iter().map(|w| w.n_real).sum();
+        Ok(TrainSummary {
+            adapter: config.out.clone(),
+            rows: plan.rows,
+            tokens: plan.tokens,
+            epochs: config.epochs,
+            train_loss_first,
+            train_loss_last,
+            eval_loss,
+            tokens_per_s: if self.train_s > 0.0 {
+                (self.done_here * n_ctx as u64) as f64 / self.train_s
+            } else {
+                0.0
+            },
+            peak_rss_mb: memory::peak_rss_bytes().map(|b| b as f64 / (1u64 << 20) as f64),
+            steps: plan.total,
+            n_ctx: plan.n_ctx,
+            train_rows: plan.train_rows,
+            eval_rows: plan.eval_rows,
+            loss_tokens: plan.loss_tokens,
+            packing: real as f64 / (plan.windows.len() * n_ctx) as f64,
+            trainable_parameters: adapter.parameters(),
+            base: self.base,
+            matmul: config.matmul.resolved(),
+            loss_on: config.loss_on,
+            init: config.init.clone(),
+            lora: config.lora.clone(),
+            lr: config.lr,
+            warmup: config.warmup,
+            weight_decay: config.weight_decay,
+            seed: config.seed,
+            seconds: started.elapsed().as_secs_f64(),
+            losses,
+            eval_losses: self.evals,
+            op_times,
+        })
+    }
+}
+
+/// Creates the folder `path` goes in, if it names one.
+fn create_parent(path: &Path) -> Result<(), TrainError> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|source| TrainError::Io {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+    }
+    Ok(())
+}
+
+fn check_config(config: &TrainConfig) -> Result<(), TrainError> {
+    let bad = |what: &str| Err(TrainError::Config(what.to_owned()));
+    if !config.n_ctx.is_multiple_of(256) {
+        return bad("the context (--ctx) must be a multiple of 256");
+    }
+    if config.epochs == 0 {
+        return bad("at least one epoch");
+    }
+    if !(config.lr > 0.0 && config.lr.is_finite()) {
+        return bad("the learning rate must be positive");
+    }
+    if config.lora.rank == 0 || config.lora.targets.is_empty() {
+        return bad("the LoRA rank must be positive and at least one target given");
+    }
+    if !(0.0..1.0).contains(&config.eval_fraction) || !(0.0..1.0).contains(&config.warmup) {
+        return bad("the eval fraction and the warmup are shares in [0, 1)");
+    }
+    if !(0.0..=1.0).contains(&config.weight_decay) {
+        return bad("the weight decay is in [0, 1]");
+    }
+    Ok(())
+}
+
+/// The smallest multiple of 256 that holds the longest row and two rows of median length.
+fn auto_context(samples: &[data::Sample]) -> u32 {
+    let mut lens: Vec<usize> = samples.iter().map(|s| s.tokens.len()).collect();
+    lens.sort_unstable();
+    let longest = lens.last().copied().unwrap_or(1);
+    let median = lens.get(lens.len() / 2).copied().unwrap_or(1);
+    (longest.max(2 * median).div_ceil(256) * 256) as u32
+}
+
+/// The adapter at `path` as the starting point of a run whose fresh adapter would be `fresh`:
+/// the same base model, rank and adapted weights, or an error that says which differs.
+fn warm_start(path: &Path, fresh: Adapter, base_sha256: &str) -> Result<Adapter, TrainError> {
+    let mut start = Adapter::read(path)?;
+    let bad = |what: String| Err(AdapterError::file(path, what).into());
+    if start.meta.base_sha256 != base_sha256 {
+        return bad("it was trained on another base model; it cannot start this run".into());
+    }
+    if start.spec.rank != fresh.spec.rank {
+        return bad(format!(
+            "its rank is {}, this run's is {}",
+            start.spec.rank, fresh.spec.rank
+        ));
+    }
+    let names = |a: &Adapter| a.weights.iter().map(|w| w.name.clone()).collect::<Vec<_>>();
+    if names(&start) != names(&fresh) {
+        return bad(format!(
+            "it adapts other weights ({}) than this run's targets ({})",
+            Target::join(&start.spec.targets),
+            Target::join(&fresh.spec.targets)
+        ));
+    }
+    // The run's own alpha scales the update from here on; B is rescaled so that the starting
+    // update alpha / rank * B A is the adapter's own.
+    let scale = start.spec.alpha / fresh.spec.alpha;
+    for w in &mut start.weights {
+        w.b.iter_mut().for_each(|b| *b *= scale);
+    }
+    Ok(Adapter {
+        weights: start.weights,
+        ..fresh
+    })
+}
+
+/// Identifies a run: a checkpoint resumes only the run it came from.
+fn fingerprint(
+    config: &TrainConfig,
+    n_ctx: u32,
+    base_sha256: &str,
+    dataset_sha256: &str,
+    init_sha256: Option<&str>,
+) -> String {
+    let key = serde_json::json!({
+        "base": base_sha256,
+        "base_choice": config.base,
+        "dataset": dataset_sha256,
+        "lora": config.lora,
+        "epochs": config.epochs,
+        "lr": config.lr,
+        "warmup": config.warmup,
+        "weight_decay": config.weight_decay,
+        "n_ctx": n_ctx,
+        "eval_fraction": config.eval_fraction,
+        "loss_on": config.loss_on,
+        "seed": config.seed,
+    });
+    // Only a warm-started run names its start (by content: a file rewritten at the same path
+    // starts another run), so that older checkpoints still resume.
+    let key = match init_sha256 {
+        Some(init) => serde_json::json!({ "run": key, "init": init }),
+        None => key,
+    };
+    format!("{:x}", Sha256::digest(key.to_string().as_bytes()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_chosen_context_holds_the_longest_row_and_two_median_ones() {
+        let sample = |len: usize| data::Sample {
+            row: 1,
+            tokens: vec![0; len],
+            n_prompt: 1,
+        };
+        let samples: Vec<_> = [237, 400, 436, 450, 703].into_iter().map(sample).collect();
+        assert_eq!(auto_context(&samples), 1024);
+        assert_eq!(auto_context(&[sample(100)]), 256);
+        assert_eq!(auto_context(&[sample(100), sample(100), sample(900)]), 1024);
+    }
+}
