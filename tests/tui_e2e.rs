@@ -205,6 +205,8 @@ fn a_person_steps_corrects_accepts_and_sees_a_scenario_reload() {
     // Reopened on the same run, the workbench shows the same decision.
     let pane = Pane::open(&name, &command(dir, &tiny));
     pane.wait_for("1 Scenarios", 30);
+    // Quitting while the student loads would ask first.
+    pane.wait_for("student ready", 60);
     pane.keys(&["3"]);
     pane.wait_for("✓ 1 accepted", 10);
     pane.keys(&["q"]);
