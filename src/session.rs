@@ -404,8 +404,7 @@ impl Worker {
         let store = self.store.as_mut().expect("opened above");
         let live = self.episode.as_ref().expect("an episode is live");
         let s = &live.scenario;
-        store
-            .upsert_scenario(&s.hash, &s.id, s.kind().as_str(), s.split.as_str(), &s.json)?;
+        store.upsert_scenario(&s.hash, &s.id, s.kind().as_str(), s.split.as_str(), &s.json)?;
         let prefix = live.playing.key.clone();
         let taken = store.finished_keys(&prefix)?;
         let played = Played {

@@ -79,7 +79,9 @@ fn mentions(dir: &str, skip: impl Fn(&Path) -> bool, needles: &[&str]) -> Vec<St
 #[test]
 fn only_the_workbench_names_the_terminal_crates() {
     let workbench = |p: &Path| {
-        p.starts_with("src/tui") || p == Path::new("src/cli/tui.rs") || p == Path::new("src/main.rs")
+        p.starts_with("src/tui")
+            || p == Path::new("src/cli/tui.rs")
+            || p == Path::new("src/main.rs")
     };
     let hits = mentions("src", workbench, &["ratatui", "crossterm", "tokio"]);
     assert!(hits.is_empty(), "{hits:#?}");

@@ -294,7 +294,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             .filter(|_| adapter.is_file());
         if trained.is_none() {
             timed(&mut store, Some(i), "dataset", |store| {
-                Ok(build_iteration(store, &args.run, &train_all, &prompt, i, &settings)?)
+                Ok(build_iteration(
+                    store, &args.run, &train_all, &prompt, i, &settings,
+                )?)
             })?;
             // 2. Train the next student.
             let warm = args.warm_start && i > 0;
