@@ -43,7 +43,7 @@ pub struct Past {
 #[derive(Debug, Clone, Serialize)]
 pub struct View<'a> {
     pub task: &'a str,
-    /// The episode's first observation (for the household: the room and every place in it).
+    /// The episode's first observation (in a room, say, every place in it).
     pub start: &'a str,
     /// Earlier steps, oldest first (the prompt shows the last `history` of them).
     pub history: &'a [Past],

@@ -37,8 +37,7 @@ pub struct Paths {
 
 #[derive(Args)]
 pub struct GenerateArgs {
-    /// The environment kind (`household`: layouts from the room templates, covering the six
-    /// task types).
+    /// The environment kind, as scenario files name it.
     kind: String,
     /// How many scenarios.
     #[arg(long, default_value_t = 20)]
@@ -74,8 +73,14 @@ pub fn run(cmd: Command) -> anyhow::Result<ExitCode> {
                 SplitArg::Train => Split::Train,
                 SplitArg::Test => Split::Test,
             };
-            let kind = leap::env::kind(&args.kind)
-                .with_context(|| format!("no environment kind `{}` in this build", args.kind))?;
+            let kind = leap::env::kind(&args.kind).with_context(|| {
+                let known: Vec<&str> = leap::env::registry().iter().map(|k| k.as_str()).collect();
+                format!(
+                    "no environment kind `{}`, expected one of: {}",
+                    args.kind,
+                    known.join(", ")
+                )
+            })?;
             let written = kind
                 .generate(&args.out, args.count, args.seed, split)
                 .with_context(|| format!("kind `{}` has no scenario generator", args.kind))?
