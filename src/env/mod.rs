@@ -41,8 +41,9 @@ pub trait Environment: Send {
     /// Applies one command; the new observation is then in [`Environment::observation`].
     fn step(&mut self, action: &str) -> Outcome;
     /// The commands that do something now, sorted. An environment that takes free text (a
-    /// shell) may list none: an empty list is what the backends read as "do not constrain the
-    /// answer to a list" (see `agent::local::grammar`).
+    /// shell) may return none: the backends then leave the answer unconstrained (no grammar).
+    /// The parser still reads an action only from a list (`agent::parse`), so such a kind brings
+    /// its free-text reading with it; no shipped kind needs one yet.
     fn admissible(&self) -> Vec<String>;
     /// Commands applied since the start (admissible or not).
     fn steps_taken(&self) -> u32;

@@ -1,11 +1,10 @@
 //! The oracle teacher: from the student's actual state at each step, the best next command
-//! under the environment's rules, with a templated reason stating a general principle.
+//! under the environment's rules, with a templated reason stating a general principle. The
+//! environment kind's expert gives both ([`crate::env::Guided::advise`]).
 //!
 //! `privilege` in [0, 1] sets how much of the privileged state it uses. At 0 it is the best
-//! policy that uses only what the student has observed (a systematic search ordered by where
-//! each object type usually lives, then the expert's plan over seen objects); at 1 it follows
-//! the expert's shortest plan over the true state, going straight to the hidden object; in
-//! between, each step independently uses the privileged plan with probability `privilege`,
+//! policy that uses only what the student has observed; at 1 it follows the expert's shortest
+//! plan over the true state, going straight to what is hidden; in between, each step independently uses the privileged plan with probability `privilege`,
 //! drawn from a generator seeded by (seed, episode key, step): deterministic for a seed.
 
 use rand::{Rng, SeedableRng};
