@@ -7,8 +7,8 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use leap::env::Environment;
-use leap::env::household::expert;
-use leap::scenario::{self, Body};
+use leap::env::household::{self, expert};
+use leap::scenario;
 
 fn main() {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
@@ -16,8 +16,9 @@ fn main() {
         .expect("shipped scenarios load");
     let mut episodes = Vec::new();
     for s in &scenarios {
-        let Body::Household(h) = &s.body;
-        let env = h.env(s.horizon);
+        let env = household::body(s)
+            .expect("a household scenario")
+            .env(s.horizon);
         let plan = expert::plan(&env).expect("the expert solves every shipped scenario");
         let mut commands = Vec::new();
         for step in plan {

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
 
-use crate::scenario::{Body, Scenario};
+use crate::scenario::Scenario;
 use crate::store::{EpisodeFilter, EpisodeRecord, Order, StepRecord, Store, StoreError, now_ms};
 use crate::teacher::oracle::OracleTeacher;
 
@@ -67,12 +67,9 @@ pub fn summarize(
     };
     let summary = store.summary(&filter)?;
     let episodes = store.list_episodes(&filter)?;
-    let kinds: HashMap<&str, &'static str> = scenarios
+    let kinds: HashMap<&str, &str> = scenarios
         .iter()
-        .map(|s| {
-            let Body::Household(h) = &s.body;
-            (s.id.as_str(), h.task.goal.as_str())
-        })
+        .map(|s| (s.id.as_str(), s.body.task_type()))
         .collect();
     let mut per_task: BTreeMap<String, TaskStats> = BTreeMap::new();
     for e in &episodes {

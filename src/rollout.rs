@@ -14,7 +14,7 @@ use crate::agent::parse::parse;
 use crate::agent::prompt::{Past, Prompt, PromptError, View};
 use crate::agent::{Policy, PolicyError, Request, Response, Sampling};
 use crate::env::{Environment, Outcome};
-use crate::scenario::{Body, Scenario};
+use crate::scenario::Scenario;
 use crate::store::{EpisodeFilter, EpisodeRecord, StepRecord, Store, StoreError, Summary, now_ms};
 
 #[derive(Debug, Error)]
@@ -252,22 +252,12 @@ struct Active {
 
 /// The privileged state as a line of the prompt, for a teacher acting alone.
 pub fn privileged_hint(s: &Scenario) -> String {
-    let Body::Household(h) = &s.body;
-    let state = crate::env::household::expert::PrivilegedState::of(&h.env(s.horizon));
-    let facts: Vec<String> = state
-        .locations
-        .iter()
-        .map(|(object, place)| format!("{object} is in {place}"))
-        .collect();
-    format!("Hidden facts: {}.", facts.join("; "))
+    s.body.hint()
 }
 
 /// A fresh environment for `s`, ending after `horizon` steps instead of the scenario's own.
 pub fn env_for(s: &Scenario, horizon: Option<u32>) -> Box<dyn Environment> {
-    let horizon = horizon.unwrap_or(s.horizon);
-    match &s.body {
-        Body::Household(h) => Box::new(h.env(horizon)),
-    }
+    s.body.env(horizon.unwrap_or(s.horizon))
 }
 
 /// Plays every (scenario, episode) not yet in the store.

@@ -3,8 +3,8 @@
 use std::path::PathBuf;
 
 use leap::env::Environment;
-use leap::env::household::{HouseholdEnv, expert};
-use leap::scenario::{self, Body};
+use leap::env::household::{self, HouseholdEnv, expert};
+use leap::scenario;
 use rand::seq::IndexedRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -15,8 +15,9 @@ fn load(path: &str) -> Vec<scenario::Scenario> {
 }
 
 fn env_of(s: &scenario::Scenario) -> HouseholdEnv {
-    let Body::Household(h) = &s.body;
-    h.env(s.horizon)
+    household::body(s)
+        .expect("a household scenario")
+        .env(s.horizon)
 }
 
 fn showcase(id: &str) -> HouseholdEnv {

@@ -9,7 +9,8 @@ use std::time::Duration;
 use leap::agent::parse::format;
 use leap::agent::prompt::{Past, Prompt, View};
 use leap::env::Environment;
-use leap::scenario::{self, Body, Scenario};
+use leap::env::household;
+use leap::scenario::{self, Scenario};
 use leap::store::{Decision, EpisodeRecord, LabelFilter, LabelStatus, StepRecord, Store};
 use leap::teacher::correct_and_store;
 use leap::teacher::oracle::OracleTeacher;
@@ -33,8 +34,7 @@ fn seed_run(dir: &Path, scenarios: &[Scenario], steps: usize) -> usize {
         store
             .upsert_scenario(&s.hash, &s.id, "household", s.split.as_str(), &s.json)
             .unwrap();
-        let Body::Household(h) = &s.body;
-        let mut env = h.env(s.horizon);
+        let mut env = household::body(s).unwrap().env(s.horizon);
         let start = env.observation().to_string();
         let mut history: Vec<Past> = Vec::new();
         let mut records = Vec::new();

@@ -3,8 +3,8 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use leap::env::household::GoalKind;
-use leap::scenario::{self, Body, Split, generate};
+use leap::env::household::{self, GoalKind, generate};
+use leap::scenario::{self, Split};
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -37,8 +37,7 @@ fn shipped_sets_are_valid_large_enough_and_cover_every_task_type() {
                     s.id,
                     split.as_str()
                 );
-                let Body::Household(h) = &s.body;
-                h.task.goal.as_str()
+                household::body(s).unwrap().task.goal.as_str()
             })
             .collect();
         assert_eq!(kinds.len(), GoalKind::ALL.len(), "{kinds:?}");
@@ -89,7 +88,7 @@ fn test_split_holds_out_layouts_and_object_target_pairs() {
         let mut layouts = BTreeSet::new();
         let mut pairs = BTreeSet::new();
         for s in set {
-            let Body::Household(h) = &s.body;
+            let h = household::body(s).unwrap();
             let room = h
                 .world
                 .room

@@ -5,12 +5,12 @@
 use std::path::PathBuf;
 
 use leap::env::Environment;
-use leap::env::household::expert::PrivilegedState;
 use leap::env::household::oracle::{Knowledge, play};
-use leap::scenario::{self, Body, Scenario, Split};
+use leap::env::household::{self, HouseholdEnv};
+use leap::scenario::{self, Scenario, Split};
 use leap::store::{EpisodeRecord, StepRecord};
+use leap::teacher::Teacher;
 use leap::teacher::oracle::OracleTeacher;
-use leap::teacher::{Teacher, leak};
 
 fn test_split() -> Vec<Scenario> {
     let all = scenario::load_all(&[PathBuf::from("scenarios/household")]).unwrap();
@@ -21,8 +21,7 @@ fn test_split() -> Vec<Scenario> {
 
 /// A student that wanders: a fixed pseudo-random admissible command at each step.
 fn wandering_episode(s: &Scenario, steps: usize, salt: u64) -> EpisodeRecord {
-    let Body::Household(h) = &s.body;
-    let mut env = h.env(s.horizon);
+    let mut env = s.body.env(s.horizon);
     let mut records = Vec::new();
     let mut x = salt
         .wrapping_mul(6364136223846793005)
@@ -72,8 +71,7 @@ fn reaches_goal_from(
     action: &str,
     privilege: f64,
 ) -> bool {
-    let Body::Household(h) = &s.body;
-    let mut env = h.env(1_000);
+    let mut env: HouseholdEnv = household::body(s).unwrap().env(1_000);
     let mut knowledge = Knowledge::new(&env);
     for step in &episode.steps[..t] {
         env.step(&step.action);
@@ -163,9 +161,7 @@ fn the_oracle_is_deterministic_for_a_seed_and_privilege_changes_its_choices() {
 #[test]
 fn privilege_one_follows_the_experts_plan_from_the_start() {
     for s in test_split() {
-        let Body::Household(h) = &s.body;
-        let env = h.env(s.horizon);
-        let privileged = PrivilegedState::of(&env);
+        let privileged = s.body.privileged(s.horizon);
         let plan = privileged.plan.clone().unwrap();
         let mut teacher = OracleTeacher::new(1.0, 0);
         let episode = wandering_episode(&s, 1, 99);
@@ -178,10 +174,12 @@ fn privilege_one_follows_the_experts_plan_from_the_start() {
 #[test]
 fn the_leakage_guard_catches_planted_leaks_and_passes_common_sense() {
     let s = test_split().into_iter().next().unwrap();
-    let Body::Household(h) = &s.body;
-    let env = h.env(s.horizon);
-    let privileged = PrivilegedState::of(&env);
-    let (object, place) = privileged.locations[0].clone();
+    let env = s.body.env(s.horizon);
+    let privileged = s.body.privileged(s.horizon);
+    let (object, place) = (
+        privileged.facts[0].subject.clone(),
+        privileged.facts[0].detail.clone(),
+    );
     let kind = object.split(' ').next().unwrap().to_string();
     let observed = format!("{}\n{}", env.task(), env.observation());
     assert!(!leap::env::household::oracle::mentions(&observed, &object));
@@ -192,7 +190,7 @@ fn the_leakage_guard_catches_planted_leaks_and_passes_common_sense() {
         format!("The {kind} is in {place}."),
     ];
     for reason in &planted {
-        let leaks = leak::household(reason, &privileged, &observed);
+        let leaks = s.kind().leaks(reason, &privileged, &observed);
         assert!(!leaks.is_empty(), "missed a planted leak in {reason:?}");
         assert!(leaks[0].fact.contains(&object), "{leaks:?}");
     }
@@ -202,10 +200,10 @@ fn the_leakage_guard_catches_planted_leaks_and_passes_common_sense() {
         "I go to the countertop 1 to look around.".to_string(),
     ];
     for reason in &fine {
-        let leaks = leak::household(reason, &privileged, &observed);
+        let leaks = s.kind().leaks(reason, &privileged, &observed);
         assert!(leaks.is_empty(), "{reason:?} flagged: {leaks:?}");
     }
     // Once the student has seen the object, naming it is no leak.
     let seen = format!("{observed}\nYou see a {object}.");
-    assert!(leak::household(&planted[1], &privileged, &seen).is_empty());
+    assert!(s.kind().leaks(&planted[1], &privileged, &seen).is_empty());
 }

@@ -6,8 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 
-use leap::env::Environment;
-use leap::scenario::{self, Body};
+use leap::scenario;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -37,8 +36,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             None => bail!("{} holds no scenario", args.file.display()),
         },
     };
-    let Body::Household(h) = &chosen.body;
-    let mut env = h.env(chosen.horizon);
+    let mut env = chosen.body.env(chosen.horizon);
     let stdin = std::io::stdin();
     let mut out = std::io::stdout().lock();
     writeln!(

@@ -8,8 +8,8 @@ use clap::{Args, Subcommand, ValueEnum};
 use serde::Serialize;
 use serde_json::json;
 
-use leap::env::household::expert::PrivilegedState;
-use leap::scenario::{self, Body, Loaded, Scenario, Split, generate};
+use leap::env::Privileged;
+use leap::scenario::{self, Loaded, Scenario, Split};
 
 #[derive(Subcommand)]
 pub enum Command {
@@ -22,8 +22,7 @@ pub enum Command {
     /// Print the JSON Schema of scenario files.
     Schema,
     /// Generate a scenario set.
-    #[command(subcommand)]
-    Generate(Generate),
+    Generate(GenerateArgs),
 }
 
 #[derive(Args)]
@@ -36,14 +35,10 @@ pub struct Paths {
     json: bool,
 }
 
-#[derive(Subcommand)]
-pub enum Generate {
-    /// Household layouts from the room templates, covering the six task types.
-    Household(GenerateArgs),
-}
-
 #[derive(Args)]
 pub struct GenerateArgs {
+    /// The environment kind, as scenario files name it.
+    kind: String,
     /// How many scenarios.
     #[arg(long, default_value_t = 20)]
     count: usize,
@@ -73,12 +68,22 @@ pub fn run(cmd: Command) -> anyhow::Result<ExitCode> {
             print!("{}", scenario::schema::scenario_schema());
             Ok(ExitCode::SUCCESS)
         }
-        Command::Generate(Generate::Household(args)) => {
+        Command::Generate(args) => {
             let split = match args.split {
                 SplitArg::Train => Split::Train,
                 SplitArg::Test => Split::Test,
             };
-            let written = generate::write_household(&args.out, args.count, args.seed, split)
+            let kind = leap::env::kind(&args.kind).with_context(|| {
+                let known: Vec<&str> = leap::env::registry().iter().map(|k| k.as_str()).collect();
+                format!(
+                    "no environment kind `{}`, expected one of: {}",
+                    args.kind,
+                    known.join(", ")
+                )
+            })?;
+            let written = kind
+                .generate(&args.out, args.count, args.seed, split)
+                .with_context(|| format!("kind `{}` has no scenario generator", args.kind))?
                 .with_context(|| format!("writing scenarios to {}", args.out.display()))?;
             eprintln!(
                 "wrote {} scenarios to {}",
@@ -162,13 +167,11 @@ struct Solved {
     steps: Option<usize>,
     horizon: u32,
     #[serde(flatten)]
-    privileged: PrivilegedState,
+    privileged: Privileged,
 }
 
 fn solve_one(s: &Scenario) -> Solved {
-    let Body::Household(h) = &s.body;
-    let env = h.env(s.horizon);
-    let privileged = PrivilegedState::of(&env);
+    let privileged = s.body.privileged(s.horizon);
     let steps = privileged.plan.as_ref().map(Vec::len);
     Solved {
         id: s.id.clone(),
@@ -199,9 +202,9 @@ fn solve(p: Paths) -> anyhow::Result<ExitCode> {
         for r in &results {
             let places: Vec<String> = r
                 .privileged
-                .locations
+                .facts
                 .iter()
-                .map(|(o, at)| format!("{o} in/on {at}"))
+                .map(|f| format!("{} {} {}", f.subject, f.relation, f.detail))
                 .collect();
             match &r.privileged.plan {
                 Some(plan) => println!(

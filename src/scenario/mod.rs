@@ -1,42 +1,24 @@
 //! Scenarios: YAML files that describe one episode each (the task, the initial world, what only
 //! the teacher may see, the horizon), loaded with every problem reported as `FILE:LINE:COL`.
 
-pub mod generate;
-pub mod household;
 pub mod schema;
 mod source;
 
 use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::env::World;
+
 pub use source::{Seg, SourceMap, YamlPath};
 
-/// Which environment a scenario runs in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum Kind {
-    /// ALFWorld-style household tasks.
-    Household,
-    /// WebShop-style shopping (not in this build yet).
-    Shop,
-    /// InterCode-style bash tasks (not in this build yet).
-    Shell,
-}
-
-impl Kind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Kind::Household => "household",
-            Kind::Shop => "shop",
-            Kind::Shell => "shell",
-        }
-    }
-}
+/// Which environment a scenario runs in: one of [`crate::env::registry`].
+pub use crate::env::Kind;
 
 /// Train scenarios are for rollouts and training; test scenarios are held out for evaluation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
@@ -109,7 +91,8 @@ pub struct Scenario {
     pub horizon: u32,
     /// The task as the student reads it.
     pub task: String,
-    pub body: Body,
+    /// The kind-specific part, checked: it makes the episodes.
+    pub body: Arc<dyn World>,
     /// Where its `id` was written.
     pub origin: Origin,
     /// sha256 of `json`: identifies this exact version.
@@ -118,17 +101,9 @@ pub struct Scenario {
     pub json: String,
 }
 
-/// What each kind of scenario holds beyond the common fields.
-#[derive(Debug, Clone)]
-pub enum Body {
-    Household(household::HouseholdScenario),
-}
-
 impl Scenario {
     pub fn kind(&self) -> Kind {
-        match self.body {
-            Body::Household(_) => Kind::Household,
-        }
+        self.body.kind()
     }
 }
 
@@ -137,7 +112,9 @@ impl Scenario {
 #[serde(deny_unknown_fields)]
 struct Header {
     id: String,
-    kind: Kind,
+    /// Resolved against the registry after the header reads, so that an unknown kind is
+    /// reported where it was written, with the known ones.
+    kind: String,
     split: Split,
     task: serde_yaml::Value,
     horizon: u32,
@@ -147,7 +124,7 @@ struct Header {
 }
 
 /// Problems found while reading one document, located by path.
-pub(crate) struct Report<'a> {
+pub struct Report<'a> {
     file: &'a Path,
     map: &'a SourceMap,
     pub problems: Vec<Problem>,
@@ -299,28 +276,25 @@ fn build(
             "horizon is 0, expected at least 1 step",
         );
     }
-    let (task, body) = match header.kind {
-        Kind::Household => {
-            let s = household::HouseholdScenario::read(
-                report,
-                path,
-                header.task,
-                header.world,
-                header.privileged,
-            )?;
-            (s.task_text(), Body::Household(s))
-        }
-        other => {
-            report.at(
-                &path.key("kind"),
-                format!(
-                    "kind `{}` is not supported by this build yet, expected `household`",
-                    other.as_str()
-                ),
-            );
-            return None;
-        }
+    let Some(kind) = crate::env::kind(&header.kind) else {
+        let known: Vec<String> = crate::env::registry()
+            .iter()
+            .map(|k| format!("`{}`", k.as_str()))
+            .collect();
+        let expected = match known.as_slice() {
+            [one] => one.clone(),
+            many => format!("one of {}", many.join(", ")),
+        };
+        report.at(
+            &path.key("kind"),
+            format!(
+                "kind `{}` is not supported by this build yet, expected {expected}",
+                header.kind
+            ),
+        );
+        return None;
     };
+    let (task, body) = kind.read(report, path, header.task, header.world, header.privileged)?;
     if !id_ok || header.horizon == 0 {
         return None;
     }

@@ -1,28 +1,29 @@
-//! The JSON Schema of scenario files, generated from the types that read them. The shipped copy
-//! is `assets/schema/scenario.json`; a test fails when it is stale.
+//! The JSON Schema of scenario files, generated from the types that read them: each kind gives
+//! the schema of its own scenarios ([`crate::env::EnvKind::schema`]). The shipped copy is
+//! `assets/schema/scenario.json`; a test fails when it is stale.
 
-use schemars::JsonSchema;
+use std::borrow::Cow;
 
-use super::Split;
-use super::household::{HouseholdPrivileged, HouseholdTask, HouseholdWorld};
+use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 
-/// One scenario. The fields after `kind` depend on the kind.
-#[derive(JsonSchema)]
-#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
-#[allow(dead_code)]
-enum ScenarioDoc {
-    /// An ALFWorld-style household task.
-    Household {
-        /// Unique across all loaded scenarios: letters, digits, `-`, `_`, `.`.
-        id: String,
-        split: Split,
-        task: HouseholdTask,
-        /// Steps before the episode ends unsolved.
-        horizon: u32,
-        world: HouseholdWorld,
-        #[serde(default)]
-        privileged: Option<HouseholdPrivileged>,
-    },
+/// One scenario, of any registered kind.
+struct ScenarioDoc;
+
+impl JsonSchema for ScenarioDoc {
+    fn schema_name() -> Cow<'static, str> {
+        "ScenarioDoc".into()
+    }
+
+    fn json_schema(generator: &mut SchemaGenerator) -> Schema {
+        let kinds: Vec<Schema> = crate::env::registry()
+            .iter()
+            .map(|k| k.schema(generator))
+            .collect();
+        json_schema!({
+            "description": "One scenario. The fields after `kind` depend on the kind.",
+            "oneOf": kinds,
+        })
+    }
 }
 
 /// A scenario file: one scenario or a list of them.

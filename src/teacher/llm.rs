@@ -15,16 +15,13 @@ use std::path::Path;
 use minijinja::context;
 use minijinja::value::Serde;
 
-use super::{Corrections, Replay, StepCorrection, StepFailure, Teacher, TeacherError, leak};
+use super::{Corrections, Replay, StepCorrection, StepFailure, Teacher, TeacherError};
 use crate::agent::parse::parse;
 use crate::agent::prompt::{Blocks, Past};
 use crate::agent::{Policy, Request, Sampling};
-use crate::env::Environment;
-use crate::env::household::expert::{PrivilegedState, plan};
-use crate::scenario::{Body, Scenario};
+use crate::env::Kind;
+use crate::scenario::Scenario;
 use crate::store::EpisodeRecord;
-
-const DEFAULT_TEMPLATE: &str = include_str!("../../assets/prompts/correct_household.j2");
 
 /// Longest corrected reason accepted, in characters.
 pub const MAX_REASON_CHARS: usize = 400;
@@ -57,7 +54,10 @@ impl Default for LlmSettings {
 
 pub struct LlmTeacher {
     policy: Box<dyn Policy>,
-    template: Blocks,
+    /// The user's template, for scenarios of every kind.
+    custom: Option<Blocks>,
+    /// Each kind's shipped template, compiled when first needed.
+    shipped: Vec<(Kind, Blocks)>,
     settings: LlmSettings,
 }
 
@@ -71,25 +71,41 @@ struct Pending {
 }
 
 impl LlmTeacher {
-    /// A teacher over `policy` with the shipped template, or the one in `template` if given.
+    /// A teacher over `policy` with each kind's shipped template, or the one in `template` if
+    /// given.
     pub fn new(
         policy: Box<dyn Policy>,
         template: Option<&Path>,
         settings: LlmSettings,
     ) -> Result<LlmTeacher, TeacherError> {
-        let template = match template {
-            Some(path) => Blocks::from_file(path),
-            None => Blocks::compile(
-                "assets/prompts/correct_household.j2",
-                DEFAULT_TEMPLATE.to_string(),
-            ),
-        }
-        .map_err(|e| TeacherError::Template(e.to_string()))?;
+        let custom = template
+            .map(Blocks::from_file)
+            .transpose()
+            .map_err(|e| TeacherError::Template(e.to_string()))?;
         Ok(LlmTeacher {
             policy,
-            template,
+            custom,
+            shipped: Vec::new(),
             settings,
         })
+    }
+
+    /// The template for scenarios of `kind`.
+    fn template(&mut self, kind: Kind) -> Result<&Blocks, TeacherError> {
+        if let Some(custom) = &self.custom {
+            return Ok(custom);
+        }
+        let at = match self.shipped.iter().position(|(k, _)| *k == kind) {
+            Some(at) => at,
+            None => {
+                let t = kind.teacher_template();
+                let blocks = Blocks::compile(t.name, t.source.to_string())
+                    .map_err(|e| TeacherError::Template(e.to_string()))?;
+                self.shipped.push((kind, blocks));
+                self.shipped.len() - 1
+            }
+        };
+        Ok(&self.shipped[at].1)
     }
 
     /// Gives the policy back (its model stays loaded).
@@ -127,8 +143,9 @@ impl Teacher for LlmTeacher {
         scenario: &Scenario,
         episode: &EpisodeRecord,
     ) -> Result<Corrections, TeacherError> {
-        let Body::Household(h) = &scenario.body;
-        let privileged = PrivilegedState::of(&h.env(scenario.horizon));
+        let kind = scenario.kind();
+        self.template(kind)?;
+        let hidden = scenario.body.privileged(scenario.horizon);
         let mut pending: Vec<Pending> = Vec::new();
         let mut observed: Vec<String> = Vec::new();
         let history_len = self.settings.history;
@@ -153,10 +170,9 @@ impl Teacher for LlmTeacher {
                 history => Serde(&history),
                 observation => replay.env.observation(),
                 admissible => Serde(&admissible),
-                locations => Serde(&privileged.locations),
-                plan => Serde(&plan(&replay.env)),
                 student_reason => step.reason.as_deref(),
                 student_action => &step.action,
+                ..replay.env.teacher_vars(&hidden)
             };
             pending.push(Pending {
                 step: i,
@@ -178,7 +194,7 @@ impl Teacher for LlmTeacher {
             for (seq, p) in batch.iter().enumerate() {
                 let ctx = context! { error => p.error.as_deref(), ..p.ctx.clone() };
                 let messages = self
-                    .template
+                    .template(kind)?
                     .render(ctx)
                     .map_err(|e| TeacherError::Template(e.to_string()))?;
                 requests.push(Request {
@@ -221,7 +237,7 @@ impl Teacher for LlmTeacher {
             trajectory.push(StepCorrection {
                 timestep: i as u32,
                 is_corrected: action != episode.steps[i].action,
-                leaks: leak::household(&reason, &privileged, &observed[i]),
+                leaks: kind.leaks(&reason, &hidden, &observed[i]),
                 corrected_reason: reason,
                 corrected_action: action,
             });

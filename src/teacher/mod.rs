@@ -15,10 +15,8 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use crate::agent::PolicyError;
-use crate::env::Environment;
-use crate::env::household::HouseholdEnv;
-use crate::env::household::oracle::Knowledge;
-use crate::scenario::{Body, Scenario};
+use crate::env::Guided;
+use crate::scenario::Scenario;
 use crate::store::{EpisodeRecord, Store, StoreError};
 
 pub use leak::Leak;
@@ -136,11 +134,11 @@ pub trait Teacher: Send {
     ) -> Result<Corrections, TeacherError>;
 }
 
-/// The student's episode replayed step by step: the environment before each step (so the
-/// teacher answers from the student's actual state), and what the student had seen by then.
+/// The student's episode replayed step by step, in a scenario of any kind: the environment
+/// before each step (so the teacher answers from the student's actual state, the expert knowing
+/// what the student had seen), and what the student had read by then.
 pub struct Replay {
-    pub env: HouseholdEnv,
-    pub knowledge: Knowledge,
+    pub env: Box<dyn Guided>,
     /// Every observation so far, the first one included: what the student has read.
     pub observed: String,
 }
@@ -153,11 +151,9 @@ impl Replay {
         episode: &EpisodeRecord,
         visit: &mut dyn FnMut(usize, &Replay) -> Result<(), TeacherError>,
     ) -> Result<(), TeacherError> {
-        let Body::Household(h) = &scenario.body;
         let horizon = episode.steps.len() as u32 + 1;
-        let env = h.env(horizon.max(scenario.horizon));
+        let env = scenario.body.guided(horizon.max(scenario.horizon));
         let mut replay = Replay {
-            knowledge: Knowledge::new(&env),
             observed: format!("{}\n{}", env.task(), env.observation()),
             env,
         };
@@ -176,7 +172,6 @@ impl Replay {
                     ),
                 });
             }
-            replay.knowledge.observe(&replay.env);
             replay.observed.push('\n');
             replay.observed.push_str(replay.env.observation());
         }

@@ -1,24 +1,20 @@
 //! The oracle teacher: from the student's actual state at each step, the best next command
-//! under the environment's rules, with a templated reason stating a general principle.
+//! under the environment's rules, with a templated reason stating a general principle. The
+//! environment kind's expert gives both ([`crate::env::Guided::advise`]).
 //!
 //! `privilege` in [0, 1] sets how much of the privileged state it uses. At 0 it is the best
-//! policy that uses only what the student has observed (a systematic search ordered by where
-//! each object type usually lives, then the expert's plan over seen objects); at 1 it follows
-//! the expert's shortest plan over the true state, going straight to the hidden object; in
-//! between, each step independently uses the privileged plan with probability `privilege`,
+//! policy that uses only what the student has observed; at 1 it follows the expert's shortest
+//! plan over the true state, going straight to what is hidden; in between, each step independently uses the privileged plan with probability `privilege`,
 //! drawn from a generator seeded by (seed, episode key, step): deterministic for a seed.
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use sha2::{Digest, Sha256};
 
-use super::{Corrections, Replay, StepCorrection, Teacher, TeacherError, leak};
+use super::{Corrections, Replay, StepCorrection, Teacher, TeacherError};
 use crate::agent::Message;
 use crate::agent::prompt::{Past, Prompt, PromptError, View};
-use crate::env::Environment;
-use crate::env::household::expert::PrivilegedState;
-use crate::env::household::oracle::{Knowledge, advise};
-use crate::scenario::{Body, Scenario};
+use crate::scenario::Scenario;
 use crate::store::EpisodeRecord;
 
 pub struct OracleTeacher {
@@ -111,9 +107,7 @@ impl OracleTeacher {
     /// Plays `scenario` from its start to the goal or the horizon, drawing privilege for the
     /// episode keyed `key`; with `alternatives`, also notes every step's good actions.
     pub fn demonstrate(&self, scenario: &Scenario, key: &str, alternatives: bool) -> Demonstration {
-        let Body::Household(h) = &scenario.body;
-        let mut env = h.env(scenario.horizon);
-        let mut knowledge = Knowledge::new(&env);
+        let mut env = scenario.body.guided(scenario.horizon);
         let mut demo = Demonstration {
             task: env.task().to_string(),
             start: env.observation().to_string(),
@@ -122,7 +116,7 @@ impl OracleTeacher {
             reward: 0.0,
         };
         for i in 0..scenario.horizon as usize {
-            let Some(advice) = advise(&env, &knowledge, self.privileged_at(key, i)) else {
+            let Some(advice) = env.advise(self.privileged_at(key, i)) else {
                 break;
             };
             let observation = env.observation().to_string();
@@ -130,14 +124,13 @@ impl OracleTeacher {
             let mut good_actions = vec![advice.action.clone()];
             let modes: &[bool] = if alternatives { &[false, true] } else { &[] };
             for &privileged in modes {
-                if let Some(other) = advise(&env, &knowledge, privileged)
+                if let Some(other) = env.advise(privileged)
                     && !good_actions.contains(&other.action)
                 {
                     good_actions.push(other.action);
                 }
             }
             let outcome = env.step(&advice.action);
-            knowledge.observe(&env);
             demo.steps.push(DemoStep {
                 observation,
                 admissible,
@@ -173,13 +166,13 @@ impl Teacher for OracleTeacher {
         scenario: &Scenario,
         episode: &EpisodeRecord,
     ) -> Result<Corrections, TeacherError> {
-        let Body::Household(h) = &scenario.body;
-        let privileged_state = PrivilegedState::of(&h.env(scenario.horizon));
+        let kind = scenario.kind();
+        let hidden = scenario.body.privileged(scenario.horizon);
         let mut trajectory = Vec::with_capacity(episode.steps.len());
         Replay::run(scenario, episode, &mut |i, replay| {
             let privileged = self.privileged_at(&episode.key, i);
-            if let Some(advice) = advise(&replay.env, &replay.knowledge, privileged) {
-                let leaks = leak::household(&advice.reason, &privileged_state, &replay.observed);
+            if let Some(advice) = replay.env.advise(privileged) {
+                let leaks = kind.leaks(&advice.reason, &hidden, &replay.observed);
                 trajectory.push(StepCorrection {
                     timestep: i as u32,
                     is_corrected: advice.action != episode.steps[i].action,

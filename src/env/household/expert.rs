@@ -4,12 +4,11 @@
 
 use std::collections::{HashMap, VecDeque};
 
-use serde::Serialize;
-
 use super::HouseholdEnv;
 use super::command::Command;
 use super::goal::GoalKind;
 use super::state::State;
+use crate::env::{Fact, Privileged};
 
 /// More states than any shipped room needs; a search that hits it reports no plan.
 const MAX_STATES: usize = 500_000;
@@ -102,37 +101,35 @@ pub fn plan_with(env: &HouseholdEnv, usable: &dyn Fn(u16) -> bool) -> Option<Vec
     None
 }
 
-/// What the teacher sees and the student never does: where every object the task needs is,
-/// and the expert's plan from the start.
-#[derive(Debug, Clone, Serialize)]
-pub struct PrivilegedState {
-    /// Task-relevant objects and where each one is ("apple 2" -> "fridge 1").
-    pub locations: Vec<(String, String)>,
-    /// The expert's shortest plan, or `None` when the goal cannot be reached.
-    pub plan: Option<Vec<String>>,
+/// Where every object the task needs is ("apple 2" in/on "fridge 1"): what the teacher sees and
+/// the student never does.
+pub fn locations(env: &HouseholdEnv) -> Vec<Fact> {
+    let layout = env.layout();
+    let goal = env.goal();
+    let mut objects: Vec<u16> = goal.objects().to_vec();
+    if goal.kind == GoalKind::LookInLight {
+        objects.extend_from_slice(goal.targets());
+    }
+    objects
+        .into_iter()
+        .map(|o| {
+            let place = match env.state().location_of(o) {
+                Some(r) => layout.receptacle(r).name.clone(),
+                None => "the agent's hand".to_string(),
+            };
+            Fact {
+                subject: layout.object(o).name.clone(),
+                relation: "in/on".to_string(),
+                detail: place,
+            }
+        })
+        .collect()
 }
 
-impl PrivilegedState {
-    pub fn of(env: &HouseholdEnv) -> PrivilegedState {
-        let layout = env.layout();
-        let goal = env.goal();
-        let mut objects: Vec<u16> = goal.objects().to_vec();
-        if goal.kind == GoalKind::LookInLight {
-            objects.extend_from_slice(goal.targets());
-        }
-        let locations = objects
-            .into_iter()
-            .map(|o| {
-                let place = match env.state().location_of(o) {
-                    Some(r) => layout.receptacle(r).name.clone(),
-                    None => "the agent's hand".to_string(),
-                };
-                (layout.object(o).name.clone(), place)
-            })
-            .collect();
-        PrivilegedState {
-            locations,
-            plan: plan(env),
-        }
+/// The privileged state: where the task's objects are, and the expert's plan from here.
+pub fn privileged(env: &HouseholdEnv) -> Privileged {
+    Privileged {
+        facts: locations(env),
+        plan: plan(env),
     }
 }

@@ -6,9 +6,15 @@
 
 mod command;
 pub mod expert;
+pub mod generate;
 mod goal;
+mod guided;
+mod kind;
 mod layout;
+pub mod leak;
 pub mod oracle;
+mod prompt;
+pub mod scenario;
 mod state;
 mod text;
 pub mod vocab;
@@ -16,11 +22,21 @@ pub mod vocab;
 use std::sync::Arc;
 
 pub use goal::{Goal, GoalKind};
+pub use guided::GuidedEpisode;
+pub use kind::Household;
 pub use layout::{Layout, LayoutError, ObjectSpec, ReceptacleSpec, split_name};
+pub use prompt::{checked_places, unchecked_places};
+pub use scenario::HouseholdScenario;
 pub use state::State;
 
 use crate::env::{Environment, Outcome};
+use crate::scenario::Scenario;
 use command::Command;
+
+/// The household body of `s`, when `s` is a household scenario.
+pub fn body(s: &Scenario) -> Option<&HouseholdScenario> {
+    s.body.as_any().downcast_ref()
+}
 
 /// One household episode: a layout, its current state, a goal and a horizon.
 #[derive(Clone)]

@@ -9,6 +9,7 @@ use super::command::Command;
 use super::expert::{plan, plan_with};
 use super::goal::GoalKind;
 use super::vocab::likely_places;
+pub use crate::env::Advice;
 use crate::env::Environment;
 
 /// What the agent has seen so far in one episode.
@@ -73,15 +74,6 @@ pub fn mentions(text: &str, name: &str) -> bool {
         !before.is_some_and(|b| b.is_ascii_alphanumeric())
             && !after.is_some_and(|b| b.is_ascii_alphanumeric())
     })
-}
-
-/// One oracle decision: the command and why.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Advice {
-    pub action: String,
-    pub reason: String,
-    /// The command came from the privileged plan rather than from what was observed.
-    pub privileged: bool,
 }
 
 /// The oracle's next command from the environment's current state. With `privileged` it follows

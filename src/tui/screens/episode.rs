@@ -12,9 +12,8 @@ use ratatui::widgets::{Block, Borders, Paragraph, Wrap};
 
 use super::scenarios::privileged_lines;
 use super::{Cursor, clip};
-use crate::env::Environment;
-use crate::env::household::expert::PrivilegedState;
-use crate::scenario::{Body, Scenario};
+use crate::env::Privileged;
+use crate::scenario::Scenario;
 use crate::store::{Episode, Label, LabelStatus, StepRecord};
 use crate::tui::theme;
 
@@ -68,7 +67,7 @@ pub struct EpisodeScreen {
     /// Keep the newest step selected while steps arrive.
     pub follow: bool,
     pub show_privileged: bool,
-    privileged: Option<(usize, PrivilegedState)>,
+    privileged: Option<(usize, Privileged)>,
     pub teacher: TeacherKind,
     pub privilege: f64,
     /// The teacher is working on this episode.
@@ -109,8 +108,7 @@ impl EpisodeScreen {
     pub fn start_live(&mut self, scenario: Scenario, seed: u64, horizon: u32) {
         self.scenario_id = scenario.id.clone();
         self.task = scenario.task.clone();
-        let Body::Household(h) = &scenario.body;
-        self.start = h.env(horizon).observation().to_string();
+        self.start = scenario.body.env(horizon).observation().to_string();
         self.scenario = Some(scenario);
         self.horizon = horizon;
         self.seed = seed;
@@ -142,10 +140,7 @@ impl EpisodeScreen {
             .unwrap_or_default();
         self.start = scenario
             .as_ref()
-            .map(|s| {
-                let Body::Household(h) = &s.body;
-                h.env(s.horizon).observation().to_string()
-            })
+            .map(|s| s.body.env(s.horizon).observation().to_string())
             .unwrap_or_default();
         self.horizon = scenario
             .as_ref()
@@ -239,12 +234,11 @@ impl EpisodeScreen {
             return;
         }
         let Some(s) = &self.scenario else { return };
-        let Body::Household(h) = &s.body;
-        let mut env = h.env(self.steps.len() as u32 + s.horizon + 1);
+        let mut env = s.body.guided(self.steps.len() as u32 + s.horizon + 1);
         for step in &self.steps[..index] {
             env.step(&step.action);
         }
-        self.privileged = Some((index, PrivilegedState::of(&env)));
+        self.privileged = Some((index, env.privileged()));
     }
 
     pub fn view(&self, f: &mut Frame, area: Rect) {

@@ -7,8 +7,8 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Paragraph, Wrap};
 
 use super::{Cursor, clip};
-use crate::env::household::expert::PrivilegedState;
-use crate::scenario::{Body, Kind, Scenario, Split};
+use crate::env::Privileged;
+use crate::scenario::{Kind, Scenario, Split};
 use crate::tui::catalog::Catalog;
 use crate::tui::theme;
 
@@ -22,7 +22,7 @@ pub struct ScenariosScreen {
     /// Indices into the catalog's scenarios that pass the filters.
     pub visible: Vec<usize>,
     /// The privileged state of the selected scenario, by hash.
-    privileged: Option<(String, PrivilegedState)>,
+    privileged: Option<(String, Privileged)>,
 }
 
 impl ScenariosScreen {
@@ -76,8 +76,7 @@ impl ScenariosScreen {
         if self.privileged.as_ref().is_some_and(|(h, _)| *h == s.hash) {
             return;
         }
-        let Body::Household(h) = &s.body;
-        self.privileged = Some((s.hash.clone(), PrivilegedState::of(&h.env(s.horizon))));
+        self.privileged = Some((s.hash.clone(), s.body.privileged(s.horizon)));
     }
 
     pub fn cycle_split(&mut self) {
@@ -185,7 +184,7 @@ impl ScenariosScreen {
             f.render_widget(block, area);
             return;
         };
-        let Body::Household(h) = &s.body;
+        let world = s.body.preview();
         let mut lines = vec![
             Line::from(vec![
                 Span::styled(s.id.clone(), theme::title()),
@@ -212,30 +211,15 @@ impl ScenariosScreen {
             Span::raw(s.task.clone()),
         ]));
         lines.push(Line::raw(""));
-        let room = h.world.room.as_deref().unwrap_or("room");
-        lines.push(Line::styled(format!("World ({room})"), theme::title()));
-        for r in &h.world.receptacles {
-            let mut text = format!("  {}", r.name);
-            if r.openable == Some(true) || r.closed.is_some() {
-                if r.closed == Some(false) {
-                    text.push_str(" (open)");
-                } else {
-                    text.push_str(" (closed)");
-                }
-            }
-            if !r.contents.is_empty() {
-                text.push_str(": ");
-                text.push_str(&r.contents.join(", "));
-            }
-            lines.push(Line::raw(text));
-        }
+        lines.push(Line::styled(world.title, theme::title()));
+        lines.extend(world.lines.into_iter().map(Line::raw));
         if self.show_privileged {
             lines.push(Line::raw(""));
             lines.push(Line::styled(
                 "Privileged (the teacher sees this)",
                 theme::privileged(),
             ));
-            for note in &h.privileged.notes {
+            for note in &world.notes {
                 lines.push(Line::styled(format!("  note: {note}"), theme::privileged()));
             }
             if let Some((hash, p)) = &self.privileged
@@ -256,11 +240,11 @@ impl ScenariosScreen {
     }
 }
 
-/// The privileged state as lines: where each task object is, and the expert's plan.
-pub fn privileged_lines(p: &PrivilegedState, lines: &mut Vec<Line<'static>>) {
-    for (object, place) in &p.locations {
+/// The privileged state as lines, for every kind: its facts, and the expert's plan.
+pub fn privileged_lines(p: &Privileged, lines: &mut Vec<Line<'static>>) {
+    for f in &p.facts {
         lines.push(Line::styled(
-            format!("  {object} is in/on {place}"),
+            format!("  {} is {} {}", f.subject, f.relation, f.detail),
             theme::privileged(),
         ));
     }

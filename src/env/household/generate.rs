@@ -14,11 +14,11 @@ use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use super::household::{HouseholdTask, HouseholdWorld, ReceptacleEntry};
-use super::{Body, Kind, Split, parse_text};
-use crate::env::household::GoalKind;
-use crate::env::household::expert;
-use crate::env::household::vocab::{Affordance, Room, Vocabulary, rooms};
+use super::GoalKind;
+use super::expert;
+use super::scenario::{HouseholdTask, HouseholdWorld, ReceptacleEntry};
+use super::vocab::{Affordance, Room, Vocabulary, rooms};
+use crate::scenario::{Split, parse_text};
 
 /// Steps before a generated episode ends unsolved (LEAP evaluated ALFWorld with 20 to 30).
 pub const HORIZON: u32 = 30;
@@ -57,7 +57,7 @@ pub fn sides(room: &str, world: &HouseholdWorld, task: &HouseholdTask) -> (Split
 #[derive(Serialize)]
 struct Doc<'a> {
     id: &'a str,
-    kind: Kind,
+    kind: &'static str,
     split: Split,
     task: &'a HouseholdTask,
     horizon: u32,
@@ -280,7 +280,7 @@ pub fn household(count: usize, seed: u64, split: Split) -> Vec<Generated> {
         );
         let doc = Doc {
             id: &id,
-            kind: Kind::Household,
+            kind: "household",
             split,
             task: &task,
             horizon: HORIZON,
@@ -296,8 +296,9 @@ pub fn household(count: usize, seed: u64, split: Split) -> Vec<Generated> {
         let loaded = parse_text(Path::new(&id), &yaml);
         let solvable = loaded.problems.is_empty()
             && loaded.scenarios.iter().all(|s| {
-                let Body::Household(h) = &s.body;
-                expert::plan(&h.env(s.horizon)).is_some_and(|p| p.len() <= s.horizon as usize)
+                super::body(s).is_some_and(|h| {
+                    expert::plan(&h.env(s.horizon)).is_some_and(|p| p.len() <= s.horizon as usize)
+                })
             });
         if solvable {
             out.push(Generated { id, yaml });

@@ -7,11 +7,12 @@ use std::sync::Arc;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::{Report, YamlPath};
-use crate::env::household::vocab::{Affordance, Vocabulary, rooms};
-use crate::env::household::{
-    Goal, GoalKind, HouseholdEnv, Layout, ObjectSpec, ReceptacleSpec, State, split_name,
-};
+use super::expert;
+use super::guided::GuidedEpisode;
+use super::vocab::{Affordance, Vocabulary, rooms};
+use super::{Goal, GoalKind, HouseholdEnv, Layout, ObjectSpec, ReceptacleSpec, State, split_name};
+use crate::env::{Environment, Guided, Kind, Preview, World};
+use crate::scenario::{Report, YamlPath};
 
 /// A household task: what to do, with which object type, to which target.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -375,5 +376,64 @@ impl HouseholdScenario {
             self.task_text(),
             horizon,
         )
+    }
+}
+
+impl World for HouseholdScenario {
+    fn kind(&self) -> Kind {
+        crate::env::kind("household").expect("registered")
+    }
+
+    fn env(&self, horizon: u32) -> Box<dyn Environment> {
+        Box::new(HouseholdScenario::env(self, horizon))
+    }
+
+    fn guided(&self, horizon: u32) -> Box<dyn Guided> {
+        Box::new(GuidedEpisode::new(HouseholdScenario::env(self, horizon)))
+    }
+
+    fn hint(&self) -> String {
+        let facts: Vec<String> = expert::locations(&HouseholdScenario::env(self, 1))
+            .iter()
+            .map(|f| format!("{} is in {}", f.subject, f.detail))
+            .collect();
+        format!("Hidden facts: {}.", facts.join("; "))
+    }
+
+    fn task_type(&self) -> &str {
+        self.task.goal.as_str()
+    }
+
+    fn preview(&self) -> Preview {
+        let room = self.world.room.as_deref().unwrap_or("room");
+        let lines = self
+            .world
+            .receptacles
+            .iter()
+            .map(|r| {
+                let mut text = format!("  {}", r.name);
+                if r.openable == Some(true) || r.closed.is_some() {
+                    if r.closed == Some(false) {
+                        text.push_str(" (open)");
+                    } else {
+                        text.push_str(" (closed)");
+                    }
+                }
+                if !r.contents.is_empty() {
+                    text.push_str(": ");
+                    text.push_str(&r.contents.join(", "));
+                }
+                text
+            })
+            .collect();
+        Preview {
+            title: format!("World ({room})"),
+            lines,
+            notes: self.privileged.notes.clone(),
+        }
+    }
+
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
     }
 }
