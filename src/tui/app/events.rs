@@ -20,6 +20,11 @@ impl App {
             Event::Teacher { episode_id, result } => self.on_teacher(episode_id, result),
             Event::Bulk(b) => self.on_bulk(b),
             Event::Train(t) => self.on_train(t),
+            Event::Read {
+                ticket,
+                read,
+                result,
+            } => self.on_read(ticket, read, result),
         }
     }
 
@@ -70,10 +75,7 @@ impl App {
     fn on_bulk(&mut self, b: BulkEvent) {
         match b {
             BulkEvent::Progress { done, total } => self.bulk = Some((done, total)),
-            BulkEvent::Decided(label) => {
-                self.episode.update_label(&label);
-                self.labels.update(*label);
-            }
+            BulkEvent::Decided(label) => self.show_label(*label),
             BulkEvent::Done { ids, error } => {
                 self.bulk = None;
                 self.links.bulk_cancel = None;
@@ -103,7 +105,7 @@ impl App {
             SessionEvent::Loaded { policy } => {
                 self.student_loading = None;
                 self.info(format!("student ready: {policy}"));
-                self.episode.policy = policy;
+                self.episode.policy = format!("{policy} ({})", self.student_settings());
             }
             SessionEvent::Started { .. } => self.awaiting_start = false,
             SessionEvent::Generating { .. }

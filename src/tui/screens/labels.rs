@@ -32,6 +32,8 @@ pub struct LabelsScreen {
     pub cursor: Cursor,
     /// Decisions made here, newest last; a bulk accept is one entry.
     pub undo: Vec<Vec<i64>>,
+    /// The labels are being read (again).
+    pub loading: bool,
 }
 
 impl LabelsScreen {
@@ -178,6 +180,9 @@ impl LabelsScreen {
             ),
             theme::dim(),
         ));
+        if self.loading {
+            spans.push(Span::styled("   loading…", theme::info()));
+        }
         if let Some((done, total)) = bulk {
             spans.push(Span::styled(
                 format!("   accepting {done}/{total}…"),
