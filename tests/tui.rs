@@ -180,7 +180,9 @@ fn the_editor_offers_the_admissible_commands_and_refuses_others() {
 fn bulk_accept_takes_the_filtered_pending_set_and_undoes_as_one() {
     let dir = tempfile::tempdir().unwrap();
     let (run, _) = corrected_run(dir.path());
-    let mut app = app(&run, showcase());
+    // Accepting and undoing many labels runs on a job thread, as in `leap tui`.
+    let (mut app, mut rx) = connected_app(&run, showcase());
+    settle(&mut app, &mut rx);
     key(&mut app, "3l"); // leaking only: the planted one
     assert_eq!(app.labels.visible.len(), 1);
     key(&mut app, "l");
@@ -188,6 +190,7 @@ fn bulk_accept_takes_the_filtered_pending_set_and_undoes_as_one() {
     key(&mut app, "A");
     assert!(matches!(app.overlay, Some(Overlay::ConfirmBulk(_))));
     key(&mut app, "y");
+    settle(&mut app, &mut rx);
     let store = Store::open_existing(&run).unwrap();
     assert_eq!(
         store
@@ -197,10 +200,13 @@ fn bulk_accept_takes_the_filtered_pending_set_and_undoes_as_one() {
         n
     );
     key(&mut app, "u");
+    assert!(app.labels.undoing);
+    settle(&mut app, &mut rx);
     assert_eq!(
         store.label_counts(&LabelFilter::default()).unwrap().pending as usize,
         n
     );
+    assert!(app.labels.pending_shown().len() == n && app.labels.undo.is_empty());
 }
 
 #[test]

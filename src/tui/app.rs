@@ -173,7 +173,7 @@ pub struct App {
     pub ctx: u32,
     pub report_sources: Sources,
     pub links: Links,
-    /// Progress of a bulk accept: (done, total).
+    /// Progress of a bulk accept or undo: (done, total).
     pub bulk: Option<(usize, usize)>,
     /// Set after a reset until the session confirms it, so that events of the old episode are
     /// not shown on the new one.
@@ -285,7 +285,14 @@ impl App {
             jobs.push("the teacher is correcting".to_string());
         }
         if self.bulk.is_some() {
-            jobs.push("a bulk accept".to_string());
+            jobs.push(
+                if self.labels.undoing {
+                    "a bulk undo"
+                } else {
+                    "a bulk accept"
+                }
+                .to_string(),
+            );
         }
         if self.train.running {
             jobs.push("training".to_string());

@@ -99,7 +99,7 @@ pub struct StoredEpisode {
     pub labels: Vec<Label>,
 }
 
-/// What a bulk accept reports.
+/// What a bulk accept (or a bulk undo) reports.
 pub enum BulkEvent {
     Progress {
         done: usize,
@@ -109,6 +109,13 @@ pub enum BulkEvent {
     /// Ended (all done, cancelled or failed): the labels it decided, and the error if any.
     Done {
         ids: Vec<i64>,
+        error: Option<String>,
+    },
+    /// A bulk undo ended (see `jobs::spawn_bulk_undo`): how many decisions it undid, the labels
+    /// whose decision it did not get to (still undoable), and the error if any.
+    Undone {
+        undone: usize,
+        rest: Vec<i64>,
         error: Option<String>,
     },
 }

@@ -318,3 +318,48 @@ pub fn read_run(
         }
     })
 }
+
+/// Undoes the last decision about each label in `ids`, newest first, one transaction each,
+/// until done or `cancel` is set; what is left stays undoable.
+pub fn spawn_bulk_undo(run_dir: PathBuf, ids: Vec<i64>, cancel: Arc<AtomicBool>, tx: EventSender) {
+    std::thread::Builder::new()
+        .name("leap-undo".into())
+        .spawn(move || {
+            let total = ids.len();
+            let mut rest = ids;
+            let mut error = None;
+            match Store::open_existing(&run_dir) {
+                Ok(mut store) => {
+                    let mut done = 0;
+                    while let Some(&id) = rest.last() {
+                        if cancel.load(Ordering::Relaxed) {
+                            error = Some(format!("cancelled after {done} of {total}"));
+                            break;
+                        }
+                        match store.undo_label(id) {
+                            Ok(label) => {
+                                rest.pop();
+                                done += 1;
+                                let _ = tx.send(Event::Bulk(BulkEvent::Decided(Box::new(label))));
+                            }
+                            Err(e) => {
+                                error = Some(e.to_string());
+                                break;
+                            }
+                        }
+                        if done % 25 == 0 || done == total {
+                            let _ = tx.send(Event::Bulk(BulkEvent::Progress { done, total }));
+                        }
+                    }
+                }
+                Err(e) => error = Some(e.to_string()),
+            }
+            let undone = total - rest.len();
+            let _ = tx.send(Event::Bulk(BulkEvent::Undone {
+                undone,
+                rest,
+                error,
+            }));
+        })
+        .expect("a thread starts");
+}

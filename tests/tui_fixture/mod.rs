@@ -196,17 +196,17 @@ pub fn connected_app(run: &Path, catalog: Catalog) -> (App, UnboundedReceiver<Ev
     (App::with_channel(init(run, catalog), tx), rx)
 }
 
-/// Applies what the job threads send until no read is out (as the event loop would); panics
-/// after ten seconds.
+/// Applies what the job threads send until no read and no bulk accept or undo is out (as the
+/// event loop would); panics after ten seconds.
 pub fn settle(app: &mut App, rx: &mut UnboundedReceiver<Event>) {
     let start = Instant::now();
-    while app.reading_any() {
+    while app.reading_any() || app.bulk.is_some() {
         match rx.try_recv() {
             Ok(event) => app.handle(event),
             Err(TryRecvError::Empty) => {
                 assert!(
                     start.elapsed() < Duration::from_secs(10),
-                    "a read did not come back within ten seconds"
+                    "a job did not report back within ten seconds"
                 );
                 std::thread::sleep(Duration::from_millis(2));
             }

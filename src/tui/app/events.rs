@@ -90,6 +90,21 @@ impl App {
                     None => self.info(format!("accepted {n} labels")),
                 }
             }
+            BulkEvent::Undone {
+                undone,
+                rest,
+                error,
+            } => {
+                self.bulk = None;
+                self.labels.undoing = false;
+                self.links.bulk_cancel = None;
+                if !rest.is_empty() {
+                    self.labels.undo.push(rest);
+                }
+                self.labels.refilter();
+                self.refresh_dataset();
+                self.said_undone(undone, error);
+            }
         }
     }
 

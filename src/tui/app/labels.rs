@@ -147,10 +147,22 @@ impl App {
         }
     }
 
+    /// Undoes the newest entry of the undo list: one decision here, many (a bulk accept's) on a
+    /// job thread.
     fn undo(&mut self) {
         let Some(ids) = self.labels.undo.pop() else {
             return;
         };
+        if ids.len() > 1
+            && let Some(tx) = self.links.tx.clone()
+        {
+            let cancel = Arc::new(AtomicBool::new(false));
+            self.links.bulk_cancel = Some(cancel.clone());
+            self.bulk = Some((0, ids.len()));
+            self.labels.undoing = true;
+            jobs::spawn_bulk_undo(self.run_dir.clone(), ids, cancel, tx);
+            return;
+        }
         let Some(store) = self.store.as_mut() else {
             return;
         };
@@ -171,6 +183,10 @@ impl App {
         }
         self.labels.refilter();
         self.refresh_dataset();
+        self.said_undone(n, error);
+    }
+
+    pub(super) fn said_undone(&mut self, n: usize, error: Option<String>) {
         match error {
             Some(e) => self.fail(format!("undo: {e}")),
             None => self.info(format!(

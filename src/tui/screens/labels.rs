@@ -34,6 +34,8 @@ pub struct LabelsScreen {
     pub undo: Vec<Vec<i64>>,
     /// The labels are being read (again).
     pub loading: bool,
+    /// The bulk job running undoes a bulk accept (else it accepts).
+    pub undoing: bool,
 }
 
 impl LabelsScreen {
@@ -184,8 +186,9 @@ impl LabelsScreen {
             spans.push(Span::styled("   loading…", theme::info()));
         }
         if let Some((done, total)) = bulk {
+            let doing = if self.undoing { "undoing" } else { "accepting" };
             spans.push(Span::styled(
-                format!("   accepting {done}/{total}…"),
+                format!("   {doing} {done}/{total}…"),
                 theme::info(),
             ));
         }
