@@ -315,77 +315,171 @@ fn opt<T: std::fmt::Display>(v: Option<T>) -> String {
     v.map_or_else(|| "–".into(), |v| v.to_string())
 }
 
-/// The report as Markdown; `chart` is the chart's file name, linked when given.
-pub fn markdown(report: &RunReport, chart: Option<&str>) -> String {
-    let mut md = String::new();
-    let _ = writeln!(md, "# LEAP run report\n");
-    let _ = writeln!(
-        md,
-        "| student | dataset rows | labels | test success [95% Wilson] | test mean steps | test invalid | train success | final train loss | train time |"
-    );
-    let _ = writeln!(md, "|---|---:|---:|---|---:|---:|---|---:|---:|");
+/// A table of the report, as its cells: what `leap report` writes as Markdown and the
+/// workbench's Iterations screen draws, so that both show the same columns and numbers.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Table {
+    pub head: Vec<String>,
+    /// Per column: whether its numbers are aligned right.
+    pub right: Vec<bool>,
+    pub rows: Vec<Vec<String>>,
+}
+
+impl Table {
+    fn new(columns: &[(&str, bool)]) -> Table {
+        Table {
+            head: columns.iter().map(|(h, _)| h.to_string()).collect(),
+            right: columns.iter().map(|(_, r)| *r).collect(),
+            rows: Vec::new(),
+        }
+    }
+
+    /// The table in Markdown, with its rule line.
+    pub fn markdown(&self) -> String {
+        let mut md = format!("| {} |\n|", self.head.join(" | "));
+        for right in &self.right {
+            md.push_str(if *right { "---:|" } else { "---|" });
+        }
+        md.push('\n');
+        for row in &self.rows {
+            let _ = writeln!(md, "| {} |", row.join(" | "));
+        }
+        md
+    }
+}
+
+/// One row per student: its dataset, its test and train success, its training.
+pub fn students_table(report: &RunReport) -> Table {
+    let mut table = Table::new(&[
+        ("student", false),
+        ("dataset rows", true),
+        ("labels", true),
+        ("test success [95% Wilson]", false),
+        ("test mean steps", true),
+        ("test invalid", true),
+        ("train success", false),
+        ("final train loss", true),
+        ("train time", true),
+    ]);
     for row in &report.iterations {
-        let _ = writeln!(
-            md,
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} |",
-            row.name,
+        table.rows.push(vec![
+            row.name.clone(),
             opt(row.dataset_rows),
             opt(row.labels),
             pct(&row.test),
             row.test
                 .as_ref()
                 .map_or("–".into(), |t| format!("{:.1}", t.mean_steps)),
-            row.test.as_ref().map_or("–".into(), |t| format!(
-                "{:.1}%",
-                t.invalid_action_rate * 100.0
-            )),
+            row.test.as_ref().map_or("–".into(), |t| {
+                format!("{:.1}%", t.invalid_action_rate * 100.0)
+            }),
             pct(&row.train),
             row.train_loss_last
                 .map_or("–".into(), |l| format!("{l:.3}")),
             row.train_seconds
                 .map_or("–".into(), |s| format!("{:.0} s", s)),
-        );
+        ]);
     }
+    table
+}
+
+/// Test success of each student, a column per run and decoding ([`RunReport::series`]); `None`
+/// when there is only the one greedy column.
+pub fn series_table(report: &RunReport) -> Option<Table> {
     let series = report.series();
-    if series.len() > 1 {
-        let _ = writeln!(md, "\nTest success of each student, by run and decoding:\n");
-        let mut head = String::from("| student |");
-        let mut rule = String::from("|---|");
-        for s in &series {
-            let _ = write!(head, " {} |", s.name);
-            rule.push_str("---|");
-        }
-        let _ = writeln!(md, "{head}\n{rule}");
-        for (_, student) in report.students() {
-            let mut line = format!("| {student} |");
-            for s in &series {
-                let _ = write!(line, " {} |", steps_pct(s.results.get(&student)));
-            }
-            let _ = writeln!(md, "{line}");
-        }
+    if series.len() < 2 {
+        return None;
     }
+    let mut columns = vec![("student", false)];
+    columns.extend(series.iter().map(|s| (s.name.as_str(), false)));
+    let mut table = Table::new(&columns);
+    for (_, student) in report.students() {
+        let mut line = vec![student.clone()];
+        line.extend(series.iter().map(|s| steps_pct(s.results.get(&student))));
+        table.rows.push(line);
+    }
+    Some(table)
+}
+
+/// The teachers acting alone ([`RunReport::all_teachers`]); `None` when there is none.
+pub fn teachers_table(report: &RunReport) -> Option<Table> {
     let teachers = report.all_teachers();
-    if !teachers.is_empty() {
+    if teachers.is_empty() {
+        return None;
+    }
+    let mut table = Table::new(&[
+        ("teacher", false),
+        ("test success [95% Wilson]", false),
+        ("test mean steps", true),
+    ]);
+    for t in &teachers {
+        table.rows.push(vec![
+            t.name.clone(),
+            pct(&Some(t.test.clone())),
+            format!("{:.1}", t.test.mean_steps),
+        ]);
+    }
+    Some(table)
+}
+
+/// The report as Markdown; `chart` is the chart's file name, linked when given.
+pub fn markdown(report: &RunReport, chart: Option<&str>) -> String {
+    let mut md = String::new();
+    let _ = writeln!(md, "# LEAP run report\n");
+    md.push_str(&students_table(report).markdown());
+    if let Some(table) = series_table(report) {
+        let _ = writeln!(md, "\nTest success of each student, by run and decoding:\n");
+        md.push_str(&table.markdown());
+    }
+    if let Some(table) = teachers_table(report) {
         let _ = writeln!(md, "\nTeachers acting alone with their privileged state:\n");
-        let _ = writeln!(
-            md,
-            "| teacher | test success [95% Wilson] | test mean steps |"
-        );
-        let _ = writeln!(md, "|---|---|---:|");
-        for t in &teachers {
-            let _ = writeln!(
-                md,
-                "| {} | {} | {:.1} |",
-                t.name,
-                pct(&Some(t.test.clone())),
-                t.test.mean_steps
-            );
-        }
+        md.push_str(&table.markdown());
     }
     if let Some(chart) = chart {
         let _ = writeln!(md, "\n![success per iteration]({chart})");
     }
     md
+}
+
+/// Where a report's numbers come from besides the run itself (`leap report`'s and `leap tui`'s
+/// `--evaluations-from`, `--name` and `--compare`).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Sources {
+    /// Run folders whose evaluations also count, matched by label.
+    pub evaluations_from: Vec<PathBuf>,
+    /// What to call this run beside the compared ones.
+    pub name: Option<String>,
+    /// Other runs shown beside this one: their names and folders.
+    pub compare: Vec<(String, PathBuf)>,
+}
+
+/// The report of the run in `store` with everything `sources` adds; the other folders must hold
+/// a run (each error names the folder's database).
+pub fn gather(store: &Store, sources: &Sources) -> Result<RunReport, StoreError> {
+    let mut more = Vec::new();
+    for dir in &sources.evaluations_from {
+        more.extend(Store::open_existing(dir)?.evaluations()?);
+    }
+    let mut report = run_report_with(store, &more)?;
+    report.name = sources.name.clone();
+    for (name, dir) in &sources.compare {
+        let mut other = run_report(&Store::open_existing(dir)?)?;
+        other.name = Some(name.clone());
+        report.compared.push(other);
+    }
+    Ok(report)
+}
+
+/// A compared run as given on the command line, `NAME=DIR`.
+pub fn parse_compared(text: &str) -> Result<(String, PathBuf), String> {
+    match text.split_once('=') {
+        Some((name, dir)) if !name.is_empty() && !dir.is_empty() => {
+            Ok((name.to_string(), PathBuf::from(dir)))
+        }
+        _ => Err(format!(
+            "`{text}`: expected NAME=DIR, e.g. `self teacher=runs/self`"
+        )),
+    }
 }
 
 /// The chart could not be drawn: the SVG file and the drawing backend's error.

@@ -5,14 +5,16 @@ mod tui_fixture;
 
 use std::path::Path;
 
+use leap::eval::{EvalReport, wilson};
+use leap::report::Sources;
 use leap::scenario;
 use leap::session::SessionEvent;
 use leap::store::{LabelFilter, LabelStatus, Store};
 use leap::tui::app::Overlay;
-use leap::tui::event::{Event, TrainEvent};
+use leap::tui::event::{Event, Read, TrainEvent};
 use leap::tui::{App, Screen};
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
-use tui_fixture::{app, corrected_run, render, showcase};
+use tui_fixture::{app, connected_app, corrected_run, render, settle, showcase};
 
 fn key(app: &mut App, text: &str) {
     for c in text.chars() {
@@ -178,7 +180,9 @@ fn the_editor_offers_the_admissible_commands_and_refuses_others() {
 fn bulk_accept_takes_the_filtered_pending_set_and_undoes_as_one() {
     let dir = tempfile::tempdir().unwrap();
     let (run, _) = corrected_run(dir.path());
-    let mut app = app(&run, showcase());
+    // Accepting and undoing many labels runs on a job thread, as in `leap tui`.
+    let (mut app, mut rx) = connected_app(&run, showcase());
+    settle(&mut app, &mut rx);
     key(&mut app, "3l"); // leaking only: the planted one
     assert_eq!(app.labels.visible.len(), 1);
     key(&mut app, "l");
@@ -186,6 +190,7 @@ fn bulk_accept_takes_the_filtered_pending_set_and_undoes_as_one() {
     key(&mut app, "A");
     assert!(matches!(app.overlay, Some(Overlay::ConfirmBulk(_))));
     key(&mut app, "y");
+    settle(&mut app, &mut rx);
     let store = Store::open_existing(&run).unwrap();
     assert_eq!(
         store
@@ -195,10 +200,13 @@ fn bulk_accept_takes_the_filtered_pending_set_and_undoes_as_one() {
         n
     );
     key(&mut app, "u");
+    assert!(app.labels.undoing);
+    settle(&mut app, &mut rx);
     assert_eq!(
         store.label_counts(&LabelFilter::default()).unwrap().pending as usize,
         n
     );
+    assert!(app.labels.pending_shown().len() == n && app.labels.undo.is_empty());
 }
 
 #[test]
@@ -228,11 +236,46 @@ fn train_screen_shows_settings_progress_loss_and_log() {
     insta::assert_snapshot!(render(&app, 120, 34));
 }
 
+/// What `leap eval` records: `wins` of `n` episodes on `split`.
+fn evaluation(label: &str, split: &str, wins: u64, n: u64) -> serde_json::Value {
+    let (low, high) = wilson(wins, n);
+    serde_json::to_value(EvalReport {
+        label: label.into(),
+        policy: "SmolLM2-135M-Instruct.Q4_1".into(),
+        split: split.into(),
+        episodes: n,
+        wins,
+        success_rate: wins as f64 / n as f64,
+        success_low: low,
+        success_high: high,
+        mean_steps: 14.2,
+        invalid_action_rate: 0.05,
+        ..EvalReport::default()
+    })
+    .unwrap()
+}
+
+fn record(store: &mut Store, label: &str, iteration: Option<u32>, split: &str, wins: u64) {
+    store
+        .record_evaluation(
+            label,
+            None,
+            iteration,
+            "SmolLM2-135M-Instruct.Q4_1",
+            split,
+            &evaluation(label, split, wins, 10),
+        )
+        .unwrap();
+}
+
 #[test]
 fn iterations_screen_reads_the_store() {
-    let (dir, mut app, _) = fresh();
+    let dir = tempfile::tempdir().unwrap();
+    let (run, _) = corrected_run(dir.path());
+    let (mut app, mut rx) = connected_app(&run, showcase());
+    settle(&mut app, &mut rx);
     {
-        let mut store = Store::open_existing(dir.path().join("run")).unwrap();
+        let mut store = Store::open_existing(&run).unwrap();
         let adapter = store
             .insert_adapter(
                 Some(1),
@@ -243,21 +286,114 @@ fn iterations_screen_reads_the_store() {
             )
             .unwrap();
         for (split, wins) in [("train", 6), ("test", 3)] {
+            let label = format!("eval-{split}-iter-1");
             store
                 .record_evaluation(
-                    &format!("eval-{split}-iter-1"),
+                    &label,
                     Some(adapter),
                     Some(1),
                     "SmolLM2-135M-Instruct.Q4_1 + iter-1.gguf@1",
                     split,
-                    &serde_json::json!({"wins": wins, "episodes": 10}),
+                    &evaluation(&label, split, wins, 10),
                 )
                 .unwrap();
         }
     }
     key(&mut app, "5");
-    assert_eq!(app.iterations.rows.len(), 2);
-    insta::assert_snapshot!(render(&app, 100, 24));
+    // The report is read on a job thread; the screen says so until it comes.
+    assert!(app.iterations.loading);
+    assert!(render(&app, 120, 24).contains("loading…"));
+    settle(&mut app, &mut rx);
+    assert_eq!(app.iterations.rows().len(), 2);
+    insta::assert_snapshot!(render(&app, 120, 24));
+}
+
+#[test]
+fn iterations_screen_shows_other_decodings_compared_runs_and_teachers() {
+    let dir = tempfile::tempdir().unwrap();
+    let (run, _) = corrected_run(dir.path());
+    let other = dir.path().join("other");
+    let scratch = dir.path().join("scratch");
+    {
+        let mut store = Store::open_existing(&run).unwrap();
+        record(&mut store, "eval-test-base", None, "test", 1);
+        record(&mut store, "eval-test-iter-0", Some(0), "test", 4);
+        record(&mut store, "eval-test-oracle@0.5", None, "test", 10);
+        let mut store = Store::open(&scratch).unwrap();
+        record(&mut store, "eval-test-iter-0-t0.7", None, "test", 6);
+        let mut store = Store::open(&other).unwrap();
+        record(&mut store, "eval-test-iter-0", Some(0), "test", 5);
+        record(&mut store, "eval-test-iter-1", Some(1), "test", 7);
+    }
+    let mut init = tui_fixture::init(&run, showcase());
+    init.report = Sources {
+        evaluations_from: vec![scratch],
+        name: None,
+        compare: vec![("self teacher".into(), other)],
+    };
+    let mut app = App::new(init);
+    key(&mut app, "5");
+    let names: Vec<&str> = app
+        .iterations
+        .rows()
+        .iter()
+        .map(|r| r.name.as_str())
+        .collect();
+    assert_eq!(names, ["zero-shot", "iter-0 (BC)"]);
+    let screen = render(&app, 160, 40);
+    for shown in [
+        "this run, temperature 0.7",
+        "self teacher",
+        "40.0% [16.8–68.7] (n=10), 14.2 steps",
+        "oracle@0.5",
+    ] {
+        assert!(screen.contains(shown), "no {shown:?} in\n{screen}");
+    }
+    insta::assert_snapshot!(screen);
+}
+
+#[test]
+fn reads_come_back_from_job_threads_and_an_older_answer_is_dropped() {
+    let dir = tempfile::tempdir().unwrap();
+    let (run, first) = corrected_run(dir.path());
+    let catalog = showcase();
+    let second = {
+        let mut store = Store::open_existing(&run).unwrap();
+        let s = catalog.scenarios[0].clone();
+        tui_fixture::store_episode(&mut store, &s, &tui_fixture::wander(&s, 3, 11, false))
+    };
+    let (mut app, mut rx) = connected_app(&run, catalog);
+    // Nothing is read on the UI thread: the labels come later, and say so meanwhile.
+    assert!(app.labels.loading && app.labels.all.is_empty());
+    key(&mut app, "3");
+    assert!(render(&app, 140, 12).contains("loading…"));
+    settle(&mut app, &mut rx);
+    assert!(!app.labels.loading && !app.labels.all.is_empty());
+
+    // Two episodes asked for, the first's answer arriving last: the second stays shown.
+    app.open_episode(first);
+    app.open_episode(second);
+    let mut answers = Vec::new();
+    while answers.len() < 2 {
+        match rx.try_recv() {
+            Ok(e @ Event::Read { .. }) => answers.push(e),
+            Ok(other) => app.handle(other),
+            Err(_) => std::thread::sleep(std::time::Duration::from_millis(2)),
+        }
+    }
+    answers.sort_by_key(|e| match e {
+        Event::Read {
+            read: Read::Episode { id, .. },
+            ..
+        } => *id != second,
+        _ => true,
+    });
+    for e in answers {
+        app.handle(e);
+    }
+    assert!(!app.reading_any());
+    assert_eq!(app.episode.episode_id, Some(second));
+    assert_eq!(app.episode.steps.len(), 3);
 }
 
 #[test]

@@ -84,7 +84,7 @@ impl Drop for Pane {
 
 fn command(dir: &Path, tiny: &Path) -> String {
     format!(
-        "env USER=e2e XDG_CONFIG_HOME={dir} {bin} tui --run {dir}/run --scenarios {dir}/scenarios --model {tiny} --horizon 3 2>{dir}/stderr.txt; echo exited $? > {dir}/exit.txt; sleep 30",
+        "env USER=e2e XDG_CONFIG_HOME={dir} {bin} tui --run {dir}/run --scenarios {dir}/scenarios --model {tiny} --horizon 3 --ctx 3072 --gpu-layers 0 2>{dir}/stderr.txt; echo exited $? > {dir}/exit.txt; sleep 30",
         dir = dir.display(),
         bin = env!("CARGO_BIN_EXE_leap"),
         tiny = tiny.display(),
@@ -114,9 +114,11 @@ fn a_person_steps_corrects_accepts_and_sees_a_scenario_reload() {
     pane.wait_for("1 Scenarios", 30);
     pane.wait_for("student ready", 60);
 
-    // Play the first scenario to its end (the horizon is 3).
+    // Play the first scenario to its end (the horizon is 3); the student runs with the context
+    // and GPU layers given.
     pane.keys(&["Enter"]);
-    pane.wait_for("step 0/3", 10);
+    let screen = pane.wait_for("step 0/3", 10);
+    assert!(screen.contains("ctx 3072, 0 GPU layers"), "{screen}");
     pane.keys(&["s"]);
     pane.wait_for("step 1/3", 60);
     pane.keys(&["r"]);
@@ -139,6 +141,15 @@ fn a_person_steps_corrects_accepts_and_sees_a_scenario_reload() {
     pane.wait_for("4 Train", 10);
     pane.keys(&["s"]);
     pane.wait_for("adapter written:", 300);
+    // The Iterations screen shows the report's table, with the dataset just trained on.
+    pane.keys(&["5"]);
+    let screen = pane.wait_for("[95% Wilson]", 10);
+    assert!(
+        screen.contains("zero-shot") && screen.contains("iter-"),
+        "{screen}"
+    );
+    pane.keys(&["4"]);
+    pane.wait_for("4 Train", 10);
     pane.keys(&["L"]);
     pane.wait_for("workbench-", 10);
     let screen = pane.wait_for("student ready:", 60);

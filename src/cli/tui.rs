@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use leap::agent::Sampling;
+use leap::agent::local::LocalConfig;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -37,6 +38,20 @@ pub struct Args {
     /// The model name to ask the teacher server for.
     #[arg(long, default_value = "default", requires = "teacher_server")]
     teacher_model: String,
+    /// Layers of the student (and the self teacher) offloaded to the GPU.
+    #[arg(long, default_value_t = 0)]
+    gpu_layers: u32,
+    /// Context of the student (and the self teacher), in tokens.
+    #[arg(long, default_value_t = LocalConfig::new("").ctx_per_slot)]
+    ctx: u32,
+    /// The Iterations screen also counts the evaluations recorded in these run folders, as
+    /// `leap report --evaluations-from` does.
+    #[arg(long, value_name = "DIR")]
+    evaluations_from: Vec<PathBuf>,
+    /// The Iterations screen shows another run's students beside this run's, as `leap report
+    /// --compare` does: NAME=DIR.
+    #[arg(long, value_name = "NAME=DIR", value_parser = leap::report::parse_compared)]
+    compare: Vec<(String, PathBuf)>,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -53,6 +68,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             ..Sampling::default()
         },
         teacher_server: args.teacher_server.map(|url| (url, args.teacher_model)),
+        gpu_layers: args.gpu_layers,
+        ctx: args.ctx,
+        report: leap::report::Sources {
+            evaluations_from: args.evaluations_from,
+            name: None,
+            compare: args.compare,
+        },
     };
     leap::tui::run(options)?;
     Ok(ExitCode::SUCCESS)

@@ -16,6 +16,7 @@ mod input;
 mod iterations;
 mod labels;
 mod overlays;
+mod reads;
 mod scenarios;
 mod train;
 
@@ -25,7 +26,7 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
 use super::catalog::Catalog;
-use super::event::EventSender;
+use super::event::{EventSender, ReadKind};
 use super::keys::Keymap;
 use super::screens::Cursor;
 use super::screens::episode::{EpisodeScreen, Phase, TeacherKind};
@@ -33,6 +34,7 @@ use super::screens::iterations::IterationsScreen;
 use super::screens::labels::{Editor, LabelsScreen};
 use super::screens::scenarios::ScenariosScreen;
 use super::screens::train::TrainScreen;
+use crate::report::Sources;
 use crate::session::Session;
 use crate::store::Store;
 
@@ -95,6 +97,8 @@ pub struct Picker {
     pub title: String,
     pub items: Vec<(String, Pick)>,
     pub cursor: Cursor,
+    /// The read that fills it, while it is out.
+    pub loading: Option<ReadKind>,
 }
 
 #[derive(Debug, Clone)]
@@ -127,6 +131,12 @@ pub struct Init {
     pub problems: Vec<String>,
     /// An OpenAI-compatible server to offer as the teacher: base URL and model name.
     pub teacher_server: Option<(String, String)>,
+    /// Layers of the student (and the self teacher) offloaded to the GPU.
+    pub gpu_layers: u32,
+    /// Context of the student (and the self teacher), in tokens.
+    pub ctx: u32,
+    /// What the Iterations screen's report counts besides the run (other runs to compare).
+    pub report: Sources,
 }
 
 /// The threads the app drives; absent in tests that render fixed state.
@@ -159,8 +169,11 @@ pub struct App {
     pub horizon: Option<u32>,
     pub by: String,
     pub teacher_server: Option<(String, String)>,
+    pub gpu_layers: u32,
+    pub ctx: u32,
+    pub report_sources: Sources,
     pub links: Links,
-    /// Progress of a bulk accept: (done, total).
+    /// Progress of a bulk accept or undo: (done, total).
     pub bulk: Option<(usize, usize)>,
     /// Set after a reset until the session confirms it, so that events of the old episode are
     /// not shown on the new one.
@@ -168,10 +181,22 @@ pub struct App {
     next_seed: u64,
     /// Where each tab was drawn, for mouse clicks.
     pub(super) tabs: RefCell<Vec<(u16, u16, Screen)>>,
+    reads: reads::Reads,
 }
 
 impl App {
+    /// An app without worker threads (tests that render fixed state): what it reads from the
+    /// run, it reads in place.
     pub fn new(init: Init) -> App {
+        App::start(init, None)
+    }
+
+    /// An app whose reads of the run go to job threads and come back on `tx` from the start.
+    pub fn with_channel(init: Init, tx: EventSender) -> App {
+        App::start(init, Some(tx))
+    }
+
+    fn start(init: Init, tx: Option<EventSender>) -> App {
         let store = match Store::open(&init.run_dir) {
             Ok(s) => Some(s),
             Err(e) => {
@@ -181,9 +206,10 @@ impl App {
             }
         };
         let mut app = App::blank(init, store);
+        app.links.tx = tx;
+        app.refresh_dataset();
         app.reload_labels();
         app.reload_iterations();
-        app.refresh_dataset();
         app
     }
 
@@ -208,11 +234,15 @@ impl App {
             horizon: init.horizon,
             by: init.by,
             teacher_server: init.teacher_server,
+            gpu_layers: init.gpu_layers,
+            ctx: init.ctx,
+            report_sources: init.report,
             links: Links::default(),
             bulk: None,
             awaiting_start: false,
             next_seed: 0,
             tabs: RefCell::new(Vec::new()),
+            reads: reads::Reads::default(),
         };
         app.scenarios.refilter(&app.catalog);
         if !init.problems.is_empty() {
@@ -255,7 +285,14 @@ impl App {
             jobs.push("the teacher is correcting".to_string());
         }
         if self.bulk.is_some() {
-            jobs.push("a bulk accept".to_string());
+            jobs.push(
+                if self.labels.undoing {
+                    "a bulk undo"
+                } else {
+                    "a bulk accept"
+                }
+                .to_string(),
+            );
         }
         if self.train.running {
             jobs.push("training".to_string());

@@ -5,9 +5,12 @@
 
 use crossterm::event::{Event as TerminalEvent, KeyEvent, KeyEventKind, MouseEvent};
 
-use crate::scenario::Loaded;
+use std::path::PathBuf;
+
+use crate::report::{RunReport, Sources};
+use crate::scenario::{Loaded, Scenario};
 use crate::session::SessionEvent;
-use crate::store::Label;
+use crate::store::{Episode, EpisodeSummary, Label, StoreError};
 use crate::teacher::CorrectionReport;
 
 /// The sending side of the workbench's event channel, cloned into every thread that reports.
@@ -29,9 +32,74 @@ pub enum Event {
     },
     Bulk(BulkEvent),
     Train(TrainEvent),
+    /// A read of the run asked for with `ticket` (see `jobs::spawn_read`): what was asked and
+    /// what was found.
+    Read {
+        ticket: u64,
+        read: Read,
+        result: Result<Readout, StoreError>,
+    },
 }
 
-/// What a bulk accept reports.
+/// What a screen reads from the run: queries that can take longer than a frame, so they run on
+/// a job thread (`jobs::spawn_read`) and come back as [`Event::Read`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum Read {
+    /// Every label (the Labels screen).
+    Labels,
+    /// The stored episodes, newest first (the picker).
+    Episodes,
+    /// The adapters the student can run with: the recorded ones, newest first, then the files
+    /// in the run's `adapters/` folder.
+    Adapters,
+    /// The report (the Iterations screen), with what else it counts.
+    Report(Sources),
+    /// One stored episode with its labels, to be shown at `step`.
+    Episode { id: i64, step: Option<usize> },
+}
+
+/// Which kind of read: a newer request of a kind makes the answer to an older one stale.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ReadKind {
+    Labels,
+    Episodes,
+    Adapters,
+    Report,
+    Episode,
+}
+
+impl Read {
+    pub fn kind(&self) -> ReadKind {
+        match self {
+            Read::Labels => ReadKind::Labels,
+            Read::Episodes => ReadKind::Episodes,
+            Read::Adapters => ReadKind::Adapters,
+            Read::Report(_) => ReadKind::Report,
+            Read::Episode { .. } => ReadKind::Episode,
+        }
+    }
+}
+
+/// What a [`Read`] found.
+pub enum Readout {
+    Labels(Vec<Label>),
+    Episodes(Vec<EpisodeSummary>),
+    Adapters(Vec<PathBuf>),
+    Report(Box<RunReport>),
+    /// `None`: no such episode in the run.
+    Episode(Option<Box<StoredEpisode>>),
+}
+
+/// A stored episode as the Episode screen shows it.
+pub struct StoredEpisode {
+    pub episode: Episode,
+    /// The scenario as the run's snapshot of it has it (the loaded files may hold the same
+    /// version, which the screen prefers).
+    pub snapshot: Option<Scenario>,
+    pub labels: Vec<Label>,
+}
+
+/// What a bulk accept (or a bulk undo) reports.
 pub enum BulkEvent {
     Progress {
         done: usize,
@@ -41,6 +109,13 @@ pub enum BulkEvent {
     /// Ended (all done, cancelled or failed): the labels it decided, and the error if any.
     Done {
         ids: Vec<i64>,
+        error: Option<String>,
+    },
+    /// A bulk undo ended (see `jobs::spawn_bulk_undo`): how many decisions it undid, the labels
+    /// whose decision it did not get to (still undoable), and the error if any.
+    Undone {
+        undone: usize,
+        rest: Vec<i64>,
         error: Option<String>,
     },
 }

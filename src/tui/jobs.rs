@@ -239,3 +239,127 @@ pub fn spawn_train(
         })
         .expect("a thread starts");
 }
+
+/// Does `read` on its own thread with its own store connection and sends what it found, with
+/// `ticket`, as [`Event::Read`].
+pub fn spawn_read(run_dir: PathBuf, ticket: u64, read: super::event::Read, tx: EventSender) {
+    std::thread::Builder::new()
+        .name("leap-read".into())
+        .spawn(move || {
+            let result = read_run(&run_dir, &read);
+            let _ = tx.send(Event::Read {
+                ticket,
+                read,
+                result,
+            });
+        })
+        .expect("a thread starts");
+}
+
+/// What `read` finds in the run at `run_dir` (on the caller's thread).
+pub fn read_run(
+    run_dir: &std::path::Path,
+    read: &super::event::Read,
+) -> Result<super::event::Readout, crate::store::StoreError> {
+    use super::event::{Read, Readout, StoredEpisode};
+    let store = Store::open_existing(run_dir)?;
+    Ok(match read {
+        Read::Labels => Readout::Labels(store.labels(&LabelFilter::default())?),
+        Read::Episodes => Readout::Episodes(store.list_episodes(&crate::store::EpisodeFilter {
+            limit: Some(500),
+            ..crate::store::EpisodeFilter::default()
+        })?),
+        Read::Adapters => {
+            let mut found: Vec<PathBuf> = store
+                .adapters()?
+                .into_iter()
+                .rev()
+                .map(|a| PathBuf::from(a.path))
+                .collect();
+            // Adapters written but not recorded (a `leap train` into the folder, say).
+            let mut files: Vec<PathBuf> = std::fs::read_dir(run_dir.join("adapters"))
+                .into_iter()
+                .flatten()
+                .flatten()
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|x| x == "gguf"))
+                .collect();
+            files.sort();
+            for f in files {
+                if !found.contains(&f) {
+                    found.push(f);
+                }
+            }
+            Readout::Adapters(found)
+        }
+        Read::Report(sources) => Readout::Report(Box::new(crate::report::gather(&store, sources)?)),
+        Read::Episode { id, .. } => {
+            let Some(episode) = store.episode(*id)? else {
+                return Ok(Readout::Episode(None));
+            };
+            let snapshot = store
+                .scenario(&episode.record.scenario_hash)?
+                .and_then(|snap| {
+                    let path = std::path::Path::new("(run snapshot)");
+                    crate::scenario::parse_text(path, &snap.json)
+                        .scenarios
+                        .into_iter()
+                        .next()
+                });
+            let labels = store.labels(&LabelFilter {
+                episode_id: Some(*id),
+                ..LabelFilter::default()
+            })?;
+            Readout::Episode(Some(Box::new(StoredEpisode {
+                episode,
+                snapshot,
+                labels,
+            })))
+        }
+    })
+}
+
+/// Undoes the last decision about each label in `ids`, newest first, one transaction each,
+/// until done or `cancel` is set; what is left stays undoable.
+pub fn spawn_bulk_undo(run_dir: PathBuf, ids: Vec<i64>, cancel: Arc<AtomicBool>, tx: EventSender) {
+    std::thread::Builder::new()
+        .name("leap-undo".into())
+        .spawn(move || {
+            let total = ids.len();
+            let mut rest = ids;
+            let mut error = None;
+            match Store::open_existing(&run_dir) {
+                Ok(mut store) => {
+                    let mut done = 0;
+                    while let Some(&id) = rest.last() {
+                        if cancel.load(Ordering::Relaxed) {
+                            error = Some(format!("cancelled after {done} of {total}"));
+                            break;
+                        }
+                        match store.undo_label(id) {
+                            Ok(label) => {
+                                rest.pop();
+                                done += 1;
+                                let _ = tx.send(Event::Bulk(BulkEvent::Decided(Box::new(label))));
+                            }
+                            Err(e) => {
+                                error = Some(e.to_string());
+                                break;
+                            }
+                        }
+                        if done % 25 == 0 || done == total {
+                            let _ = tx.send(Event::Bulk(BulkEvent::Progress { done, total }));
+                        }
+                    }
+                }
+                Err(e) => error = Some(e.to_string()),
+            }
+            let undone = total - rest.len();
+            let _ = tx.send(Event::Bulk(BulkEvent::Undone {
+                undone,
+                rest,
+                error,
+            }));
+        })
+        .expect("a thread starts");
+}

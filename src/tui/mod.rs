@@ -47,6 +47,13 @@ pub struct Options {
     pub sampling: Sampling,
     /// An OpenAI-compatible server offered as the teacher: base URL and model name.
     pub teacher_server: Option<(String, String)>,
+    /// Layers of the student (and the self teacher) offloaded to the GPU.
+    pub gpu_layers: u32,
+    /// Context of the student (and the self teacher), in tokens.
+    pub ctx: u32,
+    /// What the Iterations screen's report counts besides the run: evaluations from other run
+    /// folders, other runs to compare.
+    pub report: crate::report::Sources,
 }
 
 /// Runs the workbench until the user quits. The terminal is restored on every way out.
@@ -74,16 +81,22 @@ pub fn run(options: Options) -> std::io::Result<()> {
         .ok()
         .filter(|u| !u.is_empty())
         .map_or_else(|| "workbench".to_string(), |u| format!("{u}@workbench"));
-    let mut app = App::new(Init {
-        run_dir: options.run_dir.clone(),
-        catalog,
-        keymap,
-        model: options.model.clone(),
-        horizon: options.horizon,
-        by,
-        problems,
-        teacher_server: options.teacher_server.clone(),
-    });
+    let mut app = App::with_channel(
+        Init {
+            run_dir: options.run_dir.clone(),
+            catalog,
+            keymap,
+            model: options.model.clone(),
+            horizon: options.horizon,
+            by,
+            problems,
+            teacher_server: options.teacher_server.clone(),
+            gpu_layers: options.gpu_layers,
+            ctx: options.ctx,
+            report: options.report.clone(),
+        },
+        tx.clone(),
+    );
 
     let session_tx = tx.clone();
     let session = Session::spawn(

@@ -5,19 +5,24 @@
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use leap::agent::prompt::Prompt;
 use leap::agent::{Message, Role};
+use leap::report::Sources;
 use leap::rollout::env_for;
 use leap::scenario::{self, Scenario};
 use leap::store::{EpisodeRecord, StepRecord, Store};
 use leap::teacher::oracle::OracleTeacher;
 use leap::teacher::{Corrections, Leak, StepCorrection, correct_and_store};
 use leap::tui::catalog::Catalog;
+use leap::tui::event::Event;
 use leap::tui::keys::Keymap;
 use leap::tui::{App, Init};
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
+use tokio::sync::mpsc::error::TryRecvError;
+use tokio::sync::mpsc::{UnboundedReceiver, unbounded_channel};
 
 pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -163,8 +168,8 @@ pub fn corrected_run(dir: &Path) -> (PathBuf, i64) {
     (run, id)
 }
 
-pub fn app(run: &Path, catalog: Catalog) -> App {
-    App::new(Init {
+pub fn init(run: &Path, catalog: Catalog) -> Init {
+    Init {
         run_dir: run.to_path_buf(),
         catalog,
         keymap: Keymap::defaults(),
@@ -173,7 +178,41 @@ pub fn app(run: &Path, catalog: Catalog) -> App {
         by: "tester".into(),
         problems: Vec::new(),
         teacher_server: None,
-    })
+        gpu_layers: 0,
+        ctx: 2048,
+        report: Sources::default(),
+    }
+}
+
+/// An app without worker threads: it reads the run in place.
+pub fn app(run: &Path, catalog: Catalog) -> App {
+    App::new(init(run, catalog))
+}
+
+/// An app whose reads of the run go to job threads, as in `leap tui`, and the channel they
+/// answer on: [`settle`] applies the answers.
+pub fn connected_app(run: &Path, catalog: Catalog) -> (App, UnboundedReceiver<Event>) {
+    let (tx, rx) = unbounded_channel();
+    (App::with_channel(init(run, catalog), tx), rx)
+}
+
+/// Applies what the job threads send until no read and no bulk accept or undo is out (as the
+/// event loop would); panics after ten seconds.
+pub fn settle(app: &mut App, rx: &mut UnboundedReceiver<Event>) {
+    let start = Instant::now();
+    while app.reading_any() || app.bulk.is_some() {
+        match rx.try_recv() {
+            Ok(event) => app.handle(event),
+            Err(TryRecvError::Empty) => {
+                assert!(
+                    start.elapsed() < Duration::from_secs(10),
+                    "a job did not report back within ten seconds"
+                );
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            Err(TryRecvError::Disconnected) => panic!("the event channel closed"),
+        }
+    }
 }
 
 pub fn terminal(width: u16, height: u16) -> Terminal<TestBackend> {

@@ -1,16 +1,16 @@
 //! The Episode screen's keys: step or run the live episode, restart it, ask the teacher, choose
 //! the student and the teacher, open a stored episode.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use super::bindings::{Binding, Gate};
-use super::{App, Overlay, Pick, Picker, file_name};
+use super::{App, Overlay, Pick, Picker, file_name, reads};
 use crate::agent::local::LocalConfig;
-use crate::scenario::{self, Scenario};
+use crate::scenario::Scenario;
 use crate::session::{Command, Student};
-use crate::store::{EpisodeFilter, LabelFilter};
 use crate::teacher::TeacherSpec;
 use crate::tui::action::{Action, Section};
+use crate::tui::event::{Read, ReadKind};
 use crate::tui::jobs;
 use crate::tui::screens::Cursor;
 use crate::tui::screens::episode::TeacherKind;
@@ -85,6 +85,8 @@ impl App {
         let seed = self.next_seed;
         self.next_seed += 1;
         let horizon = self.horizon.unwrap_or(scenario.horizon);
+        // A stored episode still being read would land on the live one.
+        self.forget(ReadKind::Episode);
         self.episode.start_live(scenario.clone(), seed, horizon);
         self.awaiting_start = true;
         self.send(Command::Reset {
@@ -97,21 +99,27 @@ impl App {
     }
 
     pub(super) fn load_student(&mut self, adapter: Option<PathBuf>) {
-        let mut config = LocalConfig::new(self.model.clone());
-        if let Some(a) = &adapter {
-            config.adapters = vec![(a.clone(), 1.0)];
-        }
         self.adapter = adapter;
-        self.student_loading = Some(Student::Local(config.clone()).label());
-        self.send(Command::Load(Student::Local(config)));
+        let student = Student::Local(self.student_config());
+        self.student_loading = Some(student.label());
+        self.send(Command::Load(student));
     }
 
+    /// The student as chosen: the model, the adapter, the context and the GPU layers. The self
+    /// teacher runs the same.
     fn student_config(&self) -> LocalConfig {
         let mut config = LocalConfig::new(self.model.clone());
         if let Some(a) = &self.adapter {
             config.adapters = vec![(a.clone(), 1.0)];
         }
+        config.ctx_per_slot = self.ctx;
+        config.gpu_layers = self.gpu_layers;
         config
+    }
+
+    /// The student's settings, as the Episode screen shows them beside its name.
+    pub(super) fn student_settings(&self) -> String {
+        format!("ctx {}, {} GPU layers", self.ctx, self.gpu_layers)
     }
 
     fn ask_teacher(&mut self) {
@@ -149,34 +157,11 @@ impl App {
         jobs::spawn_teacher(self.run_dir.clone(), scenario, id, spec, tx);
     }
 
+    /// The student picker: the base model at once, the adapters when they are read.
     fn choose_student(&mut self) {
-        let base = file_name(&self.model);
-        let mut items = vec![(
-            format!("{base} (base model, no adapter)"),
-            Pick::Student(None),
-        )];
-        let mut adapters: Vec<PathBuf> = self.train.adapter.iter().cloned().collect();
-        let recorded = self
-            .store
-            .as_ref()
-            .and_then(|s| s.adapters().ok())
-            .unwrap_or_default()
-            .into_iter()
-            .rev()
-            .map(|a| PathBuf::from(a.path));
-        for p in recorded.chain(find_adapters(&self.run_dir)) {
-            if !adapters.contains(&p) {
-                adapters.push(p);
-            }
-        }
-        for a in adapters {
-            items.push((format!("{base} + {}", a.display()), Pick::Student(Some(a))));
-        }
-        self.overlay = Some(Overlay::Picker(Picker {
-            title: " student: model and adapter ".into(),
-            items,
-            cursor: Cursor::default(),
-        }));
+        let base = reads::student_base(&file_name(&self.model));
+        self.open_loading_picker(ReadKind::Adapters, "student: model and adapter", vec![base]);
+        self.request(Read::Adapters);
     }
 
     fn choose_teacher(&mut self) {
@@ -203,92 +188,38 @@ impl App {
             title: " teacher ".into(),
             items,
             cursor: Cursor::default(),
+            loading: None,
         }));
     }
 
     fn choose_episode(&mut self) {
-        let Some(store) = &self.store else {
+        if self.store.is_none() {
             self.fail("no run store");
             return;
-        };
-        let filter = EpisodeFilter {
-            limit: Some(500),
-            ..EpisodeFilter::default()
-        };
-        match store.list_episodes(&filter) {
-            Ok(list) if list.is_empty() => self.info("no stored episode in this run yet"),
-            Ok(list) => {
-                let items = list
-                    .into_iter()
-                    .map(|e| {
-                        (
-                            format!(
-                                "{:>5}  {}  {} steps  {}  {}",
-                                e.id,
-                                if e.won { "won " } else { "lost" },
-                                e.steps,
-                                e.key,
-                                e.policy
-                            ),
-                            Pick::Episode(e.id),
-                        )
-                    })
-                    .collect();
-                self.overlay = Some(Overlay::Picker(Picker {
-                    title: " stored episodes, newest first ".into(),
-                    items,
-                    cursor: Cursor::default(),
-                }));
-            }
-            Err(e) => self.fail(e.to_string()),
         }
+        self.open_loading_picker(
+            ReadKind::Episodes,
+            "stored episodes, newest first",
+            Vec::new(),
+        );
+        self.request(Read::Episodes);
     }
 
-    /// Shows stored episode `id` with its labels; the scenario comes from the loaded files when
-    /// the same version is there, else from the run's snapshot.
+    /// Shows stored episode `id` with its labels, once it is read.
     pub fn open_episode(&mut self, id: i64) {
+        self.open_episode_at(id, None);
+    }
+
+    /// [`App::open_episode`], with step `step` selected.
+    pub(super) fn open_episode_at(&mut self, id: i64, step: Option<usize>) {
         if self.episode.running {
             self.episode.running = false;
             self.send(Command::Pause);
         }
-        let Some(store) = &self.store else { return };
-        let episode = match store.episode(id) {
-            Ok(Some(e)) => e,
-            Ok(None) => return self.fail(format!("no episode {id} in this run")),
-            Err(e) => return self.fail(e.to_string()),
-        };
-        let hash = episode.record.scenario_hash.clone();
-        let scenario = self
-            .catalog
-            .scenarios
-            .iter()
-            .find(|s| s.hash == hash)
-            .cloned()
-            .or_else(|| {
-                let snap = store.scenario(&hash).ok()??;
-                let loaded = scenario::parse_text(Path::new("(run snapshot)"), &snap.json);
-                loaded.scenarios.into_iter().next()
-            });
-        let labels = store
-            .labels(&LabelFilter {
-                episode_id: Some(id),
-                ..LabelFilter::default()
-            })
-            .unwrap_or_default();
-        self.episode.show_stored(episode, scenario, labels);
-        self.episode.refresh_privileged();
+        if self.store.is_none() {
+            return;
+        }
+        self.info(reads::opening(id));
+        self.request(Read::Episode { id, step });
     }
-}
-
-/// `*.gguf` files under the run's `adapters/` folder.
-fn find_adapters(run_dir: &Path) -> Vec<PathBuf> {
-    let mut found: Vec<PathBuf> = std::fs::read_dir(run_dir.join("adapters"))
-        .into_iter()
-        .flatten()
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|x| x == "gguf"))
-        .collect();
-    found.sort();
-    found
 }

@@ -20,6 +20,11 @@ impl App {
             Event::Teacher { episode_id, result } => self.on_teacher(episode_id, result),
             Event::Bulk(b) => self.on_bulk(b),
             Event::Train(t) => self.on_train(t),
+            Event::Read {
+                ticket,
+                read,
+                result,
+            } => self.on_read(ticket, read, result),
         }
     }
 
@@ -70,10 +75,7 @@ impl App {
     fn on_bulk(&mut self, b: BulkEvent) {
         match b {
             BulkEvent::Progress { done, total } => self.bulk = Some((done, total)),
-            BulkEvent::Decided(label) => {
-                self.episode.update_label(&label);
-                self.labels.update(*label);
-            }
+            BulkEvent::Decided(label) => self.show_label(*label),
             BulkEvent::Done { ids, error } => {
                 self.bulk = None;
                 self.links.bulk_cancel = None;
@@ -87,6 +89,21 @@ impl App {
                     Some(e) => self.fail(format!("bulk accept: {n} accepted, then {e}")),
                     None => self.info(format!("accepted {n} labels")),
                 }
+            }
+            BulkEvent::Undone {
+                undone,
+                rest,
+                error,
+            } => {
+                self.bulk = None;
+                self.labels.undoing = false;
+                self.links.bulk_cancel = None;
+                if !rest.is_empty() {
+                    self.labels.undo.push(rest);
+                }
+                self.labels.refilter();
+                self.refresh_dataset();
+                self.said_undone(undone, error);
             }
         }
     }
@@ -103,7 +120,7 @@ impl App {
             SessionEvent::Loaded { policy } => {
                 self.student_loading = None;
                 self.info(format!("student ready: {policy}"));
-                self.episode.policy = policy;
+                self.episode.policy = format!("{policy} ({})", self.student_settings());
             }
             SessionEvent::Started { .. } => self.awaiting_start = false,
             SessionEvent::Generating { .. }

@@ -87,7 +87,10 @@ impl App {
             }
             Screen::Labels => (&mut self.labels.cursor, self.labels.visible.len()),
             Screen::Train => (&mut self.train.cursor, self.train.settings.len()),
-            Screen::Iterations => (&mut self.iterations.cursor, self.iterations.rows.len()),
+            Screen::Iterations => {
+                let len = self.iterations.rows().len();
+                (&mut self.iterations.cursor, len)
+            }
         };
         match action {
             Action::Up => cursor.up(1),

@@ -7,8 +7,9 @@ use std::sync::atomic::AtomicBool;
 use super::bindings::{Binding, Gate};
 use super::overlays::focus;
 use super::{App, Overlay, Screen};
-use crate::store::{Decision, LabelFilter};
+use crate::store::Decision;
 use crate::tui::action::{Action, Section};
+use crate::tui::event::Read;
 use crate::tui::jobs;
 use crate::tui::screens::labels::Editor;
 
@@ -80,9 +81,7 @@ impl App {
     fn show_episode(&mut self) {
         if let Some(l) = self.labels.selected() {
             let (id, idx) = (l.episode_id, l.idx as usize);
-            self.open_episode(id);
-            self.episode.cursor.selected = idx;
-            self.episode.refresh_privileged();
+            self.open_episode_at(id, Some(idx));
             self.go(Screen::Episode);
         }
     }
@@ -101,8 +100,7 @@ impl App {
         match store.decide(id, &decision, &self.by) {
             Ok(label) => {
                 self.info(format!("label {id} {}", label.status));
-                self.episode.update_label(&label);
-                self.labels.update(label);
+                self.show_label(label);
                 self.labels.undo.push(vec![id]);
                 self.labels.refilter();
                 self.refresh_dataset();
@@ -131,8 +129,7 @@ impl App {
             Ok(label) => {
                 self.overlay = None;
                 self.info(format!("label {id} edited"));
-                self.episode.update_label(&label);
-                self.labels.update(label);
+                self.show_label(label);
                 self.labels.undo.push(vec![id]);
                 self.labels.refilter();
                 self.refresh_dataset();
@@ -150,10 +147,22 @@ impl App {
         }
     }
 
+    /// Undoes the newest entry of the undo list: one decision here, many (a bulk accept's) on a
+    /// job thread.
     fn undo(&mut self) {
         let Some(ids) = self.labels.undo.pop() else {
             return;
         };
+        if ids.len() > 1
+            && let Some(tx) = self.links.tx.clone()
+        {
+            let cancel = Arc::new(AtomicBool::new(false));
+            self.links.bulk_cancel = Some(cancel.clone());
+            self.bulk = Some((0, ids.len()));
+            self.labels.undoing = true;
+            jobs::spawn_bulk_undo(self.run_dir.clone(), ids, cancel, tx);
+            return;
+        }
         let Some(store) = self.store.as_mut() else {
             return;
         };
@@ -170,11 +179,14 @@ impl App {
         }
         let n = undone.len();
         for label in undone {
-            self.episode.update_label(&label);
-            self.labels.update(label);
+            self.show_label(label);
         }
         self.labels.refilter();
         self.refresh_dataset();
+        self.said_undone(n, error);
+    }
+
+    pub(super) fn said_undone(&mut self, n: usize, error: Option<String>) {
         match error {
             Some(e) => self.fail(format!("undo: {e}")),
             None => self.info(format!(
@@ -192,8 +204,7 @@ impl App {
                 if let Some(store) = self.store.as_mut()
                     && let Ok(label) = store.decide(id, &Decision::Accept, &self.by)
                 {
-                    self.episode.update_label(&label);
-                    self.labels.update(label);
+                    self.show_label(label);
                     done.push(id);
                 }
             }
@@ -210,11 +221,10 @@ impl App {
         jobs::spawn_bulk_accept(self.run_dir.clone(), ids, self.by.clone(), cancel, tx);
     }
 
+    /// Reads every label again (on a job thread; the screen says "loading…" meanwhile).
     pub fn reload_labels(&mut self) {
-        let Some(store) = &self.store else { return };
-        match store.labels(&LabelFilter::default()) {
-            Ok(all) => self.labels.set_all(all),
-            Err(e) => self.fail(e.to_string()),
+        if self.store.is_some() {
+            self.request(Read::Labels);
         }
     }
 }

@@ -32,6 +32,10 @@ pub struct LabelsScreen {
     pub cursor: Cursor,
     /// Decisions made here, newest last; a bulk accept is one entry.
     pub undo: Vec<Vec<i64>>,
+    /// The labels are being read (again).
+    pub loading: bool,
+    /// The bulk job running undoes a bulk accept (else it accepts).
+    pub undoing: bool,
 }
 
 impl LabelsScreen {
@@ -178,9 +182,13 @@ impl LabelsScreen {
             ),
             theme::dim(),
         ));
+        if self.loading {
+            spans.push(Span::styled("   loading…", theme::info()));
+        }
         if let Some((done, total)) = bulk {
+            let doing = if self.undoing { "undoing" } else { "accepting" };
             spans.push(Span::styled(
-                format!("   accepting {done}/{total}…"),
+                format!("   {doing} {done}/{total}…"),
                 theme::info(),
             ));
         }
