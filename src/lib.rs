@@ -4,12 +4,16 @@
 //! teacher, the run store, training and the loop. The CLI (`src/cli`) and the workbench call it.
 
 pub mod agent;
+pub mod correct;
+pub mod curate;
 pub mod dataset;
 pub mod env;
 pub mod eval;
+pub mod leap;
 pub mod model;
 pub mod report;
 pub mod rollout;
+pub mod run;
 pub mod scenario;
 pub mod session;
 pub mod store;

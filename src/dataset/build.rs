@@ -12,6 +12,7 @@ use super::{Row, RowMeta};
 use crate::agent::parse::format;
 use crate::agent::prompt::{Prompt, PromptError};
 use crate::agent::{Message, Role};
+use crate::run::RunDir;
 use crate::scenario::Scenario;
 use crate::store::{DatasetSource, Label, LabelFilter, Store, StoreError};
 use crate::teacher::oracle::OracleTeacher;
@@ -122,6 +123,21 @@ fn step_messages(store: &Store, label: &Label) -> Result<Option<Vec<Message>>, S
 /// a loop) gives one row, its first: a loop of twenty steps then weighs as one mistake, not
 /// twenty.
 pub fn label_rows(store: &Store, iteration: u32, distinct: bool) -> Result<Vec<Row>, StoreError> {
+    kept_rows(store, Some(iteration), distinct)
+}
+
+/// The kept labels of episodes no iteration's student played (the workbench's live episodes)
+/// as rows, as [`label_rows`] makes them.
+pub fn unassigned_label_rows(store: &Store, distinct: bool) -> Result<Vec<Row>, StoreError> {
+    kept_rows(store, None, distinct)
+}
+
+/// The kept labels of `iteration`'s episodes, or (`None`) of episodes without an iteration.
+fn kept_rows(
+    store: &Store,
+    iteration: Option<u32>,
+    distinct: bool,
+) -> Result<Vec<Row>, StoreError> {
     let mut rows = Vec::new();
     let mut seen = std::collections::HashSet::new();
     let mut taught = std::collections::HashSet::new();
@@ -131,10 +147,11 @@ pub fn label_rows(store: &Store, iteration: u32, distinct: bool) -> Result<Vec<R
     ] {
         let filter = LabelFilter {
             status: Some(status),
-            iteration: Some(iteration),
+            iteration,
             ..LabelFilter::default()
         };
-        for label in store.labels(&filter)? {
+        let labels = store.labels(&filter)?.into_iter();
+        for label in labels.filter(|l| iteration.is_some() || l.iteration.is_none()) {
             // One row per step even when several teachers labelled it: the first kept one.
             if !seen.insert((label.episode_id, label.idx)) {
                 continue;
@@ -251,28 +268,40 @@ pub struct BuildReport {
     pub hash: String,
 }
 
-/// The file an iteration's dataset is written to.
-pub fn dataset_path(run_dir: &std::path::Path, iteration: u32) -> std::path::PathBuf {
-    run_dir
-        .join("datasets")
-        .join(format!("iter-{iteration}.jsonl"))
-}
-
 /// Builds the dataset of `iteration` (expert demonstrations on `scenarios`, plus the kept labels
-/// of the rollouts of iterations `0..iteration`), writes it to `dataset_path` atomically, and
+/// of the rollouts of iterations `0..iteration`), writes it to [`RunDir::dataset`] atomically, and
 /// records it with its labels in the run store.
 pub fn build_iteration(
     store: &mut Store,
-    run_dir: &std::path::Path,
+    run: &RunDir,
     scenarios: &[Scenario],
     prompt: &Prompt,
     iteration: u32,
     settings: &BuildSettings,
-) -> anyhow::Result<BuildReport> {
+) -> Result<BuildReport, super::DatasetError> {
+    let path = run.dataset(iteration);
+    let to = (path.as_path(), DatasetSource::Iterate);
+    build_dataset(store, to, scenarios, prompt, iteration, settings, false)
+}
+
+/// [`build_iteration`]'s rows, written to `to.0` and recorded as coming from `to.1`; with
+/// `unassigned`, the kept labels of episodes without an iteration are one more part.
+pub fn build_dataset(
+    store: &mut Store,
+    to: (&std::path::Path, DatasetSource),
+    scenarios: &[Scenario],
+    prompt: &Prompt,
+    iteration: u32,
+    settings: &BuildSettings,
+    unassigned: bool,
+) -> Result<BuildReport, super::DatasetError> {
     let (expert, expert_report) = expert_rows(scenarios, prompt, &settings.expert)?;
     let mut parts = vec![expert];
     for i in 0..iteration {
         parts.push(label_rows(store, i, settings.distinct_labels)?);
+    }
+    if unassigned {
+        parts.push(unassigned_label_rows(store, settings.distinct_labels)?);
     }
     if let Some(cap) = settings.max_rows_per_part {
         let mut rng = ChaCha8Rng::seed_from_u64(settings.seed ^ 0x5eed);
@@ -285,11 +314,11 @@ pub fn build_iteration(
     }
     let sizes = parts.iter().map(Vec::len).collect();
     let rows = aggregate(parts, settings.aggregate, settings.seed);
-    let path = dataset_path(run_dir, iteration);
+    let (path, source) = to;
     let (dataset_id, hash) = record_rows(
         store,
-        &path,
-        DatasetSource::Iterate,
+        path,
+        source,
         iteration,
         &rows,
         &serde_json::to_value(settings)?,
@@ -314,7 +343,7 @@ pub fn record_rows(
     iteration: u32,
     rows: &[Row],
     config: &serde_json::Value,
-) -> anyhow::Result<(i64, String)> {
+) -> Result<(i64, String), super::DatasetError> {
     use sha2::{Digest, Sha256};
     let mut text = String::new();
     for row in rows {

@@ -293,7 +293,7 @@ impl App {
                         }
                         self.reload_labels();
                     }
-                    Err(e) => self.fail(e),
+                    Err(e) => self.fail(e.to_string()),
                 }
             }
             Event::Bulk(b) => match b {
@@ -1176,10 +1176,8 @@ impl App {
             return;
         };
         let stamp = crate::store::now_ms();
-        let out = self
-            .run_dir
-            .join("adapters")
-            .join(format!("workbench-{stamp}.gguf"));
+        let out =
+            crate::run::RunDir::new(&self.run_dir).named_adapter(&format!("workbench-{stamp}"));
         let t = &self.train;
         let request = jobs::TrainRequest {
             model: self.model.clone(),
@@ -1189,6 +1187,11 @@ impl App {
             lr: t.value("learning rate") as f32,
             n_ctx: t.value("context (tokens)") as u32,
             gpu_layers: t.value("GPU layers") as u32,
+            scenarios: (self.catalog.scenarios.iter())
+                .filter(|s| s.split == crate::scenario::Split::Train)
+                .cloned()
+                .collect(),
+            student: self.adapter.clone(),
         };
         let cancel = Arc::new(AtomicBool::new(false));
         self.links.train_cancel = Some(cancel.clone());
@@ -1367,15 +1370,7 @@ pub(super) fn file_name(path: &Path) -> String {
     )
 }
 
-/// `*.gguf` files under the run's `adapters/` folder.
+/// The adapters in the run's `adapters/` folder.
 fn find_adapters(run_dir: &Path) -> Vec<PathBuf> {
-    let mut found: Vec<PathBuf> = std::fs::read_dir(run_dir.join("adapters"))
-        .into_iter()
-        .flatten()
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|x| x == "gguf"))
-        .collect();
-    found.sort();
-    found
+    crate::run::RunDir::new(run_dir).adapter_files()
 }
