@@ -319,7 +319,8 @@ pub struct EvalSpec {
 }
 
 /// Plays `scenarios` with `policy` (resuming what is stored), summarises and records the
-/// evaluation. Decoding under the grammar, greedy unless `spec` sets a temperature.
+/// evaluation, telling `on_event` as it goes. Decoding under the grammar, greedy unless `spec`
+/// sets a temperature.
 pub fn evaluate(
     store: &mut Store,
     policy: &mut dyn crate::agent::Policy,
@@ -327,8 +328,11 @@ pub fn evaluate(
     scenarios: &[Scenario],
     spec: &EvalSpec,
     cancel: &std::sync::atomic::AtomicBool,
-    on_event: &mut dyn FnMut(crate::rollout::RolloutEvent),
+    on_event: &mut dyn FnMut(EvalEvent),
 ) -> Result<EvalReport, crate::rollout::RolloutError> {
+    on_event(EvalEvent::Started {
+        label: spec.label.clone(),
+    });
     let config = crate::rollout::RolloutConfig {
         label: spec.label.clone(),
         episodes: spec.episodes.max(1),
@@ -343,7 +347,16 @@ pub fn evaluate(
         horizon: spec.horizon,
         privileged: spec.privileged,
     };
-    crate::rollout::rollout(policy, prompt, store, scenarios, &config, cancel, on_event)?;
+    let mut forward = |e| on_event(EvalEvent::Rollout(e));
+    crate::rollout::rollout(
+        policy,
+        prompt,
+        store,
+        scenarios,
+        &config,
+        cancel,
+        &mut forward,
+    )?;
     record(store, spec, scenarios)
 }
 
@@ -603,23 +616,6 @@ pub fn decoding_suffix(temperature: f32, repeat_temperature: f32) -> String {
     decoding
 }
 
-/// Plays `policy` on `scenarios` as the evaluation `spec`, telling `on_event` as it goes.
-pub fn play(
-    store: &mut Store,
-    policy: &mut dyn crate::agent::Policy,
-    prompt: &crate::agent::prompt::Prompt,
-    scenarios: &[Scenario],
-    spec: &EvalSpec,
-    cancel: &std::sync::atomic::AtomicBool,
-    on_event: &mut dyn FnMut(EvalEvent),
-) -> Result<EvalReport, crate::rollout::RolloutError> {
-    on_event(EvalEvent::Started {
-        label: spec.label.clone(),
-    });
-    let mut forward = |e| on_event(EvalEvent::Rollout(e));
-    evaluate(store, policy, prompt, scenarios, spec, cancel, &mut forward)
-}
-
 /// `leap eval`: the student on `scenarios`, then the teacher acting alone and the model
 /// without adapter, each recorded as an evaluation of the run.
 pub fn compare(
@@ -651,7 +647,7 @@ pub fn compare(
     run.remember_model(store, &r.model)?;
     let name = &r.name;
     let label = format!("eval-{split}-{name}{decoding}");
-    let student_report = play(
+    let student_report = evaluate(
         store,
         &mut student,
         prompt,
@@ -663,7 +659,7 @@ pub fn compare(
     let teacher = match options.teacher {
         TeacherAlone::None => None,
         TeacherAlone::Oracle => Some(oracle_alone(store, scenarios, split, options.privilege)?),
-        TeacherAlone::SelfTeacher => Some(play(
+        TeacherAlone::SelfTeacher => Some(evaluate(
             store,
             &mut student,
             prompt,
@@ -681,7 +677,7 @@ pub fn compare(
         let mut s = spec(format!("eval-{split}-base{decoding}"), false);
         s.adapter_id = None;
         s.iteration = None;
-        Some(play(
+        Some(evaluate(
             store, &mut base, prompt, scenarios, &s, cancel, on_event,
         )?)
     };

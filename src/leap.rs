@@ -23,9 +23,7 @@ use crate::correct::{CorrectError, CorrectOptions, correct_episodes};
 use crate::curate::{CurationRule, curate};
 use crate::dataset::DatasetError;
 use crate::dataset::build::build_iteration;
-use crate::eval::{
-    EvalError, EvalEvent, EvalReport, EvalSpec, oracle_alone, play, split_scenarios,
-};
+use crate::eval::{EvalError, EvalEvent, EvalReport, EvalSpec, oracle_alone, split_scenarios};
 use crate::rollout::RolloutError;
 use crate::run::{RunDir, RunError, iteration_stem};
 use crate::scenario::{Scenario, Split};
@@ -267,7 +265,7 @@ impl Loop<'_> {
     ) -> Result<EvalReport, LoopError> {
         let on_event = &mut *self.on_event;
         let mut forward = |e| on_event(LoopEvent::Eval(e));
-        let report = play(
+        let report = crate::eval::evaluate(
             &mut self.store,
             policy,
             &self.prompt,

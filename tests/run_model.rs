@@ -24,24 +24,6 @@ fn ok(out: Output) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
-/// Two train scenarios and one test scenario of the shipped set.
-fn small_set(dir: &Path) -> PathBuf {
-    let out = dir.join("scenarios");
-    std::fs::create_dir_all(&out).unwrap();
-    for (split, n) in [("train", 2), ("test", 1)] {
-        let from = Path::new("scenarios/household").join(split);
-        let mut files: Vec<_> = std::fs::read_dir(&from)
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .collect();
-        files.sort();
-        for f in files.into_iter().take(n) {
-            std::fs::copy(&f, out.join(f.file_name().unwrap())).unwrap();
-        }
-    }
-    out
-}
-
 fn tiny(dir: &Path, name: &str, seed: u64) -> PathBuf {
     let path = dir.join(name);
     let spec = leap::model::TinySpec {
@@ -59,7 +41,9 @@ fn a_run_is_evaluated_with_its_own_model_and_refuses_another() {
         tiny(dir.path(), "own-tiny.gguf", 0),
         tiny(dir.path(), "other-tiny.gguf", 1),
     );
-    let scenarios = small_set(dir.path());
+    let scenarios = dir.path().join("scenarios");
+    std::fs::create_dir_all(&scenarios).unwrap();
+    common::small_set(&scenarios, 2, 1);
     let run = dir.path().join("run");
     let on_run = [
         ("--run", run.as_path()),

@@ -7,9 +7,7 @@ use anyhow::bail;
 use clap::{Args, Subcommand, ValueEnum};
 
 use leap::agent::prompt::Prompt;
-use leap::dataset::build::{
-    Aggregate, BuildSettings, ExpertSettings, build_iteration, preference_pairs,
-};
+use leap::dataset::build::{Aggregate, BuildSettings, build_iteration, preference_pairs};
 use leap::dataset::write_jsonl;
 use leap::run::RunDir;
 use leap::scenario::{self, Split};
@@ -47,14 +45,9 @@ pub struct BuildArgs {
 impl BuildArgs {
     pub fn settings(&self) -> BuildSettings {
         BuildSettings {
-            expert: ExpertSettings {
-                privilege: self.expert_privilege,
-                seed: self.seed,
-            },
-            aggregate: self.aggregate,
-            seed: self.seed,
             max_rows_per_part: self.max_rows_per_part,
             distinct_labels: self.distinct_labels,
+            ..BuildSettings::new(self.expert_privilege, self.aggregate, self.seed)
         }
     }
 

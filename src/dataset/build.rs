@@ -255,6 +255,19 @@ pub struct BuildSettings {
     pub distinct_labels: bool,
 }
 
+impl BuildSettings {
+    /// Demonstrations at `privilege`, and every draw seeded with `seed`.
+    pub fn new(privilege: f64, aggregate: Aggregate, seed: u64) -> BuildSettings {
+        BuildSettings {
+            expert: ExpertSettings { privilege, seed },
+            aggregate,
+            seed,
+            max_rows_per_part: None,
+            distinct_labels: false,
+        }
+    }
+}
+
 /// What `build_iteration` produced.
 #[derive(Debug, Clone, Serialize)]
 pub struct BuildReport {

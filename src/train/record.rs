@@ -15,7 +15,7 @@ use super::{
 };
 use crate::agent::prompt::Prompt;
 use crate::dataset::DatasetError;
-use crate::dataset::build::{Aggregate, BuildReport, BuildSettings, ExpertSettings, build_dataset};
+use crate::dataset::build::{Aggregate, BuildReport, BuildSettings, build_dataset};
 use crate::model::fetch::FetchError;
 use crate::run::{RunDir, iteration_stem};
 use crate::scenario::Scenario;
@@ -308,14 +308,9 @@ impl UpdateOptions {
             self.max_rows_per_part
         };
         BuildSettings {
-            expert: ExpertSettings {
-                privilege: self.expert_privilege,
-                seed: self.seed,
-            },
-            aggregate: self.aggregate,
-            seed: self.seed,
             max_rows_per_part: (cap > 0).then_some(cap),
             distinct_labels: self.distinct_labels,
+            ..BuildSettings::new(self.expert_privilege, self.aggregate, self.seed)
         }
     }
 
