@@ -157,21 +157,17 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let run = RunDir::new(&args.run);
     let options = args.options(&run)?;
     let mut bars = Bars::default();
-    let outcome = run_loop(
-        &run,
-        &options,
-        &AtomicBool::new(false),
-        &mut |event| match event {
-            LoopEvent::Stage { iteration, stage } => {
-                bars.finish();
-                let at = iteration.map_or(String::new(), |i| format!("iteration {i}: "));
-                eprintln!("== {at}{stage}");
-            }
-            LoopEvent::Eval(e) => bars.eval(e),
-            LoopEvent::Corrected { done, total } => bars.corrected(done, total),
-            LoopEvent::Train(e) => bars.train(e),
-        },
-    )?;
+    let mut on_event = |event| match event {
+        LoopEvent::Stage { iteration, stage } => {
+            bars.finish();
+            let at = iteration.map_or(String::new(), |i| format!("iteration {i}: "));
+            eprintln!("== {at}{stage}");
+        }
+        LoopEvent::Eval(e) => bars.eval(e),
+        LoopEvent::Corrected { done, total } => bars.corrected(done, total),
+        LoopEvent::Train(e) => bars.train(e),
+    };
+    let outcome = run_loop(&run, &options, &AtomicBool::new(false), &mut on_event)?;
     bars.finish();
     if let LoopOutcome::WaitingForLabels { iteration, pending } = outcome {
         eprintln!(
