@@ -37,8 +37,12 @@ struct Step {
 fn transcripts() -> Vec<Transcript> {
     let path =
         PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/alfworld/transcripts.json");
-    let text = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("{}: {e} (vendored in tests/data/alfworld)", path.display()));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e} (vendored in tests/data/alfworld)",
+            path.display()
+        )
+    });
     serde_json::from_str::<Transcripts>(&text)
         .expect("transcripts parse")
         .trajectories
