@@ -11,8 +11,9 @@ use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
 use leap::agent::Sampling;
-use leap::agent::local::{LocalConfig, LocalPolicy};
+use leap::agent::local::LocalPolicy;
 use leap::agent::prompt::Prompt;
+use leap::agent::student::StudentSpec;
 use leap::rollout::{RolloutConfig, rollout};
 use leap::scenario;
 use leap::store::Store;
@@ -100,7 +101,7 @@ fn batch_gain(model: &PathBuf, depth: usize) -> Option<f64> {
 }
 
 fn ours(model: &PathBuf, pp: usize, tg: usize) -> (f64, f64) {
-    let mut policy = LocalPolicy::load(&LocalConfig::new(model)).expect("the model loads");
+    let mut policy = StudentSpec::new(model).load().expect("the model loads");
     let text = "The quick brown fox jumps over the lazy dog. ".repeat(pp);
     let tokens: Vec<_> = policy.tokenize(&text).into_iter().take(pp).collect();
     policy.timed_generation(&tokens, 8).expect("warm-up");
@@ -125,8 +126,7 @@ fn rollout_steps_per_s(
     reuse: bool,
     scenarios: &[scenario::Scenario],
 ) -> (f64, f64) {
-    let mut config = LocalConfig::new(model);
-    config.slots = parallel;
+    let mut config = StudentSpec::new(model).slots(parallel).config();
     config.reuse_prefix = reuse;
     let mut policy = LocalPolicy::load(&config).expect("the model loads");
     let dir = tempfile::tempdir().expect("a temp dir");

@@ -316,7 +316,8 @@ pub struct EvalSpec {
 }
 
 /// Plays `scenarios` with `policy` (resuming what is stored), summarises and records the
-/// evaluation. Decoding under the grammar, greedy unless `spec` sets a temperature.
+/// evaluation, telling `on_event` as it goes. Decoding under the grammar, greedy unless `spec`
+/// sets a temperature.
 pub fn evaluate(
     store: &mut Store,
     policy: &mut dyn crate::agent::Policy,
@@ -324,8 +325,11 @@ pub fn evaluate(
     scenarios: &[Scenario],
     spec: &EvalSpec,
     cancel: &std::sync::atomic::AtomicBool,
-    on_event: &mut dyn FnMut(crate::rollout::RolloutEvent),
+    on_event: &mut dyn FnMut(EvalEvent),
 ) -> Result<EvalReport, crate::rollout::RolloutError> {
+    on_event(EvalEvent::Started {
+        label: spec.label.clone(),
+    });
     let config = crate::rollout::RolloutConfig {
         label: spec.label.clone(),
         episodes: spec.episodes.max(1),
@@ -340,7 +344,16 @@ pub fn evaluate(
         horizon: spec.horizon,
         privileged: spec.privileged,
     };
-    crate::rollout::rollout(policy, prompt, store, scenarios, &config, cancel, on_event)?;
+    let mut forward = |e| on_event(EvalEvent::Rollout(e));
+    crate::rollout::rollout(
+        policy,
+        prompt,
+        store,
+        scenarios,
+        &config,
+        cancel,
+        &mut forward,
+    )?;
     record(store, spec, scenarios)
 }
 
@@ -361,4 +374,350 @@ pub fn record(
         &summary,
     )?;
     Ok(report)
+}
+
+/// What can stop an evaluation.
+#[derive(Debug, thiserror::Error)]
+pub enum EvalError {
+    #[error("no {split} scenario in {paths:?}")]
+    NoScenarios {
+        split: &'static str,
+        paths: Vec<std::path::PathBuf>,
+    },
+    #[error("{0}")]
+    Scenarios(#[source] crate::scenario::Problems),
+    #[error(
+        "{}: no adapter for iteration {iteration} (train it first: leap train --iter {iteration})",
+        path.display()
+    )]
+    NoAdapter {
+        path: std::path::PathBuf,
+        iteration: u32,
+    },
+    #[error("loading {}: {source}", model.display())]
+    Load {
+        model: std::path::PathBuf,
+        source: crate::agent::PolicyError,
+    },
+    #[error(transparent)]
+    Rollout(#[from] crate::rollout::RolloutError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Run(#[from] crate::run::RunError),
+}
+
+/// The scenarios of `split` in `paths`; an error when there are none.
+pub fn split_scenarios(
+    paths: &[std::path::PathBuf],
+    split: crate::scenario::Split,
+) -> Result<Vec<Scenario>, EvalError> {
+    let mut all = crate::scenario::load_all(paths).map_err(EvalError::Scenarios)?;
+    all.retain(|s| s.split == split);
+    if all.is_empty() {
+        return Err(EvalError::NoScenarios {
+            split: split.as_str(),
+            paths: paths.to_vec(),
+        });
+    }
+    Ok(all)
+}
+
+/// The oracle acting alone at `privilege`, recorded as the evaluation `eval-SPLIT-oracle@P`.
+pub fn oracle_alone(
+    store: &mut Store,
+    scenarios: &[Scenario],
+    split: &str,
+    privilege: f64,
+) -> Result<EvalReport, crate::rollout::RolloutError> {
+    let label = format!("eval-{split}-oracle@{privilege}");
+    oracle_episodes(store, scenarios, privilege, 0, &label)?;
+    let spec = EvalSpec {
+        label,
+        split: split.into(),
+        episodes: 1,
+        parallel: 1,
+        privileged: true,
+        adapter_id: None,
+        iteration: None,
+        seed: 0,
+        horizon: None,
+        temperature: 0.0,
+        repeat_temperature: 0.0,
+    };
+    record(store, &spec, scenarios)
+}
+
+/// Who acts alone with the privileged state beside the student.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum TeacherAlone {
+    /// The oracle at the evaluation's privilege.
+    Oracle,
+    /// The student's own model and adapter, shown the privileged state in its prompt.
+    #[value(name = "self")]
+    SelfTeacher,
+    None,
+}
+
+/// What `leap eval` measures. `Default` is its defaults.
+#[derive(Debug, Clone)]
+pub struct EvalOptions {
+    pub split: crate::scenario::Split,
+    /// The adapter measured: an iteration's, or any file at a scale.
+    pub student: StudentAdapter,
+    /// The base model (default: the run's).
+    pub model: Option<std::path::PathBuf>,
+    /// Episodes per scenario.
+    pub episodes: usize,
+    pub parallel: usize,
+    /// Also the model without adapter.
+    pub baseline: bool,
+    pub teacher: TeacherAlone,
+    /// The oracle's privilege (acting alone, and in the stepwise demonstrations).
+    pub privilege: f64,
+    pub horizon: Option<u32>,
+    pub temperature: f32,
+    pub repeat_temperature: f32,
+    pub gpu_layers: u32,
+}
+
+impl Default for EvalOptions {
+    fn default() -> Self {
+        EvalOptions {
+            split: crate::scenario::Split::Test,
+            student: StudentAdapter::None,
+            model: None,
+            episodes: 1,
+            parallel: 8,
+            baseline: true,
+            teacher: TeacherAlone::Oracle,
+            privilege: 0.5,
+            horizon: None,
+            temperature: 0.0,
+            repeat_temperature: 0.0,
+            gpu_layers: 0,
+        }
+    }
+}
+
+/// The adapter an evaluation measures.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StudentAdapter {
+    /// The model alone.
+    None,
+    /// Iteration N's adapter in the run.
+    Iteration(u32),
+    /// Any adapter file at a scale.
+    File(std::path::PathBuf, f32),
+}
+
+/// The three rows of an evaluation.
+#[derive(Debug, Serialize)]
+pub struct EvalTable {
+    pub student: EvalReport,
+    pub baseline: Option<EvalReport>,
+    pub teacher: Option<EvalReport>,
+}
+
+/// What an evaluation reports while it plays.
+#[derive(Debug)]
+pub enum EvalEvent {
+    /// A policy starts playing the evaluation named `label`.
+    Started {
+        label: String,
+    },
+    Rollout(crate::rollout::RolloutEvent),
+    /// Stepwise: `done` of `total` demonstration steps answered by the policy `name`.
+    Steps {
+        name: String,
+        done: u64,
+        total: u64,
+    },
+}
+
+/// An evaluation's resolved student: its model, adapter, name and record in the run.
+struct Resolved {
+    model: std::path::PathBuf,
+    adapter: Option<(std::path::PathBuf, f32)>,
+    name: String,
+    adapter_id: Option<i64>,
+    iteration: Option<u32>,
+}
+
+fn resolve(
+    run: &crate::run::RunDir,
+    store: &mut Store,
+    options: &EvalOptions,
+) -> Result<Resolved, EvalError> {
+    let model = run.model(store, options.model.as_deref())?;
+    let (adapter, name, iteration) = match &options.student {
+        StudentAdapter::File(path, scale) => {
+            let stem = path
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            (Some((path.clone(), *scale)), stem, None)
+        }
+        StudentAdapter::Iteration(n) => {
+            let path = run.adapter(*n);
+            if !path.is_file() {
+                return Err(EvalError::NoAdapter {
+                    path,
+                    iteration: *n,
+                });
+            }
+            (Some((path, 1.0)), crate::run::iteration_stem(*n), Some(*n))
+        }
+        StudentAdapter::None => (None, "base".to_string(), None),
+    };
+    let adapter_id = match &adapter {
+        Some((path, _)) => store
+            .adapter_by_path(&path.display().to_string())?
+            .map(|a| a.id),
+        None => None,
+    };
+    Ok(Resolved {
+        model,
+        adapter,
+        name,
+        adapter_id,
+        iteration,
+    })
+}
+
+fn load(
+    model: &std::path::Path,
+    adapter: Option<(std::path::PathBuf, f32)>,
+    options: &EvalOptions,
+) -> Result<crate::agent::local::LocalPolicy, EvalError> {
+    crate::agent::student::StudentSpec::new(model)
+        .adapters(adapter)
+        .slots(options.parallel)
+        .gpu_layers(options.gpu_layers)
+        .load()
+        .map_err(|source| EvalError::Load {
+            model: model.to_path_buf(),
+            source,
+        })
+}
+
+/// Another decoding is another evaluation: its name gets a suffix (`-t0.7`, `-repeat1`).
+pub fn decoding_suffix(temperature: f32, repeat_temperature: f32) -> String {
+    let mut decoding = String::new();
+    if temperature > 0.0 {
+        decoding.push_str(&format!("-t{temperature}"));
+    }
+    if repeat_temperature > 0.0 {
+        decoding.push_str(&format!("-repeat{repeat_temperature}"));
+    }
+    decoding
+}
+
+/// `leap eval`: the student on `scenarios`, then the teacher acting alone and the model
+/// without adapter, each recorded as an evaluation of the run.
+pub fn compare(
+    run: &crate::run::RunDir,
+    store: &mut Store,
+    prompt: &crate::agent::prompt::Prompt,
+    scenarios: &[Scenario],
+    options: &EvalOptions,
+    cancel: &std::sync::atomic::AtomicBool,
+    on_event: &mut dyn FnMut(EvalEvent),
+) -> Result<EvalTable, EvalError> {
+    let r = resolve(run, store, options)?;
+    let split = options.split.as_str();
+    let spec = |label: String, privileged: bool| EvalSpec {
+        label,
+        split: split.into(),
+        episodes: options.episodes,
+        parallel: options.parallel,
+        privileged,
+        adapter_id: r.adapter_id,
+        iteration: r.iteration,
+        seed: 0,
+        horizon: options.horizon,
+        temperature: options.temperature,
+        repeat_temperature: options.repeat_temperature,
+    };
+    let decoding = decoding_suffix(options.temperature, options.repeat_temperature);
+    let mut student = load(&r.model, r.adapter.clone(), options)?;
+    run.remember_model(store, &r.model)?;
+    let name = &r.name;
+    let label = format!("eval-{split}-{name}{decoding}");
+    let student_report = evaluate(
+        store,
+        &mut student,
+        prompt,
+        scenarios,
+        &spec(label, false),
+        cancel,
+        on_event,
+    )?;
+    let teacher = match options.teacher {
+        TeacherAlone::None => None,
+        TeacherAlone::Oracle => Some(oracle_alone(store, scenarios, split, options.privilege)?),
+        TeacherAlone::SelfTeacher => Some(evaluate(
+            store,
+            &mut student,
+            prompt,
+            scenarios,
+            &spec(format!("eval-{split}-self-{name}{decoding}"), true),
+            cancel,
+            on_event,
+        )?),
+    };
+    drop(student);
+    let baseline = if !options.baseline || r.adapter.is_none() {
+        None
+    } else {
+        let mut base = load(&r.model, None, options)?;
+        let mut s = spec(format!("eval-{split}-base{decoding}"), false);
+        s.adapter_id = None;
+        s.iteration = None;
+        Some(evaluate(
+            store, &mut base, prompt, scenarios, &s, cancel, on_event,
+        )?)
+    };
+    Ok(EvalTable {
+        student: student_report,
+        baseline,
+        teacher,
+    })
+}
+
+/// `leap eval --stepwise`: [`step_agreement`] of the student, and of the model without adapter
+/// unless `options.baseline` is off. Nothing is recorded in the run.
+pub fn stepwise(
+    run: &crate::run::RunDir,
+    store: &mut Store,
+    prompt: &crate::agent::prompt::Prompt,
+    scenarios: &[Scenario],
+    options: &EvalOptions,
+    on_event: &mut dyn FnMut(EvalEvent),
+) -> Result<Vec<StepAgreement>, EvalError> {
+    let r = resolve(run, store, options)?;
+    let mut one = |adapter: Option<(std::path::PathBuf, f32)>, name: &str| {
+        let mut policy = load(&r.model, adapter, options)?;
+        let mut progress = |done, total| {
+            on_event(EvalEvent::Steps {
+                name: name.to_string(),
+                done,
+                total,
+            })
+        };
+        let report = step_agreement(
+            &mut policy,
+            prompt,
+            scenarios,
+            options.privilege,
+            options.parallel,
+            &mut progress,
+        )?;
+        Ok::<_, EvalError>(report)
+    };
+    let mut reports = vec![one(r.adapter.clone(), &r.name)?];
+    if options.baseline && r.adapter.is_some() {
+        reports.push(one(None, "base")?);
+    }
+    Ok(reports)
 }

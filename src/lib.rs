@@ -6,12 +6,16 @@
 //! builds with no terminal crate and no async runtime.
 
 pub mod agent;
+pub mod correct;
+pub mod curate;
 pub mod dataset;
 pub mod env;
 pub mod eval;
+pub mod leap;
 pub mod model;
 pub mod report;
 pub mod rollout;
+pub mod run;
 pub mod scenario;
 pub mod session;
 pub mod store;

@@ -11,22 +11,6 @@ use std::time::{Duration, Instant, SystemTime};
 
 use leap::store::{EpisodeFilter, Store};
 
-fn small_set(dir: &Path) {
-    let pick = |split: &str, n: usize| {
-        let from = Path::new("scenarios/household").join(split);
-        let mut files: Vec<_> = std::fs::read_dir(&from)
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .collect();
-        files.sort();
-        for f in files.into_iter().take(n) {
-            std::fs::copy(&f, dir.join(f.file_name().unwrap())).unwrap();
-        }
-    };
-    pick("train", 3);
-    pick("test", 2);
-}
-
 fn iterate(run: &Path, scenarios: &Path, model: &Path) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_leap"));
     cmd.arg("iterate")
@@ -71,7 +55,7 @@ fn workspace(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
     leap::model::write_tiny(&default_model(), &tiny, &leap::model::TinySpec::default()).unwrap();
     let scenarios = dir.join("scenarios");
     std::fs::create_dir_all(&scenarios).unwrap();
-    small_set(&scenarios);
+    common::small_set(&scenarios, 3, 2);
     (tiny, scenarios, dir.join("run"))
 }
 

@@ -97,7 +97,12 @@ fn the_student_does_not_reach_into_training() {
 fn only_an_environment_names_its_own_types() {
     // The registry in src/env/mod.rs is the one place that lists the kinds.
     let own = |p: &Path| p.starts_with("src/env/household") || p == Path::new("src/env/mod.rs");
-    let needles = ["Body::Household", "HouseholdEnv", "env::household", "household::"];
+    let needles = [
+        "Body::Household",
+        "HouseholdEnv",
+        "env::household",
+        "household::",
+    ];
     let hits = mentions("src", own, &needles);
     assert!(hits.is_empty(), "{hits:#?}");
     let registry = mentions("src/env", |p| p != Path::new("src/env/mod.rs"), &needles);

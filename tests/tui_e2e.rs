@@ -198,7 +198,8 @@ fn a_person_steps_corrects_accepts_and_sees_a_scenario_reload() {
     assert_eq!(accepted[0].decided_by.as_deref(), Some("e2e@workbench"));
     assert_eq!(accepted[0].episode_key, "tui/showcase-morning-coffee/0");
 
-    // The adapter is recorded with the dataset it was trained on, which holds that label.
+    // The adapter is recorded with the dataset it was trained on, which holds that label beside
+    // the demonstrations of the train scenarios (the LEAP update `leap iterate` makes).
     let adapters = store.adapters().unwrap();
     assert_eq!(adapters.len(), 1, "{adapters:?}");
     let dataset_id = adapters[0].dataset_id.expect("the adapter's dataset");
@@ -209,8 +210,14 @@ fn a_person_steps_corrects_accepts_and_sees_a_scenario_reload() {
         .find(|d| d.id == dataset_id)
         .unwrap();
     assert_eq!(dataset.source, leap::store::DatasetSource::Workbench);
-    assert_eq!(dataset.rows, 1);
-    assert!(std::path::Path::new(&dataset.path).is_file());
+    let rows = leap::dataset::read_jsonl(std::path::Path::new(&dataset.path)).unwrap();
+    assert_eq!(rows.len() as u64, dataset.rows);
+    let source = |r: &leap::dataset::Row| r.meta.as_ref().map(|m| m.source.clone());
+    let labelled = rows
+        .iter()
+        .filter(|r| source(r).as_deref() == Some("label"));
+    assert_eq!(labelled.count(), 1);
+    assert!(rows.iter().any(|r| source(r).as_deref() == Some("expert")));
     assert_eq!(store.dataset_labels(dataset_id).unwrap(), vec![1]);
 
     // Reopened on the same run, the workbench shows the same decision.

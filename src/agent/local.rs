@@ -125,6 +125,7 @@ impl LocalPolicy {
         for (adapter, _) in &config.adapters {
             crate::model::inspect(adapter).map_err(|e| model_err(adapter, e))?;
         }
+        super::student::check_adapters(&config.model, &config.adapters)?;
         let backend = backend();
         let params = LlamaModelParams::default().with_n_gpu_layers(config.gpu_layers);
         let model = LlamaModel::load_from_file(backend, &config.model, &params)

@@ -6,6 +6,7 @@ pub mod local;
 pub mod parse;
 pub mod prompt;
 pub mod remote;
+pub mod student;
 
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
@@ -128,6 +129,8 @@ pub enum PolicyError {
     Remote { url: String, message: String },
     #[error("cancelled")]
     Cancelled,
+    #[error(transparent)]
+    Adapter(Box<student::AdapterError>),
 }
 
 /// Anything that maps prompts to responses: a local model, a remote server, a scripted replay.

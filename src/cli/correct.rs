@@ -1,20 +1,20 @@
 //! `leap correct`: a teacher corrects stored episodes; each corrected step becomes a pending label.
 
-use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::{Context, bail};
-use indicatif::{ProgressBar, ProgressStyle};
-use serde::Serialize;
+use anyhow::bail;
 
 use leap::agent::Sampling;
-use leap::agent::local::LocalConfig;
 use leap::agent::remote::RemoteConfig;
-use leap::scenario::{self, Scenario};
-use leap::store::{self, EpisodeFilter, Order, Store};
+use leap::agent::student::{StudentSpec, parse_adapter};
+use leap::correct::{CorrectOptions, correct_episodes};
+use leap::run::RunDir;
+use leap::store::{self, EpisodeFilter, Order};
+use leap::teacher::TeacherSpec;
 use leap::teacher::llm::LlmSettings;
-use leap::teacher::{TeacherSpec, correct_and_store};
+
+use super::progress::Bars;
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum TeacherKind {
@@ -40,7 +40,8 @@ pub struct TeacherArgs {
     /// Seed of the oracle's per-step privilege draws and of LLM sampling.
     #[arg(long, default_value_t = 0)]
     pub teacher_seed: u64,
-    /// The student's model, for the self teacher (default: $LEAP_MODEL or the cached SmolLM2).
+    /// The student's model, for the self teacher (default: the run's model, else $LEAP_MODEL or
+    /// the cached SmolLM2).
     #[arg(long)]
     pub model: Option<PathBuf>,
     /// The student's adapter (PATH or PATH@SCALE), for the self teacher.
@@ -68,7 +69,17 @@ pub struct TeacherArgs {
 }
 
 impl TeacherArgs {
-    pub fn spec(&self) -> anyhow::Result<TeacherSpec> {
+    /// The teacher, with the run's model for the self teacher unless `--model` says otherwise.
+    pub fn spec_for_run(&self, run: &RunDir) -> anyhow::Result<TeacherSpec> {
+        let model = match self.teacher {
+            TeacherKind::SelfTeacher => run.model(&run.open()?, self.model.as_deref())?,
+            _ => PathBuf::new(),
+        };
+        self.spec(&model)
+    }
+
+    /// The teacher; `model` is the student's, for the self teacher.
+    pub fn spec(&self, model: &Path) -> anyhow::Result<TeacherSpec> {
         let settings = LlmSettings {
             retries: self.retries,
             parallel: self.teacher_parallel.max(1),
@@ -78,11 +89,10 @@ impl TeacherArgs {
             },
             ..LlmSettings::default()
         };
-        let local = |model: PathBuf, adapters: &[String]| -> anyhow::Result<LocalConfig> {
-            let mut config = LocalConfig::new(model);
-            config.adapters = super::rollout::adapters(adapters)?;
-            config.gpu_layers = self.gpu_layers;
-            Ok(config)
+        let local = |model: &Path, adapters: &[String]| -> anyhow::Result<_> {
+            let adapters = adapters.iter().map(|a| parse_adapter(a));
+            let spec = StudentSpec::new(model).adapters(adapters.collect::<Result<Vec<_>, _>>()?);
+            Ok(spec.gpu_layers(self.gpu_layers).config())
         };
         Ok(match self.teacher {
             TeacherKind::Oracle => {
@@ -99,12 +109,7 @@ impl TeacherArgs {
             }
             TeacherKind::SelfTeacher => TeacherSpec::Local {
                 role: "self".into(),
-                config: local(
-                    self.model
-                        .clone()
-                        .unwrap_or_else(leap::model::default_model_path),
-                    &self.adapter,
-                )?,
+                config: local(model, &self.adapter)?,
                 settings,
             },
             TeacherKind::Llm => match (&self.server, &self.teacher_model) {
@@ -116,7 +121,7 @@ impl TeacherArgs {
                 }
                 (None, Some(model)) => TeacherSpec::Local {
                     role: "llm".into(),
-                    config: local(model.clone(), &[])?,
+                    config: local(model, &[])?,
                     settings,
                 },
                 (None, None) => bail!("--teacher llm needs --teacher-model FILE or --server URL"),
@@ -149,109 +154,25 @@ pub struct Args {
     json: bool,
 }
 
-/// What a correction pass did, summed over its episodes.
-#[derive(Debug, Default, Serialize)]
-pub struct CorrectSummary {
-    pub teacher: String,
-    /// Episodes the filter selected.
-    pub episodes: u64,
-    /// Of those, corrected by this invocation (the rest already were).
-    pub corrected_now: u64,
-    pub steps: u64,
-    pub labels: u64,
-    pub changed: u64,
-    /// Changed steps per corrected step.
-    pub changed_share: f64,
-    pub leaks: u64,
-    /// Labels with a leak flag per label.
-    pub leak_rate: f64,
-    pub failures: u64,
-}
-
-/// Corrects every selected episode not yet corrected by this teacher.
-pub fn correct_episodes(
-    store: &mut Store,
-    spec: &TeacherSpec,
-    filter: &EpisodeFilter,
-    failed_only: bool,
-    progress: bool,
-) -> anyhow::Result<CorrectSummary> {
-    let mut episodes = store.list_episodes(filter)?;
-    if failed_only {
-        episodes.retain(|e| !e.won);
-    }
-    let mut teacher = spec.build()?;
-    let describe = teacher.describe();
-    let bar = if progress {
-        ProgressBar::new(episodes.len() as u64)
-    } else {
-        ProgressBar::hidden()
-    };
-    bar.set_style(
-        ProgressStyle::with_template(
-            "{bar:30} {pos}/{len} episodes corrected  {msg}  [{elapsed_precise}, eta {eta}]",
-        )
-        .expect("a valid template"),
-    );
-    let mut cache: HashMap<String, Scenario> = HashMap::new();
-    let mut summary = CorrectSummary {
-        teacher: describe,
-        episodes: episodes.len() as u64,
-        ..CorrectSummary::default()
-    };
-    for e in &episodes {
-        if !cache.contains_key(&e.scenario_hash) {
-            let snapshot = store
-                .scenario(&e.scenario_hash)?
-                .with_context(|| format!("episode {}: its scenario snapshot is missing", e.id))?;
-            let name = format!(
-                "{}: scenario {}",
-                store.path().display(),
-                snapshot.scenario_id
-            );
-            let s = scenario::from_snapshot(&name, &snapshot.json)?;
-            cache.insert(e.scenario_hash.clone(), s);
-        }
-        let report = correct_and_store(store, &cache[&e.scenario_hash], e.id, teacher.as_mut())
-            .with_context(|| format!("correcting episode {} ({})", e.id, e.key))?;
-        if report.correction_id.is_some() {
-            summary.corrected_now += 1;
-        }
-        bar.inc(1);
-    }
-    bar.finish_and_clear();
-    // The totals cover every selected episode this teacher has corrected, now or before.
-    for e in &episodes {
-        let counts = store.label_counts(&leap::store::LabelFilter {
-            episode_id: Some(e.id),
-            teacher: Some(summary.teacher.clone()),
-            ..Default::default()
-        })?;
-        if store.correction_id(e.id, &summary.teacher)?.is_some() {
-            summary.steps += u64::from(e.steps);
-        }
-        summary.labels += counts.total;
-        summary.changed += counts.changed;
-        summary.leaks += counts.leaking;
-    }
-    summary.failures = store.correction_failures(&summary.teacher)?;
-    let ratio = |a: u64, b: u64| if b == 0 { 0.0 } else { a as f64 / b as f64 };
-    summary.changed_share = ratio(summary.changed, summary.labels);
-    summary.leak_rate = ratio(summary.leaks, summary.labels);
-    Ok(summary)
-}
-
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let mut store = Store::open_existing(&args.run)?;
-    let spec = args.teacher.spec()?;
-    let filter = EpisodeFilter {
-        key_prefix: args.prefix.clone(),
-        iteration: args.iteration,
-        order: Order::ById,
-        limit: args.limit,
-        ..EpisodeFilter::default()
+    let run = RunDir::new(&args.run);
+    let mut store = leap::store::Store::open_existing(run.root())?;
+    let spec = args.teacher.spec_for_run(&run)?;
+    let options = CorrectOptions {
+        filter: EpisodeFilter {
+            key_prefix: args.prefix.clone(),
+            iteration: args.iteration,
+            order: Order::ById,
+            limit: args.limit,
+            ..EpisodeFilter::default()
+        },
+        failed_only: !args.all,
     };
-    let summary = correct_episodes(&mut store, &spec, &filter, !args.all, true)?;
+    let mut bars = Bars::default();
+    let summary = correct_episodes(&mut store, &spec, &options, &mut |done, total| {
+        bars.corrected(done, total)
+    })?;
+    bars.finish();
     if args.json {
         println!("{}", serde_json::to_string_pretty(&summary)?);
     } else {

@@ -7,10 +7,9 @@ use anyhow::bail;
 use clap::{Args, Subcommand, ValueEnum};
 
 use leap::agent::prompt::Prompt;
-use leap::dataset::build::{
-    Aggregate, BuildSettings, ExpertSettings, build_iteration, dataset_path, preference_pairs,
-};
+use leap::dataset::build::{Aggregate, BuildSettings, build_iteration, preference_pairs};
 use leap::dataset::write_jsonl;
+use leap::run::RunDir;
 use leap::scenario::{self, Split};
 use leap::store::{self, LabelFilter, Store};
 
@@ -46,14 +45,9 @@ pub struct BuildArgs {
 impl BuildArgs {
     pub fn settings(&self) -> BuildSettings {
         BuildSettings {
-            expert: ExpertSettings {
-                privilege: self.expert_privilege,
-                seed: self.seed,
-            },
-            aggregate: self.aggregate,
-            seed: self.seed,
             max_rows_per_part: self.max_rows_per_part,
             distinct_labels: self.distinct_labels,
+            ..BuildSettings::new(self.expert_privilege, self.aggregate, self.seed)
         }
     }
 
@@ -98,7 +92,7 @@ pub fn run(cmd: Command) -> anyhow::Result<ExitCode> {
     let mut store = Store::open(&args.run)?;
     let report = build_iteration(
         &mut store,
-        &args.run,
+        &RunDir::new(&args.run),
         &args.build.train_scenarios()?,
         &args.build.prompt()?,
         args.iter,
@@ -149,15 +143,16 @@ pub fn run_export(args: ExportArgs) -> anyhow::Result<ExitCode> {
     let n = match args.format {
         Format::Sft => {
             let iteration = args.iter.unwrap_or(0);
+            let run = RunDir::new(&args.run);
             let report = build_iteration(
                 &mut store,
-                &args.run,
+                &run,
                 &args.build.train_scenarios()?,
                 &args.build.prompt()?,
                 iteration,
                 &args.build.settings(),
             )?;
-            if args.out != dataset_path(&args.run, iteration) {
+            if args.out != run.dataset(iteration) {
                 std::fs::copy(&report.path, &args.out)
                     .map_err(|e| anyhow::anyhow!("{}: {e}", args.out.display()))?;
             }

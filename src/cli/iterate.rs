@@ -1,33 +1,22 @@
-//! `leap iterate`: the LEAP loop, headless and resumable.
-//!
-//! Iteration 0 trains on the oracle's demonstrations (behaviour cloning). Each later iteration
-//! rolls the latest student out on the train split, has the teacher correct its failed
-//! episodes, curates the labels (or waits for a person), builds the aggregated dataset, trains
-//! the next adapter and evaluates it on the test split. Every stage is idempotent against the
-//! run database and the files it writes, so a rerun after a kill redoes no finished stage:
-//! stored episodes are skipped, corrected episodes are not corrected again, decided labels stay
-//! decided, a recorded adapter is not retrained and a recorded evaluation is not replayed.
+//! `leap iterate`: the LEAP loop ([`leap::leap`]), headless and resumable.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Instant;
+use std::sync::atomic::AtomicBool;
 
-use anyhow::Context;
-use clap::Parser;
-use serde::Serialize;
+use clap::ValueEnum;
 
-use leap::agent::prompt::Prompt;
-use leap::dataset::build::{Aggregate, BuildSettings, ExpertSettings, build_iteration};
-use leap::eval::{EvalReport, EvalSpec};
-use leap::scenario::{Scenario, Split};
-use leap::store::{self, EpisodeFilter, LabelFilter, LabelStatus, Order, Store};
+use leap::curate::CurationRule;
+use leap::dataset::build::Aggregate;
+use leap::leap::{Curation, LoopEvent, LoopOptions, LoopOutcome, run_loop};
+use leap::run::RunDir;
+use leap::store;
+use leap::train::record::{TrainOptions, UpdateOptions};
 
-use super::correct::{TeacherArgs, correct_episodes};
-use super::eval::{load_student, oracle_alone, run_eval, split_scenarios};
-use super::labels::{Policy, curate};
+use super::correct::TeacherArgs;
+use super::progress::Bars;
 
-#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
-#[serde(rename_all = "kebab-case")]
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum CuratePolicy {
     AcceptAll,
     AcceptUnlessLeak,
@@ -116,287 +105,83 @@ pub struct Args {
     json: bool,
 }
 
-#[derive(Parser)]
-struct TrainCli {
-    #[command(flatten)]
-    args: super::train::Args,
-}
-
-/// Runs one stage and records its wall time in the run as soon as it has finished.
-fn timed<T>(
-    store: &mut Store,
-    iteration: Option<u32>,
-    stage: &str,
-    f: impl FnOnce(&mut Store) -> anyhow::Result<T>,
-) -> anyhow::Result<T>
-where
-    T: Serialize,
-{
-    eprintln!(
-        "== {}{stage}",
-        iteration.map_or(String::new(), |i| format!("iteration {i}: "))
-    );
-    let start = Instant::now();
-    let value = f(store)?;
-    let detail = serde_json::to_value(&value).unwrap_or_default();
-    store.record_stage_once(iteration, stage, start.elapsed().as_secs_f64(), &detail)?;
-    Ok(value)
-}
-
-/// A seeded draw of `n` scenarios (all when `n` is 0 or more than there are), in file order.
-fn draw(scenarios: &[Scenario], n: usize, seed: u64) -> Vec<Scenario> {
-    use rand::SeedableRng;
-    use rand::seq::index::sample;
-    if n == 0 || n >= scenarios.len() {
-        return scenarios.to_vec();
+impl Args {
+    fn options(&self, run: &RunDir) -> anyhow::Result<LoopOptions> {
+        let curation = match self.curate {
+            CuratePolicy::AcceptAll => Curation::Rule(CurationRule::AcceptAll),
+            CuratePolicy::AcceptUnlessLeak => Curation::Rule(CurationRule::AcceptUnlessLeak),
+            CuratePolicy::AcceptIfChanged => Curation::Rule(CurationRule::AcceptIfChanged),
+            CuratePolicy::Manual => Curation::Manual,
+        };
+        let mut train = TrainOptions {
+            epochs: self.epochs,
+            lr: self.lr,
+            ctx: self.ctx,
+            gpu_layers: self.teacher.gpu_layers,
+            ..TrainOptions::default()
+        };
+        (train.lora.rank, train.lora.alpha) = (self.rank, self.alpha);
+        Ok(LoopOptions {
+            scenarios: self.scenarios.clone(),
+            iters: self.iters,
+            model: self.teacher.model.clone(),
+            teacher: self.teacher.spec_for_run(run)?,
+            privilege: self.teacher.privilege,
+            curation,
+            episodes_per_iter: self.episodes_per_iter,
+            test_limit: self.test_limit,
+            baselines: self.baselines,
+            parallel: self.parallel,
+            history: self.history,
+            horizon: self.horizon,
+            temperature: self.temperature,
+            repeat_temperature: self.repeat_temperature,
+            seed: self.seed,
+            gpu_layers: self.teacher.gpu_layers,
+            update: UpdateOptions {
+                expert_privilege: self.expert_privilege,
+                expert_rows: self.expert_rows,
+                max_rows_per_part: self.max_rows_per_part,
+                distinct_labels: self.distinct_labels,
+                aggregate: self.aggregate,
+                warm_start: self.warm_start,
+                warm_lr: self.warm_lr,
+                seed: self.seed,
+                train,
+            },
+        })
     }
-    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
-    let mut picked = sample(&mut rng, scenarios.len(), n).into_vec();
-    picked.sort_unstable();
-    picked.into_iter().map(|i| scenarios[i].clone()).collect()
-}
-
-fn adapter_path(run: &Path, iteration: u32) -> PathBuf {
-    run.join("adapters").join(format!("iter-{iteration}.gguf"))
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let train_all = split_scenarios(&args.scenarios, Split::Train)?;
-    let test = draw(
-        &split_scenarios(&args.scenarios, Split::Test)?,
-        args.test_limit,
-        args.seed,
-    );
-    let model = args
-        .teacher
-        .model
-        .clone()
-        .unwrap_or_else(leap::model::default_model_path);
-    let prompt = Prompt::builtin(args.history);
-    let spec = args.teacher.spec()?;
-    let privilege = args.teacher.privilege;
-    let mut store = Store::open(&args.run)?;
-    let eval_spec = |label: String,
-                     adapter_id: Option<i64>,
-                     iteration: Option<u32>,
-                     privileged: bool| EvalSpec {
-        label,
-        split: "test".into(),
-        episodes: 1,
-        parallel: args.parallel,
-        privileged,
-        adapter_id,
-        iteration,
-        seed: args.seed,
-        horizon: args.horizon,
-        temperature: args.temperature,
-        repeat_temperature: args.repeat_temperature,
+    let run = RunDir::new(&args.run);
+    let options = args.options(&run)?;
+    let mut bars = Bars::default();
+    let mut on_event = |event| match event {
+        LoopEvent::Stage { iteration, stage } => {
+            bars.finish();
+            let at = iteration.map_or(String::new(), |i| format!("iteration {i}: "));
+            eprintln!("== {at}{stage}");
+        }
+        LoopEvent::Eval(e) => bars.eval(e),
+        LoopEvent::Corrected { done, total } => bars.corrected(done, total),
+        LoopEvent::Train(e) => bars.train(e),
     };
-
-    for i in 0..=args.iters {
-        // 1. The dataset: expert demonstrations, plus the corrected failures of each student so far.
-        if i > 0 {
-            let prev = i - 1;
-            let label = format!("iter-{prev}-train");
-            let played = draw(
-                &train_all,
-                args.episodes_per_iter,
-                args.seed.wrapping_add(u64::from(prev)),
-            );
-            timed(&mut store, Some(i), "student rollouts on train", |store| {
-                let adapter = adapter_path(&args.run, prev);
-                let adapter_id = store
-                    .adapter_by_path(&adapter.display().to_string())?
-                    .map(|a| a.id);
-                let mut student = load_student(
-                    &model,
-                    Some((adapter, 1.0)),
-                    args.parallel,
-                    args.teacher.gpu_layers,
-                )?;
-                let spec = EvalSpec {
-                    label: label.clone(),
-                    split: "train".into(),
-                    ..eval_spec(label.clone(), adapter_id, Some(prev), false)
-                };
-                let report = run_eval(store, &mut student, &prompt, &played, &spec)?;
-                // The same numbers, under the name the report looks for.
-                store.record_evaluation(
-                    &format!("eval-train-iter-{prev}"),
-                    adapter_id,
-                    Some(prev),
-                    &report.policy,
-                    "train",
-                    &serde_json::to_value(&report)?,
-                )?;
-                Ok(report)
-            })?;
-            timed(
-                &mut store,
-                Some(i),
-                "teacher corrects failed episodes",
-                |store| {
-                    let filter = EpisodeFilter {
-                        key_prefix: Some(format!("rollout/{label}/")),
-                        order: Order::ById,
-                        ..EpisodeFilter::default()
-                    };
-                    correct_episodes(store, &spec, &filter, true, true)
-                },
-            )?;
-            let pending = store
-                .label_counts(&LabelFilter {
-                    status: Some(LabelStatus::Pending),
-                    iteration: Some(prev),
-                    ..LabelFilter::default()
-                })?
-                .total;
-            let policy = match args.curate {
-                CuratePolicy::AcceptAll => Some(Policy::AcceptAll),
-                CuratePolicy::AcceptUnlessLeak => Some(Policy::AcceptUnlessLeak),
-                CuratePolicy::AcceptIfChanged => Some(Policy::AcceptIfChanged),
-                CuratePolicy::Manual => None,
-            };
-            match policy {
-                Some(policy) => {
-                    timed(&mut store, Some(i), "curation", |store| {
-                        curate(store, policy, Some(prev), &mut |_| {})
-                    })?;
-                }
-                None if pending > 0 => {
-                    eprintln!(
-                        "{pending} labels of iteration {prev} wait for a decision: review them with `leap labels` or `leap tui --run {}`, then run this command again",
-                        args.run.display()
-                    );
-                    return Ok(ExitCode::SUCCESS);
-                }
-                None => {}
-            }
-        }
-        let cap = if i == 0 {
-            args.expert_rows
-        } else {
-            args.max_rows_per_part
-        };
-        let settings = BuildSettings {
-            expert: ExpertSettings {
-                privilege: args.expert_privilege,
-                seed: args.seed,
-            },
-            aggregate: args.aggregate,
-            seed: args.seed,
-            max_rows_per_part: (cap > 0).then_some(cap),
-            distinct_labels: args.distinct_labels,
-        };
-        let adapter = adapter_path(&args.run, i);
-        let trained = store
-            .adapter_by_path(&adapter.display().to_string())?
-            .filter(|_| adapter.is_file());
-        if trained.is_none() {
-            timed(&mut store, Some(i), "dataset", |store| {
-                Ok(build_iteration(
-                    store, &args.run, &train_all, &prompt, i, &settings,
-                )?)
-            })?;
-            // 2. Train the next student.
-            let warm = args.warm_start && i > 0;
-            let lr = match args.warm_lr {
-                Some(lr) if warm => lr,
-                _ => args.lr,
-            };
-            timed(&mut store, Some(i), "training", |_| {
-                let mut argv: Vec<String> = ["leap", "--run"].map(String::from).to_vec();
-                argv.push(args.run.display().to_string());
-                argv.extend(
-                    [
-                        ("--iter", i.to_string()),
-                        ("--model", model.display().to_string()),
-                        ("--epochs", args.epochs.to_string()),
-                        ("--rank", args.rank.to_string()),
-                        ("--alpha", args.alpha.to_string()),
-                        ("--lr", lr.to_string()),
-                        ("--ctx", args.ctx.to_string()),
-                        ("--seed", args.seed.to_string()),
-                        ("--gpu-layers", args.teacher.gpu_layers.to_string()),
-                    ]
-                    .into_iter()
-                    .flat_map(|(k, v)| [k.to_string(), v]),
-                );
-                if warm {
-                    argv.push("--init".into());
-                    argv.push(adapter_path(&args.run, i - 1).display().to_string());
-                }
-                let cli = TrainCli::try_parse_from(argv).context("the training settings")?;
-                super::train::train_iteration(cli.args, false)?;
-                Ok(adapter.display().to_string())
-            })?;
-        }
-        // 3. Evaluate it on the test split.
-        let label = format!("eval-test-iter-{i}");
-        let done = store
-            .evaluation(&label)?
-            .and_then(|e| e.summary.get("episodes").and_then(|v| v.as_u64()))
-            == Some(test.len() as u64);
-        if !done {
-            timed(
-                &mut store,
-                Some(i),
-                "evaluation on test",
-                |store| -> anyhow::Result<EvalReport> {
-                    let adapter_id = store
-                        .adapter_by_path(&adapter.display().to_string())?
-                        .map(|a| a.id);
-                    let mut student = load_student(
-                        &model,
-                        Some((adapter.clone(), 1.0)),
-                        args.parallel,
-                        args.teacher.gpu_layers,
-                    )?;
-                    run_eval(
-                        store,
-                        &mut student,
-                        &prompt,
-                        &test,
-                        &eval_spec(label.clone(), adapter_id, Some(i), false),
-                    )
-                },
-            )?;
-        }
+    let outcome = run_loop(&run, &options, &AtomicBool::new(false), &mut on_event)?;
+    bars.finish();
+    if let LoopOutcome::WaitingForLabels { iteration, pending } = outcome {
+        eprintln!(
+            "{pending} labels of iteration {iteration} wait for a decision: review them with `leap labels` or `leap tui --run {}`, then run this command again",
+            args.run.display()
+        );
+        return Ok(ExitCode::SUCCESS);
     }
-
-    // The comparisons come last: the loop's own results first.
-    if args.baselines {
-        timed(&mut store, None, "oracle alone on test", |store| {
-            oracle_alone(store, &test, "test", privilege)
-        })?;
-        // One load of the base model serves both: with the privileged facts (the comparison the
-        // loop has to beat), then plain.
-        let mut base = load_student(&model, None, args.parallel, args.teacher.gpu_layers)?;
-        for (stage, label, privileged) in [
-            ("self teacher alone on test", "eval-test-self-base", true),
-            ("zero-shot student on test", "eval-test-base", false),
-        ] {
-            timed(&mut store, None, stage, |store| {
-                run_eval(
-                    store,
-                    &mut base,
-                    &prompt,
-                    &test,
-                    &eval_spec(label.into(), None, None, privileged),
-                )
-            })?;
-        }
-    }
-
+    let store = run.open()?;
     let report = leap::report::run_report(&store)?;
     let stages = store.stages()?;
     if args.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(
-                &serde_json::json!({ "report": report, "stages": stages })
-            )?
-        );
+        let out = serde_json::json!({ "report": report, "stages": stages });
+        println!("{}", serde_json::to_string_pretty(&out)?);
     } else {
         print!("{}", leap::report::markdown(&report, None));
         for s in &stages {

@@ -1,5 +1,5 @@
-//! `leap labels` and `leap curate`: review the teacher's corrections, one label at a time or by
-//! policy. Every decision is its own transaction: once the command says it is made, it is stored.
+//! `leap labels`: review the teacher's corrections one label at a time. Every decision is its own
+//! transaction: once the command says it is made, it is stored.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -142,9 +142,9 @@ pub fn run(cmd: Command) -> anyhow::Result<ExitCode> {
                 println!("{}", serde_json::to_string_pretty(&out)?);
             } else {
                 for l in &labels {
-                    println!("{}", line(l));
+                    println!("{}", super::text::label_line(l));
                 }
-                println!("{}", counts_line(&counts));
+                println!("{}", super::text::counts_line(&counts));
             }
         }
         Command::Show(args) => {
@@ -157,31 +157,7 @@ pub fn run(cmd: Command) -> anyhow::Result<ExitCode> {
                 let out = serde_json::json!({ "label": label, "history": history });
                 println!("{}", serde_json::to_string_pretty(&out)?);
             } else {
-                println!("{}", line(&label));
-                println!(
-                    "  student: {} -> {}",
-                    label.student_reason.as_deref().unwrap_or("(no reason)"),
-                    label.student_action
-                );
-                println!(
-                    "  teacher: {} -> {}",
-                    label.teacher_reason, label.teacher_action
-                );
-                if let (Some(r), Some(a)) = (&label.edited_reason, &label.edited_action) {
-                    println!("  edited:  {r} -> {a}");
-                }
-                for leak in &label.leaks {
-                    println!("  leak: {} (\"{}\")", leak.fact, leak.text);
-                }
-                for e in history {
-                    println!(
-                        "  {} {} by {}{}",
-                        e.at_ms,
-                        e.status,
-                        e.decided_by.as_deref().unwrap_or("?"),
-                        if e.undone { " (undone)" } else { "" }
-                    );
-                }
+                print!("{}", super::text::label_details(&label, &history));
             }
         }
         Command::Accept(args) | Command::Reject(args) if args.ids.is_empty() => {
@@ -196,12 +172,12 @@ pub fn run(cmd: Command) -> anyhow::Result<ExitCode> {
                 action: args.action.clone(),
             };
             let label = store.decide(args.id, &decision, &person(&args.by))?;
-            println!("{}", line(&label));
+            println!("{}", super::text::label_line(&label));
         }
         Command::Undo(args) => {
             let mut store = Store::open_existing(&args.run)?;
             let label = store.undo_label(args.id)?;
-            println!("{}", line(&label));
+            println!("{}", super::text::label_line(&label));
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -212,149 +188,7 @@ fn decide_many(args: &ManyArgs, decision: Decision) -> anyhow::Result<()> {
     let by = person(&args.by);
     for &id in &args.ids {
         let label = store.decide(id, &decision, &by)?;
-        println!("{}", line(&label));
+        println!("{}", super::text::label_line(&label));
     }
     Ok(())
-}
-
-fn line(l: &Label) -> String {
-    format!(
-        "#{:<6} {:<8} {} ep {} step {:>2} {} {}{}",
-        l.id,
-        l.status.as_str(),
-        l.scenario_id,
-        l.episode_id,
-        l.idx,
-        if l.changed { "≠" } else { "=" },
-        l.target().1,
-        if l.leaks.is_empty() {
-            String::new()
-        } else {
-            format!("  [{} leak]", l.leaks.len())
-        }
-    )
-}
-
-fn counts_line(c: &LabelCounts) -> String {
-    format!(
-        "{} labels: {} pending, {} accepted, {} edited, {} rejected; {} changed, {} with leak flags",
-        c.total, c.pending, c.accepted, c.edited, c.rejected, c.changed, c.leaking
-    )
-}
-
-/// How `leap curate` decides pending labels (the names are the CLI's values).
-#[allow(clippy::enum_variant_names)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, clap::ValueEnum)]
-#[serde(rename_all = "kebab-case")]
-pub enum Policy {
-    /// Accept every pending label.
-    AcceptAll,
-    /// Accept labels without leak flags, reject the rest.
-    AcceptUnlessLeak,
-    /// Accept labels whose action differs from the student's, reject the rest.
-    AcceptIfChanged,
-}
-
-impl Policy {
-    fn name(self) -> &'static str {
-        match self {
-            Policy::AcceptAll => "accept-all",
-            Policy::AcceptUnlessLeak => "accept-unless-leak",
-            Policy::AcceptIfChanged => "accept-if-changed",
-        }
-    }
-
-    fn decide(self, label: &Label) -> Decision {
-        let keep = match self {
-            Policy::AcceptAll => true,
-            Policy::AcceptUnlessLeak => label.leaks.is_empty(),
-            Policy::AcceptIfChanged => label.changed,
-        };
-        if keep {
-            Decision::Accept
-        } else {
-            Decision::Reject
-        }
-    }
-}
-
-#[derive(Args)]
-pub struct CurateArgs {
-    #[arg(long, value_name = "DIR", default_value = store::DEFAULT_RUN_DIR)]
-    run: PathBuf,
-    #[arg(long, value_enum)]
-    policy: Policy,
-    /// Only pending labels of episodes played by this iteration's student.
-    #[arg(long)]
-    iteration: Option<u32>,
-    #[arg(long)]
-    json: bool,
-    /// Print a line for each decision once it is stored.
-    #[arg(long)]
-    verbose: bool,
-}
-
-/// What a curation pass decided.
-#[derive(Debug, Default, Serialize)]
-pub struct CurateSummary {
-    pub policy: String,
-    pub accepted: u64,
-    pub rejected: u64,
-    pub counts: LabelCounts,
-}
-
-/// Decides every pending label (of `iteration`, if given) by `policy`, one transaction each;
-/// `on_decided` hears of each decision once it is stored.
-pub fn curate(
-    store: &mut Store,
-    policy: Policy,
-    iteration: Option<u32>,
-    on_decided: &mut dyn FnMut(&Label),
-) -> anyhow::Result<CurateSummary> {
-    let filter = LabelFilter {
-        status: Some(LabelStatus::Pending),
-        iteration,
-        ..LabelFilter::default()
-    };
-    let by = format!("policy:{}", policy.name());
-    let mut summary = CurateSummary {
-        policy: policy.name().into(),
-        ..CurateSummary::default()
-    };
-    for label in store.labels(&filter)? {
-        let decision = policy.decide(&label);
-        match decision {
-            Decision::Accept => summary.accepted += 1,
-            _ => summary.rejected += 1,
-        }
-        let decided = store.decide(label.id, &decision, &by)?;
-        on_decided(&decided);
-    }
-    summary.counts = store.label_counts(&LabelFilter {
-        iteration,
-        ..LabelFilter::default()
-    })?;
-    Ok(summary)
-}
-
-pub fn run_curate(args: CurateArgs) -> anyhow::Result<ExitCode> {
-    let mut store = Store::open_existing(&args.run)?;
-    let verbose = args.verbose;
-    let summary = curate(&mut store, args.policy, args.iteration, &mut |l| {
-        if verbose {
-            println!("decided {}", line(l));
-        }
-    })?;
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&summary)?);
-    } else {
-        println!(
-            "{}: accepted {}, rejected {}. {}",
-            summary.policy,
-            summary.accepted,
-            summary.rejected,
-            counts_line(&summary.counts)
-        );
-    }
-    Ok(ExitCode::SUCCESS)
 }

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod correct;
+mod curate;
 mod dataset;
 mod episodes;
 mod eval;
@@ -12,9 +13,12 @@ mod iterate;
 mod labels;
 mod model;
 mod play;
+mod progress;
 mod report;
 mod rollout;
 mod scenarios;
+mod text;
+mod trace;
 mod train;
 #[cfg(feature = "tui")]
 mod tui;
@@ -51,7 +55,7 @@ enum Command {
     #[command(subcommand)]
     Labels(labels::Command),
     /// Decide every pending label by a policy.
-    Curate(labels::CurateArgs),
+    Curate(curate::CurateArgs),
     /// Build an iteration's training set from expert demonstrations and kept labels.
     #[command(subcommand)]
     Dataset(dataset::Command),
@@ -82,7 +86,7 @@ pub fn main() -> ExitCode {
         Command::Tui(args) => tui::run(args),
         Command::Correct(args) => correct::run(args),
         Command::Labels(cmd) => labels::run(cmd),
-        Command::Curate(args) => labels::run_curate(args),
+        Command::Curate(args) => curate::run_curate(args),
         Command::Dataset(cmd) => dataset::run(cmd),
         Command::Export(args) => dataset::run_export(args),
         Command::Eval(args) => eval::run(args),

@@ -3,14 +3,17 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 
-use leap::agent::local::{LocalConfig, LocalPolicy};
 use leap::agent::prompt::Prompt;
 use leap::agent::remote::{RemoteConfig, RemotePolicy};
+use leap::agent::student::{StudentSpec, parse_adapter};
 use leap::agent::{Policy, Sampling};
 use leap::rollout::{RolloutConfig, spawn};
+use leap::run::RunDir;
 use leap::scenario::{self, Split};
+
+use super::progress::Bars;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -23,7 +26,7 @@ pub struct Args {
     /// Play only this split.
     #[arg(long, value_enum)]
     split: Option<SplitArg>,
-    /// GGUF model (default: $LEAP_MODEL or the cached SmolLM2-135M-Instruct).
+    /// GGUF model (default: the run's model, else $LEAP_MODEL or the cached SmolLM2-135M-Instruct).
     #[arg(long)]
     model: Option<PathBuf>,
     /// LoRA adapter, as PATH or PATH@SCALE.
@@ -94,21 +97,6 @@ enum SplitArg {
     Test,
 }
 
-pub fn adapters(specs: &[String]) -> anyhow::Result<Vec<(PathBuf, f32)>> {
-    specs
-        .iter()
-        .map(|spec| match spec.rsplit_once('@') {
-            Some((path, scale)) => {
-                let scale: f32 = scale
-                    .parse()
-                    .with_context(|| format!("--adapter {spec}: `{scale}` is not a scale"))?;
-                Ok((PathBuf::from(path), scale))
-            }
-            None => Ok((PathBuf::from(spec), 1.0)),
-        })
-        .collect()
-}
-
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let mut scenarios = scenario::load_all(&args.scenarios)?;
     if let Some(split) = args.split {
@@ -135,15 +123,15 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             Box::new(RemotePolicy::new(remote))
         }
         None => {
-            let mut config = LocalConfig::new(
-                args.model
-                    .clone()
-                    .unwrap_or_else(leap::model::default_model_path),
-            );
-            config.adapters = adapters(&args.adapter)?;
-            config.gpu_layers = args.gpu_layers;
-            config.slots = slots;
-            Box::new(LocalPolicy::load(&config)?)
+            let run = RunDir::new(&args.run);
+            let mut store = run.open()?;
+            let model = run.model(&store, args.model.as_deref())?;
+            let adapters: Result<Vec<_>, _> =
+                args.adapter.iter().map(|a| parse_adapter(a)).collect();
+            let spec = StudentSpec::new(&model).adapters(adapters?);
+            let policy = spec.gpu_layers(args.gpu_layers).slots(slots).load()?;
+            run.remember_model(&mut store, &model)?;
+            Box::new(policy)
         }
     };
     let sampling = Sampling {
@@ -176,13 +164,14 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         horizon: args.horizon,
         privileged: false,
     };
-    let (bar, mut on_event) = super::eval::progress("rollout");
+    let mut bars = Bars::default();
+    bars.episodes("rollout");
     let job = spawn(policy, prompt, args.run.clone(), scenarios, rollout_config);
     for event in job.events.iter() {
-        on_event(event);
+        bars.rollout(event);
     }
     let (summary, _) = job.join()?;
-    bar.finish_and_clear();
+    bars.finish();
     if args.json {
         println!("{}", serde_json::to_string_pretty(&summary)?);
     } else {

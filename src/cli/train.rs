@@ -1,15 +1,16 @@
 //! `leap train`: a LoRA adapter for one iteration, from its dataset, recorded in the run.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::atomic::AtomicBool;
 
-use anyhow::{Context, bail};
-use indicatif::{ProgressBar, ProgressStyle};
-use serde_json::json;
+use leap::run::RunDir;
+use leap::store;
+use leap::train::record::{AdapterJob, TrainOptions, train_and_record};
+use leap::train::{BaseChoice, LoraSpec, LossOn, Matmul, Target};
 
-use leap::dataset::build::dataset_path;
-use leap::store::{self, Store};
-use leap::train::{self, BaseChoice, LoraSpec, LossOn, Target, TrainConfig, TrainEvent};
+use super::progress::Bars;
+use super::text::{train_json, train_text};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -22,7 +23,8 @@ pub struct Args {
     /// Train on this JSONL file instead of the iteration's dataset.
     #[arg(long, value_name = "FILE.jsonl")]
     data: Option<PathBuf>,
-    /// GGUF base model (default: $LEAP_MODEL or the cached SmolLM2-135M-Instruct).
+    /// GGUF base model (default: the run's model, else $LEAP_MODEL or the cached
+    /// SmolLM2-135M-Instruct).
     #[arg(long)]
     model: Option<PathBuf>,
     /// Weights to train on: auto is the base as it is on the CPU (leap's products convert its
@@ -92,219 +94,67 @@ enum BaseArg {
     Quantized,
 }
 
-pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    train_iteration(args, true)
+impl Args {
+    fn job(&self, model: PathBuf) -> anyhow::Result<AdapterJob> {
+        let train = TrainOptions {
+            base: match self.base {
+                BaseArg::Auto => BaseChoice::Auto,
+                BaseArg::F32 => BaseChoice::F32,
+                BaseArg::Quantized => BaseChoice::Quantized,
+            },
+            lora: LoraSpec {
+                rank: self.rank,
+                alpha: self.alpha,
+                targets: Target::parse_list(&self.targets).map_err(anyhow::Error::msg)?,
+            },
+            epochs: self.epochs,
+            lr: self.lr,
+            ctx: self.ctx.unwrap_or(0),
+            loss_on: if self.all_tokens {
+                LossOn::All
+            } else {
+                LossOn::Response
+            },
+            eval_fraction: self.eval_fraction,
+            checkpoint_every: self.checkpoint_every,
+            fresh: self.fresh,
+            seed: self.seed,
+            threads: self.threads,
+            gpu_layers: self.gpu_layers,
+            profile: self.profile,
+            matmul: match self.matmul {
+                MatmulArg::Bf16 => Matmul::Bf16,
+                MatmulArg::Blas => Matmul::Blas,
+                MatmulArg::Ggml => Matmul::Ggml,
+            },
+        };
+        Ok(AdapterJob {
+            data: self.data.clone(),
+            init: self.init.clone(),
+            train,
+            ..AdapterJob::new(model, self.iter)
+        })
+    }
 }
 
-/// Trains and records the adapter; prints the summary on stdout only when `print` (the loop
-/// of `leap iterate` keeps stdout for its own report).
-pub fn train_iteration(args: Args, print: bool) -> anyhow::Result<ExitCode> {
-    let data = args
-        .data
-        .clone()
-        .unwrap_or_else(|| dataset_path(&args.run, args.iter));
-    if !data.is_file() {
-        bail!(
-            "{}: no dataset here; build it with `leap dataset build --run {} --iter {}` or pass --data FILE.jsonl",
-            data.display(),
-            args.run.display(),
-            args.iter
-        );
-    }
-    let rows = leap::dataset::read_jsonl(&data)?;
-    let data_sha256 = leap::model::fetch::sha256_file(&data)?;
-    let model = args
-        .model
-        .clone()
-        .unwrap_or_else(leap::model::default_model_path);
-    let adapters = args.run.join("adapters");
-    let out = adapters.join(format!("iter-{}.gguf", args.iter));
-    let mut config = TrainConfig::new(&model, &out);
-    config.base = match args.base {
-        BaseArg::Auto => BaseChoice::Auto,
-        BaseArg::F32 => BaseChoice::F32,
-        BaseArg::Quantized => BaseChoice::Quantized,
-    };
-    config.lora = LoraSpec {
-        rank: args.rank,
-        alpha: args.alpha,
-        targets: Target::parse_list(&args.targets).map_err(anyhow::Error::msg)?,
-    };
-    config.epochs = args.epochs;
-    config.lr = args.lr;
-    config.n_ctx = args.ctx.unwrap_or(0);
-    config.loss_on = if args.all_tokens {
-        LossOn::All
-    } else {
-        LossOn::Response
-    };
-    config.eval_fraction = args.eval_fraction;
-    config.seed = args.seed;
-    config.threads = args.threads;
-    config.gpu_layers = args.gpu_layers;
-    config.iteration = Some(args.iter);
-    config.dataset_sha256 = Some(data_sha256.clone());
-    config.checkpoint = Some(adapters.join(format!("iter-{}.ckpt.gguf", args.iter)));
-    config.checkpoint_every = args.checkpoint_every;
-    config.resume = !args.fresh;
-    config.profile = args.profile;
-    config.init = args.init.clone();
-    config.matmul = match args.matmul {
-        MatmulArg::Bf16 => leap::train::Matmul::Bf16,
-        MatmulArg::Blas => leap::train::Matmul::Blas,
-        MatmulArg::Ggml => leap::train::Matmul::Ggml,
-    };
-
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     // Open the store first: a bad run folder should fail before minutes of training.
-    let mut store = Store::open(&args.run)?;
-    let job = train::spawn(config, rows);
-    let bar = ProgressBar::new_spinner();
-    let quiet = args.json;
-    for event in job.events.iter() {
-        match event {
-            TrainEvent::Status(what) => bar.set_message(what),
-            TrainEvent::Started {
-                n_ctx,
-                rows,
-                train_rows,
-                eval_rows,
-                tokens,
-                windows,
-                steps,
-                start_step,
-                parameters,
-                base,
-            } => {
-                if !quiet {
-                    bar.println(format!(
-                        "{rows} rows ({train_rows} train, {eval_rows} held out), {tokens} tokens in {windows} windows of {n_ctx}; {parameters} trainable parameters; training on {} ({}: {})",
-                        base.path.display(),
-                        base.kind,
-                        base.reason
-                    ));
-                    if start_step > 0 {
-                        bar.println(format!("resuming from the checkpoint at step {start_step}"));
-                    }
-                }
-                bar.set_style(
-                    ProgressStyle::with_template(
-                        "{bar:30} {pos}/{len} steps  {msg}  [{elapsed_precise}, eta {eta}]",
-                    )
-                    .expect("a valid template"),
-                );
-                bar.set_length(steps);
-                bar.set_position(start_step);
-            }
-            TrainEvent::Step(p) => {
-                // Without a terminal the bar is hidden: log about twenty lines instead.
-                if bar.is_hidden() && !quiet && p.step % (p.steps / 20).max(1) == 0 {
-                    eprintln!(
-                        "step {}/{}  epoch {}/{}  loss {:.4}  lr {:.2e}  {:.0} tok/s  eta {:.0} s",
-                        p.step, p.steps, p.epoch, p.epochs, p.loss, p.lr, p.tokens_per_s, p.eta_s
-                    );
-                }
-                bar.set_position(p.step);
-                bar.set_message(format!(
-                    "epoch {}/{}  loss {:.4}  lr {:.2e}  {:.0} tok/s",
-                    p.epoch, p.epochs, p.loss, p.lr, p.tokens_per_s
-                ));
-            }
-            TrainEvent::Eval { step, loss } => {
-                if !quiet {
-                    bar.println(format!("step {step}: held-out loss {loss:.4}"));
-                }
-            }
-            TrainEvent::Checkpoint { .. } => {}
-        }
-    }
-    let summary = job.join().map_err(|e| match e {
-        train::TrainError::Row { .. } | train::TrainError::RowTooLong { .. } => {
-            anyhow::Error::new(e).context(format!("{}", data.display()))
-        }
-        e => anyhow::Error::new(e),
-    })?;
-    bar.finish_and_clear();
-
-    let dataset_id = store
-        .dataset(args.iter)?
-        .filter(|d| d.hash == data_sha256)
-        .map(|d| d.id);
-    let record = serde_json::to_value(&summary)?;
-    store
-        .insert_adapter(
-            Some(args.iter),
-            &path_text(&summary.adapter),
-            dataset_id,
-            &path_text(&model),
-            &record,
-        )
-        .with_context(|| format!("recording {}", summary.adapter.display()))?;
-
-    if !print {
-        return Ok(ExitCode::SUCCESS);
-    }
+    let run = RunDir::new(&args.run);
+    let mut store = run.open()?;
+    let model = run.model(&store, args.model.as_deref())?;
+    let job = args.job(model)?;
+    let mut bars = Bars::default();
+    bars.quiet = args.json;
+    let cancel = AtomicBool::new(false);
+    let trained = train_and_record(&run, &mut store, &job, &cancel, &mut |e| bars.train(e))?;
+    bars.finish();
+    let summary = trained.summary;
     if args.json {
-        let out = json!({
-            "adapter": summary.adapter,
-            "rows": summary.rows,
-            "tokens": summary.tokens,
-            "epochs": summary.epochs,
-            "train_loss_first": summary.train_loss_first,
-            "train_loss_last": summary.train_loss_last,
-            "eval_loss": summary.eval_loss,
-            "tokens_per_s": summary.tokens_per_s,
-            "peak_rss_mb": summary.peak_rss_mb,
-            "steps": summary.steps,
-            "n_ctx": summary.n_ctx,
-            "base": summary.base.kind,
-            "matmul": summary.matmul,
-        });
-        println!("{}", serde_json::to_string_pretty(&out)?);
+        println!("{}", serde_json::to_string_pretty(&train_json(&summary))?);
     } else {
-        println!(
-            "{}: {} rows, {} tokens, {} epochs ({} steps of {} tokens, {:.0}% of them row tokens); loss {:.4} -> {:.4}{}; {:.0} tokens/s ({} products); peak memory {}",
-            summary.adapter.display(),
-            summary.rows,
-            summary.tokens,
-            summary.epochs,
-            summary.steps,
-            summary.n_ctx,
-            summary.packing * 100.0,
-            summary.train_loss_first,
-            summary.train_loss_last,
-            summary
-                .eval_loss
-                .map_or_else(String::new, |l| format!(", held-out {l:.4}")),
-            summary.tokens_per_s,
-            serde_json::to_value(summary.matmul)?
-                .as_str()
-                .unwrap_or_default(),
-            summary
-                .peak_rss_mb
-                .map_or_else(|| "unknown".to_owned(), |m| format!("{m:.0} MB")),
-        );
-        if !summary.op_times.is_empty() {
-            let total: f64 = summary.op_times.iter().map(|o| o.ms).sum();
-            println!("time per ggml operation over {} steps:", summary.steps);
-            for o in &summary.op_times {
-                if o.ms / total < 0.005 {
-                    continue;
-                }
-                println!(
-                    "  {:<24} {:>7} calls {:>10.0} ms {:>5.1}%",
-                    o.op,
-                    o.calls,
-                    o.ms,
-                    100.0 * o.ms / total
-                );
-            }
-        }
+        print!("{}", train_text(&summary));
     }
     Ok(ExitCode::SUCCESS)
-}
-
-fn path_text(p: &Path) -> String {
-    p.display().to_string()
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]

@@ -3,46 +3,19 @@
 //! 0..i (the students before it). A row is exactly the prompt the student saw at that step and
 //! the response `REASON: ...\nACTION: ...` it should have written.
 
-use std::path::{Path, PathBuf};
-
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
-use thiserror::Error;
 
-use super::{DatasetError, Row, RowMeta};
+use super::{Row, RowMeta};
 use crate::agent::parse::format;
 use crate::agent::prompt::{Prompt, PromptError};
 use crate::agent::{Message, Role};
+use crate::run::RunDir;
 use crate::scenario::Scenario;
 use crate::store::{DatasetSource, Label, LabelFilter, Store, StoreError};
 use crate::teacher::oracle::OracleTeacher;
-
-/// Why an iteration's dataset could not be built or recorded; each names the iteration or the file.
-#[derive(Debug, Error)]
-pub enum BuildError {
-    #[error("iteration {iteration}: the expert demonstrations: {cause}")]
-    Expert { iteration: u32, cause: PromptError },
-    #[error("iteration {iteration}: the kept labels of iteration {of}: {cause}")]
-    Labels {
-        iteration: u32,
-        of: u32,
-        cause: Box<StoreError>,
-    },
-    #[error("{}: a row as JSON: {cause}", path.display())]
-    Json {
-        path: PathBuf,
-        cause: serde_json::Error,
-    },
-    #[error(transparent)]
-    Write(#[from] DatasetError),
-    #[error("{}: recording the dataset in the run: {cause}", path.display())]
-    Record {
-        path: PathBuf,
-        cause: Box<StoreError>,
-    },
-}
 
 /// How the oracle plays the demonstrations of iteration 0.
 #[derive(Debug, Clone, Serialize)]
@@ -150,6 +123,21 @@ fn step_messages(store: &Store, label: &Label) -> Result<Option<Vec<Message>>, S
 /// a loop) gives one row, its first: a loop of twenty steps then weighs as one mistake, not
 /// twenty.
 pub fn label_rows(store: &Store, iteration: u32, distinct: bool) -> Result<Vec<Row>, StoreError> {
+    kept_rows(store, Some(iteration), distinct)
+}
+
+/// The kept labels of episodes no iteration's student played (the workbench's live episodes)
+/// as rows, as [`label_rows`] makes them.
+pub fn unassigned_label_rows(store: &Store, distinct: bool) -> Result<Vec<Row>, StoreError> {
+    kept_rows(store, None, distinct)
+}
+
+/// The kept labels of `iteration`'s episodes, or (`None`) of episodes without an iteration.
+fn kept_rows(
+    store: &Store,
+    iteration: Option<u32>,
+    distinct: bool,
+) -> Result<Vec<Row>, StoreError> {
     let mut rows = Vec::new();
     let mut seen = std::collections::HashSet::new();
     let mut taught = std::collections::HashSet::new();
@@ -159,10 +147,11 @@ pub fn label_rows(store: &Store, iteration: u32, distinct: bool) -> Result<Vec<R
     ] {
         let filter = LabelFilter {
             status: Some(status),
-            iteration: Some(iteration),
+            iteration,
             ..LabelFilter::default()
         };
-        for label in store.labels(&filter)? {
+        let labels = store.labels(&filter)?.into_iter();
+        for label in labels.filter(|l| iteration.is_some() || l.iteration.is_none()) {
             // One row per step even when several teachers labelled it: the first kept one.
             if !seen.insert((label.episode_id, label.idx)) {
                 continue;
@@ -266,6 +255,19 @@ pub struct BuildSettings {
     pub distinct_labels: bool,
 }
 
+impl BuildSettings {
+    /// Demonstrations at `privilege`, and every draw seeded with `seed`.
+    pub fn new(privilege: f64, aggregate: Aggregate, seed: u64) -> BuildSettings {
+        BuildSettings {
+            expert: ExpertSettings { privilege, seed },
+            aggregate,
+            seed,
+            max_rows_per_part: None,
+            distinct_labels: false,
+        }
+    }
+}
+
 /// What `build_iteration` produced.
 #[derive(Debug, Clone, Serialize)]
 pub struct BuildReport {
@@ -279,36 +281,40 @@ pub struct BuildReport {
     pub hash: String,
 }
 
-/// The file an iteration's dataset is written to.
-pub fn dataset_path(run_dir: &Path, iteration: u32) -> PathBuf {
-    run_dir
-        .join("datasets")
-        .join(format!("iter-{iteration}.jsonl"))
-}
-
 /// Builds the dataset of `iteration` (expert demonstrations on `scenarios`, plus the kept labels
-/// of the rollouts of iterations `0..iteration`), writes it to `dataset_path` atomically, and
+/// of the rollouts of iterations `0..iteration`), writes it to [`RunDir::dataset`] atomically, and
 /// records it with its labels in the run store.
 pub fn build_iteration(
     store: &mut Store,
-    run_dir: &Path,
+    run: &RunDir,
     scenarios: &[Scenario],
     prompt: &Prompt,
     iteration: u32,
     settings: &BuildSettings,
-) -> Result<BuildReport, BuildError> {
-    let (expert, expert_report) = expert_rows(scenarios, prompt, &settings.expert)
-        .map_err(|cause| BuildError::Expert { iteration, cause })?;
+) -> Result<BuildReport, super::DatasetError> {
+    let path = run.dataset(iteration);
+    let to = (path.as_path(), DatasetSource::Iterate);
+    build_dataset(store, to, scenarios, prompt, iteration, settings, false)
+}
+
+/// [`build_iteration`]'s rows, written to `to.0` and recorded as coming from `to.1`; with
+/// `unassigned`, the kept labels of episodes without an iteration are one more part.
+pub fn build_dataset(
+    store: &mut Store,
+    to: (&std::path::Path, DatasetSource),
+    scenarios: &[Scenario],
+    prompt: &Prompt,
+    iteration: u32,
+    settings: &BuildSettings,
+    unassigned: bool,
+) -> Result<BuildReport, super::DatasetError> {
+    let (expert, expert_report) = expert_rows(scenarios, prompt, &settings.expert)?;
     let mut parts = vec![expert];
-    for of in 0..iteration {
-        let rows = label_rows(store, of, settings.distinct_labels).map_err(|cause| {
-            BuildError::Labels {
-                iteration,
-                of,
-                cause: Box::new(cause),
-            }
-        })?;
-        parts.push(rows);
+    for i in 0..iteration {
+        parts.push(label_rows(store, i, settings.distinct_labels)?);
+    }
+    if unassigned {
+        parts.push(unassigned_label_rows(store, settings.distinct_labels)?);
     }
     if let Some(cap) = settings.max_rows_per_part {
         let mut rng = ChaCha8Rng::seed_from_u64(settings.seed ^ 0x5eed);
@@ -321,18 +327,14 @@ pub fn build_iteration(
     }
     let sizes = parts.iter().map(Vec::len).collect();
     let rows = aggregate(parts, settings.aggregate, settings.seed);
-    let path = dataset_path(run_dir, iteration);
-    let config = serde_json::to_value(settings).map_err(|cause| BuildError::Json {
-        path: path.clone(),
-        cause,
-    })?;
+    let (path, source) = to;
     let (dataset_id, hash) = record_rows(
         store,
-        &path,
-        DatasetSource::Iterate,
+        path,
+        source,
         iteration,
         &rows,
-        &config,
+        &serde_json::to_value(settings)?,
     )?;
     Ok(BuildReport {
         iteration,
@@ -349,20 +351,16 @@ pub fn build_iteration(
 /// returns the dataset's id in the run and the sha256 of the file.
 pub fn record_rows(
     store: &mut Store,
-    path: &Path,
+    path: &std::path::Path,
     source: DatasetSource,
     iteration: u32,
     rows: &[Row],
     config: &serde_json::Value,
-) -> Result<(i64, String), BuildError> {
+) -> Result<(i64, String), super::DatasetError> {
     use sha2::{Digest, Sha256};
     let mut text = String::new();
     for row in rows {
-        let line = serde_json::to_string(row).map_err(|cause| BuildError::Json {
-            path: path.to_path_buf(),
-            cause,
-        })?;
-        text.push_str(&line);
+        text.push_str(&serde_json::to_string(row)?);
         text.push('\n');
     }
     let hash = format!("{:x}", Sha256::digest(text.as_bytes()));
@@ -371,19 +369,14 @@ pub fn record_rows(
         .iter()
         .filter_map(|r| r.meta.as_ref().and_then(|m| m.label_id))
         .collect();
-    let id = store
-        .record_dataset(
-            source,
-            iteration,
-            &hash,
-            &path.display().to_string(),
-            rows.len() as u64,
-            config,
-            &label_ids,
-        )
-        .map_err(|cause| BuildError::Record {
-            path: path.to_path_buf(),
-            cause: Box::new(cause),
-        })?;
+    let id = store.record_dataset(
+        source,
+        iteration,
+        &hash,
+        &path.display().to_string(),
+        rows.len() as u64,
+        config,
+        &label_ids,
+    )?;
     Ok((id, hash))
 }

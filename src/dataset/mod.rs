@@ -24,6 +24,12 @@ pub enum DatasetError {
         line: usize,
         what: String,
     },
+    #[error(transparent)]
+    Prompt(#[from] crate::agent::prompt::PromptError),
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    #[error("encoding a row or the settings as JSON: {0}")]
+    Json(#[from] serde_json::Error),
 }
 
 /// Where a row came from, kept beside it so that an adapter can be traced to its labels.

@@ -21,6 +21,7 @@ mod episodes;
 mod error;
 mod evaluations;
 mod labels;
+mod model;
 mod record;
 mod scenarios;
 mod schema;
@@ -37,6 +38,7 @@ pub use datasets::{DatasetRow, DatasetSource, Provenance};
 pub use error::{Result, StoreError};
 pub use evaluations::EvaluationRow;
 pub use labels::{Decision, Label, LabelCounts, LabelEvent, LabelFilter, LabelStatus};
+pub use model::RunModel;
 pub use record::{
     Episode, EpisodeFilter, EpisodeRecord, EpisodeSummary, Order, RunInfo, ScenarioSnapshot,
     StepRecord, Summary,

@@ -14,6 +14,7 @@ pub mod data;
 mod llama;
 pub mod memory;
 pub mod prepare;
+pub mod record;
 mod run;
 pub mod schedule;
 

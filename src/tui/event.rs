@@ -28,7 +28,7 @@ pub enum Event {
     /// The teacher corrected an episode: the report and the episode's labels, or why not.
     Teacher {
         episode_id: i64,
-        result: Result<(CorrectionReport, Vec<Label>), String>,
+        result: Result<(CorrectionReport, Vec<Label>), super::jobs::JobError>,
     },
     Bulk(BulkEvent),
     Train(TrainEvent),
@@ -109,7 +109,7 @@ pub enum BulkEvent {
     /// Ended (all done, cancelled or failed): the labels it decided, and the error if any.
     Done {
         ids: Vec<i64>,
-        error: Option<String>,
+        error: Option<super::jobs::JobError>,
     },
     /// A bulk undo ended (see `jobs::spawn_bulk_undo`): how many decisions it undid, the labels
     /// whose decision it did not get to (still undoable), and the error if any.
@@ -141,7 +141,7 @@ pub enum TrainEvent {
         loss: f64,
     },
     /// Ended: the adapter written, or why not.
-    Done(Result<std::path::PathBuf, String>),
+    Done(Result<std::path::PathBuf, super::jobs::JobError>),
 }
 
 impl Event {

@@ -6,10 +6,28 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use thiserror::Error;
+
 use super::event::{BulkEvent, Event, EventSender};
+use crate::agent::prompt::Prompt;
+use crate::run::RunDir;
 use crate::scenario::Scenario;
-use crate::store::{DatasetSource, Decision, LabelFilter, Store};
-use crate::teacher::{TeacherSpec, correct_and_store};
+use crate::store::{Decision, LabelFilter, Store, StoreError};
+use crate::teacher::{TeacherError, TeacherSpec, correct_and_store};
+use crate::train::record::{RecordError, TrainOptions, UpdateEvent, UpdateOptions, update};
+
+/// Why a job stopped.
+#[derive(Debug, Error)]
+pub enum JobError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("teacher: {0}")]
+    Teacher(#[from] TeacherError),
+    #[error(transparent)]
+    Train(#[from] RecordError),
+    #[error("cancelled after {done} of {total}")]
+    Cancelled { done: usize, total: usize },
+}
 
 /// Asks the teacher built from `spec` to correct stored episode `episode_id`.
 pub fn spawn_teacher(
@@ -22,17 +40,15 @@ pub fn spawn_teacher(
     std::thread::Builder::new()
         .name("leap-teacher".into())
         .spawn(move || {
-            let result = (|| {
-                let mut store = Store::open(&run_dir).map_err(|e| e.to_string())?;
-                let mut teacher = spec.build().map_err(|e| format!("teacher: {e}"))?;
-                let report = correct_and_store(&mut store, &scenario, episode_id, teacher.as_mut())
-                    .map_err(|e| format!("teacher: {e}"))?;
-                let labels = store
-                    .labels(&LabelFilter {
-                        episode_id: Some(episode_id),
-                        ..LabelFilter::default()
-                    })
-                    .map_err(|e| e.to_string())?;
+            let result = (|| -> Result<_, JobError> {
+                let mut store = Store::open(&run_dir)?;
+                let mut teacher = spec.build()?;
+                let report =
+                    correct_and_store(&mut store, &scenario, episode_id, teacher.as_mut())?;
+                let labels = store.labels(&LabelFilter {
+                    episode_id: Some(episode_id),
+                    ..LabelFilter::default()
+                })?;
                 Ok((report, labels))
             })();
             let _ = tx.send(Event::Teacher { episode_id, result });
@@ -58,7 +74,7 @@ pub fn spawn_bulk_accept(
                 Ok(mut store) => {
                     for (i, id) in ids.into_iter().enumerate() {
                         if cancel.load(Ordering::Relaxed) {
-                            error = Some(format!("cancelled after {i} of {total}"));
+                            error = Some(JobError::Cancelled { done: i, total });
                             break;
                         }
                         match store.decide(id, &Decision::Accept, &by) {
@@ -67,7 +83,7 @@ pub fn spawn_bulk_accept(
                                 let _ = tx.send(Event::Bulk(BulkEvent::Decided(Box::new(label))));
                             }
                             Err(e) => {
-                                error = Some(e.to_string());
+                                error = Some(e.into());
                                 break;
                             }
                         }
@@ -77,7 +93,7 @@ pub fn spawn_bulk_accept(
                         }
                     }
                 }
-                Err(e) => error = Some(e.to_string()),
+                Err(e) => error = Some(e.into()),
             }
             let _ = tx.send(Event::Bulk(BulkEvent::Done {
                 ids: done_ids,
@@ -87,155 +103,59 @@ pub fn spawn_bulk_accept(
         .expect("a thread starts");
 }
 
-/// What the Train screen asks for.
+/// What the Train screen asks for: the LEAP update `leap iterate` makes, with its defaults
+/// ([`UpdateOptions`]) but warm-started from the current student, and the screen's settings.
 #[derive(Debug, Clone)]
 pub struct TrainRequest {
     pub model: PathBuf,
+    /// The adapter file to write (in the run's `adapters/`); its stem names the dataset.
     pub out: PathBuf,
     pub epochs: u32,
     pub rank: u32,
     pub lr: f32,
     pub n_ctx: u32,
     pub gpu_layers: u32,
+    /// The train scenarios, whose demonstrations are replayed beside the kept labels.
+    pub scenarios: Vec<Scenario>,
+    /// The current student's adapter, which training goes on from.
+    pub student: Option<PathBuf>,
 }
 
-/// Builds the rows of every kept label (one per step) and trains a LoRA adapter on them with
-/// `leap::train`, forwarding its progress. Cancelled through `cancel` after the current step.
+impl TrainRequest {
+    /// The update's settings: `leap iterate`'s, warm-started, with the screen's values.
+    pub fn options(&self) -> UpdateOptions {
+        let defaults = UpdateOptions::default();
+        let mut train = TrainOptions {
+            epochs: self.epochs,
+            lr: self.lr,
+            ctx: self.n_ctx.div_ceil(256) * 256,
+            gpu_layers: self.gpu_layers,
+            ..defaults.train.clone()
+        };
+        train.lora.rank = self.rank;
+        train.lora.alpha = 2.0 * self.rank as f32;
+        UpdateOptions {
+            warm_start: true,
+            train,
+            ..defaults
+        }
+    }
+}
+
+/// Runs the LEAP update ([`update`]) for the iteration after the newest one whose episodes the
+/// kept labels correct, forwarding its progress. Cancelled through `cancel` after the current
+/// step.
 pub fn spawn_train(
     run_dir: PathBuf,
     request: TrainRequest,
     cancel: Arc<AtomicBool>,
     tx: EventSender,
 ) {
-    use super::event::TrainEvent as Ui;
-    use crate::train::TrainEvent;
     std::thread::Builder::new()
         .name("leap-train".into())
         .spawn(move || {
-            let log = |line: String| {
-                let _ = tx.send(Event::Train(Ui::Log(line)));
-            };
-            let result = (|| -> Result<PathBuf, String> {
-                let mut store = Store::open(&run_dir).map_err(|e| e.to_string())?;
-                log("building rows from the accepted and edited labels".into());
-                let mut rows = Vec::new();
-                let mut seen = std::collections::HashSet::new();
-                for label in store
-                    .labels(&LabelFilter::default())
-                    .map_err(|e| e.to_string())?
-                {
-                    if cancel.load(Ordering::Relaxed) {
-                        return Err("cancelled".into());
-                    }
-                    if label.status.is_kept()
-                        && seen.insert((label.episode_id, label.idx))
-                        && let Some(row) = crate::dataset::build::label_row(&store, &label)
-                            .map_err(|e| e.to_string())?
-                    {
-                        rows.push(row);
-                    }
-                }
-                if rows.is_empty() {
-                    return Err("no accepted or edited label to train on".into());
-                }
-                log(format!("{} rows", rows.len()));
-                // The rows are written and recorded with their labels, so the adapter has a
-                // lineage like one `leap iterate` trains: numbered after the newest iteration
-                // whose episodes the labels correct.
-                let iteration = rows
-                    .iter()
-                    .filter_map(|r| r.meta.as_ref().map(|m| m.iteration + 1))
-                    .max()
-                    .unwrap_or(0);
-                let stem = request
-                    .out
-                    .file_stem()
-                    .map_or_else(|| "workbench".into(), |s| s.to_string_lossy().into_owned());
-                let data = run_dir.join("datasets").join(format!("{stem}.jsonl"));
-                let settings = serde_json::json!({
-                    "labels": "accepted and edited",
-                    "epochs": request.epochs,
-                    "rank": request.rank,
-                    "lr": request.lr,
-                    "n_ctx": request.n_ctx,
-                });
-                let (dataset_id, _) = crate::dataset::build::record_rows(
-                    &mut store,
-                    &data,
-                    DatasetSource::Workbench,
-                    iteration,
-                    &rows,
-                    &settings,
-                )
-                .map_err(|e| format!("{e:#}"))?;
-                log(format!("dataset {} recorded", data.display()));
-                let mut config = crate::train::TrainConfig::new(&request.model, &request.out);
-                config.epochs = request.epochs;
-                config.lora.rank = request.rank;
-                config.lora.alpha = 2.0 * request.rank as f32;
-                config.lr = request.lr;
-                config.n_ctx = request.n_ctx.div_ceil(256) * 256;
-                config.gpu_layers = request.gpu_layers;
-                let mut on_event = |e: TrainEvent| {
-                    let ui = match e {
-                        TrainEvent::Status(s) => Ui::Log(s),
-                        TrainEvent::Started {
-                            rows,
-                            tokens,
-                            steps,
-                            ..
-                        } => {
-                            let _ = tx.send(Event::Train(Ui::Log(format!(
-                                "started: {rows} rows, {tokens} tokens, {steps} steps"
-                            ))));
-                            Ui::Dataset { rows, tokens }
-                        }
-                        TrainEvent::Step(p) => Ui::Progress {
-                            step: p.step,
-                            total: p.steps,
-                            epoch: f64::from(p.epoch),
-                            loss: Some(p.loss),
-                            tokens_per_s: p.tokens_per_s,
-                            eta_s: p.eta_s,
-                        },
-                        TrainEvent::Eval { step, loss } => {
-                            let _ = tx.send(Event::Train(Ui::Log(format!(
-                                "step {step}: eval loss {loss:.4}"
-                            ))));
-                            Ui::EvalLoss { step, loss }
-                        }
-                        TrainEvent::Checkpoint { step, path } => {
-                            Ui::Log(format!("checkpoint at step {step}: {}", path.display()))
-                        }
-                    };
-                    let _ = tx.send(Event::Train(ui));
-                };
-                let summary = crate::train::train(&config, &rows, &cancel, &mut on_event)
-                    .map_err(|e| e.to_string())?;
-                log(format!(
-                    "done: loss {:.4} → {:.4}{}, {:.0} tokens/s, {:.0} s",
-                    summary.train_loss_first,
-                    summary.train_loss_last,
-                    summary
-                        .eval_loss
-                        .map(|l| format!(", eval {l:.4}"))
-                        .unwrap_or_default(),
-                    summary.tokens_per_s,
-                    summary.seconds
-                ));
-                let record = serde_json::to_value(&summary).unwrap_or_default();
-                store
-                    .insert_adapter(
-                        None,
-                        &summary.adapter.display().to_string(),
-                        Some(dataset_id),
-                        &request.model.display().to_string(),
-                        &record,
-                    )
-                    .map_err(|e| e.to_string())?;
-                Ok(summary.adapter)
-            })();
-            let _ = tx.send(Event::Train(Ui::Done(result)));
+            let result = train(&RunDir::new(run_dir), &request, &cancel, &tx);
+            let _ = tx.send(Event::Train(super::event::TrainEvent::Done(result)));
         })
         .expect("a thread starts");
 }
@@ -277,14 +197,7 @@ pub fn read_run(
                 .map(|a| PathBuf::from(a.path))
                 .collect();
             // Adapters written but not recorded (a `leap train` into the folder, say).
-            let mut files: Vec<PathBuf> = std::fs::read_dir(run_dir.join("adapters"))
-                .into_iter()
-                .flatten()
-                .flatten()
-                .map(|e| e.path())
-                .filter(|p| p.extension().is_some_and(|x| x == "gguf"))
-                .collect();
-            files.sort();
+            let files = RunDir::new(run_dir).adapter_files();
             for f in files {
                 if !found.contains(&f) {
                     found.push(f);
@@ -362,4 +275,103 @@ pub fn spawn_bulk_undo(run_dir: PathBuf, ids: Vec<i64>, cancel: Arc<AtomicBool>,
             }));
         })
         .expect("a thread starts");
+}
+
+fn train(
+    run: &RunDir,
+    request: &TrainRequest,
+    cancel: &AtomicBool,
+    tx: &EventSender,
+) -> Result<PathBuf, JobError> {
+    use super::event::TrainEvent as Ui;
+    use crate::train::TrainEvent;
+    let send = |e: Ui| {
+        let _ = tx.send(Event::Train(e));
+    };
+    let mut store = run.open()?;
+    let kept = store.labels(&LabelFilter::default())?;
+    let iteration = kept
+        .iter()
+        .filter(|l| l.status.is_kept())
+        .map(|l| l.iteration.unwrap_or(0) + 1)
+        .max()
+        .unwrap_or(0);
+    let stem = request
+        .out
+        .file_stem()
+        .map_or_else(|| "workbench".into(), |s| s.to_string_lossy().into_owned());
+    let options = request.options();
+    send(Ui::Log(format!(
+        "iteration {iteration}: demonstrations and kept labels, {:?} aggregation; warm start from {}",
+        options.aggregate,
+        request
+            .student
+            .as_ref()
+            .filter(|_| iteration > 0)
+            .map_or_else(
+                || "nothing (fresh adapter)".into(),
+                |p| p.display().to_string()
+            )
+    )));
+    let prompt = Prompt::builtin(crate::agent::prompt::DEFAULT_HISTORY);
+    let mut on_event = |e: UpdateEvent| match e {
+        UpdateEvent::Dataset(report) => send(Ui::Log(format!(
+            "dataset {} recorded: {} rows (parts {:?})",
+            report.path, report.rows, report.parts
+        ))),
+        UpdateEvent::Train(TrainEvent::Status(s)) => send(Ui::Log(s)),
+        UpdateEvent::Train(TrainEvent::Started {
+            rows,
+            tokens,
+            steps,
+            ..
+        }) => {
+            send(Ui::Log(format!(
+                "started: {rows} rows, {tokens} tokens, {steps} steps"
+            )));
+            send(Ui::Dataset { rows, tokens });
+        }
+        UpdateEvent::Train(TrainEvent::Step(p)) => send(Ui::Progress {
+            step: p.step,
+            total: p.steps,
+            epoch: f64::from(p.epoch),
+            loss: Some(p.loss),
+            tokens_per_s: p.tokens_per_s,
+            eta_s: p.eta_s,
+        }),
+        UpdateEvent::Train(TrainEvent::Eval { step, loss }) => {
+            send(Ui::Log(format!("step {step}: eval loss {loss:.4}")));
+            send(Ui::EvalLoss { step, loss });
+        }
+        UpdateEvent::Train(TrainEvent::Checkpoint { step, path }) => send(Ui::Log(format!(
+            "checkpoint at step {step}: {}",
+            path.display()
+        ))),
+    };
+    let trained = update(
+        run,
+        &mut store,
+        &request.scenarios,
+        &prompt,
+        &request.model,
+        iteration,
+        &stem,
+        request.student.as_deref(),
+        &options,
+        cancel,
+        &mut on_event,
+    )?;
+    let summary = trained.summary;
+    send(Ui::Log(format!(
+        "done: loss {:.4} → {:.4}{}, {:.0} tokens/s, {:.0} s",
+        summary.train_loss_first,
+        summary.train_loss_last,
+        summary
+            .eval_loss
+            .map(|l| format!(", eval {l:.4}"))
+            .unwrap_or_default(),
+        summary.tokens_per_s,
+        summary.seconds
+    )));
+    Ok(summary.adapter)
 }

@@ -12,3 +12,21 @@ pub fn default_model() -> PathBuf {
     );
     path
 }
+
+/// Copies the first `train` and `test` scenario files of the shipped household set into `dir`.
+#[allow(dead_code)] // not every test binary that shares this module uses it
+pub fn small_set(dir: &std::path::Path, train: usize, test: usize) {
+    let pick = |split: &str, n: usize| {
+        let from = std::path::Path::new("scenarios/household").join(split);
+        let mut files: Vec<_> = std::fs::read_dir(&from)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        files.sort();
+        for f in files.into_iter().take(n) {
+            std::fs::copy(&f, dir.join(f.file_name().unwrap())).unwrap();
+        }
+    };
+    pick("train", train);
+    pick("test", test);
+}

@@ -50,7 +50,7 @@ impl App {
     fn on_teacher(
         &mut self,
         episode_id: i64,
-        result: Result<(CorrectionReport, Vec<Label>), String>,
+        result: Result<(CorrectionReport, Vec<Label>), crate::tui::jobs::JobError>,
     ) {
         self.episode.teacher_busy = false;
         match result {
@@ -68,7 +68,7 @@ impl App {
                 }
                 self.reload_labels();
             }
-            Err(e) => self.fail(e),
+            Err(e) => self.fail(e.to_string()),
         }
     }
 

@@ -54,10 +54,8 @@ impl App {
             return;
         };
         let stamp = crate::store::now_ms();
-        let out = self
-            .run_dir
-            .join("adapters")
-            .join(format!("workbench-{stamp}.gguf"));
+        let out =
+            crate::run::RunDir::new(&self.run_dir).named_adapter(&format!("workbench-{stamp}"));
         let t = &self.train;
         let request = jobs::TrainRequest {
             model: self.model.clone(),
@@ -67,6 +65,11 @@ impl App {
             lr: t.value("learning rate") as f32,
             n_ctx: t.value("context (tokens)") as u32,
             gpu_layers: t.value("GPU layers") as u32,
+            scenarios: (self.catalog.scenarios.iter())
+                .filter(|s| s.split == crate::scenario::Split::Train)
+                .cloned()
+                .collect(),
+            student: self.adapter.clone(),
         };
         let cancel = Arc::new(AtomicBool::new(false));
         self.links.train_cancel = Some(cancel.clone());

@@ -1,0 +1,124 @@
+//! Batch correction: a teacher corrects stored episodes; each corrected step becomes a pending
+//! label. An episode this teacher has corrected is not corrected again, so a rerun after a kill
+//! goes on where the last one stopped.
+
+use std::collections::HashMap;
+
+use serde::Serialize;
+use thiserror::Error;
+
+use crate::scenario::{self, Problems, Scenario};
+use crate::store::{EpisodeFilter, LabelFilter, Store, StoreError};
+use crate::teacher::{TeacherError, TeacherSpec, correct_and_store};
+
+#[derive(Debug, Error)]
+pub enum CorrectError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("building the teacher: {0}")]
+    Teacher(#[source] TeacherError),
+    #[error("episode {episode}: its scenario snapshot is missing")]
+    MissingSnapshot { episode: i64 },
+    #[error("{0}")]
+    Snapshot(#[source] Problems),
+    #[error("correcting episode {episode} ({key}): {source}")]
+    Correcting {
+        episode: i64,
+        key: String,
+        source: Box<TeacherError>,
+    },
+}
+
+/// What a correction pass did, summed over its episodes.
+#[derive(Debug, Default, Serialize)]
+pub struct CorrectSummary {
+    pub teacher: String,
+    /// Episodes the filter selected.
+    pub episodes: u64,
+    /// Of those, corrected by this invocation (the rest already were).
+    pub corrected_now: u64,
+    pub steps: u64,
+    pub labels: u64,
+    pub changed: u64,
+    /// Changed steps per corrected step.
+    pub changed_share: f64,
+    pub leaks: u64,
+    /// Labels with a leak flag per label.
+    pub leak_rate: f64,
+    pub failures: u64,
+}
+
+/// Which episodes a pass corrects.
+#[derive(Debug, Clone, Default)]
+pub struct CorrectOptions {
+    pub filter: EpisodeFilter,
+    /// Only failed episodes (LEAP corrects those).
+    pub failed_only: bool,
+}
+
+/// Corrects every selected episode not yet corrected by the teacher built from `spec`;
+/// `on_progress(done, total)` hears of each episode.
+pub fn correct_episodes(
+    store: &mut Store,
+    spec: &TeacherSpec,
+    options: &CorrectOptions,
+    on_progress: &mut dyn FnMut(u64, u64),
+) -> Result<CorrectSummary, CorrectError> {
+    let mut episodes = store.list_episodes(&options.filter)?;
+    if options.failed_only {
+        episodes.retain(|e| !e.won);
+    }
+    let mut teacher = spec.build().map_err(CorrectError::Teacher)?;
+    let total = episodes.len() as u64;
+    let mut cache: HashMap<String, Scenario> = HashMap::new();
+    let mut summary = CorrectSummary {
+        teacher: teacher.describe(),
+        episodes: total,
+        ..CorrectSummary::default()
+    };
+    on_progress(0, total);
+    for (done, e) in episodes.iter().enumerate() {
+        if !cache.contains_key(&e.scenario_hash) {
+            let snapshot = store
+                .scenario(&e.scenario_hash)?
+                .ok_or(CorrectError::MissingSnapshot { episode: e.id })?;
+            let name = format!(
+                "{}: scenario {}",
+                store.path().display(),
+                snapshot.scenario_id
+            );
+            let s =
+                scenario::from_snapshot(&name, &snapshot.json).map_err(CorrectError::Snapshot)?;
+            cache.insert(e.scenario_hash.clone(), s);
+        }
+        let report = correct_and_store(store, &cache[&e.scenario_hash], e.id, teacher.as_mut())
+            .map_err(|source| CorrectError::Correcting {
+                episode: e.id,
+                key: e.key.clone(),
+                source: Box::new(source),
+            })?;
+        if report.correction_id.is_some() {
+            summary.corrected_now += 1;
+        }
+        on_progress(done as u64 + 1, total);
+    }
+    // The totals cover every selected episode this teacher has corrected, now or before.
+    for e in &episodes {
+        let counts = store.label_counts(&LabelFilter {
+            episode_id: Some(e.id),
+            teacher: Some(summary.teacher.clone()),
+            ..Default::default()
+        })?;
+        if store.correction_id(e.id, &summary.teacher)?.is_some() {
+            summary.steps += u64::from(e.steps);
+        }
+        summary.labels += counts.total;
+        summary.changed += counts.changed;
+        summary.leaks += counts.leaking;
+    }
+    summary.failures = store.correction_failures(&summary.teacher)?;
+    let ratio = |a: u64, b: u64| if b == 0 { 0.0 } else { a as f64 / b as f64 };
+    summary.changed_share = ratio(summary.changed, summary.labels);
+    summary.leak_rate = ratio(summary.leaks, summary.labels);
+    Ok(summary)
+}
