@@ -12,7 +12,7 @@ use serde::Serialize;
 use thiserror::Error;
 
 use crate::eval::EvalReport;
-use crate::store::{EvaluationRow, Store, StoreError};
+use crate::store::{AdapterRow, DatasetRow, EvaluationRow, Provenance, Store, StoreError};
 
 /// One row of the iterations table. Iteration `None` is the model without adapter (zero-shot).
 #[derive(Debug, Clone, Default, Serialize)]
@@ -620,4 +620,41 @@ pub fn chart_svg(report: &RunReport, path: &Path) -> Result<(), ChartError> {
     }
     root.present().map_err(failed)?;
     Ok(())
+}
+
+/// One adapter with what made it and how it did: `leap lineage`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Lineage {
+    pub adapter: AdapterRow,
+    pub dataset: Option<DatasetRow>,
+    pub labels: Vec<Provenance>,
+    pub evaluations: Vec<EvaluationRow>,
+}
+
+/// Every recorded adapter of the run with its dataset, the labels in it and its evaluations.
+pub fn lineage(store: &Store) -> Result<Vec<Lineage>, StoreError> {
+    let datasets = store.datasets()?;
+    let evaluations = store.evaluations()?;
+    let mut nodes = Vec::new();
+    for adapter in store.adapters()? {
+        let dataset = adapter
+            .dataset_id
+            .and_then(|id| datasets.iter().find(|d| d.id == id).cloned());
+        let labels = match &dataset {
+            Some(d) => store.dataset_provenance(d.id)?,
+            None => Vec::new(),
+        };
+        let evaluations = evaluations
+            .iter()
+            .filter(|e| e.adapter_id == Some(adapter.id))
+            .cloned()
+            .collect();
+        nodes.push(Lineage {
+            adapter,
+            dataset,
+            labels,
+            evaluations,
+        });
+    }
+    Ok(nodes)
 }

@@ -5,10 +5,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use serde::Serialize;
 
-use leap::report::{chart_svg, markdown, run_report_with};
-use leap::store::{self, AdapterRow, DatasetRow, EvaluationRow, Provenance, Store};
+use leap::report::lineage;
+use leap::report::{Sources, chart_svg, gather, markdown, parse_compared};
+use leap::store::{self, Store};
 
 #[derive(clap::Args)]
 pub struct ReportArgs {
@@ -25,7 +25,7 @@ pub struct ReportArgs {
     #[arg(long)]
     name: Option<String>,
     /// Show another run's students beside this run's, as bars and a column each: NAME=DIR.
-    #[arg(long, value_name = "NAME=DIR", value_parser = compared)]
+    #[arg(long, value_name = "NAME=DIR", value_parser = parse_compared)]
     compare: Vec<(String, PathBuf)>,
     #[arg(long)]
     json: bool,
@@ -33,17 +33,12 @@ pub struct ReportArgs {
 
 pub fn run_report_cmd(args: ReportArgs) -> anyhow::Result<ExitCode> {
     let store = Store::open_existing(&args.run)?;
-    let mut more = Vec::new();
-    for dir in &args.evaluations_from {
-        more.extend(Store::open_existing(dir)?.evaluations()?);
-    }
-    let mut report = run_report_with(&store, &more)?;
-    report.name = args.name.clone();
-    for (name, dir) in &args.compare {
-        let mut other = run_report_with(&Store::open_existing(dir)?, &[])?;
-        other.name = Some(name.clone());
-        report.compared.push(other);
-    }
+    let sources = Sources {
+        evaluations_from: args.evaluations_from.clone(),
+        name: args.name.clone(),
+        compare: args.compare.clone(),
+    };
+    let report = gather(&store, &sources)?;
     std::fs::create_dir_all(&args.out).with_context(|| format!("{}", args.out.display()))?;
     let chart = args.out.join("success.svg");
     chart_svg(&report, &chart)?;
@@ -59,18 +54,6 @@ pub fn run_report_cmd(args: ReportArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// `NAME=DIR` of `--compare`.
-fn compared(text: &str) -> Result<(String, PathBuf), String> {
-    match text.split_once('=') {
-        Some((name, dir)) if !name.is_empty() && !dir.is_empty() => {
-            Ok((name.to_string(), PathBuf::from(dir)))
-        }
-        _ => Err(format!(
-            "`{text}`: expected NAME=DIR, e.g. `self teacher=runs/self`"
-        )),
-    }
-}
-
 #[derive(clap::Args)]
 pub struct LineageArgs {
     #[arg(long, value_name = "DIR", default_value = store::DEFAULT_RUN_DIR)]
@@ -79,40 +62,9 @@ pub struct LineageArgs {
     json: bool,
 }
 
-/// One adapter with what made it and how it did.
-#[derive(Serialize)]
-struct Node {
-    adapter: AdapterRow,
-    dataset: Option<DatasetRow>,
-    labels: Vec<Provenance>,
-    evaluations: Vec<EvaluationRow>,
-}
-
 pub fn run_lineage(args: LineageArgs) -> anyhow::Result<ExitCode> {
     let store = Store::open_existing(&args.run)?;
-    let datasets = store.datasets()?;
-    let evaluations = store.evaluations()?;
-    let mut nodes = Vec::new();
-    for adapter in store.adapters()? {
-        let dataset = adapter
-            .dataset_id
-            .and_then(|id| datasets.iter().find(|d| d.id == id).cloned());
-        let labels = match &dataset {
-            Some(d) => store.dataset_provenance(d.id)?,
-            None => Vec::new(),
-        };
-        let evaluations = evaluations
-            .iter()
-            .filter(|e| e.adapter_id == Some(adapter.id))
-            .cloned()
-            .collect();
-        nodes.push(Node {
-            adapter,
-            dataset,
-            labels,
-            evaluations,
-        });
-    }
+    let nodes = lineage(&store)?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&nodes)?);
         return Ok(ExitCode::SUCCESS);

@@ -8,8 +8,7 @@ use clap::{Args, Subcommand, ValueEnum};
 use serde::Serialize;
 use serde_json::json;
 
-use leap::env::Privileged;
-use leap::scenario::{self, Loaded, Scenario, Split};
+use leap::scenario::{self, Loaded, Solved, Split};
 
 #[derive(Subcommand)]
 pub enum Command {
@@ -74,12 +73,8 @@ pub fn run(cmd: Command) -> anyhow::Result<ExitCode> {
                 SplitArg::Test => Split::Test,
             };
             let kind = leap::env::kind(&args.kind).with_context(|| {
-                let known: Vec<&str> = leap::env::registry().iter().map(|k| k.as_str()).collect();
-                format!(
-                    "no environment kind `{}`, expected one of: {}",
-                    args.kind,
-                    known.join(", ")
-                )
+                let expected = leap::env::expected_kinds();
+                format!("no environment kind `{}`, expected {expected}", args.kind)
             })?;
             let written = kind
                 .generate(&args.out, args.count, args.seed, split)
@@ -117,11 +112,7 @@ fn check(p: Paths) -> anyhow::Result<ExitCode> {
     } else {
         eprintln!("{} problems", loaded.problems.len());
     }
-    Ok(if loaded.problems.is_empty() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    })
+    Ok(exit(loaded.problems.is_empty()))
 }
 
 #[derive(Serialize)]
@@ -153,39 +144,13 @@ fn list(p: Paths) -> anyhow::Result<ExitCode> {
             println!("{:width$}  {:9}  {:5}  {}", r.id, r.kind, r.split, r.task);
         }
     }
-    Ok(if ok {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    })
-}
-
-#[derive(Serialize)]
-struct Solved {
-    id: String,
-    solved: bool,
-    steps: Option<usize>,
-    horizon: u32,
-    #[serde(flatten)]
-    privileged: Privileged,
-}
-
-fn solve_one(s: &Scenario) -> Solved {
-    let privileged = s.body.privileged(s.horizon);
-    let steps = privileged.plan.as_ref().map(Vec::len);
-    Solved {
-        id: s.id.clone(),
-        solved: steps.is_some_and(|n| n <= s.horizon as usize),
-        steps,
-        horizon: s.horizon,
-        privileged,
-    }
+    Ok(exit(ok))
 }
 
 fn solve(p: Paths) -> anyhow::Result<ExitCode> {
     let loaded = scenario::load(&p.paths);
     let ok = report(&loaded);
-    let results: Vec<Solved> = loaded.scenarios.iter().map(solve_one).collect();
+    let results: Vec<Solved> = loaded.scenarios.iter().map(scenario::solve).collect();
     let solved = results.iter().filter(|r| r.solved).count();
     let failures: Vec<_> = results
         .iter()
@@ -220,9 +185,13 @@ fn solve(p: Paths) -> anyhow::Result<ExitCode> {
         }
         println!("solved {solved} of {}", results.len());
     }
-    Ok(if ok && solved == results.len() {
+    Ok(exit(ok && solved == results.len()))
+}
+
+fn exit(ok: bool) -> ExitCode {
+    if ok {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
-    })
+    }
 }

@@ -226,6 +226,19 @@ pub fn kind(name: &str) -> Option<Kind> {
     registry().iter().copied().find(|k| k.as_str() == name)
 }
 
+/// The kinds this build knows, as an error message expects them: "`household`", or "one of
+/// `a`, `b`".
+pub fn expected_kinds() -> String {
+    let known: Vec<String> = registry()
+        .iter()
+        .map(|k| format!("`{}`", k.as_str()))
+        .collect();
+    match known.as_slice() {
+        [one] => one.clone(),
+        many => format!("one of {}", many.join(", ")),
+    }
+}
+
 /// The kind a prompt is for when no scenario says otherwise.
 pub fn default_kind() -> Kind {
     registry()[0]

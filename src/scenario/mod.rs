@@ -2,6 +2,7 @@
 //! the teacher may see, the horizon), loaded with every problem reported as `FILE:LINE:COL`.
 
 pub mod schema;
+mod solve;
 mod source;
 
 use std::collections::HashMap;
@@ -15,6 +16,7 @@ use sha2::{Digest, Sha256};
 
 use crate::env::World;
 
+pub use solve::{Solved, solve};
 pub use source::{Seg, SourceMap, YamlPath};
 
 /// Which environment a scenario runs in: one of [`crate::env::registry`].
@@ -277,14 +279,7 @@ fn build(
         );
     }
     let Some(kind) = crate::env::kind(&header.kind) else {
-        let known: Vec<String> = crate::env::registry()
-            .iter()
-            .map(|k| format!("`{}`", k.as_str()))
-            .collect();
-        let expected = match known.as_slice() {
-            [one] => one.clone(),
-            many => format!("one of {}", many.join(", ")),
-        };
+        let expected = crate::env::expected_kinds();
         report.at(
             &path.key("kind"),
             format!(
