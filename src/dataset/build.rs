@@ -181,6 +181,15 @@ pub enum Aggregate {
     Smallest,
 }
 
+impl Aggregate {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Aggregate::Union => "union",
+            Aggregate::Smallest => "smallest",
+        }
+    }
+}
+
 /// Combines per-iteration row sets and shuffles nothing: the trainer shuffles.
 pub fn aggregate(parts: Vec<Vec<Row>>, how: Aggregate, seed: u64) -> Vec<Row> {
     let smallest = parts

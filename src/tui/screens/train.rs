@@ -12,6 +12,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Axis, Block, Borders, Chart, Dataset, Gauge, GraphType, Paragraph};
 
 use super::{Cursor, clip};
+use crate::train::record::UpdateOptions;
 use crate::tui::theme;
 
 /// One adjustable setting: its name, its value and how it moves.
@@ -92,13 +93,22 @@ impl Default for TrainScreen {
             max,
             log,
         };
+        // The loop's own defaults (`leap iterate`), so the screen trains what an iteration would.
+        let t = UpdateOptions::default().train;
         TrainScreen {
             settings: vec![
-                s("epochs", 2.0, 1.0, 1.0, 50.0, false),
-                s("LoRA rank", 8.0, 4.0, 4.0, 128.0, false),
-                s("learning rate", 1e-4, 2.0, 1e-6, 1e-2, true),
-                s("context (tokens)", 1024.0, 256.0, 256.0, 8192.0, false),
-                s("GPU layers", 0.0, 1.0, 0.0, 99.0, false),
+                s("epochs", f64::from(t.epochs), 1.0, 1.0, 50.0, false),
+                s("LoRA rank", f64::from(t.lora.rank), 4.0, 4.0, 128.0, false),
+                s("learning rate", f64::from(t.lr), 2.0, 1e-6, 1e-2, true),
+                s(
+                    "context (tokens)",
+                    f64::from(t.ctx),
+                    256.0,
+                    256.0,
+                    8192.0,
+                    false,
+                ),
+                s("GPU layers", f64::from(t.gpu_layers), 1.0, 0.0, 99.0, false),
             ],
             cursor: Cursor::default(),
             dataset: None,
@@ -161,6 +171,7 @@ impl TrainScreen {
             )),
             None => Line::styled(" no dataset yet", theme::dim()),
         }];
+        lines.extend(update_lines().map(|l| Line::styled(l, theme::dim())));
         match &self.adapter {
             Some(path) => {
                 lines.push(Line::styled(
@@ -289,4 +300,20 @@ fn eta(seconds: f64) -> String {
     } else {
         format!("{}m{:02}s", s / 60, s % 60)
     }
+}
+
+/// What `s` trains beyond the settings: the LEAP update of `leap iterate`, as its defaults say.
+fn update_lines() -> [String; 2] {
+    let o = UpdateOptions::default();
+    let cap = match o.max_rows_per_part {
+        0 => String::new(),
+        n => format!(", at most {n} rows a part"),
+    };
+    [
+        format!(
+            " LEAP update: demonstrations (privilege {}) + labels",
+            o.expert_privilege
+        ),
+        format!(" {}{cap}; warm-started", o.aggregate.as_str()),
+    ]
 }
