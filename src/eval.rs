@@ -155,6 +155,7 @@ pub fn oracle_episodes(
             reward,
             wall_ms: started.elapsed().as_millis() as u64,
             steps,
+            branch: None,
         })?;
     }
     Ok(())

@@ -77,6 +77,9 @@ impl Section {
                 LessPrivilege,
                 MorePrivilege,
                 OpenEpisode,
+                TakeTeacher,
+                TypeAction,
+                Branch,
             ],
             Section::Labels => &[
                 Accept,
@@ -132,6 +135,9 @@ pub enum Action {
     LessPrivilege,
     MorePrivilege,
     OpenEpisode,
+    TakeTeacher,
+    TypeAction,
+    Branch,
     Accept,
     Reject,
     Edit,
@@ -189,6 +195,9 @@ impl Action {
             LessPrivilege => "privilege -",
             MorePrivilege => "privilege +",
             OpenEpisode => "open stored",
+            TakeTeacher => "take teacher's",
+            TypeAction => "type action",
+            Branch => "branch here",
             Accept => "accept",
             Reject => "reject",
             Edit => "edit",
@@ -246,6 +255,15 @@ impl Action {
             LessPrivilege => "less privilege for the oracle teacher",
             MorePrivilege => "more privilege for the oracle teacher",
             OpenEpisode => "open a stored episode",
+            TakeTeacher => {
+                "take the teacher's action instead of the student's at the selected step; play goes on from there (as a branch if the episode is over)"
+            }
+            TypeAction => {
+                "type an admissible action instead of the student's at the selected step; play goes on from there (as a branch if the episode is over)"
+            }
+            Branch => {
+                "play the episode again up to the selected step, as a new episode that goes on from there"
+            }
             Accept => "accept the teacher's label",
             Reject => "reject the teacher's label",
             Edit => "edit the reason and action, with the admissible commands at hand",

@@ -27,6 +27,8 @@ pub enum Event {
         episode_id: i64,
         result: Result<(CorrectionReport, Vec<Label>), String>,
     },
+    /// The live teacher answered one step of the episode shown (or of one left behind).
+    LiveTeacher(crate::teacher::live::Answer),
     Bulk(BulkEvent),
     Train(TrainEvent),
 }

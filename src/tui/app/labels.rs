@@ -10,7 +10,7 @@ use super::{App, Overlay, Screen};
 use crate::store::{Decision, LabelFilter};
 use crate::tui::action::{Action, Section};
 use crate::tui::jobs;
-use crate::tui::screens::labels::Editor;
+use crate::tui::screens::labels::{EditTarget, Editor};
 
 const L: Section = Section::Labels;
 
@@ -119,7 +119,9 @@ impl App {
         let Some(Overlay::Editor(editor)) = &self.overlay else {
             return;
         };
-        let id = editor.label_id;
+        let EditTarget::Label(id) = editor.target else {
+            return;
+        };
         let decision = Decision::Edit {
             reason: editor.reason_text(),
             action: editor.action_text(),
