@@ -255,15 +255,9 @@ impl Action {
             LessPrivilege => "less privilege for the oracle teacher",
             MorePrivilege => "more privilege for the oracle teacher",
             OpenEpisode => "open a stored episode",
-            TakeTeacher => {
-                "take the teacher's action instead of the student's at the selected step; play goes on from there (as a branch if the episode is over)"
-            }
-            TypeAction => {
-                "type an admissible action instead of the student's at the selected step; play goes on from there (as a branch if the episode is over)"
-            }
-            Branch => {
-                "play the episode again up to the selected step, as a new episode that goes on from there"
-            }
+            TakeTeacher => "take the teacher's action at the selected step and play on from there",
+            TypeAction => "type an admissible action for the selected step and play on from there",
+            Branch => "replay the stored episode up to the selected step as a new one",
             Accept => "accept the teacher's label",
             Reject => "reject the teacher's label",
             Edit => "edit the reason and action, with the admissible commands at hand",

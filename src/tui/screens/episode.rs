@@ -443,9 +443,8 @@ impl EpisodeScreen {
                 Span::styled(status, base),
                 Span::styled(valid, theme::lost()),
                 chosen,
-                Span::styled(" ", base),
             ];
-            let used = 10;
+            let used = 8;
             let action = clip(&step.action, width.saturating_sub(used));
             let room = width.saturating_sub(used + action.chars().count());
             spans.push(Span::styled(action, base.patch(theme::action())));
@@ -536,7 +535,7 @@ impl EpisodeScreen {
         ];
         lines.push(Line::raw(""));
         if let Some(answer) = self.live.get(&i) {
-            live_lines(answer, &mut lines);
+            live_lines(answer, step.intervention.is_some(), &mut lines);
             lines.push(Line::raw(""));
         }
         match self.labels.get(&(i as u32)) {
@@ -587,18 +586,24 @@ fn beside(answer: &Answer) -> Option<(String, Style)> {
     }
 }
 
-/// The live teacher's answer for the selected step, before the episode is stored.
-fn live_lines(answer: &Answer, lines: &mut Vec<Line<'static>>) {
+/// The live teacher's answer for the selected step, before the episode is stored; compared
+/// with the intervention there when someone else chose the step.
+fn live_lines(answer: &Answer, intervention: bool, lines: &mut Vec<Line<'static>>) {
     let title = Span::styled(
         format!("Live teacher ({}) ", answer.teacher),
         theme::title(),
     );
+    let who = if intervention {
+        "the intervention"
+    } else {
+        "the student"
+    };
     match &answer.result {
         Ok(Some(c)) => {
             let (mark, style) = if c.is_corrected {
-                ("≠ differs from the student", theme::differ())
+                (format!("≠ differs from {who}"), theme::differ())
             } else {
-                ("= agrees with the student", theme::agree())
+                (format!("= agrees with {who}"), theme::agree())
             };
             lines.push(Line::from(vec![title, Span::styled(mark, style)]));
             lines.push(Line::from(vec![
