@@ -296,6 +296,31 @@ fn interventions_are_stored_as_such_and_a_stored_episode_branches_from_a_step() 
     );
     assert_eq!(again.key, format!("tui/{}/2", scenario.id));
     session.shutdown();
+
+    // `leap episodes show` says so.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_leap"))
+        .args(["episodes", "show", "--run"])
+        .arg(&run)
+        .arg(third.to_string())
+        .output()
+        .unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains(&format!(
+            "branch of episode {second} at step 2: its first step copied from it"
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains("── step 2 ── intervention by researcher:tester@workbench"),
+        "{text}"
+    );
+    assert!(
+        text.contains("── step 1 ── intervention by teacher:oracle@1"),
+        "the copied step keeps its mark: {text}"
+    );
+    assert!(text.contains("── step 3 ──\n"), "the student's own: {text}");
 }
 
 /// The oracle answers one step of an unfinished episode as it would in the whole episode.
