@@ -62,6 +62,9 @@ pub struct LlmTeacher {
     settings: LlmSettings,
 }
 
+/// Valid answers, (reason, action), by step.
+type Answers = BTreeMap<usize, (String, String)>;
+
 /// One step waiting for a valid answer.
 struct Pending {
     step: usize,
@@ -174,12 +177,11 @@ impl LlmTeacher {
 
     /// Asks the policy for every pending step, `parallel` at a time, retrying invalid answers:
     /// the valid answers (reason, action) by step, and the steps that had none.
-    #[allow(clippy::type_complexity)]
     fn answer(
         &mut self,
         kind: Kind,
         mut pending: Vec<Pending>,
-    ) -> Result<(BTreeMap<usize, (String, String)>, Vec<StepFailure>), TeacherError> {
+    ) -> Result<(Answers, Vec<StepFailure>), TeacherError> {
         let mut answers = BTreeMap::new();
         let mut failures = Vec::new();
         let parallel = self.settings.parallel.max(1);
