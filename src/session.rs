@@ -27,10 +27,32 @@ use crate::agent::{Policy, PolicyError, Sampling};
 use crate::env::Outcome;
 use crate::rollout::{Played, Playing, env_for};
 use crate::scenario::Scenario;
-use crate::store::{Branch, StepRecord, Store, StoreError};
+use crate::store::{Branch, EpisodeRecord, StepRecord, Store, StoreError};
 
 /// Key prefix of the episodes a session stores.
 pub const KEY_PREFIX: &str = "tui/";
+
+/// A live episode's `steps` so far as a teacher reads them (see
+/// [`crate::teacher::Teacher::correct_step`]), under the key prefix its finished episode will
+/// be stored under.
+pub fn partial(scenario: &Scenario, seed: u64, steps: &[StepRecord]) -> EpisodeRecord {
+    EpisodeRecord {
+        key: format!("{KEY_PREFIX}{}/", scenario.id),
+        scenario_hash: scenario.hash.clone(),
+        scenario_id: scenario.id.clone(),
+        policy: String::new(),
+        seed,
+        iteration: None,
+        sampling: serde_json::Value::Null,
+        started_at_ms: 0,
+        finished_at_ms: 0,
+        won: false,
+        reward: 0.0,
+        wall_ms: 0,
+        steps: steps.to_vec(),
+        branch: None,
+    }
+}
 
 /// The student to load: built on the worker, so a slow model load never blocks the caller.
 pub enum Student {

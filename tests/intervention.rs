@@ -10,8 +10,8 @@ use std::time::Duration;
 use leap::agent::prompt::Prompt;
 use leap::agent::{Policy, PolicyError, Request, Response, Sampling};
 use leap::scenario::{self, Scenario};
-use leap::session::{Command, Session, SessionConfig, SessionEvent, Student};
-use leap::store::{Branch, EpisodeRecord, StepRecord, Store};
+use leap::session::{Command, Session, SessionConfig, SessionEvent, Student, partial};
+use leap::store::{Branch, StepRecord, Store};
 use leap::teacher::Teacher;
 use leap::teacher::oracle::OracleTeacher;
 
@@ -98,26 +98,6 @@ fn no_error(events: &[SessionEvent]) {
     );
 }
 
-/// The live episode as the teacher reads it.
-fn partial(s: &Scenario, steps: &[StepRecord]) -> EpisodeRecord {
-    EpisodeRecord {
-        key: format!("tui/{}/", s.id),
-        scenario_hash: s.hash.clone(),
-        scenario_id: s.id.clone(),
-        policy: "looker".into(),
-        seed: 0,
-        iteration: None,
-        sampling: serde_json::Value::Null,
-        started_at_ms: 0,
-        finished_at_ms: 0,
-        won: false,
-        reward: 0.0,
-        wall_ms: 0,
-        steps: steps.to_vec(),
-        branch: None,
-    }
-}
-
 #[test]
 fn interventions_are_stored_as_such_and_a_stored_episode_branches_from_a_step() {
     let dir = tempfile::tempdir().unwrap();
@@ -149,7 +129,7 @@ fn interventions_are_stored_as_such_and_a_stored_episode_branches_from_a_step() 
 
     // The oracle's answer for the live step, asked before the episode is stored, and taken.
     let mut oracle = OracleTeacher::new(1.0, 0);
-    let live = partial(&scenario, std::slice::from_ref(&student));
+    let live = partial(&scenario, 0, std::slice::from_ref(&student));
     let correction = oracle
         .correct_step(&scenario, &live, 0)
         .unwrap()
@@ -345,12 +325,12 @@ fn the_oracle_answers_a_live_step_as_it_corrects_the_whole_episode() {
             break;
         }
     }
-    let whole = partial(&scenario, &steps);
+    let whole = partial(&scenario, 0, &steps);
     for privilege in [0.0, 0.5, 1.0] {
         let mut oracle = OracleTeacher::new(privilege, 3);
         let corrections = oracle.correct(&scenario, &whole).unwrap();
         for (i, expected) in corrections.trajectory.iter().enumerate() {
-            let live = partial(&scenario, &steps[..=i]);
+            let live = partial(&scenario, 0, &steps[..=i]);
             let answer = oracle.correct_step(&scenario, &live, i).unwrap();
             assert_eq!(
                 answer.as_ref(),

@@ -6,8 +6,8 @@ mod tui_fixture;
 use std::path::Path;
 
 use leap::scenario;
-use leap::session::SessionEvent;
-use leap::store::{EpisodeRecord, LabelFilter, LabelStatus, StepRecord, Store};
+use leap::session::{SessionEvent, partial};
+use leap::store::{LabelFilter, LabelStatus, StepRecord, Store};
 use leap::teacher::Teacher;
 use leap::teacher::live::Answer;
 use leap::teacher::oracle::OracleTeacher;
@@ -355,26 +355,6 @@ fn the_bottom_bar_shows_a_key_exactly_when_it_does_something() {
     }
 }
 
-/// The live episode as the teacher reads it.
-fn partial(s: &leap::scenario::Scenario, steps: &[StepRecord]) -> EpisodeRecord {
-    EpisodeRecord {
-        key: format!("tui/{}/", s.id),
-        scenario_hash: s.hash.clone(),
-        scenario_id: s.id.clone(),
-        policy: String::new(),
-        seed: 0,
-        iteration: None,
-        sampling: serde_json::Value::Null,
-        started_at_ms: 0,
-        finished_at_ms: 0,
-        won: false,
-        reward: 0.0,
-        wall_ms: 0,
-        steps: steps.to_vec(),
-        branch: None,
-    }
-}
-
 #[test]
 fn the_live_teacher_shows_beside_each_live_step_and_interventions_are_marked() {
     let (_dir, mut app, _) = fresh();
@@ -411,7 +391,7 @@ fn the_live_teacher_shows_beside_each_live_step_and_interventions_are_marked() {
             index: i,
             step: Box::new(step.clone()),
         }));
-        let result = oracle.correct_step(&s, &partial(&s, &steps[..=i]), i);
+        let result = oracle.correct_step(&s, &partial(&s, 0, &steps[..=i]), i);
         app.handle(Event::LiveTeacher(Answer {
             generation: app.episode.generation,
             step: i,

@@ -284,9 +284,6 @@ impl Teacher for LlmTeacher {
         partial: &EpisodeRecord,
         step: usize,
     ) -> Result<Option<StepCorrection>, TeacherError> {
-        if step >= partial.steps.len() {
-            return Ok(None);
-        }
         let kind = scenario.kind();
         self.template(kind)?;
         let Some(replay) = Replay::before(scenario, partial, step)? else {

@@ -195,14 +195,18 @@ impl Replay {
     }
 
     /// The replay as it stands before step `step` of `episode` (the steps before it applied),
-    /// as [`Replay::run`] would visit it; `None` when the goal already holds there.
+    /// as [`Replay::run`] would visit it; `None` when the episode has no such step or the goal
+    /// already holds there.
     pub fn before(
         scenario: &Scenario,
         episode: &EpisodeRecord,
         step: usize,
     ) -> Result<Option<Replay>, TeacherError> {
+        if step >= episode.steps.len() {
+            return Ok(None);
+        }
         let mut replay = Replay::start(scenario, episode);
-        for i in 0..step.min(episode.steps.len()) {
+        for i in 0..step {
             if replay.env.won() {
                 return Ok(None);
             }

@@ -198,9 +198,6 @@ impl Teacher for OracleTeacher {
         partial: &EpisodeRecord,
         step: usize,
     ) -> Result<Option<StepCorrection>, TeacherError> {
-        if step >= partial.steps.len() {
-            return Ok(None);
-        }
         let Some(replay) = Replay::before(scenario, partial, step)? else {
             return Ok(None);
         };

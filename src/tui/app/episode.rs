@@ -11,7 +11,6 @@ use crate::agent::local::LocalConfig;
 use crate::scenario::{self, Scenario};
 use crate::session::{Command, Student};
 use crate::store::{EpisodeFilter, LabelFilter};
-use crate::store::{EpisodeRecord, StepRecord};
 use crate::teacher::TeacherSpec;
 use crate::teacher::live::{LiveTeacher, Question};
 use crate::tui::action::{Action, Section};
@@ -215,11 +214,7 @@ impl App {
         let question = Question {
             generation: e.generation,
             scenario: Box::new(scenario.clone()),
-            partial: partial(
-                e.scenario.as_ref().expect("checked above"),
-                e.seed,
-                &e.steps,
-            ),
+            partial: crate::session::partial(scenario, e.seed, &e.steps),
             step: index,
         };
         if let Some(teacher) = &self.links.live_teacher {
@@ -477,25 +472,4 @@ fn find_adapters(run_dir: &Path) -> Vec<PathBuf> {
         .collect();
     found.sort();
     found
-}
-
-/// The live episode as the teacher reads it: its steps so far, under the key prefix its
-/// finished episode will be stored under.
-fn partial(scenario: &Scenario, seed: u64, steps: &[StepRecord]) -> EpisodeRecord {
-    EpisodeRecord {
-        key: format!("{}{}/", crate::session::KEY_PREFIX, scenario.id),
-        scenario_hash: scenario.hash.clone(),
-        scenario_id: scenario.id.clone(),
-        policy: String::new(),
-        seed,
-        iteration: None,
-        sampling: serde_json::Value::Null,
-        started_at_ms: 0,
-        finished_at_ms: 0,
-        won: false,
-        reward: 0.0,
-        wall_ms: 0,
-        steps: steps.to_vec(),
-        branch: None,
-    }
 }
