@@ -155,6 +155,7 @@ pub fn oracle_episodes(
             reward,
             wall_ms: started.elapsed().as_millis() as u64,
             steps,
+            branch: None,
         })?;
     }
     Ok(())
@@ -344,7 +345,7 @@ pub fn evaluate(
         horizon: spec.horizon,
         privileged: spec.privileged,
     };
-    let mut forward = |e| on_event(EvalEvent::Rollout(e));
+    let mut forward = |e| on_event(EvalEvent::Rollout(Box::new(e)));
     crate::rollout::rollout(
         policy,
         prompt,
@@ -526,7 +527,7 @@ pub enum EvalEvent {
     Started {
         label: String,
     },
-    Rollout(crate::rollout::RolloutEvent),
+    Rollout(Box<crate::rollout::RolloutEvent>),
     /// Stepwise: `done` of `total` demonstration steps answered by the policy `name`.
     Steps {
         name: String,

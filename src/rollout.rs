@@ -15,7 +15,9 @@ use crate::agent::prompt::{Past, Prompt, PromptError, View};
 use crate::agent::{Policy, PolicyError, Request, Response, Sampling};
 use crate::env::{Environment, Outcome};
 use crate::scenario::Scenario;
-use crate::store::{EpisodeFilter, EpisodeRecord, StepRecord, Store, StoreError, Summary, now_ms};
+use crate::store::{
+    Branch, EpisodeFilter, EpisodeRecord, StepRecord, Store, StoreError, Summary, now_ms,
+};
 
 #[derive(Debug, Error)]
 pub enum RolloutError {
@@ -120,6 +122,8 @@ pub struct Playing {
     pub hint: Option<String>,
     /// Fingerprints of the prompts shown so far.
     prompts_seen: HashSet<[u8; 32]>,
+    /// The stored episode this one branched from, if any.
+    pub branch: Option<Branch>,
 }
 
 impl Playing {
@@ -135,6 +139,7 @@ impl Playing {
             started: Instant::now(),
             hint: None,
             prompts_seen: HashSet::new(),
+            branch: None,
         }
     }
 
@@ -178,10 +183,58 @@ impl Playing {
     /// the step. Returns the step (also kept in `steps`) and what the environment said.
     pub fn advance(&mut self, request: Request, response: &Response) -> (StepRecord, Outcome) {
         let parsed = parse(&response.text, &request.admissible);
-        let action = parsed
-            .action
-            .clone()
-            .unwrap_or_else(|| response.text.clone());
+        let valid = parsed.action.is_some();
+        let action = parsed.action.unwrap_or_else(|| response.text.clone());
+        self.apply(request, response, parsed.reason, action, valid, None)
+    }
+
+    /// Takes `action` (with `reason`, if any) at the step `request` prompts for, chosen by `by`
+    /// instead of the policy: the step is recorded as an intervention, with the prompt the
+    /// policy would have answered and no tokens or timings. An action outside a non-empty
+    /// admissible list is sent anyway and recorded as not valid, as a student's would be.
+    pub fn intervene(
+        &mut self,
+        request: Request,
+        reason: Option<String>,
+        action: String,
+        by: String,
+    ) -> (StepRecord, Outcome) {
+        let valid = request.admissible.is_empty() || request.admissible.contains(&action);
+        let response = Response {
+            text: crate::agent::parse::format(reason.as_deref().unwrap_or(""), &action),
+            prompt_tokens: 0,
+            cached_tokens: 0,
+            gen_tokens: 0,
+            prompt_ms: 0.0,
+            gen_ms: 0.0,
+        };
+        self.apply(request, &response, reason, action, valid, Some(by))
+    }
+
+    /// Plays a step already recorded (a branch's first steps, the steps before an intervention)
+    /// as it is, marks included. `None` when the environment does not answer as recorded.
+    pub fn replay(&mut self, step: StepRecord) -> Option<Outcome> {
+        let outcome = self.env.step(&step.action);
+        if self.env.observation() != step.observation {
+            return None;
+        }
+        self.history.push(Past {
+            action: step.action.clone(),
+            observation: step.observation.clone(),
+        });
+        self.steps.push(step);
+        Some(outcome)
+    }
+
+    fn apply(
+        &mut self,
+        request: Request,
+        response: &Response,
+        reason: Option<String>,
+        action: String,
+        valid: bool,
+        intervention: Option<String>,
+    ) -> (StepRecord, Outcome) {
         let outcome = self.env.step(&action);
         let step = StepRecord {
             prompt: request
@@ -192,18 +245,19 @@ impl Playing {
                 .join("\n\n"),
             messages: request.messages,
             raw_output: response.text.clone(),
-            reason: parsed.reason.clone(),
+            reason,
             action: action.clone(),
             observation: self.env.observation().to_string(),
             reward: f64::from(outcome.reward),
             done: outcome.done,
-            valid: parsed.action.is_some(),
+            valid,
             admissible: request.admissible,
             prompt_tokens: response.prompt_tokens,
             cached_tokens: response.cached_tokens,
             gen_tokens: response.gen_tokens,
             prompt_ms: response.prompt_ms.round() as u64,
             gen_ms: response.gen_ms.round() as u64,
+            intervention,
         };
         self.history.push(Past {
             action,
@@ -229,6 +283,7 @@ impl Playing {
             reward: f64::from(last.reward),
             wall_ms: self.started.elapsed().as_millis() as u64,
             steps: self.steps.clone(),
+            branch: self.branch,
         }
     }
 }

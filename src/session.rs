@@ -6,6 +6,13 @@
 //! step, and the finished episode once it is stored. Steps are built by the same
 //! [`Playing`] the batch rollout uses, and a finished episode goes to the run store in one
 //! transaction under the key `tui/<scenario>/<n>`.
+//!
+//! Someone other than the student can choose a step's action: [`Command::Intervene`] replaces
+//! step t's action with theirs by rebuilding the environment from the first t steps (the
+//! environments are deterministic) and taking it there, marked with who chose it; play goes on
+//! from there. On an episode already over (and stored) it starts a branch instead:
+//! [`Command::Branch`] plays a stored episode's first steps again into a new live episode that
+//! records where it came from.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -20,10 +27,32 @@ use crate::agent::{Policy, PolicyError, Sampling};
 use crate::env::Outcome;
 use crate::rollout::{Played, Playing, env_for};
 use crate::scenario::Scenario;
-use crate::store::{StepRecord, Store, StoreError};
+use crate::store::{Branch, EpisodeRecord, StepRecord, Store, StoreError};
 
 /// Key prefix of the episodes a session stores.
 pub const KEY_PREFIX: &str = "tui/";
+
+/// A live episode's `steps` so far as a teacher reads them (see
+/// [`crate::teacher::Teacher::correct_step`]), under the key prefix its finished episode will
+/// be stored under.
+pub fn partial(scenario: &Scenario, seed: u64, steps: &[StepRecord]) -> EpisodeRecord {
+    EpisodeRecord {
+        key: format!("{KEY_PREFIX}{}/", scenario.id),
+        scenario_hash: scenario.hash.clone(),
+        scenario_id: scenario.id.clone(),
+        policy: String::new(),
+        seed,
+        iteration: None,
+        sampling: serde_json::Value::Null,
+        started_at_ms: 0,
+        finished_at_ms: 0,
+        won: false,
+        reward: 0.0,
+        wall_ms: 0,
+        steps: steps.to_vec(),
+        branch: None,
+    }
+}
 
 /// The student to load: built on the worker, so a slow model load never blocks the caller.
 pub enum Student {
@@ -92,6 +121,20 @@ pub enum Command {
     Pause,
     /// Sets the iteration recorded with the episodes that finish from now on.
     SetIteration(Option<u32>),
+    /// Replaces step `at`'s action (`at` = the steps so far: the next one) with `action`,
+    /// chosen by `by` (`teacher:oracle@0.5`, `researcher:<user>@workbench`): the first `at`
+    /// steps are replayed, `action` is taken and recorded as an intervention, and play goes on
+    /// from there. On an episode that is over and stored, this plays a branch of it.
+    Intervene {
+        at: usize,
+        reason: Option<String>,
+        action: String,
+        by: String,
+    },
+    /// Starts a new live episode from stored episode `episode`'s first `at` steps (copied as
+    /// they were, intervention marks included), recorded as its branch; play goes on from step
+    /// `at` with the student (or an intervention).
+    Branch { episode: i64, at: usize },
 }
 
 /// What a session reports, in order.
@@ -109,6 +152,13 @@ pub enum SessionEvent {
         task: String,
         observation: String,
         horizon: u32,
+        /// Where a branch comes from; `None` for a fresh episode.
+        branch: Option<Branch>,
+    },
+    /// The episode was rebuilt from these steps (a branch's first steps, or those before an
+    /// intervention): they replace every step reported so far.
+    Replayed {
+        steps: Vec<StepRecord>,
     },
     /// Step `index` is being generated.
     Generating {
@@ -212,6 +262,8 @@ struct Live {
     seed: u64,
     playing: Playing,
     last: Option<Outcome>,
+    /// The id it was stored under, once over.
+    stored: Option<i64>,
 }
 
 struct Worker {
@@ -262,6 +314,21 @@ impl Worker {
                     self.emit(SessionEvent::Idle);
                 }
                 Some(Command::SetIteration(i)) => self.config.iteration = i,
+                Some(Command::Intervene {
+                    at,
+                    reason,
+                    action,
+                    by,
+                }) => {
+                    running = false;
+                    self.intervene(at, reason, action, by);
+                    self.emit(SessionEvent::Idle);
+                }
+                Some(Command::Branch { episode, at }) => {
+                    running = false;
+                    self.branch(episode, at);
+                    self.emit(SessionEvent::Idle);
+                }
                 Some(Command::Pause) | None => {}
             }
             if running {
@@ -304,6 +371,11 @@ impl Worker {
     }
 
     fn reset(&mut self, scenario: Box<Scenario>, seed: u64) {
+        self.start(scenario, seed, None);
+    }
+
+    /// A fresh live episode of `scenario`, reported as started.
+    fn start(&mut self, scenario: Box<Scenario>, seed: u64, branch: Option<Branch>) {
         if let Some(policy) = self.policy.as_mut() {
             policy.release(0);
         }
@@ -315,15 +387,153 @@ impl Worker {
             task: env.task().to_string(),
             observation: env.observation().to_string(),
             horizon,
+            branch,
         };
         let key = format!("{KEY_PREFIX}{}/", scenario.id);
+        let mut playing = Playing::new(key, env);
+        playing.branch = branch;
         self.episode = Some(Live {
             scenario,
             seed,
-            playing: Playing::new(key, env),
+            playing,
             last: None,
+            stored: None,
         });
         self.emit(started);
+    }
+
+    /// Plays `steps` again in the live episode (fresh from [`Worker::start`]) and reports them;
+    /// false (with the error reported) when the environment does not answer as recorded or
+    /// the episode ends before the last of them.
+    fn replay(&mut self, steps: Vec<StepRecord>) -> bool {
+        let live = self.episode.as_mut().expect("an episode is live");
+        let n = steps.len();
+        for (i, step) in steps.into_iter().enumerate() {
+            match live.playing.replay(step) {
+                Some(outcome) if !outcome.done || i + 1 == n => live.last = Some(outcome),
+                Some(_) => {
+                    let message = format!(
+                        "step {} ends the episode here (horizon {}): nothing to play after it",
+                        i + 1,
+                        live.playing.env.steps_taken()
+                    );
+                    self.error(message);
+                    return false;
+                }
+                None => {
+                    let message = format!(
+                        "step {} does not replay in scenario {} (was the scenario edited since?)",
+                        i + 1,
+                        live.scenario.id
+                    );
+                    self.error(message);
+                    return false;
+                }
+            }
+        }
+        let steps = live.playing.steps.clone();
+        self.emit(SessionEvent::Replayed { steps });
+        true
+    }
+
+    /// Step `at` chosen by `by`: see [`Command::Intervene`].
+    fn intervene(&mut self, at: usize, reason: Option<String>, action: String, by: String) {
+        let Some(live) = self.episode.as_ref() else {
+            return self.error("no episode: choose a scenario first");
+        };
+        let len = live.playing.steps.len();
+        if at > len {
+            return self.error(format!("no step {} yet: the episode has {len}", at + 1));
+        }
+        let over = live.last.is_some_and(|o| o.done);
+        if over && at == len {
+            return self.error("the episode is over: reset for a new one");
+        }
+        if over || at < len {
+            let (scenario, seed) = (live.scenario.clone(), live.seed);
+            let branch = match live.stored {
+                Some(from) => Some(Branch {
+                    from,
+                    at: at as u32,
+                }),
+                None => live.playing.branch,
+            };
+            let before = live.playing.steps[..at].to_vec();
+            self.start(scenario, seed, branch);
+            if !self.replay(before) {
+                return;
+            }
+        }
+        let live = self.episode.as_mut().expect("an episode is live");
+        let request = match live.playing.request(&self.prompt, 0) {
+            Ok(r) => r,
+            Err(e) => return self.error(format!("prompt: {e}")),
+        };
+        if !request.admissible.is_empty() && !request.admissible.contains(&action) {
+            return self.error(format!(
+                "{action:?} is not one of the admissible commands at step {}",
+                at + 1
+            ));
+        }
+        let reason = reason.filter(|r| !r.trim().is_empty());
+        let (step, outcome) = live.playing.intervene(request, reason, action, by);
+        live.last = Some(outcome);
+        self.emit(SessionEvent::StepFinished {
+            index: at,
+            step: Box::new(step),
+        });
+        if outcome.done {
+            self.finish(outcome);
+        }
+    }
+
+    /// A branch of stored episode `id` at step `at`: see [`Command::Branch`].
+    fn branch(&mut self, id: i64, at: usize) {
+        let (scenario, episode) = match self.stored_episode(id) {
+            Ok(found) => found,
+            Err(message) => return self.error(message),
+        };
+        let len = episode.record.steps.len();
+        if at >= len {
+            return self.error(format!(
+                "episode {id} has {len} steps: branch at one of steps 1 to {len}"
+            ));
+        }
+        let branch = Branch {
+            from: id,
+            at: at as u32,
+        };
+        let mut steps = episode.record.steps;
+        steps.truncate(at);
+        self.start(Box::new(scenario), episode.record.seed, Some(branch));
+        self.replay(steps);
+    }
+
+    /// Stored episode `id` and the scenario it was played in, from the run's snapshot.
+    fn stored_episode(&mut self, id: i64) -> Result<(Scenario, crate::store::Episode), String> {
+        let reading = |e: StoreError| format!("reading episode {id}: {e}");
+        if self.store.is_none() {
+            self.store = Some(Store::open(&self.run_dir).map_err(reading)?);
+        }
+        let store = self.store.as_ref().expect("opened above");
+        let episode = store
+            .episode(id)
+            .map_err(reading)?
+            .ok_or_else(|| format!("no episode {id} in this run"))?;
+        let hash = &episode.record.scenario_hash;
+        let snapshot = store
+            .scenario(hash)
+            .map_err(reading)?
+            .ok_or_else(|| format!("episode {id}: no snapshot of its scenario {hash}"))?;
+        let loaded =
+            crate::scenario::parse_text(std::path::Path::new("(run snapshot)"), &snapshot.json);
+        let scenario = loaded.scenarios.into_iter().next().ok_or_else(|| {
+            format!(
+                "episode {id}: its scenario snapshot does not load: {:?}",
+                loaded.problems
+            )
+        })?;
+        Ok((scenario, episode))
     }
 
     /// Plays one step; false when nothing more can be played (done, or an error).
@@ -386,18 +596,32 @@ impl Worker {
     /// way).
     fn finish(&mut self, outcome: Outcome) -> bool {
         match self.store_episode(outcome) {
-            Ok((episode_id, key, steps)) => self.emit(SessionEvent::Finished {
-                episode_id,
-                key,
-                won: outcome.won,
-                steps,
-            }),
+            Ok((episode_id, key, steps)) => {
+                if let Some(live) = self.episode.as_mut() {
+                    live.stored = Some(episode_id);
+                }
+                self.emit(SessionEvent::Finished {
+                    episode_id,
+                    key,
+                    won: outcome.won,
+                    steps,
+                })
+            }
             Err(e) => self.error(format!("storing the episode: {e}")),
         }
         false
     }
 
     fn store_episode(&mut self, outcome: Outcome) -> Result<(i64, String, usize), StoreError> {
+        let policy = self
+            .policy
+            .as_ref()
+            .map_or_else(String::new, |p| p.describe());
+        let (seed, iteration) = (
+            self.episode.as_ref().map_or(0, |l| l.seed),
+            self.config.iteration,
+        );
+        let sampling = serde_json::to_value(&self.config.sampling).unwrap_or_default();
         if self.store.is_none() {
             self.store = Some(Store::open(&self.run_dir)?);
         }
@@ -408,13 +632,10 @@ impl Worker {
         let prefix = live.playing.key.clone();
         let taken = store.finished_keys(&prefix)?;
         let played = Played {
-            policy: self
-                .policy
-                .as_ref()
-                .map_or_else(String::new, |p| p.describe()),
-            seed: live.seed,
-            iteration: self.config.iteration,
-            sampling: serde_json::to_value(&self.config.sampling).unwrap_or_default(),
+            policy,
+            seed,
+            iteration,
+            sampling,
         };
         let mut record = live.playing.record(s, played, outcome);
         // Another workbench on the same run may take a key between our read and our write.

@@ -71,6 +71,7 @@ fn seed_run(dir: &Path, scenarios: &[Scenario], steps: usize) -> usize {
                 gen_tokens: 1,
                 prompt_ms: 0,
                 gen_ms: 0,
+                intervention: None,
             });
             history.push(Past {
                 action,
@@ -94,6 +95,7 @@ fn seed_run(dir: &Path, scenarios: &[Scenario], steps: usize) -> usize {
             reward: 0.0,
             wall_ms: 0,
             steps: records,
+            branch: None,
         };
         let id = store.insert_episode(&record).unwrap().unwrap();
         labels += correct_and_store(&mut store, s, id, &mut teacher)

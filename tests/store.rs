@@ -40,6 +40,7 @@ fn step(i: usize, valid: bool) -> StepRecord {
         gen_tokens: 12,
         prompt_ms: 5,
         gen_ms: 40,
+        intervention: None,
     }
 }
 
@@ -58,6 +59,7 @@ fn episode(key: &str, scenario_id: &str, steps: Vec<StepRecord>) -> EpisodeRecor
         reward: 0.0,
         wall_ms: 4000,
         steps,
+        branch: None,
     }
 }
 

@@ -59,6 +59,7 @@ fn wandering_episode(s: &Scenario, steps: usize, salt: u64) -> EpisodeRecord {
         reward: 0.0,
         wall_ms: 0,
         steps: records,
+        branch: None,
     }
 }
 

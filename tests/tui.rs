@@ -8,8 +8,11 @@ use std::path::Path;
 use leap::eval::{EvalReport, wilson};
 use leap::report::Sources;
 use leap::scenario;
-use leap::session::SessionEvent;
-use leap::store::{LabelFilter, LabelStatus, Store};
+use leap::session::{SessionEvent, partial};
+use leap::store::{LabelFilter, LabelStatus, StepRecord, Store};
+use leap::teacher::Teacher;
+use leap::teacher::live::Answer;
+use leap::teacher::oracle::OracleTeacher;
 use leap::tui::app::Overlay;
 use leap::tui::event::{Event, Read, TrainEvent};
 use leap::tui::{App, Screen};
@@ -486,4 +489,60 @@ fn the_bottom_bar_shows_a_key_exactly_when_it_does_something() {
     for (k, label) in app.hints() {
         assert!(app.action_for(k).is_some(), "{k}: {label}");
     }
+}
+
+#[test]
+fn the_live_teacher_shows_beside_each_live_step_and_interventions_are_marked() {
+    let (_dir, mut app, _) = fresh();
+    key(&mut app, "\n"); // play the first scenario (no live session here)
+    app.note = None;
+    let s = app.episode.scenario.clone().unwrap();
+    // The student looks, the oracle's action is taken instead of its second step, the student
+    // looks again.
+    let mut env = s.body.guided(s.horizon);
+    let mut steps = Vec::new();
+    for i in 0..3 {
+        let admissible = env.admissible();
+        let (reason, action, by) = if i == 1 {
+            let advice = env.advise(true).unwrap();
+            (advice.reason, advice.action, Some("teacher:oracle@1"))
+        } else {
+            ("I look around first.".to_string(), "look".to_string(), None)
+        };
+        let outcome = env.step(&action);
+        let mut step = StepRecord::scripted(
+            reason,
+            action,
+            env.observation().to_string(),
+            f64::from(outcome.reward),
+            outcome.done,
+            admissible,
+        );
+        step.intervention = by.map(str::to_string);
+        steps.push(step);
+    }
+    let mut oracle = OracleTeacher::new(1.0, 0);
+    for (i, step) in steps.iter().enumerate() {
+        app.handle(Event::Session(SessionEvent::StepFinished {
+            index: i,
+            step: Box::new(step.clone()),
+        }));
+        let result = oracle.correct_step(&s, &partial(&s, 0, &steps[..=i]), i);
+        app.handle(Event::LiveTeacher(Answer {
+            generation: app.episode.generation,
+            step: i,
+            teacher: "oracle@1".into(),
+            result,
+        }));
+    }
+    // An answer for an episode left behind is dropped.
+    app.handle(Event::LiveTeacher(Answer {
+        generation: app.episode.generation - 1,
+        step: 0,
+        teacher: "oracle@1".into(),
+        result: Ok(None),
+    }));
+    assert!(app.episode.live[&0].result.as_ref().unwrap().is_some());
+    key(&mut app, "k"); // the oracle's step
+    insta::assert_snapshot!(render(&app, 150, 24));
 }

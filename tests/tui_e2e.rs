@@ -1,6 +1,7 @@
-//! The real `leap tui` binary in a tmux pane, on the tiny model: open, play an episode to its
-//! end, ask the oracle teacher, accept a label, see an edited scenario file reload (first broken,
-//! then fixed), quit, find the decision in the run database, and reopen to see it again.
+//! The real `leap tui` binary in a tmux pane, on the tiny model: open, play an episode with the
+//! live teacher's action beside each step, take it at one step, play to the end, ask the oracle
+//! teacher, accept a label, see an edited scenario file reload (first broken, then fixed), quit,
+//! find the intervention and the decision in the run database, and reopen to see it again.
 
 mod common;
 
@@ -8,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use leap::store::{LabelFilter, LabelStatus, Store};
+use leap::store::{EpisodeFilter, LabelFilter, LabelStatus, Store};
 
 struct Pane {
     name: String,
@@ -60,14 +61,20 @@ impl Pane {
 
     /// Waits until the screen shows `needle`; panics with the screen after `secs`.
     fn wait_for(&self, needle: &str, secs: u64) -> String {
+        self.wait_until(needle, |text| text.contains(needle), secs)
+    }
+
+    /// Waits until the screen passes `test` (described by `what`); panics with the screen
+    /// after `secs`.
+    fn wait_until(&self, what: &str, test: impl Fn(&str) -> bool, secs: u64) -> String {
         let start = Instant::now();
         loop {
             let text = self.text();
-            if text.contains(needle) {
+            if test(&text) {
                 return text;
             }
             if start.elapsed() > Duration::from_secs(secs) {
-                panic!("waited {secs}s for {needle:?}; the screen:\n{text}");
+                panic!("waited {secs}s for {what:?}; the screen:\n{text}");
             }
             std::thread::sleep(Duration::from_millis(100));
         }
@@ -114,13 +121,36 @@ fn a_person_steps_corrects_accepts_and_sees_a_scenario_reload() {
     pane.wait_for("1 Scenarios", 30);
     pane.wait_for("student ready", 60);
 
-    // Play the first scenario to its end (the horizon is 3); the student runs with the context
-    // and GPU layers given.
+    // Play the first scenario (the horizon is 3); the student runs with the context and GPU
+    // layers given. The oracle's action for the live step shows beside the student's before the
+    // episode is stored; take it instead of the student's.
+    let scenario = leap::scenario::parse_text(&file, &good)
+        .scenarios
+        .into_iter()
+        .find(|s| s.id == "showcase-morning-coffee")
+        .unwrap();
+    let oracle = leap::teacher::oracle::OracleTeacher::new(1.0, 0);
+    let first = oracle.demonstrate(&scenario, "e2e", false).steps[0]
+        .action
+        .clone();
     pane.keys(&["Enter"]);
     let screen = pane.wait_for("step 0/3", 10);
     assert!(screen.contains("ctx 3072, 0 GPU layers"), "{screen}");
     pane.keys(&["s"]);
     pane.wait_for("step 1/3", 60);
+    let screen = pane.wait_for("Live teacher (oracle@1)", 30);
+    assert!(screen.contains("not stored yet"), "{screen}");
+    assert!(screen.contains(&format!("ACTION: {first}")), "{screen}");
+    pane.keys(&["a"]);
+    let screen = pane.wait_for("Intervention chosen by teacher:oracle@1", 30);
+    assert!(screen.contains(&format!("»{first}")), "{screen}");
+    // The student plays on from there, the teacher answering each step as it comes.
+    pane.keys(&["s"]);
+    pane.wait_for("step 2/3", 60);
+    let beside =
+        |text: &str| text.matches("teacher agrees").count() + text.matches("≠ teacher:").count();
+    let screen = pane.wait_until("the teacher beside both steps", |t| beside(t) == 2, 30);
+    assert!(screen.contains("not stored yet"), "{screen}");
     pane.keys(&["r"]);
     let screen = pane.wait_for("stored as tui/showcase-morning-coffee/0", 120);
     assert!(screen.contains("step 3/3"), "{screen}");
@@ -187,6 +217,18 @@ fn a_person_steps_corrects_accepts_and_sees_a_scenario_reload() {
     drop(pane);
 
     let store = Store::open_existing(dir.join("run")).unwrap();
+    // The oracle's step is stored as its intervention, the student's steps as its own.
+    let episodes = store
+        .list_episodes(&EpisodeFilter::prefix("tui/showcase-morning-coffee/0"))
+        .unwrap();
+    let played = store.episode(episodes[0].id).unwrap().unwrap().record;
+    let marks: Vec<Option<&str>> = played
+        .steps
+        .iter()
+        .map(|s| s.intervention.as_deref())
+        .collect();
+    assert_eq!(marks, [Some("teacher:oracle@1"), None, None]);
+    assert_eq!(played.steps[0].action, first);
     let labels = store.labels(&LabelFilter::default()).unwrap();
     assert_eq!(labels.len(), 3);
     let accepted: Vec<_> = labels

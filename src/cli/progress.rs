@@ -65,7 +65,7 @@ impl Bars {
     pub fn eval(&mut self, event: EvalEvent) {
         match event {
             EvalEvent::Started { label } => self.episodes(&label),
-            EvalEvent::Rollout(e) => self.rollout(e),
+            EvalEvent::Rollout(e) => self.rollout(*e),
             EvalEvent::Steps { name, done, total } => {
                 let bar = self.current(|| {
                     let bar = ProgressBar::new(0);

@@ -56,7 +56,8 @@ pub fn render_list(rows: &[EpisodeSummary], summary: &Summary) -> String {
 }
 
 /// The trace as a person reads it: for each step the reason, the action (marked when it was
-/// not admissible) and the observation that came back; then the outcome.
+/// not admissible) and the observation that came back, and who chose it when the student did
+/// not; then the outcome.
 pub fn render_trace(episode: &Episode, full: bool) -> String {
     let e = &episode.record;
     let mut out = String::new();
@@ -70,8 +71,28 @@ pub fn render_trace(episode: &Episode, full: bool) -> String {
         "seed {}, iteration {iteration}, sampling {}",
         e.seed, e.sampling
     );
+    if let Some(b) = e.branch {
+        let _ = writeln!(
+            out,
+            "branch of episode {} at step {}: {} copied from it",
+            b.from,
+            b.at + 1,
+            match b.at {
+                0 => "no step".to_string(),
+                1 => "its first step".to_string(),
+                n => format!("its first {n} steps"),
+            }
+        );
+    }
     for (i, s) in e.steps.iter().enumerate() {
-        let _ = writeln!(out, "\n── step {} ──", i + 1);
+        match &s.intervention {
+            Some(by) => {
+                let _ = writeln!(out, "\n── step {} ── intervention by {by}", i + 1);
+            }
+            None => {
+                let _ = writeln!(out, "\n── step {} ──", i + 1);
+            }
+        }
         if full {
             field(&mut out, "PROMPT", &s.prompt);
             field(&mut out, "RAW", &s.raw_output);

@@ -8,22 +8,24 @@ use serde::de::DeserializeOwned;
 
 use super::error::{Result, StoreError, json, sql};
 use super::{
-    Episode, EpisodeFilter, EpisodeRecord, EpisodeSummary, Order, StepRecord, Store, Summary,
+    Branch, Episode, EpisodeFilter, EpisodeRecord, EpisodeSummary, Order, StepRecord, Store,
+    Summary,
 };
 
 const INSERT_EPISODE: &str = "
     INSERT INTO episodes (
         key, scenario_hash, scenario_id, policy, seed, iteration, sampling, started_at_ms,
         finished_at_ms, won, reward, steps, invalid_actions, prompt_tokens, cached_tokens,
-        gen_tokens, wall_ms
-    ) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)
+        gen_tokens, wall_ms, branched_from, branched_at
+    ) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)
     ON CONFLICT (key) DO NOTHING";
 
 const INSERT_STEP: &str = "
     INSERT INTO steps (
         episode_id, idx, prompt, raw_output, reason, action, observation, reward, done, valid,
-        admissible, prompt_tokens, cached_tokens, gen_tokens, prompt_ms, gen_ms, messages
-    ) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)";
+        admissible, prompt_tokens, cached_tokens, gen_tokens, prompt_ms, gen_ms, messages,
+        intervention
+    ) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)";
 
 /// `EpisodeFilter` as SQL: ?1 key prefix, ?2 scenario id, ?3 iteration; NULL matches all. The
 /// prefix is compared with `substr`, not `LIKE`, so `%` and `_` in keys are plain characters.
@@ -88,6 +90,8 @@ impl Store {
                     ep.cached_tokens(),
                     ep.gen_tokens(),
                     ep.wall_ms,
+                    ep.branch.map(|b| b.from),
+                    ep.branch.map(|b| b.at),
                 ])
             })
             .map_err(sql(path, what("episode row")))?;
@@ -119,6 +123,7 @@ impl Store {
                     s.prompt_ms,
                     s.gen_ms,
                     messages,
+                    s.intervention,
                 ])
                 .map_err(|cause| StoreError::Sqlite {
                     path: path.clone(),
@@ -183,7 +188,7 @@ impl Store {
             .conn
             .query_row(
                 "SELECT key, scenario_hash, scenario_id, policy, seed, iteration, sampling, started_at_ms,
-                        finished_at_ms, won, reward, wall_ms
+                        finished_at_ms, won, reward, wall_ms, branched_from, branched_at
                  FROM episodes WHERE id = ?1",
                 [id],
                 |row| {
@@ -201,6 +206,10 @@ impl Store {
                         reward: row.get(10)?,
                         wall_ms: row.get(11)?,
                         steps: Vec::new(),
+                        branch: match (row.get(12)?, row.get(13)?) {
+                            (Some(from), Some(at)) => Some(Branch { from, at }),
+                            _ => None,
+                        },
                     })
                 },
             )
@@ -213,7 +222,8 @@ impl Store {
             .conn
             .prepare_cached(
                 "SELECT prompt, raw_output, reason, action, observation, reward, done, valid, admissible,
-                        prompt_tokens, cached_tokens, gen_tokens, prompt_ms, gen_ms, messages
+                        prompt_tokens, cached_tokens, gen_tokens, prompt_ms, gen_ms, messages,
+                        intervention
                  FROM steps WHERE episode_id = ?1 ORDER BY idx",
             )
             .map_err(sql(&self.path, what.clone()))?;
@@ -310,6 +320,7 @@ fn step_row(row: &Row) -> rusqlite::Result<StepRecord> {
             })?,
             None => Vec::new(),
         },
+        intervention: row.get(15)?,
     })
 }
 

@@ -40,8 +40,8 @@ pub use evaluations::EvaluationRow;
 pub use labels::{Decision, Label, LabelCounts, LabelEvent, LabelFilter, LabelStatus};
 pub use model::RunModel;
 pub use record::{
-    Episode, EpisodeFilter, EpisodeRecord, EpisodeSummary, Order, RunInfo, ScenarioSnapshot,
-    StepRecord, Summary,
+    Branch, Episode, EpisodeFilter, EpisodeRecord, EpisodeSummary, Order, RunInfo,
+    ScenarioSnapshot, StepRecord, Summary,
 };
 pub use schema::SCHEMA_VERSION;
 pub use stages::StageRow;

@@ -31,6 +31,18 @@ pub struct EpisodeRecord {
     pub reward: f64,
     pub wall_ms: u64,
     pub steps: Vec<StepRecord>,
+    /// The stored episode this one was played on from, and where; `None` for a fresh one.
+    #[serde(default)]
+    pub branch: Option<Branch>,
+}
+
+/// Where a branched episode comes from: its first `at` steps are those of episode `from`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Branch {
+    /// The stored episode's id.
+    pub from: i64,
+    /// The step the branch starts at: steps `0..at` were copied.
+    pub at: u32,
 }
 
 /// One step of an episode; its index is its position in `EpisodeRecord::steps`.
@@ -62,6 +74,12 @@ pub struct StepRecord {
     pub gen_tokens: u32,
     pub prompt_ms: u64,
     pub gen_ms: u64,
+    /// Who chose the action instead of the student (`teacher:oracle@0.5`,
+    /// `researcher:<user>@workbench`); `None` for the student's own step. An intervention is
+    /// never a student step to learn from: it trains only through a teacher label on it that
+    /// someone accepts.
+    #[serde(default)]
+    pub intervention: Option<String>,
 }
 
 impl StepRecord {
@@ -91,6 +109,7 @@ impl StepRecord {
             gen_tokens: 0,
             prompt_ms: 0,
             gen_ms: 0,
+            intervention: None,
         }
     }
 }

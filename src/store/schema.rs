@@ -179,6 +179,15 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE datasets ADD COLUMN source TEXT NOT NULL DEFAULT 'iterate'
         CHECK (source IN ('iterate', 'workbench'));
     "#,
+    // 5: interventions and branches, from debugging an episode while it runs. A step whose action
+    // someone other than the student chose names who (`teacher:oracle@0.5`,
+    // `researcher:<user>@workbench`); NULL is the student's own step. An episode re-opened and
+    // played on from one of its steps names the episode and the step it branched at.
+    r#"
+    ALTER TABLE steps ADD COLUMN intervention TEXT;
+    ALTER TABLE episodes ADD COLUMN branched_from INTEGER REFERENCES episodes (id);
+    ALTER TABLE episodes ADD COLUMN branched_at INTEGER CHECK (branched_at >= 0);
+    "#,
 ];
 
 /// The schema version this build writes: the number of migrations.

@@ -10,6 +10,7 @@
 //! sensible length, an admissible action); a bad one is retried with the error in the prompt,
 //! and after the last retry the step is recorded as a failed correction, never an error.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use minijinja::context;
@@ -19,7 +20,7 @@ use super::{Corrections, Replay, StepCorrection, StepFailure, Teacher, TeacherEr
 use crate::agent::parse::parse;
 use crate::agent::prompt::{Blocks, Past};
 use crate::agent::{Policy, Request, Sampling};
-use crate::env::Kind;
+use crate::env::{Kind, Privileged};
 use crate::scenario::Scenario;
 use crate::store::EpisodeRecord;
 
@@ -60,6 +61,9 @@ pub struct LlmTeacher {
     shipped: Vec<(Kind, Blocks)>,
     settings: LlmSettings,
 }
+
+/// Valid answers, (reason, action), by step.
+type Answers = BTreeMap<usize, (String, String)>;
 
 /// One step waiting for a valid answer.
 struct Pending {
@@ -133,59 +137,52 @@ impl LlmTeacher {
     }
 }
 
-impl Teacher for LlmTeacher {
-    fn describe(&self) -> String {
-        format!("{}:{}", self.settings.role, self.policy.describe())
+impl LlmTeacher {
+    /// The prompt's variables for step `i` of `episode`, from `replay` standing before it.
+    fn pending(
+        &self,
+        episode: &EpisodeRecord,
+        i: usize,
+        replay: &Replay,
+        hidden: &Privileged,
+    ) -> Pending {
+        let from = i.saturating_sub(self.settings.history);
+        let history: Vec<Past> = episode.steps[from..i]
+            .iter()
+            .map(|s| Past {
+                action: s.action.clone(),
+                observation: s.observation.clone(),
+            })
+            .collect();
+        let admissible = replay.env.admissible();
+        let step = &episode.steps[i];
+        let ctx = context! {
+            task => replay.env.task(),
+            start => &replay.start,
+            history => Serde(&history),
+            observation => replay.env.observation(),
+            admissible => Serde(&admissible),
+            student_reason => step.reason.as_deref(),
+            student_action => &step.action,
+            ..replay.env.teacher_vars(hidden)
+        };
+        Pending {
+            step: i,
+            ctx,
+            admissible,
+            attempts: 0,
+            error: None,
+        }
     }
 
-    fn correct(
+    /// Asks the policy for every pending step, `parallel` at a time, retrying invalid answers:
+    /// the valid answers (reason, action) by step, and the steps that had none.
+    fn answer(
         &mut self,
-        scenario: &Scenario,
-        episode: &EpisodeRecord,
-    ) -> Result<Corrections, TeacherError> {
-        let kind = scenario.kind();
-        self.template(kind)?;
-        let hidden = scenario.body.privileged(scenario.horizon);
-        let mut pending: Vec<Pending> = Vec::new();
-        let mut observed: Vec<String> = Vec::new();
-        let history_len = self.settings.history;
-        let mut start = String::new();
-        Replay::run(scenario, episode, &mut |i, replay| {
-            if i == 0 {
-                start = replay.env.observation().to_string();
-            }
-            let from = i.saturating_sub(history_len);
-            let history: Vec<Past> = episode.steps[from..i]
-                .iter()
-                .map(|s| Past {
-                    action: s.action.clone(),
-                    observation: s.observation.clone(),
-                })
-                .collect();
-            let admissible = replay.env.admissible();
-            let step = &episode.steps[i];
-            let ctx = context! {
-                task => replay.env.task(),
-                start => &start,
-                history => Serde(&history),
-                observation => replay.env.observation(),
-                admissible => Serde(&admissible),
-                student_reason => step.reason.as_deref(),
-                student_action => &step.action,
-                ..replay.env.teacher_vars(&hidden)
-            };
-            pending.push(Pending {
-                step: i,
-                ctx,
-                admissible,
-                attempts: 0,
-                error: None,
-            });
-            observed.push(replay.observed.clone());
-            Ok(())
-        })?;
-
-        let mut answers: Vec<Option<(String, String)>> = vec![None; pending.len()];
+        kind: Kind,
+        mut pending: Vec<Pending>,
+    ) -> Result<(Answers, Vec<StepFailure>), TeacherError> {
+        let mut answers = BTreeMap::new();
         let mut failures = Vec::new();
         let parallel = self.settings.parallel.max(1);
         while !pending.is_empty() {
@@ -210,7 +207,9 @@ impl Teacher for LlmTeacher {
             for (mut p, response) in batch.into_iter().zip(responses) {
                 p.attempts += 1;
                 match Self::validate(&response.text, &p.admissible) {
-                    Ok(answer) => answers[p.step] = Some(answer),
+                    Ok(answer) => {
+                        answers.insert(p.step, answer);
+                    }
                     Err(error) if p.attempts > self.settings.retries => {
                         failures.push(StepFailure {
                             timestep: p.step as u32,
@@ -229,20 +228,43 @@ impl Teacher for LlmTeacher {
         for seq in 0..parallel {
             self.policy.release(seq);
         }
-        let mut trajectory = Vec::new();
-        for (i, answer) in answers.into_iter().enumerate() {
-            let Some((reason, action)) = answer else {
-                continue;
-            };
-            trajectory.push(StepCorrection {
+        failures.sort_by_key(|f| f.timestep);
+        Ok((answers, failures))
+    }
+}
+
+impl Teacher for LlmTeacher {
+    fn describe(&self) -> String {
+        format!("{}:{}", self.settings.role, self.policy.describe())
+    }
+
+    fn correct(
+        &mut self,
+        scenario: &Scenario,
+        episode: &EpisodeRecord,
+    ) -> Result<Corrections, TeacherError> {
+        let kind = scenario.kind();
+        self.template(kind)?;
+        let hidden = scenario.body.privileged(scenario.horizon);
+        let mut pending: Vec<Pending> = Vec::new();
+        let mut observed: Vec<String> = Vec::new();
+        Replay::run(scenario, episode, &mut |i, replay| {
+            pending.push(self.pending(episode, i, replay, &hidden));
+            observed.push(replay.observed.clone());
+            Ok(())
+        })?;
+        let (answers, failures) = self.answer(kind, pending)?;
+
+        let trajectory: Vec<StepCorrection> = answers
+            .into_iter()
+            .map(|(i, (reason, action))| StepCorrection {
                 timestep: i as u32,
                 is_corrected: action != episode.steps[i].action,
                 leaks: kind.leaks(&reason, &hidden, &observed[i]),
                 corrected_reason: reason,
                 corrected_action: action,
-            });
-        }
-        failures.sort_by_key(|f| f.timestep);
+            })
+            .collect();
         let changed = trajectory.iter().filter(|c| c.is_corrected).count();
         Ok(Corrections {
             summary: format!(
@@ -253,5 +275,31 @@ impl Teacher for LlmTeacher {
             trajectory,
             failures,
         })
+    }
+
+    /// Prompts for that step alone, as [`Teacher::correct`] prompts for each.
+    fn correct_step(
+        &mut self,
+        scenario: &Scenario,
+        partial: &EpisodeRecord,
+        step: usize,
+    ) -> Result<Option<StepCorrection>, TeacherError> {
+        let kind = scenario.kind();
+        self.template(kind)?;
+        let Some(replay) = Replay::before(scenario, partial, step)? else {
+            return Ok(None);
+        };
+        let hidden = scenario.body.privileged(scenario.horizon);
+        let pending = vec![self.pending(partial, step, &replay, &hidden)];
+        let (mut answers, _) = self.answer(kind, pending)?;
+        Ok(answers
+            .remove(&step)
+            .map(|(reason, action)| StepCorrection {
+                timestep: step as u32,
+                is_corrected: action != partial.steps[step].action,
+                leaks: kind.leaks(&reason, &hidden, &replay.observed),
+                corrected_reason: reason,
+                corrected_action: action,
+            }))
     }
 }

@@ -8,6 +8,7 @@
 //! the "self" teacher is this with the student's own model and adapter).
 
 pub mod leak;
+pub mod live;
 pub mod llm;
 pub mod oracle;
 
@@ -42,6 +43,18 @@ pub enum TeacherSpec {
 }
 
 impl TeacherSpec {
+    /// The teacher's name before it is built: the oracle's as it describes itself, an LLM
+    /// teacher's role.
+    pub fn label(&self) -> String {
+        match self {
+            TeacherSpec::Oracle { privilege, .. } => {
+                format!("oracle@{}", privilege.clamp(0.0, 1.0))
+            }
+            TeacherSpec::Local { role, .. } => role.clone(),
+            TeacherSpec::Remote { settings, .. } => settings.role.clone(),
+        }
+    }
+
     /// Loads the teacher (for LLM teachers this loads the model or checks the server settings).
     pub fn build(&self) -> Result<Box<dyn Teacher>, TeacherError> {
         Ok(match self {
@@ -132,6 +145,23 @@ pub trait Teacher: Send {
         scenario: &Scenario,
         episode: &EpisodeRecord,
     ) -> Result<Corrections, TeacherError>;
+    /// The correction of step `step` alone, of an episode that may not be over (nor stored):
+    /// what the workbench shows beside each live step. `partial` holds the steps so far, `step`
+    /// among them. `None` when the teacher has no answer there (the goal already holds, or no
+    /// valid answer after its retries). This default corrects the whole episode and keeps that
+    /// step; a teacher that can answer one step alone does so.
+    fn correct_step(
+        &mut self,
+        scenario: &Scenario,
+        partial: &EpisodeRecord,
+        step: usize,
+    ) -> Result<Option<StepCorrection>, TeacherError> {
+        let corrections = self.correct(scenario, partial)?;
+        Ok(corrections
+            .trajectory
+            .into_iter()
+            .find(|c| c.timestep as usize == step))
+    }
 }
 
 /// The student's episode replayed step by step, in a scenario of any kind: the environment
@@ -141,6 +171,8 @@ pub struct Replay {
     pub env: Box<dyn Guided>,
     /// Every observation so far, the first one included: what the student has read.
     pub observed: String,
+    /// The first observation.
+    pub start: String,
 }
 
 impl Replay {
@@ -151,30 +183,68 @@ impl Replay {
         episode: &EpisodeRecord,
         visit: &mut dyn FnMut(usize, &Replay) -> Result<(), TeacherError>,
     ) -> Result<(), TeacherError> {
-        let horizon = episode.steps.len() as u32 + 1;
-        let env = scenario.body.guided(horizon.max(scenario.horizon));
-        let mut replay = Replay {
-            observed: format!("{}\n{}", env.task(), env.observation()),
-            env,
-        };
-        for (i, step) in episode.steps.iter().enumerate() {
+        let mut replay = Replay::start(scenario, episode);
+        for i in 0..episode.steps.len() {
             if replay.env.won() {
                 break;
             }
             visit(i, &replay)?;
-            replay.env.step(&step.action);
-            if replay.env.observation() != step.observation {
-                return Err(TeacherError::Episode {
-                    episode: episode.key.clone(),
-                    what: format!(
-                        "step {i} does not replay in scenario {} (was the scenario edited since?)",
-                        scenario.id
-                    ),
-                });
-            }
-            replay.observed.push('\n');
-            replay.observed.push_str(replay.env.observation());
+            replay.apply(scenario, episode, i)?;
         }
+        Ok(())
+    }
+
+    /// The replay as it stands before step `step` of `episode` (the steps before it applied),
+    /// as [`Replay::run`] would visit it; `None` when the episode has no such step or the goal
+    /// already holds there.
+    pub fn before(
+        scenario: &Scenario,
+        episode: &EpisodeRecord,
+        step: usize,
+    ) -> Result<Option<Replay>, TeacherError> {
+        if step >= episode.steps.len() {
+            return Ok(None);
+        }
+        let mut replay = Replay::start(scenario, episode);
+        for i in 0..step {
+            if replay.env.won() {
+                return Ok(None);
+            }
+            replay.apply(scenario, episode, i)?;
+        }
+        Ok((!replay.env.won()).then_some(replay))
+    }
+
+    fn start(scenario: &Scenario, episode: &EpisodeRecord) -> Replay {
+        let horizon = episode.steps.len() as u32 + 1;
+        let env = scenario.body.guided(horizon.max(scenario.horizon));
+        Replay {
+            observed: format!("{}\n{}", env.task(), env.observation()),
+            start: env.observation().to_string(),
+            env,
+        }
+    }
+
+    /// Applies step `i`'s action, checking that the environment answers as recorded.
+    fn apply(
+        &mut self,
+        scenario: &Scenario,
+        episode: &EpisodeRecord,
+        i: usize,
+    ) -> Result<(), TeacherError> {
+        let step = &episode.steps[i];
+        self.env.step(&step.action);
+        if self.env.observation() != step.observation {
+            return Err(TeacherError::Episode {
+                episode: episode.key.clone(),
+                what: format!(
+                    "step {i} does not replay in scenario {} (was the scenario edited since?)",
+                    scenario.id
+                ),
+            });
+        }
+        self.observed.push('\n');
+        self.observed.push_str(self.env.observation());
         Ok(())
     }
 }

@@ -14,6 +14,7 @@ use sha2::{Digest, Sha256};
 use super::{Corrections, Replay, StepCorrection, Teacher, TeacherError};
 use crate::agent::Message;
 use crate::agent::prompt::{Past, Prompt, PromptError, View};
+use crate::env::Privileged;
 use crate::scenario::Scenario;
 use crate::store::EpisodeRecord;
 
@@ -166,21 +167,10 @@ impl Teacher for OracleTeacher {
         scenario: &Scenario,
         episode: &EpisodeRecord,
     ) -> Result<Corrections, TeacherError> {
-        let kind = scenario.kind();
         let hidden = scenario.body.privileged(scenario.horizon);
         let mut trajectory = Vec::with_capacity(episode.steps.len());
         Replay::run(scenario, episode, &mut |i, replay| {
-            let privileged = self.privileged_at(&episode.key, i);
-            if let Some(advice) = replay.env.advise(privileged) {
-                let leaks = kind.leaks(&advice.reason, &hidden, &replay.observed);
-                trajectory.push(StepCorrection {
-                    timestep: i as u32,
-                    is_corrected: advice.action != episode.steps[i].action,
-                    corrected_reason: advice.reason,
-                    corrected_action: advice.action,
-                    leaks,
-                });
-            }
+            trajectory.extend(self.advise(scenario, &hidden, episode, i, replay));
             Ok(())
         })?;
         let changed = trajectory.iter().filter(|c| c.is_corrected).count();
@@ -198,6 +188,44 @@ impl Teacher for OracleTeacher {
             summary,
             trajectory,
             failures: Vec::new(),
+        })
+    }
+
+    /// Replays only the steps before `step` and advises there.
+    fn correct_step(
+        &mut self,
+        scenario: &Scenario,
+        partial: &EpisodeRecord,
+        step: usize,
+    ) -> Result<Option<StepCorrection>, TeacherError> {
+        let Some(replay) = Replay::before(scenario, partial, step)? else {
+            return Ok(None);
+        };
+        let hidden = scenario.body.privileged(scenario.horizon);
+        Ok(self.advise(scenario, &hidden, partial, step, &replay))
+    }
+}
+
+impl OracleTeacher {
+    /// The expert's correction of step `i` of `episode`, from `replay` standing before it.
+    fn advise(
+        &self,
+        scenario: &Scenario,
+        hidden: &Privileged,
+        episode: &EpisodeRecord,
+        i: usize,
+        replay: &Replay,
+    ) -> Option<StepCorrection> {
+        let advice = replay.env.advise(self.privileged_at(&episode.key, i))?;
+        let leaks = scenario
+            .kind()
+            .leaks(&advice.reason, hidden, &replay.observed);
+        Some(StepCorrection {
+            timestep: i as u32,
+            is_corrected: advice.action != episode.steps[i].action,
+            corrected_reason: advice.reason,
+            corrected_action: advice.action,
+            leaks,
         })
     }
 }

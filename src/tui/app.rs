@@ -146,6 +146,8 @@ pub struct Links {
     pub tx: Option<EventSender>,
     pub bulk_cancel: Option<Arc<AtomicBool>>,
     pub train_cancel: Option<Arc<AtomicBool>>,
+    /// The teacher answering each live step, for the teacher chosen when it started.
+    pub live_teacher: Option<crate::teacher::live::LiveTeacher>,
 }
 
 pub struct App {

@@ -30,6 +30,8 @@ pub enum Event {
         episode_id: i64,
         result: Result<(CorrectionReport, Vec<Label>), super::jobs::JobError>,
     },
+    /// The live teacher answered one step of the episode shown (or of one left behind).
+    LiveTeacher(crate::teacher::live::Answer),
     Bulk(BulkEvent),
     Train(TrainEvent),
     /// A read of the run asked for with `ticket` (see `jobs::spawn_read`): what was asked and

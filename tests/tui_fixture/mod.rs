@@ -100,6 +100,7 @@ pub fn wander(s: &Scenario, steps: usize, salt: u64, past_end: bool) -> EpisodeR
             gen_tokens: 24,
             prompt_ms: 50,
             gen_ms: 200,
+            intervention: None,
         });
         history.push(leap::agent::prompt::Past {
             action,
@@ -123,6 +124,7 @@ pub fn wander(s: &Scenario, steps: usize, salt: u64, past_end: bool) -> EpisodeR
         reward: if won { 1.0 } else { 0.0 },
         wall_ms: 60_000,
         steps: records,
+        branch: None,
     }
 }
 

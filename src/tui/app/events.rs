@@ -6,6 +6,7 @@ use crate::scenario::Loaded;
 use crate::session::SessionEvent;
 use crate::store::Label;
 use crate::teacher::CorrectionReport;
+use crate::teacher::live::Answer;
 use crate::tui::event::{BulkEvent, Event, TrainEvent};
 
 impl App {
@@ -18,6 +19,7 @@ impl App {
             Event::Session(e) => self.on_session(e),
             Event::Scenarios(loaded) => self.on_scenarios(loaded),
             Event::Teacher { episode_id, result } => self.on_teacher(episode_id, result),
+            Event::LiveTeacher(answer) => self.on_live_teacher(answer),
             Event::Bulk(b) => self.on_bulk(b),
             Event::Train(t) => self.on_train(t),
             Event::Read {
@@ -72,6 +74,15 @@ impl App {
         }
     }
 
+    /// Shows a live answer beside its step, unless it is for an episode (or a teacher) left
+    /// behind.
+    fn on_live_teacher(&mut self, answer: Answer) {
+        if answer.generation != self.episode.generation {
+            return;
+        }
+        self.episode.live.insert(answer.step, answer);
+    }
+
     fn on_bulk(&mut self, b: BulkEvent) {
         match b {
             BulkEvent::Progress { done, total } => self.bulk = Some((done, total)),
@@ -122,11 +133,29 @@ impl App {
                 self.info(format!("student ready: {policy}"));
                 self.episode.policy = format!("{policy} ({})", self.student_settings());
             }
-            SessionEvent::Started { .. } => self.awaiting_start = false,
+            SessionEvent::Started {
+                observation,
+                seed,
+                horizon,
+                branch,
+                ..
+            } => {
+                self.awaiting_start = false;
+                if let Some(branch) = branch {
+                    self.episode
+                        .start_branch(observation, seed, horizon, branch);
+                }
+            }
             SessionEvent::Generating { .. }
             | SessionEvent::Token { .. }
+            | SessionEvent::Replayed { .. }
             | SessionEvent::StepFinished { .. }
                 if stale => {}
+            SessionEvent::Replayed { steps } => {
+                self.episode.replayed(steps);
+                self.episode.refresh_privileged();
+                self.ask_live_teacher_all();
+            }
             SessionEvent::Finished { key, .. } if stale => {
                 self.info(format!("the live episode ended and was stored as {key}"));
             }
@@ -138,10 +167,11 @@ impl App {
                 }
             }
             SessionEvent::Token { text } => self.episode.streaming.push_str(&text),
-            SessionEvent::StepFinished { step, .. } => {
+            SessionEvent::StepFinished { index, step } => {
                 self.episode.push_step(*step);
                 self.episode.phase = Phase::Ready;
                 self.episode.refresh_privileged();
+                self.ask_live_teacher(index);
             }
             SessionEvent::Finished {
                 episode_id,
@@ -166,6 +196,8 @@ impl App {
                 }
             }
             SessionEvent::Error { message } => {
+                // A branch that failed never starts.
+                self.awaiting_start = false;
                 self.episode.running = false;
                 if matches!(self.episode.phase, Phase::Generating(_)) {
                     self.episode.phase = Phase::Ready;

@@ -11,7 +11,7 @@ use crate::store::Decision;
 use crate::tui::action::{Action, Section};
 use crate::tui::event::Read;
 use crate::tui::jobs;
-use crate::tui::screens::labels::Editor;
+use crate::tui::screens::labels::{EditTarget, Editor};
 
 const L: Section = Section::Labels;
 
@@ -117,7 +117,9 @@ impl App {
         let Some(Overlay::Editor(editor)) = &self.overlay else {
             return;
         };
-        let id = editor.label_id;
+        let EditTarget::Label(id) = editor.target else {
+            return;
+        };
         let decision = Decision::Edit {
             reason: editor.reason_text(),
             action: editor.action_text(),

@@ -6,7 +6,7 @@ use ratatui::style::{Modifier, Style};
 use super::bindings::Binding;
 use super::{App, Overlay, Pick, Screen};
 use crate::tui::action::{Action, Section};
-use crate::tui::screens::labels::Editor;
+use crate::tui::screens::labels::{EditTarget, Editor};
 
 const G: Section = Section::Global;
 const E: Section = Section::Editor;
@@ -43,7 +43,7 @@ pub(super) const FILTER: &[Binding] = &[
 
 /// Other keys are typed into the field being edited.
 pub(super) const EDITOR: &[Binding] = &[
-    Binding::new(E, Action::Save, App::save_edit),
+    Binding::new(E, Action::Save, App::save_editor),
     Binding::new(E, Action::NextField, App::next_field),
     Binding::new(E, Action::Complete, App::complete),
     Binding::new(E, Action::Dismiss, App::close_overlay).hint("cancel"),
@@ -102,7 +102,7 @@ impl App {
             Pick::Teacher(kind, privilege) => {
                 self.episode.teacher = kind;
                 self.episode.privilege = privilege;
-                self.info(format!("teacher: {}", self.episode.teacher_label()));
+                self.teacher_changed();
             }
         }
     }
@@ -116,6 +116,16 @@ impl App {
     fn clear_filter(&mut self) {
         self.overlay = None;
         self.set_filter(String::new());
+    }
+
+    /// Saves the label's edit, or takes the typed action.
+    fn save_editor(&mut self) {
+        match &self.overlay {
+            Some(Overlay::Editor(e)) if matches!(e.target, EditTarget::Step(_)) => {
+                self.take_typed_action()
+            }
+            _ => self.save_edit(),
+        }
     }
 
     fn next_field(&mut self) {

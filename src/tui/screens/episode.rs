@@ -1,5 +1,6 @@
-//! Episode: the student's trace on the left (live tokens while it generates), the selected
-//! step's teacher correction on the right with agree/differ marks, leak highlights and the
+//! Episode: the student's trace on the left (live tokens while it generates, the live
+//! teacher's action beside each step, a mark on the steps someone else chose), the selected
+//! step's teacher answers on the right with agree/differ marks, leak highlights and the
 //! privileged state the teacher saw.
 
 use std::collections::HashMap;
@@ -14,7 +15,8 @@ use super::scenarios::privileged_lines;
 use super::{Cursor, clip};
 use crate::env::Privileged;
 use crate::scenario::Scenario;
-use crate::store::{Episode, Label, LabelStatus, StepRecord};
+use crate::store::{Branch, Episode, Label, LabelStatus, StepRecord};
+use crate::teacher::live::Answer;
 use crate::tui::theme;
 
 /// Which teacher "ask teacher" uses.
@@ -72,6 +74,13 @@ pub struct EpisodeScreen {
     pub privilege: f64,
     /// The teacher is working on this episode.
     pub teacher_busy: bool,
+    /// The live teacher's answers, by step.
+    pub live: HashMap<usize, Answer>,
+    /// Counts the episodes (and rewinds) shown, so that a live answer for one left behind is
+    /// told and dropped.
+    pub generation: u64,
+    /// The stored episode this one branched from, and where.
+    pub branch: Option<Branch>,
 }
 
 impl Default for EpisodeScreen {
@@ -99,6 +108,9 @@ impl Default for EpisodeScreen {
             teacher: TeacherKind::Oracle,
             privilege: 1.0,
             teacher_busy: false,
+            live: HashMap::new(),
+            generation: 0,
+            branch: None,
         }
     }
 }
@@ -108,8 +120,19 @@ impl EpisodeScreen {
     pub fn start_live(&mut self, scenario: Scenario, seed: u64, horizon: u32) {
         self.scenario_id = scenario.id.clone();
         self.task = scenario.task.clone();
-        self.start = scenario.body.env(horizon).observation().to_string();
+        let start = scenario.body.env(horizon).observation().to_string();
         self.scenario = Some(scenario);
+        self.begin(start, seed, horizon, None);
+    }
+
+    /// A live branch of the episode shown (see `SessionEvent::Started`); its first steps come
+    /// with the replay.
+    pub fn start_branch(&mut self, start: String, seed: u64, horizon: u32, branch: Branch) {
+        self.begin(start, seed, horizon, Some(branch));
+    }
+
+    fn begin(&mut self, start: String, seed: u64, horizon: u32, branch: Option<Branch>) {
+        self.start = start;
         self.horizon = horizon;
         self.seed = seed;
         self.steps.clear();
@@ -123,6 +146,27 @@ impl EpisodeScreen {
         self.cursor = Cursor::default();
         self.follow = true;
         self.privileged = None;
+        self.forget_live(0);
+        self.branch = branch;
+    }
+
+    /// The steps a rebuilt episode starts from; the live answers for them stay.
+    pub fn replayed(&mut self, steps: Vec<StepRecord>) {
+        self.forget_live(steps.len());
+        self.steps = steps;
+        self.streaming.clear();
+        self.phase = Phase::Ready;
+        self.running = false;
+        self.privileged = None;
+        if self.follow {
+            self.cursor.bottom(self.steps.len());
+        }
+    }
+
+    /// Drops the live answers from step `from` on, and any still coming.
+    pub fn forget_live(&mut self, from: usize) {
+        self.live.retain(|&i, _| i < from);
+        self.generation += 1;
     }
 
     /// A stored episode, with the scenario it was played on (when it can be rebuilt).
@@ -157,6 +201,8 @@ impl EpisodeScreen {
         self.cursor = Cursor::default();
         self.follow = false;
         self.privileged = None;
+        self.forget_live(0);
+        self.branch = r.branch;
         self.set_labels(labels);
     }
 
@@ -285,10 +331,17 @@ impl EpisodeScreen {
                 Span::styled("not won", theme::lost())
             }
         };
-        let key = self.key.as_ref().map_or_else(
+        let mut key = self.key.as_ref().map_or_else(
             || "not stored yet".to_string(),
             |k| format!("stored as {k}"),
         );
+        if let Some(b) = self.branch {
+            key.push_str(&format!(
+                "; branch of episode {} at step {}",
+                b.from,
+                b.at + 1
+            ));
+        }
         let line1 = Line::from(vec![
             Span::styled(format!(" {} ", self.scenario_id), theme::title()),
             Span::raw(match self.phase {
@@ -374,6 +427,11 @@ impl EpisodeScreen {
                 .get(&(i as u32))
                 .map_or(" ", |l| status_mark(l.status));
             let valid = if step.valid { " " } else { "✗" };
+            let chosen = if step.intervention.is_some() {
+                Span::styled("»", theme::privileged())
+            } else {
+                Span::styled(" ", base)
+            };
             let mut spans = vec![
                 Span::styled(format!("{:>3} ", i + 1), base),
                 Span::styled(mark, mark_style),
@@ -384,13 +442,15 @@ impl EpisodeScreen {
                 },
                 Span::styled(status, base),
                 Span::styled(valid, theme::lost()),
-                Span::styled(" ", base),
+                chosen,
             ];
             let used = 8;
-            spans.push(Span::styled(
-                clip(&step.action, width.saturating_sub(used)),
-                base.patch(theme::action()),
-            ));
+            let action = clip(&step.action, width.saturating_sub(used));
+            let room = width.saturating_sub(used + action.chars().count());
+            spans.push(Span::styled(action, base.patch(theme::action())));
+            if let Some((text, style)) = self.live.get(&i).and_then(beside) {
+                spans.push(Span::styled(clip(&text, room), style));
+            }
             lines.push(Line::from(spans));
             let reason = step.reason.as_deref().unwrap_or("(no reason)");
             lines.push(Line::styled(
@@ -454,7 +514,13 @@ impl EpisodeScreen {
                 Span::styled(clip(before, 400), theme::observation()),
             ]),
             Line::raw(""),
-            Line::styled("Student", theme::title()),
+            match &step.intervention {
+                Some(by) => Line::from(vec![
+                    Span::styled("» Intervention ", theme::title()),
+                    Span::styled(format!("chosen by {by}, not the student"), theme::dim()),
+                ]),
+                None => Line::styled("Student", theme::title()),
+            },
             Line::from(vec![
                 Span::styled("REASON: ", theme::dim()),
                 Span::styled(
@@ -468,8 +534,13 @@ impl EpisodeScreen {
             ]),
         ];
         lines.push(Line::raw(""));
+        if let Some(answer) = self.live.get(&i) {
+            live_lines(answer, step.intervention.is_some(), &mut lines);
+            lines.push(Line::raw(""));
+        }
         match self.labels.get(&(i as u32)) {
             Some(label) => teacher_lines(label, &mut lines),
+            None if self.live.contains_key(&i) => {}
             None if self.episode_id.is_none() => lines.push(Line::styled(
                 "Teacher: the episode must finish (and be stored) first",
                 theme::dim(),
@@ -499,6 +570,59 @@ impl EpisodeScreen {
                 .wrap(Wrap { trim: false }),
             area,
         );
+    }
+}
+
+/// The live teacher's answer beside a step of the trace: its action where it differs.
+fn beside(answer: &Answer) -> Option<(String, Style)> {
+    match &answer.result {
+        Ok(Some(c)) if c.is_corrected => Some((
+            format!("  ≠ teacher: {}", c.corrected_action),
+            theme::differ(),
+        )),
+        Ok(Some(_)) => Some(("  = teacher agrees".into(), theme::agree())),
+        Ok(None) => None,
+        Err(_) => Some(("  teacher failed".into(), theme::error())),
+    }
+}
+
+/// The live teacher's answer for the selected step, before the episode is stored; compared
+/// with the intervention there when someone else chose the step.
+fn live_lines(answer: &Answer, intervention: bool, lines: &mut Vec<Line<'static>>) {
+    let title = Span::styled(
+        format!("Live teacher ({}) ", answer.teacher),
+        theme::title(),
+    );
+    let who = if intervention {
+        "the intervention"
+    } else {
+        "the student"
+    };
+    match &answer.result {
+        Ok(Some(c)) => {
+            let (mark, style) = if c.is_corrected {
+                (format!("≠ differs from {who}"), theme::differ())
+            } else {
+                (format!("= agrees with {who}"), theme::agree())
+            };
+            lines.push(Line::from(vec![title, Span::styled(mark, style)]));
+            lines.push(Line::from(vec![
+                Span::styled("REASON: ", theme::dim()),
+                Span::styled(c.corrected_reason.clone(), theme::reason()),
+            ]));
+            lines.push(Line::from(vec![
+                Span::styled("ACTION: ", theme::dim()),
+                Span::styled(c.corrected_action.clone(), theme::action()),
+            ]));
+        }
+        Ok(None) => lines.push(Line::from(vec![
+            title,
+            Span::styled("has no action here", theme::dim()),
+        ])),
+        Err(e) => lines.push(Line::from(vec![
+            title,
+            Span::styled(e.to_string(), theme::error()),
+        ])),
     }
 }
 

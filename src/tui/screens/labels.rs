@@ -319,8 +319,17 @@ impl LabelsScreen {
 }
 
 /// The label editor: reason and action, with the step's admissible commands.
+/// What the editor's text is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EditTarget {
+    /// The teacher's label with this id.
+    Label(i64),
+    /// The action taken at this step of the episode shown, instead of the student's.
+    Step(usize),
+}
+
 pub struct Editor {
-    pub label_id: i64,
+    pub target: EditTarget,
     pub reason: TextArea<'static>,
     pub action: TextArea<'static>,
     /// Editing the action (else the reason).
@@ -332,12 +341,30 @@ pub struct Editor {
 impl Editor {
     pub fn new(label: &Label) -> Editor {
         let (reason, action) = label.target();
+        Editor::with(
+            EditTarget::Label(label.id),
+            reason,
+            action,
+            label.admissible.clone(),
+        )
+    }
+
+    /// An action (and reason) to type for step `at`, whose admissible commands are `admissible`;
+    /// the action first.
+    pub fn for_step(at: usize, admissible: Vec<String>) -> Editor {
+        Editor {
+            on_action: true,
+            ..Editor::with(EditTarget::Step(at), "", "", admissible)
+        }
+    }
+
+    fn with(target: EditTarget, reason: &str, action: &str, admissible: Vec<String>) -> Editor {
         let mut editor = Editor {
-            label_id: label.id,
+            target,
             reason: TextArea::new(vec![reason.to_string()]),
             action: TextArea::new(vec![action.to_string()]),
             on_action: false,
-            admissible: label.admissible.clone(),
+            admissible,
             error: None,
         };
         editor.reason.move_cursor(ratatui_textarea::CursorMove::End);
@@ -399,7 +426,10 @@ impl Editor {
         f.render_widget(Clear, popup);
         let block = Block::default()
             .borders(Borders::ALL)
-            .title(format!(" edit label {} ", self.label_id));
+            .title(match self.target {
+                EditTarget::Label(id) => format!(" edit label {id} "),
+                EditTarget::Step(at) => format!(" your action for step {} ", at + 1),
+            });
         let inner = block.inner(popup);
         f.render_widget(block, popup);
         let [rl, reason, al, action, err, list] = Layout::vertical([
