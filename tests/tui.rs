@@ -1,6 +1,7 @@
 //! The workbench's screens rendered on ratatui's TestBackend from fixed state (a real run store
 //! with a wandering episode corrected by the oracle), and the keys that change that state.
 
+mod common;
 mod tui_fixture;
 
 use std::path::Path;
@@ -486,4 +487,124 @@ fn the_bottom_bar_shows_a_key_exactly_when_it_does_something() {
     for (k, label) in app.hints() {
         assert!(app.action_for(k).is_some(), "{k}: {label}");
     }
+}
+
+/// Applies what the job threads send until the loop or evaluation started on the Iterations
+/// screen has ended and the reads it asked for are back; panics after `secs`.
+fn finish_job(app: &mut App, rx: &mut tokio::sync::mpsc::UnboundedReceiver<Event>, secs: u64) {
+    let start = std::time::Instant::now();
+    while app.iterations.job.running.is_some() {
+        match rx.try_recv() {
+            Ok(event) => app.handle(event),
+            Err(_) => {
+                assert!(
+                    start.elapsed().as_secs() < secs,
+                    "the job did not end within {secs} s; the screen:\n{}",
+                    render(app, 160, 45)
+                );
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+        }
+    }
+    settle(app, rx);
+}
+
+/// The LEAP loop started from the Iterations screen on the tiny model and a small scenario
+/// set: one iteration after behaviour cloning, reported stage by stage, then the report's table
+/// with both students; started again, it resumes after the stages done and redoes none.
+#[test]
+fn the_iterations_screen_runs_the_loop_and_resumes_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let tiny = dir.path().join("tiny.gguf");
+    leap::model::write_tiny(
+        &common::default_model(),
+        &tiny,
+        &leap::model::TinySpec::default(),
+    )
+    .unwrap();
+    let scenarios = dir.path().join("scenarios");
+    std::fs::create_dir_all(&scenarios).unwrap();
+    common::small_set(&scenarios, 2, 2);
+    let run = dir.path().join("run");
+    std::fs::create_dir_all(&run).unwrap();
+    let catalog = leap::tui::catalog::Catalog::load(vec![scenarios.clone()]);
+    let init = leap::tui::Init {
+        model: tiny.clone(),
+        horizon: Some(3),
+        ..tui_fixture::init(&run, catalog)
+    };
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let mut app = App::with_channel(init, tx);
+    settle(&mut app, &mut rx);
+
+    // One iteration (the default is `leap iterate`'s two); the settings used are shown.
+    key(&mut app, "5-");
+    assert_eq!(app.iterations.job.iters, 1);
+    key(&mut app, "s");
+    assert!(app.iterations.job.running.is_some());
+    let screen = render(&app, 160, 45);
+    assert!(screen.contains("iterations 1"), "{screen}");
+    assert!(screen.contains("tiny.gguf"), "{screen}");
+    // Quitting now would ask first.
+    assert!(
+        app.running_jobs().contains(&"the LEAP loop".to_string()),
+        "{:?}",
+        app.running_jobs()
+    );
+    finish_job(&mut app, &mut rx, 1200);
+    let job = &app.iterations.job;
+    assert_eq!(
+        job.outcome.as_deref(),
+        Some("loop finished"),
+        "{:?}",
+        job.log
+    );
+    for stage in [
+        "done: iteration 0: training",
+        "done: iteration 0: evaluation on test",
+        "done: iteration 1: student rollouts on train",
+        "done: iteration 1: training",
+        "done: iteration 1: evaluation on test",
+        "done: zero-shot student on test",
+    ] {
+        assert!(
+            job.log.iter().any(|l| l.starts_with(stage)),
+            "no {stage:?} in {:?}",
+            job.log
+        );
+    }
+    // The report's table, read again as the stages finished.
+    let rows: Vec<(&str, bool)> = app
+        .iterations
+        .rows()
+        .iter()
+        .map(|r| (r.name.as_str(), r.test.is_some()))
+        .collect();
+    assert_eq!(
+        rows,
+        [("zero-shot", true), ("iter-0 (BC)", true), ("iter-1", true)]
+    );
+    let stages = Store::open_existing(&run).unwrap().stages().unwrap().len();
+
+    // Started again: every stage is done, so it says so and redoes none.
+    key(&mut app, "s");
+    finish_job(&mut app, &mut rx, 120);
+    let job = &app.iterations.job;
+    assert_eq!(job.outcome.as_deref(), Some("loop finished"));
+    assert_eq!(job.resuming.len(), stages, "{:?}", job.resuming);
+    assert!(
+        job.resuming.contains(&"iteration 1: training".to_string()),
+        "{:?}",
+        job.resuming
+    );
+    assert!(
+        !job.log.iter().any(|l| l.starts_with("done:")),
+        "{:?}",
+        job.log
+    );
+    assert!(render(&app, 160, 45).contains("resuming: stages already done: iteration 0:"));
+    assert_eq!(
+        Store::open_existing(&run).unwrap().stages().unwrap().len(),
+        stages
+    );
 }

@@ -146,6 +146,8 @@ pub struct Links {
     pub tx: Option<EventSender>,
     pub bulk_cancel: Option<Arc<AtomicBool>>,
     pub train_cancel: Option<Arc<AtomicBool>>,
+    /// Stops the loop or evaluation started on the Iterations screen.
+    pub loop_cancel: Option<Arc<AtomicBool>>,
 }
 
 pub struct App {
@@ -297,12 +299,16 @@ impl App {
         if self.train.running {
             jobs.push("training".to_string());
         }
+        if let Some((kind, _)) = self.iterations.job.running {
+            jobs.push(kind.name().to_string());
+        }
         jobs
     }
 
     /// Whether a job runs that [`Action::CancelJob`] can stop.
     pub fn cancellable_job(&self) -> bool {
         self.links.train_cancel.is_some()
+            || self.links.loop_cancel.is_some()
             || self.links.bulk_cancel.is_some()
             || self.train.running
             || self.bulk.is_some()

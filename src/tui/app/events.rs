@@ -20,6 +20,7 @@ impl App {
             Event::Teacher { episode_id, result } => self.on_teacher(episode_id, result),
             Event::Bulk(b) => self.on_bulk(b),
             Event::Train(t) => self.on_train(t),
+            Event::Loop(e) => self.on_loop(e),
             Event::Read {
                 ticket,
                 read,
