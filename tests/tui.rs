@@ -608,3 +608,68 @@ fn the_iterations_screen_runs_the_loop_and_resumes_it() {
         stages
     );
 }
+
+/// What a loop job reports, as the Iterations screen shows it: the stages already done when it
+/// resumed, the stage it is in with its progress, the stages it finished, a cancel, and a loop
+/// that waits for labels.
+#[test]
+fn the_iterations_screen_shows_the_loop_stage_by_stage() {
+    use leap::tui::event::{LoopEnd, LoopJobEvent as L};
+    use leap::tui::screens::iterations::JobKind;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let (_dir, mut app, _) = fresh();
+    key(&mut app, "5");
+    let cancel = Arc::new(AtomicBool::new(false));
+    app.links.loop_cancel = Some(cancel.clone());
+    app.iterations.job.running = Some((JobKind::Loop, std::time::Instant::now()));
+    for e in [
+        L::Resuming(vec!["iteration 0: dataset".into()]),
+        L::Stage {
+            iteration: Some(0),
+            stage: "training".into(),
+        },
+        L::Progress {
+            done: 3,
+            total: 10,
+            unit: "training steps",
+        },
+    ] {
+        app.handle(Event::Loop(e));
+    }
+    let screen = render(&app, 120, 40);
+    for shown in [
+        "the LEAP loop running",
+        "resuming: stages already done: iteration 0: dataset",
+        "now: iteration 0: training  3/10 training steps",
+        "x  cancel",
+    ] {
+        assert!(screen.contains(shown), "no {shown:?} in\n{screen}");
+    }
+    // Quitting asks first.
+    key(&mut app, "q");
+    assert!(
+        matches!(app.overlay, Some(Overlay::ConfirmQuit(ref jobs)) if jobs.contains(&"the LEAP loop".to_string()))
+    );
+    key(&mut app, "n");
+    // x cancels after the current unit of work.
+    key(&mut app, "x");
+    assert!(cancel.load(Ordering::Relaxed));
+    app.handle(Event::Loop(L::Finished {
+        iteration: Some(0),
+        stage: "training".into(),
+        seconds: 12.5,
+    }));
+    app.handle(Event::Loop(L::Done(Ok(LoopEnd::WaitingForLabels {
+        iteration: 1,
+        pending: 4,
+    }))));
+    assert!(app.iterations.job.running.is_none() && app.links.loop_cancel.is_none());
+    let screen = render(&app, 120, 40);
+    for shown in [
+        "done: iteration 0: training (12.5 s)",
+        "iteration 1 waits for 4 labels: decide them on the Labels screen, then start again",
+    ] {
+        assert!(screen.contains(shown), "no {shown:?} in\n{screen}");
+    }
+}

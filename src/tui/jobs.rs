@@ -433,7 +433,6 @@ fn eval_progress(e: &crate::eval::EvalEvent) -> Option<LoopJobEvent> {
     use crate::eval::EvalEvent;
     use crate::rollout::RolloutEvent;
     match e {
-        EvalEvent::Started { label } => Some(LoopJobEvent::Log(format!("playing {label}"))),
         EvalEvent::Rollout(RolloutEvent::Progress { done, total }) => {
             Some(LoopJobEvent::Progress {
                 done: *done as u64,
@@ -446,7 +445,7 @@ fn eval_progress(e: &crate::eval::EvalEvent) -> Option<LoopJobEvent> {
             total: *total,
             unit: "steps",
         }),
-        EvalEvent::Rollout(_) => None,
+        EvalEvent::Rollout(_) | EvalEvent::Started { .. } => None,
     }
 }
 

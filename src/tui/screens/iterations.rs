@@ -1,8 +1,8 @@
 //! Iterations: the run's report, as `leap report` makes it: the students' table (dataset, test
 //! and train success, training), the other decodings and compared runs, the teachers acting
-//! alone, and a bar chart of test success per student, a bar per series; beside the chart, the
-//! LEAP loop (or an evaluation) started from here: its settings, the stage it is in with its
-//! progress, and the stages it finished.
+//! alone, and a bar chart of test success per student, a bar per series; between them, the LEAP
+//! loop (or an evaluation) started from here: its settings, the stage it is in with its progress,
+//! and the stages it finished.
 
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
@@ -129,6 +129,15 @@ fn elapsed(seconds: f64) -> String {
 pub const JOB_LOG_LINES: usize = 100;
 
 impl LoopPanel {
+    /// Rows it takes: its settings alone while nothing ran, else room for the stage and log.
+    fn height(&self) -> u16 {
+        if self.running.is_none() && self.log.is_empty() && self.outcome.is_none() {
+            6
+        } else {
+            11
+        }
+    }
+
     pub fn log_line(&mut self, line: impl Into<String>) {
         self.log.push(line.into());
         if self.log.len() > JOB_LOG_LINES {
@@ -164,12 +173,12 @@ impl LoopPanel {
             width,
         )));
         if !settings.is_empty() {
-            // At most three lines of them.
+            // At most two lines of them.
             let text = format!("{}: {}", self.shown.settings(), settings.join(", "));
             let wrapped = wrap(&text, width.saturating_sub(2).max(10));
             let n = wrapped.len();
-            for (i, line) in wrapped.into_iter().take(3).enumerate() {
-                let more = if i == 2 && n > 3 { "…" } else { "" };
+            for (i, line) in wrapped.into_iter().take(2).enumerate() {
+                let more = if i == 1 && n > 2 { "…" } else { "" };
                 lines.push(Line::styled(
                     clip(&format!(" {line}{more}"), width),
                     theme::dim(),
@@ -256,11 +265,12 @@ impl IterationsScreen {
     }
 
     pub fn view(&self, f: &mut Frame, area: Rect) {
-        let [table, bottom] =
-            Layout::vertical([Constraint::Percentage(50), Constraint::Percentage(50)]).areas(area);
-        let [chart, job] =
-            Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)])
-                .areas(bottom);
+        let [table, job, chart] = Layout::vertical([
+            Constraint::Percentage(50),
+            Constraint::Length(self.job.height()),
+            Constraint::Min(0),
+        ])
+        .areas(area);
         self.job.view(f, job);
         let block = Block::default().borders(Borders::ALL).title(format!(
             " iterations (the run's report){} ",
