@@ -28,9 +28,21 @@ pub enum JobError {
     #[error("cancelled after {done} of {total}")]
     Cancelled { done: usize, total: usize },
     #[error(transparent)]
-    Loop(#[from] crate::leap::LoopError),
+    Loop(Box<crate::leap::LoopError>),
     #[error(transparent)]
-    Eval(#[from] crate::eval::EvalError),
+    Eval(Box<crate::eval::EvalError>),
+}
+
+impl From<crate::leap::LoopError> for JobError {
+    fn from(e: crate::leap::LoopError) -> Self {
+        JobError::Loop(Box::new(e))
+    }
+}
+
+impl From<crate::eval::EvalError> for JobError {
+    fn from(e: crate::eval::EvalError) -> Self {
+        JobError::Eval(Box::new(e))
+    }
 }
 
 /// Asks the teacher built from `spec` to correct stored episode `episode_id`.
