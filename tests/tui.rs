@@ -515,19 +515,10 @@ fn finish_job(app: &mut App, rx: &mut tokio::sync::mpsc::UnboundedReceiver<Event
 #[test]
 fn the_iterations_screen_runs_the_loop_and_resumes_it() {
     let dir = tempfile::tempdir().unwrap();
-    let tiny = dir.path().join("tiny.gguf");
-    leap::model::write_tiny(
-        &common::default_model(),
-        &tiny,
-        &leap::model::TinySpec::default(),
-    )
-    .unwrap();
-    let scenarios = dir.path().join("scenarios");
-    std::fs::create_dir_all(&scenarios).unwrap();
-    common::small_set(&scenarios, 2, 2);
+    let (tiny, scenarios) = common::tiny_workspace(dir.path(), 2, 2);
     let run = dir.path().join("run");
     std::fs::create_dir_all(&run).unwrap();
-    let catalog = leap::tui::catalog::Catalog::load(vec![scenarios.clone()]);
+    let catalog = leap::tui::catalog::Catalog::load(vec![scenarios]);
     let init = leap::tui::Init {
         model: tiny.clone(),
         horizon: Some(3),
@@ -609,6 +600,13 @@ fn the_iterations_screen_runs_the_loop_and_resumes_it() {
     );
 }
 
+/// Fails, showing the screen, unless it shows each of `shown`.
+fn assert_shows(screen: &str, shown: &[&str]) {
+    for text in shown {
+        assert!(screen.contains(text), "no {text:?} in\n{screen}");
+    }
+}
+
 /// What a loop job reports, as the Iterations screen shows it: the stages already done when it
 /// resumed, the stage it is in with its progress, the stages it finished, a cancel, and a loop
 /// that waits for labels.
@@ -637,15 +635,15 @@ fn the_iterations_screen_shows_the_loop_stage_by_stage() {
     ] {
         app.handle(Event::Loop(e));
     }
-    let screen = render(&app, 120, 40);
-    for shown in [
-        "the LEAP loop running",
-        "resuming: stages already done: iteration 0: dataset",
-        "now: iteration 0: training  3/10 training steps",
-        "x  cancel",
-    ] {
-        assert!(screen.contains(shown), "no {shown:?} in\n{screen}");
-    }
+    assert_shows(
+        &render(&app, 120, 40),
+        &[
+            "the LEAP loop running",
+            "resuming: stages already done: iteration 0: dataset",
+            "now: iteration 0: training  3/10 training steps",
+            "x  cancel",
+        ],
+    );
     // Quitting asks first.
     key(&mut app, "q");
     assert!(
@@ -665,11 +663,11 @@ fn the_iterations_screen_shows_the_loop_stage_by_stage() {
         pending: 4,
     }))));
     assert!(app.iterations.job.running.is_none() && app.links.loop_cancel.is_none());
-    let screen = render(&app, 120, 40);
-    for shown in [
-        "done: iteration 0: training (12.5 s)",
-        "iteration 1 waits for 4 labels: decide them on the Labels screen, then start again",
-    ] {
-        assert!(screen.contains(shown), "no {shown:?} in\n{screen}");
-    }
+    assert_shows(
+        &render(&app, 120, 40),
+        &[
+            "done: iteration 0: training (12.5 s)",
+            "iteration 1 waits for 4 labels: decide them on the Labels screen, then start again",
+        ],
+    );
 }

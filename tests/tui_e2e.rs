@@ -279,27 +279,12 @@ fn stages(run: &Path) -> Vec<(Option<u32>, String)> {
 fn the_loop_started_in_the_workbench_resumes_after_a_kill() {
     let dir = tempfile::tempdir().unwrap();
     let dir = dir.path();
-    let tiny = dir.join("tiny.gguf");
-    leap::model::write_tiny(
-        &common::default_model(),
-        &tiny,
-        &leap::model::TinySpec::default(),
-    )
-    .unwrap();
-    let scenarios = dir.join("scenarios");
-    std::fs::create_dir_all(&scenarios).unwrap();
-    common::small_set(&scenarios, 2, 2);
+    let (tiny, _) = common::tiny_workspace(dir, 2, 2);
     let run = dir.join("run");
 
     // One iteration after behaviour cloning, started from the Iterations screen.
     let name = format!("leap-e2e-loop-{}", std::process::id());
-    let pane = Pane::open(&name, &command(dir, &tiny));
-    pane.wait_for("1 Scenarios", 30);
-    pane.keys(&["5"]);
-    pane.wait_for("the LEAP loop on this run", 10);
-    pane.keys(&["-"]);
-    pane.wait_for("iterations 1", 10);
-    pane.keys(&["s"]);
+    let pane = start_one_iteration(&name, dir, &tiny);
     pane.wait_for("the LEAP loop running", 10);
     // Kill it (SIGKILL) once iteration 1 is under way, iteration 0 trained and evaluated.
     let screen = pane.wait_for("now: iteration 1:", 900);
@@ -331,13 +316,7 @@ fn the_loop_started_in_the_workbench_resumes_after_a_kill() {
     );
 
     // Reopened on the same run and started again, it resumes after the stages done.
-    let pane = Pane::open(&name, &command(dir, &tiny));
-    pane.wait_for("1 Scenarios", 30);
-    pane.keys(&["5"]);
-    pane.wait_for("the LEAP loop on this run", 10);
-    pane.keys(&["-"]);
-    pane.wait_for("iterations 1", 10);
-    pane.keys(&["s"]);
+    let pane = start_one_iteration(&name, dir, &tiny);
     pane.wait_for("resuming: stages already done: iteration 0:", 30);
     let screen = pane.wait_for("loop finished", 900);
     assert!(screen.contains("done: iteration 1: training"), "{screen}");
@@ -359,16 +338,32 @@ fn the_loop_started_in_the_workbench_resumes_after_a_kill() {
             assert!(after.contains(&(Some(i), done.into())), "{after:?}");
         }
     }
+    // One adapter per iteration, each evaluated on both test scenarios.
     let store = Store::open_existing(&run).unwrap();
-    let adapters = store.adapters().unwrap();
-    let iterations: Vec<Option<u32>> = adapters.iter().map(|a| a.iteration).collect();
-    assert_eq!(iterations, [Some(0), Some(1)], "{adapters:?}");
-    for (i, adapter) in adapters.iter().enumerate() {
-        let eval = store
-            .evaluation(&format!("eval-test-iter-{i}"))
-            .unwrap()
-            .unwrap();
-        assert_eq!(eval.summary["episodes"], 2, "{eval:?}");
-        assert_eq!(eval.adapter_id, Some(adapter.id));
+    assert_eq!(store.adapters().unwrap().len(), 2);
+    let layout = leap::run::RunDir::new(&run);
+    for i in 0..2 {
+        let path = layout.adapter(i).display().to_string();
+        let adapter = store.adapter_by_path(&path).unwrap().expect(&path);
+        assert_eq!(adapter.iteration, Some(i));
+        let label = format!("eval-test-iter-{i}");
+        let eval = store.evaluation(&label).unwrap().expect(&label);
+        assert_eq!(
+            (eval.summary["episodes"].as_u64(), eval.adapter_id),
+            (Some(2), Some(adapter.id))
+        );
     }
+}
+
+/// Opens the workbench on the run in `dir` and starts the loop for one iteration from the
+/// Iterations screen.
+fn start_one_iteration(name: &str, dir: &Path, tiny: &Path) -> Pane {
+    let pane = Pane::open(name, &command(dir, tiny));
+    pane.wait_for("1 Scenarios", 30);
+    pane.keys(&["5"]);
+    pane.wait_for("the LEAP loop on this run", 10);
+    pane.keys(&["-"]);
+    pane.wait_for("iterations 1", 10);
+    pane.keys(&["s"]);
+    pane
 }
