@@ -319,9 +319,12 @@ fn the_loop_started_in_the_workbench_resumes_after_a_kill() {
     let pane = start_one_iteration(&name, dir, &tiny);
     pane.wait_for("resuming: stages already done: iteration 0:", 30);
     let screen = pane.wait_for("loop finished", 900);
-    assert!(screen.contains("done: iteration 1: training"), "{screen}");
+    assert!(
+        screen.contains("done: iteration 1: evaluation on test"),
+        "{screen}"
+    );
     // The report's table has both students.
-    assert!(screen.contains("iter-1"), "{screen}");
+    assert!(screen.contains("iter-1 "), "{screen}");
     pane.keys(&["q"]);
     wait_exit(dir);
     drop(pane);
