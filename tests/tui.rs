@@ -514,6 +514,7 @@ fn finish_job(app: &mut App, rx: &mut tokio::sync::mpsc::UnboundedReceiver<Event
 /// with both students; started again, it resumes after the stages done and redoes none.
 #[test]
 fn the_iterations_screen_runs_the_loop_and_resumes_it() {
+    use leap::tui::screens::iterations::JobKind;
     let dir = tempfile::tempdir().unwrap();
     let (tiny, scenarios) = common::tiny_workspace(dir.path(), 2, 2);
     let run = dir.path().join("run");
@@ -597,6 +598,20 @@ fn the_iterations_screen_runs_the_loop_and_resumes_it() {
     assert_eq!(
         Store::open_existing(&run).unwrap().stages().unwrap().len(),
         stages
+    );
+
+    // An evaluation of the current student: with none loaded, the run's latest adapter.
+    key(&mut app, "e");
+    assert_eq!(
+        app.iterations.job.running.map(|(k, _)| k),
+        Some(JobKind::Eval)
+    );
+    finish_job(&mut app, &mut rx, 300);
+    let outcome = app.iterations.job.outcome.clone().unwrap_or_default();
+    assert!(
+        outcome.starts_with("evaluated: eval-test-iter-1: "),
+        "{outcome} {:?}",
+        app.iterations.job.log
     );
 }
 
