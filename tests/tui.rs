@@ -1,6 +1,7 @@
 //! The workbench's screens rendered on ratatui's TestBackend from fixed state (a real run store
 //! with a wandering episode corrected by the oracle), and the keys that change that state.
 
+mod common;
 mod tui_fixture;
 
 use std::path::Path;
@@ -545,4 +546,202 @@ fn the_live_teacher_shows_beside_each_live_step_and_interventions_are_marked() {
     assert!(app.episode.live[&0].result.as_ref().unwrap().is_some());
     key(&mut app, "k"); // the oracle's step
     insta::assert_snapshot!(render(&app, 150, 24));
+}
+
+/// Applies what the job threads send until the loop or evaluation started on the Iterations
+/// screen has ended and the reads it asked for are back; panics after `secs`.
+fn finish_job(app: &mut App, rx: &mut tokio::sync::mpsc::UnboundedReceiver<Event>, secs: u64) {
+    let start = std::time::Instant::now();
+    while app.iterations.job.running.is_some() {
+        match rx.try_recv() {
+            Ok(event) => app.handle(event),
+            Err(_) => {
+                assert!(
+                    start.elapsed().as_secs() < secs,
+                    "the job did not end within {secs} s; the screen:\n{}",
+                    render(app, 160, 45)
+                );
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+        }
+    }
+    settle(app, rx);
+}
+
+/// The LEAP loop started from the Iterations screen on the tiny model and a small scenario
+/// set: one iteration after behaviour cloning, reported stage by stage, then the report's table
+/// with both students; started again, it resumes after the stages done and redoes none.
+#[test]
+fn the_iterations_screen_runs_the_loop_and_resumes_it() {
+    use leap::tui::screens::iterations::JobKind;
+    let dir = tempfile::tempdir().unwrap();
+    let (tiny, scenarios) = common::tiny_workspace(dir.path(), 2, 2);
+    let run = dir.path().join("run");
+    std::fs::create_dir_all(&run).unwrap();
+    let catalog = leap::tui::catalog::Catalog::load(vec![scenarios]);
+    let init = leap::tui::Init {
+        model: tiny.clone(),
+        horizon: Some(3),
+        ..tui_fixture::init(&run, catalog)
+    };
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let mut app = App::with_channel(init, tx);
+    settle(&mut app, &mut rx);
+
+    // One iteration (the default is `leap iterate`'s two); the settings used are shown.
+    key(&mut app, "5-");
+    assert_eq!(app.iterations.job.iters, 1);
+    key(&mut app, "s");
+    assert!(app.iterations.job.running.is_some());
+    let screen = render(&app, 160, 45);
+    assert!(screen.contains("iterations 1"), "{screen}");
+    assert!(screen.contains("tiny.gguf"), "{screen}");
+    // Quitting now would ask first.
+    assert!(
+        app.running_jobs().contains(&"the LEAP loop".to_string()),
+        "{:?}",
+        app.running_jobs()
+    );
+    finish_job(&mut app, &mut rx, 1200);
+    let job = &app.iterations.job;
+    assert_eq!(
+        job.outcome.as_deref(),
+        Some("loop finished"),
+        "{:?}",
+        job.log
+    );
+    for stage in [
+        "done: iteration 0: training",
+        "done: iteration 0: evaluation on test",
+        "done: iteration 1: student rollouts on train",
+        "done: iteration 1: training",
+        "done: iteration 1: evaluation on test",
+        "done: zero-shot student on test",
+    ] {
+        assert!(
+            job.log.iter().any(|l| l.starts_with(stage)),
+            "no {stage:?} in {:?}",
+            job.log
+        );
+    }
+    // The report's table, read again as the stages finished.
+    let rows: Vec<(&str, bool)> = app
+        .iterations
+        .rows()
+        .iter()
+        .map(|r| (r.name.as_str(), r.test.is_some()))
+        .collect();
+    assert_eq!(
+        rows,
+        [("zero-shot", true), ("iter-0 (BC)", true), ("iter-1", true)]
+    );
+    let stages = Store::open_existing(&run).unwrap().stages().unwrap().len();
+
+    // Started again: every stage is done, so it says so and redoes none.
+    key(&mut app, "s");
+    finish_job(&mut app, &mut rx, 120);
+    let job = &app.iterations.job;
+    assert_eq!(job.outcome.as_deref(), Some("loop finished"));
+    assert_eq!(job.resuming.len(), stages, "{:?}", job.resuming);
+    assert!(
+        job.resuming.contains(&"iteration 1: training".to_string()),
+        "{:?}",
+        job.resuming
+    );
+    assert!(
+        !job.log.iter().any(|l| l.starts_with("done:")),
+        "{:?}",
+        job.log
+    );
+    assert!(render(&app, 160, 45).contains("resuming: stages already done: iteration 0:"));
+    assert_eq!(
+        Store::open_existing(&run).unwrap().stages().unwrap().len(),
+        stages
+    );
+
+    // An evaluation of the current student: with none loaded, the run's latest adapter.
+    key(&mut app, "e");
+    assert_eq!(
+        app.iterations.job.running.map(|(k, _)| k),
+        Some(JobKind::Eval)
+    );
+    finish_job(&mut app, &mut rx, 300);
+    let outcome = app.iterations.job.outcome.clone().unwrap_or_default();
+    assert!(
+        outcome.starts_with("evaluated: eval-test-iter-1: "),
+        "{outcome} {:?}",
+        app.iterations.job.log
+    );
+}
+
+/// Fails, showing the screen, unless it shows each of `shown`.
+fn assert_shows(screen: &str, shown: &[&str]) {
+    for text in shown {
+        assert!(screen.contains(text), "no {text:?} in\n{screen}");
+    }
+}
+
+/// What a loop job reports, as the Iterations screen shows it: the stages already done when it
+/// resumed, the stage it is in with its progress, the stages it finished, a cancel, and a loop
+/// that waits for labels.
+#[test]
+fn the_iterations_screen_shows_the_loop_stage_by_stage() {
+    use leap::tui::event::{LoopEnd, LoopJobEvent as L};
+    use leap::tui::screens::iterations::JobKind;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let (_dir, mut app, _) = fresh();
+    key(&mut app, "5");
+    let cancel = Arc::new(AtomicBool::new(false));
+    app.links.loop_cancel = Some(cancel.clone());
+    app.iterations.job.running = Some((JobKind::Loop, std::time::Instant::now()));
+    for e in [
+        L::Resuming(vec!["iteration 0: dataset".into()]),
+        L::Stage {
+            iteration: Some(0),
+            stage: "training".into(),
+        },
+        L::Progress {
+            done: 3,
+            total: 10,
+            unit: "training steps",
+        },
+    ] {
+        app.handle(Event::Loop(e));
+    }
+    assert_shows(
+        &render(&app, 120, 40),
+        &[
+            "the LEAP loop running",
+            "resuming: stages already done: iteration 0: dataset",
+            "now: iteration 0: training  3/10 training steps",
+            "x  cancel",
+        ],
+    );
+    // Quitting asks first.
+    key(&mut app, "q");
+    assert!(
+        matches!(app.overlay, Some(Overlay::ConfirmQuit(ref jobs)) if jobs.contains(&"the LEAP loop".to_string()))
+    );
+    key(&mut app, "n");
+    // x cancels after the current unit of work.
+    key(&mut app, "x");
+    assert!(cancel.load(Ordering::Relaxed));
+    app.handle(Event::Loop(L::Finished {
+        iteration: Some(0),
+        stage: "training".into(),
+        seconds: 12.5,
+    }));
+    app.handle(Event::Loop(L::Done(Ok(LoopEnd::WaitingForLabels {
+        iteration: 1,
+        pending: 4,
+    }))));
+    assert!(app.iterations.job.running.is_none() && app.links.loop_cancel.is_none());
+    assert_shows(
+        &render(&app, 120, 40),
+        &[
+            "done: iteration 0: training (12.5 s)",
+            "iteration 1 waits for 4 labels: decide them on the Labels screen, then start again",
+        ],
+    );
 }

@@ -1,7 +1,8 @@
 //! The real `leap tui` binary in a tmux pane, on the tiny model: open, play an episode with the
 //! live teacher's action beside each step, take it at one step, play to the end, ask the oracle
 //! teacher, accept a label, see an edited scenario file reload (first broken, then fixed), quit,
-//! find the intervention and the decision in the run database, and reopen to see it again.
+//! find the intervention and the decision in the run database, and reopen to see it again. And
+//! the LEAP loop started from the Iterations screen, killed mid-stage, resumed to its end.
 
 mod common;
 
@@ -46,6 +47,20 @@ impl Pane {
             .output()
             .unwrap();
         String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// The process the pane runs its command in (the shell), and its children.
+    fn children(&self) -> Vec<u32> {
+        let out = Command::new("tmux")
+            .args(["list-panes", "-t", &self.name, "-F", "#{pane_pid}"])
+            .output()
+            .unwrap();
+        let shell = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        let out = Command::new("pgrep").args(["-P", &shell]).output().unwrap();
+        String::from_utf8_lossy(&out.stdout)
+            .split_whitespace()
+            .filter_map(|p| p.parse().ok())
+            .collect()
     }
 
     fn keys(&self, keys: &[&str]) {
@@ -289,4 +304,111 @@ fn wait_exit(dir: &Path) {
     let stderr = std::fs::read_to_string(dir.join("stderr.txt")).unwrap_or_default();
     assert_eq!(exit.trim(), "exited 0", "stderr: {stderr}");
     std::fs::remove_file(&file).unwrap();
+}
+
+/// The stages the run has recorded, as (iteration, stage).
+fn stages(run: &Path) -> Vec<(Option<u32>, String)> {
+    Store::open_existing(run)
+        .unwrap()
+        .stages()
+        .unwrap()
+        .into_iter()
+        .map(|s| (s.iteration, s.stage))
+        .collect()
+}
+
+#[test]
+fn the_loop_started_in_the_workbench_resumes_after_a_kill() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    let (tiny, _) = common::tiny_workspace(dir, 2, 2);
+    let run = dir.join("run");
+
+    // One iteration after behaviour cloning, started from the Iterations screen.
+    let name = format!("leap-e2e-loop-{}", std::process::id());
+    let pane = start_one_iteration(&name, dir, &tiny);
+    pane.wait_for("the LEAP loop running", 10);
+    // Kill it (SIGKILL) once iteration 1 is under way, iteration 0 trained and evaluated.
+    let screen = pane.wait_for("now: iteration 1:", 900);
+    assert!(screen.contains("done: iteration 0: training"), "{screen}");
+    let leap = pane.children();
+    assert_eq!(leap.len(), 1, "{leap:?}");
+    let status = Command::new("kill")
+        .args(["-KILL", &leap[0].to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let start = Instant::now();
+    while !dir.join("exit.txt").exists() {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "leap was not killed"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    drop(pane);
+    std::fs::remove_file(dir.join("exit.txt")).unwrap();
+    let before = stages(&run);
+    for done in ["training", "evaluation on test"] {
+        assert!(before.contains(&(Some(0), done.into())), "{before:?}");
+    }
+    assert!(
+        !before.contains(&(Some(1), "training".into())),
+        "{before:?}"
+    );
+
+    // Reopened on the same run and started again, it resumes after the stages done.
+    let pane = start_one_iteration(&name, dir, &tiny);
+    pane.wait_for("resuming: stages already done: iteration 0:", 30);
+    let screen = pane.wait_for("loop finished", 900);
+    assert!(
+        screen.contains("done: iteration 1: evaluation on test"),
+        "{screen}"
+    );
+    // The report's table has both students.
+    assert!(screen.contains("iter-1 "), "{screen}");
+    pane.keys(&["q"]);
+    wait_exit(dir);
+    drop(pane);
+
+    // Each finished stage ran once; both iterations are trained and evaluated.
+    let after = stages(&run);
+    let mut unique = after.clone();
+    unique.sort_unstable();
+    unique.dedup();
+    assert_eq!(unique.len(), after.len(), "{after:?}");
+    assert_eq!(&after[..before.len()], &before[..]);
+    for i in 0..2 {
+        for done in ["dataset", "training", "evaluation on test"] {
+            assert!(after.contains(&(Some(i), done.into())), "{after:?}");
+        }
+    }
+    // One adapter per iteration, each evaluated on both test scenarios.
+    let store = Store::open_existing(&run).unwrap();
+    assert_eq!(store.adapters().unwrap().len(), 2);
+    let layout = leap::run::RunDir::new(&run);
+    for i in 0..2 {
+        let path = layout.adapter(i).display().to_string();
+        let adapter = store.adapter_by_path(&path).unwrap().expect(&path);
+        assert_eq!(adapter.iteration, Some(i));
+        let label = format!("eval-test-iter-{i}");
+        let eval = store.evaluation(&label).unwrap().expect(&label);
+        assert_eq!(
+            (eval.summary["episodes"].as_u64(), eval.adapter_id),
+            (Some(2), Some(adapter.id))
+        );
+    }
+}
+
+/// Opens the workbench on the run in `dir` and starts the loop for one iteration from the
+/// Iterations screen.
+fn start_one_iteration(name: &str, dir: &Path, tiny: &Path) -> Pane {
+    let pane = Pane::open(name, &command(dir, tiny));
+    pane.wait_for("1 Scenarios", 30);
+    pane.keys(&["5"]);
+    pane.wait_for("the LEAP loop on this run", 10);
+    pane.keys(&["-"]);
+    pane.wait_for("iterations 1", 10);
+    pane.keys(&["s"]);
+    pane
 }

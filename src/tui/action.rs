@@ -95,7 +95,15 @@ impl Section {
                 ShowEpisode,
             ],
             Section::Train => &[StartTraining, CancelJob, Increase, Decrease, LoadAdapter],
-            Section::Iterations => &[],
+            Section::Iterations => &[
+                // The LEAP loop and evaluations on the open run.
+                StartLoop,
+                StartEval,
+                CancelJob,
+                Increase,
+                Decrease,
+                CycleCuration,
+            ],
             Section::Editor => &[Save, NextField, Complete, Dismiss],
             Section::Confirm => &[Yes, No],
         }
@@ -158,6 +166,10 @@ pub enum Action {
     Complete,
     Yes,
     No,
+    // The Iterations screen: the LEAP loop and evaluations on the open run.
+    StartLoop,
+    StartEval,
+    CycleCuration,
 }
 
 impl Action {
@@ -218,6 +230,10 @@ impl Action {
             Complete => "complete from admissible",
             Yes => "yes",
             No => "no",
+            // The Iterations screen.
+            StartLoop => "iterate",
+            StartEval => "evaluate student",
+            CycleCuration => "curation",
         }
     }
 
@@ -278,6 +294,14 @@ impl Action {
             Complete => "complete the action with the next admissible command that matches",
             Yes => "yes",
             No => "no",
+            // The Iterations screen.
+            StartLoop => {
+                "run the LEAP loop on this run (`leap iterate`), resuming after the stages it finished"
+            }
+            StartEval => {
+                "evaluate the current student (the loaded adapter, else the run's latest) on the test split (`leap eval`)"
+            }
+            CycleCuration => "how the loop decides labels: a rule, or wait for the Labels screen",
         }
     }
 }

@@ -148,6 +148,8 @@ pub struct Links {
     pub train_cancel: Option<Arc<AtomicBool>>,
     /// The teacher answering each live step, for the teacher chosen when it started.
     pub live_teacher: Option<crate::teacher::live::LiveTeacher>,
+    /// Stops the loop or evaluation started on the Iterations screen.
+    pub loop_cancel: Option<Arc<AtomicBool>>,
 }
 
 pub struct App {
@@ -299,12 +301,16 @@ impl App {
         if self.train.running {
             jobs.push("training".to_string());
         }
+        if let Some((kind, _)) = self.iterations.job.running {
+            jobs.push(kind.name().to_string());
+        }
         jobs
     }
 
     /// Whether a job runs that [`Action::CancelJob`] can stop.
     pub fn cancellable_job(&self) -> bool {
         self.links.train_cancel.is_some()
+            || self.links.loop_cancel.is_some()
             || self.links.bulk_cancel.is_some()
             || self.train.running
             || self.bulk.is_some()

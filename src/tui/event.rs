@@ -34,6 +34,8 @@ pub enum Event {
     LiveTeacher(crate::teacher::live::Answer),
     Bulk(BulkEvent),
     Train(TrainEvent),
+    /// What the LEAP loop or an evaluation started on the Iterations screen reports.
+    Loop(LoopJobEvent),
     /// A read of the run asked for with `ticket` (see `jobs::spawn_read`): what was asked and
     /// what was found.
     Read {
@@ -144,6 +146,45 @@ pub enum TrainEvent {
     },
     /// Ended: the adapter written, or why not.
     Done(Result<std::path::PathBuf, super::jobs::JobError>),
+}
+
+/// What a loop or evaluation job reports (see `jobs::spawn_loop`, `jobs::spawn_eval`).
+pub enum LoopJobEvent {
+    /// Stages the run had already finished when the job started (`iteration N: stage`): the
+    /// loop goes on after them.
+    Resuming(Vec<String>),
+    /// A stage begins (`iteration` is none for the baselines and a plain evaluation).
+    Stage {
+        iteration: Option<u32>,
+        stage: String,
+    },
+    /// Units of work of the current stage done so far (episodes, corrections, training steps).
+    Progress {
+        done: u64,
+        total: u64,
+        unit: &'static str,
+    },
+    /// A stage finished, as the run records it.
+    Finished {
+        iteration: Option<u32>,
+        stage: String,
+        seconds: f64,
+    },
+    /// A line for the log.
+    Log(String),
+    /// Ended: how, or why not.
+    Done(Result<LoopEnd, super::jobs::JobError>),
+}
+
+/// How a loop or evaluation job ended well.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LoopEnd {
+    /// The loop ran to its end.
+    Finished,
+    /// `pending` labels of `iteration` wait for a person (manual curation).
+    WaitingForLabels { iteration: u32, pending: u64 },
+    /// An evaluation ended; what it recorded.
+    Evaluated(String),
 }
 
 impl Event {

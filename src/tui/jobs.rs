@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use thiserror::Error;
 
-use super::event::{BulkEvent, Event, EventSender};
+use super::event::{BulkEvent, Event, EventSender, LoopEnd, LoopJobEvent};
 use crate::agent::prompt::Prompt;
 use crate::run::RunDir;
 use crate::scenario::Scenario;
@@ -27,6 +27,22 @@ pub enum JobError {
     Train(#[from] RecordError),
     #[error("cancelled after {done} of {total}")]
     Cancelled { done: usize, total: usize },
+    #[error(transparent)]
+    Loop(Box<crate::leap::LoopError>),
+    #[error(transparent)]
+    Eval(Box<crate::eval::EvalError>),
+}
+
+impl From<crate::leap::LoopError> for JobError {
+    fn from(e: crate::leap::LoopError) -> Self {
+        JobError::Loop(Box::new(e))
+    }
+}
+
+impl From<crate::eval::EvalError> for JobError {
+    fn from(e: crate::eval::EvalError) -> Self {
+        JobError::Eval(Box::new(e))
+    }
 }
 
 /// Asks the teacher built from `spec` to correct stored episode `episode_id`.
@@ -374,4 +390,258 @@ fn train(
         summary.seconds
     )));
     Ok(summary.adapter)
+}
+
+/// Runs the LEAP loop ([`crate::leap::run_loop`]) on the run at `run_dir`, resuming after the
+/// stages the run has already finished, and reports its stages and their progress.
+/// Cancelled through `cancel` after the current unit of work (an episode, a training step).
+pub fn spawn_loop(
+    run_dir: PathBuf,
+    options: crate::leap::LoopOptions,
+    cancel: Arc<AtomicBool>,
+    tx: EventSender,
+) {
+    std::thread::Builder::new()
+        .name("leap-loop".into())
+        .spawn(move || {
+            let result = run_loop_job(&RunDir::new(run_dir), &options, &cancel, &tx);
+            let _ = tx.send(Event::Loop(LoopJobEvent::Done(result)));
+        })
+        .expect("a thread starts");
+}
+
+/// `iteration N: stage`, or the stage alone.
+pub fn stage_name(iteration: Option<u32>, stage: &str) -> String {
+    iteration.map_or_else(|| stage.to_string(), |i| format!("iteration {i}: {stage}"))
+}
+
+/// Reports the stages the loop records in the run, through a connection of its own.
+struct StageWatch<'a> {
+    store: Store,
+    last: i64,
+    tx: &'a EventSender,
+}
+
+impl StageWatch<'_> {
+    /// Sends each stage recorded since the last look as finished.
+    fn flush(&mut self) {
+        let Ok(stages) = self.store.stages() else {
+            return;
+        };
+        let last = self.last;
+        for s in stages.into_iter().filter(|s| s.id > last) {
+            self.last = s.id;
+            let _ = self.tx.send(Event::Loop(LoopJobEvent::Finished {
+                iteration: s.iteration,
+                stage: s.stage,
+                seconds: s.seconds,
+            }));
+        }
+    }
+}
+
+/// The progress of an evaluation, as a loop job reports it.
+fn eval_progress(e: &crate::eval::EvalEvent) -> Option<LoopJobEvent> {
+    use crate::eval::EvalEvent;
+    use crate::rollout::RolloutEvent;
+    match e {
+        EvalEvent::Rollout(r) => match **r {
+            RolloutEvent::Progress { done, total } => Some(LoopJobEvent::Progress {
+                done: done as u64,
+                total: total as u64,
+                unit: "episodes",
+            }),
+            _ => None,
+        },
+        EvalEvent::Steps { done, total, .. } => Some(LoopJobEvent::Progress {
+            done: *done,
+            total: *total,
+            unit: "steps",
+        }),
+        EvalEvent::Started { .. } => None,
+    }
+}
+
+fn run_loop_job(
+    run: &RunDir,
+    options: &crate::leap::LoopOptions,
+    cancel: &AtomicBool,
+    tx: &EventSender,
+) -> Result<LoopEnd, JobError> {
+    use crate::leap::{LoopEvent, LoopOutcome, run_loop};
+    use crate::train::TrainEvent;
+    let send = |e: LoopJobEvent| {
+        let _ = tx.send(Event::Loop(e));
+    };
+    let store = run.open()?;
+    let done = store.stages()?;
+    if !done.is_empty() {
+        send(LoopJobEvent::Resuming(
+            done.iter()
+                .map(|s| stage_name(s.iteration, &s.stage))
+                .collect(),
+        ));
+    }
+    let mut watch = StageWatch {
+        last: done.last().map_or(0, |s| s.id),
+        store,
+        tx,
+    };
+    let mut on_event = |e: LoopEvent| match e {
+        LoopEvent::Stage { iteration, stage } => {
+            watch.flush();
+            send(LoopJobEvent::Stage {
+                iteration,
+                stage: stage.to_string(),
+            });
+        }
+        LoopEvent::Eval(e) => {
+            if let Some(e) = eval_progress(&e) {
+                send(e);
+            }
+        }
+        LoopEvent::Corrected { done, total } => send(LoopJobEvent::Progress {
+            done,
+            total,
+            unit: "episodes corrected",
+        }),
+        LoopEvent::Train(TrainEvent::Started {
+            rows,
+            tokens,
+            steps,
+            ..
+        }) => send(LoopJobEvent::Log(format!(
+            "training: {rows} rows, {tokens} tokens, {steps} steps"
+        ))),
+        LoopEvent::Train(TrainEvent::Step(p)) => send(LoopJobEvent::Progress {
+            done: p.step,
+            total: p.steps,
+            unit: "training steps",
+        }),
+        LoopEvent::Train(_) => {}
+    };
+    let outcome = run_loop(run, options, cancel, &mut on_event);
+    watch.flush();
+    Ok(match outcome? {
+        LoopOutcome::Finished => LoopEnd::Finished,
+        LoopOutcome::WaitingForLabels { iteration, pending } => {
+            LoopEnd::WaitingForLabels { iteration, pending }
+        }
+    })
+}
+
+/// What the Iterations screen's evaluation asks for: `leap eval` on the test split, of the
+/// current student (`adapter`, else the run's latest adapter, else the model alone).
+#[derive(Debug, Clone)]
+pub struct EvalRequest {
+    pub scenarios: Vec<PathBuf>,
+    pub adapter: Option<PathBuf>,
+    pub history: usize,
+    /// `leap eval`'s options; the student is resolved on the job thread.
+    pub options: crate::eval::EvalOptions,
+}
+
+/// Runs [`crate::eval::compare`] for `request` on the run at `run_dir`, reporting each
+/// evaluation it plays as a stage. Cancelled through `cancel` after the current episode.
+pub fn spawn_eval(
+    run_dir: PathBuf,
+    request: EvalRequest,
+    cancel: Arc<AtomicBool>,
+    tx: EventSender,
+) {
+    std::thread::Builder::new()
+        .name("leap-eval".into())
+        .spawn(move || {
+            let result = eval_job(&RunDir::new(run_dir), request, &cancel, &tx);
+            let _ = tx.send(Event::Loop(LoopJobEvent::Done(result)));
+        })
+        .expect("a thread starts");
+}
+
+/// The adapter `path` as an evaluation names it: iteration N's when it is the run's
+/// `adapters/iter-N.gguf`, else the file itself.
+fn student_adapter(run: &RunDir, path: PathBuf) -> crate::eval::StudentAdapter {
+    use crate::eval::StudentAdapter;
+    let iteration = path
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .and_then(|s| s.strip_prefix("iter-"))
+        .and_then(|n| n.parse::<u32>().ok())
+        .filter(|n| run.adapter(*n) == path);
+    match iteration {
+        Some(n) => StudentAdapter::Iteration(n),
+        None => StudentAdapter::File(path, 1.0),
+    }
+}
+
+fn eval_job(
+    run: &RunDir,
+    request: EvalRequest,
+    cancel: &AtomicBool,
+    tx: &EventSender,
+) -> Result<LoopEnd, JobError> {
+    use crate::eval::{StudentAdapter, compare, split_scenarios};
+    use std::time::Instant;
+    let send = |e: LoopJobEvent| {
+        let _ = tx.send(Event::Loop(e));
+    };
+    let mut store = run.open()?;
+    let latest = || -> Result<Option<PathBuf>, StoreError> {
+        Ok(store
+            .adapters()?
+            .into_iter()
+            .rev()
+            .map(|a| PathBuf::from(a.path))
+            .find(|p| p.is_file()))
+    };
+    let adapter = match request.adapter {
+        Some(path) => Some(path),
+        None => latest()?,
+    };
+    let mut options = request.options;
+    options.student = adapter.map_or(StudentAdapter::None, |p| student_adapter(run, p));
+    send(LoopJobEvent::Log(format!("student: {:?}", options.student)));
+    let scenarios = split_scenarios(&request.scenarios, options.split)?;
+    let prompt = Prompt::builtin(request.history);
+    // Each evaluation it plays is a stage, timed here (`leap eval` records no stage).
+    let mut current: Option<(String, Instant)> = None;
+    let finish = |current: &mut Option<(String, Instant)>| {
+        if let Some((stage, start)) = current.take() {
+            send(LoopJobEvent::Finished {
+                iteration: None,
+                stage,
+                seconds: start.elapsed().as_secs_f64(),
+            });
+        }
+    };
+    let mut on_event = |e: crate::eval::EvalEvent| {
+        if let crate::eval::EvalEvent::Started { label } = &e {
+            finish(&mut current);
+            current = Some((label.clone(), Instant::now()));
+            send(LoopJobEvent::Stage {
+                iteration: None,
+                stage: label.clone(),
+            });
+        } else if let Some(e) = eval_progress(&e) {
+            send(e);
+        }
+    };
+    let table = compare(
+        run,
+        &mut store,
+        &prompt,
+        &scenarios,
+        &options,
+        cancel,
+        &mut on_event,
+    )?;
+    finish(&mut current);
+    let s = &table.student;
+    Ok(LoopEnd::Evaluated(format!(
+        "{}: {} of {} won ({:.0}%)",
+        s.label,
+        s.wins,
+        s.episodes,
+        s.success_rate * 100.0
+    )))
 }

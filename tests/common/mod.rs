@@ -30,3 +30,15 @@ pub fn small_set(dir: &std::path::Path, train: usize, test: usize) {
     pick("train", train);
     pick("test", test);
 }
+
+/// A tiny random model with the default student's tokenizer (`leap model tiny`), at
+/// `dir/tiny.gguf`, and the first `train` and `test` household scenarios in `dir/scenarios`.
+#[allow(dead_code)] // not every test binary that shares this module uses it
+pub fn tiny_workspace(dir: &std::path::Path, train: usize, test: usize) -> (PathBuf, PathBuf) {
+    let tiny = dir.join("tiny.gguf");
+    leap::model::write_tiny(&default_model(), &tiny, &leap::model::TinySpec::default()).unwrap();
+    let scenarios = dir.join("scenarios");
+    std::fs::create_dir_all(&scenarios).unwrap();
+    small_set(&scenarios, train, test);
+    (tiny, scenarios)
+}

@@ -22,6 +22,7 @@ impl App {
             Event::LiveTeacher(answer) => self.on_live_teacher(answer),
             Event::Bulk(b) => self.on_bulk(b),
             Event::Train(t) => self.on_train(t),
+            Event::Loop(e) => self.on_loop(e),
             Event::Read {
                 ticket,
                 read,

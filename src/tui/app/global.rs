@@ -152,6 +152,10 @@ impl App {
             c.store(true, Ordering::Relaxed);
             cancelled.push("training");
         }
+        if let Some(c) = &self.links.loop_cancel {
+            c.store(true, Ordering::Relaxed);
+            cancelled.push("the loop or evaluation");
+        }
         if let Some(c) = &self.links.bulk_cancel {
             c.store(true, Ordering::Relaxed);
             cancelled.push("bulk accept");
@@ -170,9 +174,13 @@ impl App {
 
     /// Asks every job to stop (quitting).
     pub(super) fn stop_jobs(&mut self) {
-        for c in [&self.links.train_cancel, &self.links.bulk_cancel]
-            .into_iter()
-            .flatten()
+        for c in [
+            &self.links.train_cancel,
+            &self.links.bulk_cancel,
+            &self.links.loop_cancel,
+        ]
+        .into_iter()
+        .flatten()
         {
             c.store(true, Ordering::Relaxed);
         }

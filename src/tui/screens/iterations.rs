@@ -1,6 +1,8 @@
 //! Iterations: the run's report, as `leap report` makes it: the students' table (dataset, test
 //! and train success, training), the other decodings and compared runs, the teachers acting
-//! alone, and a bar chart of test success per student, a bar per series.
+//! alone, and a bar chart of test success per student, a bar per series; between them, the LEAP
+//! loop (or an evaluation) started from here: its settings, the stage it is in with its progress,
+//! and the stages it finished.
 
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
@@ -8,7 +10,11 @@ use ratatui::style::{Color, Style};
 use ratatui::text::Line;
 use ratatui::widgets::{Bar, BarChart, BarGroup, Block, Borders, Paragraph};
 
+use std::time::Instant;
+
 use super::{Cursor, clip};
+use crate::curate::CurationRule;
+use crate::leap::Curation;
 use crate::report::{self, IterationRow, RunReport, Table};
 use crate::tui::theme;
 
@@ -20,6 +26,222 @@ pub struct IterationsScreen {
     pub loading: bool,
     /// Over the students' rows.
     pub cursor: Cursor,
+    /// The loop or evaluation started from this screen.
+    pub job: LoopPanel,
+}
+
+/// Which job runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobKind {
+    Loop,
+    Eval,
+}
+
+impl JobKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            JobKind::Loop => "the LEAP loop",
+            JobKind::Eval => "an evaluation",
+        }
+    }
+
+    fn settings(self) -> &'static str {
+        match self {
+            JobKind::Loop => "loop settings",
+            JobKind::Eval => "evaluation settings",
+        }
+    }
+}
+
+/// The stage a job is in.
+#[derive(Debug, Clone)]
+pub struct StageNow {
+    pub name: String,
+    pub started: Instant,
+    /// Units done, of how many, and what they are.
+    pub progress: Option<(u64, u64, &'static str)>,
+}
+
+/// The loop's settings (`leap iterate`'s defaults, the iterations and curation adjustable) and
+/// what the job started from here reports.
+#[derive(Debug, Clone)]
+pub struct LoopPanel {
+    /// Iterations after iteration 0 (behaviour cloning).
+    pub iters: u32,
+    pub curation: Curation,
+    /// The settings the job runs (or last ran, or would run) with, as (name, value).
+    pub settings: Vec<(String, String)>,
+    /// Whose settings are shown: the loop's until an evaluation starts.
+    pub shown: JobKind,
+    /// What runs now, since when.
+    pub running: Option<(JobKind, Instant)>,
+    pub stage: Option<StageNow>,
+    /// Stages the run had already finished when the loop started.
+    pub resuming: Vec<String>,
+    /// Stages finished, with their wall time; the last lines of the job's log.
+    pub log: Vec<String>,
+    /// How the last job ended.
+    pub outcome: Option<String>,
+}
+
+impl Default for LoopPanel {
+    fn default() -> Self {
+        let defaults = crate::leap::LoopOptions::default();
+        LoopPanel {
+            iters: defaults.iters,
+            curation: defaults.curation,
+            settings: Vec::new(),
+            shown: JobKind::Loop,
+            running: None,
+            stage: None,
+            resuming: Vec::new(),
+            log: Vec::new(),
+            outcome: None,
+        }
+    }
+}
+
+/// The curations in the order the key cycles through them.
+pub const CURATIONS: [Curation; 4] = [
+    Curation::Rule(CurationRule::AcceptUnlessLeak),
+    Curation::Rule(CurationRule::AcceptAll),
+    Curation::Rule(CurationRule::AcceptIfChanged),
+    Curation::Manual,
+];
+
+pub fn curation_name(c: Curation) -> &'static str {
+    match c {
+        Curation::Rule(rule) => rule.name(),
+        Curation::Manual => "manual (wait for the Labels screen)",
+    }
+}
+
+/// Seconds as `1m05s` (or `42s`).
+fn elapsed(seconds: f64) -> String {
+    let s = seconds.round() as u64;
+    if s >= 60 {
+        format!("{}m{:02}s", s / 60, s % 60)
+    } else {
+        format!("{s}s")
+    }
+}
+
+pub const JOB_LOG_LINES: usize = 100;
+
+impl LoopPanel {
+    /// Rows it takes: its settings alone while nothing ran, else room for the stage and log.
+    fn height(&self) -> u16 {
+        if self.running.is_none() && self.log.is_empty() && self.outcome.is_none() {
+            6
+        } else {
+            11
+        }
+    }
+
+    pub fn log_line(&mut self, line: impl Into<String>) {
+        self.log.push(line.into());
+        if self.log.len() > JOB_LOG_LINES {
+            self.log.remove(0);
+        }
+    }
+
+    fn view(&self, f: &mut Frame, area: Rect) {
+        let title = match self.running {
+            Some((kind, since)) => format!(
+                " {} running, {} ",
+                kind.name(),
+                elapsed(since.elapsed().as_secs_f64())
+            ),
+            None => " the LEAP loop on this run ".to_string(),
+        };
+        let block = Block::default().borders(Borders::ALL).title(title);
+        let inner = block.inner(area);
+        f.render_widget(block, area);
+        let width = inner.width as usize;
+        let mut lines: Vec<Line> = Vec::new();
+        let settings: Vec<String> = self
+            .settings
+            .iter()
+            .map(|(name, value)| format!("{name} {value}"))
+            .collect();
+        lines.push(Line::raw(clip(
+            &format!(
+                " iterations {}  curation {}",
+                self.iters,
+                curation_name(self.curation)
+            ),
+            width,
+        )));
+        if !settings.is_empty() {
+            // At most two lines of them.
+            let text = format!("{}: {}", self.shown.settings(), settings.join(", "));
+            let wrapped = wrap(&text, width.saturating_sub(2).max(10));
+            let n = wrapped.len();
+            for (i, line) in wrapped.into_iter().take(2).enumerate() {
+                let more = if i == 1 && n > 2 { "…" } else { "" };
+                lines.push(Line::styled(
+                    clip(&format!(" {line}{more}"), width),
+                    theme::dim(),
+                ));
+            }
+        }
+        if !self.resuming.is_empty() {
+            lines.push(Line::styled(
+                clip(
+                    &format!(
+                        " resuming: stages already done: {}",
+                        self.resuming.join(", ")
+                    ),
+                    width,
+                ),
+                theme::info(),
+            ));
+        }
+        match &self.stage {
+            Some(stage) => {
+                let progress = stage
+                    .progress
+                    .map(|(done, total, unit)| format!("  {done}/{total} {unit}"))
+                    .unwrap_or_default();
+                lines.push(Line::styled(
+                    clip(
+                        &format!(
+                            " now: {}{progress}  {}",
+                            stage.name,
+                            elapsed(stage.started.elapsed().as_secs_f64())
+                        ),
+                        width,
+                    ),
+                    theme::title(),
+                ));
+            }
+            None if self.running.is_some() => {
+                lines.push(Line::styled(" starting…", theme::dim()));
+            }
+            None => {}
+        }
+        if let Some(outcome) = &self.outcome {
+            lines.push(Line::styled(
+                clip(&format!(" {outcome}"), width),
+                theme::won(),
+            ));
+        }
+        let room = (inner.height as usize).saturating_sub(lines.len());
+        let skip = self.log.len().saturating_sub(room);
+        lines.extend(
+            self.log
+                .iter()
+                .skip(skip)
+                .map(|l| Line::raw(clip(&format!(" {l}"), width))),
+        );
+        if self.running.is_none() && self.log.is_empty() && self.outcome.is_none() {
+            lines.push(Line::styled(
+                " not running: start the loop or an evaluation (see the keys below)",
+                theme::dim(),
+            ));
+        }
+        f.render_widget(Paragraph::new(lines), inner);
+    }
 }
 
 /// The bars' colours, one per series, and what the chart's title calls them.
@@ -43,8 +265,13 @@ impl IterationsScreen {
     }
 
     pub fn view(&self, f: &mut Frame, area: Rect) {
-        let [table, chart] =
-            Layout::vertical([Constraint::Percentage(50), Constraint::Percentage(50)]).areas(area);
+        let [table, job, chart] = Layout::vertical([
+            Constraint::Percentage(50),
+            Constraint::Length(self.job.height()),
+            Constraint::Min(0),
+        ])
+        .areas(area);
+        self.job.view(f, job);
         let block = Block::default().borders(Borders::ALL).title(format!(
             " iterations (the run's report){} ",
             if self.loading { ": loading…" } else { "" }
