@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use leap::agent::Sampling;
 use leap::agent::local::LocalConfig;
+use leap::run::RunDir;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -14,7 +15,8 @@ pub struct Args {
     /// Scenario files or folders (watched: edits reload in place).
     #[arg(long, num_args = 1.., default_value = "scenarios")]
     scenarios: Vec<PathBuf>,
-    /// GGUF model (default: $LEAP_MODEL or the cached SmolLM2-135M-Instruct).
+    /// GGUF model (default: the run's model, else $LEAP_MODEL or the cached
+    /// SmolLM2-135M-Instruct).
     #[arg(long)]
     model: Option<PathBuf>,
     /// Key bindings on top of the defaults (default: ~/.config/leap/keys.yaml if it exists).
@@ -55,10 +57,15 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    // An existing run goes on with its own model unless told otherwise.
+    let model = match leap::store::Store::open_existing(&args.run) {
+        Ok(store) => RunDir::new(&args.run).model(&store, args.model.as_deref())?,
+        Err(_) => args.model.unwrap_or_else(leap::model::default_model_path),
+    };
     let options = leap::tui::Options {
         run_dir: args.run,
         scenarios: args.scenarios,
-        model: args.model.unwrap_or_else(leap::model::default_model_path),
+        model,
         keys: args.keys,
         horizon: args.horizon,
         history: args.history,
