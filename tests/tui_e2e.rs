@@ -204,6 +204,12 @@ fn a_person_steps_corrects_accepts_and_sees_a_scenario_reload() {
     pane.keys(&["s"]);
     pane.wait_for("step 1/3", 60);
 
+    // Train again: the update goes on from the student just loaded (a warm start).
+    pane.keys(&["4"]);
+    pane.wait_for("4 Train", 10);
+    pane.keys(&["s"]);
+    pane.wait_for("adapter written:", 300);
+
     // Break the scenario file: the banner names the place; fix it: the banner goes.
     pane.keys(&["1"]);
     std::fs::write(
@@ -258,7 +264,7 @@ fn a_person_steps_corrects_accepts_and_sees_a_scenario_reload() {
     // The adapter is recorded with the dataset it was trained on, which holds that label beside
     // the demonstrations of the train scenarios (the LEAP update `leap iterate` makes).
     let adapters = store.adapters().unwrap();
-    assert_eq!(adapters.len(), 1, "{adapters:?}");
+    assert_eq!(adapters.len(), 2, "{adapters:?}");
     let dataset_id = adapters[0].dataset_id.expect("the adapter's dataset");
     let dataset = store
         .datasets()
@@ -276,6 +282,36 @@ fn a_person_steps_corrects_accepts_and_sees_a_scenario_reload() {
     assert_eq!(labelled.count(), 1);
     assert!(rows.iter().any(|r| source(r).as_deref() == Some("expert")));
     assert_eq!(store.dataset_labels(dataset_id).unwrap(), vec![1]);
+
+    // `leap lineage --json`: the second adapter was warm-started from the first (the student
+    // loaded when it was trained), on demonstration rows beside the kept label.
+    let out = Command::new(env!("CARGO_BIN_EXE_leap"))
+        .args(["lineage", "--json", "--run"])
+        .arg(dir.join("run"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lineage: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let nodes = lineage.as_array().unwrap();
+    assert_eq!(nodes.len(), 2, "{lineage:#}");
+    let (first, second) = (&nodes[0], &nodes[1]);
+    assert!(first["adapter"]["summary"]["init"].is_null(), "{first:#}");
+    assert_eq!(
+        second["adapter"]["summary"]["init"], first["adapter"]["path"],
+        "{second:#}"
+    );
+    let labelled: u64 = (second["labels"].as_array().unwrap().iter())
+        .map(|p| p["labels"].as_u64().unwrap())
+        .sum();
+    assert_eq!(labelled, 1, "{second:#}");
+    assert!(
+        second["dataset"]["rows"].as_u64().unwrap() > labelled,
+        "demonstration rows beside the label: {second:#}"
+    );
 
     // Reopened on the same run, the workbench shows the same decision.
     let pane = Pane::open(&name, &command(dir, &tiny));

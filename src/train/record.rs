@@ -235,7 +235,10 @@ fn config(run: &RunDir, job: &AdapterJob, data_sha256: &str) -> TrainConfig {
 }
 
 /// The recorded dataset whose file is `data` with this content: the iteration's (`leap
-/// iterate`, `leap dataset build`) or any other the run recorded at that path.
+/// iterate`, `leap dataset build`), any other the run recorded at that path, or the one the run
+/// recorded with the same content for the same iteration (a dataset is recorded once per
+/// iteration and content, so the workbench training twice on the same rows writes a second file
+/// but keeps the first record).
 fn dataset_of(
     store: &Store,
     iteration: u32,
@@ -246,12 +249,13 @@ fn dataset_of(
         return Ok(Some(d.id));
     }
     let path = path_text(data);
-    Ok(store
-        .datasets()?
-        .into_iter()
-        .rev()
-        .find(|d| d.hash == sha256 && d.path == path)
-        .map(|d| d.id))
+    let datasets = store.datasets()?;
+    let same = |d: &&crate::store::DatasetRow| d.hash == sha256;
+    Ok(
+        (datasets.iter().rev().filter(same).find(|d| d.path == path))
+            .or_else(|| (datasets.iter().rev().filter(same)).find(|d| d.iteration == iteration))
+            .map(|d| d.id),
+    )
 }
 
 fn path_text(p: &Path) -> String {
