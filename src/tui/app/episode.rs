@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use super::bindings::{Binding, Gate};
 use super::{App, Overlay, Pick, Picker, file_name, reads};
 use crate::agent::local::LocalConfig;
+use crate::agent::student::StudentSpec;
 use crate::scenario::Scenario;
 use crate::session::{Command, Student};
 use crate::teacher::TeacherSpec;
@@ -140,13 +141,11 @@ impl App {
     /// The student as chosen: the model, the adapter, the context and the GPU layers. The self
     /// teacher runs the same.
     fn student_config(&self) -> LocalConfig {
-        let mut config = LocalConfig::new(self.model.clone());
-        if let Some(a) = &self.adapter {
-            config.adapters = vec![(a.clone(), 1.0)];
-        }
-        config.ctx_per_slot = self.ctx;
-        config.gpu_layers = self.gpu_layers;
-        config
+        let spec = StudentSpec::new(&self.model)
+            .adapters(self.adapter.iter().map(|a| (a.clone(), 1.0)))
+            .ctx(self.ctx)
+            .gpu_layers(self.gpu_layers);
+        spec.config()
     }
 
     /// The student's settings, as the Episode screen shows them beside its name.
