@@ -525,14 +525,15 @@ impl Worker {
             .scenario(hash)
             .map_err(reading)?
             .ok_or_else(|| format!("episode {id}: no snapshot of its scenario {hash}"))?;
-        let loaded =
-            crate::scenario::parse_text(std::path::Path::new("(run snapshot)"), &snapshot.json);
-        let scenario = loaded.scenarios.into_iter().next().ok_or_else(|| {
-            format!(
-                "episode {id}: its scenario snapshot does not load: {:?}",
-                loaded.problems
-            )
-        })?;
+        let name = format!(
+            "{}: scenario {}",
+            store.path().display(),
+            snapshot.scenario_id
+        );
+        let scenario =
+            crate::scenario::from_snapshot(&name, &snapshot.json).map_err(|problems| {
+                format!("episode {id}: its scenario snapshot does not load: {problems}")
+            })?;
         Ok((scenario, episode))
     }
 

@@ -229,11 +229,8 @@ pub fn read_run(
             let snapshot = store
                 .scenario(&episode.record.scenario_hash)?
                 .and_then(|snap| {
-                    let path = std::path::Path::new("(run snapshot)");
-                    crate::scenario::parse_text(path, &snap.json)
-                        .scenarios
-                        .into_iter()
-                        .next()
+                    let name = format!("{}: scenario {}", store.path().display(), snap.scenario_id);
+                    crate::scenario::from_snapshot(&name, &snap.json).ok()
                 });
             let labels = store.labels(&LabelFilter {
                 episode_id: Some(*id),
