@@ -8,6 +8,7 @@
 //! that the expert follows (the oracle teacher, the demonstrations, a replayed episode).
 
 pub mod household;
+pub mod shop;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
