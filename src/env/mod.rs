@@ -50,6 +50,11 @@ pub trait Environment: Send {
     fn steps_taken(&self) -> u32;
     /// Back to the initial state.
     fn reset(&mut self);
+    /// What the last step did beyond its reward, as the kind reports it (the shop's reward
+    /// breakdown); stored with the step. `None` by default.
+    fn info(&self) -> Option<serde_json::Value> {
+        None
+    }
 }
 
 /// One hidden fact the teacher sees and the student does not: `subject relation detail`

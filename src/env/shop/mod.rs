@@ -3,7 +3,10 @@
 //! simulated server; search is BM25 as its Lucene index scores; the reward is its `goal.py`.
 
 pub mod catalogue;
+pub mod generate;
 pub mod guided;
+pub mod leak;
+pub mod prompt;
 pub mod reward;
 pub mod search;
 
