@@ -13,7 +13,7 @@ use thiserror::Error;
 use crate::agent::parse::parse;
 use crate::agent::prompt::{Past, Prompt, PromptError, View};
 use crate::agent::{Policy, PolicyError, Request, Response, Sampling};
-use crate::env::{Environment, Outcome};
+use crate::env::{Environment, Kind, Outcome};
 use crate::scenario::Scenario;
 use crate::store::{
     Branch, EpisodeFilter, EpisodeRecord, StepRecord, Store, StoreError, Summary, now_ms,
@@ -111,6 +111,8 @@ pub struct RolloutSummary {
 pub struct Playing {
     /// The key the finished episode is stored under.
     pub key: String,
+    /// The scenario's kind (which prompt renders its steps).
+    pub kind: Kind,
     pub env: Box<dyn Environment>,
     /// The first observation (the prompt shows it on every step).
     pub start: String,
@@ -127,9 +129,10 @@ pub struct Playing {
 }
 
 impl Playing {
-    /// A fresh episode in `env` (already reset), to be stored under `key`.
-    pub fn new(key: String, env: Box<dyn Environment>) -> Playing {
+    /// A fresh episode in `env` (already reset) of a `kind` scenario, to be stored under `key`.
+    pub fn new(key: String, kind: Kind, env: Box<dyn Environment>) -> Playing {
         Playing {
+            kind,
             start: env.observation().to_string(),
             key,
             env,
@@ -147,6 +150,7 @@ impl Playing {
     pub fn request(&self, prompt: &Prompt, seq: usize) -> Result<Request, PromptError> {
         let admissible = self.env.admissible();
         let view = View {
+            kind: self.kind,
             task: self.env.task(),
             start: &self.start,
             history: &self.history,
@@ -377,7 +381,7 @@ pub fn rollout(
                         hint: config
                             .privileged
                             .then(|| privileged_hint(&scenarios[scenario])),
-                        ..Playing::new(key, env)
+                        ..Playing::new(key, scenarios[scenario].kind(), env)
                     },
                 });
             }

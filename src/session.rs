@@ -390,7 +390,7 @@ impl Worker {
             branch,
         };
         let key = format!("{KEY_PREFIX}{}/", scenario.id);
-        let mut playing = Playing::new(key, env);
+        let mut playing = Playing::new(key, scenario.kind(), env);
         playing.branch = branch;
         self.episode = Some(Live {
             scenario,

@@ -43,6 +43,7 @@ fn seed_run(dir: &Path, scenarios: &[Scenario], steps: usize) -> usize {
             let action = admissible[(n * 7 + i * 3) % admissible.len()].clone();
             let messages = prompt
                 .render(&View {
+                    kind: s.kind(),
                     task: env.task(),
                     start: &start,
                     history: &history,

@@ -184,6 +184,7 @@ fn smollm_answers_in_format_under_the_grammar() {
     }];
     let adm = admissible();
     let view = View {
+        kind: leap::env::default_kind(),
         task: "put a clean apple in fridge.",
         start: "You are in the middle of a room. Looking quickly around you, you see a cabinet 1, a countertop 1, and a fridge 1.",
         history: &history,

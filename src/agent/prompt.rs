@@ -11,7 +11,7 @@ use serde::Serialize;
 use thiserror::Error;
 
 use super::{Message, Role};
-use crate::env::{Kind, default_kind};
+use crate::env::{Kind, registry};
 
 #[derive(Debug, Error)]
 pub enum PromptError {
@@ -25,6 +25,8 @@ pub enum PromptError {
         name: String,
         source: minijinja::Error,
     },
+    #[error("no prompt template for `{kind}` scenarios (this prompt is for {known})")]
+    NoTemplate { kind: String, known: String },
 }
 
 /// Earlier steps the prompt shows by default. A kind may remember more of the history through
@@ -42,6 +44,9 @@ pub struct Past {
 /// What the student knows at one step.
 #[derive(Debug, Clone, Serialize)]
 pub struct View<'a> {
+    /// The kind of the scenario: which template renders the step.
+    #[serde(skip)]
+    pub kind: Kind,
     pub task: &'a str,
     /// The episode's first observation (in a room, say, every place in it).
     pub start: &'a str,
@@ -103,53 +108,66 @@ impl Blocks {
     }
 }
 
-/// A compiled prompt template for the scenarios of one environment kind.
+/// The student's prompt: a compiled template for each environment kind it renders, chosen by
+/// the scenario's kind at every step.
 pub struct Prompt {
-    blocks: Blocks,
-    kind: Kind,
+    templates: Vec<(Kind, Blocks)>,
     /// How many earlier steps the prompt shows.
     pub history: usize,
 }
 
 impl Prompt {
-    /// The default kind's shipped template, showing the last `history` steps.
+    /// Every kind's shipped template, showing the last `history` steps.
     pub fn builtin(history: usize) -> Prompt {
-        Prompt::for_kind(default_kind(), history)
+        let templates = registry()
+            .iter()
+            .map(|&kind| {
+                let template = kind.student_template();
+                let blocks = Blocks::compile(template.name, template.source.to_string())
+                    .expect("the shipped prompt compiles");
+                (kind, blocks)
+            })
+            .collect();
+        Prompt::checked(templates, history).expect("the shipped prompts render")
     }
 
-    /// `kind`'s shipped template, showing the last `history` steps.
+    /// `kind`'s shipped template alone, showing the last `history` steps.
     pub fn for_kind(kind: Kind, history: usize) -> Prompt {
         let template = kind.student_template();
         Blocks::compile(template.name, template.source.to_string())
-            .and_then(|blocks| Prompt::checked(blocks, kind, history))
+            .and_then(|blocks| Prompt::checked(vec![(kind, blocks)], history))
             .expect("the shipped prompt compiles")
     }
 
-    /// A template from a file for the default kind, checked by rendering it once.
+    /// A template from a file, for the scenarios of every kind, checked by rendering it once
+    /// for each.
     pub fn from_file(path: &Path, history: usize) -> Result<Prompt, PromptError> {
-        Prompt::from_file_for(default_kind(), path, history)
+        let templates = registry()
+            .iter()
+            .map(|&kind| Ok((kind, Blocks::from_file(path)?)))
+            .collect::<Result<_, PromptError>>()?;
+        Prompt::checked(templates, history)
     }
 
-    /// A template from a file for `kind`'s scenarios, checked by rendering it once.
+    /// A template from a file for `kind`'s scenarios only, checked by rendering it once.
     pub fn from_file_for(kind: Kind, path: &Path, history: usize) -> Result<Prompt, PromptError> {
-        Prompt::checked(Blocks::from_file(path)?, kind, history)
+        Prompt::checked(vec![(kind, Blocks::from_file(path)?)], history)
     }
 
-    /// A prompt from compiled blocks, checked by rendering a small view once.
-    fn checked(blocks: Blocks, kind: Kind, history: usize) -> Result<Prompt, PromptError> {
-        let prompt = Prompt {
-            blocks,
-            kind,
-            history,
-        };
-        let probe = View {
-            task: "t",
-            start: "s",
-            history: &[],
-            observation: "o",
-            admissible: &[],
-        };
-        prompt.render(&probe)?;
+    /// A prompt from compiled blocks, checked by rendering a small view once for each kind.
+    fn checked(templates: Vec<(Kind, Blocks)>, history: usize) -> Result<Prompt, PromptError> {
+        let prompt = Prompt { templates, history };
+        for &(kind, _) in &prompt.templates {
+            let probe = View {
+                kind,
+                task: "t",
+                start: "s",
+                history: &[],
+                observation: "o",
+                admissible: &[],
+            };
+            prompt.render(&probe)?;
+        }
         Ok(prompt)
     }
 
@@ -164,13 +182,27 @@ impl Prompt {
             let jump = (self.history / 2).max(1);
             (n - self.history).div_ceil(jump) * jump
         };
-        self.blocks.render(context! {
+        let blocks = self
+            .templates
+            .iter()
+            .find(|(kind, _)| *kind == view.kind)
+            .map(|(_, blocks)| blocks)
+            .ok_or_else(|| PromptError::NoTemplate {
+                kind: view.kind.as_str().to_string(),
+                known: self
+                    .templates
+                    .iter()
+                    .map(|(k, _)| format!("`{}`", k.as_str()))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            })?;
+        blocks.render(context! {
             task => view.task,
             start => view.start,
             history => Serde(&view.history[skip..]),
             observation => view.observation,
             admissible => Serde(view.admissible),
-            ..self.kind.prompt_vars(view.history, view.admissible)
+            ..view.kind.prompt_vars(view.history, view.admissible)
         })
     }
 }
@@ -178,6 +210,7 @@ impl Prompt {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use crate::env::default_kind;
 
     pub(crate) fn past(n: usize) -> Vec<Past> {
         (0..n)
@@ -194,6 +227,7 @@ pub(crate) mod tests {
             .map(|s| s.to_string())
             .collect();
         let view = View {
+            kind: default_kind(),
             task: "find the apple.",
             start: "You see a fridge 1.",
             history,

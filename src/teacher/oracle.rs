@@ -14,7 +14,7 @@ use sha2::{Digest, Sha256};
 use super::{Corrections, Replay, StepCorrection, Teacher, TeacherError};
 use crate::agent::Message;
 use crate::agent::prompt::{Past, Prompt, PromptError, View};
-use crate::env::Privileged;
+use crate::env::{Kind, Privileged};
 use crate::scenario::Scenario;
 use crate::store::EpisodeRecord;
 
@@ -54,6 +54,8 @@ impl OracleTeacher {
 /// oracle acting alone is measured by, and the states the student is tested in step by step.
 #[derive(Debug, Clone)]
 pub struct Demonstration {
+    /// The scenario's kind (which prompt renders its steps).
+    pub kind: Kind,
     pub task: String,
     /// The first observation.
     pub start: String,
@@ -89,6 +91,7 @@ impl Demonstration {
         let mut prompts = Vec::with_capacity(self.steps.len());
         for step in &self.steps {
             prompts.push(prompt.render(&View {
+                kind: self.kind,
                 task: &self.task,
                 start: &self.start,
                 history: &history,
@@ -110,6 +113,7 @@ impl OracleTeacher {
     pub fn demonstrate(&self, scenario: &Scenario, key: &str, alternatives: bool) -> Demonstration {
         let mut env = scenario.body.guided(scenario.horizon);
         let mut demo = Demonstration {
+            kind: scenario.kind(),
             task: env.task().to_string(),
             start: env.observation().to_string(),
             steps: Vec::new(),

@@ -62,6 +62,7 @@ pub fn wander(s: &Scenario, steps: usize, salt: u64, past_end: bool) -> EpisodeR
     for i in 0..steps {
         let admissible = env.admissible();
         let view = leap::agent::prompt::View {
+            kind: s.kind(),
             task: env.task(),
             start: &start,
             history: &history,
