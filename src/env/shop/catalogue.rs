@@ -134,11 +134,12 @@ impl Catalogue {
     /// Reads a catalogue file (see the module's documentation); `name` is how errors name it.
     pub fn from_json(name: &str, text: &str) -> Result<Catalogue, CatalogueError> {
         let mut de = serde_json::Deserializer::from_str(text);
-        let raw: Vec<RawProduct> =
-            serde_path_to_error::deserialize(&mut de).map_err(|e| CatalogueError::Format {
+        let raw: Vec<RawProduct> = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+            CatalogueError::Format {
                 path: name.to_string(),
                 message: format!("at {}: {}", e.path(), e.inner()),
-            })?;
+            }
+        })?;
         let mut products = Vec::with_capacity(raw.len());
         let mut seen = HashMap::new();
         for (i, r) in raw.into_iter().enumerate() {
@@ -276,10 +277,7 @@ fn read_pricing(text: &str) -> Result<Vec<f64>, String> {
         .skip(1)
         .take(2)
         .map(|p| {
-            let digits: String = p
-                .chars()
-                .filter(|c| c.is_ascii_digit() || *c == '.')
-                .collect();
+            let digits: String = p.chars().filter(|c| c.is_ascii_digit() || *c == '.').collect();
             digits
                 .parse::<f64>()
                 .map_err(|_| format!("pricing {text:?} has no number after a `$`"))
@@ -290,18 +288,12 @@ fn read_pricing(text: &str) -> Result<Vec<f64>, String> {
 impl RawProduct {
     fn product(self) -> Result<Product, String> {
         if self.asin.is_empty() || self.asin.len() > 10 {
-            return Err(format!(
-                "asin {:?} is not an ASIN of 1 to 10 characters",
-                self.asin
-            ));
+            return Err(format!("asin {:?} is not an ASIN of 1 to 10 characters", self.asin));
         }
         let pricing = read_pricing(&self.pricing)?;
         let price = match (self.price, pricing.as_slice()) {
             (Some(p), [lo, hi, ..]) if p < *lo || p > *hi => {
-                return Err(format!(
-                    "price {p} is outside its pricing {:?}",
-                    self.pricing
-                ));
+                return Err(format!("price {p} is outside its pricing {:?}", self.pricing));
             }
             (Some(p), _) => p,
             (None, [first, ..]) => *first,
