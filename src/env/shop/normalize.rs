@@ -124,12 +124,17 @@ mod tests {
 
     #[test]
     fn a_value_stands_for_the_first_colour_it_contains() {
-        assert_eq!(normalize_color("z2-pink"), "pink");
-        assert_eq!(normalize_color("light blue"), "blue");
-        assert_eq!(normalize_color("dark grey"), "dark");
-        assert_eq!(normalize_color("tangerine"), "tan");
-        assert_eq!(normalize_color("x-large"), "x-large");
-        assert_eq!(normalize_color("rl56 | 60 silver mist"), "silver");
-        assert_eq!(normalize_color("3t280"), "3t280");
+        let cases = [
+            ("z2-pink", "pink"),
+            ("light blue", "blue"),
+            ("dark grey", "dark"),
+            ("tangerine", "tan"),
+            ("x-large", "x-large"),
+            ("rl56 | 60 silver mist", "silver"),
+            ("3t280", "3t280"),
+        ];
+        for (value, colour) in cases {
+            assert_eq!(normalize_color(value), colour, "{value:?}");
+        }
     }
 }
