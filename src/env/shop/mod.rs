@@ -3,9 +3,12 @@
 //! simulated server; search is BM25 as its Lucene index scores; the reward is its `goal.py`.
 
 pub mod catalogue;
+pub mod fuzz;
 pub mod generate;
 pub mod guided;
 pub mod leak;
+pub mod normalize;
+pub mod nouns;
 pub mod prompt;
 pub mod reward;
 pub mod search;
