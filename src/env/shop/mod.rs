@@ -3,6 +3,7 @@
 //! simulated server; search is BM25 as its Lucene index scores; the reward is its `goal.py`.
 
 pub mod catalogue;
+pub mod expert;
 pub mod generate;
 pub mod guided;
 pub mod leak;
