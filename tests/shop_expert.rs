@@ -269,9 +269,10 @@ fn the_observing_expert_shops_from_the_instruction_alone() {
     assert!(rewards.iter().all(|r| (0.0..=1.0).contains(r)));
 }
 
-/// Shipped shop scenarios, when this checkout has them: the informed expert wins every one.
+/// Shipped shop scenarios, when this checkout has them: the informed expert wins every one;
+/// the observing one plays each to a purchase or the horizon, naming nothing unseen.
 #[test]
-fn the_informed_expert_wins_every_shipped_shop_scenario() {
+fn the_experts_play_every_shipped_shop_scenario() {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scenarios/shop");
     if !dir.exists() {
         return;
@@ -284,6 +285,13 @@ fn the_informed_expert_wins_every_shipped_shop_scenario() {
         assert!(
             g.won() && reward == 1.0,
             "{}: reward {reward} after {actions:?}",
+            s.id
+        );
+        let mut g = s.body.guided(s.horizon);
+        let (actions, _) = play(g.as_mut(), false);
+        assert!(
+            actions.last().is_some_and(|a| a == "click[buy now]") || g.steps_taken() == s.horizon,
+            "{}: {actions:?}",
             s.id
         );
     }

@@ -338,7 +338,7 @@ impl Environment for ShopEnv {
 mod tests {
     use super::*;
 
-    /// 25 sofas (three results pages), the first with colour and size options.
+    /// 25 sofas (three results pages) alike but for their number, with colour and size options.
     fn shop() -> Arc<Shop> {
         let products = (0..25)
             .map(|i| Product {
@@ -351,14 +351,10 @@ mod tests {
                 bullets: vec!["Linen".into()],
                 pricing: vec![100.0 + f64::from(i)],
                 price: 100.0 + f64::from(i),
-                options: if i == 0 {
-                    vec![
-                        ("color".into(), vec!["grey".into(), "navy".into()]),
-                        ("size".into(), vec!["small".into(), "large".into()]),
-                    ]
-                } else {
-                    Vec::new()
-                },
+                options: vec![
+                    ("color".into(), vec!["grey".into(), "navy".into()]),
+                    ("size".into(), vec!["small".into(), "large".into()]),
+                ],
                 attributes: Vec::new(),
             })
             .collect();
@@ -373,6 +369,17 @@ mod tests {
             price_upper: 200.0,
         };
         ShopEnv::new(shop(), goal, "a grey sofa".into(), TextMode::Rich, horizon)
+    }
+
+    /// `click[...]` on the first result shown.
+    fn first_result(env: &ShopEnv) -> String {
+        let position = env.state().shown()[0];
+        format!(
+            "click[{}]",
+            env.shop().catalogue.products()[position]
+                .asin
+                .to_lowercase()
+        )
     }
 
     /// Steps `action` and checks that it did something.
@@ -449,7 +456,8 @@ mod tests {
     fn options_are_chosen_one_per_name_and_marked_as_webshop_marks_them() {
         let mut env = env(30);
         ok(&mut env, "search[sofa]");
-        ok(&mut env, "click[b000000000]");
+        let first = first_result(&env);
+        ok(&mut env, &first);
         ok(&mut env, "click[navy]");
         ok(&mut env, "click[large]");
         ok(&mut env, "click[grey]");
@@ -469,7 +477,8 @@ mod tests {
         assert!(env.observation().starts_with("You have clicked large."));
         ok(&mut env, "click[< prev]");
         assert!(env.state().options.is_empty());
-        ok(&mut env, "click[b000000000]");
+        let first = first_result(&env);
+        ok(&mut env, &first);
         assert!(!env.observation().contains("You have clicked"));
     }
 
@@ -478,7 +487,8 @@ mod tests {
         let mut env = env(30);
         let start = env.observation().to_string();
         ok(&mut env, "search[sofa]");
-        ok(&mut env, "click[b000000000]");
+        let first = first_result(&env);
+        ok(&mut env, &first);
         ok(&mut env, "click[grey]");
         ok(&mut env, "click[back to search]");
         assert_eq!(env.observation(), start);
@@ -510,7 +520,7 @@ mod tests {
             assert_eq!(env.observation(), results, "{action}");
         }
         // Clicks are read in any case; searches are lowercased.
-        env.step("click[B000000003]");
+        env.step(&first_result(&env).to_uppercase().replace("CLICK", "click"));
         assert_eq!(env.page(), Page::Item);
         assert_eq!(env.steps_taken(), 11);
         assert_eq!(env.info(), None);
@@ -520,7 +530,7 @@ mod tests {
     fn buying_ends_the_episode_with_the_reward_and_its_breakdown() {
         let mut env = env(30);
         env.step("search[sofa]");
-        env.step("click[b000000000]");
+        env.step(&first_result(&env));
         env.step("click[grey]");
         assert_eq!(env.info(), None);
         let outcome = env.step("click[buy now]");
