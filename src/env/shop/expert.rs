@@ -27,12 +27,13 @@ fn advice(action: String, reason: impl Into<String>, privileged: bool) -> Option
     })
 }
 
-/// Words as a shopper types them: lower case, letters and digits (with the `-` and `.` inside
-/// sizes like `x-large` and `6.5`).
+/// Words as a shopper types them: lower case, letters and digits, with the `-`, `.` and `'`
+/// inside words like `x-large`, `6.5` and `men's`.
 pub fn words(text: &str) -> Vec<String> {
+    let inner = |c: char| matches!(c, '-' | '.' | '\'');
     text.to_lowercase()
-        .split(|c: char| !(c.is_alphanumeric() || c == '-' || c == '.'))
-        .map(|w| w.trim_matches(|c| c == '-' || c == '.'))
+        .split(|c: char| !(c.is_alphanumeric() || inner(c)))
+        .map(|w| w.trim_matches(inner))
         .filter(|w| !w.is_empty())
         .map(str::to_string)
         .collect()
