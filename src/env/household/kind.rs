@@ -90,6 +90,7 @@ impl EnvKind for Household {
         count: usize,
         seed: u64,
         split: Split,
+        _data: Option<&Path>,
     ) -> Option<std::io::Result<Vec<PathBuf>>> {
         Some(super::generate::write_household(dir, count, seed, split))
     }

@@ -5,10 +5,13 @@
 pub mod catalogue;
 pub mod generate;
 pub mod guided;
+pub mod kind;
 pub mod leak;
 pub mod prompt;
 pub mod reward;
+pub mod scenario;
 pub mod search;
+pub mod vocab;
 
 use std::sync::Arc;
 
