@@ -218,52 +218,88 @@ fn bases(items: Vec<(String, Item)>, rng: &mut ChaCha8Rng) -> Vec<Base> {
                 .map_or("garden", |(_, c)| c);
         }
     }
-    // Types of each category, in first-seen order, with how often each attribute occurs.
-    let mut types: Vec<(&'static str, String, String, HashMap<String, usize>)> = Vec::new();
+    // The types instructions name, in first-seen order, with how often each attribute occurs
+    // among their products.
+    let mut types: Vec<TypeInfo> = Vec::new();
     for base in out.iter().filter(|b| b.instruction.is_some()) {
-        let at = match types.iter().position(|t| t.1 == base.query) {
+        let at = match types.iter().position(|t| t.query == base.query) {
             Some(at) => at,
             None => {
-                let entry = (
-                    base.category,
-                    base.query.clone(),
-                    base.path.clone(),
-                    HashMap::new(),
-                );
-                types.push(entry);
+                types.push(TypeInfo {
+                    category: base.category,
+                    query: base.query.clone(),
+                    path: base.path.clone(),
+                    counts: HashMap::new(),
+                });
                 types.len() - 1
             }
         };
         for a in &base.attributes {
-            *types[at].3.entry(a.clone()).or_default() += 1;
+            *types[at].counts.entry(a.clone()).or_default() += 1;
         }
     }
     for base in out.iter_mut().filter(|b| b.query.is_empty()) {
-        let candidates: Vec<&(_, String, String, HashMap<String, usize>)> =
-            types.iter().filter(|t| t.0 == base.category).collect();
-        let score = |t: &&(_, String, String, HashMap<String, usize>)| -> usize {
-            base.attributes
-                .iter()
-                .map(|a| t.3.get(a).copied().unwrap_or(0))
-                .sum()
-        };
-        let best = candidates.iter().copied().fold(None, |best, t| match best {
-            Some((s, _)) if s >= score(&t) => best,
-            _ => Some((score(&t), t)),
+        let best = types.iter().fold(None, |best, t| {
+            let score = t.score(&base.attributes);
+            match best {
+                Some((s, _)) if s >= score => best,
+                _ => Some((score, t)),
+            }
         });
         let chosen = match best {
             Some((s, t)) if s > 0 => Some(t),
-            _ => candidates.choose(rng).copied(),
+            _ => {
+                let same: Vec<&TypeInfo> = types
+                    .iter()
+                    .filter(|t| t.category == base.category)
+                    .collect();
+                same.choose(rng).copied()
+            }
         };
-        if let Some((_, query, path, _)) = chosen {
-            base.query = query.clone();
-            base.path = path.clone();
-        } else {
-            base.query = "products".to_string();
-            base.path = vocab::category_root(base.category).to_string();
+        match chosen {
+            Some(t) => {
+                base.category = t.category;
+                base.query = t.query.clone();
+                base.path = t.path.clone();
+            }
+            None => {
+                base.query = "products".to_string();
+                base.path = vocab::category_root(base.category).to_string();
+            }
         }
     }
     out
+}
+
+/// A product type an instruction names, and the attributes of its products.
+struct TypeInfo {
+    category: &'static str,
+    query: String,
+    path: String,
+    counts: HashMap<String, usize>,
+}
+
+/// A word without its plural `s`, for comparing attribute words with type words.
+fn stem(word: &str) -> &str {
+    word.strip_suffix('s').unwrap_or(word)
+}
+
+impl TypeInfo {
+    /// How well `attributes` fit this type: how often its products have them, and twice each
+    /// attribute word that is a word of the type ("hdmi cable" for "hdmi cables").
+    fn score(&self, attributes: &[String]) -> usize {
+        let type_words: Vec<&str> = self.query.split(' ').map(stem).collect();
+        attributes
+            .iter()
+            .map(|a| {
+                let shared = a
+                    .split(' ')
+                    .filter(|w| w.len() > 2 && type_words.contains(&stem(w)))
+                    .count();
+                self.counts.get(a).copied().unwrap_or(0) + 2 * shared
+            })
+            .sum()
+    }
 }
 
 const SYLLABLES: &[&str] = &[
@@ -307,14 +343,17 @@ fn round_price(x: f64, rng: &mut ChaCha8Rng) -> f64 {
     (whole * 100 + ending) as f64 / 100.0
 }
 
-/// A price in the category's band, spread evenly on a log scale.
-fn draw_price(category: &str, rng: &mut ChaCha8Rng) -> f64 {
+/// A price in the band of the product's category (furniture, lamps and home decor apart),
+/// spread evenly on a log scale.
+fn draw_price(category: &str, path: &str, rng: &mut ChaCha8Rng) -> f64 {
     let (lo, hi): (f64, f64) = match category {
         "beauty" => (5.0, 60.0),
         "grocery" => (4.0, 45.0),
         "electronics" => (12.0, 400.0),
         "fashion" => (9.0, 80.0),
-        _ => (35.0, 900.0),
+        _ if path.contains("Furniture") => (60.0, 900.0),
+        _ if path.contains("Lighting") => (25.0, 400.0),
+        _ => (9.0, 120.0),
     };
     round_price(rng.random_range(lo.ln()..hi.ln()).exp(), rng)
 }
@@ -441,8 +480,8 @@ fn draw_options(category: &str, query: &str, rng: &mut ChaCha8Rng) -> Vec<(Strin
 }
 
 /// A single price, or one time in five a range with the price paid inside it.
-fn draw_pricing(category: &str, rng: &mut ChaCha8Rng) -> (Vec<f64>, f64) {
-    let price = draw_price(category, rng);
+fn draw_pricing(category: &str, path: &str, rng: &mut ChaCha8Rng) -> (Vec<f64>, f64) {
+    let price = draw_price(category, path, rng);
     if rng.random_bool(0.2) {
         let hi = round_price(price * rng.random_range(1.2..1.8), rng).max(price + 1.0);
         let paid = round_price(rng.random_range(price..hi), rng).clamp(price, hi);
@@ -525,7 +564,7 @@ impl Builder {
     /// The catalogue product of a real ASIN.
     fn real(&mut self, base: &Base) -> Product {
         let rng = &mut self.rng;
-        let (pricing, price) = draw_pricing(base.category, rng);
+        let (pricing, price) = draw_pricing(base.category, &base.path, rng);
         let mut options = draw_options(base.category, &base.query, rng);
         if options.is_empty() {
             options = draw_options(base.category, &base.query, rng);
@@ -711,7 +750,13 @@ fn instruction(
     let opener = OPENERS.choose(rng).expect("openers");
     let body = match &base.instruction {
         Some((body, _)) => body.clone(),
-        None => match attributes {
+        None => match attributes
+            .iter()
+            .filter(|a| !gold.query.contains(a.as_str()))
+            .cloned()
+            .collect::<Vec<String>>()
+            .as_slice()
+        {
             [one] if rng.random_bool(0.5) => format!("{one} {}", gold.query),
             [one] => format!("{} with {one}", gold.query),
             [many @ .., last] => format!("{} with {} and {last}", gold.query, many.join(", ")),
@@ -910,7 +955,7 @@ pub fn synthetic_catalogue(size: usize, seed: u64) -> Catalogue {
                 *c = BASE36[(n % 36) as usize];
                 n /= 36;
             }
-            let (pricing, price) = draw_pricing(&t.category, &mut rng);
+            let (pricing, price) = draw_pricing(&t.category, &t.product_category, &mut rng);
             let mut attributes = t.attributes.clone();
             attributes.shuffle(&mut rng);
             Draft {

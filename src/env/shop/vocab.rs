@@ -392,8 +392,15 @@ pub fn classify(query: &str) -> Option<(&'static str, String)> {
     }
     GROUPS
         .iter()
-        .find(|(_, _, words)| words.iter().any(|w| query.contains(w)))
+        .find(|(_, _, words)| words.iter().any(|w| starts_a_word(query, w)))
         .map(|(category, path, _)| (*category, format!("{path} › {}", title_case(query))))
+}
+
+/// Whether `key` starts at the beginning of a word of `text` ("hair" is in "hair masks", not in
+/// "chairs").
+fn starts_a_word(text: &str, key: &str) -> bool {
+    text.match_indices(key)
+        .any(|(i, _)| i == 0 || text[..i].ends_with(' '))
 }
 
 /// Each word with its first letter in upper case ("men's t-shirts & tanks" -> "Men's T-shirts &
@@ -638,6 +645,7 @@ mod tests {
         assert_eq!(classify("decorative mirrors").unwrap().0, "garden");
         assert_eq!(classify("mirrors").unwrap().0, "beauty");
         assert_eq!(classify("sofa tables").unwrap().0, "garden");
+        assert_eq!(classify("home office chairs").unwrap().0, "garden");
         assert_eq!(classify("products"), None);
     }
 
