@@ -650,6 +650,23 @@ mod tests {
     }
 
     #[test]
+    fn clothing_and_bed_sizes_are_webshops_size_words() {
+        for query in ["men's shorts", "women's dresses", "mattresses", "beds"] {
+            let category = classify(query).unwrap().0;
+            let vocabulary = option_vocabulary(category, query);
+            let (_, sizes) = vocabulary.iter().find(|(n, _)| *n == "size").unwrap();
+            for size in sizes {
+                assert!(
+                    SIZE_SET.iter().any(|w| size.split(' ').any(|part| part == *w)),
+                    "{query}: {size}"
+                );
+            }
+        }
+        let shoes = option_vocabulary("fashion", "women's pumps");
+        assert!(shoes[1].1.contains(&"8.5".to_string()));
+    }
+
+    #[test]
     fn colours_normalize_as_webshop_does() {
         assert_eq!(normalize_color("heather grey"), "grey");
         assert_eq!(normalize_color("dark grey"), "dark");
