@@ -286,16 +286,14 @@ fn stem(word: &str) -> &str {
 
 impl TypeInfo {
     /// How well `attributes` fit this type: how often its products have them, and twice each
-    /// attribute word that is a word of the type ("hdmi cable" for "hdmi cables").
+    /// attribute word that is the type's last word, its noun ("hdmi cable" for "hdmi cables",
+    /// not "artificial flavors" for "artificial plants").
     fn score(&self, attributes: &[String]) -> usize {
-        let type_words: Vec<&str> = self.query.split(' ').map(stem).collect();
+        let noun = self.query.rsplit(' ').next().map(stem).unwrap_or_default();
         attributes
             .iter()
             .map(|a| {
-                let shared = a
-                    .split(' ')
-                    .filter(|w| w.len() > 2 && type_words.contains(&stem(w)))
-                    .count();
+                let shared = a.split(' ').filter(|w| stem(w) == noun).count();
                 self.counts.get(a).copied().unwrap_or(0) + 2 * shared
             })
             .sum()

@@ -657,7 +657,9 @@ mod tests {
             let (_, sizes) = vocabulary.iter().find(|(n, _)| *n == "size").unwrap();
             for size in sizes {
                 assert!(
-                    SIZE_SET.iter().any(|w| size.split(' ').any(|part| part == *w)),
+                    SIZE_SET
+                        .iter()
+                        .any(|w| size.split(' ').any(|part| part == *w)),
                     "{query}: {size}"
                 );
             }
