@@ -526,14 +526,14 @@ fn offers(product: &Product, value: &str) -> bool {
 /// How a product competes with a goal's own product: it is of the same type and falls short on
 /// exactly one of an option value, an attribute and the price.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Miss {
+enum Miss {
     Option,
     Attribute,
     Price,
 }
 
 /// The one way `product` falls short of `goal` (whose product is `gold`), if it is a near miss.
-pub fn near_miss(product: &Product, goal: &Goal, gold: &Product) -> Option<Miss> {
+fn near_miss(product: &Product, goal: &Goal, gold: &Product) -> Option<Miss> {
     if product.asin == gold.asin || product.query != gold.query {
         return None;
     }
@@ -552,7 +552,7 @@ pub fn near_miss(product: &Product, goal: &Goal, gold: &Product) -> Option<Miss>
     }
 }
 
-/// Everything the generator draws from: the real products and the rng.
+/// The generator's random state, and the ASINs already taken.
 struct Builder {
     rng: ChaCha8Rng,
     taken: HashSet<String>,
