@@ -125,9 +125,6 @@ pub fn normalize_color(value: &str) -> &str {
         .unwrap_or(value)
 }
 
-/// WebShop's five coarse categories.
-pub const CATEGORIES: &[&str] = &["beauty", "grocery", "electronics", "fashion", "garden"];
-
 /// Product-type groups: the category, the breadcrumb above the type, and words of the type
 /// that place it there. The first group with a word the type contains wins, so specific words
 /// come before general ones ("toothpicks" before "tooth", "decorative mirrors" before
