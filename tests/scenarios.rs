@@ -238,10 +238,12 @@ fn unknown_fields_and_wrong_types_are_located() {
 
 #[test]
 fn unsupported_kind_and_goal_already_met_are_reported() {
-    let p = problems("s.yaml", &GOOD.replace("kind: household", "kind: shop"));
+    let p = problems("s.yaml", &GOOD.replace("kind: household", "kind: shell"));
     assert_eq!(
         p,
-        vec!["s.yaml:2:7: kind `shop` is not supported by this build yet, expected `household`"]
+        vec![
+            "s.yaml:2:7: kind `shell` is not supported by this build yet, expected one of `household`, `shop`"
+        ]
     );
     let p = problems(
         "s.yaml",

@@ -50,6 +50,10 @@ pub struct GenerateArgs {
     /// Folder to write one YAML file per scenario into.
     #[arg(long)]
     out: PathBuf,
+    /// The input data the kind's generator reads, for a kind that reads any (the shop:
+    /// WebShop's data folder, by default tests/data/webshop).
+    #[arg(long)]
+    data: Option<PathBuf>,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -77,7 +81,13 @@ pub fn run(cmd: Command) -> anyhow::Result<ExitCode> {
                 format!("no environment kind `{}`, expected {expected}", args.kind)
             })?;
             let written = kind
-                .generate(&args.out, args.count, args.seed, split)
+                .generate(
+                    &args.out,
+                    args.count,
+                    args.seed,
+                    split,
+                    args.data.as_deref(),
+                )
                 .with_context(|| format!("kind `{}` has no scenario generator", args.kind))?
                 .with_context(|| format!("writing scenarios to {}", args.out.display()))?;
             eprintln!(

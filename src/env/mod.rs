@@ -179,13 +179,15 @@ pub trait EnvKind: Sync {
     /// had read by then (`observed`: the task and every observation so far).
     fn leaks(&self, reason: &str, hidden: &Privileged, observed: &str) -> Vec<Leak>;
     /// Writes `count` generated scenarios of `split` into `dir`, one file each, the same for the
-    /// same seed, and returns their paths; `None` for a kind that has no generator.
+    /// same seed, and returns their paths; `None` for a kind that has no generator. `data` is
+    /// the input folder a kind's generator reads, if it reads one (its default otherwise).
     fn generate(
         &self,
         _dir: &Path,
         _count: usize,
         _seed: u64,
         _split: Split,
+        _data: Option<&Path>,
     ) -> Option<std::io::Result<Vec<PathBuf>>> {
         None
     }
@@ -224,7 +226,7 @@ impl fmt::Debug for Kind {
 
 /// Every kind this build knows, the default (what a prompt is for unless told) first.
 pub fn registry() -> &'static [Kind] {
-    &[Kind(&household::Household)]
+    &[Kind(&household::Household), Kind(&shop::kind::ShopKind)]
 }
 
 /// The kind named `name` in scenario files.

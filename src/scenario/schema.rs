@@ -35,6 +35,18 @@ enum ScenarioFile {
     Many(Vec<ScenarioDoc>),
 }
 
+/// The schema of one kind's scenarios from `T`, an enum with that kind as its one variant,
+/// tagged by `kind` (which makes `kind` a constant): the variant's schema.
+pub fn kind_variant<T: JsonSchema>(generator: &mut SchemaGenerator) -> Schema {
+    let mut doc = T::json_schema(generator);
+    let variant = doc
+        .get_mut("oneOf")
+        .and_then(|v| v.as_array_mut())
+        .and_then(|variants| variants.pop())
+        .expect("one variant");
+    Schema::try_from(variant).expect("a variant is a schema")
+}
+
 /// The schema as pretty JSON, with a trailing newline.
 pub fn scenario_schema() -> String {
     let schema = schemars::schema_for!(ScenarioFile);

@@ -53,13 +53,7 @@ impl EnvKind for Household {
     }
 
     fn schema(&self, generator: &mut SchemaGenerator) -> Schema {
-        let mut doc = Doc::json_schema(generator);
-        let variant = doc
-            .get_mut("oneOf")
-            .and_then(|v| v.as_array_mut())
-            .and_then(|variants| variants.pop())
-            .expect("one variant");
-        Schema::try_from(variant).expect("a variant is a schema")
+        crate::scenario::schema::kind_variant::<Doc>(generator)
     }
 
     fn student_template(&self) -> Template {
@@ -90,6 +84,7 @@ impl EnvKind for Household {
         count: usize,
         seed: u64,
         split: Split,
+        _data: Option<&Path>,
     ) -> Option<std::io::Result<Vec<PathBuf>>> {
         Some(super::generate::write_household(dir, count, seed, split))
     }

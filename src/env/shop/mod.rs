@@ -7,14 +7,17 @@ pub mod expert;
 pub mod fuzz;
 pub mod generate;
 pub mod guided;
+pub mod kind;
 pub mod leak;
 pub mod normalize;
 pub mod nouns;
 pub mod page;
 pub mod prompt;
 pub mod reward;
+pub mod scenario;
 pub mod search;
 pub mod text;
+pub mod vocab;
 
 use std::sync::Arc;
 
