@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
 
+use crate::env::command;
 use crate::scenario::Scenario;
 use crate::store::{EpisodeFilter, EpisodeRecord, Order, StepRecord, Store, StoreError, now_ms};
 use crate::teacher::oracle::OracleTeacher;
@@ -255,7 +256,7 @@ pub fn step_agreement(
                 entry.steps += 1;
                 report.steps += 1;
                 match action {
-                    Some(a) if step.admissible.contains(&a) => {
+                    Some(a) if command::admits(&step.admissible, &a).is_some() => {
                         report.same += u64::from(a == step.action);
                         if step.good_actions.contains(&a) {
                             report.good += 1;
