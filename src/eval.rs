@@ -130,8 +130,9 @@ pub fn oracle_episodes(
         let steps = demo
             .steps
             .into_iter()
-            .map(|d| {
-                StepRecord::scripted(
+            .map(|d| StepRecord {
+                info: d.info,
+                ..StepRecord::scripted(
                     d.reason,
                     d.action,
                     d.next_observation,

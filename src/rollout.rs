@@ -261,6 +261,7 @@ impl Playing {
             prompt_ms: response.prompt_ms.round() as u64,
             gen_ms: response.gen_ms.round() as u64,
             intervention,
+            info: self.env.info(),
         };
         self.history.push(Past {
             action,
