@@ -5,7 +5,7 @@ use std::ffi::OsStr;
 use std::path::Path;
 use std::process::Command;
 
-use leap::eval::{EvalReport, wilson};
+use leap::eval::{EvalReport, score, wilson};
 use leap::report::{chart_svg, markdown, run_report, run_report_with};
 use leap::store::Store;
 
@@ -28,6 +28,65 @@ fn record(store: &mut Store, label: &str, iteration: Option<u32>, wins: u64) {
     store
         .record_evaluation(label, None, iteration, "SmolLM2", "test", &summary)
         .unwrap();
+}
+
+/// Records an evaluation named `label` whose episodes earned `rewards` (won at 1), as `leap
+/// eval` summarises them.
+fn record_rewards(store: &mut Store, label: &str, iteration: Option<u32>, rewards: &[f64]) {
+    let n = rewards.len() as u64;
+    let wins = rewards.iter().filter(|&&r| r == 1.0).count() as u64;
+    let (low, high) = wilson(wins, n);
+    let report = EvalReport {
+        label: label.into(),
+        episodes: n,
+        wins,
+        success_rate: wins as f64 / n as f64,
+        success_low: low,
+        success_high: high,
+        mean_reward: rewards.iter().sum::<f64>() / n as f64,
+        score: Some(score(rewards)),
+        mean_steps: 9.0,
+        ..EvalReport::default()
+    };
+    let summary = serde_json::to_value(&report).unwrap();
+    store
+        .record_evaluation(label, None, iteration, "SmolLM2", "test", &summary)
+        .unwrap();
+}
+
+#[test]
+fn the_tables_show_a_score_only_when_rewards_are_partial() {
+    let all_or_nothing = tempfile::tempdir().unwrap();
+    let mut store = Store::open(all_or_nothing.path()).unwrap();
+    record_rewards(&mut store, "eval-test-base", None, &[1.0, 0.0, 0.0, 1.0]);
+    record_rewards(&mut store, "eval-test-oracle@1", None, &[1.0; 4]);
+    let md = markdown(&run_report(&store).unwrap(), None);
+    assert!(
+        !md.contains("score"),
+        "0/1 rewards: the score is the success rate\n{md}"
+    );
+    assert!(
+        md.contains("| zero-shot | – | – | 50.0% [15.0–85.0] (n=4) | 9.0 |"),
+        "{md}"
+    );
+
+    let partial = tempfile::tempdir().unwrap();
+    let mut store = Store::open(partial.path()).unwrap();
+    record_rewards(&mut store, "eval-test-base", None, &[0.0, 0.5, 1.0, 1.0]);
+    record_rewards(&mut store, "eval-test-oracle@1", None, &[1.0; 4]);
+    let md = markdown(&run_report(&store).unwrap(), None);
+    assert!(
+        md.contains("| student | dataset rows | labels | test success [95% Wilson] | test score [95% normal] | test mean steps |"),
+        "{md}"
+    );
+    assert!(
+        md.contains("| zero-shot | – | – | 50.0% [15.0–85.0] (n=4) | 62.5 [15.6–100.0] | 9.0 |"),
+        "{md}"
+    );
+    assert!(
+        md.contains("| teacher | test success [95% Wilson] | test mean steps |"),
+        "the teachers' own rewards are all 1: no score column there\n{md}"
+    );
 }
 
 /// Runs `leap report --run RUN ARGS... --out OUT`: whether it succeeded, and its stderr.
