@@ -9,58 +9,59 @@ use leap::eval::{EvalReport, score, wilson};
 use leap::report::{chart_svg, markdown, run_report, run_report_with};
 use leap::store::Store;
 
-/// Records an evaluation named `label` with `wins` of 60 episodes.
-fn record(store: &mut Store, label: &str, iteration: Option<u32>, wins: u64) {
-    let (low, high) = wilson(wins, 60);
-    let report = EvalReport {
+/// An evaluation named `label` with `wins` of `n` episodes.
+fn evaluation(label: &str, wins: u64, n: u64) -> EvalReport {
+    let (low, high) = wilson(wins, n);
+    EvalReport {
         label: label.into(),
         policy: "SmolLM2".into(),
         split: "test".into(),
-        episodes: 60,
-        wins,
-        success_rate: wins as f64 / 60.0,
-        success_low: low,
-        success_high: high,
-        mean_steps: 15.0,
-        ..EvalReport::default()
-    };
-    let summary = serde_json::to_value(&report).unwrap();
-    store
-        .record_evaluation(label, None, iteration, "SmolLM2", "test", &summary)
-        .unwrap();
-}
-
-/// Records an evaluation named `label` whose episodes earned `rewards` (won at 1), as `leap
-/// eval` summarises them.
-fn record_rewards(store: &mut Store, label: &str, iteration: Option<u32>, rewards: &[f64]) {
-    let n = rewards.len() as u64;
-    let wins = rewards.iter().filter(|&&r| r == 1.0).count() as u64;
-    let (low, high) = wilson(wins, n);
-    let report = EvalReport {
-        label: label.into(),
         episodes: n,
         wins,
         success_rate: wins as f64 / n as f64,
         success_low: low,
         success_high: high,
-        mean_reward: rewards.iter().sum::<f64>() / n as f64,
+        mean_steps: 15.0,
+        ..EvalReport::default()
+    }
+}
+
+fn store_evaluation(store: &mut Store, iteration: Option<u32>, report: &EvalReport) {
+    let summary = serde_json::to_value(report).unwrap();
+    store
+        .record_evaluation(&report.label, None, iteration, "SmolLM2", "test", &summary)
+        .unwrap();
+}
+
+/// Records an evaluation named `label` with `wins` of 60 episodes.
+fn record(store: &mut Store, label: &str, iteration: Option<u32>, wins: u64) {
+    store_evaluation(store, iteration, &evaluation(label, wins, 60));
+}
+
+/// Records an evaluation named `label` whose episodes earned `rewards` (won at 1), as `leap
+/// eval` summarises them.
+fn record_rewards(store: &mut Store, label: &str, iteration: Option<u32>, rewards: &[f64]) {
+    let wins = rewards.iter().filter(|&&r| r == 1.0).count() as u64;
+    let report = EvalReport {
+        mean_reward: rewards.iter().sum::<f64>() / rewards.len() as f64,
         score: Some(score(rewards)),
         mean_steps: 9.0,
-        ..EvalReport::default()
+        ..evaluation(label, wins, rewards.len() as u64)
     };
-    let summary = serde_json::to_value(&report).unwrap();
-    store
-        .record_evaluation(label, None, iteration, "SmolLM2", "test", &summary)
-        .unwrap();
+    store_evaluation(store, iteration, &report);
 }
 
 #[test]
 fn the_tables_show_a_score_only_when_rewards_are_partial() {
-    let all_or_nothing = tempfile::tempdir().unwrap();
-    let mut store = Store::open(all_or_nothing.path()).unwrap();
-    record_rewards(&mut store, "eval-test-base", None, &[1.0, 0.0, 0.0, 1.0]);
-    record_rewards(&mut store, "eval-test-oracle@1", None, &[1.0; 4]);
-    let md = markdown(&run_report(&store).unwrap(), None);
+    // The report of a run whose student earned `rewards` and whose teacher won every episode.
+    let report_of = |rewards: &[f64]| {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(dir.path()).unwrap();
+        record_rewards(&mut store, "eval-test-base", None, rewards);
+        record_rewards(&mut store, "eval-test-oracle@1", None, &[1.0; 4]);
+        markdown(&run_report(&store).unwrap(), None)
+    };
+    let md = report_of(&[1.0, 0.0, 0.0, 1.0]);
     assert!(
         !md.contains("score"),
         "0/1 rewards: the score is the success rate\n{md}"
@@ -70,11 +71,7 @@ fn the_tables_show_a_score_only_when_rewards_are_partial() {
         "{md}"
     );
 
-    let partial = tempfile::tempdir().unwrap();
-    let mut store = Store::open(partial.path()).unwrap();
-    record_rewards(&mut store, "eval-test-base", None, &[0.0, 0.5, 1.0, 1.0]);
-    record_rewards(&mut store, "eval-test-oracle@1", None, &[1.0; 4]);
-    let md = markdown(&run_report(&store).unwrap(), None);
+    let md = report_of(&[0.0, 0.5, 1.0, 1.0]);
     assert!(
         md.contains("| student | dataset rows | labels | test success [95% Wilson] | test score [95% normal] | test mean steps |"),
         "{md}"

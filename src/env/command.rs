@@ -241,21 +241,20 @@ mod tests {
             admits(&adm(), "search[ Red Shoes ]").as_deref(),
             Some("search[Red Shoes]")
         );
-        for bad in [
+        let bad = [
             "search[]",
             "search[  ]",
             "search[a]b]",
             "search[a\nb]",
             "search[a",
-        ] {
-            assert_eq!(admits(&adm(), bad), None, "{bad:?}");
-            assert_eq!(admits_loosely(&adm(), bad), None, "{bad:?}");
+        ];
+        for action in bad {
+            assert_eq!(admits(&adm(), action), None, "{action:?}");
+            assert_eq!(admits_loosely(&adm(), action), None, "{action:?}");
         }
         // Three dots are words like any other.
-        assert_eq!(
-            admits(&adm(), "search[...]").as_deref(),
-            Some("search[...]")
-        );
+        let dots = admits(&adm(), "search[...]");
+        assert_eq!(dots.as_deref(), Some("search[...]"));
     }
 
     #[test]
