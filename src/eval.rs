@@ -1,10 +1,12 @@
-//! Evaluation: success with a 95% Wilson interval, reward, steps and invalid actions, overall
-//! and per task type, over the episodes a rollout stored; and the oracle acting alone.
+//! Evaluation: success with a 95% Wilson interval, the score (mean reward x 100, as LEAP reports
+//! WebShop) with a 95% interval, steps and invalid actions, overall and per task type, over the
+//! episodes a rollout stored; and the oracle acting alone.
 
 use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
 
+use crate::env::command;
 use crate::scenario::Scenario;
 use crate::store::{EpisodeFilter, EpisodeRecord, Order, StepRecord, Store, StoreError, now_ms};
 use crate::teacher::oracle::OracleTeacher;
@@ -23,12 +25,56 @@ pub fn wilson(wins: u64, n: u64) -> (f64, f64) {
     ((centre - half).max(0.0), (centre + half).min(1.0))
 }
 
-/// Success on one task type.
+/// A mean score on a 0-100 scale (mean reward x 100) with its 95% interval.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct Score {
+    pub mean: f64,
+    pub low: f64,
+    pub high: f64,
+}
+
+impl std::fmt::Display for Score {
+    /// `62.5 [15.6–100.0]`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:.1} [{:.1}–{:.1}]", self.mean, self.low, self.high)
+    }
+}
+
+/// The score of episodes that earned `rewards` (each in [0, 1]): their mean x 100 with the
+/// normal approximation's 95% interval of the mean, mean ± 1.96 s/√n (s the sample standard
+/// deviation), clipped to [0, 100]. One episode says nothing of the spread, so its interval is
+/// the whole scale; no episodes score 0 with an empty interval at 0.
+pub fn score(rewards: &[f64]) -> Score {
+    let n = rewards.len() as f64;
+    if rewards.is_empty() {
+        return Score::default();
+    }
+    let mean = rewards.iter().sum::<f64>() / n;
+    if rewards.len() == 1 {
+        return Score {
+            mean: mean * 100.0,
+            low: 0.0,
+            high: 100.0,
+        };
+    }
+    let variance = rewards.iter().map(|r| (r - mean).powi(2)).sum::<f64>() / (n - 1.0);
+    let half = 1.959_963_984_540_054 * (variance / n).sqrt();
+    Score {
+        mean: mean * 100.0,
+        low: ((mean - half) * 100.0).max(0.0),
+        high: ((mean + half) * 100.0).min(100.0),
+    }
+}
+
+/// Success and score on one task type.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct TaskStats {
     pub episodes: u64,
     pub wins: u64,
     pub success_rate: f64,
+    /// `None` in evaluations recorded before leap reported a score.
+    #[serde(default)]
+    pub score: Option<Score>,
 }
 
 /// One evaluation's numbers.
@@ -45,6 +91,10 @@ pub struct EvalReport {
     pub success_low: f64,
     pub success_high: f64,
     pub mean_reward: f64,
+    /// Mean reward x 100 with its 95% interval (see [`score`]); `None` in evaluations recorded
+    /// before leap reported one.
+    #[serde(default)]
+    pub score: Option<Score>,
     pub mean_steps: f64,
     pub invalid_action_rate: f64,
     pub per_task: BTreeMap<String, TaskStats>,
@@ -72,6 +122,7 @@ pub fn summarize(
         .map(|s| (s.id.as_str(), s.body.task_type()))
         .collect();
     let mut per_task: BTreeMap<String, TaskStats> = BTreeMap::new();
+    let mut task_rewards: BTreeMap<String, Vec<f64>> = BTreeMap::new();
     for e in &episodes {
         let kind = kinds
             .get(e.scenario_id.as_str())
@@ -80,10 +131,16 @@ pub fn summarize(
         let t = per_task.entry(kind.to_string()).or_default();
         t.episodes += 1;
         t.wins += u64::from(e.won);
+        task_rewards
+            .entry(kind.to_string())
+            .or_default()
+            .push(e.reward);
     }
-    for t in per_task.values_mut() {
+    for (kind, t) in per_task.iter_mut() {
         t.success_rate = t.wins as f64 / t.episodes.max(1) as f64;
+        t.score = Some(score(&task_rewards[kind]));
     }
+    let rewards: Vec<f64> = episodes.iter().map(|e| e.reward).collect();
     let (success_low, success_high) = wilson(summary.wins, summary.episodes);
     Ok(EvalReport {
         label: label.to_string(),
@@ -98,6 +155,7 @@ pub fn summarize(
         success_low,
         success_high,
         mean_reward: summary.mean_reward,
+        score: Some(score(&rewards)),
         mean_steps: summary.mean_steps,
         invalid_action_rate: summary.invalid_action_rate,
         per_task,
@@ -129,8 +187,9 @@ pub fn oracle_episodes(
         let steps = demo
             .steps
             .into_iter()
-            .map(|d| {
-                StepRecord::scripted(
+            .map(|d| StepRecord {
+                info: d.info,
+                ..StepRecord::scripted(
                     d.reason,
                     d.action,
                     d.next_observation,
@@ -255,7 +314,7 @@ pub fn step_agreement(
                 entry.steps += 1;
                 report.steps += 1;
                 match action {
-                    Some(a) if step.admissible.contains(&a) => {
+                    Some(a) if command::admits(&step.admissible, &a).is_some() => {
                         report.same += u64::from(a == step.action);
                         if step.good_actions.contains(&a) {
                             report.good += 1;
@@ -279,7 +338,34 @@ pub fn step_agreement(
 
 #[cfg(test)]
 mod tests {
-    use super::wilson;
+    use super::{Score, score, wilson};
+
+    #[test]
+    fn the_score_interval_is_the_normal_approximation_of_the_mean() {
+        // Rewards 0, 0.5, 1, 1: mean 0.625, sample sd 0.4787, standard error 0.2394.
+        let s = score(&[0.0, 0.5, 1.0, 1.0]);
+        assert!((s.mean - 62.5).abs() < 1e-9, "{s:?}");
+        assert!((s.low - 15.58).abs() < 0.01 && s.high == 100.0, "{s:?}");
+        // 0.2 x 50 and 0.4 x 50: mean 0.3, sd 0.1005, standard error 0.01005.
+        let many: Vec<f64> = (0..100).map(|i| if i < 50 { 0.2 } else { 0.4 }).collect();
+        let s = score(&many);
+        assert!((s.mean - 30.0).abs() < 1e-9, "{s:?}");
+        assert!(
+            (s.low - 28.030).abs() < 0.01 && (s.high - 31.970).abs() < 0.01,
+            "{s:?}"
+        );
+        let same = score(&[0.75; 5]);
+        assert_eq!((same.low, same.mean, same.high), (75.0, 75.0, 75.0));
+        assert_eq!(
+            score(&[0.3]),
+            Score {
+                mean: 30.0,
+                low: 0.0,
+                high: 100.0
+            }
+        );
+        assert_eq!(score(&[]), Score::default());
+    }
 
     #[test]
     fn wilson_matches_known_values() {

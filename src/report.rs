@@ -303,6 +303,12 @@ fn pct(r: &Option<EvalReport>) -> String {
     }
 }
 
+/// The score with its interval, or a dash (none recorded, or no evaluation).
+fn score_cell(r: Option<&EvalReport>) -> String {
+    r.and_then(|r| r.score)
+        .map_or_else(|| "–".into(), |s| s.to_string())
+}
+
 /// Success with its interval and the mean steps, or a dash.
 fn steps_pct(r: Option<&EvalReport>) -> String {
     r.map_or_else(
@@ -314,6 +320,9 @@ fn steps_pct(r: Option<&EvalReport>) -> String {
 fn opt<T: std::fmt::Display>(v: Option<T>) -> String {
     v.map_or_else(|| "–".into(), |v| v.to_string())
 }
+
+/// The score column's head: mean reward x 100 with the normal approximation's interval.
+const SCORE_HEAD: &str = "test score [95% normal]";
 
 /// A table of the report, as its cells: what `leap report` writes as Markdown and the
 /// workbench's Iterations screen draws, so that both show the same columns and numbers.
@@ -348,9 +357,29 @@ impl Table {
     }
 }
 
-/// One row per student: its dataset, its test and train success, its training.
+/// Whether any of `reports` earned rewards between 0 and 1, so that its score is not its
+/// success rate: only then does a table show the score, which would otherwise repeat success.
+fn partial_rewards<'a>(reports: impl IntoIterator<Item = &'a EvalReport>) -> bool {
+    reports.into_iter().any(|r| {
+        r.score
+            .is_some_and(|s| (s.mean - r.success_rate * 100.0).abs() > 1e-6)
+    })
+}
+
+/// `columns` with the score column after the first `at` of them when `scored`.
+fn with_score<'a>(columns: &[(&'a str, bool)], at: usize, scored: bool) -> Vec<(&'a str, bool)> {
+    let mut columns = columns.to_vec();
+    if scored {
+        columns.insert(at, (SCORE_HEAD, false));
+    }
+    columns
+}
+
+/// One row per student: its dataset, its test and train success (and test score when rewards
+/// are partial), its training.
 pub fn students_table(report: &RunReport) -> Table {
-    let mut table = Table::new(&[
+    let scored = partial_rewards(report.iterations.iter().filter_map(|r| r.test.as_ref()));
+    let columns = [
         ("student", false),
         ("dataset rows", true),
         ("labels", true),
@@ -360,9 +389,10 @@ pub fn students_table(report: &RunReport) -> Table {
         ("train success", false),
         ("final train loss", true),
         ("train time", true),
-    ]);
+    ];
+    let mut table = Table::new(&with_score(&columns, 4, scored));
     for row in &report.iterations {
-        table.rows.push(vec![
+        let mut cells = vec![
             row.name.clone(),
             opt(row.dataset_rows),
             opt(row.labels),
@@ -378,7 +408,11 @@ pub fn students_table(report: &RunReport) -> Table {
                 .map_or("–".into(), |l| format!("{l:.3}")),
             row.train_seconds
                 .map_or("–".into(), |s| format!("{:.0} s", s)),
-        ]);
+        ];
+        if scored {
+            cells.insert(4, score_cell(row.test.as_ref()));
+        }
+        table.rows.push(cells);
     }
     table
 }
@@ -407,17 +441,23 @@ pub fn teachers_table(report: &RunReport) -> Option<Table> {
     if teachers.is_empty() {
         return None;
     }
-    let mut table = Table::new(&[
+    let scored = partial_rewards(teachers.iter().map(|t| &t.test));
+    let columns = [
         ("teacher", false),
         ("test success [95% Wilson]", false),
         ("test mean steps", true),
-    ]);
+    ];
+    let mut table = Table::new(&with_score(&columns, 2, scored));
     for t in &teachers {
-        table.rows.push(vec![
+        let mut cells = vec![
             t.name.clone(),
             pct(&Some(t.test.clone())),
             format!("{:.1}", t.test.mean_steps),
-        ]);
+        ];
+        if scored {
+            cells.insert(2, score_cell(Some(&t.test)));
+        }
+        table.rows.push(cells);
     }
     Some(table)
 }

@@ -13,7 +13,7 @@ use thiserror::Error;
 use crate::agent::parse::parse;
 use crate::agent::prompt::{Past, Prompt, PromptError, View};
 use crate::agent::{Policy, PolicyError, Request, Response, Sampling};
-use crate::env::{Environment, Kind, Outcome};
+use crate::env::{Environment, Kind, Outcome, command};
 use crate::scenario::Scenario;
 use crate::store::{
     Branch, EpisodeFilter, EpisodeRecord, StepRecord, Store, StoreError, Summary, now_ms,
@@ -194,8 +194,9 @@ impl Playing {
 
     /// Takes `action` (with `reason`, if any) at the step `request` prompts for, chosen by `by`
     /// instead of the policy: the step is recorded as an intervention, with the prompt the
-    /// policy would have answered and no tokens or timings. An action outside a non-empty
-    /// admissible list is sent anyway and recorded as not valid, as a student's would be.
+    /// policy would have answered and no tokens or timings. An admitted action is sent as the
+    /// list admits it (a template's fill trimmed); one outside a non-empty admissible list is
+    /// sent anyway and recorded as not valid, as a student's would be.
     pub fn intervene(
         &mut self,
         request: Request,
@@ -203,7 +204,9 @@ impl Playing {
         action: String,
         by: String,
     ) -> (StepRecord, Outcome) {
-        let valid = request.admissible.is_empty() || request.admissible.contains(&action);
+        let admitted = command::admits(&request.admissible, &action);
+        let valid = request.admissible.is_empty() || admitted.is_some();
+        let action = admitted.unwrap_or(action);
         let response = Response {
             text: crate::agent::parse::format(reason.as_deref().unwrap_or(""), &action),
             prompt_tokens: 0,
@@ -262,6 +265,7 @@ impl Playing {
             prompt_ms: response.prompt_ms.round() as u64,
             gen_ms: response.gen_ms.round() as u64,
             intervention,
+            info: self.env.info(),
         };
         self.history.push(Past {
             action,

@@ -24,7 +24,7 @@ use crate::agent::local::{LocalConfig, LocalPolicy};
 use crate::agent::prompt::Prompt;
 use crate::agent::remote::{RemoteConfig, RemotePolicy};
 use crate::agent::{Policy, PolicyError, Sampling};
-use crate::env::Outcome;
+use crate::env::{Outcome, command};
 use crate::rollout::{Played, Playing, env_for};
 use crate::scenario::Scenario;
 use crate::store::{Branch, EpisodeRecord, StepRecord, Store, StoreError};
@@ -469,7 +469,8 @@ impl Worker {
             Ok(r) => r,
             Err(e) => return self.error(format!("prompt: {e}")),
         };
-        if !request.admissible.is_empty() && !request.admissible.contains(&action) {
+        if !request.admissible.is_empty() && command::admits(&request.admissible, &action).is_none()
+        {
             return self.error(format!(
                 "{action:?} is not one of the admissible commands at step {}",
                 at + 1

@@ -73,6 +73,7 @@ fn seed_run(dir: &Path, scenarios: &[Scenario], steps: usize) -> usize {
                 prompt_ms: 0,
                 gen_ms: 0,
                 intervention: None,
+                info: None,
             });
             history.push(Past {
                 action,

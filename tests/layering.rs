@@ -93,18 +93,47 @@ fn the_student_does_not_reach_into_training() {
     assert!(hits.is_empty(), "{hits:#?}");
 }
 
+/// Each kind's folder and the names only that folder may use.
+const KINDS: [(&str, &[&str]); 2] = [
+    (
+        "src/env/household",
+        &[
+            "Body::Household",
+            "HouseholdEnv",
+            "env::household",
+            "household::",
+        ],
+    ),
+    ("src/env/shop", &["ShopEnv", "env::shop", "shop::"]),
+];
+
 #[test]
 fn only_an_environment_names_its_own_types() {
     // The registry in src/env/mod.rs is the one place that lists the kinds.
-    let own = |p: &Path| p.starts_with("src/env/household") || p == Path::new("src/env/mod.rs");
-    let needles = [
-        "Body::Household",
-        "HouseholdEnv",
-        "env::household",
-        "household::",
-    ];
-    let hits = mentions("src", own, &needles);
-    assert!(hits.is_empty(), "{hits:#?}");
-    let registry = mentions("src/env", |p| p != Path::new("src/env/mod.rs"), &needles);
-    assert_eq!(registry.len(), 1, "{registry:#?}");
+    let registry_file = Path::new("src/env/mod.rs");
+    let text =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(registry_file)).unwrap();
+    let start = text
+        .find("pub fn registry()")
+        .expect("src/env/mod.rs has registry()");
+    let end = start + text[start..].find("\n}\n").expect("registry() ends");
+    let registry_lines = text[..start].lines().count() + 1..=text[..end].lines().count() + 1;
+    for (folder, needles) in KINDS {
+        let own = |p: &Path| p.starts_with(folder) || p == registry_file;
+        let hits = mentions("src", own, needles);
+        assert!(hits.is_empty(), "{folder}: {hits:#?}");
+        let outside_registry: Vec<String> = mentions("src/env", |p| p != registry_file, needles)
+            .into_iter()
+            .filter(|hit| {
+                let line: usize = hit.split(':').nth(1).unwrap().parse().unwrap();
+                !registry_lines.contains(&line)
+            })
+            .collect();
+        assert!(
+            outside_registry.is_empty(),
+            "{folder}: {outside_registry:#?}"
+        );
+    }
+    let household = mentions("src/env", |p| p != registry_file, KINDS[0].1);
+    assert_eq!(household.len(), 1, "{household:#?}");
 }

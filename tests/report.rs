@@ -5,29 +5,85 @@ use std::ffi::OsStr;
 use std::path::Path;
 use std::process::Command;
 
-use leap::eval::{EvalReport, wilson};
+use leap::eval::{EvalReport, score, wilson};
 use leap::report::{chart_svg, markdown, run_report, run_report_with};
 use leap::store::Store;
 
-/// Records an evaluation named `label` with `wins` of 60 episodes.
-fn record(store: &mut Store, label: &str, iteration: Option<u32>, wins: u64) {
-    let (low, high) = wilson(wins, 60);
-    let report = EvalReport {
+/// An evaluation named `label` with `wins` of `n` episodes.
+fn evaluation(label: &str, wins: u64, n: u64) -> EvalReport {
+    let (low, high) = wilson(wins, n);
+    EvalReport {
         label: label.into(),
         policy: "SmolLM2".into(),
         split: "test".into(),
-        episodes: 60,
+        episodes: n,
         wins,
-        success_rate: wins as f64 / 60.0,
+        success_rate: wins as f64 / n as f64,
         success_low: low,
         success_high: high,
         mean_steps: 15.0,
         ..EvalReport::default()
-    };
-    let summary = serde_json::to_value(&report).unwrap();
+    }
+}
+
+fn store_evaluation(store: &mut Store, iteration: Option<u32>, report: &EvalReport) {
+    let summary = serde_json::to_value(report).unwrap();
     store
-        .record_evaluation(label, None, iteration, "SmolLM2", "test", &summary)
+        .record_evaluation(&report.label, None, iteration, "SmolLM2", "test", &summary)
         .unwrap();
+}
+
+/// Records an evaluation named `label` with `wins` of 60 episodes.
+fn record(store: &mut Store, label: &str, iteration: Option<u32>, wins: u64) {
+    store_evaluation(store, iteration, &evaluation(label, wins, 60));
+}
+
+/// Records an evaluation named `label` whose episodes earned `rewards` (won at 1), as `leap
+/// eval` summarises them.
+fn record_rewards(store: &mut Store, label: &str, iteration: Option<u32>, rewards: &[f64]) {
+    let wins = rewards.iter().filter(|&&r| r == 1.0).count() as u64;
+    let report = EvalReport {
+        mean_reward: rewards.iter().sum::<f64>() / rewards.len() as f64,
+        score: Some(score(rewards)),
+        mean_steps: 9.0,
+        ..evaluation(label, wins, rewards.len() as u64)
+    };
+    store_evaluation(store, iteration, &report);
+}
+
+#[test]
+fn the_tables_show_a_score_only_when_rewards_are_partial() {
+    // The report of a run whose student earned `rewards` and whose teacher won every episode.
+    let report_of = |rewards: &[f64]| {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(dir.path()).unwrap();
+        record_rewards(&mut store, "eval-test-base", None, rewards);
+        record_rewards(&mut store, "eval-test-oracle@1", None, &[1.0; 4]);
+        markdown(&run_report(&store).unwrap(), None)
+    };
+    let md = report_of(&[1.0, 0.0, 0.0, 1.0]);
+    assert!(
+        !md.contains("score"),
+        "0/1 rewards: the score is the success rate\n{md}"
+    );
+    assert!(
+        md.contains("| zero-shot | – | – | 50.0% [15.0–85.0] (n=4) | 9.0 |"),
+        "{md}"
+    );
+
+    let md = report_of(&[0.0, 0.5, 1.0, 1.0]);
+    assert!(
+        md.contains("| student | dataset rows | labels | test success [95% Wilson] | test score [95% normal] | test mean steps |"),
+        "{md}"
+    );
+    assert!(
+        md.contains("| zero-shot | – | – | 50.0% [15.0–85.0] (n=4) | 62.5 [15.6–100.0] | 9.0 |"),
+        "{md}"
+    );
+    assert!(
+        md.contains("| teacher | test success [95% Wilson] | test mean steps |"),
+        "the teachers' own rewards are all 1: no score column there\n{md}"
+    );
 }
 
 /// Runs `leap report --run RUN ARGS... --out OUT`: whether it succeeded, and its stderr.

@@ -41,6 +41,7 @@ fn step(i: usize, valid: bool) -> StepRecord {
         prompt_ms: 5,
         gen_ms: 40,
         intervention: None,
+        info: None,
     }
 }
 
@@ -194,6 +195,58 @@ fn reopening_keeps_episodes_scenarios_and_config() {
         (201, 180, 24)
     );
     assert_eq!(row.seed, u64::MAX - 7);
+}
+
+#[test]
+fn a_steps_info_is_stored_with_it_and_none_stays_none() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut bought = step(1, true);
+    bought.info = Some(json!({
+        "r_type": 1.0, "r_att": 0.5, "r_option": 1.0, "r_price": true, "asin": "B07XYZ"
+    }));
+    let record = episode(
+        "rollout/base/kitchen-1/0",
+        "kitchen-1",
+        vec![step(0, true), bought],
+    );
+    let id = {
+        let mut store = open_with_scenarios(tmp.path());
+        store.insert_episode(&record).unwrap().unwrap()
+    };
+    let got = Store::open(tmp.path())
+        .unwrap()
+        .episode(id)
+        .unwrap()
+        .unwrap();
+    assert_eq!(got.record, record);
+    assert_eq!(got.record.steps[0].info, None);
+    let raw_info: Option<String> = raw(&Store::open(tmp.path()).unwrap())
+        .query_row("SELECT info FROM steps WHERE idx = 0", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(raw_info, None, "no info is NULL, not the text null");
+}
+
+#[test]
+fn a_database_of_schema_version_5_migrates_and_keeps_its_steps() {
+    let tmp = tempfile::tempdir().unwrap();
+    let old = episode("rollout/base/kitchen-1/0", "kitchen-1", vec![step(0, true)]);
+    let id = {
+        let mut store = open_with_scenarios(tmp.path());
+        store.insert_episode(&old).unwrap().unwrap()
+    };
+    // Back to the schema of version 5: migration 6 only added `steps.info`.
+    {
+        let conn = rusqlite::Connection::open(tmp.path().join("leap.db")).unwrap();
+        conn.execute_batch("ALTER TABLE steps DROP COLUMN info; PRAGMA user_version = 5;")
+            .unwrap();
+    }
+    let mut store = Store::open(tmp.path()).unwrap();
+    assert_eq!(store.schema_version().unwrap(), SCHEMA_VERSION as i64);
+    assert_eq!(store.episode(id).unwrap().unwrap().record, old);
+    let mut new = episode("rollout/base/kitchen-1/1", "kitchen-1", vec![step(0, true)]);
+    new.steps[0].info = Some(json!({"r_price": false}));
+    let new_id = store.insert_episode(&new).unwrap().unwrap();
+    assert_eq!(store.episode(new_id).unwrap().unwrap().record, new);
 }
 
 #[test]

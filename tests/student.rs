@@ -97,6 +97,43 @@ fn the_grammar_forces_a_parseable_admissible_answer_even_from_random_weights() {
 }
 
 #[test]
+fn under_the_grammar_the_model_fills_a_templates_hole_with_its_own_words() {
+    let mut config = LocalConfig::new(tiny());
+    config.slots = 3;
+    let mut policy = LocalPolicy::load(&config).unwrap();
+    let admissible = vec!["search[...]".to_string()];
+    let requests: Vec<Request> = (0..3)
+        .map(|seq| Request {
+            seq,
+            messages: messages(&format!("Task {seq}: buy red running shoes.")),
+            admissible: admissible.clone(),
+            temperature: None,
+        })
+        .collect();
+    let sampling = Sampling {
+        max_tokens: 64,
+        ..Sampling::default()
+    };
+    let responses = policy
+        .respond(&requests, &sampling, &mut |_, _| {})
+        .unwrap();
+    for r in &responses {
+        let action = parse(&r.text, &admissible)
+            .action
+            .unwrap_or_else(|| panic!("no admitted action in {:?}", r.text));
+        let fill = action
+            .strip_prefix("search[")
+            .and_then(|a| a.strip_suffix(']'))
+            .unwrap_or_else(|| panic!("{action:?} is not a search"));
+        assert!(!fill.trim().is_empty() && !fill.contains(']'), "{action:?}");
+        assert_ne!(
+            fill, "...",
+            "the model wrote its own words, not the template's"
+        );
+    }
+}
+
+#[test]
 fn reusing_the_cached_prefix_gives_the_same_answer_as_evaluating_it_all() {
     let first = messages("Task: find the apple.\nNow: You are in the middle of a room.");
     let second = messages(

@@ -20,8 +20,10 @@ use llama_cpp_2::sampling::LlamaSampler;
 use llama_cpp_2::token::LlamaToken;
 use llama_cpp_2::token::data::LlamaTokenData;
 use llama_cpp_2::token::data_array::LlamaTokenDataArray;
+use llama_cpp_2::vocab::LlamaVocab;
 
 use super::{Message, Policy, PolicyError, Request, Response, Sampling};
+use crate::env::command::{self, Template};
 
 /// The process-wide llama.cpp backend (it may be initialised once).
 pub fn backend() -> &'static LlamaBackend {
@@ -301,12 +303,12 @@ fn merged_adapters(
     Ok(Some(file))
 }
 
-/// GBNF for `REASON: <one line>` then `ACTION: <an admissible command>`. With `max_reason`,
-/// the reason is at most that many characters: a backend that cannot cut a reason short itself
-/// (a server) bounds it here, so that the action always fits in the response.
+/// GBNF for `REASON: <one line>` then `ACTION: <an admissible command>`, a template's hole
+/// taking any valid fill (`env::command::gbnf`). With `max_reason`, the reason is at most that
+/// many characters: a backend that cannot cut a reason short itself (a server) bounds it here,
+/// so that the action always fits in the response.
 pub fn grammar(admissible: &[String], max_reason: Option<usize>) -> String {
-    let quote = |s: &str| format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""));
-    let actions: Vec<String> = admissible.iter().map(|a| quote(a)).collect();
+    let actions: Vec<String> = admissible.iter().map(|a| command::gbnf(a)).collect();
     let reason = match max_reason {
         Some(n) => format!("[^\\n]{{1,{}}}", n.max(1)),
         None => "[^\\n]+".to_string(),
@@ -342,18 +344,50 @@ impl Live {
             .is_some_and(|at| text[at..].contains('\n'))
     }
 
+    /// The tokens that close the template hole the action has begun to fill, when no more than
+    /// the response's remaining `budget` of tokens: written for the model so that a fill that
+    /// runs on still ends as a command.
+    fn closing(
+        &self,
+        admissible: &[String],
+        vocab: &LlamaVocab,
+        budget: u32,
+    ) -> Option<Vec<LlamaToken>> {
+        let text = String::from_utf8_lossy(&self.out);
+        let at = text.find("\nACTION: ")? + "\nACTION: ".len();
+        let rest = admissible
+            .iter()
+            .find_map(|a| Template::of(a)?.closing(&text[at..]))
+            .filter(|rest| !rest.is_empty())?;
+        let tokens = vocab.tokenize(rest.as_bytes(), false, false);
+        (tokens.len() as u32 >= budget).then_some(tokens)
+    }
+
     /// Under the grammar, the whole response once the action typed so far can only be one
-    /// admissible command: the rest of it is written out instead of generated token by token.
+    /// admissible command: the rest of a literal command is written out instead of generated
+    /// token by token, and a template the model has closed ends the response. A template's
+    /// hole is the model's to fill, so it is never completed into.
     fn completed(&self, admissible: &[String]) -> Option<String> {
         let text = String::from_utf8_lossy(&self.out);
         let at = text.find("\nACTION: ")? + "\nACTION: ".len();
-        let typed = &text[at..];
-        let mut matches = admissible.iter().filter(|a| a.starts_with(typed));
-        let only = matches.next()?;
-        matches
-            .next()
-            .is_none()
-            .then(|| format!("{}{only}", &text[..at]))
+        completion(&text[at..], admissible).map(|action| format!("{}{action}", &text[..at]))
+    }
+}
+
+/// The whole action once `typed` can only be one admissible command: a literal one, or a
+/// template that `typed` has already closed (see [`Live::completed`]).
+fn completion(typed: &str, admissible: &[String]) -> Option<String> {
+    let mut matches = admissible.iter().filter(|a| match Template::of(a) {
+        None => a.starts_with(typed),
+        Some(t) => t.may_become(typed),
+    });
+    let only = matches.next()?;
+    if matches.next().is_some() {
+        return None;
+    }
+    match Template::of(only) {
+        None => Some(only.clone()),
+        Some(t) => t.closed_by(typed).then(|| typed.to_string()),
     }
 }
 
@@ -558,14 +592,24 @@ impl Policy for LocalPolicy {
                 // A reason that runs on past its budget is cut short: the action line is
                 // written for the model, and the grammar goes on from there. Once the model has
                 // ended the reason line itself, the grammar already leads to the action.
+                // Likewise a template's fill that would leave no room to close it is closed.
                 let over_budget = live.gen_tokens >= reason_budget && !live.out.contains(&b'\n');
+                let close = match live.grammar {
+                    Some(_) if !over_budget => live.closing(
+                        &requests[i].admissible,
+                        &vocab,
+                        sampling.max_tokens.saturating_sub(live.gen_tokens),
+                    ),
+                    _ => None,
+                };
                 let tokens = match &mut live.grammar {
-                    Some(g) if over_budget => {
-                        if !force_action.iter().all(|&t| g.try_accept(t).is_ok()) {
+                    Some(g) if over_budget || close.is_some() => {
+                        let forced = close.unwrap_or_else(|| force_action.clone());
+                        if !forced.iter().all(|&t| g.try_accept(t).is_ok()) {
                             live.done = true;
                             continue;
                         }
-                        force_action.clone()
+                        forced
                     }
                     _ => {
                         let t0 = Instant::now();
@@ -646,5 +690,63 @@ impl Policy for LocalPolicy {
             let _ = self.ctx.clear_kv_cache_seq(Some(seq as u32), None, None);
             self.cached[seq].clear();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn adm(commands: &[&str]) -> Vec<String> {
+        commands.iter().map(|c| c.to_string()).collect()
+    }
+
+    #[test]
+    fn the_grammar_of_a_mixed_list_leaves_the_hole_to_the_model() {
+        let g = grammar(&adm(&["click[back to search]", "search[...]"]), None);
+        assert_eq!(
+            g,
+            "root ::= \"REASON: \" [^\\n]+ \"\\nACTION: \" action\n\
+             action ::= \"click[back to search]\" | (\"search[\" [^\\]\\n\\r \\t] [^\\]\\n\\r]{0,99} \"]\")\n"
+        );
+    }
+
+    #[test]
+    fn the_grammar_of_literal_commands_is_unchanged() {
+        assert_eq!(
+            grammar(&adm(&["go to fridge 1", "say \"hi\""]), Some(40)),
+            "root ::= \"REASON: \" [^\\n]{1,40} \"\\nACTION: \" action\n\
+             action ::= \"go to fridge 1\" | \"say \\\"hi\\\"\"\n"
+        );
+    }
+
+    #[test]
+    fn completion_writes_out_literals_but_never_fills_a_hole() {
+        let a = adm(&["click[back to search]", "click[next >]", "search[...]"]);
+        assert_eq!(
+            completion("click[b", &a).as_deref(),
+            Some("click[back to search]")
+        );
+        assert_eq!(completion("click[", &a), None, "two literals remain");
+        assert_eq!(
+            completion("s", &a),
+            None,
+            "the template's hole is the model's"
+        );
+        assert_eq!(completion("search[", &a), None);
+        assert_eq!(completion("search[red sh", &a), None);
+        assert_eq!(
+            completion("search[red shoes]", &a).as_deref(),
+            Some("search[red shoes]")
+        );
+        let only = adm(&["search[...]"]);
+        assert_eq!(completion("", &only), None);
+        let unbracketed = adm(&["say ..."]);
+        assert_eq!(
+            completion("say hi", &unbracketed),
+            None,
+            "a fill could go on"
+        );
+        assert_eq!(completion("", &adm(&["look"])).as_deref(), Some("look"));
     }
 }

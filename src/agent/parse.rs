@@ -1,8 +1,11 @@
 //! Reading `REASON:` and `ACTION:` out of what the student wrote, tolerantly: labels in any
 //! case, with or without markdown, an action with stray quotes or a full stop, an action that
-//! differs from an admissible command only in case or spacing.
+//! differs from an admissible command only in case or spacing (for a template, in its fixed
+//! parts: the words filled into its hole are kept as written, see `env::command`).
 
 use serde::{Deserialize, Serialize};
+
+use crate::env::command::admits_loosely;
 
 /// What a response says.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -30,13 +33,6 @@ fn field<'a>(text: &'a str, label: &str) -> Option<&'a str> {
     })
 }
 
-fn normalise(s: &str) -> String {
-    s.split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ")
-        .to_lowercase()
-}
-
 /// Parses a response against the commands that were admissible.
 pub fn parse(text: &str, admissible: &[String]) -> Parsed {
     let reason = field(text, "reason")
@@ -44,11 +40,7 @@ pub fn parse(text: &str, admissible: &[String]) -> Parsed {
         .map(str::to_string);
     let action = field(text, "action").and_then(|raw| {
         let cleaned = raw.trim_matches(|c: char| matches!(c, '`' | '"' | '\'' | '*' | '.' | ' '));
-        if let Some(exact) = admissible.iter().find(|a| a.as_str() == cleaned) {
-            return Some(exact.clone());
-        }
-        let wanted = normalise(cleaned);
-        admissible.iter().find(|a| normalise(a) == wanted).cloned()
+        admits_loosely(admissible, cleaned)
     });
     Parsed { reason, action }
 }
@@ -101,6 +93,25 @@ mod tests {
                 action: None
             }
         );
+    }
+
+    #[test]
+    fn fills_a_template_with_the_words_written() {
+        let adm = vec![
+            "click[back to search]".to_string(),
+            "search[...]".to_string(),
+        ];
+        let p = parse(
+            "REASON: look for it\nACTION: Search[ Red Running Shoes ]",
+            &adm,
+        );
+        assert_eq!(p.action.as_deref(), Some("search[Red Running Shoes]"));
+        let p = parse("REASON: back\nACTION: `Click[Back to Search]`.", &adm);
+        assert_eq!(p.action.as_deref(), Some("click[back to search]"));
+        for empty in ["search[]", "search[ ]", "search[...", "search[a]b]"] {
+            let p = parse(&format!("REASON: x\nACTION: {empty}"), &adm);
+            assert_eq!(p.action, None, "{empty:?}");
+        }
     }
 
     #[test]

@@ -22,6 +22,7 @@ use serde_json::{Value, json};
 
 use super::local::grammar;
 use super::{Policy, PolicyError, Request, Response, Sampling};
+use crate::env::command;
 
 /// Where the server is and how to talk to it.
 #[derive(Debug, Clone, PartialEq)]
@@ -155,12 +156,7 @@ impl RemotePolicy {
             // at least one character, so raising `max_tokens` to the grammar's longest answer
             // means an answer is never cut off before its action.
             let max_reason = 4 * sampling.reason_budget() as usize;
-            let longest_action = request
-                .admissible
-                .iter()
-                .map(String::len)
-                .max()
-                .unwrap_or(0);
+            let longest_action = command::longest(&request.admissible);
             let longest = "REASON: ".len() + max_reason + "\nACTION: ".len() + longest_action;
             body["grammar"] = Value::String(grammar(&request.admissible, Some(max_reason)));
             body["max_tokens"] = json!(sampling.max_tokens.max(longest as u32));

@@ -104,13 +104,13 @@ pub fn eval_table(rows: &[Option<&EvalReport>]) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "{:<28} {:>5} {:>9} {:>15} {:>7} {:>7} {:>8}",
+        "{:<28} {:>5} {:>9} {:>15} {:>7} {:>7} {:>8}  score [95% normal]",
         "evaluation", "n", "success", "95% Wilson", "reward", "steps", "invalid"
     );
     for r in rows.iter().flatten() {
         let _ = writeln!(
             out,
-            "{:<28} {:>5} {:>8.1}% {:>6.1}–{:>5.1}% {:>7.3} {:>7.1} {:>7.1}%",
+            "{:<28} {:>5} {:>8.1}% {:>6.1}–{:>5.1}% {:>7.3} {:>7.1} {:>7.1}%  {}",
             r.label,
             r.episodes,
             r.success_rate * 100.0,
@@ -118,12 +118,16 @@ pub fn eval_table(rows: &[Option<&EvalReport>]) -> String {
             r.success_high * 100.0,
             r.mean_reward,
             r.mean_steps,
-            r.invalid_action_rate * 100.0
+            r.invalid_action_rate * 100.0,
+            r.score.map_or("–".into(), |s| s.to_string())
         );
         let tasks: Vec<String> = r
             .per_task
             .iter()
-            .map(|(k, t)| format!("{k} {}/{}", t.wins, t.episodes))
+            .map(|(k, t)| match t.score {
+                Some(s) => format!("{k} {}/{} score {:.1}", t.wins, t.episodes, s.mean),
+                None => format!("{k} {}/{}", t.wins, t.episodes),
+            })
             .collect();
         let _ = writeln!(out, "{:<28} {}", "", tasks.join(", "));
     }

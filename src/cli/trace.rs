@@ -56,8 +56,8 @@ pub fn render_list(rows: &[EpisodeSummary], summary: &Summary) -> String {
 }
 
 /// The trace as a person reads it: for each step the reason, the action (marked when it was
-/// not admissible) and the observation that came back, and who chose it when the student did
-/// not; then the outcome.
+/// not admissible) and the observation that came back, who chose it when the student did not
+/// and what the environment reported beyond the reward (its info); then the outcome.
 pub fn render_trace(episode: &Episode, full: bool) -> String {
     let e = &episode.record;
     let mut out = String::new();
@@ -116,6 +116,9 @@ pub fn render_trace(episode: &Episode, full: bool) -> String {
         if s.reward != 0.0 {
             let _ = writeln!(out, "        reward {}", s.reward);
         }
+        if let Some(info) = &s.info {
+            let _ = writeln!(out, "        info: {info}");
+        }
     }
     let verdict = if e.won { "WON" } else { "LOST" };
     let invalid = e.invalid_actions();
@@ -139,5 +142,57 @@ fn field(out: &mut String, label: &str, text: &str) {
     let _ = writeln!(out, "{label:8}{}", lines.next().unwrap_or(""));
     for line in lines {
         let _ = writeln!(out, "{:8}{line}", "");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use leap::store::{EpisodeRecord, StepRecord};
+
+    use super::*;
+
+    #[test]
+    fn a_steps_info_is_one_indented_line_under_it() {
+        let step = |action: &str, info| StepRecord {
+            info,
+            ..StepRecord::scripted(
+                "r".into(),
+                action.into(),
+                "obs".into(),
+                0.0,
+                false,
+                Vec::new(),
+            )
+        };
+        let episode = Episode {
+            id: 3,
+            record: EpisodeRecord {
+                key: "rollout/x/s/0".into(),
+                scenario_hash: "abc".into(),
+                scenario_id: "s".into(),
+                policy: "p".into(),
+                seed: 0,
+                iteration: None,
+                sampling: serde_json::json!({}),
+                started_at_ms: 0,
+                finished_at_ms: 0,
+                won: false,
+                reward: 0.0,
+                wall_ms: 0,
+                steps: vec![
+                    step("search[red shoes]", None),
+                    step("click[buy now]", Some(serde_json::json!({"r_price": true}))),
+                ],
+                branch: None,
+            },
+        };
+        let text = render_trace(&episode, false);
+        let infos: Vec<&str> = text.lines().filter(|l| l.contains("info:")).collect();
+        assert_eq!(infos, [r#"        info: {"r_price":true}"#], "{text}");
+        let after_buy = text.split("click[buy now]").nth(1).unwrap();
+        assert!(
+            after_buy.contains("info:"),
+            "under the step it belongs to: {text}"
+        );
     }
 }

@@ -7,6 +7,7 @@
 //! ([`World`]), which makes episodes: a plain [`Environment`] for rollouts, and a [`Guided`] one
 //! that the expert follows (the oracle teacher, the demonstrations, a replayed episode).
 
+pub mod command;
 pub mod household;
 pub mod shop;
 
@@ -41,10 +42,11 @@ pub trait Environment: Send {
     fn observation(&self) -> &str;
     /// Applies one command; the new observation is then in [`Environment::observation`].
     fn step(&mut self, action: &str) -> Outcome;
-    /// The commands that do something now, sorted. An environment that takes free text (a
-    /// shell) may return none: the backends then leave the answer unconstrained (no grammar).
-    /// The parser still reads an action only from a list (`agent::parse`), so such a kind brings
-    /// its free-text reading with it; no shipped kind needs one yet.
+    /// The commands that do something now, sorted. A command may be a template with a hole
+    /// (`search[...]`, see [`command`]) that the agent fills with its own words: the parser,
+    /// the grammars and every check admit any valid fill. An environment whose every command is
+    /// free text (a shell) may return none: the backends then leave the answer unconstrained
+    /// (no grammar), and the parser reads no action, so such a kind brings its own reading.
     fn admissible(&self) -> Vec<String>;
     /// Commands applied since the start (admissible or not).
     fn steps_taken(&self) -> u32;

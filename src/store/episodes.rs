@@ -24,8 +24,8 @@ const INSERT_STEP: &str = "
     INSERT INTO steps (
         episode_id, idx, prompt, raw_output, reason, action, observation, reward, done, valid,
         admissible, prompt_tokens, cached_tokens, gen_tokens, prompt_ms, gen_ms, messages,
-        intervention
-    ) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)";
+        intervention, info
+    ) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)";
 
 /// `EpisodeFilter` as SQL: ?1 key prefix, ?2 scenario id, ?3 iteration; NULL matches all. The
 /// prefix is compared with `substr`, not `LIKE`, so `%` and `_` in keys are plain characters.
@@ -124,6 +124,7 @@ impl Store {
                     s.gen_ms,
                     messages,
                     s.intervention,
+                    s.info.as_ref().map(|info| info.to_string()),
                 ])
                 .map_err(|cause| StoreError::Sqlite {
                     path: path.clone(),
@@ -223,7 +224,7 @@ impl Store {
             .prepare_cached(
                 "SELECT prompt, raw_output, reason, action, observation, reward, done, valid, admissible,
                         prompt_tokens, cached_tokens, gen_tokens, prompt_ms, gen_ms, messages,
-                        intervention
+                        intervention, info
                  FROM steps WHERE episode_id = ?1 ORDER BY idx",
             )
             .map_err(sql(&self.path, what.clone()))?;
@@ -314,18 +315,24 @@ fn step_row(row: &Row) -> rusqlite::Result<StepRecord> {
         gen_tokens: row.get(11)?,
         prompt_ms: row.get(12)?,
         gen_ms: row.get(13)?,
-        messages: match row.get::<_, Option<String>>(14)? {
-            Some(text) => serde_json::from_str(&text).map_err(|e| {
-                rusqlite::Error::FromSqlConversionFailure(14, Type::Text, Box::new(e))
-            })?,
-            None => Vec::new(),
-        },
+        messages: optional_json_column(row, 14)?.unwrap_or_default(),
         intervention: row.get(15)?,
+        info: optional_json_column(row, 16)?,
     })
 }
 
 pub(super) fn json_column<T: DeserializeOwned>(row: &Row, idx: usize) -> rusqlite::Result<T> {
     let text: String = row.get(idx)?;
-    serde_json::from_str(&text)
+    from_json(&text, idx)
+}
+
+/// A JSON column that may be NULL.
+fn optional_json_column<T: DeserializeOwned>(row: &Row, idx: usize) -> rusqlite::Result<Option<T>> {
+    let text: Option<String> = row.get(idx)?;
+    text.map(|text| from_json(&text, idx)).transpose()
+}
+
+fn from_json<T: DeserializeOwned>(text: &str, idx: usize) -> rusqlite::Result<T> {
+    serde_json::from_str(text)
         .map_err(|e| rusqlite::Error::FromSqlConversionFailure(idx, Type::Text, Box::new(e)))
 }

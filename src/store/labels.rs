@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use super::episodes::json_column;
 use super::error::{Result, StoreError, json, sql};
 use super::{EpisodeRecord, Store, now_ms};
+use crate::env::command;
 use crate::teacher::{Corrections, Leak};
 
 /// Where a label stands.
@@ -366,7 +367,7 @@ impl Store {
 
     /// Records a decision about label `id` (its own transaction, with a history entry) and
     /// returns the label as it now stands. An edit's action must be one of the step's admissible
-    /// commands and its reason must not be empty.
+    /// commands (a template's fill is kept trimmed) and its reason must not be empty.
     pub fn decide(&mut self, id: i64, decision: &Decision, by: &str) -> Result<Label> {
         let label = self.label(id)?.ok_or_else(|| self.no_label(id))?;
         let (status, reason, action) = match decision {
@@ -378,12 +379,12 @@ impl Store {
                 if reason.is_empty() {
                     return Err(self.invalid(format!("label {id}: the edited reason is empty")));
                 }
-                if !label.admissible.iter().any(|a| a == action) {
+                let Some(action) = command::admits(&label.admissible, action) else {
                     return Err(self.invalid(format!(
                         "label {id}: {action:?} was not admissible at step {} of episode {}",
                         label.idx, label.episode_id
                     )));
-                }
+                };
                 (LabelStatus::Edited, Some(reason), Some(action))
             }
         };
@@ -391,7 +392,7 @@ impl Store {
             at_ms: now_ms(),
             status,
             edited_reason: reason.map(str::to_string),
-            edited_action: action.map(str::to_string),
+            edited_action: action,
             decided_by: Some(by.to_string()),
             undone: false,
         };

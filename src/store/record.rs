@@ -80,6 +80,10 @@ pub struct StepRecord {
     /// someone accepts.
     #[serde(default)]
     pub intervention: Option<String>,
+    /// What the step did beyond its reward, as the environment reported it
+    /// (`Environment::info`); `None` when it reported nothing (and then left out of JSON).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub info: Option<serde_json::Value>,
 }
 
 impl StepRecord {
@@ -110,6 +114,7 @@ impl StepRecord {
             prompt_ms: 0,
             gen_ms: 0,
             intervention: None,
+            info: None,
         }
     }
 }

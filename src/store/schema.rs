@@ -188,6 +188,11 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE episodes ADD COLUMN branched_from INTEGER REFERENCES episodes (id);
     ALTER TABLE episodes ADD COLUMN branched_at INTEGER CHECK (branched_at >= 0);
     "#,
+    // 6: what a step did beyond its reward, as its environment reported it (JSON, such as a
+    // reward's breakdown); NULL when it reported nothing.
+    r#"
+    ALTER TABLE steps ADD COLUMN info TEXT;
+    "#,
 ];
 
 /// The schema version this build writes: the number of migrations.

@@ -82,6 +82,8 @@ pub struct DemoStep {
     pub next_observation: String,
     pub reward: f32,
     pub done: bool,
+    /// What the environment reported beyond the reward (`Environment::info`).
+    pub info: Option<serde_json::Value>,
 }
 
 impl Demonstration {
@@ -146,6 +148,7 @@ impl OracleTeacher {
                 next_observation: env.observation().to_string(),
                 reward: outcome.reward,
                 done: outcome.done,
+                info: env.info(),
             });
             if outcome.done {
                 demo.won = outcome.won;

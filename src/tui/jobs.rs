@@ -634,8 +634,11 @@ fn eval_job(
     )?;
     finish(&mut current);
     let s = &table.student;
+    let score = s
+        .score
+        .map_or(String::new(), |score| format!(", score {score}"));
     Ok(LoopEnd::Evaluated(format!(
-        "{}: {} of {} won ({:.0}%)",
+        "{}: {} of {} won ({:.0}%){score}",
         s.label,
         s.wins,
         s.episodes,

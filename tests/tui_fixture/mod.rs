@@ -102,6 +102,7 @@ pub fn wander(s: &Scenario, steps: usize, salt: u64, past_end: bool) -> EpisodeR
             prompt_ms: 50,
             gen_ms: 200,
             intervention: None,
+            info: None,
         });
         history.push(leap::agent::prompt::Past {
             action,

@@ -9,6 +9,7 @@ use super::bindings::{Binding, Gate};
 use super::{App, Overlay, Pick, Picker, file_name, reads};
 use crate::agent::local::LocalConfig;
 use crate::agent::student::StudentSpec;
+use crate::env::command;
 use crate::scenario::Scenario;
 use crate::session::{Command, Student};
 use crate::teacher::TeacherSpec;
@@ -290,7 +291,7 @@ impl App {
             return;
         };
         let action = editor.action_text().trim().to_string();
-        if !editor.admissible.is_empty() && !editor.admissible.contains(&action) {
+        if !editor.admissible.is_empty() && command::admits(&editor.admissible, &action).is_none() {
             editor.error = Some(format!(
                 "{action:?} is not an admissible command here (ctrl-n completes)"
             ));

@@ -533,6 +533,12 @@ impl EpisodeScreen {
                 Span::styled(step.action.clone(), theme::action()),
             ]),
         ];
+        if let Some(info) = &step.info {
+            lines.push(Line::from(vec![
+                Span::styled("Info: ", theme::dim()),
+                Span::raw(clip(&info.to_string(), 400)),
+            ]));
+        }
         lines.push(Line::raw(""));
         if let Some(answer) = self.live.get(&i) {
             live_lines(answer, step.intervention.is_some(), &mut lines);

@@ -12,6 +12,7 @@ use ratatui_textarea::TextArea;
 
 use super::episode::{status_mark, teacher_lines};
 use super::{Cursor, clip};
+use crate::env::command::{self, Template};
 use crate::store::{Label, LabelStatus};
 use crate::tui::theme;
 
@@ -380,37 +381,66 @@ impl Editor {
         self.action.lines().join(" ")
     }
 
-    /// Admissible commands that contain what is typed as the action.
+    /// Admissible commands that contain what is typed as the action, and templates that what
+    /// is typed fills or may still fill; those that begin with it first.
     pub fn matches(&self) -> Vec<&str> {
         let typed = self.action_text().to_lowercase();
         let typed = typed.trim();
-        self.admissible
+        let mut found: Vec<(bool, &str)> = self
+            .admissible
             .iter()
-            .filter(|a| typed.is_empty() || a.to_lowercase().contains(typed))
-            .map(String::as_str)
-            .collect()
+            .filter_map(|a| {
+                let lower = a.to_lowercase();
+                let begins = match Template::of(&lower) {
+                    Some(t) => t.may_become(typed),
+                    None => lower.starts_with(typed),
+                };
+                (begins || lower.contains(typed)).then_some((!begins, a.as_str()))
+            })
+            .collect();
+        found.sort_by_key(|&(later, _)| later);
+        found.into_iter().map(|(_, a)| a).collect()
     }
 
-    /// Replaces the action with the next admissible command that matches what is typed.
+    /// Replaces the action with the next admissible command that matches what is typed. A
+    /// template is written with its hole empty and the cursor in it, or closed around the
+    /// words already typed into it.
     pub fn complete(&mut self) {
         let current = self.action_text();
-        let matches = self.matches();
-        let next = if matches.contains(&current.as_str()) {
+        let current = current.trim();
+        let next = match command::admitting(&self.admissible, current) {
             // Already complete: move on to the next admissible command.
-            let i = self
-                .admissible
-                .iter()
-                .position(|a| *a == current)
-                .unwrap_or(0);
-            self.admissible
-                .get((i + 1) % self.admissible.len().max(1))
-                .cloned()
-        } else {
-            matches.first().map(|s| s.to_string())
+            Some(done) => {
+                let i = self.admissible.iter().position(|a| a == done).unwrap_or(0);
+                self.admissible
+                    .get((i + 1) % self.admissible.len().max(1))
+                    .cloned()
+            }
+            None => self.matches().first().map(|s| s.to_string()),
         };
-        if let Some(next) = next {
+        let Some(next) = next else {
+            return;
+        };
+        let Some(t) = Template::of(&next) else {
             self.action = TextArea::new(vec![next]);
             self.action.move_cursor(ratatui_textarea::CursorMove::End);
+            return;
+        };
+        let typed = current
+            .strip_prefix(t.prefix)
+            .map(|rest| rest.split(|c| !t.allows(c)).next().unwrap_or(""))
+            .and_then(|fill| t.with(fill));
+        match typed {
+            Some(filled) => {
+                self.action = TextArea::new(vec![filled]);
+                self.action.move_cursor(ratatui_textarea::CursorMove::End);
+            }
+            None => {
+                self.action = TextArea::new(vec![format!("{}{}", t.prefix, t.suffix)]);
+                let col = t.prefix.chars().count().min(u16::MAX as usize) as u16;
+                self.action
+                    .move_cursor(ratatui_textarea::CursorMove::Jump(0, col));
+            }
         }
     }
 
@@ -473,5 +503,44 @@ impl Editor {
             lines.push(Line::styled(format!("  {m}"), style));
         }
         f.render_widget(Paragraph::new(lines), list);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn editor(typed: &str) -> Editor {
+        let admissible = ["click[back to search]", "look", "search[...]"]
+            .map(String::from)
+            .to_vec();
+        let mut e = Editor::for_step(0, admissible);
+        e.action = TextArea::new(vec![typed.to_string()]);
+        e
+    }
+
+    #[test]
+    fn completing_into_a_template_leaves_the_cursor_in_its_hole() {
+        let mut e = editor("se");
+        assert_eq!(e.matches(), ["search[...]", "click[back to search]"]);
+        e.complete();
+        assert_eq!(e.action_text(), "search[]");
+        assert_eq!(e.action.cursor(), (0, "search[".len()));
+    }
+
+    #[test]
+    fn completing_a_half_typed_fill_closes_it_and_a_filled_one_moves_on() {
+        let mut e = editor("search[red shoes");
+        assert_eq!(e.matches(), ["search[...]"]);
+        e.complete();
+        assert_eq!(e.action_text(), "search[red shoes]");
+        e.complete();
+        assert_eq!(
+            e.action_text(),
+            "click[back to search]",
+            "wraps to the first command"
+        );
+        e.complete();
+        assert_eq!(e.action_text(), "look");
     }
 }
