@@ -16,6 +16,7 @@ mod porter;
 
 use std::cell::RefCell;
 use std::cmp::Ordering;
+use std::collections::BinaryHeap;
 
 use rustc_hash::FxHashMap;
 
@@ -24,7 +25,6 @@ pub use analysis::{STOP_WORDS, analyze};
 use super::{Catalogue, Product};
 
 /// The catalogue's search index.
-#[derive(Debug)]
 pub struct SearchIndex {
     /// Term → its id: the index of its postings in `offsets`.
     terms: FxHashMap<Box<str>, u32>,
@@ -168,25 +168,69 @@ impl SearchIndex {
                     *sum += (weight * part) as f64;
                 }
             }
-            let mut hits: Vec<(u32, f32)> = scratch
-                .touched
-                .drain(..)
-                .map(|doc| {
-                    let sum = std::mem::take(&mut scratch.sums[doc as usize]);
-                    (doc, sum as f32)
-                })
-                .collect();
-            let order = |a: &(u32, f32), b: &(u32, f32)| -> Ordering {
-                b.1.total_cmp(&a.1)
-                    .then(self.asin_rank[a.0 as usize].cmp(&self.asin_rank[b.0 as usize]))
-            };
-            if hits.len() > k {
-                hits.select_nth_unstable_by(k - 1, order);
-                hits.truncate(k);
+            // The best k so far in a heap whose top is the worst of them: most documents lose
+            // to it at the first comparison.
+            let mut best: BinaryHeap<Hit> = BinaryHeap::with_capacity(k + 1);
+            for doc in scratch.touched.drain(..) {
+                let hit = Hit {
+                    score: std::mem::take(&mut scratch.sums[doc as usize]) as f32,
+                    rank: self.asin_rank[doc as usize],
+                    doc,
+                };
+                if best.len() < k {
+                    best.push(hit);
+                } else if let Some(mut worst) = best.peek_mut()
+                    && hit < *worst
+                {
+                    *worst = hit;
+                }
             }
-            hits.sort_unstable_by(order);
-            hits.into_iter().map(|(doc, s)| (doc as usize, s)).collect()
+            best.into_sorted_vec()
+                .into_iter()
+                .map(|h| (h.doc as usize, h.score))
+                .collect()
         })
+    }
+}
+
+/// A document found, ordered best first: higher score, then earlier ASIN.
+#[derive(Debug, Clone, Copy)]
+struct Hit {
+    score: f32,
+    rank: u32,
+    doc: u32,
+}
+
+impl Ord for Hit {
+    fn cmp(&self, other: &Hit) -> Ordering {
+        other
+            .score
+            .total_cmp(&self.score)
+            .then(self.rank.cmp(&other.rank))
+    }
+}
+
+impl PartialOrd for Hit {
+    fn partial_cmp(&self, other: &Hit) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl PartialEq for Hit {
+    fn eq(&self, other: &Hit) -> bool {
+        self.cmp(other) == Ordering::Equal
+    }
+}
+
+impl Eq for Hit {}
+
+impl std::fmt::Debug for SearchIndex {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SearchIndex")
+            .field("documents", &self.asin_rank.len())
+            .field("terms", &self.terms.len())
+            .field("postings", &self.docs.len())
+            .finish()
     }
 }
 
