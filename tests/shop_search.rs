@@ -3,23 +3,16 @@
 
 use std::path::Path;
 
+use leap::env::shop::Catalogue;
 use leap::env::shop::search::{self, SearchIndex, analyze};
-use leap::env::shop::{Catalogue, Product};
 
-fn product(asin: &str, name: &str) -> Product {
-    Product {
-        asin: asin.to_string(),
-        name: name.to_string(),
-        category: String::new(),
-        query: String::new(),
-        product_category: String::new(),
-        description: String::new(),
-        bullets: Vec::new(),
-        pricing: vec![10.0],
-        price: 10.0,
-        options: Vec::new(),
-        attributes: Vec::new(),
-    }
+/// A catalogue of products with only an ASIN and a title, read as a catalogue file is.
+fn titled(products: &[(&str, &str)]) -> Catalogue {
+    let raw: Vec<_> = products
+        .iter()
+        .map(|(asin, name)| serde_json::json!({"asin": asin, "name": name}))
+        .collect();
+    Catalogue::from_json("test", &serde_json::to_string(&raw).unwrap()).expect("products read")
 }
 
 fn sample() -> Catalogue {
@@ -92,13 +85,15 @@ fn the_indexed_text_is_webshops_field() {
     let expected = format!("{} {} {} ", p.name, p.description, p.bullets[0]).to_lowercase();
     assert_eq!(search::indexed_text(p), expected);
 
-    let mut with_options = product("B000000001", "Sofa");
-    with_options.options = vec![
-        ("color".into(), vec!["grey".into(), "dark blue".into()]),
-        ("size".into(), vec!["large".into()]),
-    ];
+    let with_options = Catalogue::from_json(
+        "test",
+        r#"[{"asin": "B000000001", "name": "Sofa", "customization_options": {
+            "Color": [{"value": "Grey"}, {"value": "Dark Blue"}],
+            "Size": [{"value": "large"}], "Material": null}}]"#,
+    )
+    .expect("the product reads");
     assert_eq!(
-        search::indexed_text(&with_options),
+        search::indexed_text(&with_options.products()[0]),
         "sofa   color: grey, dark blue, and size: large"
     );
 }
@@ -144,10 +139,10 @@ fn a_query_without_a_known_term_finds_nothing() {
 fn scores_match_a_hand_computation() {
     // Terms: [red, appl] (2), [green, appl, pie] (3), [red, red, wine] (3): N = 3, avgdl = 8/3.
     // Length parts k1 (1 - b + b·dl/avgdl): dl 2 → 0.9 (0.6 + 0.3) = 0.81; dl 3 → 0.945.
-    let catalogue = Catalogue::new(vec![
-        product("B000000001", "Red Apple"),
-        product("B000000002", "Green apple pie"),
-        product("B000000003", "red, red wine"),
+    let catalogue = titled(&[
+        ("B000000001", "Red Apple"),
+        ("B000000002", "Green apple pie"),
+        ("B000000003", "red, red wine"),
     ]);
     let index = SearchIndex::new(&catalogue);
     let idf_2 = 1.6f64.ln(); // n = 2: ln(1 + 1.5 / 2.5)
@@ -176,10 +171,10 @@ fn scores_match_a_hand_computation() {
 
 #[test]
 fn equal_scores_rank_by_asin() {
-    let catalogue = Catalogue::new(vec![
-        product("B000000009", "oak desk"),
-        product("B000000001", "oak desk"),
-        product("B000000005", "pine desk"),
+    let catalogue = titled(&[
+        ("B000000009", "oak desk"),
+        ("B000000001", "oak desk"),
+        ("B000000005", "pine desk"),
     ]);
     let index = SearchIndex::new(&catalogue);
     assert_eq!(index.search("oak", 10), [1, 0]);
@@ -197,10 +192,10 @@ fn lengths_are_stored_in_one_lossy_byte() {
             .collect::<Vec<_>>()
             .join(" ")
     };
-    let catalogue = Catalogue::new(vec![
-        product("B000000003", &format!("lamp {}", filler(46))),
-        product("B000000002", &format!("lamp {}", filler(45))),
-        product("B000000001", &format!("lamp {}", filler(47))),
+    let catalogue = titled(&[
+        ("B000000003", &format!("lamp {}", filler(46))),
+        ("B000000002", &format!("lamp {}", filler(45))),
+        ("B000000001", &format!("lamp {}", filler(47))),
     ]);
     let index = SearchIndex::new(&catalogue);
     let hits = index.scored("lamp", 10);
@@ -212,14 +207,17 @@ fn lengths_are_stored_in_one_lossy_byte() {
 #[test]
 fn the_top_k_are_the_best_k_of_all_hits() {
     // Many documents, scores spread by length: taking 5 gives the first 5 of the full ranking.
-    let catalogue = Catalogue::new(
-        (0..200)
-            .map(|i| {
-                let name = format!("chair {}", "x ".repeat(i % 37));
-                product(&format!("B{:09}", (i * 7919) % 1000), &name)
-            })
-            .collect(),
-    );
+    let products: Vec<(String, String)> = (0..200)
+        .map(|i| {
+            let asin = format!("B{:09}", (i * 7919) % 1000);
+            (asin, format!("chair {}", "x ".repeat(i % 37)))
+        })
+        .collect();
+    let products: Vec<(&str, &str)> = products
+        .iter()
+        .map(|(a, n)| (a.as_str(), n.as_str()))
+        .collect();
+    let catalogue = titled(&products);
     let index = SearchIndex::new(&catalogue);
     let all = index.scored("chair", 1000);
     assert_eq!(all.len(), 200);

@@ -47,43 +47,17 @@ impl Stemmer {
         }
     }
 
-    /// The measure of `b[0..=j]`: how many vowel-consonant sequences it has ([C](VC)^m[V]).
+    /// The measure of `b[0..=j]`: how many vowel-consonant sequences it has ([C](VC)^m[V]),
+    /// that is, how often a vowel is followed by a consonant.
     fn m(&self) -> usize {
         let mut n = 0;
-        let mut i = 0;
-        loop {
-            if i > self.j {
-                return n;
-            }
-            if !self.cons(i) {
-                break;
-            }
-            i += 1;
+        let mut after_vowel = false;
+        for i in 0..=self.j {
+            let vowel = !self.cons(i);
+            n += (after_vowel && !vowel) as usize;
+            after_vowel = vowel;
         }
-        i += 1;
-        loop {
-            loop {
-                if i > self.j {
-                    return n;
-                }
-                if self.cons(i) {
-                    break;
-                }
-                i += 1;
-            }
-            i += 1;
-            n += 1;
-            loop {
-                if i > self.j {
-                    return n;
-                }
-                if !self.cons(i) {
-                    break;
-                }
-                i += 1;
-            }
-            i += 1;
-        }
+        n
     }
 
     fn vowel_in_stem(&self) -> bool {
