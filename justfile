@@ -49,9 +49,10 @@ demo: deps model
 test: deps model llama-tools
     cargo test
 
-# Measure: environment steps/s; the student against llama-bench; rollout throughput; LoRA training against PyTorch + PEFT; workbench frame time.
+# Measure: environment steps/s and shop search latency; the student against llama-bench; rollout throughput; LoRA training against PyTorch + PEFT; workbench frame time.
 bench: deps model llama-tools peft-venv
     cargo bench --bench household
+    cargo bench --bench shop
     cargo bench --bench student
     LEAP_PEFT_PYTHON="$(just --quiet peft-python)" cargo bench --bench train
     cargo bench --bench tui
