@@ -72,11 +72,21 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         writeln!(out, "{}", env.observation())?;
         if outcome.done {
             let verdict = if outcome.won {
-                "Task complete: reward 1."
+                "Task complete"
+            } else if env.steps_taken() >= chosen.horizon {
+                "Out of steps"
             } else {
-                "Out of steps: reward 0."
+                "Episode over"
             };
-            writeln!(out, "\n{verdict} ({} steps)", env.steps_taken())?;
+            writeln!(
+                out,
+                "\n{verdict}: reward {}. ({} steps)",
+                outcome.reward,
+                env.steps_taken()
+            )?;
+            if let Some(info) = env.info() {
+                writeln!(out, "{info}")?;
+            }
             return Ok(ExitCode::SUCCESS);
         }
     }
