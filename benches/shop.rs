@@ -19,22 +19,9 @@ const SEED: u64 = 7;
 fn main() {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let queries = queries(&root.join("tests/data/webshop/items_ins_v2_1000.json"));
-    let shipped_path = root.join("assets/shop/catalogue.json");
-    let (shipped, shipped_name) = if shipped_path.exists() {
-        (
-            Catalogue::read(&shipped_path).expect("the shipped catalogue reads"),
-            "shipped (assets/shop/catalogue.json)".to_string(),
-        )
-    } else {
-        let sample = root.join("tests/data/webshop/products_sample2.json");
-        println!(
-            "assets/shop/catalogue.json is missing: the shipped row uses products_sample2.json"
-        );
-        (
-            Catalogue::read(&sample).expect("the sample catalogue reads"),
-            "sample (products_sample2.json)".to_string(),
-        )
-    };
+    let shipped = Catalogue::read(&root.join("assets/shop/catalogue.json"))
+        .expect("the shipped catalogue reads");
+    let shipped_name = "shipped (assets/shop/catalogue.json)".to_string();
     let synthetic = generate::synthetic_catalogue(SYNTHETIC, SEED);
 
     println!(
