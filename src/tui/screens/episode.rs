@@ -490,29 +490,25 @@ impl EpisodeScreen {
         } else {
             self.steps[i - 1].observation.as_str()
         };
-        let mut lines = vec![
-            Line::from(vec![
-                Span::styled(format!("Step {}", i + 1), theme::title()),
-                Span::styled(
-                    format!(
-                        "  reward {}  {}  {} prompt tokens ({} cached), {} generated",
-                        step.reward,
-                        if step.valid {
-                            "valid"
-                        } else {
-                            "not admissible"
-                        },
-                        step.prompt_tokens,
-                        step.cached_tokens,
-                        step.gen_tokens
-                    ),
-                    theme::dim(),
+        let head = Line::from(vec![
+            Span::styled(format!("Step {}", i + 1), theme::title()),
+            Span::styled(
+                format!(
+                    "  reward {}  {}  {} prompt tokens ({} cached), {} generated",
+                    step.reward,
+                    if step.valid {
+                        "valid"
+                    } else {
+                        "not admissible"
+                    },
+                    step.prompt_tokens,
+                    step.cached_tokens,
+                    step.gen_tokens
                 ),
-            ]),
-            Line::from(vec![
-                Span::styled("Before: ", theme::dim()),
-                Span::styled(clip(before, 400), theme::observation()),
-            ]),
+                theme::dim(),
+            ),
+        ]);
+        let mut lines = vec![
             Line::raw(""),
             match &step.intervention {
                 Some(by) => Line::from(vec![
@@ -570,13 +566,75 @@ impl EpisodeScreen {
         } else {
             lines.push(Line::styled("privileged state hidden", theme::dim()));
         }
+        let inner = block.inner(area);
+        let width = usize::from(inner.width);
+        let room = usize::from(inner.height).saturating_sub(1 + wrapped_rows(&lines, width));
+        let mut page = before_lines(before, width, room);
+        page.insert(0, head);
+        page.append(&mut lines);
         f.render_widget(
-            Paragraph::new(lines)
-                .block(block)
-                .wrap(Wrap { trim: false }),
+            Paragraph::new(page).block(block).wrap(Wrap { trim: false }),
             area,
         );
     }
+}
+
+/// Fewest lines of a page shown before a step, however little room the rest leaves.
+const PAGE_MIN: usize = 3;
+
+/// What the student read before a step: one line, as it is written and cut at 400 characters,
+/// or a page of several lines (a web page) line by line, each cut to `width`, at most `room`
+/// rows (never fewer than [`PAGE_MIN`] lines), with a count of the lines left out.
+fn before_lines(text: &str, width: usize, room: usize) -> Vec<Line<'static>> {
+    if !text.contains('\n') {
+        return vec![Line::from(vec![
+            Span::styled("Before: ", theme::dim()),
+            Span::styled(clip(text, 400), theme::observation()),
+        ])];
+    }
+    let page: Vec<&str> = text.lines().collect();
+    let room = room.saturating_sub(1);
+    let shown = if page.len() <= room {
+        page.len()
+    } else {
+        room.saturating_sub(1).max(PAGE_MIN).min(page.len())
+    };
+    let mut lines = vec![Line::styled("Before (the page):", theme::dim())];
+    lines.extend(
+        page[..shown]
+            .iter()
+            .map(|l| Line::styled(clip(&format!("  {l}"), width), theme::observation())),
+    );
+    if shown < page.len() {
+        lines.push(Line::styled(
+            format!("  … {} more lines", page.len() - shown),
+            theme::dim(),
+        ));
+    }
+    lines
+}
+
+/// Rows `lines` take when word-wrapped to `width` columns (greedy, as the paragraph wraps).
+fn wrapped_rows(lines: &[Line], width: usize) -> usize {
+    let width = width.max(1);
+    lines
+        .iter()
+        .map(|line| {
+            let text: String = line.spans.iter().map(|s| s.content.as_ref()).collect();
+            let (mut rows, mut used) = (1, 0);
+            for word in text.split(' ') {
+                let w = word.chars().count();
+                let need = if used == 0 { w } else { used + 1 + w };
+                if need <= width {
+                    used = need;
+                } else {
+                    rows += 1 + w.saturating_sub(1) / width;
+                    used = w % width;
+                }
+            }
+            rows
+        })
+        .sum()
 }
 
 /// The live teacher's answer beside a step of the trace: its action where it differs.
