@@ -4,18 +4,15 @@
 //! `leap eval` scores the oracle on shop scenarios through the real binary.
 
 mod common;
-use common::default_model;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::OnceLock;
-use std::sync::atomic::AtomicBool;
 
 use leap::agent::Sampling;
-use leap::agent::local::{LocalConfig, LocalPolicy};
+use leap::agent::local::LocalConfig;
 use leap::agent::prompt::Prompt;
 use leap::env::command;
-use leap::rollout::{Played, Playing, RolloutConfig, env_for, rollout};
+use leap::rollout::{Played, Playing, RolloutConfig, env_for};
 use leap::scenario::{self, Scenario};
 use leap::store::{
     Decision, EpisodeFilter, EpisodeRecord, Label, LabelFilter, LabelStatus, Order, Store,
@@ -31,15 +28,7 @@ const LABEL: &str = "shop";
 
 /// One tiny model per test process.
 fn tiny() -> &'static Path {
-    static TINY: OnceLock<PathBuf> = OnceLock::new();
-    TINY.get_or_init(|| {
-        let dir = std::env::temp_dir().join(format!("leap-shop-loop-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("tiny.gguf");
-        leap::model::write_tiny(&default_model(), &path, &leap::model::TinySpec::default())
-            .unwrap();
-        path
-    })
+    common::shared_tiny("leap-shop-loop")
 }
 
 /// Greedy answers under the grammar, short: random weights never end a reason on their own, and
@@ -54,12 +43,7 @@ fn short() -> Sampling {
 /// The first `n` shipped shop scenario files of `split`, by name.
 fn shop_files(split: &str, n: usize) -> Vec<PathBuf> {
     let dir = Path::new("scenarios/shop").join(split);
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
-    files.sort();
-    files.truncate(n);
+    let files = common::first_files(&dir, n);
     assert_eq!(files.len(), n, "shop scenarios in {}", dir.display());
     files
 }
@@ -86,30 +70,12 @@ fn gold_asin(s: &Scenario) -> String {
 /// more episode of the same rollout. Returns the run folder.
 fn played(scenarios: &[Scenario], bought: &Scenario) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
-    let mut config = LocalConfig::new(tiny());
-    config.slots = 2;
-    config.ctx_per_slot = 4096;
-    let mut policy = LocalPolicy::load(&config).unwrap();
-    let mut store = Store::open(dir.path()).unwrap();
     let rollout_config = RolloutConfig {
-        label: LABEL.into(),
-        episodes: 1,
-        parallel: 2,
         sampling: short(),
-        iteration: Some(0),
-        horizon: Some(HORIZON),
-        privileged: false,
+        ..common::rollout_config(LABEL, HORIZON)
     };
-    let summary = rollout(
-        &mut policy,
-        &Prompt::builtin(8),
-        &mut store,
-        scenarios,
-        &rollout_config,
-        &AtomicBool::new(false),
-        &mut |_| {},
-    )
-    .unwrap();
+    let summary = common::play(tiny(), 4096, dir.path(), scenarios, &rollout_config);
+    let mut store = Store::open_existing(dir.path()).unwrap();
     assert_eq!(summary.episodes, scenarios.len() as u64);
     assert_eq!(summary.invalid_action_rate, 0.0, "{summary:?}");
 

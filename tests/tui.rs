@@ -103,21 +103,17 @@ fn episode_screen_shows_a_shop_page_and_the_goal_beside_the_trace() {
     app.screen = Screen::Episode;
     key(&mut app, "jp"); // step 2: on the results page, the privileged state shown
     let screen = render(&app, 150, 40);
-    // The results page the student read, line by line, cut to the room the teacher leaves.
-    assert!(screen.contains("Page 1 (Total results: "), "{screen}");
-    assert!(
-        screen.contains("[button] Back to Search [button_]"),
-        "{screen}"
-    );
-    assert!(screen.contains(" more lines"), "{screen}");
-    // The goal the teacher saw, as facts.
-    assert!(
-        screen.contains("goal attribute is carrying case"),
-        "{screen}"
-    );
-    assert!(
-        screen.contains("matching product asin is B0049KSSKQ"),
-        "{screen}"
+    // The results page the student read, line by line, cut to the room the teacher leaves,
+    // and the goal the teacher saw, as facts.
+    common::assert_shows(
+        &screen,
+        &[
+            "Page 1 (Total results: ",
+            "[button] Back to Search [button_]",
+            " more lines",
+            "goal attribute is carrying case",
+            "matching product asin is B0049KSSKQ",
+        ],
     );
     insta::assert_snapshot!(screen);
     key(&mut app, "k"); // step 1: on the search page, short enough to show whole

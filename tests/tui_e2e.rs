@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use leap::store::{EpisodeFilter, LabelFilter, LabelStatus, Store};
+use leap::store::{EpisodeFilter, Label, LabelFilter, LabelStatus, Store};
 
 struct Pane {
     name: String,
@@ -97,6 +97,27 @@ impl Pane {
     }
 }
 
+impl Pane {
+    /// Steps the live episode (of horizon 3) once, until step `n` shows.
+    fn step_to(&self, n: usize) {
+        self.keys(&["s"]);
+        self.wait_for(&format!("step {n}/3"), 60);
+    }
+
+    /// Asks the oracle to correct the stored episode shown (three steps), waits for its labels
+    /// beside the trace, and accepts the first on the Labels screen; returns that screen.
+    fn correct_and_accept_the_first(&self) -> String {
+        self.keys(&["t"]);
+        self.wait_for("teacher: 3 labels", 30);
+        self.wait_for("Teacher (oracle@1)", 10);
+        self.keys(&["3"]);
+        let labels = self.wait_for("3 labels:", 10);
+        self.keys(&["a"]);
+        self.wait_for("label 1 accepted", 10);
+        labels
+    }
+}
+
 impl Drop for Pane {
     fn drop(&mut self) {
         let _ = Command::new("tmux")
@@ -118,15 +139,7 @@ fn command(dir: &Path, tiny: &Path) -> String {
 fn a_person_steps_corrects_accepts_and_sees_a_scenario_reload() {
     let dir = tempfile::tempdir().unwrap();
     let dir = dir.path();
-    let tiny = dir.join("tiny.gguf");
-    leap::model::write_tiny(
-        &common::default_model(),
-        &tiny,
-        &leap::model::TinySpec::default(),
-    )
-    .unwrap();
-    let scenarios = dir.join("scenarios");
-    std::fs::create_dir_all(&scenarios).unwrap();
+    let (tiny, scenarios) = common::tiny_folder(dir);
     let showcase = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scenarios/showcase.yaml");
     let good = std::fs::read_to_string(showcase).unwrap();
     let file = scenarios.join("showcase.yaml");
@@ -152,8 +165,7 @@ fn a_person_steps_corrects_accepts_and_sees_a_scenario_reload() {
     pane.keys(&["Enter"]);
     let screen = pane.wait_for("step 0/3", 10);
     assert!(screen.contains("ctx 3072, 0 GPU layers"), "{screen}");
-    pane.keys(&["s"]);
-    pane.wait_for("step 1/3", 60);
+    pane.step_to(1);
     let screen = pane.wait_for("Live teacher (oracle@1)", 30);
     assert!(screen.contains("not stored yet"), "{screen}");
     assert!(screen.contains(&format!("ACTION: {first}")), "{screen}");
@@ -161,8 +173,7 @@ fn a_person_steps_corrects_accepts_and_sees_a_scenario_reload() {
     let screen = pane.wait_for("Intervention chosen by teacher:oracle@1", 30);
     assert!(screen.contains(&format!("»{first}")), "{screen}");
     // The student plays on from there, the teacher answering each step as it comes.
-    pane.keys(&["s"]);
-    pane.wait_for("step 2/3", 60);
+    pane.step_to(2);
     let beside =
         |text: &str| text.matches("teacher agrees").count() + text.matches("≠ teacher:").count();
     let screen = pane.wait_until("the teacher beside both steps", |t| beside(t) == 2, 30);
@@ -171,16 +182,8 @@ fn a_person_steps_corrects_accepts_and_sees_a_scenario_reload() {
     let screen = pane.wait_for("stored as tui/showcase-morning-coffee/0", 120);
     assert!(screen.contains("step 3/3"), "{screen}");
 
-    // The oracle corrects it; its labels show beside the trace.
-    pane.keys(&["t"]);
-    pane.wait_for("teacher: 3 labels", 30);
-    pane.wait_for("Teacher (oracle@1)", 10);
-
-    // Accept the first label on the Labels screen.
-    pane.keys(&["3"]);
-    pane.wait_for("3 labels:", 10);
-    pane.keys(&["a"]);
-    pane.wait_for("label 1 accepted", 10);
+    // The oracle corrects it; its labels show beside the trace. Accept the first.
+    pane.correct_and_accept_the_first();
 
     // Train an adapter on it, load it as the student, and step again.
     pane.keys(&["4"]);
@@ -202,8 +205,7 @@ fn a_person_steps_corrects_accepts_and_sees_a_scenario_reload() {
     assert!(screen.contains(".gguf@1"), "{screen}");
     pane.keys(&["2", "n"]);
     pane.wait_for("step 0/3", 20);
-    pane.keys(&["s"]);
-    pane.wait_for("step 1/3", 60);
+    pane.step_to(1);
 
     // Train again: the update goes on from the student just loaded (a warm start).
     pane.keys(&["4"]);
@@ -251,16 +253,10 @@ fn a_person_steps_corrects_accepts_and_sees_a_scenario_reload() {
         .collect();
     assert_eq!(marks, [Some("teacher:oracle@1"), None, None]);
     assert_eq!(played.steps[0].action, first);
-    let labels = store.labels(&LabelFilter::default()).unwrap();
-    assert_eq!(labels.len(), 3);
-    let accepted: Vec<_> = labels
-        .iter()
-        .filter(|l| l.status == LabelStatus::Accepted)
-        .collect();
-    assert_eq!(accepted.len(), 1);
-    assert_eq!(accepted[0].id, 1);
-    assert_eq!(accepted[0].decided_by.as_deref(), Some("e2e@workbench"));
-    assert_eq!(accepted[0].episode_key, "tui/showcase-morning-coffee/0");
+    let accepted = the_one_accepted(&store);
+    assert_eq!(accepted.id, 1);
+    assert_eq!(accepted.decided_by.as_deref(), Some("e2e@workbench"));
+    assert_eq!(accepted.episode_key, "tui/showcase-morning-coffee/0");
 
     // The adapter is recorded with the dataset it was trained on, which holds that label beside
     // the demonstrations of the train scenarios (the LEAP update `leap iterate` makes).
@@ -329,15 +325,7 @@ fn a_person_steps_corrects_accepts_and_sees_a_scenario_reload() {
 fn a_person_plays_a_shop_scenario_asks_the_teacher_and_accepts_a_label() {
     let dir = tempfile::tempdir().unwrap();
     let dir = dir.path();
-    let tiny = dir.join("tiny.gguf");
-    leap::model::write_tiny(
-        &common::default_model(),
-        &tiny,
-        &leap::model::TinySpec::default(),
-    )
-    .unwrap();
-    let scenarios = dir.join("scenarios");
-    std::fs::create_dir_all(&scenarios).unwrap();
+    let (tiny, scenarios) = common::tiny_folder(dir);
     let id = "shop-test-beauty-0033";
     let shipped = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("scenarios/shop/test")
@@ -354,41 +342,32 @@ fn a_person_plays_a_shop_scenario_asks_the_teacher_and_accepts_a_label() {
     // own search; beside the trace, the page the student read before the selected step.
     pane.keys(&["Enter"]);
     pane.wait_for("step 0/3", 10);
-    pane.keys(&["s"]);
-    pane.wait_for("step 1/3", 60);
+    pane.step_to(1);
     let screen = pane.wait_for("[button] Search [button_]", 10);
     assert!(screen.contains("Before (the page):"), "{screen}");
     assert!(screen.contains("search["), "{screen}");
-    pane.keys(&["s"]);
-    pane.wait_for("step 2/3", 60);
+    pane.step_to(2);
     pane.wait_for("Page 1 (Total results", 10);
     // The privileged goal beside the trace: what the teacher sees and the student does not.
     pane.keys(&["p"]);
     let screen = pane.wait_for("Privileged state before this step", 10);
-    for fact in [
-        "goal attribute is carrying case",
-        "goal option is 0.5 fl oz (pack of 1)",
-        "price limit is 30.00 dollars",
-        "matching product is ",
-    ] {
-        assert!(screen.contains(fact), "{fact:?} in\n{screen}");
-    }
+    common::assert_shows(
+        &screen,
+        &[
+            "goal attribute is carrying case",
+            "goal option is 0.5 fl oz (pack of 1)",
+            "price limit is 30.00 dollars",
+            "matching product is ",
+        ],
+    );
     pane.keys(&["r"]);
     let key = format!("tui/{id}/0");
     let screen = pane.wait_for(&format!("stored as {key}"), 120);
     assert!(screen.contains("step 3/3"), "{screen}");
 
-    // The oracle corrects the episode; its labels show beside the trace.
-    pane.keys(&["t"]);
-    pane.wait_for("teacher: 3 labels", 30);
-    pane.wait_for("Teacher (oracle@1)", 10);
-
-    // Accept the first label on the Labels screen.
-    pane.keys(&["3"]);
-    let screen = pane.wait_for("3 labels:", 10);
-    assert!(screen.contains(id), "{screen}");
-    pane.keys(&["a"]);
-    pane.wait_for("label 1 accepted", 10);
+    // The oracle corrects the episode; its labels show beside the trace. Accept the first.
+    let labels = pane.correct_and_accept_the_first();
+    assert!(labels.contains(id), "{labels}");
     pane.keys(&["q"]);
     wait_exit(dir);
     drop(pane);
@@ -405,14 +384,7 @@ fn a_person_plays_a_shop_scenario_asks_the_teacher_and_accepts_a_label() {
         "{:?}",
         played.steps[0]
     );
-    let labels = store.labels(&LabelFilter::default()).unwrap();
-    assert_eq!(labels.len(), 3);
-    let accepted: Vec<_> = labels
-        .iter()
-        .filter(|l| l.status == LabelStatus::Accepted)
-        .collect();
-    assert_eq!(accepted.len(), 1);
-    let label = accepted[0];
+    let label = the_one_accepted(&store);
     assert_eq!((label.id, label.idx), (1, 0));
     assert_eq!(label.episode_key, key);
     assert_eq!(label.scenario_id, id);
@@ -424,6 +396,18 @@ fn a_person_plays_a_shop_scenario_asks_the_teacher_and_accepts_a_label() {
         leap::env::command::admits(&label.admissible, &label.teacher_action).as_deref(),
         Some(label.teacher_action.as_str())
     );
+}
+
+/// The one accepted label among the three the run holds.
+fn the_one_accepted(store: &Store) -> Label {
+    let labels = store.labels(&LabelFilter::default()).unwrap();
+    assert_eq!(labels.len(), 3);
+    let mut accepted: Vec<Label> = labels
+        .into_iter()
+        .filter(|l| l.status == LabelStatus::Accepted)
+        .collect();
+    assert_eq!(accepted.len(), 1, "{accepted:?}");
+    accepted.remove(0)
 }
 
 /// Waits for leap to quit on its own and checks that it exited cleanly.
