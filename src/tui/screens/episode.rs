@@ -624,13 +624,17 @@ fn wrapped_rows(lines: &[Line], width: usize) -> usize {
             let (mut rows, mut used) = (1, 0);
             for word in text.split(' ') {
                 let w = word.chars().count();
-                let need = if used == 0 { w } else { used + 1 + w };
-                if need <= width {
-                    used = need;
-                } else {
-                    rows += 1 + w.saturating_sub(1) / width;
-                    used = w % width;
+                if used > 0 && used + 1 + w <= width {
+                    used += 1 + w;
+                    continue;
                 }
+                if used > 0 {
+                    rows += 1;
+                }
+                // The word starts a row; one longer than a row runs on over the next ones.
+                let over = w.saturating_sub(1) / width;
+                rows += over;
+                used = w - over * width;
             }
             rows
         })
@@ -766,4 +770,46 @@ pub fn highlight_leaks(text: &str, label: &Label) -> Vec<Span<'static>> {
         spans.push(Span::styled(text[at..].to_string(), theme::reason()));
     }
     spans
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rows(text: &str, width: usize) -> usize {
+        wrapped_rows(&[Line::raw(text.to_string())], width)
+    }
+
+    #[test]
+    fn rows_of_wrapped_text() {
+        assert_eq!(rows("", 10), 1);
+        assert_eq!(rows("one two", 10), 1);
+        assert_eq!(rows("one two three", 10), 2);
+        assert_eq!(rows("abcdefghij", 10), 1);
+        assert_eq!(rows("abcdefghijk", 10), 2);
+        assert_eq!(rows("ab abcdefghijklmnopqrstu", 10), 4);
+    }
+
+    #[test]
+    fn a_page_is_shown_line_by_line_within_its_room() {
+        let page = (1..=20).map(|i| format!("line {i}")).collect::<Vec<_>>();
+        let text = |l: &Line| {
+            l.spans
+                .iter()
+                .map(|s| s.content.as_ref())
+                .collect::<String>()
+        };
+        let all = before_lines(&page.join("\n"), 40, 30);
+        assert_eq!(all.len(), 21);
+        assert_eq!(text(&all[20]), "  line 20");
+        let cut = before_lines(&page.join("\n"), 40, 8);
+        assert_eq!(cut.len(), 8);
+        assert_eq!(text(&cut[6]), "  line 6");
+        assert_eq!(text(&cut[7]), "  … 14 more lines");
+        let least = before_lines(&page.join("\n"), 40, 0);
+        assert_eq!(least.len(), 1 + PAGE_MIN + 1);
+        let one = before_lines("You see a fridge 1.", 40, 0);
+        assert_eq!(one.len(), 1);
+        assert_eq!(text(&one[0]), "Before: You see a fridge 1.");
+    }
 }
