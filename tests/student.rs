@@ -6,7 +6,6 @@ use common::default_model;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use leap::agent::local::{LocalConfig, LocalPolicy};
@@ -17,15 +16,7 @@ use leap::store::{EpisodeFilter, Order, Store};
 
 /// One tiny model per test process.
 fn tiny() -> &'static Path {
-    static TINY: OnceLock<PathBuf> = OnceLock::new();
-    TINY.get_or_init(|| {
-        let dir = std::env::temp_dir().join(format!("leap-student-test-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("tiny.gguf");
-        leap::model::write_tiny(&default_model(), &path, &leap::model::TinySpec::default())
-            .unwrap();
-        path
-    })
+    common::shared_tiny("leap-student-test")
 }
 
 fn messages(user: &str) -> Vec<Message> {

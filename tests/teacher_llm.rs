@@ -6,12 +6,8 @@ mod common;
 use common::default_model;
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::AtomicBool;
 
-use leap::agent::Sampling;
-use leap::agent::local::{LocalConfig, LocalPolicy};
-use leap::agent::prompt::Prompt;
-use leap::rollout::{RolloutConfig, rollout};
+use leap::agent::local::LocalConfig;
 use leap::scenario::{self, Scenario, Split};
 use leap::store::{EpisodeFilter, LabelFilter, Order, Store};
 use leap::teacher::llm::LlmSettings;
@@ -28,29 +24,8 @@ fn test_scenarios(n: usize) -> Vec<Scenario> {
 /// Plays `scenarios` with `model` for `horizon` steps into a fresh run; returns the run folder.
 fn played(model: &Path, scenarios: &[Scenario], horizon: u32) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
-    let mut config = LocalConfig::new(model);
-    config.slots = 2;
-    let mut policy = LocalPolicy::load(&config).unwrap();
-    let mut store = Store::open(dir.path()).unwrap();
-    let rollout_config = RolloutConfig {
-        label: "t".into(),
-        episodes: 1,
-        parallel: 2,
-        sampling: Sampling::default(),
-        iteration: Some(0),
-        horizon: Some(horizon),
-        privileged: false,
-    };
-    rollout(
-        &mut policy,
-        &Prompt::builtin(8),
-        &mut store,
-        scenarios,
-        &rollout_config,
-        &AtomicBool::new(false),
-        &mut |_| {},
-    )
-    .unwrap();
+    let config = common::rollout_config("t", horizon);
+    common::play(model, 2048, dir.path(), scenarios, &config);
     dir
 }
 

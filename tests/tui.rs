@@ -95,6 +95,34 @@ fn episode_screen_shows_the_trace_beside_the_teacher_with_marks_and_leaks() {
 }
 
 #[test]
+fn episode_screen_shows_a_shop_page_and_the_goal_beside_the_trace() {
+    let dir = tempfile::tempdir().unwrap();
+    let (run, id) = tui_fixture::shop_run(dir.path());
+    let mut app = app(&run, tui_fixture::shop_catalog());
+    app.open_episode(id);
+    app.screen = Screen::Episode;
+    key(&mut app, "jp"); // step 2: on the results page, the privileged state shown
+    let screen = render(&app, 150, 40);
+    // The results page the student read, line by line, cut to the room the teacher leaves,
+    // and the goal the teacher saw, as facts.
+    common::assert_shows(
+        &screen,
+        &[
+            "Page 1 (Total results: ",
+            "[button] Back to Search [button_]",
+            " more lines",
+            "goal attribute is carrying case",
+            "matching product asin is B0049KSSKQ",
+        ],
+    );
+    insta::assert_snapshot!(screen);
+    key(&mut app, "k"); // step 1: on the search page, short enough to show whole
+    let screen = render(&app, 150, 40);
+    assert!(screen.contains("[button] Search [button_]"), "{screen}");
+    assert!(!screen.contains(" more lines"), "{screen}");
+}
+
+#[test]
 fn help_lists_every_key_of_the_screen() {
     let (_dir, mut app, id) = fresh();
     app.open_episode(id);

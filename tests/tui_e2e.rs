@@ -1,8 +1,9 @@
 //! The real `leap tui` binary in a tmux pane, on the tiny model: open, play an episode with the
 //! live teacher's action beside each step, take it at one step, play to the end, ask the oracle
 //! teacher, accept a label, see an edited scenario file reload (first broken, then fixed), quit,
-//! find the intervention and the decision in the run database, and reopen to see it again. And
-//! the LEAP loop started from the Iterations screen, killed mid-stage, resumed to its end.
+//! find the intervention and the decision in the run database, and reopen to see it again. A
+//! shop scenario played the same way, its pages and privileged goal beside the trace. And the
+//! LEAP loop started from the Iterations screen, killed mid-stage, resumed to its end.
 
 mod common;
 
@@ -10,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use leap::store::{EpisodeFilter, LabelFilter, LabelStatus, Store};
+use leap::store::{EpisodeFilter, Label, LabelFilter, LabelStatus, Store};
 
 struct Pane {
     name: String,
@@ -96,6 +97,27 @@ impl Pane {
     }
 }
 
+impl Pane {
+    /// Steps the live episode (of horizon 3) once, until step `n` shows.
+    fn step_to(&self, n: usize) {
+        self.keys(&["s"]);
+        self.wait_for(&format!("step {n}/3"), 60);
+    }
+
+    /// Asks the oracle to correct the stored episode shown (three steps), waits for its labels
+    /// beside the trace, and accepts the first on the Labels screen; returns that screen.
+    fn correct_and_accept_the_first(&self) -> String {
+        self.keys(&["t"]);
+        self.wait_for("teacher: 3 labels", 30);
+        self.wait_for("Teacher (oracle@1)", 10);
+        self.keys(&["3"]);
+        let labels = self.wait_for("3 labels:", 10);
+        self.keys(&["a"]);
+        self.wait_for("label 1 accepted", 10);
+        labels
+    }
+}
+
 impl Drop for Pane {
     fn drop(&mut self) {
         let _ = Command::new("tmux")
@@ -117,15 +139,7 @@ fn command(dir: &Path, tiny: &Path) -> String {
 fn a_person_steps_corrects_accepts_and_sees_a_scenario_reload() {
     let dir = tempfile::tempdir().unwrap();
     let dir = dir.path();
-    let tiny = dir.join("tiny.gguf");
-    leap::model::write_tiny(
-        &common::default_model(),
-        &tiny,
-        &leap::model::TinySpec::default(),
-    )
-    .unwrap();
-    let scenarios = dir.join("scenarios");
-    std::fs::create_dir_all(&scenarios).unwrap();
+    let (tiny, scenarios) = common::tiny_folder(dir);
     let showcase = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scenarios/showcase.yaml");
     let good = std::fs::read_to_string(showcase).unwrap();
     let file = scenarios.join("showcase.yaml");
@@ -151,8 +165,7 @@ fn a_person_steps_corrects_accepts_and_sees_a_scenario_reload() {
     pane.keys(&["Enter"]);
     let screen = pane.wait_for("step 0/3", 10);
     assert!(screen.contains("ctx 3072, 0 GPU layers"), "{screen}");
-    pane.keys(&["s"]);
-    pane.wait_for("step 1/3", 60);
+    pane.step_to(1);
     let screen = pane.wait_for("Live teacher (oracle@1)", 30);
     assert!(screen.contains("not stored yet"), "{screen}");
     assert!(screen.contains(&format!("ACTION: {first}")), "{screen}");
@@ -160,8 +173,7 @@ fn a_person_steps_corrects_accepts_and_sees_a_scenario_reload() {
     let screen = pane.wait_for("Intervention chosen by teacher:oracle@1", 30);
     assert!(screen.contains(&format!("»{first}")), "{screen}");
     // The student plays on from there, the teacher answering each step as it comes.
-    pane.keys(&["s"]);
-    pane.wait_for("step 2/3", 60);
+    pane.step_to(2);
     let beside =
         |text: &str| text.matches("teacher agrees").count() + text.matches("≠ teacher:").count();
     let screen = pane.wait_until("the teacher beside both steps", |t| beside(t) == 2, 30);
@@ -170,16 +182,8 @@ fn a_person_steps_corrects_accepts_and_sees_a_scenario_reload() {
     let screen = pane.wait_for("stored as tui/showcase-morning-coffee/0", 120);
     assert!(screen.contains("step 3/3"), "{screen}");
 
-    // The oracle corrects it; its labels show beside the trace.
-    pane.keys(&["t"]);
-    pane.wait_for("teacher: 3 labels", 30);
-    pane.wait_for("Teacher (oracle@1)", 10);
-
-    // Accept the first label on the Labels screen.
-    pane.keys(&["3"]);
-    pane.wait_for("3 labels:", 10);
-    pane.keys(&["a"]);
-    pane.wait_for("label 1 accepted", 10);
+    // The oracle corrects it; its labels show beside the trace. Accept the first.
+    pane.correct_and_accept_the_first();
 
     // Train an adapter on it, load it as the student, and step again.
     pane.keys(&["4"]);
@@ -201,8 +205,7 @@ fn a_person_steps_corrects_accepts_and_sees_a_scenario_reload() {
     assert!(screen.contains(".gguf@1"), "{screen}");
     pane.keys(&["2", "n"]);
     pane.wait_for("step 0/3", 20);
-    pane.keys(&["s"]);
-    pane.wait_for("step 1/3", 60);
+    pane.step_to(1);
 
     // Train again: the update goes on from the student just loaded (a warm start).
     pane.keys(&["4"]);
@@ -250,16 +253,10 @@ fn a_person_steps_corrects_accepts_and_sees_a_scenario_reload() {
         .collect();
     assert_eq!(marks, [Some("teacher:oracle@1"), None, None]);
     assert_eq!(played.steps[0].action, first);
-    let labels = store.labels(&LabelFilter::default()).unwrap();
-    assert_eq!(labels.len(), 3);
-    let accepted: Vec<_> = labels
-        .iter()
-        .filter(|l| l.status == LabelStatus::Accepted)
-        .collect();
-    assert_eq!(accepted.len(), 1);
-    assert_eq!(accepted[0].id, 1);
-    assert_eq!(accepted[0].decided_by.as_deref(), Some("e2e@workbench"));
-    assert_eq!(accepted[0].episode_key, "tui/showcase-morning-coffee/0");
+    let accepted = the_one_accepted(&store);
+    assert_eq!(accepted.id, 1);
+    assert_eq!(accepted.decided_by.as_deref(), Some("e2e@workbench"));
+    assert_eq!(accepted.episode_key, "tui/showcase-morning-coffee/0");
 
     // The adapter is recorded with the dataset it was trained on, which holds that label beside
     // the demonstrations of the train scenarios (the LEAP update `leap iterate` makes).
@@ -322,6 +319,95 @@ fn a_person_steps_corrects_accepts_and_sees_a_scenario_reload() {
     pane.wait_for("✓ 1 accepted", 10);
     pane.keys(&["q"]);
     wait_exit(dir);
+}
+
+#[test]
+fn a_person_plays_a_shop_scenario_asks_the_teacher_and_accepts_a_label() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    let (tiny, scenarios) = common::tiny_folder(dir);
+    let id = "shop-test-beauty-0033";
+    let shipped = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("scenarios/shop/test")
+        .join(format!("{id}.yaml"));
+    std::fs::copy(&shipped, scenarios.join(format!("{id}.yaml"))).unwrap();
+
+    let name = format!("leap-e2e-shop-{}", std::process::id());
+    let pane = Pane::open(&name, &command(dir, &tiny));
+    pane.wait_for("1 Scenarios", 30);
+    let screen = pane.wait_for("student ready", 60);
+    assert!(screen.contains(id), "{screen}");
+
+    // Play: the first step is on the search page, the second on the results of the student's
+    // own search; beside the trace, the page the student read before the selected step.
+    pane.keys(&["Enter"]);
+    pane.wait_for("step 0/3", 10);
+    pane.step_to(1);
+    let screen = pane.wait_for("[button] Search [button_]", 10);
+    assert!(screen.contains("Before (the page):"), "{screen}");
+    assert!(screen.contains("search["), "{screen}");
+    pane.step_to(2);
+    pane.wait_for("Page 1 (Total results", 10);
+    // The privileged goal beside the trace: what the teacher sees and the student does not.
+    pane.keys(&["p"]);
+    let screen = pane.wait_for("Privileged state before this step", 10);
+    common::assert_shows(
+        &screen,
+        &[
+            "goal attribute is carrying case",
+            "goal option is 0.5 fl oz (pack of 1)",
+            "price limit is 30.00 dollars",
+            "matching product is ",
+        ],
+    );
+    pane.keys(&["r"]);
+    let key = format!("tui/{id}/0");
+    let screen = pane.wait_for(&format!("stored as {key}"), 120);
+    assert!(screen.contains("step 3/3"), "{screen}");
+
+    // The oracle corrects the episode; its labels show beside the trace. Accept the first.
+    let labels = pane.correct_and_accept_the_first();
+    assert!(labels.contains(id), "{labels}");
+    pane.keys(&["q"]);
+    wait_exit(dir);
+    drop(pane);
+
+    // The run holds the shop episode, its three labels and the decision.
+    let store = Store::open_existing(dir.join("run")).unwrap();
+    let episodes = store.list_episodes(&EpisodeFilter::prefix(&key)).unwrap();
+    assert_eq!(episodes.len(), 1);
+    let played = store.episode(episodes[0].id).unwrap().unwrap().record;
+    assert_eq!(played.scenario_id, id);
+    assert_eq!(played.steps.len(), 3);
+    assert!(
+        played.steps[0].action.starts_with("search["),
+        "{:?}",
+        played.steps[0]
+    );
+    let label = the_one_accepted(&store);
+    assert_eq!((label.id, label.idx), (1, 0));
+    assert_eq!(label.episode_key, key);
+    assert_eq!(label.scenario_id, id);
+    assert_eq!(label.teacher, "oracle@1");
+    assert_eq!(label.decided_by.as_deref(), Some("e2e@workbench"));
+    // The teacher's search on the search page: words of its own in the hole.
+    assert!(label.teacher_action.starts_with("search["), "{label:?}");
+    assert_eq!(
+        leap::env::command::admits(&label.admissible, &label.teacher_action).as_deref(),
+        Some(label.teacher_action.as_str())
+    );
+}
+
+/// The one accepted label among the three the run holds.
+fn the_one_accepted(store: &Store) -> Label {
+    let labels = store.labels(&LabelFilter::default()).unwrap();
+    assert_eq!(labels.len(), 3);
+    let mut accepted: Vec<Label> = labels
+        .into_iter()
+        .filter(|l| l.status == LabelStatus::Accepted)
+        .collect();
+    assert_eq!(accepted.len(), 1, "{accepted:?}");
+    accepted.remove(0)
 }
 
 /// Waits for leap to quit on its own and checks that it exited cleanly.

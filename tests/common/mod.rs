@@ -1,6 +1,15 @@
 //! Shared by the integration tests that need the real default student.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+use std::sync::atomic::AtomicBool;
+
+use leap::agent::Sampling;
+use leap::agent::local::{LocalConfig, LocalPolicy};
+use leap::agent::prompt::Prompt;
+use leap::rollout::{RolloutConfig, RolloutSummary, rollout};
+use leap::scenario::Scenario;
+use leap::store::Store;
 
 /// The real default student; its absence is a setup error, not a reason to skip.
 pub fn default_model() -> PathBuf {
@@ -13,17 +22,23 @@ pub fn default_model() -> PathBuf {
     path
 }
 
+/// The first `n` files of `dir` by name (all of them when there are fewer).
+#[allow(dead_code)] // not every test binary that shares this module uses it
+pub fn first_files(dir: &Path, n: usize) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    files.truncate(n);
+    files
+}
+
 /// Copies the first `train` and `test` scenario files of the shipped household set into `dir`.
 #[allow(dead_code)] // not every test binary that shares this module uses it
-pub fn small_set(dir: &std::path::Path, train: usize, test: usize) {
+pub fn small_set(dir: &Path, train: usize, test: usize) {
     let pick = |split: &str, n: usize| {
-        let from = std::path::Path::new("scenarios/household").join(split);
-        let mut files: Vec<_> = std::fs::read_dir(&from)
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .collect();
-        files.sort();
-        for f in files.into_iter().take(n) {
+        for f in first_files(&Path::new("scenarios/household").join(split), n) {
             std::fs::copy(&f, dir.join(f.file_name().unwrap())).unwrap();
         }
     };
@@ -32,13 +47,85 @@ pub fn small_set(dir: &std::path::Path, train: usize, test: usize) {
 }
 
 /// A tiny random model with the default student's tokenizer (`leap model tiny`), at
-/// `dir/tiny.gguf`, and the first `train` and `test` household scenarios in `dir/scenarios`.
+/// `dir/tiny.gguf`, and an empty `dir/scenarios` folder.
 #[allow(dead_code)] // not every test binary that shares this module uses it
-pub fn tiny_workspace(dir: &std::path::Path, train: usize, test: usize) -> (PathBuf, PathBuf) {
+pub fn tiny_folder(dir: &Path) -> (PathBuf, PathBuf) {
     let tiny = dir.join("tiny.gguf");
     leap::model::write_tiny(&default_model(), &tiny, &leap::model::TinySpec::default()).unwrap();
     let scenarios = dir.join("scenarios");
     std::fs::create_dir_all(&scenarios).unwrap();
+    (tiny, scenarios)
+}
+
+/// [`tiny_folder`] with the first `train` and `test` household scenarios in `dir/scenarios`.
+#[allow(dead_code)] // not every test binary that shares this module uses it
+pub fn tiny_workspace(dir: &Path, train: usize, test: usize) -> (PathBuf, PathBuf) {
+    let (tiny, scenarios) = tiny_folder(dir);
     small_set(&scenarios, train, test);
     (tiny, scenarios)
+}
+
+/// One tiny model for the whole test process, in a temporary folder named after `name` and the
+/// process.
+#[allow(dead_code)] // not every test binary that shares this module uses it
+pub fn shared_tiny(name: &str) -> &'static Path {
+    static TINY: OnceLock<PathBuf> = OnceLock::new();
+    TINY.get_or_init(|| {
+        let dir = std::env::temp_dir().join(format!("{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        tiny_folder(&dir).0
+    })
+}
+
+/// One greedy episode of each scenario for `horizon` steps, two at a time, as rollout `label`
+/// of iteration 0.
+#[allow(dead_code)] // not every test binary that shares this module uses it
+pub fn rollout_config(label: &str, horizon: u32) -> RolloutConfig {
+    RolloutConfig {
+        label: label.into(),
+        episodes: 1,
+        parallel: 2,
+        sampling: Sampling::default(),
+        iteration: Some(0),
+        horizon: Some(horizon),
+        privileged: false,
+    }
+}
+
+/// Plays `scenarios` as `config` says with the local model at `model` (a slot of `ctx` tokens
+/// per episode played at once) into the run in `run`.
+#[allow(dead_code)] // not every test binary that shares this module uses it
+pub fn play(
+    model: &Path,
+    ctx: u32,
+    run: &Path,
+    scenarios: &[Scenario],
+    config: &RolloutConfig,
+) -> RolloutSummary {
+    let mut local = LocalConfig::new(model);
+    local.slots = config.parallel;
+    local.ctx_per_slot = ctx;
+    let mut policy = LocalPolicy::load(&local).unwrap();
+    let mut store = Store::open(run).unwrap();
+    rollout(
+        &mut policy,
+        &Prompt::builtin(8),
+        &mut store,
+        scenarios,
+        config,
+        &AtomicBool::new(false),
+        &mut |_| {},
+    )
+    .unwrap()
+}
+
+/// Checks that `screen` shows every one of `wanted`, naming those it lacks.
+#[allow(dead_code)] // not every test binary that shares this module uses it
+pub fn assert_shows(screen: &str, wanted: &[&str]) {
+    let missing: Vec<&str> = wanted
+        .iter()
+        .copied()
+        .filter(|w| !screen.contains(w))
+        .collect();
+    assert!(missing.is_empty(), "no {missing:?} in\n{screen}");
 }

@@ -229,3 +229,35 @@ pub fn render(app: &App, width: u16, height: u16) -> String {
     t.draw(|f| app.view(f)).unwrap();
     t.backend().to_string()
 }
+
+/// One shipped shop test scenario, loaded under its relative name.
+pub fn shop_catalog() -> Catalog {
+    let name = "scenarios/shop/test/shop-test-beauty-0033.yaml";
+    let text = std::fs::read_to_string(root().join(name)).unwrap();
+    let loaded = scenario::parse_text(Path::new(name), &text);
+    assert!(loaded.problems.is_empty(), "{:?}", loaded.problems);
+    let mut catalog = Catalog {
+        paths: vec![PathBuf::from(name)],
+        ..Catalog::default()
+    };
+    catalog.update(loaded);
+    catalog
+}
+
+/// A run with the oracle's episode at privilege 0 (the pages only) in the shop scenario of
+/// [`shop_catalog`], corrected by the oracle at privilege 1. Returns the run folder and the
+/// episode id.
+pub fn shop_run(dir: &Path) -> (PathBuf, i64) {
+    let run = dir.join("run");
+    let mut store = Store::open(&run).unwrap();
+    let catalog = shop_catalog();
+    let s = &catalog.scenarios[0];
+    leap::eval::oracle_episodes(&mut store, std::slice::from_ref(s), 0.0, 0, "shop").unwrap();
+    let episodes = store
+        .list_episodes(&leap::store::EpisodeFilter::prefix("rollout/shop/"))
+        .unwrap();
+    let id = episodes[0].id;
+    let mut oracle = OracleTeacher::new(1.0, 0);
+    correct_and_store(&mut store, s, id, &mut oracle).unwrap();
+    (run, id)
+}

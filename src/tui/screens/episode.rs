@@ -490,29 +490,25 @@ impl EpisodeScreen {
         } else {
             self.steps[i - 1].observation.as_str()
         };
-        let mut lines = vec![
-            Line::from(vec![
-                Span::styled(format!("Step {}", i + 1), theme::title()),
-                Span::styled(
-                    format!(
-                        "  reward {}  {}  {} prompt tokens ({} cached), {} generated",
-                        step.reward,
-                        if step.valid {
-                            "valid"
-                        } else {
-                            "not admissible"
-                        },
-                        step.prompt_tokens,
-                        step.cached_tokens,
-                        step.gen_tokens
-                    ),
-                    theme::dim(),
+        let head = Line::from(vec![
+            Span::styled(format!("Step {}", i + 1), theme::title()),
+            Span::styled(
+                format!(
+                    "  reward {}  {}  {} prompt tokens ({} cached), {} generated",
+                    step.reward,
+                    if step.valid {
+                        "valid"
+                    } else {
+                        "not admissible"
+                    },
+                    step.prompt_tokens,
+                    step.cached_tokens,
+                    step.gen_tokens
                 ),
-            ]),
-            Line::from(vec![
-                Span::styled("Before: ", theme::dim()),
-                Span::styled(clip(before, 400), theme::observation()),
-            ]),
+                theme::dim(),
+            ),
+        ]);
+        let mut lines = vec![
             Line::raw(""),
             match &step.intervention {
                 Some(by) => Line::from(vec![
@@ -570,13 +566,79 @@ impl EpisodeScreen {
         } else {
             lines.push(Line::styled("privileged state hidden", theme::dim()));
         }
+        let inner = block.inner(area);
+        let width = usize::from(inner.width);
+        let room = usize::from(inner.height).saturating_sub(1 + wrapped_rows(&lines, width));
+        let mut page = before_lines(before, width, room);
+        page.insert(0, head);
+        page.append(&mut lines);
         f.render_widget(
-            Paragraph::new(lines)
-                .block(block)
-                .wrap(Wrap { trim: false }),
+            Paragraph::new(page).block(block).wrap(Wrap { trim: false }),
             area,
         );
     }
+}
+
+/// Fewest lines of a page shown before a step, however little room the rest leaves.
+const PAGE_MIN: usize = 3;
+
+/// What the student read before a step: one line, as it is written and cut at 400 characters,
+/// or a page of several lines (a web page) line by line, each cut to `width`, at most `room`
+/// rows (never fewer than [`PAGE_MIN`] lines), with a count of the lines left out.
+fn before_lines(text: &str, width: usize, room: usize) -> Vec<Line<'static>> {
+    if !text.contains('\n') {
+        return vec![Line::from(vec![
+            Span::styled("Before: ", theme::dim()),
+            Span::styled(clip(text, 400), theme::observation()),
+        ])];
+    }
+    let page: Vec<&str> = text.lines().collect();
+    let room = room.saturating_sub(1);
+    let shown = if page.len() <= room {
+        page.len()
+    } else {
+        room.saturating_sub(1).max(PAGE_MIN).min(page.len())
+    };
+    let mut lines = vec![Line::styled("Before (the page):", theme::dim())];
+    lines.extend(
+        page[..shown]
+            .iter()
+            .map(|l| Line::styled(clip(&format!("  {l}"), width), theme::observation())),
+    );
+    if shown < page.len() {
+        lines.push(Line::styled(
+            format!("  … {} more lines", page.len() - shown),
+            theme::dim(),
+        ));
+    }
+    lines
+}
+
+/// Rows `lines` take when word-wrapped to `width` columns (greedy, as the paragraph wraps).
+fn wrapped_rows(lines: &[Line], width: usize) -> usize {
+    let width = width.max(1);
+    lines
+        .iter()
+        .map(|line| {
+            let text: String = line.spans.iter().map(|s| s.content.as_ref()).collect();
+            let (mut rows, mut used) = (1, 0);
+            for word in text.split(' ') {
+                let w = word.chars().count();
+                if used > 0 && used + 1 + w <= width {
+                    used += 1 + w;
+                    continue;
+                }
+                if used > 0 {
+                    rows += 1;
+                }
+                // The word starts a row; one longer than a row runs on over the next ones.
+                let over = w.saturating_sub(1) / width;
+                rows += over;
+                used = w - over * width;
+            }
+            rows
+        })
+        .sum()
 }
 
 /// The live teacher's answer beside a step of the trace: its action where it differs.
@@ -708,4 +770,46 @@ pub fn highlight_leaks(text: &str, label: &Label) -> Vec<Span<'static>> {
         spans.push(Span::styled(text[at..].to_string(), theme::reason()));
     }
     spans
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rows(text: &str, width: usize) -> usize {
+        wrapped_rows(&[Line::raw(text.to_string())], width)
+    }
+
+    #[test]
+    fn rows_of_wrapped_text() {
+        assert_eq!(rows("", 10), 1);
+        assert_eq!(rows("one two", 10), 1);
+        assert_eq!(rows("one two three", 10), 2);
+        assert_eq!(rows("abcdefghij", 10), 1);
+        assert_eq!(rows("abcdefghijk", 10), 2);
+        assert_eq!(rows("ab abcdefghijklmnopqrstu", 10), 4);
+    }
+
+    #[test]
+    fn a_page_is_shown_line_by_line_within_its_room() {
+        let page = (1..=20).map(|i| format!("line {i}")).collect::<Vec<_>>();
+        let text = |l: &Line| {
+            l.spans
+                .iter()
+                .map(|s| s.content.as_ref())
+                .collect::<String>()
+        };
+        let all = before_lines(&page.join("\n"), 40, 30);
+        assert_eq!(all.len(), 21);
+        assert_eq!(text(&all[20]), "  line 20");
+        let cut = before_lines(&page.join("\n"), 40, 8);
+        assert_eq!(cut.len(), 8);
+        assert_eq!(text(&cut[6]), "  line 6");
+        assert_eq!(text(&cut[7]), "  … 14 more lines");
+        let least = before_lines(&page.join("\n"), 40, 0);
+        assert_eq!(least.len(), 1 + PAGE_MIN + 1);
+        let one = before_lines("You see a fridge 1.", 40, 0);
+        assert_eq!(one.len(), 1);
+        assert_eq!(text(&one[0]), "Before: You see a fridge 1.");
+    }
 }

@@ -244,7 +244,7 @@ impl ScenariosScreen {
 pub fn privileged_lines(p: &Privileged, lines: &mut Vec<Line<'static>>) {
     for f in &p.facts {
         lines.push(Line::styled(
-            format!("  {} is {} {}", f.subject, f.relation, f.detail),
+            format!("  {} {} {}", f.subject, f.relation, f.detail),
             theme::privileged(),
         ));
     }
