@@ -39,18 +39,48 @@ pub fn words(text: &str) -> Vec<String> {
         .collect()
 }
 
-/// Words that say nothing about the product: Lucene's English stop words and the instruction's
-/// usual phrasing.
-const STOP_WORDS: &str = "\
-    a an and are as at be but by for if in into is it no not of on or such that the their then \
-    there these they this to was will with i im i'm me my am want need looking like would \
-    please some something pick get find buy also which should has have its one can you";
+/// The instruction's usual phrasing, which says nothing about the product (beside the search's
+/// own stop words, Lucene's English ones).
+const PHRASING: &[&str] = &[
+    "i",
+    "im",
+    "i'm",
+    "me",
+    "my",
+    "am",
+    "want",
+    "need",
+    "looking",
+    "like",
+    "would",
+    "please",
+    "some",
+    "something",
+    "pick",
+    "get",
+    "find",
+    "buy",
+    "also",
+    "which",
+    "should",
+    "has",
+    "have",
+    "its",
+    "one",
+    "can",
+    "you",
+];
 
 /// The words of `text` that say something about the product.
 pub fn content_words(text: &str) -> Vec<String> {
     words(text)
         .into_iter()
-        .filter(|w| !STOP_WORDS.split_whitespace().any(|s| s == w))
+        .filter(|w| {
+            super::search::STOP_WORDS
+                .binary_search(&w.as_str())
+                .is_err()
+                && !PHRASING.contains(&w.as_str())
+        })
         .collect()
 }
 
