@@ -9,6 +9,7 @@
 
 pub mod command;
 pub mod household;
+pub mod shell;
 pub mod shop;
 
 use std::fmt;
