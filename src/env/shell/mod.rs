@@ -7,6 +7,7 @@ pub mod exec;
 pub mod fs;
 pub mod reward;
 pub mod sandbox;
+pub mod shlex;
 
 use std::sync::Arc;
 
@@ -22,6 +23,14 @@ pub struct Task {
     pub gold: String,
     pub fs: Arc<fs::Template>,
     pub semantics: Semantics,
+}
+
+impl Task {
+    /// What the gold command prints on a fresh copy of the file system (the privileged state's
+    /// answer), run once and kept. `Err` is one line: the sandbox cannot run here.
+    pub fn gold_output(&self) -> Result<&str, String> {
+        todo!("SKELETON")
+    }
 }
 
 /// SKELETON (owner: the episode helper). One InterCode-Bash episode over a fresh [`fs::Tree`].
