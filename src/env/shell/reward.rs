@@ -5,8 +5,8 @@
 //! exact binary value rounded half to even (`0.165` is `0.17`, its binary value being above the
 //! tie). `p3` multiplies a NumPy `float64` (the similarity matrix's element), and `round` on that
 //! is NumPy's: `rint(x * 100) / 100`, which rounds the already-rounded product (`0.165` is
-//! `0.16`). The TF-IDF cosine follows scikit-learn's arithmetic order (terms in order of first
-//! appearance, as its sparse rows store them), so equal inputs give equal bits.
+//! `0.16`). The TF-IDF cosine follows scikit-learn's arithmetic order (as its sparse rows store
+//! their terms), so equal inputs give equal bits.
 
 use std::collections::HashMap;
 use std::sync::OnceLock;
@@ -158,8 +158,11 @@ fn tokens(lowered: &str) -> impl Iterator<Item = &str> {
 ///
 /// Defaults: lowercased (Python's `str.lower`, which Rust's `to_lowercase` matches, final sigma
 /// included), raw counts, smooth idf `ln((1 + 2) / (1 + df)) + 1`, each row divided by its l2
-/// norm. Sums run in the order scikit-learn's rows store their terms (first appearance across
-/// both documents), as its sparse product and normaliser add them.
+/// norm. Sums run in the order the rows store their terms in scikit-learn 1.2, which InterCode's
+/// runs used: the idf product (a sparse product with a diagonal matrix) leaves each row in the
+/// reverse order of first appearance across both documents, and the normaliser and the product
+/// `tfidf * tfidf.T` add in that order. (Later releases, 1.9 for one, multiply in place and keep the
+/// forward order, which can move the last bit.)
 pub fn tfidf_cosine(a: &str, b: &str) -> Option<f64> {
     let docs = [a.to_lowercase(), b.to_lowercase()];
     let mut index: HashMap<&str, usize> = HashMap::new();
@@ -187,13 +190,17 @@ pub fn tfidf_cosine(a: &str, b: &str) -> Option<f64> {
         })
         .collect();
     let norm = |d: usize| {
-        let squares: f64 = weights.iter().map(|w| w[d] * w[d]).fold(0.0, |s, x| s + x);
+        let squares: f64 = weights
+            .iter()
+            .rev()
+            .map(|w| w[d] * w[d])
+            .fold(0.0, |s, x| s + x);
         // scikit-learn leaves an empty row as it is.
         if squares == 0.0 { 1.0 } else { squares.sqrt() }
     };
     let (norm_a, norm_b) = (norm(0), norm(1));
     let mut dot = 0.0;
-    for w in &weights {
+    for w in weights.iter().rev() {
         if w[0] > 0.0 && w[1] > 0.0 {
             dot += (w[0] / norm_a) * (w[1] / norm_b);
         }
