@@ -20,7 +20,7 @@ deps:
     command -v tmux >/dev/null || missing+=(tmux)
     # command:package. Not md5deep, xxd, wget or sudo: InterCode's image lacked them, and its
     # recorded outputs say so.
-    for pair in bwrap:bubblewrap prlimit:util-linux git:git tree:tree jq:jq curl:curl file:file \
+    for pair in bwrap:bubblewrap git:git tree:tree jq:jq curl:curl file:file \
         lsof:lsof openssl:openssl ssh:openssh-client ps:procps pstree:psmisc netstat:net-tools \
         ping:iputils-ping dig:dnsutils cpio:cpio cal:ncal column:bsdextrautils crontab:cron; do
         command -v "${pair%%:*}" >/dev/null || missing+=("${pair#*:}")

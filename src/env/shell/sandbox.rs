@@ -12,17 +12,19 @@
 //!   directory. `/dev` is bubblewrap's minimal one, read-only; `/proc` shows the sandbox's own
 //!   processes. Nothing else of the host is visible.
 //! - Loopback only; a new session (no terminal to inject keystrokes into).
-//! - Limits on CPU time, address space, file size, open files and processes, set by `prlimit`
-//!   inside the sandbox, after its user namespace exists: RLIMIT_NPROC counts per user namespace,
+//! - Limits on CPU time, address space, file size, open files and processes, set by the
+//!   sandbox's first process (a shell's `ulimit`, see [`Init`]), after its user namespace exists:
+//!   RLIMIT_NPROC counts per user namespace,
 //!   so a fork bomb fills its own sandbox and nothing of the host's. The kernel exempts the host's
 //!   root from RLIMIT_NPROC, and the sandbox's root is the host's root when leap runs as root; so
-//!   where leap can make a `pids` cgroup (as root, cgroup v1 or a v2 tree with `pids` delegated),
-//!   each command also runs in its own, capped at the same number.
-//! - The command is the pid namespace's second process, under bubblewrap's init: when the command
-//!   returns, the init exits and the kernel kills everything the command left. At the timeout the
-//!   whole process group of bubblewrap is killed (SIGKILL), and the namespace goes with it; if
-//!   leap itself dies, `--die-with-parent` does the same.
+//!   where leap can make `pids` cgroups (as root, under cgroup v1), each thread that runs commands
+//!   gets its own, capped at the same number, and the commands it starts are born in it.
+//! - The command is the pid namespace's second process, under [`Init`]: when the command returns,
+//!   the init exits and the kernel kills everything the command left. At the timeout the whole
+//!   process group of bubblewrap is killed (SIGKILL), and the namespace goes with it; if leap
+//!   itself dies, `--die-with-parent` does the same.
 
+use std::cell::RefCell;
 use std::ffi::OsString;
 use std::io::{self, Read};
 use std::os::fd::AsRawFd;
@@ -30,7 +32,6 @@ use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 /// What one sandboxed command may use. The resource limits bound each process (setrlimit);
@@ -50,7 +51,7 @@ pub struct Limits {
     pub file_bytes: u64,
     /// Open file descriptors per process (RLIMIT_NOFILE).
     pub open_files: u64,
-    /// Processes and threads in the sandbox at once, bubblewrap's init included (RLIMIT_NPROC).
+    /// Processes and threads in the sandbox at once, its init included (RLIMIT_NPROC).
     pub processes: u64,
 }
 
@@ -93,16 +94,36 @@ pub enum SandboxError {
         "the shell sandbox needs bubblewrap (`bwrap`), which is not installed: run `just deps`"
     )]
     NotFound,
-    #[error(
-        "the shell sandbox needs `prlimit` (util-linux) under /usr/bin or /bin, which is not installed"
-    )]
-    NoPrlimit,
     #[error("bubblewrap cannot start a sandbox here ({0}); the shell kind needs user namespaces")]
     Unusable(String),
 }
 
-/// Where the host keeps programs that the sandbox needs at the same path.
-const SYSTEM_BIN: [&str; 2] = ["/usr/bin", "/bin"];
+/// The sandbox's first process, a shell run as `SHELL -c SCRIPT leap-sandbox CPU KIB BLOCKS
+/// FILES PROCS ARGV...`: it sets the limits (`ulimit` sets soft and hard), runs the command as its
+/// child and exits with its status. It is pid 1 rather than bubblewrap's own init because
+/// bubblewrap leaves that init unreaped, to the host's init, which may be slow to reap it; and
+/// while unreaped it still counts in the thread's `pids` cgroup. dash where there is one: it
+/// starts in half bash's time, and it leaves the environment as it found it.
+#[derive(Debug)]
+struct Init {
+    shell: &'static str,
+    script: &'static str,
+    /// The unit of `ulimit -f`.
+    block: u64,
+}
+
+const DASH: Init = Init {
+    shell: "dash",
+    script: r#"ulimit -t "$1" && ulimit -v "$2" && ulimit -f "$3" && ulimit -n "$4" && ulimit -p "$5" || exit 125; shift 5; "$@"; exit"#,
+    block: 512,
+};
+
+/// bash exports `SHLVL`, which the command's own bash would count on from there.
+const BASH: Init = Init {
+    shell: "bash",
+    script: r#"ulimit -t "$1" -v "$2" -f "$3" -n "$4" -u "$5" || exit 125; shift 5; unset SHLVL; "$@"; exit"#,
+    block: 1024,
+};
 
 /// The top-level names that merged-`/usr` systems make links into `/usr` (or real directories
 /// on older systems).
@@ -130,13 +151,13 @@ const CAPS: [&str; 14] = [
 #[derive(Debug)]
 pub struct Sandbox {
     bwrap: PathBuf,
-    prlimit: PathBuf,
+    init: &'static Init,
     /// Mounts every run shares after the tree's: the read-only system with its secrets masked,
     /// `/proc`, `/dev`.
     system: Vec<OsString>,
     /// The host's merged-`/usr` links (name under `/`, target), made in each tree.
     links: Vec<(&'static str, PathBuf)>,
-    /// Where each command gets its own `pids` cgroup, if leap may make them.
+    /// Where each thread that runs commands gets its own `pids` cgroup, if leap may make them.
     pids: Option<PathBuf>,
 }
 
@@ -152,11 +173,6 @@ impl Sandbox {
 
     fn probe() -> Result<Sandbox, SandboxError> {
         let bwrap = find_bwrap().ok_or(SandboxError::NotFound)?;
-        let prlimit = SYSTEM_BIN
-            .iter()
-            .map(|dir| Path::new(dir).join("prlimit"))
-            .find(|p| p.is_file())
-            .ok_or(SandboxError::NoPrlimit)?;
         let mut links = Vec::new();
         let mut system: Vec<OsString> = Vec::new();
         for name in USR_LINKS {
@@ -186,7 +202,14 @@ impl Sandbox {
         );
         let sandbox = Sandbox {
             bwrap,
-            prlimit,
+            init: if ["/usr/bin/dash", "/bin/dash"]
+                .iter()
+                .any(|p| Path::new(p).is_file())
+            {
+                &DASH
+            } else {
+                &BASH
+            },
             system,
             links,
             pids: pids_cgroup_parent(),
@@ -216,6 +239,7 @@ impl Sandbox {
             "--unshare-user",
             "--disable-userns",
             "--unshare-pid",
+            "--as-pid-1",
             "--unshare-net",
             "--unshare-ipc",
             "--unshare-uts",
@@ -235,33 +259,39 @@ impl Sandbox {
         cmd.arg("--bind").arg(root).arg("/");
         cmd.args(&self.system);
         self.make_links(root, &mut cmd)?;
-        cmd.args(["--chdir", cwd, "--"])
-            .arg(&self.prlimit)
-            .arg(format!("--cpu={}", limits.cpu_seconds))
-            .arg(format!("--as={}", limits.memory_bytes))
-            .arg(format!("--fsize={}", limits.file_bytes))
-            .arg(format!("--nofile={}", limits.open_files))
-            .arg(format!("--nproc={}", limits.processes))
-            .arg("--")
-            .args(argv)
-            .env_clear()
-            .env(
-                "PATH",
-                "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-            )
-            .env("HOME", "/root")
-            .env("LANG", "C.UTF-8")
-            .env("TERM", "dumb")
-            .stdin(Stdio::null())
-            // Its own group, so that the timeout kills bubblewrap and its init at once.
-            .process_group(0);
+        let init = self.init;
+        cmd.args([
+            "--chdir",
+            cwd,
+            "--",
+            init.shell,
+            "-c",
+            init.script,
+            "leap-sandbox",
+        ])
+        .arg(limits.cpu_seconds.to_string())
+        .arg((limits.memory_bytes / 1024).to_string())
+        .arg((limits.file_bytes / init.block).to_string())
+        .arg(limits.open_files.to_string())
+        .arg(limits.processes.to_string())
+        .args(argv)
+        .env_clear()
+        .env(
+            "PATH",
+            "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+        )
+        .env("HOME", "/root")
+        .env("LANG", "C.UTF-8")
+        .env("TERM", "dumb")
+        .stdin(Stdio::null())
+        // Its own group, so that the timeout kills bubblewrap and its init at once.
+        .process_group(0);
         let (reader, writer) = io::pipe()?;
         cmd.stdout(writer.try_clone()?).stderr(writer);
         close_on_exec_inherited()?;
-        let cgroup = match &self.pids {
-            Some(parent) => Some(PidsCgroup::new(parent, limits.processes, &mut cmd)?),
-            None => None,
-        };
+        if let Some(parent) = &self.pids {
+            enter_thread_cgroup(parent, limits.processes)?;
+        }
         let mut child = cmd.spawn()?;
         drop(cmd);
         let (output, timed_out) = match collect(reader, &mut child, limits) {
@@ -273,7 +303,6 @@ impl Sandbox {
             }
         };
         let status = child.wait()?;
-        drop(cgroup);
         let exit = if timed_out {
             Exit::TimedOut
         } else {
@@ -314,94 +343,99 @@ impl Sandbox {
     }
 }
 
-/// A `pids` cgroup for one command, removed when dropped (its processes are gone by then).
-struct PidsCgroup {
+/// The calling thread's own `pids` cgroup (v1 counts threads and processes alike): joined on
+/// the thread's first command, left when the thread ends. Joining a cgroup waits for an RCU grace
+/// period (milliseconds), so a thread joins once and the commands it starts are born inside,
+/// with the thread itself and bubblewrap, hence two more than the limit. Threads that this thread
+/// starts later are born inside too and count against it.
+struct ThreadCgroup {
+    parent: PathBuf,
     dir: PathBuf,
+    max: u64,
 }
 
-impl PidsCgroup {
-    /// Makes the cgroup under `parent`, capped at `max` processes, and has `cmd` join it
-    /// between fork and exec, before bubblewrap makes any process of its own.
-    fn new(parent: &Path, max: u64, cmd: &mut Command) -> io::Result<PidsCgroup> {
-        static COUNT: AtomicU64 = AtomicU64::new(0);
-        let n = COUNT.fetch_add(1, Ordering::Relaxed);
-        let dir = parent.join(format!("leap-sandbox-{}-{n}", std::process::id()));
-        std::fs::create_dir(&dir)?;
-        let cgroup = PidsCgroup { dir };
-        std::fs::write(cgroup.dir.join("pids.max"), max.to_string())?;
-        let procs = std::fs::OpenOptions::new()
-            .write(true)
-            .open(cgroup.dir.join("cgroup.procs"))?;
-        // SAFETY: the closure only calls write(2), which is async-signal-safe, and builds an
-        // io::Error from errno without allocating. `procs` is close-on-exec and outlives the
-        // spawn (the closure owns it).
-        unsafe {
-            cmd.pre_exec(move || {
-                // "0": the writing process itself.
-                if libc::write(procs.as_raw_fd(), b"0".as_ptr().cast(), 1) != 1 {
-                    return Err(io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
-        Ok(cgroup)
-    }
+thread_local! {
+    static THREAD_CGROUP: RefCell<Option<ThreadCgroup>> = const { RefCell::new(None) };
 }
 
-impl Drop for PidsCgroup {
-    fn drop(&mut self) {
-        // The last processes may take a moment to leave after the pid namespace is gone.
-        for _ in 0..100 {
-            match std::fs::remove_dir(&self.dir) {
-                Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {
-                    std::thread::sleep(Duration::from_millis(10))
-                }
-                _ => return,
+fn enter_thread_cgroup(parent: &Path, processes: u64) -> io::Result<()> {
+    THREAD_CGROUP.with_borrow_mut(|slot| {
+        let max = processes + 2;
+        if let Some(cgroup) = slot.as_mut().filter(|c| c.parent == parent) {
+            if cgroup.max != max {
+                std::fs::write(cgroup.dir.join("pids.max"), max.to_string())?;
+                cgroup.max = max;
             }
+            return Ok(());
         }
+        let dir = parent.join(format!("leap-sandbox-{}-{}", std::process::id(), gettid()));
+        match std::fs::create_dir(&dir) {
+            Err(e) if e.kind() != io::ErrorKind::AlreadyExists => return Err(e),
+            _ => {}
+        }
+        std::fs::write(dir.join("pids.max"), max.to_string())?;
+        std::fs::write(dir.join("tasks"), gettid().to_string())?;
+        *slot = Some(ThreadCgroup {
+            parent: parent.to_path_buf(),
+            dir,
+            max,
+        });
+        Ok(())
+    })
+}
+
+impl Drop for ThreadCgroup {
+    fn drop(&mut self) {
+        // Back to where the thread came from, so that its cgroup is empty and can go.
+        let _ = std::fs::write(self.parent.join("tasks"), gettid().to_string());
+        let _ = std::fs::remove_dir(&self.dir);
     }
 }
 
-/// The cgroup directory under which leap may make `pids` cgroups: its own in the v1 `pids`
-/// hierarchy, or its own v2 cgroup where `pids` is enabled for children. Checked by making one.
+fn gettid() -> i32 {
+    // SAFETY: gettid(2) has no arguments and cannot fail.
+    unsafe { libc::gettid() }
+}
+
+/// The directory under which leap may make `pids` cgroups: its own in the v1 `pids` hierarchy.
+/// Checked by making one; empty ones that earlier leap processes left are removed.
 fn pids_cgroup_parent() -> Option<PathBuf> {
     let own = std::fs::read_to_string("/proc/self/cgroup").ok()?;
     let mounts = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
-    let parent = own.lines().find_map(|line| {
+    let path = own.lines().find_map(|line| {
         let mut fields = line.splitn(3, ':');
         let (_, controllers, path) = (fields.next()?, fields.next()?, fields.next()?);
-        let v1 = controllers.split(',').any(|c| c == "pids");
-        if !v1 && !controllers.is_empty() {
-            return None;
-        }
-        let mount = cgroup_mount(&mounts, v1)?;
-        let dir = mount.join(path.trim_start_matches('/'));
-        let delegated = v1
-            || std::fs::read_to_string(dir.join("cgroup.subtree_control"))
-                .is_ok_and(|c| c.split_whitespace().any(|c| c == "pids"));
-        delegated.then_some(dir)
+        controllers.split(',').any(|c| c == "pids").then_some(path)
     })?;
+    let parent = pids_mount(&mounts)?.join(path.trim_start_matches('/'));
+    for entry in std::fs::read_dir(&parent).ok()?.flatten() {
+        if entry
+            .file_name()
+            .to_string_lossy()
+            .starts_with("leap-sandbox-")
+        {
+            // Fails, as it should, for the cgroups that live threads are in.
+            let _ = std::fs::remove_dir(entry.path());
+        }
+    }
     let probe = parent.join(format!("leap-sandbox-{}-probe", std::process::id()));
     std::fs::create_dir(&probe).ok()?;
-    let usable = std::fs::write(probe.join("pids.max"), "1").is_ok();
+    let usable = std::fs::write(probe.join("pids.max"), "1").is_ok()
+        && std::fs::metadata(probe.join("tasks")).is_ok();
     std::fs::remove_dir(&probe).ok()?;
     usable.then_some(parent)
 }
 
-/// Where the v1 `pids` hierarchy (`v1`) or the v2 hierarchy is mounted at its root.
-fn cgroup_mount(mountinfo: &str, v1: bool) -> Option<PathBuf> {
+/// Where the v1 `pids` hierarchy is mounted at its root.
+fn pids_mount(mountinfo: &str) -> Option<PathBuf> {
     mountinfo.lines().find_map(|line| {
         let (left, right) = line.split_once(" - ")?;
         let left: Vec<&str> = left.split(' ').collect();
         let right: Vec<&str> = right.split(' ').collect();
         let (root, point) = (*left.get(3)?, *left.get(4)?);
         let (fstype, options) = (*right.first()?, *right.get(2)?);
-        let wanted = if v1 {
-            fstype == "cgroup" && options.split(',').any(|o| o == "pids")
-        } else {
-            fstype == "cgroup2"
-        };
-        (wanted && root == "/").then(|| PathBuf::from(point))
+        let pids = fstype == "cgroup" && options.split(',').any(|o| o == "pids");
+        (pids && root == "/").then(|| PathBuf::from(point))
     })
 }
 
@@ -535,5 +569,40 @@ fn kill_group(child: &Child) {
     // SAFETY: a plain kill(2). The child is not reaped yet, so its id still names its group.
     unsafe {
         libc::kill(-(child.id() as i32), libc::SIGKILL);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Both inits set the same limits and leave the command the same environment (the suite in
+    /// `tests/shell_sandbox.rs` runs whichever this host picks).
+    #[test]
+    fn dash_and_bash_inits_agree() {
+        let mut sandbox = Sandbox::probe().unwrap_or_else(|e| panic!("{e}"));
+        let tree = tempfile::tempdir().unwrap();
+        let script = "ulimit -t -v -f -n -u; env | sort";
+        let mut outputs = Vec::new();
+        for init in [&DASH, &BASH] {
+            sandbox.init = init;
+            let run = sandbox
+                .run(
+                    tree.path(),
+                    "/",
+                    &["bash", "-c", script],
+                    &Limits::default(),
+                )
+                .unwrap();
+            assert_eq!(run.exit, Exit::Code(0));
+            outputs.push(String::from_utf8(run.output).unwrap());
+        }
+        assert_eq!(outputs[0], outputs[1]);
+        assert!(
+            outputs[0].contains("(blocks, -f) 65536\n"),
+            "{}",
+            outputs[0]
+        );
+        assert!(outputs[0].contains("\nSHLVL=1\n"), "{}", outputs[0]);
     }
 }
