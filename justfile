@@ -7,8 +7,9 @@ default:
     @just --list
 
 # Install what a fresh machine lacks: cmake and libclang (llama.cpp's build), a C++ compiler,
-# OpenBLAS (the trainer's matrix products), pip, and tmux (the workbench's end-to-end test drives
-# the real binary in it).
+# OpenBLAS (the trainer's matrix products), pip, tmux (the workbench's end-to-end test drives
+# the real binary in it), bubblewrap (the shell environment's sandbox) and the commands that
+# InterCode-Bash's image had and its tasks' gold commands use (the sandbox sees the host's /usr).
 deps:
     #!/usr/bin/env bash
     set -euo pipefail
@@ -17,6 +18,13 @@ deps:
     command -v c++ >/dev/null || missing+=(g++)
     python3 -m pip --version >/dev/null 2>&1 || missing+=(python3-pip)
     command -v tmux >/dev/null || missing+=(tmux)
+    # command:package. Not md5deep, xxd, wget or sudo: InterCode's image lacked them, and its
+    # recorded outputs say so.
+    for pair in bwrap:bubblewrap prlimit:util-linux git:git tree:tree jq:jq curl:curl file:file \
+        lsof:lsof openssl:openssl ssh:openssh-client ps:procps pstree:psmisc netstat:net-tools \
+        ping:iputils-ping dig:dnsutils cpio:cpio cal:ncal column:bsdextrautils crontab:cron; do
+        command -v "${pair%%:*}" >/dev/null || missing+=("${pair#*:}")
+    done
     if command -v dpkg-query >/dev/null; then
         for pkg in libclang-dev libopenblas-dev; do
             dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "ok installed" || missing+=("$pkg")
@@ -49,10 +57,11 @@ demo: deps model
 test: deps model llama-tools
     cargo test
 
-# Measure: environment steps/s and shop search latency; the student against llama-bench; rollout throughput; LoRA training against PyTorch + PEFT; workbench frame time.
+# Measure: environment steps/s and shop search latency; the shell sandbox's overhead per action; the student against llama-bench; rollout throughput; LoRA training against PyTorch + PEFT; workbench frame time.
 bench: deps model llama-tools peft-venv
     cargo bench --bench household
     cargo bench --bench shop
+    cargo bench --bench shell
     cargo bench --bench student
     LEAP_PEFT_PYTHON="$(just --quiet peft-python)" cargo bench --bench train
     cargo bench --bench tui

@@ -707,7 +707,7 @@ mod tests {
         assert_eq!(
             g,
             "root ::= \"REASON: \" [^\\n]+ \"\\nACTION: \" action\n\
-             action ::= \"click[back to search]\" | (\"search[\" [^\\]\\n\\r \\t] [^\\]\\n\\r]{0,99} \"]\")\n"
+             action ::= \"click[back to search]\" | (\"search[\" [^\\]\\n\\r \\t] [^\\]\\n\\r]{0,199} \"]\")\n"
         );
     }
 

@@ -10,9 +10,10 @@
 /// The literal text that marks a hole in a command.
 pub const HOLE: &str = "...";
 
-/// Longest fill the grammars allow (see [`gbnf`]), in characters: a search's keywords fit, and
-/// a model that never closes the hole is made to within the response's token budget.
-pub const MAX_FILL: usize = 100;
+/// Longest fill the grammars allow (see [`gbnf`]), in characters: a search's keywords and a
+/// shell command line fit (InterCode's longest gold command has 176), and a model that never
+/// closes the hole is made to within the response's token budget.
+pub const MAX_FILL: usize = 200;
 
 /// A command with a hole, split around it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -305,9 +306,9 @@ mod tests {
         assert_eq!(gbnf("say \"hi\""), "\"say \\\"hi\\\"\"");
         assert_eq!(
             gbnf("search[...]"),
-            "(\"search[\" [^\\]\\n\\r \\t] [^\\]\\n\\r]{0,99} \"]\")"
+            "(\"search[\" [^\\]\\n\\r \\t] [^\\]\\n\\r]{0,199} \"]\")"
         );
-        assert_eq!(gbnf("say ..."), "(\"say \" [^\\n\\r \\t] [^\\n\\r]{0,99})");
+        assert_eq!(gbnf("say ..."), "(\"say \" [^\\n\\r \\t] [^\\n\\r]{0,199})");
     }
 
     #[test]

@@ -1,19 +1,57 @@
-//! SKELETON (owner: the sandbox helper). Real bash in bubblewrap: each command runs in a fresh
-//! sandbox over an episode's tree, which it sees as `/`, with the host's system read-only.
+//! Real bash in bubblewrap: each command runs in a fresh sandbox over an episode's tree, which it
+//! sees as `/`, with the host's system read-only.
+//!
+//! What a command gets, and why:
+//! - Its own user, pid, mount, network, IPC, UTS and cgroup namespaces. It is uid 0 inside (as
+//!   InterCode's commands ran as root in Ubuntu), with Docker's default capabilities only: enough
+//!   to write a read-only file of the tree, not enough to unmount the masks below, and no nested
+//!   user namespaces.
+//! - `/` is the episode tree, bound writable: the only writable place. `/usr`, the merged-`/usr`
+//!   links and `/etc` come from the host read-only; in `/etc`, everything that others may not
+//!   read (shadow files, ssh host keys, private keys) is masked by `/dev/null` or an empty
+//!   directory. `/dev` is bubblewrap's minimal one, read-only; `/proc` shows the sandbox's own
+//!   processes. Nothing else of the host is visible.
+//! - Loopback only; a new session (no terminal to inject keystrokes into).
+//! - Limits on CPU time, address space, file size, open files and processes, set by `prlimit`
+//!   inside the sandbox, after its user namespace exists: RLIMIT_NPROC counts per user namespace,
+//!   so a fork bomb fills its own sandbox and nothing of the host's. The kernel exempts the host's
+//!   root from RLIMIT_NPROC, and the sandbox's root is the host's root when leap runs as root; so
+//!   where leap can make a `pids` cgroup (as root, cgroup v1 or a v2 tree with `pids` delegated),
+//!   each command also runs in its own, capped at the same number.
+//! - The command is the pid namespace's second process, under bubblewrap's init: when the command
+//!   returns, the init exits and the kernel kills everything the command left. At the timeout the
+//!   whole process group of bubblewrap is killed (SIGKILL), and the namespace goes with it; if
+//!   leap itself dies, `--die-with-parent` does the same.
 
-use std::io::Read;
+use std::ffi::OsString;
+use std::io::{self, Read};
+use std::os::fd::AsRawFd;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
-/// What one sandboxed command may use.
+/// What one sandboxed command may use. The resource limits bound each process (setrlimit);
+/// `processes` bounds how many the command may have at once.
 #[derive(Debug, Clone)]
 pub struct Limits {
     /// Wall-clock time before the whole process tree is killed (InterCode: 10 s).
     pub timeout: Duration,
     /// Output kept; the rest is read and dropped.
     pub output_bytes: usize,
+    /// CPU seconds per process (RLIMIT_CPU). Above the timeout by default, so that a busy loop
+    /// reports a timeout, as in InterCode, rather than SIGXCPU.
+    pub cpu_seconds: u64,
+    /// Address space per process (RLIMIT_AS).
+    pub memory_bytes: u64,
+    /// Largest file a process may write (RLIMIT_FSIZE).
+    pub file_bytes: u64,
+    /// Open file descriptors per process (RLIMIT_NOFILE).
+    pub open_files: u64,
+    /// Processes and threads in the sandbox at once, bubblewrap's init included (RLIMIT_NPROC).
+    pub processes: u64,
 }
 
 impl Default for Limits {
@@ -21,6 +59,11 @@ impl Default for Limits {
         Limits {
             timeout: Duration::from_secs(10),
             output_bytes: 1 << 20,
+            cpu_seconds: 20,
+            memory_bytes: 1 << 30,
+            file_bytes: 64 << 20,
+            open_files: 1024,
+            processes: 128,
         }
     }
 }
@@ -28,7 +71,9 @@ impl Default for Limits {
 /// How a sandboxed command ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Exit {
+    /// The command's exit status; 128 + N when a signal N killed it.
     Code(i32),
+    /// Bubblewrap itself was killed by this signal (not by the timeout).
     Signal(i32),
     /// Killed at [`Limits::timeout`].
     TimedOut,
@@ -44,91 +89,451 @@ pub struct Run {
 /// Why the sandbox cannot run: one line a person can act on.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum SandboxError {
-    #[error("the shell sandbox needs bubblewrap (`bwrap`), which is not installed: run `just deps`")]
+    #[error(
+        "the shell sandbox needs bubblewrap (`bwrap`), which is not installed: run `just deps`"
+    )]
     NotFound,
+    #[error(
+        "the shell sandbox needs `prlimit` (util-linux) under /usr/bin or /bin, which is not installed"
+    )]
+    NoPrlimit,
     #[error("bubblewrap cannot start a sandbox here ({0}); the shell kind needs user namespaces")]
     Unusable(String),
 }
 
-/// A checked bubblewrap.
+/// Where the host keeps programs that the sandbox needs at the same path.
+const SYSTEM_BIN: [&str; 2] = ["/usr/bin", "/bin"];
+
+/// The top-level names that merged-`/usr` systems make links into `/usr` (or real directories
+/// on older systems).
+const USR_LINKS: [&str; 6] = ["bin", "sbin", "lib", "lib64", "lib32", "libx32"];
+
+/// Docker's default capabilities: what InterCode's root had, none of which can undo a mount.
+const CAPS: [&str; 14] = [
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_FSETID",
+    "CAP_FOWNER",
+    "CAP_MKNOD",
+    "CAP_NET_RAW",
+    "CAP_SETGID",
+    "CAP_SETUID",
+    "CAP_SETFCAP",
+    "CAP_SETPCAP",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_SYS_CHROOT",
+    "CAP_KILL",
+    "CAP_AUDIT_WRITE",
+];
+
+/// A checked bubblewrap and the host's system as the sandbox sees it.
 #[derive(Debug)]
 pub struct Sandbox {
     bwrap: PathBuf,
+    prlimit: PathBuf,
+    /// Mounts every run shares after the tree's: the read-only system with its secrets masked,
+    /// `/proc`, `/dev`.
+    system: Vec<OsString>,
+    /// The host's merged-`/usr` links (name under `/`, target), made in each tree.
+    links: Vec<(&'static str, PathBuf)>,
+    /// Where each command gets its own `pids` cgroup, if leap may make them.
+    pids: Option<PathBuf>,
 }
 
 impl Sandbox {
     /// The sandbox, found and checked once per process.
     pub fn get() -> Result<&'static Sandbox, SandboxError> {
         static SANDBOX: OnceLock<Result<Sandbox, SandboxError>> = OnceLock::new();
-        SANDBOX.get_or_init(Sandbox::probe).as_ref().map_err(Clone::clone)
+        SANDBOX
+            .get_or_init(Sandbox::probe)
+            .as_ref()
+            .map_err(Clone::clone)
     }
 
     fn probe() -> Result<Sandbox, SandboxError> {
-        let bwrap = ["/usr/bin/bwrap", "/usr/local/bin/bwrap", "/bin/bwrap"]
+        let bwrap = find_bwrap().ok_or(SandboxError::NotFound)?;
+        let prlimit = SYSTEM_BIN
             .iter()
-            .map(PathBuf::from)
-            .find(|p| p.exists())
-            .ok_or(SandboxError::NotFound)?;
-        let sandbox = Sandbox { bwrap };
+            .map(|dir| Path::new(dir).join("prlimit"))
+            .find(|p| p.is_file())
+            .ok_or(SandboxError::NoPrlimit)?;
+        let mut links = Vec::new();
+        let mut system: Vec<OsString> = Vec::new();
+        for name in USR_LINKS {
+            let host = Path::new("/").join(name);
+            match std::fs::symlink_metadata(&host) {
+                Ok(meta) if meta.file_type().is_symlink() => {
+                    if let Ok(target) = std::fs::read_link(&host) {
+                        links.push((name, target));
+                    }
+                }
+                Ok(meta) if meta.is_dir() => system.extend(ro_bind(&host, &host)),
+                _ => {}
+            }
+        }
+        system.extend(ro_bind(Path::new("/usr"), Path::new("/usr")));
+        system.extend(ro_bind(Path::new("/etc"), Path::new("/etc")));
+        for secret in secrets(Path::new("/etc")) {
+            if secret.is_dir() {
+                system.extend(["--tmpfs".into(), secret.clone().into()]);
+                system.extend(["--remount-ro".into(), secret.into()]);
+            } else {
+                system.extend(ro_bind(Path::new("/dev/null"), &secret));
+            }
+        }
+        system.extend(
+            ["--proc", "/proc", "--dev", "/dev", "--remount-ro", "/dev"].map(OsString::from),
+        );
+        let sandbox = Sandbox {
+            bwrap,
+            prlimit,
+            system,
+            links,
+            pids: pids_cgroup_parent(),
+        };
         let root = tempfile::tempdir().map_err(|e| SandboxError::Unusable(e.to_string()))?;
         let run = sandbox
             .run(root.path(), "/", &["true"], &Limits::default())
             .map_err(|e| SandboxError::Unusable(e.to_string()))?;
         match run.exit {
             Exit::Code(0) => Ok(sandbox),
-            _ => Err(SandboxError::Unusable(
-                String::from_utf8_lossy(&run.output).trim().to_string(),
-            )),
+            exit => {
+                let text = String::from_utf8_lossy(&run.output);
+                let line = text.lines().map(str::trim).find(|l| !l.is_empty());
+                Err(SandboxError::Unusable(line.map_or_else(
+                    || format!("`bwrap` ended with {exit:?}"),
+                    str::to_string,
+                )))
+            }
         }
     }
 
     /// Runs `argv` in a fresh sandbox whose `/` is `root` (writable), in `cwd` (a path inside
     /// the sandbox). Errors are the host's (bwrap could not be started), not the command's.
-    pub fn run(
-        &self,
-        root: &Path,
-        cwd: &str,
-        argv: &[&str],
-        limits: &Limits,
-    ) -> std::io::Result<Run> {
+    pub fn run(&self, root: &Path, cwd: &str, argv: &[&str], limits: &Limits) -> io::Result<Run> {
         let mut cmd = Command::new(&self.bwrap);
+        cmd.args([
+            "--unshare-user",
+            "--disable-userns",
+            "--unshare-pid",
+            "--unshare-net",
+            "--unshare-ipc",
+            "--unshare-uts",
+            "--unshare-cgroup-try",
+            "--uid",
+            "0",
+            "--gid",
+            "0",
+            "--die-with-parent",
+            "--new-session",
+            "--cap-drop",
+            "ALL",
+        ]);
+        for cap in CAPS {
+            cmd.args(["--cap-add", cap]);
+        }
         cmd.arg("--bind").arg(root).arg("/");
-        for dir in ["/usr", "/etc"] {
-            cmd.args(["--ro-bind", dir, dir]);
-        }
-        for (link, target) in [
-            ("/bin", "usr/bin"),
-            ("/sbin", "usr/sbin"),
-            ("/lib", "usr/lib"),
-            ("/lib64", "usr/lib64"),
-        ] {
-            cmd.args(["--symlink", target, link]);
-        }
-        cmd.args(["--proc", "/proc", "--dev", "/dev"])
-            .args(["--unshare-all", "--die-with-parent", "--new-session"])
-            .args(["--chdir", cwd, "--"])
+        cmd.args(&self.system);
+        self.make_links(root, &mut cmd)?;
+        cmd.args(["--chdir", cwd, "--"])
+            .arg(&self.prlimit)
+            .arg(format!("--cpu={}", limits.cpu_seconds))
+            .arg(format!("--as={}", limits.memory_bytes))
+            .arg(format!("--fsize={}", limits.file_bytes))
+            .arg(format!("--nofile={}", limits.open_files))
+            .arg(format!("--nproc={}", limits.processes))
+            .arg("--")
             .args(argv)
             .env_clear()
-            .env("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+            .env(
+                "PATH",
+                "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+            )
             .env("HOME", "/root")
-            .stdin(Stdio::null());
-        let (mut reader, writer) = std::io::pipe()?;
+            .env("LANG", "C.UTF-8")
+            .env("TERM", "dumb")
+            .stdin(Stdio::null())
+            // Its own group, so that the timeout kills bubblewrap and its init at once.
+            .process_group(0);
+        let (reader, writer) = io::pipe()?;
         cmd.stdout(writer.try_clone()?).stderr(writer);
+        close_on_exec_inherited()?;
+        let cgroup = match &self.pids {
+            Some(parent) => Some(PidsCgroup::new(parent, limits.processes, &mut cmd)?),
+            None => None,
+        };
         let mut child = cmd.spawn()?;
         drop(cmd);
-        let mut output = Vec::new();
-        reader
-            .by_ref()
-            .take(limits.output_bytes as u64)
-            .read_to_end(&mut output)?;
-        std::io::copy(&mut reader, &mut std::io::sink())?;
+        let (output, timed_out) = match collect(reader, &mut child, limits) {
+            Ok(collected) => collected,
+            Err(e) => {
+                kill_group(&child);
+                child.wait()?;
+                return Err(e);
+            }
+        };
         let status = child.wait()?;
-        use std::os::unix::process::ExitStatusExt;
-        let exit = match (status.code(), status.signal()) {
-            (Some(code), _) => Exit::Code(code),
-            (None, Some(signal)) => Exit::Signal(signal),
-            (None, None) => Exit::Code(-1),
+        drop(cgroup);
+        let exit = if timed_out {
+            Exit::TimedOut
+        } else {
+            match (status.code(), status.signal()) {
+                (Some(code), _) => Exit::Code(code),
+                (None, Some(signal)) => Exit::Signal(signal),
+                (None, None) => Exit::Code(-1),
+            }
         };
         Ok(Run { output, exit })
+    }
+
+    /// Makes the merged-`/usr` links in the tree, where they are not already right (bubblewrap
+    /// 0.8 refuses to make a link that exists). A directory the tree has in a link's place gets
+    /// the host's directory mounted over it instead.
+    fn make_links(&self, root: &Path, cmd: &mut Command) -> io::Result<()> {
+        for (name, target) in &self.links {
+            let path = root.join(name);
+            match std::fs::symlink_metadata(&path) {
+                Ok(meta) if meta.file_type().is_symlink() => {
+                    if std::fs::read_link(&path)? == *target {
+                        continue;
+                    }
+                    std::fs::remove_file(&path)?;
+                }
+                Ok(meta) if meta.is_dir() => {
+                    let host = Path::new("/").join(name);
+                    cmd.args(ro_bind(&host, &host));
+                    continue;
+                }
+                Ok(_) => std::fs::remove_file(&path)?,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            }
+            std::os::unix::fs::symlink(target, &path)?;
+        }
+        Ok(())
+    }
+}
+
+/// A `pids` cgroup for one command, removed when dropped (its processes are gone by then).
+struct PidsCgroup {
+    dir: PathBuf,
+}
+
+impl PidsCgroup {
+    /// Makes the cgroup under `parent`, capped at `max` processes, and has `cmd` join it
+    /// between fork and exec, before bubblewrap makes any process of its own.
+    fn new(parent: &Path, max: u64, cmd: &mut Command) -> io::Result<PidsCgroup> {
+        static COUNT: AtomicU64 = AtomicU64::new(0);
+        let n = COUNT.fetch_add(1, Ordering::Relaxed);
+        let dir = parent.join(format!("leap-sandbox-{}-{n}", std::process::id()));
+        std::fs::create_dir(&dir)?;
+        let cgroup = PidsCgroup { dir };
+        std::fs::write(cgroup.dir.join("pids.max"), max.to_string())?;
+        let procs = std::fs::OpenOptions::new()
+            .write(true)
+            .open(cgroup.dir.join("cgroup.procs"))?;
+        // SAFETY: the closure only calls write(2), which is async-signal-safe, and builds an
+        // io::Error from errno without allocating. `procs` is close-on-exec and outlives the
+        // spawn (the closure owns it).
+        unsafe {
+            cmd.pre_exec(move || {
+                // "0": the writing process itself.
+                if libc::write(procs.as_raw_fd(), b"0".as_ptr().cast(), 1) != 1 {
+                    return Err(io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        Ok(cgroup)
+    }
+}
+
+impl Drop for PidsCgroup {
+    fn drop(&mut self) {
+        // The last processes may take a moment to leave after the pid namespace is gone.
+        for _ in 0..100 {
+            match std::fs::remove_dir(&self.dir) {
+                Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {
+                    std::thread::sleep(Duration::from_millis(10))
+                }
+                _ => return,
+            }
+        }
+    }
+}
+
+/// The cgroup directory under which leap may make `pids` cgroups: its own in the v1 `pids`
+/// hierarchy, or its own v2 cgroup where `pids` is enabled for children. Checked by making one.
+fn pids_cgroup_parent() -> Option<PathBuf> {
+    let own = std::fs::read_to_string("/proc/self/cgroup").ok()?;
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+    let parent = own.lines().find_map(|line| {
+        let mut fields = line.splitn(3, ':');
+        let (_, controllers, path) = (fields.next()?, fields.next()?, fields.next()?);
+        let v1 = controllers.split(',').any(|c| c == "pids");
+        if !v1 && !controllers.is_empty() {
+            return None;
+        }
+        let mount = cgroup_mount(&mounts, v1)?;
+        let dir = mount.join(path.trim_start_matches('/'));
+        let delegated = v1
+            || std::fs::read_to_string(dir.join("cgroup.subtree_control"))
+                .is_ok_and(|c| c.split_whitespace().any(|c| c == "pids"));
+        delegated.then_some(dir)
+    })?;
+    let probe = parent.join(format!("leap-sandbox-{}-probe", std::process::id()));
+    std::fs::create_dir(&probe).ok()?;
+    let usable = std::fs::write(probe.join("pids.max"), "1").is_ok();
+    std::fs::remove_dir(&probe).ok()?;
+    usable.then_some(parent)
+}
+
+/// Where the v1 `pids` hierarchy (`v1`) or the v2 hierarchy is mounted at its root.
+fn cgroup_mount(mountinfo: &str, v1: bool) -> Option<PathBuf> {
+    mountinfo.lines().find_map(|line| {
+        let (left, right) = line.split_once(" - ")?;
+        let left: Vec<&str> = left.split(' ').collect();
+        let right: Vec<&str> = right.split(' ').collect();
+        let (root, point) = (*left.get(3)?, *left.get(4)?);
+        let (fstype, options) = (*right.first()?, *right.get(2)?);
+        let wanted = if v1 {
+            fstype == "cgroup" && options.split(',').any(|o| o == "pids")
+        } else {
+            fstype == "cgroup2"
+        };
+        (wanted && root == "/").then(|| PathBuf::from(point))
+    })
+}
+
+/// `LEAP_BWRAP` when set (exactly that file), else the first `bwrap` on `PATH` or in the usual
+/// places.
+fn find_bwrap() -> Option<PathBuf> {
+    if let Some(chosen) = std::env::var_os("LEAP_BWRAP") {
+        return Some(PathBuf::from(chosen)).filter(|p| p.is_file());
+    }
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain(["/usr/bin", "/usr/local/bin", "/bin"].map(PathBuf::from))
+        .map(|dir| dir.join("bwrap"))
+        .find(|p| p.is_file())
+}
+
+fn ro_bind(source: &Path, dest: &Path) -> [OsString; 3] {
+    ["--ro-bind".into(), source.into(), dest.into()]
+}
+
+/// What under `dir` others may not read (or, for a directory, not enter): the host's secrets as
+/// its permissions mark them. A masked directory is not searched further.
+fn secrets(dir: &Path) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return found;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let Ok(meta) = std::fs::symlink_metadata(&path) else {
+            continue;
+        };
+        use std::os::unix::fs::PermissionsExt;
+        let mode = meta.permissions().mode();
+        if meta.file_type().is_symlink() {
+            continue;
+        }
+        if meta.is_dir() {
+            if mode & 0o005 != 0o005 {
+                found.push(path);
+            } else {
+                found.extend(secrets(&path));
+            }
+        } else if mode & 0o004 == 0 {
+            found.push(path);
+        }
+    }
+    found.sort();
+    found
+}
+
+/// Marks every descriptor above stderr close-on-exec, so that bubblewrap, which passes on what
+/// it inherits, cannot hand the sandbox one that a library opened without `O_CLOEXEC`.
+fn close_on_exec_inherited() -> io::Result<()> {
+    let fds: Vec<i32> = std::fs::read_dir("/proc/self/fd")?
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse().ok())
+        .filter(|&fd| fd > 2)
+        .collect();
+    for fd in fds {
+        // SAFETY: fcntl on a descriptor number only reads and sets its flags; one that was
+        // closed meanwhile (the directory listing's own) fails with EBADF, which is ignored.
+        unsafe {
+            let flags = libc::fcntl(fd, libc::F_GETFD);
+            if flags >= 0 && flags & libc::FD_CLOEXEC == 0 {
+                libc::fcntl(fd, libc::F_SETFD, flags | libc::FD_CLOEXEC);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Reads the command's output until it ends or the timeout passes, keeping the first
+/// `output_bytes` and dropping the rest. At the timeout, kills the process tree and reads what is
+/// left. Returns the output and whether the timeout struck.
+fn collect(
+    mut reader: io::PipeReader,
+    child: &mut Child,
+    limits: &Limits,
+) -> io::Result<(Vec<u8>, bool)> {
+    let deadline = Instant::now() + limits.timeout;
+    let mut output = Vec::new();
+    let mut buf = vec![0u8; 64 << 10];
+    let mut timed_out = false;
+    loop {
+        let wait = deadline.saturating_duration_since(Instant::now());
+        if !timed_out && (wait.is_zero() || !readable(&reader, wait)?) {
+            // The process group holds bubblewrap and its init; the init's death takes the pid
+            // namespace, and with it every writer of the pipe.
+            kill_group(child);
+            timed_out = true;
+            continue;
+        }
+        if timed_out && !readable(&reader, Duration::from_secs(5))? {
+            // Killed, but some process is slow to die: what was read is the answer.
+            return Ok((output, timed_out));
+        }
+        let n = match reader.read(&mut buf) {
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        if n == 0 {
+            return Ok((output, timed_out));
+        }
+        let keep = n.min(limits.output_bytes.saturating_sub(output.len()));
+        output.extend_from_slice(&buf[..keep]);
+    }
+}
+
+/// Whether `reader` has data or its end within `wait`.
+fn readable(reader: &io::PipeReader, wait: Duration) -> io::Result<bool> {
+    let mut fd = libc::pollfd {
+        fd: reader.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    let ms = wait.as_millis().clamp(1, i32::MAX as u128) as i32;
+    loop {
+        // SAFETY: one valid pollfd, borrowed for the call.
+        let ready = unsafe { libc::poll(&mut fd, 1, ms) };
+        match ready {
+            -1 if io::Error::last_os_error().kind() == io::ErrorKind::Interrupted => continue,
+            -1 => return Err(io::Error::last_os_error()),
+            n => return Ok(n > 0),
+        }
+    }
+}
+
+fn kill_group(child: &Child) {
+    // SAFETY: a plain kill(2). The child is not reaped yet, so its id still names its group.
+    unsafe {
+        libc::kill(-(child.id() as i32), libc::SIGKILL);
     }
 }
