@@ -45,15 +45,18 @@ impl Task {
             .get_or_init(|| {
                 let sandbox = Sandbox::get().map_err(|e| e.to_string())?;
                 let tree = self.fs.fresh().map_err(|e| fresh_failed(&e))?;
-                Ok(self.run_gold(sandbox, &tree).unwrap_or_default())
+                Ok(self
+                    .run_gold(sandbox, &tree, &Limits::default())
+                    .unwrap_or_default())
             })
             .as_deref()
             .map_err(Clone::clone)
     }
 
     /// Runs the gold command in `tree` from `/`, as the evaluation does: its output, or `None`
-    /// where InterCode's container runtime could not even split it (its `corrupt_gold`).
-    fn run_gold(&self, sandbox: &Sandbox, tree: &fs::Tree) -> Option<String> {
+    /// where InterCode's run of it raised (its `corrupt_gold`: `shlex` could not split it, or
+    /// its output was not UTF-8).
+    fn run_gold(&self, sandbox: &Sandbox, tree: &fs::Tree, limits: &Limits) -> Option<String> {
         let mut cwd = "/".to_string();
         let done = exec::run(
             sandbox,
@@ -61,10 +64,10 @@ impl Task {
             &mut cwd,
             &self.gold,
             self.semantics,
-            &Limits::default(),
+            limits,
         );
-        let corrupt = self.semantics == Semantics::Intercode
-            && shlex::split(&format!("/bin/bash -c \"{}\"", self.gold.trim())).is_err();
+        // InterCode's `try` around the gold's run is the one `exec` reports as malformed.
+        let corrupt = self.semantics == Semantics::Intercode && done.observation == exec::MALFORMED;
         (!corrupt).then_some(done.observation)
     }
 }
@@ -94,11 +97,17 @@ pub struct ShellEnv {
     last_output: String,
     done: bool,
     breakdown: Option<reward::Breakdown>,
+    limits: Limits,
 }
 
 impl ShellEnv {
     /// A fresh episode of `task`, ending after `horizon` actions.
     pub fn new(task: Arc<Task>, horizon: u32) -> ShellEnv {
+        ShellEnv::with_limits(task, horizon, Limits::default())
+    }
+
+    /// As [`ShellEnv::new`], with the agent's and the gold's commands under `limits`.
+    pub fn with_limits(task: Arc<Task>, horizon: u32, limits: Limits) -> ShellEnv {
         let tree = task.fs.fresh().map_err(|e| fresh_failed(&e));
         ShellEnv {
             cwd: "/".to_string(),
@@ -107,6 +116,7 @@ impl ShellEnv {
             last_output: task.query.clone(),
             done: false,
             breakdown: None,
+            limits,
             tree,
             task,
             horizon,
@@ -136,7 +146,7 @@ impl ShellEnv {
         let sandbox = Sandbox::get().map_err(|e| e.to_string())?;
         let tree = self.tree.as_ref().map_err(Clone::clone)?;
         let eval = self.task.fs.fresh().map_err(|e| fresh_failed(&e))?;
-        let gold_output = self.task.run_gold(sandbox, &eval);
+        let gold_output = self.task.run_gold(sandbox, &eval, &self.limits);
         let failed = |e: std::io::Error| format!("the sandbox failed while scoring: {e}");
         let agent = tree.status(sandbox).map_err(failed)?;
         let gold = eval.status(sandbox).map_err(failed)?;
@@ -223,7 +233,7 @@ impl Environment for ShellEnv {
             &mut self.cwd,
             action,
             self.task.semantics,
-            &Limits::default(),
+            &self.limits,
         );
         self.observation = done.observation.clone();
         self.last_output = done.observation;
