@@ -536,3 +536,41 @@ fn the_recorded_gpt4_runs_replay_with_the_same_observations() {
         "{same_reward} of 200 final rewards equal"
     );
 }
+
+#[test]
+fn skip_submit_and_the_horizon_end_the_episode() {
+    let task = task("fs1", "cat /testbed/dir1/textfile1.txt");
+    let mut env = ShellEnv::new(task.clone(), 10);
+    let skipped = env.step("skip");
+    assert_eq!((skipped.reward, skipped.done), (0.0, true));
+    assert_eq!(env.observation(), "skipped");
+    assert!(env.info().is_none());
+    assert!(env.step("ls").done);
+
+    // `cd` is kept; the answer is the last output; submitting does not change it.
+    env.reset();
+    assert!(!env.step("cd /testbed/dir1").done);
+    assert_eq!(env.cwd(), "/testbed/dir1");
+    assert!(!env.step("cat textfile1.txt").done);
+    let submitted = env.step("submit");
+    assert_eq!(
+        (submitted.reward, submitted.done, submitted.won),
+        (1.0, true, true)
+    );
+    assert_eq!(env.observation(), "Hello, World!\n");
+    assert_eq!(env.breakdown().unwrap().agent_output, "Hello, World!\n");
+    assert_eq!(task.gold_output(), Ok("Hello, World!\n"));
+
+    // At the horizon the episode is scored as if submitted, here with a change the gold lacks.
+    let mut env = ShellEnv::new(task.clone(), 2);
+    assert!(!env.step("touch /testbed/extra.txt").done);
+    let last = env.step("cat /testbed/dir1/textfile1.txt");
+    assert!(last.done && !last.won);
+    let breakdown = env.breakdown().unwrap();
+    assert_eq!(
+        breakdown.diff_extra,
+        [("testbed/extra.txt".to_string(), "??".to_string())]
+    );
+    assert_eq!(f64::from(last.reward), breakdown.reward as f32 as f64);
+    assert!((breakdown.reward - 0.72).abs() < 1e-9, "{breakdown:?}");
+}
