@@ -33,17 +33,6 @@ impl Shell {
     fn run_with(&mut self, action: &str, semantics: Semantics, limits: &Limits) -> Executed {
         let sandbox = Sandbox::get().expect("the sandbox runs here");
         let root = self.tree.path();
-        // The basic sandbox makes its `/usr` links in the tree and bubblewrap refuses to make
-        // one that exists: start each command without them, as a fresh tree would.
-        for link in ["bin", "sbin", "lib", "lib64"] {
-            let path = root.join(link);
-            if path
-                .symlink_metadata()
-                .is_ok_and(|m| m.file_type().is_symlink())
-            {
-                std::fs::remove_file(path).unwrap();
-            }
-        }
         exec::run(sandbox, root, &mut self.cwd, action, semantics, limits)
     }
 }
@@ -85,6 +74,29 @@ fn intercode_cd_takes_the_whole_rest_of_the_line() {
         "{unknown:?}"
     );
     assert_eq!((unknown.ok, shell.cwd.as_str()), (false, "/testbed"));
+}
+
+#[test]
+fn the_evaluation_runs_a_gold_cd_whole_from_the_root() {
+    let shell = Shell::at("/other");
+    let sandbox = Sandbox::get().expect("the sandbox runs here");
+    let gold = "cd testbed && cat a.txt";
+    for semantics in [Semantics::Intercode, Semantics::Bash] {
+        let done = exec::evaluate(
+            sandbox,
+            shell.tree.path(),
+            gold,
+            semantics,
+            &Limits::default(),
+        );
+        assert_eq!(seen(&done), ("alpha\n", true), "{semantics:?}");
+    }
+    // The agent's same action under InterCode keeps the rest of the line as its directory,
+    // where the next command cannot start.
+    let mut agent = Shell::at("/");
+    assert!(agent.run(gold, Semantics::Intercode).ok);
+    assert_eq!(agent.cwd, "/testbed && cat a.txt");
+    assert!(!agent.run("ls", Semantics::Intercode).ok);
 }
 
 #[test]

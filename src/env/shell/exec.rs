@@ -91,7 +91,39 @@ fn run_intercode(
         Some(target) => (format!("cd {target}"), "/"),
         None => (action.to_string(), cwd.as_str()),
     };
-    let Ok(argv) = shlex::split(&format!("/bin/bash -c \"{}\"", python_strip(&command))) else {
+    let done = run_line(sandbox, tree, workdir, &command, limits);
+    if let (Some(target), true) = (cd_target, done.ok) {
+        *cwd = target;
+    }
+    done
+}
+
+/// `command` run from `/` as InterCode's evaluation runs the gold command: through the same
+/// `bash -c` (and, under [`Semantics::Intercode`], the same `shlex` split), but without the
+/// agent's `cd` rule, so a gold `cd DIR && ...` runs whole.
+pub fn evaluate(
+    sandbox: &Sandbox,
+    tree: &Path,
+    command: &str,
+    semantics: Semantics,
+    limits: &Limits,
+) -> Executed {
+    match semantics {
+        Semantics::Intercode => run_line(sandbox, tree, "/", command, limits),
+        Semantics::Bash => run_bash(sandbox, tree, &mut "/".to_string(), command, limits),
+    }
+}
+
+/// `/bin/bash -c "<command>"` split by Python's `shlex`, run in `workdir`, its output strictly
+/// UTF-8: InterCode's `clean_cmd` and `exec_run`.
+fn run_line(
+    sandbox: &Sandbox,
+    tree: &Path,
+    workdir: &str,
+    command: &str,
+    limits: &Limits,
+) -> Executed {
+    let Ok(argv) = shlex::split(&format!("/bin/bash -c \"{}\"", python_strip(command))) else {
         return Executed::failed(MALFORMED);
     };
     let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
@@ -103,9 +135,6 @@ fn run_intercode(
         return Executed::failed(MALFORMED);
     };
     let ok = run.exit == Exit::Code(0);
-    if let (Some(target), true) = (cd_target, ok) {
-        *cwd = target;
-    }
     Executed { observation, ok }
 }
 

@@ -57,15 +57,7 @@ impl Task {
     /// where InterCode's run of it raised (its `corrupt_gold`: `shlex` could not split it, or
     /// its output was not UTF-8).
     fn run_gold(&self, sandbox: &Sandbox, tree: &fs::Tree, limits: &Limits) -> Option<String> {
-        let mut cwd = "/".to_string();
-        let done = exec::run(
-            sandbox,
-            tree.root(),
-            &mut cwd,
-            &self.gold,
-            self.semantics,
-            limits,
-        );
+        let done = exec::evaluate(sandbox, tree.root(), &self.gold, self.semantics, limits);
         // InterCode's `try` around the gold's run is the one `exec` reports as malformed.
         let corrupt = self.semantics == Semantics::Intercode && done.observation == exec::MALFORMED;
         (!corrupt).then_some(done.observation)
