@@ -44,7 +44,9 @@ pub struct Run {
 /// Why the sandbox cannot run: one line a person can act on.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum SandboxError {
-    #[error("the shell sandbox needs bubblewrap (`bwrap`), which is not installed: run `just deps`")]
+    #[error(
+        "the shell sandbox needs bubblewrap (`bwrap`), which is not installed: run `just deps`"
+    )]
     NotFound,
     #[error("bubblewrap cannot start a sandbox here ({0}); the shell kind needs user namespaces")]
     Unusable(String),
@@ -60,7 +62,10 @@ impl Sandbox {
     /// The sandbox, found and checked once per process.
     pub fn get() -> Result<&'static Sandbox, SandboxError> {
         static SANDBOX: OnceLock<Result<Sandbox, SandboxError>> = OnceLock::new();
-        SANDBOX.get_or_init(Sandbox::probe).as_ref().map_err(Clone::clone)
+        SANDBOX
+            .get_or_init(Sandbox::probe)
+            .as_ref()
+            .map_err(Clone::clone)
     }
 
     fn probe() -> Result<Sandbox, SandboxError> {
@@ -109,7 +114,10 @@ impl Sandbox {
             .args(["--chdir", cwd, "--"])
             .args(argv)
             .env_clear()
-            .env("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+            .env(
+                "PATH",
+                "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+            )
             .env("HOME", "/root")
             .stdin(Stdio::null());
         let (mut reader, writer) = std::io::pipe()?;
