@@ -19,39 +19,47 @@ const SHORT_FILE: usize = 20;
 
 pub const SUBMIT: &str = "submit";
 
-/// The file system's paths as the expert explores them: each directory, and each file with its
-/// number of lines.
+/// The file system's paths as the expert explores them.
 #[derive(Debug, Clone, Default)]
 pub struct Layout {
-    paths: Vec<(String, Option<usize>)>,
+    paths: Vec<(String, Shape)>,
+}
+
+/// What is at a path, as far as exploring goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Shape {
+    Dir,
+    /// A text file of so many lines.
+    Text(usize),
+    /// An archive or other bytes: listed, not printed.
+    Binary,
 }
 
 impl Layout {
     pub fn of(entries: &[Entry]) -> Layout {
         let paths = entries
             .iter()
-            .filter_map(|e| match &e.node {
-                Node::Dir => Some((e.path.clone(), None)),
-                Node::File(bytes) => {
-                    Some((e.path.clone(), Some(bytes.split(|&b| b == b'\n').count())))
-                }
-                Node::Symlink(_) => None,
+            .filter_map(|e| {
+                let shape = match &e.node {
+                    Node::Dir => Shape::Dir,
+                    Node::File(bytes) => match std::str::from_utf8(bytes) {
+                        Ok(text) if !text.contains('\0') => Shape::Text(text.lines().count()),
+                        _ => Shape::Binary,
+                    },
+                    Node::Symlink(_) => return None,
+                };
+                Some((e.path.clone(), shape))
             })
             .collect();
         Layout { paths }
     }
 
-    fn find(&self, path: &str) -> Option<Option<usize>> {
-        self.paths.iter().find(|(p, _)| p == path).map(|(_, l)| *l)
+    fn find(&self, path: &str) -> Option<Shape> {
+        self.paths.iter().find(|(p, _)| p == path).map(|(_, s)| *s)
     }
 
     fn is_dir(&self, path: &str) -> bool {
-        self.find(path) == Some(None)
-    }
-
-    /// The lines of the file at `path`; `None` for a directory or a path not there.
-    fn file_lines(&self, path: &str) -> Option<usize> {
-        self.find(path).flatten()
+        self.find(path) == Some(Shape::Dir)
     }
 }
 
@@ -161,7 +169,7 @@ pub fn explore(request: &str, gold: &str, layout: &Layout) -> Vec<Step> {
                 format!("ls {abs}"),
                 format!("The request works in {abs}, so see what it holds first."),
             );
-        } else if let Some(lines) = layout.file_lines(&abs) {
+        } else if let Some(shape) = layout.find(&abs) {
             let base = file_name(&abs);
             if !named(request, &abs) && named(request, base) {
                 let top = abs.split('/').nth(1).unwrap_or("");
@@ -171,16 +179,25 @@ pub fn explore(request: &str, gold: &str, layout: &Layout) -> Vec<Step> {
                     format!("The request names {base} but not where it is, so find it first."),
                 );
             }
-            let read = if lines <= SHORT_FILE {
-                format!("cat {abs}")
-            } else {
-                format!("head -n {SHORT_FILE} {abs}")
+            let (read, reason) = match shape {
+                Shape::Text(lines) if lines <= SHORT_FILE => (
+                    format!("cat {abs}"),
+                    format!("The request uses {base}, so read it before working on it."),
+                ),
+                Shape::Text(_) => (
+                    format!("head -n {SHORT_FILE} {abs}"),
+                    format!(
+                        "The request uses {base}, so read its first lines before working on it."
+                    ),
+                ),
+                _ => (
+                    format!("ls -l {abs}"),
+                    format!(
+                        "The request uses {base}, which is not text, so look at it before working on it."
+                    ),
+                ),
             };
-            push(
-                &mut steps,
-                read,
-                format!("The request uses {base}, so read it before working on it."),
-            );
+            push(&mut steps, read, reason);
         }
     }
     steps.truncate(MAX_EXPLORE);
@@ -261,7 +278,8 @@ fn does(utility: &str, g: &Gold) -> Option<String> {
         "echo" => "print the answer with echo",
         "basename" => "keep the file names with basename",
         "dirname" => "keep the directories with dirname",
-        other => return Some(format!("use {other}")),
+        "which" => "look the program up with which",
+        other => return Some(format!("run {other}")),
     };
     Some(phrase.to_string())
 }
@@ -395,8 +413,8 @@ mod tests {
     use super::*;
 
     fn layout() -> Layout {
-        let dir = |p: &str| (p.to_string(), None);
-        let file = |p: &str, n| (p.to_string(), Some(n));
+        let dir = |p: &str| (p.to_string(), Shape::Dir);
+        let file = |p: &str, n| (p.to_string(), Shape::Text(n));
         Layout {
             paths: vec![
                 dir("/testbed"),
@@ -405,6 +423,7 @@ mod tests {
                 file("/testbed/dir1/textfile1.txt", 3),
                 file("/testbed/dir3/subdir1/subsubdir1/textfile3.txt", 40),
                 file("/testbed/Hello.java", 5),
+                ("/testbed/a.tar.gz".to_string(), Shape::Binary),
             ],
         }
     }
@@ -445,6 +464,12 @@ mod tests {
         let actions: Vec<&str> = steps.iter().map(|s| s.action.as_str()).collect();
         assert_eq!(actions, ["ls /", "ls -d /testbed/*.java"]);
         assert!(explore("print the kernel name", "uname -s", &layout()).is_empty());
+        let steps = explore(
+            "list the files in /testbed/a.tar.gz",
+            "tar -tzf /testbed/a.tar.gz",
+            &layout(),
+        );
+        assert_eq!(steps[0].action, "ls -l /testbed/a.tar.gz");
     }
 
     #[test]

@@ -8,6 +8,8 @@
 struct Word {
     text: String,
     op: bool,
+    /// Some of it was quoted: a pattern for the utility, not a glob for the shell.
+    quoted: bool,
 }
 
 /// Splits `line` into words and operators, honouring single and double quotes and `\`.
@@ -15,20 +17,24 @@ fn lex(line: &str) -> Vec<Word> {
     let mut words = Vec::new();
     let mut cur = String::new();
     let mut started = false;
+    let mut quoted = false;
     let mut chars = line.chars().peekable();
-    let flush = |cur: &mut String, started: &mut bool, words: &mut Vec<Word>| {
+    let flush = |cur: &mut String, started: &mut bool, quoted: &mut bool, words: &mut Vec<Word>| {
         if *started {
             words.push(Word {
                 text: std::mem::take(cur),
                 op: false,
+                quoted: *quoted,
             });
             *started = false;
+            *quoted = false;
         }
     };
     while let Some(c) = chars.next() {
         match c {
             '\'' => {
                 started = true;
+                quoted = true;
                 for c in chars.by_ref() {
                     if c == '\'' {
                         break;
@@ -38,6 +44,7 @@ fn lex(line: &str) -> Vec<Word> {
             }
             '"' => {
                 started = true;
+                quoted = true;
                 while let Some(c) = chars.next() {
                     match c {
                         '"' => break,
@@ -48,16 +55,17 @@ fn lex(line: &str) -> Vec<Word> {
             }
             '\\' => {
                 started = true;
+                quoted = true;
                 cur.extend(chars.next());
             }
-            c if c.is_whitespace() => flush(&mut cur, &mut started, &mut words),
+            c if c.is_whitespace() => flush(&mut cur, &mut started, &mut quoted, &mut words),
             '|' | ';' | '&' | '(' | ')' | '`' | '<' | '>' | '$' => {
                 if c == '$' && chars.peek() != Some(&'(') {
                     started = true;
                     cur.push(c);
                     continue;
                 }
-                flush(&mut cur, &mut started, &mut words);
+                flush(&mut cur, &mut started, &mut quoted, &mut words);
                 let mut op = c.to_string();
                 while let Some(&n) = chars.peek() {
                     if matches!(
@@ -70,7 +78,11 @@ fn lex(line: &str) -> Vec<Word> {
                         break;
                     }
                 }
-                words.push(Word { text: op, op: true });
+                words.push(Word {
+                    text: op,
+                    op: true,
+                    quoted: false,
+                });
             }
             c => {
                 started = true;
@@ -78,7 +90,7 @@ fn lex(line: &str) -> Vec<Word> {
             }
         }
     }
-    flush(&mut cur, &mut started, &mut words);
+    flush(&mut cur, &mut started, &mut quoted, &mut words);
     words
 }
 
@@ -122,6 +134,9 @@ impl Gold {
             i += 1;
             if w.op {
                 at_command = starts_command(&w.text);
+                if at_command {
+                    current.clear();
+                }
                 if matches!(w.text.as_str(), ">" | ">>")
                     && let Some(next) = words.get(i).filter(|n| !n.op)
                 {
@@ -136,6 +151,13 @@ impl Gold {
             if at_command {
                 if text.contains('=') && !text.starts_with('=') {
                     continue; // an assignment before the command
+                }
+                if WRAPPERS.contains(&current.as_str()) && text.starts_with('-') {
+                    // The wrapper's own options (`xargs -0`, `xargs -I {}`, `nice -n 5`).
+                    if WRAPPER_ARGUMENTS.contains(&text) {
+                        i += 1;
+                    }
+                    continue;
                 }
                 let name = text.rsplit('/').next().unwrap_or(text).to_string();
                 if name.is_empty() {
@@ -155,10 +177,6 @@ impl Gold {
                 at_command = true;
                 continue;
             }
-            if at_command_option(&current, text) {
-                // `xargs -0 md5sum`: xargs's own options before the command.
-                continue;
-            }
             if text.starts_with('-') && text.len() > 1 {
                 gold.options.push((current.clone(), text.to_string()));
             } else if current == "tee" {
@@ -166,7 +184,7 @@ impl Gold {
             }
             if looks_like_path(text) && !gold.paths.iter().any(|p| p == text) {
                 gold.paths.push(text.to_string());
-            } else if looks_like_glob(text) && !gold.globs.iter().any(|p| p == text) {
+            } else if !w.quoted && looks_like_glob(text) && !gold.globs.iter().any(|p| p == text) {
                 gold.globs.push(text.to_string());
             }
         }
@@ -229,7 +247,6 @@ const HASHES: &[&str] = &[
     "sha512sum",
     "cksum",
     "md5deep",
-    "openssl",
 ];
 /// Utilities that read or rework text the request points at.
 const READS: &[&str] = &[
@@ -238,10 +255,8 @@ const READS: &[&str] = &[
     "basename", "dirname",
 ];
 
-/// Options of a wrapper before the command it runs (`xargs -0 -I{}`).
-fn at_command_option(current: &str, text: &str) -> bool {
-    WRAPPERS.contains(&current) && text.starts_with('-')
-}
+/// Options of a wrapper that take the next word as their argument.
+const WRAPPER_ARGUMENTS: &[&str] = &["-I", "-n", "-P", "-d", "-L", "-s", "-a", "-E"];
 
 /// `find`'s start paths and its `-name` pattern, from the words after `find`.
 fn find_starts(rest: &[Word]) -> Vec<(String, Option<String>)> {
@@ -267,17 +282,22 @@ fn find_starts(rest: &[Word]) -> Vec<(String, Option<String>)> {
     starts.into_iter().map(|s| (s, pattern.clone())).collect()
 }
 
+/// Letters, digits and `/._-+`, with a `/` in it (not a `sed` script).
 fn looks_like_path(text: &str) -> bool {
-    !text.contains(['{', '}', '$', '*', '?', '\n', ' ', '%', '='])
-        && (text.starts_with('/') || text.contains('/'))
+    text.contains('/')
         && !text.starts_with("s/")
-        && !text.contains("://")
+        && text
+            .chars()
+            .all(|c| c.is_alphanumeric() || "/._-+".contains(c))
 }
 
+/// A path with `*` or `?` in it.
 fn looks_like_glob(text: &str) -> bool {
     text.contains(['*', '?'])
         && text.contains('/')
-        && !text.contains(['{', '}', '$', '\n', ' ', '%', '=', '(', '[', '\\'])
+        && text
+            .chars()
+            .all(|c| c.is_alphanumeric() || "/._-+*?".contains(c))
 }
 
 /// What a task's answer is, by its gold command: the task type evaluation groups by. The file
@@ -363,5 +383,11 @@ mod tests {
         assert_eq!(Gold::read("uname -a").category(), Category::System);
         let g = Gold::read("address=$(dig +short google.com); echo $address");
         assert_eq!(g.utilities, ["dig", "echo"]);
+        // Quoted patterns and scripts are neither globs nor paths.
+        let g = Gold::read(
+            "find /system/folder2 -name '*special*' ! -path '*/special/*' | sed -e 's@^.*/@@'",
+        );
+        assert!(g.globs.is_empty(), "{g:?}");
+        assert_eq!(g.paths, ["/system/folder2"]);
     }
 }
