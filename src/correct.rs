@@ -54,6 +54,17 @@ pub struct CorrectOptions {
     pub filter: EpisodeFilter,
     /// Only failed episodes (LEAP corrects those).
     pub failed_only: bool,
+    /// With `failed_only`, an episode has failed when its reward is at most this; `None`: as
+    /// its kind says ([`crate::env::EnvKind::failed_at_most`]), else when it was not won.
+    pub max_reward: Option<f64>,
+}
+
+/// Whether an episode of `scenario` that ended with `won` and `reward` goes to the teacher.
+fn fails(won: bool, reward: f64, max_reward: Option<f64>, scenario: &Scenario) -> bool {
+    match max_reward.or(scenario.kind().failed_at_most()) {
+        Some(at_most) => reward <= at_most,
+        None => !won,
+    }
 }
 
 /// Corrects every selected episode not yet corrected by the teacher built from `spec`;
@@ -64,13 +75,37 @@ pub fn correct_episodes(
     options: &CorrectOptions,
     on_progress: &mut dyn FnMut(u64, u64),
 ) -> Result<CorrectSummary, CorrectError> {
-    let mut episodes = store.list_episodes(&options.filter)?;
-    if options.failed_only {
-        episodes.retain(|e| !e.won);
+    let listed = store.list_episodes(&options.filter)?;
+    let mut cache: HashMap<String, Scenario> = HashMap::new();
+    for e in &listed {
+        if cache.contains_key(&e.scenario_hash) {
+            continue;
+        }
+        let snapshot = store
+            .scenario(&e.scenario_hash)?
+            .ok_or(CorrectError::MissingSnapshot { episode: e.id })?;
+        let name = format!(
+            "{}: scenario {}",
+            store.path().display(),
+            snapshot.scenario_id
+        );
+        let s = scenario::from_snapshot(&name, &snapshot.json).map_err(CorrectError::Snapshot)?;
+        cache.insert(e.scenario_hash.clone(), s);
     }
+    let episodes: Vec<_> = listed
+        .into_iter()
+        .filter(|e| {
+            !options.failed_only
+                || fails(
+                    e.won,
+                    e.reward,
+                    options.max_reward,
+                    &cache[&e.scenario_hash],
+                )
+        })
+        .collect();
     let mut teacher = spec.build().map_err(CorrectError::Teacher)?;
     let total = episodes.len() as u64;
-    let mut cache: HashMap<String, Scenario> = HashMap::new();
     let mut summary = CorrectSummary {
         teacher: teacher.describe(),
         episodes: total,
@@ -78,19 +113,6 @@ pub fn correct_episodes(
     };
     on_progress(0, total);
     for (done, e) in episodes.iter().enumerate() {
-        if !cache.contains_key(&e.scenario_hash) {
-            let snapshot = store
-                .scenario(&e.scenario_hash)?
-                .ok_or(CorrectError::MissingSnapshot { episode: e.id })?;
-            let name = format!(
-                "{}: scenario {}",
-                store.path().display(),
-                snapshot.scenario_id
-            );
-            let s =
-                scenario::from_snapshot(&name, &snapshot.json).map_err(CorrectError::Snapshot)?;
-            cache.insert(e.scenario_hash.clone(), s);
-        }
         let report = correct_and_store(store, &cache[&e.scenario_hash], e.id, teacher.as_mut())
             .map_err(|source| CorrectError::Correcting {
                 episode: e.id,

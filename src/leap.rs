@@ -76,6 +76,9 @@ pub struct LoopOptions {
     pub curation: Curation,
     /// Train scenarios each student plays to collect corrections (seeded draw; 0: all).
     pub episodes_per_iter: usize,
+    /// An episode goes to the teacher when its reward is at most this (`None`: as its kind
+    /// says, see [`crate::env::EnvKind::failed_at_most`]).
+    pub failed_at_most: Option<f64>,
     /// Test scenarios evaluated (0: the whole test split).
     pub test_limit: usize,
     /// Also evaluate the teachers acting alone and the zero-shot student.
@@ -105,6 +108,7 @@ impl Default for LoopOptions {
             privilege: 0.5,
             curation: Curation::Rule(CurationRule::AcceptUnlessLeak),
             episodes_per_iter: 40,
+            failed_at_most: None,
             test_limit: 0,
             baselines: true,
             parallel: 8,
@@ -320,6 +324,7 @@ impl Loop<'_> {
                     ..EpisodeFilter::default()
                 },
                 failed_only: true,
+                max_reward: l.options.failed_at_most,
             };
             let on_event = &mut *l.on_event;
             let mut progress = |done, total| on_event(LoopEvent::Corrected { done, total });

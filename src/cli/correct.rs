@@ -146,6 +146,10 @@ pub struct Args {
     /// Also correct won episodes (LEAP corrects the failed ones).
     #[arg(long)]
     all: bool,
+    /// An episode has failed when its reward is at most this (default: as its kind says:
+    /// LEAP's 0.7 for the shell, else when it was not won).
+    #[arg(long, conflicts_with = "all")]
+    failed_at_most: Option<f64>,
     /// At most this many episodes.
     #[arg(long)]
     limit: Option<u32>,
@@ -167,6 +171,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             ..EpisodeFilter::default()
         },
         failed_only: !args.all,
+        max_reward: args.failed_at_most,
     };
     let mut bars = Bars::default();
     let summary = correct_episodes(&mut store, &spec, &options, &mut |done, total| {

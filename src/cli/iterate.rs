@@ -42,6 +42,10 @@ pub struct Args {
     /// Train scenarios each student plays to collect corrections (seeded draw; 0: all).
     #[arg(long, default_value_t = 40)]
     episodes_per_iter: usize,
+    /// An episode goes to the teacher when its reward is at most this (default: as its kind
+    /// says: LEAP's 0.7 for the shell, else when it was not won).
+    #[arg(long)]
+    failed_at_most: Option<f64>,
     /// The oracle's privilege for the demonstrations (the teacher's `--privilege` is for its
     /// corrections). At 0 every demonstrated move follows from what the student can see.
     #[arg(long, default_value_t = 0.0)]
@@ -129,6 +133,7 @@ impl Args {
             privilege: self.teacher.privilege,
             curation,
             episodes_per_iter: self.episodes_per_iter,
+            failed_at_most: self.failed_at_most,
             test_limit: self.test_limit,
             baselines: self.baselines,
             parallel: self.parallel,

@@ -181,6 +181,11 @@ pub trait EnvKind: Sync {
     /// The privileged facts of `hidden` that `reason` gives away, given everything the student
     /// had read by then (`observed`: the task and every observation so far).
     fn leaks(&self, reason: &str, hidden: &Privileged, observed: &str) -> Vec<Leak>;
+    /// The reward at or below which an episode counts as failed, so that LEAP's teacher corrects
+    /// it (LEAP on InterCode: 0.7); `None`: an episode fails when it is not won.
+    fn failed_at_most(&self) -> Option<f64> {
+        None
+    }
     /// Writes `count` generated scenarios of `split` into `dir`, one file each, the same for the
     /// same seed, and returns their paths; `None` for a kind that has no generator. `data` is
     /// the input folder a kind's generator reads, if it reads one (its default otherwise).

@@ -243,10 +243,16 @@ impl ScenariosScreen {
 /// The privileged state as lines, for every kind: its facts, and the expert's plan.
 pub fn privileged_lines(p: &Privileged, lines: &mut Vec<Line<'static>>) {
     for f in &p.facts {
+        // A detail of several lines (a command's output) goes on under its fact, indented.
+        let mut detail = f.detail.lines();
+        let first = detail.next().unwrap_or_default();
         lines.push(Line::styled(
-            format!("  {} {} {}", f.subject, f.relation, f.detail),
+            format!("  {} {} {first}", f.subject, f.relation),
             theme::privileged(),
         ));
+        for more in detail {
+            lines.push(Line::styled(format!("    {more}"), theme::privileged()));
+        }
     }
     match &p.plan {
         Some(plan) => lines.push(Line::styled(
