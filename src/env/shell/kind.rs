@@ -77,4 +77,10 @@ impl EnvKind for ShellKind {
     fn leaks(&self, reason: &str, hidden: &Privileged, observed: &str) -> Vec<Leak> {
         super::leak::guard(reason, hidden, observed)
     }
+
+    /// LEAP sends InterCode episodes with reward at most 0.7 to the teacher: a partial reward
+    /// (the right files changed, a similar output) is still a failure worth correcting.
+    fn failed_at_most(&self) -> Option<f64> {
+        Some(0.7)
+    }
 }
