@@ -125,9 +125,12 @@ fn file_systems_at(path: &Path) -> Result<Arc<FileSystems>, String> {
     Ok(systems)
 }
 
+/// File systems on disk, by their file and name.
+type Templates = HashMap<(PathBuf, String), Arc<Template>>;
+
 /// The file system `name` of the file at `file`, on disk once per process.
 fn template_at(file: &Path, systems: &FileSystems, name: &str) -> std::io::Result<Arc<Template>> {
-    static CACHE: OnceLock<Mutex<HashMap<(PathBuf, String), Arc<Template>>>> = OnceLock::new();
+    static CACHE: OnceLock<Mutex<Templates>> = OnceLock::new();
     let key = (
         file.canonicalize().unwrap_or_else(|_| file.to_path_buf()),
         name.to_string(),
