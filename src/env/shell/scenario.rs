@@ -46,8 +46,10 @@ fn is_bash(s: &Semantics) -> bool {
     *s == Semantics::Bash
 }
 
-/// [`Semantics`] as the schema shows it.
+// `Semantics` as the schema shows it (the episode's own enum has no schema).
+/// How an action runs.
 #[derive(JsonSchema)]
+#[schemars(rename = "Semantics")]
 #[serde(rename_all = "lowercase")]
 #[allow(dead_code)]
 enum SemanticsDoc {
