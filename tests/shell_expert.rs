@@ -47,6 +47,15 @@ fn each(scenarios: &[Scenario], play: impl Fn(&Scenario) -> Option<String> + Syn
     failures
 }
 
+fn none_failed(failures: &[String], total: usize) {
+    let n = failures.len();
+    assert!(
+        n == 0,
+        "{n} of {total} tasks failed:\n{}",
+        failures.join("\n")
+    );
+}
+
 /// One episode of the expert at `privileged`, checking every reason with the leak guard: the
 /// actions, or what went wrong.
 fn play(s: &Scenario, privileged: bool) -> Result<Vec<String>, String> {
@@ -90,13 +99,7 @@ fn the_informed_expert_wins_every_shipped_task() {
         }
         Err(e) => Some(e),
     });
-    assert!(
-        failures.is_empty(),
-        "{} of {} tasks failed:\n{}",
-        failures.len(),
-        scenarios.len(),
-        failures.join("\n")
-    );
+    none_failed(&failures, scenarios.len());
 }
 
 #[test]
@@ -121,13 +124,7 @@ fn the_observing_expert_explores_then_wins() {
             Err(e) => Some(e),
         }
     });
-    assert!(
-        failures.is_empty(),
-        "{} of {} tasks failed:\n{}",
-        failures.len(),
-        scenarios.len(),
-        failures.join("\n")
-    );
+    none_failed(&failures, scenarios.len());
     let explored = explored.into_inner().unwrap();
     assert!(
         explored * 2 > scenarios.len(),
@@ -188,7 +185,7 @@ fn the_leak_guard_catches_planted_output_and_passes_it_once_seen() {
             None
         }
     });
-    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    none_failed(&failures, scenarios.len());
     let planted = planted.into_inner().unwrap();
     assert!(planted >= 40, "{planted} planted");
 }

@@ -33,22 +33,16 @@ fn task_files() -> Vec<PathBuf> {
     files
 }
 
-/// The files of a folder, by name, with their text.
+/// The scenario files of a folder, by name, with their text.
 fn files(dir: &Path) -> Vec<(String, String)> {
-    let mut out: Vec<(String, String)> = std::fs::read_dir(dir)
-        .map(|entries| {
-            entries
-                .map(|e| {
-                    let path = e.unwrap().path();
-                    let name = path.file_name().unwrap().to_string_lossy().into_owned();
-                    (name, std::fs::read_to_string(&path).unwrap())
-                })
-                .filter(|(name, _)| name.ends_with(".yaml"))
-                .collect()
-        })
-        .unwrap_or_default();
-    out.sort();
-    out
+    let paths = scenario::scenario_files(&[dir.to_path_buf()]).unwrap_or_default();
+    let read = |p: &PathBuf| {
+        (
+            p.strip_prefix(dir).unwrap().display().to_string(),
+            std::fs::read_to_string(p).unwrap(),
+        )
+    };
+    paths.iter().filter(|p| p.exists()).map(read).collect()
 }
 
 const SETS: [&str; 3] = ["train", "test", "alfa"];
@@ -267,13 +261,10 @@ fn imported_ids_and_fields_are_stable_and_readable() {
     );
 }
 
-/// Loads `text` as file `name` and returns its problems as printed.
+/// The problems of `text` read as file `name`, as printed.
 fn problems(name: &str, text: &str) -> Vec<String> {
-    scenario::parse_text(Path::new(name), text)
-        .problems
-        .iter()
-        .map(|p| p.to_string())
-        .collect()
+    let loaded = scenario::parse_text(Path::new(name), text);
+    loaded.problems.iter().map(ToString::to_string).collect()
 }
 
 const GOOD: &str = "\
@@ -316,74 +307,57 @@ fn a_written_scenario_reads_with_plain_bash_semantics() {
 
 #[test]
 fn bad_fields_are_located_with_what_was_expected() {
-    assert_eq!(
-        problems("s.yaml", &GOOD.replace("  gold: find", "  gould: find")),
-        ["s.yaml:9:3: unknown field `gould`, expected one of `gold`, `gold2`, `difficulty`"]
-    );
-    assert_eq!(
-        problems(
-            "s.yaml",
-            &GOOD.replace(
-                "privileged:\n  gold: find /testbed -name '*.txt' | xargs wc -l\n",
-                ""
-            )
+    let gold = "  gold: find /testbed -name '*.txt' | xargs wc -l";
+    let cases: [(&str, &str, &str); 8] = [
+        (
+            "  gold: find",
+            "  gould: find",
+            "9:3: unknown field `gould`, expected one of `gold`, `gold2`, `difficulty`",
         ),
-        [
-            "s.yaml:1:3: missing `privileged.gold`, expected the gold command the reward compares against"
-        ]
-    );
-    assert_eq!(
-        problems(
-            "s.yaml",
-            &GOOD.replace(
-                "  gold: find /testbed -name '*.txt' | xargs wc -l",
-                "  gold: ' '"
-            )
+        (
+            "privileged:\n  gold: find /testbed -name '*.txt' | xargs wc -l\n",
+            "",
+            "1:3: missing `privileged.gold`, expected the gold command the reward compares against",
         ),
-        ["s.yaml:9:9: the gold command is empty, expected the command that answers the request"]
-    );
-    assert_eq!(
-        problems(
-            "s.yaml",
-            &GOOD.replace(
-                "task: Count the lines of every .txt file under /testbed",
-                "task: ''"
-            )
+        (
+            gold,
+            "  gold: ' '",
+            "9:9: the gold command is empty, expected the command that answers the request",
         ),
-        ["s.yaml:4:7: the request is empty, expected the text the student reads"]
-    );
-    assert_eq!(
-        problems(
-            "s.yaml",
-            &GOOD.replace("filesystem: fs1", "filesystem: fs7")
+        (
+            "task: Count the lines of every .txt file under /testbed",
+            "task: ''",
+            "4:7: the request is empty, expected the text the student reads",
         ),
-        [
-            "s.yaml:7:15: unknown file system `fs7` (did you mean `fs1`?), expected one of fs1, fs2, fs3, fs4 (in assets/shell/filesystems.json), or a `file` that holds it"
-        ]
-    );
-    assert_eq!(
-        problems(
-            "s.yaml",
-            &GOOD.replace("filesystem: fs1", "filesystem: fs1\n  semantics: zsh")
+        (
+            "filesystem: fs1",
+            "filesystem: fs7",
+            "7:15: unknown file system `fs7` (did you mean `fs1`?), expected one of fs1, fs2, fs3, fs4 (in assets/shell/filesystems.json), or a `file` that holds it",
         ),
-        ["s.yaml:8:14: unknown variant `zsh`, expected `bash` or `intercode`"]
-    );
-    assert_eq!(
-        problems(
-            "s.yaml",
-            &GOOD.replace("world:\n  filesystem: fs1\n", "world:\n")
+        (
+            "filesystem: fs1",
+            "filesystem: fs1\n  semantics: zsh",
+            "8:14: unknown variant `zsh`, expected `bash` or `intercode`",
         ),
-        [
-            "s.yaml:7:1: missing `world`, expected a mapping with `filesystem` (fs1, fs2, fs3 or fs4, or one in `file`)"
-        ]
-    );
-    assert_eq!(
-        problems(
-            "s.yaml",
-            &GOOD.replace("task: Count", "task:\n  text: Count")
+        (
+            "world:\n  filesystem: fs1\n",
+            "world:\n",
+            "7:1: missing `world`, expected a mapping with `filesystem` (fs1, fs2, fs3 or fs4, or one in `file`)",
         ),
-        ["s.yaml:5:7: invalid type: map, expected a string"]
-    );
+        (
+            "task: Count",
+            "task:\n  text: Count",
+            "5:7: invalid type: map, expected a string",
+        ),
+    ];
+    for (from, to, expected) in cases {
+        assert!(GOOD.contains(from), "{from:?}");
+        assert_eq!(
+            problems("s.yaml", &GOOD.replace(from, to)),
+            [format!("s.yaml:{expected}")],
+            "{from:?} -> {to:?}"
+        );
+    }
 }
 
 #[test]

@@ -430,46 +430,42 @@ mod tests {
 
     #[test]
     fn exploration_follows_what_the_gold_reads() {
-        let steps = explore(
-            "Calculate the md5 sum of the sorted list of md5 sums of all \".py\" files under /testbed/dir1/subdir1",
-            "find /testbed/dir1/subdir1 -type f -name *.py -exec md5sum {} + | awk '{print $1}' | sort | md5sum",
-            &layout(),
-        );
-        let actions: Vec<&str> = steps.iter().map(|s| s.action.as_str()).collect();
-        assert_eq!(actions, ["find /testbed/dir1/subdir1 -name '*.py'"]);
+        let cases: [(&str, &str, &[&str]); 5] = [
+            (
+                "Calculate the md5 sum of all \".py\" files under /testbed/dir1/subdir1",
+                "find /testbed/dir1/subdir1 -type f -name *.py -exec md5sum {} + | sort | md5sum",
+                &["find /testbed/dir1/subdir1 -name '*.py'"],
+            ),
+            (
+                "Print the last 10 lines of textfile3.txt in testbed",
+                "tail -n 10 /testbed/dir3/subdir1/subsubdir1/textfile3.txt",
+                &[
+                    "find /testbed -name 'textfile3.txt'",
+                    "head -n 20 /testbed/dir3/subdir1/subsubdir1/textfile3.txt",
+                ],
+            ),
+            (
+                "Calculate a list of duplicate md5 sum hashes for all the \".java\" files",
+                "md5sum /testbed/*.java | awk '{print $1}' | sort | uniq -d",
+                &["ls /", "ls -d /testbed/*.java"],
+            ),
+            ("print the kernel name", "uname -s", &[]),
+            (
+                "list the files in /testbed/a.tar.gz",
+                "tar -tzf /testbed/a.tar.gz",
+                &["ls -l /testbed/a.tar.gz"],
+            ),
+        ];
+        for (request, gold, expected) in cases {
+            let steps = explore(request, gold, &layout());
+            let actions: Vec<&str> = steps.iter().map(|s| s.action.as_str()).collect();
+            assert_eq!(actions, expected, "{gold}");
+        }
+        let steps = explore(cases[0].0, cases[0].1, &layout());
         assert_eq!(
             steps[0].reason,
             "The request is about the *.py files under /testbed/dir1/subdir1, so list them first."
         );
-
-        let steps = explore(
-            "Print the last 10 lines of textfile3.txt in testbed",
-            "tail -n 10 /testbed/dir3/subdir1/subsubdir1/textfile3.txt",
-            &layout(),
-        );
-        let actions: Vec<&str> = steps.iter().map(|s| s.action.as_str()).collect();
-        assert_eq!(
-            actions,
-            [
-                "find /testbed -name 'textfile3.txt'",
-                "head -n 20 /testbed/dir3/subdir1/subsubdir1/textfile3.txt"
-            ]
-        );
-
-        let steps = explore(
-            "Calculate a list of duplicate md5 sum hashes for all the \".java\" files",
-            "md5sum /testbed/*.java | awk '{print $1}' | sort | uniq -d",
-            &layout(),
-        );
-        let actions: Vec<&str> = steps.iter().map(|s| s.action.as_str()).collect();
-        assert_eq!(actions, ["ls /", "ls -d /testbed/*.java"]);
-        assert!(explore("print the kernel name", "uname -s", &layout()).is_empty());
-        let steps = explore(
-            "list the files in /testbed/a.tar.gz",
-            "tar -tzf /testbed/a.tar.gz",
-            &layout(),
-        );
-        assert_eq!(steps[0].action, "ls -l /testbed/a.tar.gz");
     }
 
     #[test]

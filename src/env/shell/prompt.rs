@@ -95,12 +95,10 @@ mod tests {
         ]
     }
 
-    fn text(messages: Vec<crate::agent::Message>) -> String {
-        messages
-            .into_iter()
-            .map(|m| m.content)
-            .collect::<Vec<_>>()
-            .join("\n")
+    /// The system and user messages `blocks` make of `ctx`, one after the other.
+    fn text(blocks: &Blocks, ctx: minijinja::Value) -> String {
+        let [system, user] = <[_; 2]>::try_from(blocks.render(ctx).unwrap()).unwrap();
+        format!("{}\n{}", system.content, user.content)
     }
 
     #[test]
@@ -119,16 +117,15 @@ mod tests {
         let admissible = vec!["...".to_string()];
         // The window shows the last three steps, as a history of 3 would.
         let shown = text(
-            blocks
-                .render(context! {
-                    task => TASK,
-                    start => TASK,
-                    history => Serde(&history[1..]),
-                    observation => history[3].observation.clone(),
-                    admissible => Serde(&admissible),
-                    ..vars(&history, &admissible)
-                })
-                .unwrap(),
+            &blocks,
+            context! {
+                task => TASK,
+                start => TASK,
+                history => Serde(&history[1..]),
+                observation => history[3].observation.clone(),
+                admissible => Serde(&admissible),
+                ..vars(&history, &admissible)
+            },
         );
         assert_eq!(shown.matches(TASK).count(), 1, "{shown}");
         assert!(shown.contains("Earlier: ls /"), "{shown}");
@@ -145,16 +142,15 @@ mod tests {
         assert!(shown.len() < 2_000, "{} characters", shown.len());
 
         let first = text(
-            blocks
-                .render(context! {
-                    task => TASK,
-                    start => TASK,
-                    history => Serde(&Vec::<Past>::new()),
-                    observation => TASK,
-                    admissible => Serde(&admissible),
-                    ..vars(&[], &admissible)
-                })
-                .unwrap(),
+            &blocks,
+            context! {
+                task => TASK,
+                start => TASK,
+                history => Serde(&Vec::<Past>::new()),
+                observation => TASK,
+                admissible => Serde(&admissible),
+                ..vars(&[], &admissible)
+            },
         );
         assert_eq!(first.matches(TASK).count(), 1, "{first}");
         assert!(first.contains("No command run yet."), "{first}");
@@ -167,24 +163,23 @@ mod tests {
         let admissible = vec!["...".to_string()];
         let observations: Vec<String> = history.iter().map(|s| s.observation.clone()).collect();
         let shown = text(
-            blocks
-                .render(context! {
-                    task => TASK,
-                    start => TASK,
-                    history => Serde(&history[2..]),
-                    observation => history[3].observation.clone(),
-                    admissible => Serde(&admissible),
-                    student_reason => "I will look around.",
-                    student_action => "ls",
-                    error => Option::<&str>::None,
-                    gold => "find /testbed -name \"*.txt\" | xargs wc -l",
-                    gold_output => Some("  3 /testbed/a.txt\n  4 /testbed/b.txt\n  7 total"),
-                    gold2 => Some("wc -l $(find /testbed -name '*.txt')"),
-                    plan => Serde(&Some(vec!["find /testbed -name \"*.txt\" | xargs wc -l", "submit"])),
-                    outputs => Serde(&outputs(&observations)),
-                    cwd => "/",
-                })
-                .unwrap(),
+            &blocks,
+            context! {
+                task => TASK,
+                start => TASK,
+                history => Serde(&history[2..]),
+                observation => history[3].observation.clone(),
+                admissible => Serde(&admissible),
+                student_reason => "I will look around.",
+                student_action => "ls",
+                error => Option::<&str>::None,
+                gold => "find /testbed -name \"*.txt\" | xargs wc -l",
+                gold_output => Some("  3 /testbed/a.txt\n  4 /testbed/b.txt\n  7 total"),
+                gold2 => Some("wc -l $(find /testbed -name '*.txt')"),
+                plan => Serde(&Some(vec!["find /testbed -name \"*.txt\" | xargs wc -l", "submit"])),
+                outputs => Serde(&outputs(&observations)),
+                cwd => "/",
+            },
         );
         for part in [
             "Gold command: find /testbed -name \"*.txt\" | xargs wc -l",

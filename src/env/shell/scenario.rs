@@ -20,7 +20,7 @@ use super::guided::GuidedShell;
 use super::prompt::clip;
 use super::{ShellEnv, Task};
 use crate::env::{Environment, Guided, Kind, Preview, World};
-use crate::scenario::{Report, YamlPath};
+use crate::scenario::{Report, YamlPath, suggest};
 
 /// How the shipped file systems are named in messages and previews.
 pub const SHIPPED_FILESYSTEMS: &str = "assets/shell/filesystems.json";
@@ -151,21 +151,23 @@ fn template_at(file: &Path, systems: &FileSystems, name: &str) -> std::io::Resul
     Ok(template)
 }
 
-/// " (did you mean `x`?)" for the closest of `options` within two edits of `word`.
-fn suggest<'a>(word: &str, options: impl Iterator<Item = &'a str>) -> String {
-    let best = options
-        .map(|o| (strsim::levenshtein(word, o), o))
-        .filter(|(d, _)| *d > 0 && *d <= 2)
-        .min();
-    match best {
-        Some((_, o)) => format!(" (did you mean `{o}`?)"),
-        None => String::new(),
-    }
-}
-
 fn names(systems: &FileSystems) -> String {
     let names: Vec<&str> = systems.systems.iter().map(|(n, _)| n.as_str()).collect();
     names.join(", ")
+}
+
+/// `value` read as a `T`, or `missing` reported at `path` when it is not there.
+fn required<T: serde::de::DeserializeOwned>(
+    report: &mut Report,
+    path: &YamlPath,
+    value: serde_yaml::Value,
+    missing: &str,
+) -> Option<T> {
+    if value.is_null() {
+        report.at(path, missing);
+        return None;
+    }
+    report.parse(path, value)
 }
 
 impl ShellScenario {
@@ -180,26 +182,18 @@ impl ShellScenario {
         let world_path = path.key("world");
         let privileged_path = path.key("privileged");
         let task: Option<String> = report.parse(&task_path, task);
-        let world: Option<ShellWorld> = match world {
-            serde_yaml::Value::Null => {
-                report.at(
-                    &world_path,
-                    "missing `world`, expected a mapping with `filesystem` (fs1, fs2, fs3 or fs4, or one in `file`)",
-                );
-                None
-            }
-            v => report.parse(&world_path, v),
-        };
-        let privileged: Option<ShellPrivileged> = match privileged {
-            serde_yaml::Value::Null => {
-                report.at(
-                    &privileged_path,
-                    "missing `privileged.gold`, expected the gold command the reward compares against",
-                );
-                None
-            }
-            v => report.parse(&privileged_path, v),
-        };
+        let world: Option<ShellWorld> = required(
+            report,
+            &world_path,
+            world,
+            "missing `world`, expected a mapping with `filesystem` (fs1, fs2, fs3 or fs4, or one in `file`)",
+        );
+        let privileged: Option<ShellPrivileged> = required(
+            report,
+            &privileged_path,
+            privileged,
+            "missing `privileged.gold`, expected the gold command the reward compares against",
+        );
         let task_ok = match &task {
             Some(t) if t.trim().is_empty() => {
                 report.at(
