@@ -7,7 +7,7 @@ use minijinja::context;
 use minijinja::value::Serde;
 
 use super::expert::{self, Layout, Memory, State};
-use super::leak::{GOLD, GOLD_OUTPUT, GOLD2};
+use super::leak::{GOLD, GOLD_OUTPUT, GOLD2, detail};
 use super::prompt::{clip, outputs};
 use super::{ShellEnv, Task};
 use crate::env::{Advice, Environment, Fact, Guided, Outcome, Privileged};
@@ -158,17 +158,11 @@ impl Guided for GuidedShell {
     /// none), `plan` (from here), `outputs` (every command's output so far, clipped as the
     /// student saw it; the template shows the last ones beside `history`) and `cwd`.
     fn teacher_vars(&self, hidden: &Privileged) -> minijinja::Value {
-        let detail = |subject: &str| {
-            hidden
-                .facts
-                .iter()
-                .find(|f| f.subject == subject)
-                .map(|f| f.detail.clone())
-        };
+        let detail = |subject: &str| detail(hidden, subject);
         let (lines, chars) = TEACHER_OUTPUT;
         context! {
             gold => detail(GOLD),
-            gold_output => detail(GOLD_OUTPUT).map(|o| clip(&o, lines, chars)),
+            gold_output => detail(GOLD_OUTPUT).map(|o| clip(o, lines, chars)),
             gold2 => detail(GOLD2),
             plan => Serde(&self.plan()),
             outputs => Serde(&outputs(&self.observations)),

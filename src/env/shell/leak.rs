@@ -20,17 +20,10 @@ const SHORT_OUTPUT: usize = 3;
 /// The privileged facts of a shell scenario that `reason` gives away, given everything the
 /// student had read by then (`observed`: the request and every output so far).
 pub fn guard(reason: &str, hidden: &Privileged, observed: &str) -> Vec<Leak> {
-    let detail = |subject: &str| {
-        hidden
-            .facts
-            .iter()
-            .find(|f| f.subject == subject)
-            .map(|f| f.detail.as_str())
-    };
-    let Some(output) = detail(GOLD_OUTPUT) else {
+    let Some(output) = detail(hidden, GOLD_OUTPUT) else {
         return Vec::new();
     };
-    let gold = detail(GOLD).unwrap_or("").to_lowercase();
+    let gold = detail(hidden, GOLD).unwrap_or("").to_lowercase();
     let seen: Vec<String> = tokens(observed).collect();
     let said: Vec<String> = tokens(reason).collect();
     let known = |piece: &str| gold.contains(piece) || seen.iter().any(|t| t == piece);
@@ -62,6 +55,15 @@ pub fn guard(reason: &str, hidden: &Privileged, observed: &str) -> Vec<Leak> {
         }
     }
     leaks
+}
+
+/// The detail of the fact about `subject` ([`GOLD`], [`GOLD_OUTPUT`], [`GOLD2`]), if known.
+pub fn detail<'a>(hidden: &'a Privileged, subject: &str) -> Option<&'a str> {
+    hidden
+        .facts
+        .iter()
+        .find(|f| f.subject == subject)
+        .map(|f| f.detail.as_str())
 }
 
 /// Whether the word `said` is a path ending in the file name `piece`.
