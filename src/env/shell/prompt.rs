@@ -9,9 +9,9 @@ use minijinja::value::Serde;
 use crate::agent::prompt::Past;
 
 /// Lines and characters shown of an earlier command's output.
-pub const EARLIER: (usize, usize) = (6, 300);
+pub const EARLIER: (usize, usize) = (5, 240);
 /// Lines and characters shown of the latest output.
-pub const LATEST: (usize, usize) = (15, 800);
+pub const LATEST: (usize, usize) = (12, 600);
 
 /// `text`'s first `lines` lines and at most `chars` characters, with a note of what was cut.
 pub fn clip(text: &str, lines: usize, chars: usize) -> String {
