@@ -26,7 +26,10 @@ pub fn guard(reason: &str, hidden: &Privileged, observed: &str) -> Vec<Leak> {
     let gold = detail(hidden, GOLD).unwrap_or("").to_lowercase();
     let seen: Vec<String> = tokens(observed).collect();
     let said: Vec<String> = tokens(reason).collect();
-    let known = |piece: &str| gold.contains(piece) || seen.iter().any(|t| t == piece);
+    // A file name is seen once a listing showed it alone or at the end of a path.
+    let known = |piece: &str| {
+        gold.contains(piece) || seen.iter().any(|t| t == piece || ends_with_name(t, piece))
+    };
     let leak = |piece: &str| Leak {
         fact: format!("the gold output holds {piece}"),
         text: piece.to_string(),
@@ -176,8 +179,10 @@ mod tests {
             leaked("Look at /testbed/dir1/textfile1.txt.", out, REQUEST),
             ["/testbed/dir1/textfile1.txt", "textfile1.txt"]
         );
-        // Once a listing showed the file, naming it is fair.
+        // Once a listing showed the file, alone or in its path, naming it is fair.
         let seen = format!("{REQUEST}\ntextfile1.txt  subdir1\n");
+        assert!(leaked("Hash textfile1.txt first.", out, &seen).is_empty());
+        let seen = format!("{REQUEST}\n/testbed/dir1/textfile1.txt\n");
         assert!(leaked("Hash textfile1.txt first.", out, &seen).is_empty());
     }
 
