@@ -25,7 +25,10 @@ fn task_files() -> Vec<PathBuf> {
         let mut these: Vec<PathBuf> = std::fs::read_dir(root().join(dir))
             .unwrap()
             .map(|e| e.unwrap().path())
-            .filter(|p| p.extension().is_some_and(|e| e == "json"))
+            .filter(|p| {
+                let name = p.file_name().unwrap().to_string_lossy();
+                name.starts_with("nl2bash_fs_") && name.ends_with(".json")
+            })
             .collect();
         these.sort();
         files.extend(these);
@@ -74,7 +77,7 @@ fn shipped_files_are_exactly_what_the_importer_makes() {
             import::write(&task_files(), &root().join("scenarios/shell")).unwrap();
         }
         panic!(
-            "the shipped shell scenarios differ from the importer's output: run `LEAP_BLESS=1 cargo test --test shell_scenarios shipped` (or `leap scenarios import intercode tests/data/intercode_bash/*.json tests/data/intercode_bash_alfa/*.json --out scenarios/shell`)"
+            "the shipped shell scenarios differ from the importer's output: run `LEAP_BLESS=1 cargo test --test shell_scenarios shipped` (or `leap scenarios import intercode tests/data/intercode_bash/nl2bash_fs_*.json tests/data/intercode_bash_alfa/nl2bash_fs_*.json --out scenarios/shell`)"
         );
     }
 }
