@@ -1,4 +1,4 @@
-//! The `leap` binary: `scenarios check|list|solve|generate` and `play`, as a user runs them.
+//! The `leap` binary: `scenarios check|list|solve|generate|import` and `play`, as a user runs them.
 
 use assert_cmd::Command;
 use serde_json::Value;
@@ -130,6 +130,80 @@ fn generate_writes_loadable_scenarios() {
     let v = json(&out);
     assert_eq!(v.as_array().unwrap().len(), 7);
     assert!(v.as_array().unwrap().iter().all(|r| r["split"] == "test"));
+}
+
+#[test]
+fn import_turns_intercode_task_files_into_the_shipped_shell_scenarios() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = leap()
+        .args([
+            "scenarios",
+            "import",
+            "intercode",
+            "tests/data/intercode_bash/nl2bash_fs_3.json",
+            "tests/data/intercode_bash_alfa/nl2bash_fs_5.json",
+            "--out",
+        ])
+        .arg(dir.path())
+        .assert()
+        .success()
+        .get_output()
+        .clone();
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(
+        stderr.trim(),
+        format!(
+            "wrote 78 scenarios to {} (test 60, alfa 18)",
+            dir.path().display()
+        )
+    );
+    for (set, id) in [("test", "intercode-fs3-059"), ("alfa", "alfa-fs5-017")] {
+        let name = format!("{set}/{id}.yaml");
+        let made = std::fs::read_to_string(dir.path().join(&name)).unwrap();
+        let shipped = std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("scenarios/shell")
+                .join(&name),
+        )
+        .unwrap();
+        assert_eq!(made, shipped, "{name}");
+    }
+    let out = leap()
+        .args(["scenarios", "list", "--json"])
+        .arg(dir.path())
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let v = json(&out);
+    let rows = v.as_array().unwrap();
+    assert_eq!(rows.len(), 78);
+    assert!(rows.iter().all(|r| r["kind"] == "shell"));
+
+    let bad = dir.path().join("nl2bash_fs_1.json");
+    std::fs::write(
+        &bad,
+        r#"[{"query": "list", "gold": "ls"}, {"query": "count"}]"#,
+    )
+    .unwrap();
+    let out = leap()
+        .args(["scenarios", "import", "intercode", "--out"])
+        .arg(dir.path().join("more"))
+        .arg(&bad)
+        .assert()
+        .code(1)
+        .get_output()
+        .clone();
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        stderr.contains(&format!(
+            "{}: task 1: no `gold`, expected the gold command",
+            bad.display()
+        )),
+        "{stderr}"
+    );
+    assert!(!dir.path().join("more").exists());
 }
 
 #[test]

@@ -238,11 +238,11 @@ fn unknown_fields_and_wrong_types_are_located() {
 
 #[test]
 fn unsupported_kind_and_goal_already_met_are_reported() {
-    let p = problems("s.yaml", &GOOD.replace("kind: household", "kind: shell"));
+    let p = problems("s.yaml", &GOOD.replace("kind: household", "kind: webarena"));
     assert_eq!(
         p,
         vec![
-            "s.yaml:2:7: kind `shell` is not supported by this build yet, expected one of `household`, `shop`"
+            "s.yaml:2:7: kind `webarena` is not supported by this build yet, expected one of `household`, `shop`, `shell`"
         ]
     );
     let p = problems(

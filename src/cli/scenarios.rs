@@ -1,4 +1,4 @@
-//! `leap scenarios check|list|solve|schema|generate`
+//! `leap scenarios check|list|solve|schema|generate|import`
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -22,6 +22,8 @@ pub enum Command {
     Schema,
     /// Generate a scenario set.
     Generate(GenerateArgs),
+    /// Turn another benchmark's task files into scenario files.
+    Import(ImportArgs),
 }
 
 #[derive(Args)]
@@ -54,6 +56,26 @@ pub struct GenerateArgs {
     /// WebShop's data folder, by default tests/data/webshop).
     #[arg(long)]
     data: Option<PathBuf>,
+}
+
+#[derive(Args)]
+pub struct ImportArgs {
+    /// The task files' format: `intercode` (InterCode-Bash's and InterCode-ALFA's
+    /// nl2bash_fs_N.json, which become `shell` scenarios).
+    #[arg(value_enum)]
+    format: ImportFormat,
+    /// The task files.
+    #[arg(required = true)]
+    paths: Vec<PathBuf>,
+    /// Folder to write into, one YAML file per task under train/, test/ (InterCode's: fs1 and
+    /// fs2 train, fs3 and fs4 test) and alfa/ (InterCode-ALFA's).
+    #[arg(long)]
+    out: PathBuf,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ImportFormat {
+    Intercode,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -97,7 +119,33 @@ pub fn run(cmd: Command) -> anyhow::Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
+        Command::Import(args) => import(args),
     }
+}
+
+fn import(args: ImportArgs) -> anyhow::Result<ExitCode> {
+    let written = match args.format {
+        ImportFormat::Intercode => leap::env::shell::import::write(&args.paths, &args.out)?,
+    };
+    let mut sets: Vec<(String, usize)> = Vec::new();
+    for path in &written {
+        let set = path
+            .parent()
+            .and_then(|p| p.file_name())
+            .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+        match sets.iter_mut().find(|(s, _)| *s == set) {
+            Some((_, n)) => *n += 1,
+            None => sets.push((set, 1)),
+        }
+    }
+    let counts: Vec<String> = sets.iter().map(|(s, n)| format!("{s} {n}")).collect();
+    eprintln!(
+        "wrote {} scenarios to {} ({})",
+        written.len(),
+        args.out.display(),
+        counts.join(", ")
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Prints the problems on stderr; true when there were none.

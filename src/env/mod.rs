@@ -234,7 +234,11 @@ impl fmt::Debug for Kind {
 
 /// Every kind this build knows, the default (what a prompt is for unless told) first.
 pub fn registry() -> &'static [Kind] {
-    &[Kind(&household::Household), Kind(&shop::kind::ShopKind)]
+    &[
+        Kind(&household::Household),
+        Kind(&shop::kind::ShopKind),
+        Kind(&shell::kind::ShellKind),
+    ]
 }
 
 /// The kind named `name` in scenario files.

@@ -199,6 +199,19 @@ fn tidy_serde_message(message: &str) -> String {
     message.to_string()
 }
 
+/// " (did you mean `x`?)" for the closest of `options` within two edits of `word` (nothing when
+/// none is that close): the end of an "unknown ..." problem.
+pub fn suggest<'a>(word: &str, options: impl Iterator<Item = &'a str>) -> String {
+    let best = options
+        .map(|o| (strsim::levenshtein(word, o), o))
+        .filter(|(d, _)| *d > 0 && *d <= 2)
+        .min();
+    match best {
+        Some((_, o)) => format!(" (did you mean `{o}`?)"),
+        None => String::new(),
+    }
+}
+
 /// Everything found in a set of files: the valid scenarios and the problems.
 #[derive(Debug, Default)]
 pub struct Loaded {

@@ -4,9 +4,17 @@
 //! the gold command's on a fresh copy.
 
 pub mod exec;
+pub mod expert;
 pub mod fs;
+pub mod gold;
+pub mod guided;
+pub mod import;
+pub mod kind;
+pub mod leak;
+pub mod prompt;
 pub mod reward;
 pub mod sandbox;
+pub mod scenario;
 pub mod shlex;
 
 use std::sync::{Arc, OnceLock};

@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use super::catalogue::CatalogueError;
 use super::{Catalogue, Goal, GuidedShop, Product, Shop, ShopEnv, TextMode};
 use crate::env::{Environment, Guided, Kind, Preview, World};
-use crate::scenario::{Report, YamlPath};
+use crate::scenario::{Report, YamlPath, suggest};
 
 /// How the shipped catalogue is named in messages and previews.
 pub const SHIPPED_CATALOGUE: &str = "assets/shop/catalogue.json";
@@ -133,17 +133,6 @@ pub fn matches_but_price(product: &Product, goal: &Goal, gold: &Product) -> bool
     // A price of 0 passes any limit, so only the other parts of the reward are left to fail.
     let r = super::reward::reward(product, 0.0, &chosen, goal, gold);
     r.total >= 1.0 - 1e-9
-}
-
-fn suggest<'a>(word: &str, options: impl Iterator<Item = &'a str>) -> String {
-    let best = options
-        .map(|o| (strsim::levenshtein(word, o), o))
-        .filter(|(d, _)| *d > 0 && *d <= 2)
-        .min();
-    match best {
-        Some((_, o)) => format!(" (did you mean `{o}`?)"),
-        None => String::new(),
-    }
 }
 
 impl ShopScenario {
