@@ -321,12 +321,12 @@ impl ShellScenario {
                     FsSource::File { systems, path } => template_at(path, systems, name),
                 }
                 .unwrap_or_else(|e| panic!("cannot put the file system `{name}` on disk: {e}"));
-                Arc::new(Task {
-                    query: self.task.clone(),
-                    gold: self.privileged.gold.clone(),
+                Arc::new(Task::new(
+                    self.task.clone(),
+                    self.privileged.gold.clone(),
                     fs,
-                    semantics: self.world.semantics,
-                })
+                    self.world.semantics,
+                ))
             })
             .clone()
     }
