@@ -398,6 +398,62 @@ fn a_person_plays_a_shop_scenario_asks_the_teacher_and_accepts_a_label() {
     );
 }
 
+#[test]
+fn a_person_plays_a_shell_scenario_asks_the_teacher_and_accepts_a_label() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    let (tiny, scenarios) = common::tiny_folder(dir);
+    let id = "intercode-fs3-000";
+    let shipped = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("scenarios/shell/test")
+        .join(format!("{id}.yaml"));
+    std::fs::copy(&shipped, scenarios.join(format!("{id}.yaml"))).unwrap();
+    let gold = "find /workspace -daystart -type f -mtime -30";
+
+    let name = format!("leap-e2e-shell-{}", std::process::id());
+    let pane = Pane::open(&name, &command(dir, &tiny));
+    pane.wait_for("1 Scenarios", 30);
+    let screen = pane.wait_for("student ready", 60);
+    assert!(screen.contains(id), "{screen}");
+
+    // Play: the first observation is the request; each later one is what the student's command
+    // printed in its sandbox.
+    pane.keys(&["Enter"]);
+    pane.wait_for("step 0/3", 10);
+    pane.step_to(1);
+    pane.wait_for("modified 30 days ago", 10);
+    // The privileged state beside the trace: the gold command and what it prints.
+    pane.keys(&["p"]);
+    let screen = pane.wait_for("Privileged state before this step", 10);
+    common::assert_shows(&screen, &[&format!("gold command : {gold}"), "gold output"]);
+    pane.keys(&["r"]);
+    let key = format!("tui/{id}/0");
+    let screen = pane.wait_for(&format!("stored as {key}"), 120);
+    assert!(screen.contains("step 3/3"), "{screen}");
+
+    // The oracle corrects the episode; its labels show beside the trace. Accept the first.
+    let labels = pane.correct_and_accept_the_first();
+    assert!(labels.contains(id), "{labels}");
+    pane.keys(&["q"]);
+    wait_exit(dir);
+    drop(pane);
+
+    // The run holds the shell episode, scored at its horizon, its three labels and the decision.
+    let store = Store::open_existing(dir.join("run")).unwrap();
+    let episodes = store.list_episodes(&EpisodeFilter::prefix(&key)).unwrap();
+    assert_eq!(episodes.len(), 1);
+    let played = store.episode(episodes[0].id).unwrap().unwrap().record;
+    assert_eq!(played.scenario_id, id);
+    assert_eq!(played.steps.len(), 3);
+    assert!(played.reward >= 0.01, "{}", played.reward);
+    assert!(played.steps[2].info.is_some(), "{:?}", played.steps[2]);
+    let label = the_one_accepted(&store);
+    assert_eq!((label.idx, label.teacher.as_str()), (0, "oracle@1"));
+    assert_eq!(label.decided_by.as_deref(), Some("e2e@workbench"));
+    // The privileged oracle runs the gold command first.
+    assert_eq!(label.teacher_action, gold, "{label:?}");
+}
+
 /// The one accepted label among the three the run holds.
 fn the_one_accepted(store: &Store) -> Label {
     let labels = store.labels(&LabelFilter::default()).unwrap();

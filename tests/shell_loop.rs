@@ -1,0 +1,216 @@
+//! The shell through the generic workflows on real parts: the tiny random-weight model writes
+//! shell commands under the one-line grammar, which run in the real sandbox over a real copy of
+//! an InterCode file system; the episodes are scored as InterCode scores them; the oracle
+//! corrects the episodes at or below LEAP's 0.7, the self teacher corrects too, and a dataset is
+//! built from the expert's demonstrations and the kept labels.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use leap::agent::Sampling;
+use leap::agent::local::LocalConfig;
+use leap::agent::prompt::Prompt;
+use leap::correct::{CorrectOptions, correct_episodes};
+use leap::env::command;
+use leap::scenario::{self, Scenario};
+use leap::store::{Decision, EpisodeFilter, LabelFilter, Order, Store};
+use leap::teacher::TeacherSpec;
+use leap::teacher::llm::LlmSettings;
+
+/// Steps of the tiny model's episodes.
+const HORIZON: u32 = 3;
+const LABEL: &str = "shell";
+
+fn tiny() -> &'static Path {
+    common::shared_tiny("leap-shell-loop")
+}
+
+/// Greedy and short: random weights never end a reason on their own.
+fn short() -> Sampling {
+    Sampling {
+        max_tokens: 40,
+        ..Sampling::default()
+    }
+}
+
+fn shell_files(split: &str, n: usize) -> Vec<PathBuf> {
+    let dir = Path::new("scenarios/shell").join(split);
+    let files = common::first_files(&dir, n);
+    assert_eq!(files.len(), n, "shell scenarios in {}", dir.display());
+    files
+}
+
+fn shell_scenarios(split: &str, n: usize) -> Vec<Scenario> {
+    let all = scenario::load_all(&shell_files(split, n)).unwrap();
+    assert!(all.iter().all(|s| s.kind().as_str() == "shell"));
+    all
+}
+
+fn episodes(store: &Store) -> Vec<leap::store::Episode> {
+    store
+        .list_episodes(&EpisodeFilter {
+            order: Order::ById,
+            ..EpisodeFilter::prefix(format!("rollout/{LABEL}/"))
+        })
+        .unwrap()
+        .into_iter()
+        .map(|e| store.episode(e.id).unwrap().unwrap())
+        .collect()
+}
+
+#[test]
+fn the_tiny_model_runs_shell_commands_which_are_scored_corrected_and_kept() {
+    let scenarios = shell_scenarios("test", 2);
+    let run = tempfile::tempdir().unwrap();
+    let rollout_config = leap::rollout::RolloutConfig {
+        sampling: short(),
+        ..common::rollout_config(LABEL, HORIZON)
+    };
+    let summary = common::play(tiny(), 4096, run.path(), &scenarios, &rollout_config);
+    assert_eq!(summary.episodes, 2);
+    assert_eq!(summary.invalid_action_rate, 0.0, "{summary:?}");
+
+    let mut store = Store::open_existing(run.path()).unwrap();
+    let stored = episodes(&store);
+    assert_eq!(stored.len(), 2);
+    for e in &stored {
+        let steps = &e.record.steps;
+        assert_eq!(steps.len(), HORIZON as usize, "{}", e.record.key);
+        for (i, step) in steps.iter().enumerate() {
+            let at = format!("{} step {i}", e.record.key);
+            // Free text: the one hole, filled with one line of the model's own.
+            assert_eq!(step.admissible, [command::HOLE], "{at}");
+            assert!(step.valid, "{at}: {:?}", step.action);
+            assert!(
+                !step.action.trim().is_empty() && !step.action.contains('\n'),
+                "{at}: {:?}",
+                step.action
+            );
+            // The shell's prompt: the request; no household or shop words.
+            let task = &scenarios
+                .iter()
+                .find(|s| s.id == e.record.scenario_id)
+                .unwrap()
+                .task;
+            assert!(step.prompt.contains(task.as_str()), "{at}: {}", step.prompt);
+            assert!(!step.prompt.contains("text world"), "{at}");
+            assert!(!step.prompt.contains("search[...]"), "{at}");
+        }
+        // The horizon scores the episode as a submission: InterCode's reward, at least its
+        // 0.01, with the breakdown stored on the last step.
+        let last = steps.last().unwrap();
+        let info = last
+            .info
+            .as_ref()
+            .expect("the scored step keeps the breakdown");
+        assert!(
+            e.record.reward >= 0.01 && e.record.reward <= 1.0,
+            "{}",
+            e.record.reward
+        );
+        assert_eq!(info["reward"].as_f64(), Some(e.record.reward), "{info}");
+        for part in ["file_diff", "file_changes", "answer_similarity"] {
+            assert!(info.get(part).is_some(), "{part} in {info}");
+        }
+        assert!(steps[..steps.len() - 1].iter().all(|s| s.info.is_none()));
+    }
+
+    // The oracle corrects what LEAP sends it: the episodes at or below 0.7.
+    let oracle = TeacherSpec::Oracle {
+        privilege: 1.0,
+        seed: 0,
+    };
+    let failed = stored.iter().filter(|e| e.record.reward <= 0.7).count();
+    let options = CorrectOptions {
+        filter: EpisodeFilter::prefix(format!("rollout/{LABEL}/")),
+        failed_only: true,
+        max_reward: None,
+    };
+    let report = correct_episodes(&mut store, &oracle, &options, &mut |_, _| {}).unwrap();
+    assert_eq!(report.episodes as usize, failed, "{report:?}");
+    assert_eq!((report.failures, report.leaks), (0, 0), "{report:?}");
+    let labels = store.labels(&LabelFilter::default()).unwrap();
+    let steps: usize = stored
+        .iter()
+        .filter(|e| e.record.reward <= 0.7)
+        .map(|e| e.record.steps.len())
+        .sum();
+    assert_eq!(labels.len(), steps);
+    for l in &labels {
+        let e = stored.iter().find(|e| e.id == l.episode_id).unwrap();
+        let s = scenarios
+            .iter()
+            .find(|s| s.id == e.record.scenario_id)
+            .unwrap();
+        let hidden = s.body.privileged(s.horizon);
+        let gold = &hidden
+            .facts
+            .iter()
+            .find(|f| f.subject == "gold command")
+            .expect("the shell's privileged state names the gold command")
+            .detail;
+        // The privileged oracle runs the gold command, then submits.
+        assert!(
+            l.teacher_action == *gold || l.teacher_action == "submit",
+            "label {}: {:?} (gold {gold:?})",
+            l.id,
+            l.teacher_action
+        );
+        assert!(!l.teacher_reason.trim().is_empty());
+    }
+
+    // The self teacher: the tiny model with the gold command and its output in its prompt.
+    let mut config = LocalConfig::new(tiny());
+    config.ctx_per_slot = 8192;
+    let self_teacher = TeacherSpec::Local {
+        role: "self".into(),
+        config,
+        settings: LlmSettings {
+            retries: 1,
+            parallel: 2,
+            sampling: short(),
+            ..LlmSettings::default()
+        },
+    };
+    let report = correct_episodes(&mut store, &self_teacher, &options, &mut |_, _| {}).unwrap();
+    assert_eq!(report.episodes as usize, failed);
+    assert_eq!(
+        report.labels + report.failures,
+        steps as u64,
+        "every step labelled or its failure recorded: {report:?}"
+    );
+
+    // Kept labels and the expert's demonstrations on shell train tasks make a dataset.
+    let oracle_labels: Vec<_> = labels
+        .iter()
+        .filter(|l| l.teacher.starts_with("oracle"))
+        .collect();
+    for l in &oracle_labels {
+        store.decide(l.id, &Decision::Accept, "e2e").unwrap();
+    }
+    let train = shell_scenarios("train", 2);
+    let layout = leap::run::RunDir::new(run.path());
+    let built = leap::dataset::build::build_iteration(
+        &mut store,
+        &layout,
+        &train,
+        &Prompt::builtin(8),
+        1,
+        &leap::dataset::build::BuildSettings::new(1.0, leap::dataset::build::Aggregate::Union, 0),
+    )
+    .unwrap();
+    assert_eq!(built.expert.won, 2, "{built:?}");
+    assert_eq!(built.parts[1], oracle_labels.len(), "{built:?}");
+    let rows = leap::dataset::read_jsonl(Path::new(&built.path)).unwrap();
+    for r in &rows {
+        assert_eq!(r.problem(), None);
+        let meta = r.meta.as_ref().unwrap();
+        assert!(meta.scenario_id.starts_with("intercode-"), "{meta:?}");
+        let response = &r.response().unwrap().content;
+        assert!(
+            response.starts_with("REASON: ") && response.contains("\nACTION: "),
+            "{response}"
+        );
+    }
+}
