@@ -425,7 +425,10 @@ fn a_person_plays_a_shell_scenario_asks_the_teacher_and_accepts_a_label() {
     // The privileged state beside the trace: the gold command and what it prints.
     pane.keys(&["p"]);
     let screen = pane.wait_for("Privileged state before this step", 10);
-    common::assert_shows(&screen, &[&format!("gold command : {gold}"), "gold output"]);
+    common::assert_shows(
+        &screen,
+        &[&format!("gold command is {gold}"), "gold output is "],
+    );
     pane.keys(&["r"]);
     let key = format!("tui/{id}/0");
     let screen = pane.wait_for(&format!("stored as {key}"), 120);
