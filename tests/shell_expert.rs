@@ -37,6 +37,7 @@ const UNSTABLE: &[(&str, &str)] = &[
         "curl finds no network in the sandbox; it prints its progress meter only when the failed lookup takes long enough",
     ),
     ("alfa-fs2-045", "the same curl command as intercode-fs2-049"),
+    ("alfa-fs1-106", "a curl command, as intercode-fs2-049"),
 ];
 
 /// `text` with every number and every long hexadecimal run (an address, a hash) as `#`.
