@@ -6,15 +6,13 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use leap::agent::Sampling;
 use leap::agent::local::LocalConfig;
 use leap::agent::prompt::Prompt;
 use leap::correct::{CorrectOptions, correct_episodes};
 use leap::env::command;
-use leap::scenario::{self, Scenario};
-use leap::store::{Decision, EpisodeFilter, LabelFilter, Order, Store};
+use leap::store::{Decision, EpisodeFilter, LabelFilter, Store};
 use leap::teacher::TeacherSpec;
 use leap::teacher::llm::LlmSettings;
 
@@ -26,45 +24,12 @@ fn tiny() -> &'static Path {
     common::shared_tiny("leap-shell-loop")
 }
 
-/// Greedy and short: random weights never end a reason on their own.
-fn short() -> Sampling {
-    Sampling {
-        max_tokens: 40,
-        ..Sampling::default()
-    }
-}
-
-fn shell_files(split: &str, n: usize) -> Vec<PathBuf> {
-    let dir = Path::new("scenarios/shell").join(split);
-    let files = common::first_files(&dir, n);
-    assert_eq!(files.len(), n, "shell scenarios in {}", dir.display());
-    files
-}
-
-fn shell_scenarios(split: &str, n: usize) -> Vec<Scenario> {
-    let all = scenario::load_all(&shell_files(split, n)).unwrap();
-    assert!(all.iter().all(|s| s.kind().as_str() == "shell"));
-    all
-}
-
-fn episodes(store: &Store) -> Vec<leap::store::Episode> {
-    store
-        .list_episodes(&EpisodeFilter {
-            order: Order::ById,
-            ..EpisodeFilter::prefix(format!("rollout/{LABEL}/"))
-        })
-        .unwrap()
-        .into_iter()
-        .map(|e| store.episode(e.id).unwrap().unwrap())
-        .collect()
-}
-
 #[test]
 fn the_tiny_model_runs_shell_commands_which_are_scored_corrected_and_kept() {
-    let scenarios = shell_scenarios("test", 2);
+    let scenarios = common::shipped_scenarios("shell", "test", 2);
     let run = tempfile::tempdir().unwrap();
     let rollout_config = leap::rollout::RolloutConfig {
-        sampling: short(),
+        sampling: common::short(),
         ..common::rollout_config(LABEL, HORIZON)
     };
     let summary = common::play(tiny(), 4096, run.path(), &scenarios, &rollout_config);
@@ -72,7 +37,7 @@ fn the_tiny_model_runs_shell_commands_which_are_scored_corrected_and_kept() {
     assert_eq!(summary.invalid_action_rate, 0.0, "{summary:?}");
 
     let mut store = Store::open_existing(run.path()).unwrap();
-    let stored = episodes(&store);
+    let stored = common::rollout_episodes(&store, LABEL);
     assert_eq!(stored.len(), 2);
     for e in &stored {
         let steps = &e.record.steps;
@@ -171,7 +136,7 @@ fn the_tiny_model_runs_shell_commands_which_are_scored_corrected_and_kept() {
         settings: LlmSettings {
             retries: 1,
             parallel: 2,
-            sampling: short(),
+            sampling: common::short(),
             ..LlmSettings::default()
         },
     };
@@ -191,7 +156,7 @@ fn the_tiny_model_runs_shell_commands_which_are_scored_corrected_and_kept() {
     for l in &oracle_labels {
         store.decide(l.id, &Decision::Accept, "e2e").unwrap();
     }
-    let train = shell_scenarios("train", 2);
+    let train = common::shipped_scenarios("shell", "train", 2);
     let layout = leap::run::RunDir::new(run.path());
     let built = leap::dataset::build::build_iteration(
         &mut store,

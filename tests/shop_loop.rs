@@ -5,18 +5,15 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
-use leap::agent::Sampling;
 use leap::agent::local::LocalConfig;
 use leap::agent::prompt::Prompt;
 use leap::env::command;
 use leap::rollout::{Played, Playing, RolloutConfig, env_for};
-use leap::scenario::{self, Scenario};
-use leap::store::{
-    Decision, EpisodeFilter, EpisodeRecord, Label, LabelFilter, LabelStatus, Order, Store,
-};
+use leap::scenario::Scenario;
+use leap::store::{Decision, EpisodeRecord, Label, LabelFilter, LabelStatus, Store};
 use leap::teacher::llm::LlmSettings;
 use leap::teacher::oracle::OracleTeacher;
 use leap::teacher::{TeacherSpec, correct_and_store};
@@ -29,29 +26,6 @@ const LABEL: &str = "shop";
 /// One tiny model per test process.
 fn tiny() -> &'static Path {
     common::shared_tiny("leap-shop-loop")
-}
-
-/// Greedy answers under the grammar, short: random weights never end a reason on their own, and
-/// every token they write past the grammar costs a pass over the vocabulary.
-fn short() -> Sampling {
-    Sampling {
-        max_tokens: 40,
-        ..Sampling::default()
-    }
-}
-
-/// The first `n` shipped shop scenario files of `split`, by name.
-fn shop_files(split: &str, n: usize) -> Vec<PathBuf> {
-    let dir = Path::new("scenarios/shop").join(split);
-    let files = common::first_files(&dir, n);
-    assert_eq!(files.len(), n, "shop scenarios in {}", dir.display());
-    files
-}
-
-fn shop_scenarios(split: &str, n: usize) -> Vec<Scenario> {
-    let all = scenario::load_all(&shop_files(split, n)).unwrap();
-    assert!(all.iter().all(|s| s.kind().as_str() == "shop"));
-    all
 }
 
 /// The matching product's ASIN among a scenario's privileged facts (the leak guard's).
@@ -71,7 +45,7 @@ fn gold_asin(s: &Scenario) -> String {
 fn played(scenarios: &[Scenario], bought: &Scenario) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     let rollout_config = RolloutConfig {
-        sampling: short(),
+        sampling: common::short(),
         ..common::rollout_config(LABEL, HORIZON)
     };
     let summary = common::play(tiny(), 4096, dir.path(), scenarios, &rollout_config);
@@ -142,18 +116,6 @@ fn admissible_as_written(admissible: &[String], action: &str) -> bool {
     admitted && filled
 }
 
-fn episodes(store: &Store) -> Vec<leap::store::Episode> {
-    store
-        .list_episodes(&EpisodeFilter {
-            order: Order::ById,
-            ..EpisodeFilter::prefix(format!("rollout/{LABEL}/"))
-        })
-        .unwrap()
-        .into_iter()
-        .map(|e| store.episode(e.id).unwrap().unwrap())
-        .collect()
-}
-
 /// Everything the student had read before acting at step `idx`: the task, the first page and
 /// every page its earlier steps led to.
 fn read_before(s: &Scenario, record: &EpisodeRecord, idx: usize) -> String {
@@ -168,11 +130,11 @@ fn read_before(s: &Scenario, record: &EpisodeRecord, idx: usize) -> String {
 
 #[test]
 fn the_tiny_model_shops_under_the_grammar_and_a_purchase_stores_its_reward() {
-    let scenarios = shop_scenarios("test", 3);
+    let scenarios = common::shipped_scenarios("shop", "test", 3);
     let (played_by_model, bought) = scenarios.split_at(2);
     let run = played(played_by_model, &bought[0]);
     let store = Store::open_existing(run.path()).unwrap();
-    let stored = episodes(&store);
+    let stored = common::rollout_episodes(&store, LABEL);
     assert_eq!(stored.len(), 3);
 
     let mut searches = 0;
@@ -244,11 +206,11 @@ fn the_tiny_model_shops_under_the_grammar_and_a_purchase_stores_its_reward() {
 
 #[test]
 fn teachers_correct_shop_episodes_and_a_dataset_is_built_from_them() {
-    let scenarios = shop_scenarios("test", 3);
+    let scenarios = common::shipped_scenarios("shop", "test", 3);
     let (played_by_model, bought) = scenarios.split_at(2);
     let run = played(played_by_model, &bought[0]);
     let mut store = Store::open_existing(run.path()).unwrap();
-    let stored = episodes(&store);
+    let stored = common::rollout_episodes(&store, LABEL);
     let scenario_of = |e: &leap::store::Episode| {
         scenarios
             .iter()
@@ -317,7 +279,7 @@ fn teachers_correct_shop_episodes_and_a_dataset_is_built_from_them() {
         settings: LlmSettings {
             retries: 1,
             parallel: 2,
-            sampling: short(),
+            sampling: common::short(),
             ..LlmSettings::default()
         },
     }
@@ -355,7 +317,7 @@ fn teachers_correct_shop_episodes_and_a_dataset_is_built_from_them() {
     for l in &oracle_labels {
         store.decide(l.id, &Decision::Accept, "e2e").unwrap();
     }
-    let train = shop_scenarios("train", 2);
+    let train = common::shipped_scenarios("shop", "train", 2);
     let layout = leap::run::RunDir::new(run.path());
     let report = leap::dataset::build::build_iteration(
         &mut store,
@@ -420,7 +382,7 @@ fn leap_eval_scores_the_privileged_oracle_100_on_shop_scenarios() {
     let dir = tempfile::tempdir().unwrap();
     let scenarios = dir.path().join("scenarios");
     std::fs::create_dir_all(&scenarios).unwrap();
-    for f in shop_files("test", 3) {
+    for f in common::shipped_files("shop", "test", 3) {
         std::fs::copy(&f, scenarios.join(f.file_name().unwrap())).unwrap();
     }
     let out = Command::new(env!("CARGO_BIN_EXE_leap"))

@@ -325,18 +325,8 @@ fn a_person_steps_corrects_accepts_and_sees_a_scenario_reload() {
 fn a_person_plays_a_shop_scenario_asks_the_teacher_and_accepts_a_label() {
     let dir = tempfile::tempdir().unwrap();
     let dir = dir.path();
-    let (tiny, scenarios) = common::tiny_folder(dir);
     let id = "shop-test-beauty-0033";
-    let shipped = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("scenarios/shop/test")
-        .join(format!("{id}.yaml"));
-    std::fs::copy(&shipped, scenarios.join(format!("{id}.yaml"))).unwrap();
-
-    let name = format!("leap-e2e-shop-{}", std::process::id());
-    let pane = Pane::open(&name, &command(dir, &tiny));
-    pane.wait_for("1 Scenarios", 30);
-    let screen = pane.wait_for("student ready", 60);
-    assert!(screen.contains(id), "{screen}");
+    let pane = open_on_shipped(dir, "shop/test", id);
 
     // Play: the first step is on the search page, the second on the results of the student's
     // own search; beside the trace, the page the student read before the selected step.
@@ -360,25 +350,8 @@ fn a_person_plays_a_shop_scenario_asks_the_teacher_and_accepts_a_label() {
             "matching product is ",
         ],
     );
-    pane.keys(&["r"]);
-    let key = format!("tui/{id}/0");
-    let screen = pane.wait_for(&format!("stored as {key}"), 120);
-    assert!(screen.contains("step 3/3"), "{screen}");
-
-    // The oracle corrects the episode; its labels show beside the trace. Accept the first.
-    let labels = pane.correct_and_accept_the_first();
-    assert!(labels.contains(id), "{labels}");
-    pane.keys(&["q"]);
-    wait_exit(dir);
-    drop(pane);
-
     // The run holds the shop episode, its three labels and the decision.
-    let store = Store::open_existing(dir.join("run")).unwrap();
-    let episodes = store.list_episodes(&EpisodeFilter::prefix(&key)).unwrap();
-    assert_eq!(episodes.len(), 1);
-    let played = store.episode(episodes[0].id).unwrap().unwrap().record;
-    assert_eq!(played.scenario_id, id);
-    assert_eq!(played.steps.len(), 3);
+    let (store, key, played) = run_correct_accept_and_quit(pane, dir, id);
     assert!(
         played.steps[0].action.starts_with("search["),
         "{:?}",
@@ -402,19 +375,9 @@ fn a_person_plays_a_shop_scenario_asks_the_teacher_and_accepts_a_label() {
 fn a_person_plays_a_shell_scenario_asks_the_teacher_and_accepts_a_label() {
     let dir = tempfile::tempdir().unwrap();
     let dir = dir.path();
-    let (tiny, scenarios) = common::tiny_folder(dir);
     let id = "intercode-fs3-000";
-    let shipped = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("scenarios/shell/test")
-        .join(format!("{id}.yaml"));
-    std::fs::copy(&shipped, scenarios.join(format!("{id}.yaml"))).unwrap();
     let gold = "find /workspace -daystart -type f -mtime -30";
-
-    let name = format!("leap-e2e-shell-{}", std::process::id());
-    let pane = Pane::open(&name, &command(dir, &tiny));
-    pane.wait_for("1 Scenarios", 30);
-    let screen = pane.wait_for("student ready", 60);
-    assert!(screen.contains(id), "{screen}");
+    let pane = open_on_shipped(dir, "shell/test", id);
 
     // Play: the first observation is the request; each later one is what the student's command
     // printed in its sandbox.
@@ -429,25 +392,8 @@ fn a_person_plays_a_shell_scenario_asks_the_teacher_and_accepts_a_label() {
         &screen,
         &[&format!("gold command is {gold}"), "gold output is "],
     );
-    pane.keys(&["r"]);
-    let key = format!("tui/{id}/0");
-    let screen = pane.wait_for(&format!("stored as {key}"), 120);
-    assert!(screen.contains("step 3/3"), "{screen}");
-
-    // The oracle corrects the episode; its labels show beside the trace. Accept the first.
-    let labels = pane.correct_and_accept_the_first();
-    assert!(labels.contains(id), "{labels}");
-    pane.keys(&["q"]);
-    wait_exit(dir);
-    drop(pane);
-
     // The run holds the shell episode, scored at its horizon, its three labels and the decision.
-    let store = Store::open_existing(dir.join("run")).unwrap();
-    let episodes = store.list_episodes(&EpisodeFilter::prefix(&key)).unwrap();
-    assert_eq!(episodes.len(), 1);
-    let played = store.episode(episodes[0].id).unwrap().unwrap().record;
-    assert_eq!(played.scenario_id, id);
-    assert_eq!(played.steps.len(), 3);
+    let (store, _, played) = run_correct_accept_and_quit(pane, dir, id);
     assert!(played.reward >= 0.01, "{}", played.reward);
     assert!(played.steps[2].info.is_some(), "{:?}", played.steps[2]);
     let label = the_one_accepted(&store);
@@ -455,6 +401,50 @@ fn a_person_plays_a_shell_scenario_asks_the_teacher_and_accepts_a_label() {
     assert_eq!(label.decided_by.as_deref(), Some("e2e@workbench"));
     // The privileged oracle runs the gold command first.
     assert_eq!(label.teacher_action, gold, "{label:?}");
+}
+
+/// The workbench on the tiny model over one shipped scenario (`scenarios/<set>/<id>.yaml`),
+/// ready to play it.
+fn open_on_shipped(dir: &Path, set: &str, id: &str) -> Pane {
+    let (tiny, scenarios) = common::tiny_folder(dir);
+    let shipped = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("scenarios")
+        .join(set)
+        .join(format!("{id}.yaml"));
+    std::fs::copy(&shipped, scenarios.join(format!("{id}.yaml"))).unwrap();
+    let kind = set.split('/').next().unwrap();
+    let name = format!("leap-e2e-{kind}-{}", std::process::id());
+    let pane = Pane::open(&name, &command(dir, &tiny));
+    pane.wait_for("1 Scenarios", 30);
+    let screen = pane.wait_for("student ready", 60);
+    assert!(screen.contains(id), "{screen}");
+    pane
+}
+
+/// Runs the episode of `id` to its end (three steps), has the oracle correct it, accepts its
+/// first label and quits; returns the run, the episode's key and the stored episode.
+fn run_correct_accept_and_quit(
+    pane: Pane,
+    dir: &Path,
+    id: &str,
+) -> (Store, String, leap::store::EpisodeRecord) {
+    pane.keys(&["r"]);
+    let key = format!("tui/{id}/0");
+    let screen = pane.wait_for(&format!("stored as {key}"), 120);
+    assert!(screen.contains("step 3/3"), "{screen}");
+    // The oracle corrects the episode; its labels show beside the trace. Accept the first.
+    let labels = pane.correct_and_accept_the_first();
+    assert!(labels.contains(id), "{labels}");
+    pane.keys(&["q"]);
+    wait_exit(dir);
+    drop(pane);
+    let store = Store::open_existing(dir.join("run")).unwrap();
+    let episodes = store.list_episodes(&EpisodeFilter::prefix(&key)).unwrap();
+    assert_eq!(episodes.len(), 1);
+    let played = store.episode(episodes[0].id).unwrap().unwrap().record;
+    assert_eq!(played.scenario_id, id);
+    assert_eq!(played.steps.len(), 3);
+    (store, key, played)
 }
 
 /// The one accepted label among the three the run holds.

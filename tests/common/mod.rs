@@ -77,6 +77,48 @@ pub fn shared_tiny(name: &str) -> &'static Path {
     })
 }
 
+/// Greedy answers under the grammar, short: random weights never end a reason on their own, and
+/// every token they write past the grammar costs a pass over the vocabulary.
+#[allow(dead_code)] // not every test binary that shares this module uses it
+pub fn short() -> Sampling {
+    Sampling {
+        max_tokens: 40,
+        ..Sampling::default()
+    }
+}
+
+/// The first `n` shipped scenario files of `kind`'s `split` (`scenarios/<kind>/<split>`), by name.
+#[allow(dead_code)] // not every test binary that shares this module uses it
+pub fn shipped_files(kind: &str, split: &str, n: usize) -> Vec<PathBuf> {
+    let dir = Path::new("scenarios").join(kind).join(split);
+    let files = first_files(&dir, n);
+    assert_eq!(files.len(), n, "{kind} scenarios in {}", dir.display());
+    files
+}
+
+/// Those scenarios, loaded; every one is of `kind`.
+#[allow(dead_code)] // not every test binary that shares this module uses it
+pub fn shipped_scenarios(kind: &str, split: &str, n: usize) -> Vec<Scenario> {
+    let all = leap::scenario::load_all(&shipped_files(kind, split, n)).unwrap();
+    assert!(all.iter().all(|s| s.kind().as_str() == kind));
+    all
+}
+
+/// The stored episodes of rollout `label`, in the order they were stored.
+#[allow(dead_code)] // not every test binary that shares this module uses it
+pub fn rollout_episodes(store: &Store, label: &str) -> Vec<leap::store::Episode> {
+    use leap::store::{EpisodeFilter, Order};
+    store
+        .list_episodes(&EpisodeFilter {
+            order: Order::ById,
+            ..EpisodeFilter::prefix(format!("rollout/{label}/"))
+        })
+        .unwrap()
+        .into_iter()
+        .map(|e| store.episode(e.id).unwrap().unwrap())
+        .collect()
+}
+
 /// One greedy episode of each scenario for `horizon` steps, two at a time, as rollout `label`
 /// of iteration 0.
 #[allow(dead_code)] // not every test binary that shares this module uses it
