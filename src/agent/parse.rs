@@ -39,8 +39,20 @@ pub fn parse(text: &str, admissible: &[String]) -> Parsed {
         .filter(|r| !r.is_empty())
         .map(str::to_string);
     let action = field(text, "action").and_then(|raw| {
-        let cleaned = raw.trim_matches(|c: char| matches!(c, '`' | '"' | '\'' | '*' | '.' | ' '));
-        admits_loosely(admissible, cleaned)
+        // As written first (a command in one pair of backticks unwrapped): a free-text command
+        // keeps its own quotes and dots (`find . -name '*.txt'`). Only what is not admitted so
+        // loses stray quotes, markdown and a full stop at its ends.
+        let unwrapped = raw
+            .strip_prefix('`')
+            .and_then(|r| r.strip_suffix('`'))
+            .filter(|r| !r.contains('`'))
+            .unwrap_or(raw)
+            .trim();
+        admits_loosely(admissible, unwrapped).or_else(|| {
+            let cleaned =
+                raw.trim_matches(|c: char| matches!(c, '`' | '"' | '\'' | '*' | '.' | ' '));
+            admits_loosely(admissible, cleaned)
+        })
     });
     Parsed { reason, action }
 }
@@ -60,6 +72,27 @@ mod tests {
             "open fridge 1".into(),
             "look".into(),
         ]
+    }
+
+    #[test]
+    fn a_free_text_command_keeps_its_quotes_and_dots() {
+        let free = vec![crate::env::command::HOLE.to_string()];
+        for command in [
+            "find . -name '*.txt'",
+            "echo \"a b\"",
+            "cd ..",
+            "ls .",
+            "./run.sh",
+            "grep -c x *.md",
+        ] {
+            let p = parse(&format!("REASON: r\nACTION: {command}"), &free);
+            assert_eq!(p.action.as_deref(), Some(command));
+        }
+        let p = parse("REASON: r\nACTION: `ls -la`", &free);
+        assert_eq!(p.action.as_deref(), Some("ls -la"));
+        // A command substitution is not a markdown wrapper.
+        let p = parse("REASON: r\nACTION: `pwd` && `pwd`", &free);
+        assert_eq!(p.action.as_deref(), Some("`pwd` && `pwd`"));
     }
 
     #[test]
