@@ -9,10 +9,9 @@ mod common;
 use std::path::Path;
 
 use leap::agent::local::LocalConfig;
-use leap::agent::prompt::Prompt;
 use leap::correct::{CorrectOptions, correct_episodes};
 use leap::env::command;
-use leap::store::{Decision, EpisodeFilter, LabelFilter, Store};
+use leap::store::{EpisodeFilter, LabelFilter, Store};
 use leap::teacher::TeacherSpec;
 use leap::teacher::llm::LlmSettings;
 
@@ -153,23 +152,8 @@ fn the_tiny_model_runs_shell_commands_which_are_scored_corrected_and_kept() {
         .iter()
         .filter(|l| l.teacher.starts_with("oracle"))
         .collect();
-    for l in &oracle_labels {
-        store.decide(l.id, &Decision::Accept, "e2e").unwrap();
-    }
-    let train = common::shipped_scenarios("shell", "train", 2);
-    let layout = leap::run::RunDir::new(run.path());
-    let built = leap::dataset::build::build_iteration(
-        &mut store,
-        &layout,
-        &train,
-        &Prompt::builtin(8),
-        1,
-        &leap::dataset::build::BuildSettings::new(1.0, leap::dataset::build::Aggregate::Union, 0),
-    )
-    .unwrap();
-    assert_eq!(built.expert.won, 2, "{built:?}");
-    assert_eq!(built.parts[1], oracle_labels.len(), "{built:?}");
-    let rows = leap::dataset::read_jsonl(Path::new(&built.path)).unwrap();
+    let kept: Vec<i64> = oracle_labels.iter().map(|l| l.id).collect();
+    let rows = common::dataset_of_kept(&mut store, run.path(), "shell", &kept);
     for r in &rows {
         assert_eq!(r.problem(), None);
         let meta = r.meta.as_ref().unwrap();

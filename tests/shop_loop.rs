@@ -13,7 +13,7 @@ use leap::agent::prompt::Prompt;
 use leap::env::command;
 use leap::rollout::{Played, Playing, RolloutConfig, env_for};
 use leap::scenario::Scenario;
-use leap::store::{Decision, EpisodeRecord, Label, LabelFilter, LabelStatus, Store};
+use leap::store::{EpisodeRecord, Label, LabelFilter, LabelStatus, Store};
 use leap::teacher::llm::LlmSettings;
 use leap::teacher::oracle::OracleTeacher;
 use leap::teacher::{TeacherSpec, correct_and_store};
@@ -314,24 +314,8 @@ fn teachers_correct_shop_episodes_and_a_dataset_is_built_from_them() {
 
     // The labels kept, iteration 1's dataset: the oracle's demonstrations on shop train goals
     // and the kept labels of iteration 0's rollout, every row with the shop's prompt.
-    for l in &oracle_labels {
-        store.decide(l.id, &Decision::Accept, "e2e").unwrap();
-    }
-    let train = common::shipped_scenarios("shop", "train", 2);
-    let layout = leap::run::RunDir::new(run.path());
-    let report = leap::dataset::build::build_iteration(
-        &mut store,
-        &layout,
-        &train,
-        &Prompt::builtin(8),
-        1,
-        &leap::dataset::build::BuildSettings::new(1.0, leap::dataset::build::Aggregate::Union, 0),
-    )
-    .unwrap();
-    assert_eq!(report.expert.won, 2, "{report:?}");
-    assert_eq!(report.parts[1], oracle_labels.len(), "{report:?}");
-    let rows = leap::dataset::read_jsonl(Path::new(&report.path)).unwrap();
-    assert_eq!(rows.len(), report.rows);
+    let kept: Vec<i64> = oracle_labels.iter().map(|l| l.id).collect();
+    let rows = common::dataset_of_kept(&mut store, run.path(), "shop", &kept);
     let source = |r: &leap::dataset::Row| r.meta.as_ref().unwrap().source.clone();
     assert!(rows.iter().any(|r| source(r) == "expert"));
     assert_eq!(

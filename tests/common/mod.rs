@@ -119,6 +119,38 @@ pub fn rollout_episodes(store: &Store, label: &str) -> Vec<leap::store::Episode>
         .collect()
 }
 
+/// Accepts the labels `kept` and builds iteration 1's dataset of the run in `run`: the oracle's
+/// demonstrations of the first two shipped train scenarios of `kind` (both won) and the kept
+/// labels. Returns its rows.
+#[allow(dead_code)] // not every test binary that shares this module uses it
+pub fn dataset_of_kept(
+    store: &mut Store,
+    run: &Path,
+    kind: &str,
+    kept: &[i64],
+) -> Vec<leap::dataset::Row> {
+    for &id in kept {
+        store
+            .decide(id, &leap::store::Decision::Accept, "e2e")
+            .unwrap();
+    }
+    let train = shipped_scenarios(kind, "train", 2);
+    let report = leap::dataset::build::build_iteration(
+        store,
+        &leap::run::RunDir::new(run),
+        &train,
+        &Prompt::builtin(8),
+        1,
+        &leap::dataset::build::BuildSettings::new(1.0, leap::dataset::build::Aggregate::Union, 0),
+    )
+    .unwrap();
+    assert_eq!(report.expert.won, 2, "{report:?}");
+    assert_eq!(report.parts[1], kept.len(), "{report:?}");
+    let rows = leap::dataset::read_jsonl(Path::new(&report.path)).unwrap();
+    assert_eq!(rows.len(), report.rows);
+    rows
+}
+
 /// One greedy episode of each scenario for `horizon` steps, two at a time, as rollout `label`
 /// of iteration 0.
 #[allow(dead_code)] // not every test binary that shares this module uses it
