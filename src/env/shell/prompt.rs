@@ -7,28 +7,12 @@ use minijinja::context;
 use minijinja::value::Serde;
 
 use crate::agent::prompt::Past;
+pub use crate::env::text::clip;
 
 /// Lines and characters shown of an earlier command's output.
 pub const EARLIER: (usize, usize) = (5, 240);
 /// Lines and characters shown of the latest output.
 pub const LATEST: (usize, usize) = (12, 600);
-
-/// `text`'s first `lines` lines and at most `chars` characters, with a note of what was cut.
-pub fn clip(text: &str, lines: usize, chars: usize) -> String {
-    let text = text.trim_end_matches('\n');
-    let total = text.lines().count();
-    let mut kept: String = text.lines().take(lines).collect::<Vec<_>>().join("\n");
-    let mut cut = total > lines;
-    if let Some((at, _)) = kept.char_indices().nth(chars) {
-        kept.truncate(at);
-        cut = true;
-    }
-    if cut {
-        let shown = kept.lines().count();
-        kept.push_str(&format!("\n... ({} lines in all)", total.max(shown)));
-    }
-    kept
-}
 
 /// Each output as the prompts show it: clipped, the last one less, and `(no output)` for none.
 pub fn outputs(observations: &[String]) -> Vec<String> {
