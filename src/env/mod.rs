@@ -8,9 +8,11 @@
 //! that the expert follows (the oracle teacher, the demonstrations, a replayed episode).
 
 pub mod command;
+pub mod external;
 pub mod household;
 pub mod shell;
 pub mod shop;
+pub mod text;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -238,6 +240,7 @@ pub fn registry() -> &'static [Kind] {
         Kind(&household::Household),
         Kind(&shop::kind::ShopKind),
         Kind(&shell::kind::ShellKind),
+        Kind(&external::kind::ExternalKind),
     ]
 }
 

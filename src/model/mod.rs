@@ -33,7 +33,12 @@ pub fn default_model_path() -> PathBuf {
 
 /// `${XDG_CACHE_HOME:-~/.cache}/leap/models`.
 pub fn models_dir() -> PathBuf {
-    cache_dir().join("leap").join("models")
+    cache_root().join("models")
+}
+
+/// `${XDG_CACHE_HOME:-~/.cache}/leap`: what leap keeps per user (models, tools, adapters).
+pub fn cache_root() -> PathBuf {
+    cache_dir().join("leap")
 }
 
 fn cache_dir() -> PathBuf {
