@@ -6,6 +6,11 @@
 //! policy that uses only what the student has observed; at 1 it follows the expert's shortest
 //! plan over the true state, going straight to what is hidden; in between, each step independently uses the privileged plan with probability `privilege`,
 //! drawn from a generator seeded by (seed, episode key, step): deterministic for a seed.
+//!
+//! A kind may have no expert that acts on what the student observed (an external environment
+//! gives only its privileged expert's action): the oracle then corrects a step with probability
+//! `privilege` and leaves the others as the student wrote them, and demonstrates with the
+//! privileged expert throughout.
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -123,7 +128,13 @@ impl OracleTeacher {
             reward: 0.0,
         };
         for i in 0..scenario.horizon as usize {
-            let Some(advice) = env.advise(self.privileged_at(key, i)) else {
+            let privileged = self.privileged_at(key, i);
+            // A kind whose only expert uses the privileged state (an external environment's)
+            // is followed by it at every step of a demonstration.
+            let advice = env
+                .advise(privileged)
+                .or_else(|| if privileged { None } else { env.advise(true) });
+            let Some(advice) = advice else {
                 break;
             };
             let observation = env.observation().to_string();
