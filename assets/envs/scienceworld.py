@@ -1,0 +1,188 @@
+"""ScienceWorld (Wang et al. 2022, Apache-2.0) as an OpenEnv server in leap's convention.
+
+    python scienceworld.py --port 8123        # leap starts it so, stdin a pipe it holds open
+
+Reset arguments (a scenario's `world.reset`): `task` (one of the 30 task names, e.g. "boil"),
+`variation` (an index below the task's number of variations), `simplification` (ScienceWorld's
+comma-separated simplifications; default "easy"), `seed` (accepted and unused: the variation fixes
+the world). Anything else is an error, so a misspelt argument is not silently ignored.
+
+What the student reads: the engine's text and the task description; the admissible actions are the
+engine's valid action-object combinations. What only the teacher sees: the gold action sequence
+(from the engine's own solver), the task name and variation, and the engine's goal progress.
+
+The expert follows the gold sequence with a pointer: an action equal to the next gold action
+advances it. ScienceWorld has no re-planner, so once the player leaves the gold path the plan is
+unknown (`plan` is null) and the expert keeps proposing the next gold action it has not seen,
+which may no longer apply.
+
+Each WebSocket session has its own ScienceWorld engine: a JVM reached over py4j on ports chosen
+by the OS, so sessions never share one. A JVM costs about two seconds to start, so an engine whose
+session ended waits in a small pool for the next session instead of being stopped. The JVMs are
+started with `die_on_exit`: they stop when this process does.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any, Dict, List, Optional
+
+from openenv.core.env_server.interfaces import Environment
+from openenv.core.env_server.types import State
+
+from leap_openenv import LeapAction, LeapObservation, engine_module, expert, privileged, serve
+
+scienceworld = engine_module("scienceworld")
+
+# The engine's own limit counts moves and ends the episode past it; leap enforces the horizon.
+ENGINE_STEP_LIMIT = 100_000
+# Idle engines kept for later sessions (each a JVM of a few hundred MB).
+POOL_SIZE = 8
+
+_pool: List[Any] = []
+_pool_lock = threading.Lock()
+
+
+def _engine() -> Any:
+    with _pool_lock:
+        if _pool:
+            return _pool.pop()
+    return scienceworld.ScienceWorldEnv("", envStepLimit=ENGINE_STEP_LIMIT)
+
+
+def _release(engine: Any) -> None:
+    with _pool_lock:
+        if len(_pool) < POOL_SIZE:
+            _pool.append(engine)
+            return
+    engine.close()
+
+
+def _same(a: str, b: str) -> bool:
+    return " ".join(a.lower().split()) == " ".join(b.lower().split())
+
+
+class ScienceWorld(Environment):
+    SUPPORTS_CONCURRENT_SESSIONS = True
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._engine: Optional[Any] = None
+        self._state = State()
+        self._gold: List[str] = []
+        self._next_gold = 0
+        self._on_gold_path = True
+        self._done = True
+        self._task = ""
+        self._spec: Dict[str, Any] = {}
+
+    @property
+    def state(self) -> State:
+        return self._state
+
+    def reset(
+        self,
+        task: Optional[str] = None,
+        variation: int = 0,
+        simplification: str = "easy",
+        seed: Optional[int] = None,
+        episode_id: Optional[str] = None,
+        **kwargs: Any,
+    ) -> LeapObservation:
+        if kwargs:
+            raise ValueError(
+                f"unknown reset argument(s) {sorted(kwargs)}: "
+                "ScienceWorld takes task, variation, simplification, seed"
+            )
+        if not task:
+            raise ValueError("reset needs `task` (a ScienceWorld task name, e.g. \"boil\")")
+        if self._engine is None:
+            self._engine = _engine()
+        engine = self._engine
+        names = engine.get_task_names()
+        name = scienceworld.utils.infer_task(str(task))
+        if name not in names:
+            raise ValueError(f"unknown ScienceWorld task {task!r}; the tasks are {names}")
+        variation = int(variation)
+        count = engine.get_max_variations(name)
+        if not 0 <= variation < count:
+            raise ValueError(f"task {name!r} has variations 0..{count - 1}, not {variation}")
+        engine.load(name, variation, simplification or "", generateGoldPath=True)
+        text, info = engine.reset()
+        self._gold = list(engine.get_gold_action_sequence())
+        self._next_gold = 0
+        self._on_gold_path = True
+        self._done = False
+        self._task = engine.get_task_description()
+        self._spec = {"task": name, "variation": variation, "simplification": simplification}
+        self._state = State(episode_id=episode_id, step_count=0)
+        return self._observe(text, info)
+
+    def step(self, action: LeapAction, timeout_s: Optional[float] = None, **kwargs: Any) -> LeapObservation:
+        if self._engine is None:
+            raise RuntimeError("no episode: reset first")
+        if self._done:
+            raise RuntimeError("the episode is over: reset to start another")
+        command = action.command.strip()
+        if self._next_gold < len(self._gold) and _same(command, self._gold[self._next_gold]):
+            self._next_gold += 1
+        else:
+            self._on_gold_path = False
+        text, _, completed, info = self._engine.step(command)
+        self._state.step_count += 1
+        score = int(info["score"])
+        self._done = bool(completed) or score >= 100 or score < 0
+        return self._observe(text, info)
+
+    def _observe(self, text: str, info: Dict[str, Any]) -> LeapObservation:
+        score = int(info["score"])
+        remaining = self._gold[self._next_gold:]
+        plan = remaining if self._on_gold_path else None
+        progress = self._engine.get_goal_progress().strip()
+        facts = {
+            "task name": self._spec["task"],
+            "variation": str(self._spec["variation"]),
+            "gold action sequence": "; ".join(self._gold),
+            "next gold action": remaining[0] if remaining else "(none left)",
+            "on the gold path": "yes" if self._on_gold_path else "no",
+            "goal progress": progress,
+        }
+        lines = [
+            f"Task {self._spec['task']}, variation {self._spec['variation']}.",
+            f"Gold action sequence ({len(self._gold)} actions): " + "; ".join(self._gold),
+        ]
+        if self._on_gold_path:
+            lines.append(f"Remaining gold actions ({len(remaining)}): " + "; ".join(remaining))
+        else:
+            lines.append("The player has left the gold path; ScienceWorld has no re-planner.")
+        lines.append("Goal progress:\n" + progress)
+        if self._done or not remaining:
+            proposal = None
+        elif self._on_gold_path:
+            proposal = expert(remaining[0], f"gold action {self._next_gold + 1} of {len(self._gold)}")
+        else:
+            proposal = expert(
+                remaining[0],
+                f"gold action {self._next_gold + 1} of {len(self._gold)}; the player left the gold "
+                "path, so it may no longer apply",
+            )
+        return LeapObservation(
+            text=text,
+            task=self._task,
+            admissible_actions=sorted(set(info["valid"])),
+            privileged=privileged("\n".join(lines), facts, plan),
+            expert_action=proposal,
+            won=score >= 100,
+            info={"score": score, "moves": int(info["moves"])},
+            reward=max(score, 0) / 100.0,
+            done=self._done,
+        )
+
+    def close(self) -> None:
+        engine, self._engine = self._engine, None
+        if engine is not None:
+            _release(engine)
+
+
+if __name__ == "__main__":
+    serve(ScienceWorld, "ScienceWorld as an OpenEnv server in leap's convention")
