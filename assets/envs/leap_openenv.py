@@ -72,6 +72,10 @@ def engine_module(name: str) -> Any:
     sys.path[:] = [p for p in saved if os.path.abspath(p or os.curdir) != here]
     try:
         return importlib.import_module(name)
+    except ModuleNotFoundError as error:
+        if error.name and name.split(".")[0] == error.name.split(".")[0]:
+            raise RuntimeError(f"{name} is not installed for {sys.executable}") from error
+        raise
     finally:
         sys.path[:] = saved
 
