@@ -14,7 +14,14 @@ engine's valid action-object combinations. What only the teacher sees: the gold 
 The expert follows the gold sequence with a pointer: an action equal to the next gold action
 advances it. ScienceWorld has no re-planner, so once the player leaves the gold path the plan is
 unknown (`plan` is null) and the expert keeps proposing the next gold action it has not seen,
-which may no longer apply.
+which may no longer apply. Gold actions that open a door already open (the easy simplification
+opens them all) are skipped, as the engine does not list them and they change nothing.
+
+Two quirks of ScienceWorld the student meets: the admissible list is long (100 to over 1,000
+actions) and not complete: an object answers to several names and the list spells each action
+with one of them, while the gold path may use another ("pour cup containing blue paint in desk in
+bowl" where the list says "... in art studio ..."). The expert may so propose an action that is
+not in the list; the engine accepts it.
 
 Each WebSocket session has its own ScienceWorld engine: a JVM reached over py4j on ports chosen
 by the OS, so sessions never share one. A JVM costs about two seconds to start, so an engine whose
@@ -24,6 +31,7 @@ started with `die_on_exit`: they stop when this process does.
 
 from __future__ import annotations
 
+import re
 import threading
 from typing import Any, Dict, List, Optional
 
@@ -58,8 +66,30 @@ def _release(engine: Any) -> None:
     engine.close()
 
 
-def _same(a: str, b: str) -> bool:
-    return " ".join(a.lower().split()) == " ".join(b.lower().split())
+def _norm(action: str) -> str:
+    return " ".join(action.lower().split())
+
+
+# A gold "open" of a door that is open already (the easy simplification opens every door; the
+# gold path still opens them): the engine lists no such action and the step changes nothing.
+DOOR_OPEN = re.compile(r"^open (door to .+|.+ door)$")
+# A line of the engine's goal progress: index, done, goal class, description.
+GOAL_LINE = re.compile(r"^\d+\t(true|false)\t\s*\S+\t(.+)$")
+
+
+def _progress(raw: str) -> str:
+    """The engine's goal progress table as one line per subgoal ("done: ..." / "to do: ...")."""
+    lines, section = [], ""
+    for line in raw.splitlines():
+        found = GOAL_LINE.match(line.strip("\n"))
+        if found:
+            state = "done" if found.group(1) == "true" else "to do"
+            lines.append(f"{section}{state}: {found.group(2).strip()}")
+        elif line.startswith("Sequential"):
+            section = ""
+        elif line.startswith("Unordered"):
+            section = "(optional) "
+    return "\n".join(lines) if lines else raw.strip()
 
 
 class ScienceWorld(Environment):
@@ -71,6 +101,7 @@ class ScienceWorld(Environment):
         self._state = State()
         self._gold: List[str] = []
         self._next_gold = 0
+        self._skipped: set = set()
         self._on_gold_path = True
         self._done = True
         self._task = ""
@@ -111,6 +142,7 @@ class ScienceWorld(Environment):
         text, info = engine.reset()
         self._gold = list(engine.get_gold_action_sequence())
         self._next_gold = 0
+        self._skipped: set = set()
         self._on_gold_path = True
         self._done = False
         self._task = engine.get_task_description()
@@ -124,9 +156,9 @@ class ScienceWorld(Environment):
         if self._done:
             raise RuntimeError("the episode is over: reset to start another")
         command = action.command.strip()
-        if self._next_gold < len(self._gold) and _same(command, self._gold[self._next_gold]):
+        if self._next_gold < len(self._gold) and _norm(command) == _norm(self._gold[self._next_gold]):
             self._next_gold += 1
-        else:
+        elif _norm(command) not in self._skipped:
             self._on_gold_path = False
         text, _, completed, info = self._engine.step(command)
         self._state.step_count += 1
@@ -136,9 +168,18 @@ class ScienceWorld(Environment):
 
     def _observe(self, text: str, info: Dict[str, Any]) -> LeapObservation:
         score = int(info["score"])
+        admissible = sorted(set(info["valid"]))
+        listed = set(admissible)
+        while (
+            self._next_gold < len(self._gold)
+            and self._gold[self._next_gold] not in listed
+            and DOOR_OPEN.match(_norm(self._gold[self._next_gold]))
+        ):
+            self._skipped.add(_norm(self._gold[self._next_gold]))
+            self._next_gold += 1
         remaining = self._gold[self._next_gold:]
         plan = remaining if self._on_gold_path else None
-        progress = self._engine.get_goal_progress().strip()
+        progress = _progress(self._engine.get_goal_progress())
         facts = {
             "task name": self._spec["task"],
             "variation": str(self._spec["variation"]),
@@ -169,7 +210,7 @@ class ScienceWorld(Environment):
         return LeapObservation(
             text=text,
             task=self._task,
-            admissible_actions=sorted(set(info["valid"])),
+            admissible_actions=admissible,
             privileged=privileged("\n".join(lines), facts, plan),
             expert_action=proposal,
             won=score >= 100,
