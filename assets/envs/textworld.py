@@ -18,6 +18,8 @@ What the student reads: the room description (not TextWorld's banner) and the en
 the objective as the task, the engine's admissible commands. What only the teacher sees: the
 winning walkthrough from the current state (`policy_commands`, which TextWorld recomputes after
 every action, so the expert re-plans after a deviation) and the game's facts.
+
+Sessions run concurrently, but TextWorld is not thread-safe, so their calls into it take turns.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 from typing import Any, Dict, List, Optional
 
 from openenv.core.env_server.interfaces import Environment
@@ -38,6 +41,9 @@ from leap_openenv import LeapAction, LeapObservation, engine_module, expert, pri
 
 textworld = engine_module("textworld")
 
+# TextWorld is not thread-safe (its parsers of game logic share state: two sessions loading games
+# at once fail with grammar errors), so every call into it holds this lock.
+_engine_lock = threading.Lock()
 # Keyed by challenge: the options tw-make requires, with leap's defaults.
 REQUIRED = {"tw-simple": {"rewards": "dense", "goal": "detailed"}}
 CHALLENGES = ("custom", "tw-simple", "tw-coin_collector", "tw-treasure_hunter", "tw-cooking")
@@ -152,6 +158,10 @@ class TextWorld(Environment):
             if options:
                 raise ValueError(f"tw-make options {sorted(options)} need `game`, not `path`")
             self._spec = {"path": path}
+        with _engine_lock:
+            return self._start(path, episode_id)
+
+    def _start(self, path: str, episode_id: Optional[str]) -> LeapObservation:
         self._close_env()
         infos = textworld.EnvInfos(
             admissible_commands=True,
@@ -178,10 +188,11 @@ class TextWorld(Environment):
             raise RuntimeError("no episode: reset first")
         if self._done:
             raise RuntimeError("the episode is over: reset to start another")
-        state, _, done = self._env.step(action.command.strip())
-        self._state.step_count += 1
-        self._done = bool(done)
-        return self._observe(state, _feedback(state.feedback))
+        with _engine_lock:
+            state, _, done = self._env.step(action.command.strip())
+            self._state.step_count += 1
+            self._done = bool(done)
+            return self._observe(state, _feedback(state.feedback))
 
     def _observe(self, state: Any, text: str) -> LeapObservation:
         plan = list(state.policy_commands or [])
@@ -218,7 +229,8 @@ class TextWorld(Environment):
             env.close()
 
     def close(self) -> None:
-        self._close_env()
+        with _engine_lock:
+            self._close_env()
 
 
 if __name__ == "__main__":
