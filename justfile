@@ -7,9 +7,10 @@ default:
     @just --list
 
 # Install what a fresh machine lacks: cmake and libclang (llama.cpp's build), a C++ compiler,
-# OpenBLAS (the trainer's matrix products), pip, tmux (the workbench's end-to-end test drives
-# the real binary in it), bubblewrap (the shell environment's sandbox) and the commands that
-# InterCode-Bash's image had and its tasks' gold commands use (the sandbox sees the host's /usr).
+# OpenBLAS (the trainer's matrix products), pip and venv, Java (ScienceWorld's engine), tmux (the
+# workbench's end-to-end test drives the real binary in it), bubblewrap (the shell environment's
+# sandbox) and the commands that InterCode-Bash's image had and its tasks' gold commands use (the
+# sandbox sees the host's /usr).
 deps:
     #!/usr/bin/env bash
     set -euo pipefail
@@ -17,6 +18,8 @@ deps:
     command -v cmake >/dev/null || missing+=(cmake)
     command -v c++ >/dev/null || missing+=(g++)
     python3 -m pip --version >/dev/null 2>&1 || missing+=(python3-pip)
+    python3 -c "import ensurepip" >/dev/null 2>&1 || missing+=(python3-venv)
+    command -v java >/dev/null || missing+=(default-jre-headless)
     command -v tmux >/dev/null || missing+=(tmux)
     # command:package. Not md5deep, xxd, wget or sudo: InterCode's image lacked them, and its
     # recorded outputs say so.
@@ -54,7 +57,7 @@ demo: deps model
     cargo run --release --quiet -- tui --run runs/demo --scenarios scenarios
 
 # Run the whole test suite.
-test: deps model llama-tools
+test: deps model llama-tools deps-external
     cargo test
 
 # Measure: environment steps/s and shop search latency; the shell sandbox's overhead per action; the student against llama-bench; rollout throughput; LoRA training against PyTorch + PEFT; workbench frame time.
@@ -85,6 +88,31 @@ peft-python:
     cache="${XDG_CACHE_HOME:-}"
     [[ "$cache" == /* ]] || cache="$HOME/.cache"
     echo "$cache/leap/peft-venv/bin/python"
+
+# Skips when the venv was made from the same requirements (a sha256 in it says so).
+# Make the external environments' Python (openenv-core, ScienceWorld, TextWorld) in the user cache.
+deps-external: deps
+    #!/usr/bin/env bash
+    set -euo pipefail
+    python="$(just --quiet external-python)"
+    venv="$(dirname "$(dirname "$python")")"
+    want="$(sha256sum assets/envs/requirements.txt | cut -d' ' -f1)"
+    marker="$venv/.requirements.sha256"
+    if [ -x "$python" ] && [ "$(cat "$marker" 2>/dev/null)" = "$want" ]; then
+        exit 0
+    fi
+    echo "installing assets/envs/requirements.txt into $venv" >&2
+    rm -f "$marker"
+    python3 -m venv "$venv"
+    PIP_DISABLE_PIP_VERSION_CHECK=1 "$venv/bin/pip" install --quiet --no-input -r assets/envs/requirements.txt
+    echo "$want" > "$marker"
+
+# Where the external environments' Python lives (leap's default; $LEAP_EXTERNAL_PYTHON overrides it).
+external-python:
+    #!/usr/bin/env bash
+    cache="${XDG_CACHE_HOME:-}"
+    [[ "$cache" == /* ]] || cache="$HOME/.cache"
+    echo "$cache/leap/external-venv/bin/python"
 
 # Build llama.cpp's llama-server and llama-bench once into the user cache; skips when both exist.
 llama-tools: deps

@@ -19,6 +19,7 @@ standard input closes (leap holds it open), so a server never outlives the leap 
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import sys
 import threading
@@ -63,6 +64,22 @@ def expert(action: Optional[str], reason: Optional[str] = None) -> Optional[Dict
     return {"action": action, "reason": reason}
 
 
+def engine_module(name: str) -> Any:
+    """Imports the installed package `name` that an adapter file of the same name (this folder's
+    scienceworld.py, textworld.py...) would otherwise shadow, being first on sys.path."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    saved = sys.path[:]
+    sys.path[:] = [p for p in saved if os.path.abspath(p or os.curdir) != here]
+    try:
+        return importlib.import_module(name)
+    except ModuleNotFoundError as error:
+        if error.name and name.split(".")[0] == error.name.split(".")[0]:
+            raise RuntimeError(f"{name} is not installed for {sys.executable}") from error
+        raise
+    finally:
+        sys.path[:] = saved
+
+
 def _exit_when_stdin_closes() -> None:
     try:
         while sys.stdin.buffer.read(4096):
@@ -92,4 +109,19 @@ def serve(factory: Callable[[], Any], description: str, max_sessions: int = 64) 
     app = create_fastapi_app(
         factory, LeapAction, LeapObservation, max_concurrent_envs=args.max_sessions
     )
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning", ws_ping_interval=None)
+    uvicorn.run(_quiet_disconnects(app), host=args.host, port=args.port, log_level="warning", ws_ping_interval=None)
+
+
+def _quiet_disconnects(app: Any) -> Any:
+    """openenv 0.3.0 closes a WebSocket its client has already closed and lets the error escape,
+    which uvicorn logs as a traceback after every episode; a closed peer is no error here."""
+    from starlette.websockets import WebSocketDisconnect
+
+    async def wrapped(scope: Any, receive: Any, send: Any) -> None:
+        try:
+            await app(scope, receive, send)
+        except WebSocketDisconnect:
+            if scope.get("type") != "websocket":
+                raise
+
+    return wrapped
