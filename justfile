@@ -60,11 +60,12 @@ demo: deps model
 test: deps model llama-tools deps-external
     cargo test
 
-# Measure: environment steps/s and shop search latency; the shell sandbox's overhead per action; the student against llama-bench; rollout throughput; LoRA training against PyTorch + PEFT; workbench frame time.
-bench: deps model llama-tools peft-venv
+# Measure: environment steps/s and shop search latency; the shell sandbox's overhead per action; the OpenEnv protocol's overhead per step (TextWorld); the student against llama-bench; rollout throughput; LoRA training against PyTorch + PEFT; workbench frame time.
+bench: deps model llama-tools peft-venv deps-external
     cargo bench --bench household
     cargo bench --bench shop
     cargo bench --bench shell
+    cargo bench --bench external
     cargo bench --bench student
     LEAP_PEFT_PYTHON="$(just --quiet peft-python)" cargo bench --bench train
     cargo bench --bench tui

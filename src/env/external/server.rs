@@ -21,8 +21,26 @@ use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
 
-/// The adapters shipped in `assets/envs/`, compiled in: `(name, file, source)`.
-pub const ADAPTERS: &[(&str, &str, &str)] = &[];
+macro_rules! adapter {
+    ($name:literal) => {
+        (
+            $name,
+            concat!($name, ".py"),
+            include_str!(concat!("../../../assets/envs/", $name, ".py")),
+        )
+    };
+}
+
+/// The adapters shipped in `assets/envs/`, compiled in: `(name, file, source)`. ScienceWorld's
+/// and TextWorld's are tested here; ALFWorld's, WebShop's and InterCode's are written against
+/// those projects' documented interfaces and cannot be installed here.
+pub const ADAPTERS: &[(&str, &str, &str)] = &[
+    adapter!("scienceworld"),
+    adapter!("textworld"),
+    adapter!("alfworld"),
+    adapter!("webshop"),
+    adapter!("intercode"),
+];
 
 /// The module every adapter imports (leap's convention over openenv-core).
 const SHARED: (&str, &str) = (
