@@ -403,16 +403,64 @@ fn a_person_plays_a_shell_scenario_asks_the_teacher_and_accepts_a_label() {
     assert_eq!(label.teacher_action, gold, "{label:?}");
 }
 
+#[test]
+fn a_person_steps_a_textworld_episode_and_sees_what_only_the_teacher_sees() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    let shipped =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scenarios/external/textworld.yaml");
+    let all = leap::scenario::load_all(&[shipped]).unwrap();
+    let s = all
+        .iter()
+        .find(|s| s.split == leap::scenario::Split::Test)
+        .unwrap();
+    let plan = s.body.privileged(s.horizon).plan.expect("the walkthrough");
+    // The scenario alone in a file: its canonical JSON, which is YAML too.
+    let pane = open_on(dir, "external", &s.id, &s.json);
+
+    // Play: leap starts the real TextWorld adapter; the first observation is the room.
+    pane.keys(&["Enter"]);
+    pane.wait_for("step 0/3", 120);
+    pane.wait_for("-= ", 10);
+    pane.step_to(1);
+    // The privileged state beside the trace: the walkthrough from there and the game's facts.
+    pane.keys(&["p"]);
+    let screen = pane.wait_for("Privileged state before this step", 10);
+    common::assert_shows(
+        &screen,
+        &["walkthrough is ", "max score is ", "fact is at(P, "],
+    );
+    // The run holds the TextWorld episode, its three labels and the decision.
+    let (store, _, played) = run_correct_accept_and_quit(pane, dir, &s.id);
+    assert!(
+        played
+            .steps
+            .iter()
+            .all(|st| st.admissible.contains(&st.action)),
+        "{played:?}"
+    );
+    let label = the_one_accepted(&store);
+    assert_eq!((label.idx, label.teacher.as_str()), (0, "oracle@1"));
+    // The oracle's first command is the walkthrough's.
+    assert_eq!(label.teacher_action, plan[0], "{label:?}");
+}
+
 /// The workbench on the tiny model over one shipped scenario (`scenarios/<set>/<id>.yaml`),
 /// ready to play it.
 fn open_on_shipped(dir: &Path, set: &str, id: &str) -> Pane {
-    let (tiny, scenarios) = common::tiny_folder(dir);
     let shipped = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("scenarios")
         .join(set)
         .join(format!("{id}.yaml"));
-    std::fs::copy(&shipped, scenarios.join(format!("{id}.yaml"))).unwrap();
     let kind = set.split('/').next().unwrap();
+    open_on(dir, kind, id, &std::fs::read_to_string(shipped).unwrap())
+}
+
+/// The workbench on the tiny model over the scenario `id` of kind `kind`, written as `text`,
+/// ready to play it.
+fn open_on(dir: &Path, kind: &str, id: &str, text: &str) -> Pane {
+    let (tiny, scenarios) = common::tiny_folder(dir);
+    std::fs::write(scenarios.join(format!("{id}.yaml")), text).unwrap();
     let name = format!("leap-e2e-{kind}-{}", std::process::id());
     let pane = Pane::open(&name, &command(dir, &tiny));
     pane.wait_for("1 Scenarios", 30);
