@@ -289,3 +289,70 @@ fn the_server_dies_with_the_leap_that_started_it() {
         killed.elapsed()
     );
 }
+
+#[test]
+fn bad_external_scenarios_are_reported_where_they_are_written() {
+    let text = "\
+- id: a
+  kind: external
+  split: test
+  task: t
+  horizon: 3
+  world:
+    server: {adapter: sciencworld}
+- id: b
+  kind: external
+  split: test
+  task: t
+  horizon: 3
+  world:
+    server: {command: [python3, env.py]}
+- id: c
+  kind: external
+  split: test
+  task: t
+  horizon: 3
+  world:
+    server: {adapter: textworld, url: 'http://127.0.0.1:8000'}
+- id: d
+  kind: external
+  split: test
+  task: t
+  horizon: 3
+  privileged: {gold: x}
+  world:
+    server: {url: 'localhost:8000'}
+- id: e
+  kind: external
+  split: test
+  task: t
+  horizon: 3
+  world:
+    server: {adapter: textworld}
+    reset: {game: tw-simple}
+    task_typ: x
+- id: f
+  kind: external
+  split: test
+  task: t
+  horizon: 3
+  world:
+    server: {adapter: textworld, step_timeout_s: 0}
+";
+    let loaded = leap::scenario::parse_text(Path::new("bad.yaml"), text);
+    assert!(loaded.scenarios.is_empty());
+    let problems: Vec<String> = loaded.problems.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        problems,
+        [
+            "bad.yaml:7:23: unknown adapter `sciencworld` (did you mean `scienceworld`?), expected one of scienceworld, textworld, alfworld, webshop, intercode",
+            "bad.yaml:14:23: no argument holds `{port}`, expected one where leap puts the port the server must listen on (e.g. `--port`, `{port}`)",
+            "bad.yaml:21:13: expected exactly one of `adapter` (a shipped adapter), `command` (a command that starts a server) and `url` (a running server)",
+            "bad.yaml:27:15: an external scenario has no `privileged`: its environment sends the privileged state with every observation",
+            "bad.yaml:29:19: `localhost:8000` is not an http:// URL, expected the server's base URL such as http://127.0.0.1:8000",
+            "bad.yaml:38:5: unknown field `task_typ`, expected one of `server`, `reset`, `task_type`",
+            "bad.yaml:45:50: `step_timeout_s` is 0, expected at least 1 second",
+        ],
+        "{problems:#?}"
+    );
+}
