@@ -242,7 +242,7 @@ fn unsupported_kind_and_goal_already_met_are_reported() {
     assert_eq!(
         p,
         vec![
-            "s.yaml:2:7: kind `webarena` is not supported by this build yet, expected one of `household`, `shop`, `shell`"
+            "s.yaml:2:7: kind `webarena` is not supported by this build yet, expected one of `household`, `shop`, `shell`, `external`"
         ]
     );
     let p = problems(

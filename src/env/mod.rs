@@ -7,6 +7,36 @@
 //! ([`World`]), which makes episodes: a plain [`Environment`] for rollouts, and a [`Guided`] one
 //! that the expert follows (the oracle teacher, the demonstrations, a replayed episode).
 
+/// A kind's two prompt templates, `assets/prompts/<kind>/react.j2` (the student's) and
+/// `correct.j2` (the LLM teacher's), compiled in: the `EnvKind` methods that return them.
+macro_rules! prompt_templates {
+    ($kind:literal) => {
+        fn student_template(&self) -> $crate::env::Template {
+            $crate::env::Template {
+                name: concat!("assets/prompts/", $kind, "/react.j2"),
+                source: include_str!(concat!(
+                    env!("CARGO_MANIFEST_DIR"),
+                    "/assets/prompts/",
+                    $kind,
+                    "/react.j2"
+                )),
+            }
+        }
+
+        fn teacher_template(&self) -> $crate::env::Template {
+            $crate::env::Template {
+                name: concat!("assets/prompts/", $kind, "/correct.j2"),
+                source: include_str!(concat!(
+                    env!("CARGO_MANIFEST_DIR"),
+                    "/assets/prompts/",
+                    $kind,
+                    "/correct.j2"
+                )),
+            }
+        }
+    };
+}
+
 pub mod command;
 pub mod external;
 pub mod household;

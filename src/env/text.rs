@@ -16,3 +16,35 @@ pub fn clip(text: &str, lines: usize, chars: usize) -> String {
     }
     kept
 }
+
+/// Each of `texts` clipped as a prompt shows a history: the last to `latest` (lines,
+/// characters), the others to `earlier`; an empty one shown as `empty`.
+pub fn clip_each(
+    texts: &[String],
+    earlier: (usize, usize),
+    latest: (usize, usize),
+    empty: &str,
+) -> Vec<String> {
+    let n = texts.len();
+    texts
+        .iter()
+        .enumerate()
+        .map(|(i, text)| {
+            let (lines, chars) = if i + 1 == n { latest } else { earlier };
+            if text.trim().is_empty() {
+                empty.to_string()
+            } else {
+                clip(text, lines, chars)
+            }
+        })
+        .collect()
+}
+
+/// `text`'s first `chars` characters, with `...` when it was longer: a value quoted in a
+/// message.
+pub fn shorten(text: &str, chars: usize) -> String {
+    match text.char_indices().nth(chars) {
+        Some((at, _)) => format!("{}...", &text[..at]),
+        None => text.to_string(),
+    }
+}

@@ -7,7 +7,7 @@ use schemars::{JsonSchema, Schema, SchemaGenerator};
 
 use super::scenario::{ExternalScenario, ExternalWorld};
 use crate::agent::prompt::Past;
-use crate::env::{EnvKind, Privileged, Template, World};
+use crate::env::{EnvKind, Privileged, World};
 use crate::scenario::{Report, Split, YamlPath};
 use crate::teacher::Leak;
 
@@ -54,19 +54,7 @@ impl EnvKind for ExternalKind {
         crate::scenario::schema::kind_variant::<Doc>(generator)
     }
 
-    fn student_template(&self) -> Template {
-        Template {
-            name: "assets/prompts/external/react.j2",
-            source: include_str!("../../../assets/prompts/external/react.j2"),
-        }
-    }
-
-    fn teacher_template(&self) -> Template {
-        Template {
-            name: "assets/prompts/external/correct.j2",
-            source: include_str!("../../../assets/prompts/external/correct.j2"),
-        }
-    }
+    prompt_templates!("external");
 
     fn prompt_vars(&self, history: &[Past], admissible: &[String]) -> minijinja::Value {
         super::prompt::vars(history, admissible)

@@ -7,6 +7,7 @@
 use std::collections::HashSet;
 
 use crate::env::Privileged;
+use crate::env::text::shorten;
 use crate::teacher::Leak;
 
 /// The subject of the fact that holds the privileged text, when the environment names no facts.
@@ -107,7 +108,12 @@ pub fn guard(reason: &str, hidden: &Privileged, observed: &str) -> Vec<Leak> {
         given.dedup();
         if !given.is_empty() {
             leaks.push(Leak {
-                fact: format!("{} {} {}", fact.subject, fact.relation, clip(&fact.detail)),
+                fact: format!(
+                    "{} {} {}",
+                    fact.subject,
+                    fact.relation,
+                    shorten(&fact.detail, 80)
+                ),
                 text: given.join(", "),
             });
         }
@@ -126,14 +132,6 @@ fn words(text: &str) -> impl Iterator<Item = String> + '_ {
 fn distinctive(word: &str) -> bool {
     (word.chars().count() >= 4 || word.chars().any(|c| c.is_ascii_digit()))
         && !COMMON.contains(&word)
-}
-
-/// A fact's value as a leak names it: its first 80 characters.
-fn clip(text: &str) -> String {
-    match text.char_indices().nth(80) {
-        Some((at, _)) => format!("{}...", &text[..at]),
-        None => text.to_string(),
-    }
 }
 
 #[cfg(test)]

@@ -8,7 +8,6 @@ use minijinja::value::Serde;
 
 use crate::agent::prompt::Past;
 use crate::env::command;
-use crate::env::text::clip;
 
 /// Lines and characters shown of an earlier observation.
 pub const EARLIER: (usize, usize) = (4, 240);
@@ -19,15 +18,7 @@ pub const COMMANDS: usize = 40;
 
 /// Each observation as the prompts show it: clipped, the last one less.
 pub fn outputs(observations: &[String]) -> Vec<String> {
-    let n = observations.len();
-    observations
-        .iter()
-        .enumerate()
-        .map(|(i, o)| {
-            let (lines, chars) = if i + 1 == n { LATEST } else { EARLIER };
-            clip(o, lines, chars)
-        })
-        .collect()
+    crate::env::text::clip_each(observations, EARLIER, LATEST, "")
 }
 
 /// `outputs` (every observation after an action so far, clipped, aligned with the end of

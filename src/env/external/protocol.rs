@@ -9,6 +9,8 @@
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use crate::env::text::shorten;
+
 /// A reset with the scenario's arguments.
 pub fn reset(args: &serde_json::Map<String, Value>) -> String {
     json!({"type": "reset", "data": args}).to_string()
@@ -130,7 +132,10 @@ struct ObservationData {
 /// Reads the server's answer to a reset or a step.
 pub fn parse(text: &str) -> Result<Step, ReplyError> {
     let envelope: Envelope = serde_json::from_str(text).map_err(|e| {
-        ReplyError::Malformed(format!("not a protocol message ({e}): {}", clip(text)))
+        ReplyError::Malformed(format!(
+            "not a protocol message ({e}): {}",
+            shorten(text, 200)
+        ))
     })?;
     match envelope.kind.as_str() {
         "observation" => {}
@@ -147,7 +152,7 @@ pub fn parse(text: &str) -> Result<Step, ReplyError> {
             };
             // A validation error lists what failed; keep the first.
             if let Some(first) = envelope.data["errors"].get(0) {
-                line.push_str(&format!(": {}", clip(&first.to_string())));
+                line.push_str(&format!(": {}", shorten(&first.to_string(), 200)));
             }
             return Err(ReplyError::Server(line));
         }
@@ -176,14 +181,6 @@ pub fn parse(text: &str) -> Result<Step, ReplyError> {
         reward: reward.clamp(0.0, 1.0) as f32,
         done: data.done,
     })
-}
-
-/// A reply as an error message quotes it: its first 200 characters.
-fn clip(text: &str) -> String {
-    match text.char_indices().nth(200) {
-        Some((at, _)) => format!("{}...", &text[..at]),
-        None => text.to_string(),
-    }
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@ use schemars::{JsonSchema, Schema, SchemaGenerator};
 
 use super::scenario::{ShellPrivileged, ShellScenario, ShellWorld};
 use crate::agent::prompt::Past;
-use crate::env::{EnvKind, Privileged, Template, World};
+use crate::env::{EnvKind, Privileged, World};
 use crate::scenario::{Report, Split, YamlPath};
 use crate::teacher::Leak;
 
@@ -56,19 +56,7 @@ impl EnvKind for ShellKind {
         crate::scenario::schema::kind_variant::<Doc>(generator)
     }
 
-    fn student_template(&self) -> Template {
-        Template {
-            name: "assets/prompts/shell/react.j2",
-            source: include_str!("../../../assets/prompts/shell/react.j2"),
-        }
-    }
-
-    fn teacher_template(&self) -> Template {
-        Template {
-            name: "assets/prompts/shell/correct.j2",
-            source: include_str!("../../../assets/prompts/shell/correct.j2"),
-        }
-    }
+    prompt_templates!("shell");
 
     fn prompt_vars(&self, history: &[Past], admissible: &[String]) -> minijinja::Value {
         super::prompt::vars(history, admissible)

@@ -16,19 +16,7 @@ pub const LATEST: (usize, usize) = (12, 600);
 
 /// Each output as the prompts show it: clipped, the last one less, and `(no output)` for none.
 pub fn outputs(observations: &[String]) -> Vec<String> {
-    let n = observations.len();
-    observations
-        .iter()
-        .enumerate()
-        .map(|(i, o)| {
-            let (lines, chars) = if i + 1 == n { LATEST } else { EARLIER };
-            if o.trim().is_empty() {
-                "(no output)".to_string()
-            } else {
-                clip(o, lines, chars)
-            }
-        })
-        .collect()
+    crate::env::text::clip_each(observations, EARLIER, LATEST, "(no output)")
 }
 
 /// `actions` (every command so far) and `outputs` (their outputs, clipped) for the template

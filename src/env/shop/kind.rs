@@ -8,7 +8,7 @@ use schemars::{JsonSchema, Schema, SchemaGenerator};
 
 use super::scenario::{ShopPrivileged, ShopScenario, ShopTask, ShopWorld};
 use crate::agent::prompt::Past;
-use crate::env::{EnvKind, Privileged, Template, World};
+use crate::env::{EnvKind, Privileged, World};
 use crate::scenario::{Report, Split, YamlPath};
 use crate::teacher::Leak;
 
@@ -56,19 +56,7 @@ impl EnvKind for ShopKind {
         crate::scenario::schema::kind_variant::<Doc>(generator)
     }
 
-    fn student_template(&self) -> Template {
-        Template {
-            name: "assets/prompts/shop/react.j2",
-            source: include_str!("../../../assets/prompts/shop/react.j2"),
-        }
-    }
-
-    fn teacher_template(&self) -> Template {
-        Template {
-            name: "assets/prompts/shop/correct.j2",
-            source: include_str!("../../../assets/prompts/shop/correct.j2"),
-        }
-    }
+    prompt_templates!("shop");
 
     fn prompt_vars(&self, history: &[Past], admissible: &[String]) -> minijinja::Value {
         super::prompt::vars(history, admissible)
