@@ -161,9 +161,11 @@ impl OracleTeacher {
                 done: outcome.done,
                 info: env.info(),
             });
+            // The last reward counts even where the expert stops short of the end (a kind with
+            // partial rewards whose expert has no more to offer).
+            demo.won = outcome.won;
+            demo.reward = outcome.reward;
             if outcome.done {
-                demo.won = outcome.won;
-                demo.reward = outcome.reward;
                 break;
             }
         }
