@@ -53,7 +53,7 @@ build: deps
     cargo build --release
 
 # Open the workbench on the default model and the shipped scenarios (run folder runs/demo).
-demo: deps model
+demo: deps model deps-external
     cargo run --release --quiet -- tui --run runs/demo --scenarios scenarios
 
 # Run the whole test suite.
