@@ -126,7 +126,12 @@ def make_game(game: str, seed: Any, options: Dict[str, Any]) -> str:
 
 
 def _feedback(text: str) -> str:
-    return AFTER_THE_END.sub("", PROMPT_LINE.sub("", text or "")).strip()
+    return _tidy(AFTER_THE_END.sub("", PROMPT_LINE.sub("", text or "")))
+
+
+def _tidy(text: str) -> str:
+    """The text without TextWorld's runs of blank lines (each costs the student tokens)."""
+    return re.sub(r"\n\s*\n(\s*\n)+", "\n\n", text).strip()
 
 
 class TextWorld(Environment):
@@ -181,7 +186,7 @@ class TextWorld(Environment):
         self._done = False
         self._state = State(episode_id=episode_id, step_count=0)
         # The first feedback is the banner, the objective and the room; the room alone is the text.
-        return self._observe(state, (state.description or _feedback(state.feedback)).strip())
+        return self._observe(state, _tidy(state.description or _feedback(state.feedback)))
 
     def step(self, action: LeapAction, timeout_s: Optional[float] = None, **kwargs: Any) -> LeapObservation:
         if self._env is None:
