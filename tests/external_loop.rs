@@ -2,17 +2,21 @@
 //! ScienceWorld and TextWorld adapters (`assets/envs/`, openenv-core servers on 127.0.0.1), the
 //! tiny random-weight model plays an episode of each under the grammar of the commands the
 //! engine admits, the oracle corrects every step from the environment's own expert, and the
-//! run's SQLite database shows that no privileged fact entered a student prompt.
+//! run's SQLite database shows that no privileged fact entered a student prompt. An environment
+//! without an expert (the protocol tests' counter, told to have none) is corrected by the self
+//! teacher, and by the oracle not at all.
 
 mod common;
 
 use std::path::Path;
 
+use leap::agent::local::LocalConfig;
 use leap::correct::{CorrectOptions, correct_episodes};
 use leap::env::command;
 use leap::scenario::Scenario;
 use leap::store::{EpisodeFilter, LabelFilter, Store};
 use leap::teacher::TeacherSpec;
+use leap::teacher::llm::LlmSettings;
 
 const HORIZON: u32 = 3;
 const LABEL: &str = "external";
@@ -140,4 +144,64 @@ fn the_tiny_model_plays_scienceworld_and_textworld_and_the_oracle_corrects_from_
         }
     }
     assert!(checked >= 2 * HORIZON as usize, "facts checked: {checked}");
+}
+
+#[test]
+fn an_environment_without_an_expert_is_corrected_by_the_self_teacher() {
+    let python = leap::env::external::server::adapter_python().expect("run `just deps-external`");
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/external/fixture.py");
+    let text = format!(
+        "kind: external\nid: counter-no-expert\nsplit: train\ntask: Bring the counter to the hidden target.\nhorizon: {HORIZON}\nworld:\n  server: {{command: [{python:?}, {fixture:?}, --port, '{{port}}']}}\n  reset: {{target: 5, expert: false}}\n",
+        python = python.display().to_string(),
+        fixture = fixture.display().to_string(),
+    );
+    let scenarios = leap::scenario::parse_text(Path::new("counter.yaml"), &text).scenarios;
+    assert_eq!(scenarios.len(), 1);
+    assert_eq!(scenarios[0].body.privileged(HORIZON).plan, None);
+    let run = tempfile::tempdir().unwrap();
+    let tiny = common::shared_tiny("leap-external-loop");
+    let config = leap::rollout::RolloutConfig {
+        sampling: common::short(),
+        ..common::rollout_config("counter", HORIZON)
+    };
+    let summary = common::play(tiny, 4096, run.path(), &scenarios, &config);
+    assert_eq!(
+        (summary.episodes, summary.invalid_action_rate),
+        (1, 0.0),
+        "{summary:?}"
+    );
+    let mut store = Store::open_existing(run.path()).unwrap();
+    let options = CorrectOptions {
+        filter: EpisodeFilter::prefix("rollout/counter/"),
+        failed_only: false,
+        max_reward: None,
+    };
+    // No expert: the oracle has nothing to say.
+    let oracle = TeacherSpec::Oracle {
+        privilege: 1.0,
+        seed: 0,
+    };
+    let report = correct_episodes(&mut store, &oracle, &options, &mut |_, _| {}).unwrap();
+    assert_eq!((report.episodes, report.labels), (1, 0), "{report:?}");
+    // The self teacher: the tiny model with the privileged text in its prompt.
+    let mut local = LocalConfig::new(tiny);
+    local.ctx_per_slot = 4096;
+    let self_teacher = TeacherSpec::Local {
+        role: "self".into(),
+        config: local,
+        settings: LlmSettings {
+            retries: 1,
+            parallel: 1,
+            sampling: common::short(),
+            ..LlmSettings::default()
+        },
+    };
+    let report = correct_episodes(&mut store, &self_teacher, &options, &mut |_, _| {}).unwrap();
+    assert_eq!(report.episodes, 1, "{report:?}");
+    assert_eq!(
+        report.labels + report.failures,
+        u64::from(HORIZON),
+        "every step labelled or its failure recorded: {report:?}"
+    );
+    assert!(report.labels > 0, "{report:?}");
 }

@@ -1,6 +1,7 @@
 """A small real OpenEnv server for leap's protocol tests: a counter to bring to a target.
 
-Reset arguments: `target` (default 3); `fail` ("die", "stall", "error", "malformed") and `at`
+Reset arguments: `target` (default 3); `expert` (default true; false: no expert action and no
+plan, as an environment without an expert); `fail` ("die", "stall", "error", "malformed") and `at`
 (the step that fails, default 1) make the server misbehave on purpose; `pidfile` writes the
 server's process id there at reset. The observation follows leap's convention: the admissible
 commands, the privileged target, the expert's next action.
@@ -34,6 +35,7 @@ class Counter(Environment):
         self.target = 3
         self.fail = None
         self.at = 1
+        self.expert = True
 
     def observe(self, text, done=False):
         left = self.target - self.count
@@ -44,18 +46,22 @@ class Counter(Environment):
             privileged=privileged(
                 f"the target is {self.target}",
                 {"target": str(self.target)},
-                ["add"] * left,
+                ["add"] * left if self.expert else None,
             ),
-            expert_action=None if done else expert("add", "Adding brings the counter closer."),
+            expert_action=None
+            if done or not self.expert
+            else expert("add", "Adding brings the counter closer."),
             won=self.count == self.target,
             info={"count": self.count},
             reward=self.count / self.target,
             done=done,
         )
 
-    def reset(self, seed=None, episode_id=None, target=3, fail=None, at=1, pidfile=None, **kwargs):
+    def reset(
+        self, seed=None, episode_id=None, target=3, fail=None, at=1, pidfile=None, expert=True, **kwargs
+    ):
         self.count, self.steps = 0, 0
-        self.target, self.fail, self.at = int(target), fail, int(at)
+        self.target, self.fail, self.at, self.expert = int(target), fail, int(at), bool(expert)
         if pidfile:
             Path(pidfile).write_text(str(os.getpid()))
         if self.fail == "stall" and self.at == 0:
