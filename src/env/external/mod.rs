@@ -139,9 +139,12 @@ impl ExternalEnv {
     }
 }
 
+/// How long a failed episode waits to see whether its server is dying.
+const DYING: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// `line`, with why the server died when it has.
 fn explain(server: &server::Server, line: String) -> String {
-    match server.death() {
+    match server.death_within(DYING) {
         Some(death) => format!("{line}: {death}"),
         None => line,
     }

@@ -118,6 +118,19 @@ impl Server {
         })
     }
 
+    /// [`Server::death`], waiting up to `patience` for a server that is going down (a broken
+    /// connection can be seen before its process has exited).
+    pub fn death_within(&self, patience: Duration) -> Option<String> {
+        let started = Instant::now();
+        loop {
+            let death = self.death();
+            if death.is_some() || self.process.is_none() || started.elapsed() >= patience {
+                return death;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// Why the server can no longer answer, when leap started it and it has exited: its status
     /// and the end of its output, as one line for an error.
     pub fn death(&self) -> Option<String> {
