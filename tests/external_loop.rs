@@ -107,7 +107,7 @@ fn the_tiny_model_plays_scienceworld_and_textworld_and_the_oracle_corrects_from_
     }
 
     // No privileged fact entered a student prompt: every prompt stored in SQLite is free of
-    // the facts' values that the student never read in an observation.
+    // the facts' values that the student never read in the task, an observation or a command.
     let db = rusqlite::Connection::open(run.path().join("leap.db")).unwrap();
     let mut query = db
         .prepare(
@@ -123,11 +123,20 @@ fn the_tiny_model_plays_scienceworld_and_textworld_and_the_oracle_corrects_from_
     let mut checked = 0;
     for s in &scenarios {
         let hidden = s.body.privileged(s.horizon);
-        let observed: String = stored
-            .iter()
-            .filter(|e| e.record.scenario_id == s.id)
-            .flat_map(|e| e.record.steps.iter().map(|st| st.observation.clone()))
-            .collect();
+        // What the student may read: the task, the observations, the commands offered (a fact
+        // such as "next gold action: go to kitchen" names an offered command; which one is next
+        // is the secret, and the test cannot tell that from the words).
+        let mut observed = s.task.clone();
+        for e in stored.iter().filter(|e| e.record.scenario_id == s.id) {
+            for st in &e.record.steps {
+                observed.push('\n');
+                observed.push_str(&st.observation);
+                for command in &st.admissible {
+                    observed.push('\n');
+                    observed.push_str(command);
+                }
+            }
+        }
         for fact in &hidden.facts {
             let value = fact.detail.trim();
             if value.len() < 12 || observed.contains(value) {
