@@ -70,6 +70,20 @@ def _norm(action: str) -> str:
     return " ".join(action.lower().split())
 
 
+def _as_listed(action: str, listed: set) -> str:
+    """The gold `action` in the admissible list's wording when the list words it otherwise (the
+    gold path says `pour X in Y`, the list `pour X into Y`; the engine takes both), else as is."""
+    if action in listed:
+        return action
+    words = action.split(" ")
+    for i, word in enumerate(words):
+        if word == "in":
+            candidate = " ".join(words[:i] + ["into"] + words[i + 1 :])
+            if candidate in listed:
+                return candidate
+    return action
+
+
 # A gold "open" of a door that is open already (the easy simplification opens every door; the
 # gold path still opens them): the engine lists no such action and the step changes nothing.
 DOOR_OPEN = re.compile(r"^open (door to .+|.+ door)$")
@@ -101,6 +115,7 @@ class ScienceWorld(Environment):
         self._state = State()
         self._gold: List[str] = []
         self._next_gold = 0
+        self._next_listed = ""
         self._skipped: set = set()
         self._on_gold_path = True
         self._done = True
@@ -156,7 +171,10 @@ class ScienceWorld(Environment):
         if self._done:
             raise RuntimeError("the episode is over: reset to start another")
         command = action.command.strip()
-        if self._next_gold < len(self._gold) and _norm(command) == _norm(self._gold[self._next_gold]):
+        expected = set()
+        if self._next_gold < len(self._gold):
+            expected = {_norm(self._gold[self._next_gold]), _norm(self._next_listed)}
+        if _norm(command) in expected:
             self._next_gold += 1
         elif _norm(command) not in self._skipped:
             self._on_gold_path = False
@@ -178,6 +196,10 @@ class ScienceWorld(Environment):
             self._skipped.add(_norm(self._gold[self._next_gold]))
             self._next_gold += 1
         remaining = self._gold[self._next_gold:]
+        if remaining:
+            # The next gold action as the student can write it.
+            self._next_listed = _as_listed(remaining[0], listed)
+            remaining = [self._next_listed] + remaining[1:]
         plan = remaining if self._on_gold_path else None
         progress = _progress(self._engine.get_goal_progress())
         facts = {
@@ -197,16 +219,9 @@ class ScienceWorld(Environment):
         else:
             lines.append("The player has left the gold path; ScienceWorld has no re-planner.")
         lines.append("Goal progress:\n" + progress)
-        if self._done or not remaining:
-            proposal = None
-        elif self._on_gold_path:
-            proposal = expert(remaining[0], f"gold action {self._next_gold + 1} of {len(self._gold)}")
-        else:
-            proposal = expert(
-                remaining[0],
-                f"gold action {self._next_gold + 1} of {len(self._gold)}; the player left the gold "
-                "path, so it may no longer apply",
-            )
+        # No reason: the gold path's position is no principle a student could have reached (leap
+        # words a plain one), and it stays in the privileged text.
+        proposal = None if self._done or not remaining else expert(remaining[0])
         return LeapObservation(
             text=text,
             task=self._task,
