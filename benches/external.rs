@@ -5,12 +5,16 @@
 //! step does the same work. The runs are one after the other, not interleaved: compare them on
 //! a quiet machine.
 
+mod common;
+
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use leap::env::Environment;
 use leap::env::external::scenario::ExternalScenario;
 use leap::env::external::server;
+
+use common::percentile;
 
 const ROUNDS: usize = 300;
 const ACTIONS: [&str; 2] = ["look", "inventory"];
@@ -90,11 +94,4 @@ fn main() {
         l99 - a99,
         l50 / e50
     );
-}
-
-/// The `q` quantile of `times`, in milliseconds.
-fn percentile(times: &mut [Duration], q: f64) -> f64 {
-    times.sort();
-    let i = ((times.len() as f64 - 1.0) * q).round() as usize;
-    times[i].as_secs_f64() * 1000.0
 }

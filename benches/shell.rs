@@ -5,6 +5,8 @@
 //! beside it. Then an episode's reset (a fresh copy of a shipped file system, target < 20 ms)
 //! and a submission's scoring (a fresh evaluation copy, the gold run, both `git status`).
 
+mod common;
+
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -16,6 +18,8 @@ use leap::env::shell::exec::Semantics;
 use leap::env::shell::fs::Template;
 use leap::env::shell::sandbox::{Exit, Limits, Sandbox};
 use leap::env::shell::{ShellEnv, Task};
+
+use common::percentile;
 
 const ROUNDS: usize = 300;
 
@@ -133,11 +137,4 @@ fn time(f: impl FnOnce()) -> Duration {
     let start = Instant::now();
     f();
     start.elapsed()
-}
-
-/// The `q` quantile in milliseconds (nearest rank).
-fn percentile(samples: &mut [Duration], q: f64) -> f64 {
-    samples.sort();
-    let rank = ((samples.len() as f64 * q).ceil() as usize).clamp(1, samples.len());
-    samples[rank - 1].as_secs_f64() * 1000.0
 }
