@@ -90,10 +90,22 @@ impl ExternalEnv {
         self.won = false;
         self.observations.clear();
         let result = self.open().and_then(|session| {
-            let session = self.session.insert(session);
-            session.request(protocol::reset(&self.start.reset))
+            self.session = Some(session);
+            self.request(protocol::reset(&self.start.reset))
         });
         self.settle(result);
+    }
+
+    /// Sends `message` on the episode's session. A failure says why the server died, if it has
+    /// (a failure to start one already says so).
+    fn request(&mut self, message: String) -> Result<Step, String> {
+        let session = self.session.as_mut().ok_or("the session is gone")?;
+        session
+            .request(message)
+            .map_err(|line| match server::get_running(&self.start.server) {
+                Some(server) => explain(&server, line),
+                None => line,
+            })
     }
 
     /// A new session, on a running server (started if need be).
@@ -108,7 +120,12 @@ impl ExternalEnv {
     /// Takes the answer (or the failure) as the episode's state.
     fn settle(&mut self, result: Result<Step, String>) {
         match result {
-            Ok(step) => {
+            Ok(mut step) => {
+                // Sorted once here: every prompt, grammar and check reads them.
+                if let Some(list) = step.observation.admissible_actions.as_mut() {
+                    list.sort();
+                    list.dedup();
+                }
                 self.task.clone_from(&step.observation.task);
                 self.won = step
                     .observation
@@ -118,10 +135,6 @@ impl ExternalEnv {
                 self.last = Ok(step);
             }
             Err(line) => {
-                let line = match server::get_running(&self.start.server) {
-                    Some(server) => explain(&server, line),
-                    None => line,
-                };
                 self.session = None;
                 self.done = true;
                 self.won = false;
@@ -179,10 +192,7 @@ impl Environment for ExternalEnv {
             };
         }
         self.steps += 1;
-        let result = match self.session.as_mut() {
-            Some(session) => session.request(protocol::step(action)),
-            None => Err("the session is gone".to_string()),
-        };
+        let result = self.request(protocol::step(action));
         self.settle(result);
         self.observations.push(self.observation().to_string());
         if self.steps >= self.horizon {
@@ -198,12 +208,7 @@ impl Environment for ExternalEnv {
     /// The server's admissible commands, or free text (one hole) when it gives none.
     fn admissible(&self) -> Vec<String> {
         match self.last().and_then(|o| o.admissible_actions.as_ref()) {
-            Some(list) => {
-                let mut list = list.clone();
-                list.sort();
-                list.dedup();
-                list
-            }
+            Some(list) => list.clone(),
             None => vec![command::HOLE.to_string()],
         }
     }
@@ -213,18 +218,18 @@ impl Environment for ExternalEnv {
     }
 
     fn reset(&mut self) {
-        let result = match self.session.as_mut() {
-            Some(session) => session.request(protocol::reset(&self.start.reset)),
-            None => Err(String::new()),
-        };
-        match result {
-            Ok(step) => {
+        // On the same session; a broken one (its error goes unread) gets a new one.
+        let again = self
+            .session
+            .as_mut()
+            .map(|s| s.request(protocol::reset(&self.start.reset)));
+        match again {
+            Some(Ok(step)) => {
                 self.steps = 0;
                 self.observations.clear();
                 self.settle(Ok(step));
             }
-            // A broken session: a new one.
-            Err(_) => self.begin(),
+            _ => self.begin(),
         }
     }
 
