@@ -183,12 +183,31 @@ fn unknown_receptacle_is_located_and_gets_a_suggestion() {
 }
 
 #[test]
-fn object_that_cannot_sit_there_is_reported_with_what_fits() {
-    let text = GOOD.replace("[apple 1]", "[apple 1, towel 1]");
-    let p = problems("s.yaml", &text);
+fn objects_may_start_anywhere_and_on_two_receptacles_but_once_per_receptacle() {
+    // ALFWorld's scenes start objects where no `put` could place them (a towel in a fridge),
+    // and list one object on two receptacles that overlap.
+    let text = GOOD.replace("[apple 1]", "[apple 1, towel 1]").replace(
+        "{name: countertop 1}",
+        "{name: countertop 1, contents: [towel 1]}",
+    );
+    assert_eq!(problems("s.yaml", &text), Vec::<String>::new());
+    let text = GOOD.replace("[apple 1]", "[apple 1, towel 1, apple 1]");
     assert_eq!(
-        p,
-        vec!["s.yaml:8:44: a towel cannot be in or on a fridge, expected one of: towelholder"]
+        problems("s.yaml", &text),
+        vec![
+            "s.yaml:8:53: `apple 1` is listed twice in `fridge 1` (first at s.yaml:8:35), expected each object once per receptacle"
+        ]
+    );
+    // A task cannot be about an object nobody can pick up.
+    let text = GOOD
+        .replace("[apple 1]", "[apple 1, houseplant 1]")
+        .replace("object: apple", "object: houseplant");
+    assert_eq!(
+        problems("s.yaml", &text),
+        vec![
+            "s.yaml:4:38: a houseplant cannot be picked up, expected an object type the task can carry",
+            "s.yaml:4:58: a houseplant cannot be put in or on a countertop, expected a receptacle it fits"
+        ]
     );
 }
 

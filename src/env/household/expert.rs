@@ -110,20 +110,23 @@ pub fn locations(env: &HouseholdEnv) -> Vec<Fact> {
     if goal.kind == GoalKind::LookInLight {
         objects.extend_from_slice(goal.targets());
     }
-    objects
-        .into_iter()
-        .map(|o| {
-            let place = match env.state().location_of(o) {
-                Some(r) => layout.receptacle(r).name.clone(),
-                None => "the agent's hand".to_string(),
-            };
-            Fact {
-                subject: layout.object(o).name.clone(),
-                relation: "in/on".to_string(),
-                detail: place,
-            }
-        })
-        .collect()
+    let state = env.state();
+    let fact = |o: u16, place: String| Fact {
+        subject: layout.object(o).name.clone(),
+        relation: "in/on".to_string(),
+        detail: place,
+    };
+    let mut facts = Vec::new();
+    for o in objects {
+        // An object listed in two receptacles is in both, as in ALFWorld.
+        for r in state.places_of(o) {
+            facts.push(fact(o, layout.receptacle(r).name.clone()));
+        }
+        if state.held == Some(o) {
+            facts.push(fact(o, "the agent's hand".to_string()));
+        }
+    }
+    facts
 }
 
 /// The privileged state: where the task's objects are, and the expert's plan from here.

@@ -166,9 +166,9 @@ impl Goal {
                 holding
                     && self.targets.iter().any(|&lamp| {
                         state.flags[usize::from(lamp)] & ON != 0
-                            && state.location_of(lamp).is_some_and(|r| {
-                                state.spot(layout) == Some(layout.receptacle(r).spot)
-                            })
+                            && state
+                                .places_of(lamp)
+                                .any(|r| state.spot(layout) == Some(layout.receptacle(r).spot))
                     })
             }
             _ => self.objects.iter().any(|&o| in_target(o, flag)),

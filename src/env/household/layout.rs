@@ -55,6 +55,10 @@ pub struct Object {
     pub pickable: bool,
     /// Can be turned on with `use`.
     pub toggleable: bool,
+    /// What can be done to it (the vocabulary's `can`).
+    pub can: Vec<Affordance>,
+    /// The receptacles `put` can place it in or on, ascending.
+    pub fits: Vec<u16>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -145,7 +149,7 @@ impl Layout {
             spots[i] = root;
         }
 
-        let receptacles = rspecs
+        let receptacles: Vec<Receptacle> = rspecs
             .iter()
             .zip(spots)
             .map(|(r, spot)| Receptacle {
@@ -159,12 +163,20 @@ impl Layout {
             .iter()
             .map(|o| {
                 let kind = split_name(&o.name).unwrap().0;
-                let toggleable = vocab.object_can(kind, Affordance::Toggle);
+                let fits = (0..receptacles.len() as u16)
+                    .filter(|&r| vocab.fits(kind, &receptacles[usize::from(r)].kind))
+                    .collect();
                 Object {
                     name: o.name.clone(),
                     kind: kind.to_string(),
-                    pickable: !toggleable,
-                    toggleable,
+                    pickable: vocab.pickable(kind),
+                    toggleable: vocab.object_can(kind, Affordance::Toggle),
+                    can: vocab
+                        .objects
+                        .get(kind)
+                        .map(|t| t.can.clone())
+                        .unwrap_or_default(),
+                    fits,
                 }
             })
             .collect();
@@ -199,6 +211,16 @@ impl Layout {
 
     pub fn object(&self, o: u16) -> &Object {
         &self.objects[usize::from(o)]
+    }
+
+    /// Whether `put` can place object `o` in or on receptacle `r`.
+    pub fn fits(&self, o: u16, r: u16) -> bool {
+        self.object(o).fits.binary_search(&r).is_ok()
+    }
+
+    /// Whether `clean`, `heat` or `cool` can act on object `o`.
+    pub fn can(&self, o: u16, affordance: Affordance) -> bool {
+        self.object(o).can.contains(&affordance)
     }
 
     /// Receptacles that share `r`'s spot, `r` included, in listing order.

@@ -1,7 +1,7 @@
 //! Household scenarios: the task, the room and what is in it, read and checked against the
 //! vocabulary.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use schemars::JsonSchema;
@@ -55,7 +55,8 @@ pub struct ReceptacleEntry {
     /// Another receptacle at the same spot: going to one reaches both.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub beside: Option<String>,
-    /// Objects in or on it: "apple 1", "mug 2".
+    /// Objects in or on it: "apple 1", "mug 2". Any object may start anywhere; one object may be
+    /// listed in two receptacles that overlap, as in ALFWorld's rooms.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub contents: Vec<String>,
 }
@@ -129,6 +130,8 @@ impl HouseholdScenario {
         let mut ospecs = Vec::new();
         let mut placements = Vec::new();
         let mut names: HashMap<&str, YamlPath> = HashMap::new();
+        let mut objects: HashSet<&str> = HashSet::new();
+        let mut placed: HashMap<(&str, &str), YamlPath> = HashMap::new();
         let receptacle_types: Vec<String> = vocab
             .receptacles
             .iter()
@@ -180,34 +183,32 @@ impl HouseholdScenario {
                     report.at(&opath, format!("`{object}` is not an object name, expected a type and a number like `apple 1`"));
                     continue;
                 };
-                let Some(otype) = vocab.objects.get(okind) else {
+                if !vocab.objects.contains_key(okind) {
                     let hint = suggest(okind, vocab.objects.keys());
                     report.at(&opath, format!("unknown object type `{okind}`{hint}, expected one of the object types in assets/household/vocabulary.yaml"));
                     continue;
-                };
-                if !otype.fits.iter().any(|r| r == kind) {
-                    report.at(
-                        &opath,
-                        format!(
-                            "a {okind} cannot be in or on a {kind}, expected one of: {}",
-                            otype.fits.join(", ")
-                        ),
-                    );
-                    continue;
                 }
-                if let Some(first) = names.insert(object.as_str(), opath.clone()) {
+                // Where an object starts is not limited by what `put` allows (ALFWorld's scenes
+                // start a desklamp on a shelf), and one object may be listed in two receptacles
+                // that overlap (a pan on two stoveburners); listed twice in one is a mistake.
+                if let Some(first) =
+                    placed.insert((object.as_str(), entry.name.as_str()), opath.clone())
+                {
                     report.at(
                         &opath,
                         format!(
-                            "`{object}` is named twice (first at {}), expected each name once",
+                            "`{object}` is listed twice in `{}` (first at {}), expected each object once per receptacle",
+                            entry.name,
                             report.origin(&first)
                         ),
                     );
                     continue;
                 }
-                ospecs.push(ObjectSpec {
-                    name: object.clone(),
-                });
+                if objects.insert(object.as_str()) {
+                    ospecs.push(ObjectSpec {
+                        name: object.clone(),
+                    });
+                }
                 placements.push((object.clone(), entry.name.clone()));
             }
         }
@@ -238,6 +239,14 @@ impl HouseholdScenario {
                 &task_path.key("object"),
                 format!(
                     "unknown object type `{}`{hint}, expected an object type of the vocabulary",
+                    task.object
+                ),
+            );
+        } else if !vocab.pickable(&task.object) {
+            report.at(
+                &task_path.key("object"),
+                format!(
+                    "a {} cannot be picked up, expected an object type the task can carry",
                     task.object
                 ),
             );

@@ -5,6 +5,7 @@ use std::fmt::Write;
 use super::command::Command;
 use super::layout::Layout;
 use super::text;
+use super::vocab::Affordance;
 
 pub const CLEAN: u8 = 1;
 pub const HOT: u8 = 2;
@@ -45,12 +46,15 @@ impl State {
         }
     }
 
-    /// The receptacle holding `o`, if it is not in hand.
-    pub fn location_of(&self, o: u16) -> Option<u16> {
+    /// The receptacles that list `o`, in listing order. As in ALFWorld, an object can be listed
+    /// in two receptacles at once (where they overlap in the 3-D scene), and taking it from one
+    /// leaves it listed in the other, even while it is in hand.
+    pub fn places_of(&self, o: u16) -> impl Iterator<Item = u16> + '_ {
         self.contents
             .iter()
-            .position(|c| c.binary_search(&o).is_ok())
-            .map(|r| r as u16)
+            .enumerate()
+            .filter(move |(_, c)| c.binary_search(&o).is_ok())
+            .map(|(r, _)| r as u16)
     }
 
     pub fn spot(&self, layout: &Layout) -> Option<u16> {
@@ -71,8 +75,8 @@ impl State {
 
     /// Whether `o` is in reach: in an open receptacle at the agent's spot.
     fn reachable(&self, layout: &Layout, o: u16) -> bool {
-        self.location_of(o)
-            .is_some_and(|r| self.at_spot(layout, r) && self.accessible(r))
+        self.places_of(o)
+            .any(|r| self.at_spot(layout, r) && self.accessible(r))
     }
 
     /// Applies `cmd` when it is admissible, writing the observation to `out` if given.
@@ -128,7 +132,7 @@ impl State {
                 let _ = write!(out, "You pick up the {} from the {}.", name(o), rname(r));
             }
             Command::Put(o, r) => {
-                if !holding_here(self, o, r) || !self.accessible(r) {
+                if !holding_here(self, o, r) || !self.accessible(r) || !layout.fits(o, r) {
                     return false;
                 }
                 self.held = None;
@@ -136,15 +140,17 @@ impl State {
                 let _ = write!(out, "You put the {} in/on the {}.", name(o), rname(r));
             }
             Command::Clean(o, r) | Command::Heat(o, r) | Command::Cool(o, r) => {
-                let (kind, flag, verb) = match cmd {
-                    Command::Clean(..) => ("sinkbasin", CLEAN, "clean"),
-                    Command::Heat(..) => ("microwave", HOT, "heat"),
-                    _ => ("fridge", COOL, "cool"),
+                let (kind, affordance, flag, undone, verb) = match cmd {
+                    Command::Clean(..) => ("sinkbasin", Affordance::Clean, CLEAN, 0, "clean"),
+                    Command::Heat(..) => ("microwave", Affordance::Heat, HOT, COOL, "heat"),
+                    _ => ("fridge", Affordance::Cool, COOL, HOT, "cool"),
                 };
-                if !holding_here(self, o, r) || !appliance(r, kind) {
+                if !holding_here(self, o, r) || !appliance(r, kind) || !layout.can(o, affordance) {
                     return false;
                 }
-                self.flags[usize::from(o)] |= flag;
+                // ALFWorld's HeatObject makes an object not cool, and CoolObject not hot.
+                let flags = &mut self.flags[usize::from(o)];
+                *flags = (*flags & !undone) | flag;
                 let _ = write!(out, "You {verb} the {} using the {}.", name(o), rname(r));
             }
             Command::Use(o) => {
@@ -174,7 +180,9 @@ impl State {
             },
             Command::Look => match self.spot(layout) {
                 Some(spot) => text::facing(layout, spot, out),
-                None => text::room(layout, out),
+                // ALFWorld lists the receptacles at the agent's location, and the middle of the
+                // room has none; only the first observation lists the whole room.
+                None => out.push_str(text::MIDDLE_OF_ROOM_LOOK),
             },
         }
         true
@@ -202,11 +210,13 @@ impl State {
                 let obj = layout.object(o);
                 if obj.toggleable {
                     cmds.push(format!("use {}", obj.name));
-                } else if self.held.is_none() {
+                } else if self.held.is_none() && obj.pickable {
                     cmds.push(format!("take {} from {}", obj.name, rec.name));
                 }
             }
-            if let Some(h) = self.held {
+            if let Some(h) = self.held
+                && layout.fits(h, r)
+            {
                 cmds.push(format!("put {} in/on {}", layout.object(h).name, rec.name));
             }
         }
@@ -215,12 +225,15 @@ impl State {
             cmds.push(format!("examine {held}"));
             for r in spot.into_iter().flat_map(|s| layout.at_spot(s)) {
                 let rec = layout.receptacle(r);
-                let verb = match rec.kind.as_str() {
-                    "sinkbasin" => "clean",
-                    "microwave" => "heat",
-                    "fridge" => "cool",
+                let (verb, affordance) = match rec.kind.as_str() {
+                    "sinkbasin" => ("clean", Affordance::Clean),
+                    "microwave" => ("heat", Affordance::Heat),
+                    "fridge" => ("cool", Affordance::Cool),
                     _ => continue,
                 };
+                if !layout.can(h, affordance) {
+                    continue;
+                }
                 cmds.push(format!("{verb} {held} with {}", rec.name));
             }
         }

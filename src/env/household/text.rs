@@ -7,6 +7,10 @@ use super::state::State;
 
 pub const NOTHING_HAPPENS: &str = "Nothing happens.";
 
+/// What `look` says in the middle of the room, where the game starts.
+pub const MIDDLE_OF_ROOM_LOOK: &str =
+    "You are in the middle of a room. Looking quickly around you, you see nothing.";
+
 /// "a apple 1, a cup 2, and a egg 1", or "nothing". ALFWorld always writes "a".
 pub fn list<'a>(out: &mut String, names: impl ExactSizeIterator<Item = &'a str>) {
     let n = names.len();
@@ -23,7 +27,7 @@ pub fn list<'a>(out: &mut String, names: impl ExactSizeIterator<Item = &'a str>)
     }
 }
 
-/// The first observation, and what `look` says in the middle of the room.
+/// The first observation: every receptacle of the room.
 pub fn room(layout: &Layout, out: &mut String) {
     out.push_str("You are in the middle of a room. Looking quickly around you, you see ");
     list(out, layout.receptacles.iter().map(|r| r.name.as_str()));

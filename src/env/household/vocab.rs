@@ -37,6 +37,9 @@ pub struct ObjectType {
     pub fits: Vec<String>,
     #[serde(default)]
     pub can: Vec<Affordance>,
+    /// Cannot be picked up (a houseplant). Lamps, which can be turned on, never can.
+    #[serde(default)]
+    pub fixed: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -69,6 +72,13 @@ impl Vocabulary {
         self.objects
             .get(kind)
             .is_some_and(|o| o.can.contains(&affordance))
+    }
+
+    /// Whether `take` can pick an object of this type up (a type the vocabulary does not know can).
+    pub fn pickable(&self, kind: &str) -> bool {
+        self.objects
+            .get(kind)
+            .is_none_or(|o| !o.fixed && !o.can.contains(&Affordance::Toggle))
     }
 
     pub fn fits(&self, object: &str, receptacle: &str) -> bool {
