@@ -40,8 +40,18 @@ const UNSTABLE: &[(&str, &str)] = &[
     ("alfa-fs1-106", "a curl command, as intercode-fs2-049"),
 ];
 
-/// `text` with every number and every long hexadecimal run (an address, a hash) as `#`.
+/// `text` with every number and every long hexadecimal run (an address, a hash) as `#`, and
+/// runs of blanks as one space: a table whose numbers changed width (`vmstat`'s running
+/// processes going from 9 to 12) realigns its columns.
 fn masked(text: &str) -> String {
+    masked_numbers(text)
+        .lines()
+        .map(|line| line.split_whitespace().collect::<Vec<_>>().join(" "))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn masked_numbers(text: &str) -> String {
     let mut out = String::new();
     let mut run = String::new();
     let flush = |run: &mut String, out: &mut String| {
