@@ -298,6 +298,7 @@ pub fn step_agreement(
                 .map(|(seq, (d, prompts))| {
                     let step = &d.steps[t];
                     let request = Request {
+                        format: Default::default(),
                         seq,
                         messages: prompts[t].clone(),
                         admissible: step.admissible.clone(),

@@ -102,6 +102,7 @@ impl Default for LoopOptions {
             iters: 2,
             model: None,
             teacher: TeacherSpec::Oracle {
+                draw: Default::default(),
                 privilege: 0.5,
                 seed: 0,
             },

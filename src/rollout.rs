@@ -163,6 +163,7 @@ impl Playing {
             last.content.push_str(hint);
         }
         Ok(Request {
+            format: Default::default(),
             seq,
             messages,
             admissible,

@@ -22,6 +22,7 @@ fn greedy(model: &Path, adapters: &[(PathBuf, f32)]) -> String {
         ..Sampling::default()
     };
     let request = Request {
+        format: Default::default(),
         seq: 0,
         messages: vec![
             Message::new(Role::System, "You act in a text world."),

@@ -73,6 +73,7 @@ fn the_tiny_model_plays_scienceworld_and_textworld_and_the_oracle_corrects_from_
 
     // The oracle at privilege 1 corrects every step with the environment's expert.
     let oracle = TeacherSpec::Oracle {
+        draw: Default::default(),
         privilege: 1.0,
         seed: 0,
     };
@@ -187,6 +188,7 @@ fn an_environment_without_an_expert_is_corrected_by_the_self_teacher() {
     };
     // No expert: the oracle has nothing to say.
     let oracle = TeacherSpec::Oracle {
+        draw: Default::default(),
         privilege: 1.0,
         seed: 0,
     };

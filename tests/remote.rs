@@ -18,9 +18,13 @@ use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use leap::agent::remote::{RemoteConfig, RemotePolicy};
+use leap::agent::remote::{RemoteConfig, RemotePolicy, Structured};
 use leap::agent::{Message, Policy, PolicyError, Request, Response, Role, Sampling};
 use leap::model::{TinySpec, write_tiny};
+use leap::scenario::Scenario;
+use leap::store::{EpisodeFilter, LabelFilter, Order, Store};
+use leap::teacher::llm::{LlmSettings, TeacherMode};
+use leap::teacher::{CorrectionReport, TeacherSpec, correct_and_store};
 use serde_json::{Value, json};
 
 // ---------------------------------------------------------------------------------------------
@@ -75,6 +79,11 @@ impl Drop for LlamaServer {
 
 impl LlamaServer {
     fn start(model: &Path) -> LlamaServer {
+        LlamaServer::start_sized(model, 4096, 4)
+    }
+
+    /// Serving `model` with a context of `ctx` tokens shared by `parallel` slots.
+    fn start_sized(model: &Path, ctx: u32, parallel: u32) -> LlamaServer {
         let bin = llama_server_bin();
         // The port is free when picked but could be taken before the server binds it; then the
         // server exits and another port is tried.
@@ -89,7 +98,12 @@ impl LlamaServer {
                 .args(["--host", "127.0.0.1", "--port", &port.to_string()])
                 // 4 slots of 1024 tokens; one thread, since tests share a few cores and
                 // llama.cpp's spinning worker threads crawl when they outnumber them.
-                .args(["--ctx-size", "4096", "--parallel", "4"])
+                .args([
+                    "--ctx-size",
+                    &ctx.to_string(),
+                    "--parallel",
+                    &parallel.to_string(),
+                ])
                 .args(["--threads", "1", "--no-webui"])
                 .stdout(out.try_clone().unwrap())
                 .stderr(out)
@@ -143,7 +157,7 @@ impl LlamaServer {
         config.retries = 1;
         config.backoff = Duration::from_millis(50);
         config.concurrency = 4;
-        config.llama_grammar = true;
+        config.structured = Structured::Grammar;
         RemotePolicy::new(config)
     }
 }
@@ -155,6 +169,7 @@ fn tail(log: &str) -> String {
 
 fn request(seq: usize, user: &str) -> Request {
     Request {
+        format: Default::default(),
         seq,
         messages: vec![
             Message::new(
@@ -345,7 +360,15 @@ struct FakeServer {
 
 impl FakeServer {
     fn start(handler: impl Fn(usize, &Seen) -> Answer + Send + Sync + 'static) -> FakeServer {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        FakeServer::start_on(0, handler)
+    }
+
+    /// Listening on `port` (0: any free one).
+    fn start_on(
+        port: u16,
+        handler: impl Fn(usize, &Seen) -> Answer + Send + Sync + 'static,
+    ) -> FakeServer {
+        let listener = TcpListener::bind(("127.0.0.1", port)).unwrap();
         listener.set_nonblocking(true).unwrap();
         let base_url = format!("http://{}/v1", listener.local_addr().unwrap());
         let seen = Arc::new(Mutex::new(Vec::new()));
@@ -399,6 +422,8 @@ impl FakeServer {
         config.timeout = Duration::from_secs(5);
         config.retries = 0;
         config.backoff = Duration::from_millis(10);
+        // Asked as plain text unless a test says otherwise: `Auto` would first ask `/props`.
+        config.structured = Structured::Text;
         config
     }
 }
@@ -567,7 +592,7 @@ fn a_batch_goes_out_at_most_n_at_a_time_and_comes_back_in_order() {
 fn a_grammar_is_sent_when_asked_for() {
     let server = FakeServer::start(|_, _| ok("REASON: thirsty\nACTION: take mug"));
     let mut config = server.config();
-    config.llama_grammar = true;
+    config.structured = Structured::Grammar;
     let mut policy = RemotePolicy::new(config);
     respond(&mut policy, &[request(0, "go")], &Sampling::default());
     let body: Value = serde_json::from_str(&server.seen()[0].body).unwrap();
@@ -679,6 +704,7 @@ fn a_refused_connection_names_the_url() {
     let mut config = RemoteConfig::new(&base_url, "nobody");
     config.retries = 2;
     config.backoff = Duration::from_millis(5);
+    config.wait_unreachable = Duration::ZERO;
     let mut policy = RemotePolicy::new(config);
     let started = Instant::now();
     let err = policy
@@ -796,6 +822,38 @@ fn api_key_checks() {
         assert!(!shown.contains(KEY), "the key leaked into: {shown}");
     }
     assert!(format!("{policy:?}").contains(KEY_ENV));
+
+    // A teacher behind a server that echoes the key in its refusals: the failures it records
+    // name the refusal, never the key, and nothing in the run's files holds it.
+    let echo = FakeServer::start(|_, seen| Answer::Reply {
+        status: 400,
+        headers: "",
+        body: format!("refused: {}", seen.head.replace("\r\n", " ")),
+    });
+    let mut config = echo.config();
+    config.api_key_env = Some(KEY_ENV.into());
+    let (run, scenarios) = played(2);
+    let reports = correct_all(
+        run.path(),
+        &scenarios,
+        &remote_teacher(config, "keyed", TeacherMode::Trajectory),
+    );
+    assert!(reports.iter().all(|r| r.failures == r.steps), "{reports:?}");
+    let store = Store::open_existing(run.path()).unwrap();
+    let summaries = format!("{:?}", store.correction_summaries().unwrap());
+    assert!(summaries.contains("<api key>"), "{summaries}");
+    drop(store);
+    for entry in std::fs::read_dir(run.path()).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_file() {
+            let bytes = std::fs::read(&path).unwrap();
+            assert!(
+                !bytes.windows(KEY.len()).any(|w| w == KEY.as_bytes()),
+                "the key is in {}",
+                path.display()
+            );
+        }
+    }
 }
 
 /// `leap rollout --server`: the student plays through a real llama-server, and every step lands
@@ -818,7 +876,8 @@ fn leap_rollout_plays_through_a_real_llama_server() {
             &server.base_url,
         ])
         .args([
-            "--server-grammar",
+            "--server-api",
+            "grammar",
             "--parallel",
             "2",
             "--horizon",
@@ -843,4 +902,412 @@ fn leap_rollout_plays_through_a_real_llama_server() {
         .unwrap();
     assert_eq!(episodes.len(), 4);
     assert!(episodes.iter().all(|e| e.steps == 3 && e.gen_tokens > 0));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Constrained answers and the remote teacher (issue 21).
+
+/// Two household test scenarios played for `horizon` steps by the tiny model into a fresh run.
+fn played(horizon: u32) -> (tempfile::TempDir, Vec<Scenario>) {
+    let dir = tempfile::tempdir().unwrap();
+    let scenarios = common::shipped_scenarios("household", "test", 2);
+    let config = common::rollout_config("t", horizon);
+    common::play(
+        common::shared_tiny("remote-teacher"),
+        2048,
+        dir.path(),
+        &scenarios,
+        &config,
+    );
+    (dir, scenarios)
+}
+
+/// Corrects every episode of the run at `dir` with `spec`: the reports, in episode order.
+fn correct_all(dir: &Path, scenarios: &[Scenario], spec: &TeacherSpec) -> Vec<CorrectionReport> {
+    let mut teacher = spec.build().unwrap();
+    let mut store = Store::open_existing(dir).unwrap();
+    let episodes = store
+        .list_episodes(&EpisodeFilter {
+            order: Order::ById,
+            ..EpisodeFilter::default()
+        })
+        .unwrap();
+    episodes
+        .iter()
+        .map(|e| {
+            let s = scenarios.iter().find(|s| s.id == e.scenario_id).unwrap();
+            correct_and_store(&mut store, s, e.id, teacher.as_mut()).unwrap()
+        })
+        .collect()
+}
+
+fn remote_teacher(config: RemoteConfig, role: &str, mode: TeacherMode) -> TeacherSpec {
+    TeacherSpec::Remote {
+        config,
+        settings: LlmSettings {
+            role: role.into(),
+            mode,
+            retries: 1,
+            sampling: common::short(),
+            ..LlmSettings::default()
+        },
+    }
+}
+
+/// Every stored label of `teacher` names an action admissible at its step, and with the
+/// failures covers every step.
+fn check_labels(dir: &Path, teacher_role: &str, reports: &[CorrectionReport]) {
+    let store = Store::open_existing(dir).unwrap();
+    let labels = store.labels(&LabelFilter::default()).unwrap();
+    let mine: Vec<_> = labels
+        .iter()
+        .filter(|l| l.teacher.starts_with(&format!("{teacher_role}:")))
+        .collect();
+    for l in &mine {
+        assert!(l.admissible.contains(&l.teacher_action), "{l:?}");
+    }
+    for r in reports {
+        assert!(r.correction_id.is_some());
+        assert_eq!(r.labels + r.failures, r.steps, "{r:?}");
+    }
+    assert_eq!(
+        mine.len() as u32,
+        reports.iter().map(|r| r.labels).sum::<u32>()
+    );
+}
+
+#[test]
+fn auto_finds_llama_server_and_a_teacher_corrects_through_it_in_both_modes_and_constraints() {
+    // Slots of 4096 tokens: a trajectory prompt holds every step and its commands.
+    let server = LlamaServer::start_sized(common::shared_tiny("remote-teacher"), 8192, 2);
+    let mut auto = RemoteConfig::new(&server.base_url, "teacher");
+    auto.timeout = Duration::from_secs(120);
+    assert_eq!(
+        RemotePolicy::new(auto.clone()).structured(None),
+        Structured::Grammar,
+        "llama-server answers /props"
+    );
+    let (run, scenarios) = played(3);
+    for (structured, mode) in [
+        (Structured::Grammar, TeacherMode::Step),
+        (Structured::JsonSchema, TeacherMode::Step),
+        (Structured::Grammar, TeacherMode::Trajectory),
+        (Structured::JsonSchema, TeacherMode::Trajectory),
+    ] {
+        let role = format!("{}-{mode:?}", structured.as_str()).to_lowercase();
+        let mut config = auto.clone();
+        config.structured = structured;
+        let reports = correct_all(run.path(), &scenarios, &remote_teacher(config, &role, mode));
+        // The server took every request: no failure is an HTTP error.
+        let store = Store::open_existing(run.path()).unwrap();
+        let text = format!("{:?}", store.correction_summaries().unwrap());
+        assert!(!text.contains("HTTP "), "{role}: {text}");
+        check_labels(run.path(), &role, &reports);
+        assert!(
+            reports.iter().map(|r| r.labels).sum::<u32>() > 0,
+            "{role}: {reports:?}\n{text}"
+        );
+    }
+}
+
+/// An OpenAI-style server: a 404 for `/props`, 400 for any field OpenAI's API does not take,
+/// 429 for the first completion; then answers `response_format` requests with JSON.
+fn openai_style(n_post: &AtomicUsize, seen: &Seen) -> Answer {
+    const FIELDS: [&str; 8] = [
+        "model",
+        "messages",
+        "temperature",
+        "top_p",
+        "seed",
+        "max_tokens",
+        "stream",
+        "response_format",
+    ];
+    if seen.head.starts_with("GET ") {
+        return Answer::Reply {
+            status: 404,
+            headers: "",
+            body: "{\"error\": \"not found\"}".into(),
+        };
+    }
+    let body: Value = serde_json::from_str(&seen.body).unwrap();
+    if let Some(field) = body
+        .as_object()
+        .unwrap()
+        .keys()
+        .find(|k| !FIELDS.contains(&k.as_str()))
+    {
+        return Answer::Reply {
+            status: 400,
+            headers: "",
+            body: format!(
+                "{{\"error\": {{\"message\": \"Unrecognized request argument supplied: {field}\"}}}}"
+            ),
+        };
+    }
+    if n_post.fetch_add(1, Ordering::SeqCst) == 0 {
+        return Answer::Reply {
+            status: 429,
+            headers: "Retry-After: 0\r\n",
+            body: "{\"error\": \"rate limited\"}".into(),
+        };
+    }
+    let schema = &body["response_format"]["json_schema"]["schema"];
+    let action = schema["properties"]["action"]["enum"][0].as_str().unwrap();
+    ok(&json!({"reason": "I check the likeliest place first.", "action": action}).to_string())
+}
+
+#[test]
+fn an_openai_style_server_gets_only_its_own_fields_and_a_429_is_retried() {
+    let posts = Arc::new(AtomicUsize::new(0));
+    let server = {
+        let posts = posts.clone();
+        FakeServer::start(move |_, seen| openai_style(&posts, seen))
+    };
+    let mut config = server.config();
+    config.structured = Structured::Auto;
+    config.retries = 2;
+    let (run, scenarios) = played(2);
+    let reports = correct_all(
+        run.path(),
+        &scenarios,
+        &remote_teacher(config, "openai", TeacherMode::Step),
+    );
+    check_labels(run.path(), "openai", &reports);
+    assert_eq!(
+        reports.iter().map(|r| r.failures).sum::<u32>(),
+        0,
+        "{reports:?}"
+    );
+    let seen = server.seen();
+    assert!(seen[0].head.starts_with("GET /props"), "{:?}", seen[0].head);
+    for s in &seen[1..] {
+        assert!(s.body.contains("\"response_format\""), "{}", s.body);
+        assert!(!s.body.contains("\"grammar\""), "{}", s.body);
+    }
+    // The first completion was refused with 429 and sent again.
+    assert_eq!(
+        seen.len(),
+        1 + 1 + 4,
+        "/props, the 429, then one request per step"
+    );
+}
+
+#[test]
+fn a_server_that_refuses_response_format_is_asked_in_plain_text() {
+    let server = FakeServer::start(|_, seen| {
+        if seen.head.starts_with("GET ") {
+            return Answer::Reply {
+                status: 404,
+                headers: "",
+                body: String::new(),
+            };
+        }
+        if seen.body.contains("response_format") {
+            return Answer::Reply {
+                status: 400,
+                headers: "",
+                body: "{\"error\": \"response_format is not supported\"}".into(),
+            };
+        }
+        ok("REASON: thirsty\nACTION: take mug")
+    });
+    let mut config = server.config();
+    config.structured = Structured::Auto;
+    let mut policy = RemotePolicy::new(config);
+    let mut req = request(0, "go");
+    req.admissible = vec!["take mug".into(), "look".into()];
+    let out = respond(&mut policy, &[req.clone()], &Sampling::default());
+    assert_eq!(out[0].text, "REASON: thirsty\nACTION: take mug");
+    assert_eq!(policy.structured(None), Structured::Text);
+    respond(&mut policy, &[req], &Sampling::default());
+    let seen = server.seen();
+    assert_eq!(seen.len(), 4, "/props, refused, plain, plain");
+    assert!(!seen[3].body.contains("response_format"));
+}
+
+#[test]
+fn a_restarting_server_is_waited_for() {
+    let port = free_port();
+    let base_url = format!("http://127.0.0.1:{port}/v1");
+    let up = thread::spawn(move || {
+        thread::sleep(Duration::from_millis(1500));
+        FakeServer::start_on(port, |_, _| ok("back"))
+    });
+    let mut config = RemoteConfig::new(&base_url, "restarting");
+    config.structured = Structured::Text;
+    config.retries = 0;
+    config.backoff = Duration::from_millis(100);
+    config.max_backoff = Duration::from_millis(400);
+    config.wait_unreachable = Duration::from_secs(20);
+    let mut policy = RemotePolicy::new(config);
+    let started = Instant::now();
+    let out = respond(&mut policy, &[request(0, "go")], &Sampling::default());
+    assert_eq!(out[0].text, "back");
+    assert!(started.elapsed() >= Duration::from_millis(1400));
+    drop(up.join().unwrap());
+}
+
+#[test]
+fn a_trajectory_answer_keeps_inadmissible_actions_as_not_corrected_and_records_gaps() {
+    // Step 0 corrected to a command that does nothing, step 1 to an admissible one, step 2 left
+    // out: the paper's rules keep step 0 as the student's, and step 2 has no correction.
+    let server = FakeServer::start(|_, seen| {
+        let prompt = seen.last_user_message();
+        // The first admissible command the prompt lists for step 1.
+        let step1 = prompt.split("Step 1.").nth(1).unwrap();
+        let command = step1
+            .lines()
+            .find_map(|l| l.strip_prefix("Commands: "))
+            .unwrap()
+            .split(", ")
+            .next()
+            .unwrap()
+            .to_string();
+        let answer = json!({
+            "summary": "The student wandered.",
+            "trajectory": [
+                {"timestep": 0, "is_corrected": true, "corrected_reason": "Fly.", "corrected_action": "fly to the moon"},
+                {"timestep": 1, "is_corrected": true, "corrected_reason": "This helps.", "corrected_action": command},
+            ],
+        });
+        ok(&answer.to_string())
+    });
+    let (run, scenarios) = played(3);
+    let reports = correct_all(
+        run.path(),
+        &scenarios,
+        &remote_teacher(server.config(), "paper", TeacherMode::Trajectory),
+    );
+    let store = Store::open_existing(run.path()).unwrap();
+    for r in &reports {
+        assert_eq!((r.steps, r.labels, r.failures), (3, 2, 1), "{r:?}");
+    }
+    let labels = store.labels(&LabelFilter::default()).unwrap();
+    for l in labels.iter().filter(|l| l.idx == 0) {
+        assert_eq!(l.teacher_action, l.student_action, "{l:?}");
+        assert!(!l.changed, "{l:?}");
+    }
+    for l in labels.iter().filter(|l| l.idx == 1) {
+        assert!(l.admissible.contains(&l.teacher_action), "{l:?}");
+        assert_eq!(l.teacher_reason, "This helps.");
+    }
+    let summaries = format!("{:?}", store.correction_summaries().unwrap());
+    assert!(summaries.contains("The student wandered."), "{summaries}");
+    assert!(summaries.contains("not admissible"), "{summaries}");
+    assert!(summaries.contains("no entry for this step"), "{summaries}");
+}
+
+#[test]
+fn a_teacher_whose_server_runs_out_of_retries_records_failures_and_goes_on() {
+    let server = FakeServer::start(|_, _| Answer::Reply {
+        status: 503,
+        headers: "",
+        body: "overloaded".into(),
+    });
+    let mut config = server.config();
+    config.retries = 1;
+    let (run, scenarios) = played(2);
+    for mode in [TeacherMode::Step, TeacherMode::Trajectory] {
+        let role = format!("down-{mode:?}").to_lowercase();
+        let reports = correct_all(
+            run.path(),
+            &scenarios,
+            &remote_teacher(config.clone(), &role, mode),
+        );
+        assert_eq!(reports.len(), 2, "both episodes were tried");
+        for r in &reports {
+            assert_eq!((r.labels, r.failures), (0, r.steps), "{role}: {r:?}");
+        }
+    }
+    let store = Store::open_existing(run.path()).unwrap();
+    let summaries = format!("{:?}", store.correction_summaries().unwrap());
+    assert!(summaries.contains("HTTP 503"), "{summaries}");
+}
+
+#[test]
+fn an_llm_teacher_shows_the_notes_and_a_share_of_the_facts_drawn_once_per_episode() {
+    let server = FakeServer::start(|_, _| ok("REASON: I look around.\nACTION: look"));
+    let scenarios: Vec<Scenario> =
+        leap::scenario::load_all(&[PathBuf::from("scenarios/showcase.yaml")])
+            .unwrap()
+            .into_iter()
+            .filter(|s| s.kind().as_str() == "household")
+            .collect();
+    let facts = |s: &Scenario| s.body.privileged(s.horizon).facts.len();
+    assert!(scenarios.iter().any(|s| facts(s) >= 2));
+    // The prompts of one correction pass, by task: the hidden-facts and notes lines of each.
+    let prompts = |privilege: f64| -> Vec<(String, String, String)> {
+        let before = server.seen().len();
+        let dir = tempfile::tempdir().unwrap();
+        let config = common::rollout_config("t", 3);
+        common::play(
+            common::shared_tiny("remote-teacher"),
+            2048,
+            dir.path(),
+            &scenarios,
+            &config,
+        );
+        let spec = TeacherSpec::Remote {
+            config: server.config(),
+            settings: LlmSettings {
+                privilege,
+                sampling: Sampling {
+                    seed: 5,
+                    ..common::short()
+                },
+                ..LlmSettings::default()
+            },
+        };
+        let reports = correct_all(dir.path(), &scenarios, &spec);
+        assert!(reports.iter().all(|r| r.labels == r.steps), "{reports:?}");
+        server.seen()[before..]
+            .iter()
+            .map(|seen| {
+                let prompt = seen.last_user_message();
+                let line = |prefix: &str| {
+                    prompt
+                        .lines()
+                        .find(|l| l.starts_with(prefix))
+                        .unwrap_or_default()
+                        .to_string()
+                };
+                (
+                    line("Task: "),
+                    line("Hidden facts"),
+                    line("Notes on this task"),
+                )
+            })
+            .collect()
+    };
+    let full = prompts(1.0);
+    for (task, hidden, notes) in &full {
+        let s = scenarios.iter().find(|s| task.ends_with(&s.task)).unwrap();
+        assert_eq!(hidden.matches(" is in ").count(), facts(s), "{hidden}");
+        if s.id == "showcase-morning-coffee" {
+            assert!(
+                notes.contains("mugs in the cabinet by the window"),
+                "{notes}"
+            );
+        }
+    }
+    let half = prompts(0.5);
+    assert_eq!(half, prompts(0.5), "the same draws for the same seed");
+    let mut by_task: std::collections::BTreeMap<&str, std::collections::BTreeSet<&str>> =
+        Default::default();
+    for (task, hidden, _) in &half {
+        by_task.entry(task).or_default().insert(hidden);
+    }
+    for (task, lines) in &by_task {
+        assert_eq!(lines.len(), 1, "{task}: one draw per episode: {lines:?}");
+    }
+    let shown: usize = by_task
+        .values()
+        .map(|l| l.iter().next().unwrap().matches(" is in ").count())
+        .sum();
+    let all: usize = scenarios.iter().map(facts).sum();
+    assert!(shown < all, "{shown} of {all} facts at privilege 0.5");
+    for (_, hidden, _) in prompts(0.0) {
+        assert_eq!(hidden.matches(" is in ").count(), 0, "{hidden}");
+    }
 }

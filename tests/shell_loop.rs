@@ -84,6 +84,7 @@ fn the_tiny_model_runs_shell_commands_which_are_scored_corrected_and_kept() {
 
     // The oracle corrects what LEAP sends it: the episodes at or below 0.7.
     let oracle = TeacherSpec::Oracle {
+        draw: Default::default(),
         privilege: 1.0,
         seed: 0,
     };

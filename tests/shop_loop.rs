@@ -220,6 +220,7 @@ fn teachers_correct_shop_episodes_and_a_dataset_is_built_from_them() {
 
     // The oracle corrects every step; its reasons never name the gold product unseen.
     let mut oracle = TeacherSpec::Oracle {
+        draw: Default::default(),
         privilege: 1.0,
         seed: 0,
     }

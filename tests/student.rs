@@ -55,6 +55,7 @@ fn the_grammar_forces_a_parseable_admissible_answer_even_from_random_weights() {
     let mut policy = LocalPolicy::load(&config).unwrap();
     let requests: Vec<Request> = (0..3)
         .map(|seq| Request {
+            format: Default::default(),
             seq,
             messages: messages(&format!("Task {seq}: find the apple.")),
             admissible: admissible()[seq..].to_vec(),
@@ -95,6 +96,7 @@ fn under_the_grammar_the_model_fills_a_templates_hole_with_its_own_words() {
     let admissible = vec!["search[...]".to_string()];
     let requests: Vec<Request> = (0..3)
         .map(|seq| Request {
+            format: Default::default(),
             seq,
             messages: messages(&format!("Task {seq}: buy red running shoes.")),
             admissible: admissible.clone(),
@@ -133,6 +135,7 @@ fn reusing_the_cached_prefix_gives_the_same_answer_as_evaluating_it_all() {
     let mut reuse = LocalPolicy::load(&LocalConfig::new(tiny())).unwrap();
     let ask = |p: &mut LocalPolicy, m: &Vec<Message>| {
         let req = Request {
+            format: Default::default(),
             seq: 0,
             messages: m.clone(),
             admissible: Vec::new(),
@@ -171,6 +174,7 @@ fn a_batch_answers_like_one_request_at_a_time() {
         .iter()
         .enumerate()
         .map(|(seq, m)| Request {
+            format: Default::default(),
             seq,
             messages: m.clone(),
             admissible: Vec::new(),
@@ -189,6 +193,7 @@ fn a_batch_answers_like_one_request_at_a_time() {
         let alone = single
             .respond(
                 &[Request {
+                    format: Default::default(),
                     seq: 0,
                     messages: m.clone(),
                     admissible: Vec::new(),
@@ -220,6 +225,7 @@ fn smollm_answers_in_format_under_the_grammar() {
         admissible: &adm,
     };
     let req = Request {
+        format: Default::default(),
         seq: 0,
         messages: prompt.render(&view).unwrap(),
         admissible: adm.clone(),
@@ -271,6 +277,7 @@ fn a_requests_own_temperature_is_sampled_and_the_rest_of_the_batch_stays_greedy(
             .zip(temperatures)
             .enumerate()
             .map(|(seq, (m, temperature))| Request {
+                format: Default::default(),
                 seq,
                 messages: m.clone(),
                 admissible: Vec::new(),

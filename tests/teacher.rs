@@ -208,3 +208,32 @@ fn the_leakage_guard_catches_planted_leaks_and_passes_common_sense() {
     let seen = format!("{observed}\nYou see a {object}.");
     assert!(s.kind().leaks(&planted[1], &privileged, &seen).is_empty());
 }
+
+#[test]
+fn privilege_draws_are_per_episode_by_default_and_the_same_for_a_seed() {
+    use leap::teacher::Teacher;
+    use leap::teacher::oracle::PrivilegeDraw;
+    let episode = OracleTeacher::new(0.5, 3);
+    let step = OracleTeacher::new(0.5, 3).drawing(PrivilegeDraw::Step);
+    let (mut privileged, mut mixed) = (0, 0);
+    for n in 0..200 {
+        let key = format!("rollout/t/scenario-{n}/0");
+        let draws: Vec<bool> = (0..20).map(|i| episode.privileged_at(&key, i)).collect();
+        assert!(draws.iter().all(|&d| d == draws[0]), "{key}: {draws:?}");
+        privileged += usize::from(draws[0]);
+        // A new teacher with the same seed draws the same.
+        assert_eq!(OracleTeacher::new(0.5, 3).privileged_at(&key, 7), draws[0]);
+        let per_step: Vec<bool> = (0..20).map(|i| step.privileged_at(&key, i)).collect();
+        mixed += usize::from(per_step.contains(&true) && per_step.contains(&false));
+    }
+    assert!((70..=130).contains(&privileged), "{privileged} of 200");
+    assert!(mixed > 150, "per-step draws mix within an episode: {mixed}");
+    assert_eq!(episode.describe(), "oracle@0.5");
+    assert_eq!(step.describe(), "oracle@0.5 (per step)");
+    assert_eq!(
+        OracleTeacher::new(1.0, 3)
+            .drawing(PrivilegeDraw::Step)
+            .describe(),
+        "oracle@1"
+    );
+}

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use leap::agent::local::LocalConfig;
 use leap::scenario::{self, Scenario, Split};
 use leap::store::{EpisodeFilter, LabelFilter, Order, Store};
-use leap::teacher::llm::LlmSettings;
+use leap::teacher::llm::{LlmSettings, TeacherMode};
 use leap::teacher::{TeacherSpec, correct_and_store};
 
 fn test_scenarios(n: usize) -> Vec<Scenario> {
@@ -32,12 +32,26 @@ fn played(model: &Path, scenarios: &[Scenario], horizon: u32) -> tempfile::TempD
 /// Corrects every episode of the run with the self teacher over `model`; returns (steps,
 /// labels, failures).
 fn self_correct(dir: &Path, model: &Path, scenarios: &[Scenario]) -> (u64, u64, u64) {
+    correct_with(dir, model, scenarios, TeacherMode::Step)
+}
+
+/// [`self_correct`] in `mode`.
+fn correct_with(
+    dir: &Path,
+    model: &Path,
+    scenarios: &[Scenario],
+    mode: TeacherMode,
+) -> (u64, u64, u64) {
+    let mut config = LocalConfig::new(model);
+    // A trajectory prompt holds every step and its commands.
+    config.ctx_per_slot = 4096;
     let spec = TeacherSpec::Local {
         role: "self".into(),
-        config: LocalConfig::new(model),
+        config,
         settings: LlmSettings {
             retries: 1,
-            parallel: 4,
+            parallel: if mode == TeacherMode::Step { 4 } else { 1 },
+            mode,
             ..LlmSettings::default()
         },
     };
@@ -97,4 +111,42 @@ fn the_self_teacher_on_smollm2_answers_every_step() {
     assert_eq!(steps, 4);
     assert_eq!(labels + failures, steps);
     assert!(labels >= 3, "labels {labels}, failures {failures}");
+}
+
+#[test]
+fn the_trajectory_teacher_on_the_tiny_model_stores_the_papers_fields_or_failures() {
+    let dir = tempfile::tempdir().unwrap();
+    let tiny = dir.path().join("tiny.gguf");
+    leap::model::write_tiny(&default_model(), &tiny, &leap::model::TinySpec::default()).unwrap();
+    let scenarios = test_scenarios(2);
+    let run = played(&tiny, &scenarios, 3);
+    let (steps, labels, failures) =
+        correct_with(run.path(), &tiny, &scenarios, TeacherMode::Trajectory);
+    assert_eq!(steps, 6);
+    assert_eq!(
+        labels + failures,
+        steps,
+        "labels {labels}, failures {failures}"
+    );
+    // Under the grammar even random weights write the paper's JSON, one entry per step.
+    assert_eq!(labels, steps, "labels {labels}, failures {failures}");
+}
+
+#[test]
+fn the_trajectory_teacher_on_smollm2_answers_in_the_papers_json() {
+    let model = default_model();
+    let scenarios = test_scenarios(1);
+    let run = played(&model, &scenarios, 3);
+    let (steps, labels, failures) =
+        correct_with(run.path(), &model, &scenarios, TeacherMode::Trajectory);
+    assert_eq!(steps, 3);
+    assert_eq!(labels, steps, "labels {labels}, failures {failures}");
+    let store = Store::open_existing(run.path()).unwrap();
+    let summaries = store.correction_summaries().unwrap();
+    let (_, teacher, summary) = &summaries[0];
+    assert!(teacher.ends_with("[trajectory]"), "{teacher}");
+    assert!(
+        !summary["summary"].as_str().unwrap().trim().is_empty(),
+        "{summary}"
+    );
 }

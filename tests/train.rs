@@ -161,6 +161,7 @@ fn greedy(adapter: Option<&Path>) -> String {
         ..Sampling::default()
     };
     let request = Request {
+        format: Default::default(),
         seq: 0,
         messages: prompt(0),
         admissible: Vec::new(),

@@ -773,3 +773,28 @@ fn the_iterations_screen_shows_the_loop_stage_by_stage() {
         ],
     );
 }
+
+#[test]
+fn the_episode_screens_privileged_pane_shows_the_scenarios_notes() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("run");
+    let mut store = leap::store::Store::open(&run).unwrap();
+    let catalog = tui_fixture::showcase();
+    let s = catalog
+        .scenarios
+        .iter()
+        .find(|s| s.id == "showcase-morning-coffee")
+        .unwrap();
+    let record = tui_fixture::wander(s, 3, 1, false);
+    let id = tui_fixture::store_episode(&mut store, s, &record);
+    drop(store);
+    let mut app = app(&run, catalog);
+    app.open_episode(id);
+    app.screen = Screen::Episode;
+    key(&mut app, "p");
+    let screen = render(&app, 150, 40);
+    common::assert_shows(
+        &screen,
+        &["note: The household keeps its mugs in the cabinet by the"],
+    );
+}

@@ -22,7 +22,7 @@ use llama_cpp_2::token::data::LlamaTokenData;
 use llama_cpp_2::token::data_array::LlamaTokenDataArray;
 use llama_cpp_2::vocab::LlamaVocab;
 
-use super::{Message, Policy, PolicyError, Request, Response, Sampling};
+use super::{Format, Message, Policy, PolicyError, Request, Response, Sampling};
 use crate::env::command::{self, Template};
 
 /// The process-wide llama.cpp backend (it may be initialised once).
@@ -333,6 +333,9 @@ struct Live {
     done: bool,
     sampler: Option<LlamaSampler>,
     grammar: Option<LlamaSampler>,
+    /// The answer is `REASON:` then `ACTION:` ([`Format::React`]), which the decoding loop
+    /// helps along; a JSON answer is left to its grammar.
+    react: bool,
 }
 
 impl Live {
@@ -503,9 +506,16 @@ impl Policy for LocalPolicy {
             }
             let text = self.render(&req.messages)?;
             let tokens = self.tokenize(&text);
-            if tokens.len() + sampling.max_tokens as usize > self.ctx_per_slot {
+            // A JSON answer's `max_tokens` is an upper bound on a long answer, which the slot's
+            // context may cut (the decoding loop stops at the context's end); a `REASON:`/
+            // `ACTION:` answer must fit whole.
+            let room = match req.format {
+                Format::React => sampling.max_tokens as usize,
+                Format::Json { .. } => (sampling.max_tokens as usize).min(64),
+            };
+            if tokens.len() + room > self.ctx_per_slot {
                 return Err(PolicyError::PromptTooLong {
-                    tokens: tokens.len() + sampling.max_tokens as usize,
+                    tokens: tokens.len() + room,
                     ctx: self.ctx_per_slot,
                 });
             }
@@ -535,14 +545,17 @@ impl Policy for LocalPolicy {
                     LlamaSampler::dist(seed),
                 ])
             });
-            let grammar = if sampling.constrained && !req.admissible.is_empty() {
-                Some(
-                    LlamaSampler::grammar(&self.model, &grammar(&req.admissible, None), "root")
-                        .map_err(llama_err)?,
-                )
-            } else {
-                None
+            let react = req.format == Format::React;
+            let gbnf = match &req.format {
+                Format::React if sampling.constrained && !req.admissible.is_empty() => {
+                    Some(grammar(&req.admissible, None))
+                }
+                Format::React => None,
+                Format::Json { grammar, .. } => Some(grammar.to_string()),
             };
+            let grammar = gbnf
+                .map(|g| LlamaSampler::grammar(&self.model, &g, "root").map_err(llama_err))
+                .transpose()?;
             lives.push(Live {
                 seq: req.seq as i32,
                 pos: tokens.len() as i32,
@@ -553,6 +566,7 @@ impl Policy for LocalPolicy {
                 done: false,
                 sampler,
                 grammar,
+                react,
             });
             jobs_tokens.push((req.seq as i32, keep as i32, tokens));
         }
@@ -593,9 +607,10 @@ impl Policy for LocalPolicy {
                 // written for the model, and the grammar goes on from there. Once the model has
                 // ended the reason line itself, the grammar already leads to the action.
                 // Likewise a template's fill that would leave no room to close it is closed.
-                let over_budget = live.gen_tokens >= reason_budget && !live.out.contains(&b'\n');
+                let over_budget =
+                    live.react && live.gen_tokens >= reason_budget && !live.out.contains(&b'\n');
                 let close = match live.grammar {
-                    Some(_) if !over_budget => live.closing(
+                    Some(_) if live.react && !over_budget => live.closing(
                         &requests[i].admissible,
                         &vocab,
                         sampling.max_tokens.saturating_sub(live.gen_tokens),
@@ -639,7 +654,8 @@ impl Policy for LocalPolicy {
                     on_token(i, &piece);
                     live.streamed += valid;
                 }
-                if live.grammar.is_some()
+                if live.react
+                    && live.grammar.is_some()
                     && let Some(full) = live.completed(&requests[i].admissible)
                 {
                     if full.len() > live.streamed {
@@ -649,7 +665,7 @@ impl Policy for LocalPolicy {
                     live.done = true;
                     continue;
                 }
-                if (live.grammar.is_none() && live.finished())
+                if (live.react && live.grammar.is_none() && live.finished())
                     || live.gen_tokens >= sampling.max_tokens
                     || live.pos as usize + tokens.len() >= self.ctx_per_slot
                 {

@@ -8,6 +8,8 @@ pub mod prompt;
 pub mod remote;
 pub mod student;
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
@@ -88,6 +90,23 @@ impl Default for Sampling {
     }
 }
 
+/// The shape an answer must take.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub enum Format {
+    /// `REASON:` then `ACTION:` one of the request's admissible commands: the student's form,
+    /// constrained where the backend can and [`Sampling::constrained`] asks for it.
+    #[default]
+    React,
+    /// One JSON document, always constrained where the backend can: `schema` (a JSON Schema,
+    /// for servers that take OpenAI's `response_format`) and the same shape as a GBNF `grammar`
+    /// (local models and llama-server), which may be stricter than the schema.
+    Json {
+        name: String,
+        schema: Arc<serde_json::Value>,
+        grammar: Arc<String>,
+    },
+}
+
 /// One prompt for one episode at one step.
 #[derive(Debug, Clone)]
 pub struct Request {
@@ -101,6 +120,7 @@ pub struct Request {
     /// This request's temperature instead of [`Sampling::temperature`] (a repeated prompt in a
     /// rollout, see [`Sampling::repeat_temperature`]).
     pub temperature: Option<f32>,
+    pub format: Format,
 }
 
 /// What a policy answered to one request.

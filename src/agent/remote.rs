@@ -12,7 +12,7 @@
 
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::mpsc;
+use std::sync::{Mutex, mpsc};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -21,7 +21,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::local::grammar;
-use super::{Policy, PolicyError, Request, Response, Sampling};
+use super::{Format, Policy, PolicyError, Request, Response, Sampling};
 use crate::env::command;
 
 /// Where the server is and how to talk to it.
@@ -46,10 +46,37 @@ pub struct RemoteConfig {
     pub max_backoff: Duration,
     /// Most requests in flight at once.
     pub concurrency: usize,
-    /// With `Sampling::constrained`, send llama-server's `grammar` field (GBNF for `REASON:`
-    /// then `ACTION: <an admissible command>`). Only llama-server understands it (OpenAI's API
-    /// rejects unknown fields), so it is off by default and constraint is skipped.
-    pub llama_grammar: bool,
+    /// How answers are constrained: the request carries only fields the server accepts.
+    pub structured: Structured,
+    /// How long a server that cannot be reached (refused, reset: restarting) is waited for,
+    /// retrying with backoff, before the request fails; on top of `retries`.
+    pub wait_unreachable: Duration,
+}
+
+/// How a server is asked for an answer of the right shape ([`Format`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Structured {
+    /// Ask the server: llama-server (it answers `/props`) gets `grammar`; any other gets
+    /// `response_format`, and plain text from the first time it refuses that field.
+    #[default]
+    Auto,
+    /// llama.cpp's `grammar` field (GBNF): llama-server only (OpenAI's API rejects it).
+    Grammar,
+    /// OpenAI's `response_format: {"type": "json_schema", ...}` (llama-server, vLLM, OpenAI).
+    JsonSchema,
+    /// Neither: the answer is parsed and validated as text, with retries.
+    Text,
+}
+
+impl Structured {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Structured::Auto => "auto",
+            Structured::Grammar => "grammar",
+            Structured::JsonSchema => "json-schema",
+            Structured::Text => "text",
+        }
+    }
 }
 
 impl RemoteConfig {
@@ -63,8 +90,15 @@ impl RemoteConfig {
             backoff: Duration::from_millis(500),
             max_backoff: Duration::from_secs(30),
             concurrency: 4,
-            llama_grammar: false,
+            structured: Structured::Auto,
+            wait_unreachable: Duration::from_secs(60),
         }
+    }
+
+    /// The server's root, where llama-server answers `/props`: the base URL without `/v1`.
+    fn root(&self) -> &str {
+        let base = self.base_url.trim_end_matches('/');
+        base.strip_suffix("/v1").unwrap_or(base)
     }
 
     /// The chat-completions endpoint.
@@ -78,6 +112,8 @@ pub struct RemotePolicy {
     config: RemoteConfig,
     url: String,
     agent: ureq::Agent,
+    /// What `Structured::Auto` resolved to, once asked.
+    resolved: Mutex<Option<Structured>>,
 }
 
 impl fmt::Debug for RemotePolicy {
@@ -99,6 +135,9 @@ impl RemotePolicy {
             .into();
         RemotePolicy {
             url: config.endpoint(),
+            resolved: Mutex::new(
+                (config.structured != Structured::Auto).then_some(config.structured),
+            ),
             config,
             agent,
         }
@@ -113,6 +152,11 @@ impl RemotePolicy {
             url: self.url.clone(),
             message: message.into(),
         }
+    }
+
+    /// Fails when the key's variable is named but not set: before anything is sent.
+    pub fn check_key(&self) -> Result<(), PolicyError> {
+        self.api_key().map(drop)
     }
 
     /// The key, read now; `None` when no variable is configured.
@@ -131,7 +175,54 @@ impl RemotePolicy {
         }
     }
 
-    fn body(&self, request: &Request, sampling: &Sampling) -> Value {
+    /// How this server takes constraints: as configured, or for `Auto` what `/props` says (asked
+    /// once). llama-server answers `/props` with its generation settings; a server that does
+    /// not is taken to speak OpenAI's API.
+    pub fn structured(&self, key: Option<&str>) -> Structured {
+        let mut resolved = self.resolved.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(s) = *resolved {
+            return s;
+        }
+        let url = format!("{}/props", self.config.root());
+        let mut request = self
+            .agent
+            .get(&url)
+            .config()
+            .timeout_global(Some(self.config.timeout.min(Duration::from_secs(10))))
+            .build();
+        if let Some(key) = key {
+            request = request.header("Authorization", format!("Bearer {key}"));
+        }
+        let llama = request.call().ok().is_some_and(|mut r| {
+            r.status().is_success()
+                && r.body_mut()
+                    .read_json::<Value>()
+                    .is_ok_and(|v| v.get("default_generation_settings").is_some())
+        });
+        let s = if llama {
+            Structured::Grammar
+        } else {
+            Structured::JsonSchema
+        };
+        *resolved = Some(s);
+        s
+    }
+
+    /// A server found not to take `response_format` (it refused a request that had one) is
+    /// sent plain text from now on; only when `Auto` chose `response_format`.
+    fn downgrade(&self) -> bool {
+        if self.config.structured != Structured::Auto {
+            return false;
+        }
+        let mut resolved = self.resolved.lock().unwrap_or_else(|e| e.into_inner());
+        let was = *resolved == Some(Structured::JsonSchema);
+        if was {
+            *resolved = Some(Structured::Text);
+        }
+        was
+    }
+
+    fn body(&self, request: &Request, sampling: &Sampling, structured: Structured) -> Value {
         let messages: Vec<Value> = request
             .messages
             .iter()
@@ -150,42 +241,86 @@ impl RemotePolicy {
             "max_tokens": sampling.max_tokens,
             "stream": false,
         });
-        if self.config.llama_grammar && sampling.constrained && !request.admissible.is_empty() {
-            // A server cannot cut a reason short the way the local backend does, so the grammar
-            // bounds it: about four characters a token of the reason budget. Every token writes
-            // at least one character, so raising `max_tokens` to the grammar's longest answer
-            // means an answer is never cut off before its action.
-            let max_reason = 4 * sampling.reason_budget() as usize;
-            let longest_action = command::longest(&request.admissible);
-            let longest = "REASON: ".len() + max_reason + "\nACTION: ".len() + longest_action;
-            body["grammar"] = Value::String(grammar(&request.admissible, Some(max_reason)));
-            body["max_tokens"] = json!(sampling.max_tokens.max(longest as u32));
+        match (&request.format, structured) {
+            (Format::React, _) if !sampling.constrained || request.admissible.is_empty() => {}
+            (Format::React, Structured::Grammar) => {
+                // A server cannot cut a reason short the way the local backend does, so the
+                // grammar bounds it: about four characters a token of the reason budget. Every
+                // token writes at least one character, so raising `max_tokens` to the grammar's
+                // longest answer means an answer is never cut off before its action.
+                let max_reason = 4 * sampling.reason_budget() as usize;
+                let longest_action = command::longest(&request.admissible);
+                let longest = "REASON: ".len() + max_reason + "\nACTION: ".len() + longest_action;
+                body["grammar"] = Value::String(grammar(&request.admissible, Some(max_reason)));
+                body["max_tokens"] = json!(sampling.max_tokens.max(longest as u32));
+            }
+            (Format::React, Structured::JsonSchema) => {
+                // As with the grammar: the reason bounded, `max_tokens` raised to the longest
+                // answer, so that the action is always written.
+                let max_reason = 4 * sampling.reason_budget() as usize;
+                let longest_action = command::longest(&request.admissible);
+                let longest = r#"{"reason": "", "action": ""}"#.len() + max_reason + longest_action;
+                body["response_format"] =
+                    response_format("step", &react_schema(&request.admissible, max_reason));
+                body["max_tokens"] = json!(sampling.max_tokens.max(longest as u32));
+            }
+            (Format::Json { grammar, .. }, Structured::Grammar) => {
+                body["grammar"] = Value::String(grammar.to_string());
+            }
+            (Format::Json { name, schema, .. }, Structured::JsonSchema) => {
+                body["response_format"] = response_format(name, schema);
+            }
+            _ => {}
         }
         body
     }
 
-    /// One request, retried while the failure may pass.
+    /// One request, retried while the failure may pass: `retries` times, and for as long as
+    /// `wait_unreachable` while the server cannot be reached at all.
     fn ask(
         &self,
-        body: &Value,
+        request: &Request,
+        sampling: &Sampling,
         key: Option<&str>,
         cancel: &AtomicBool,
     ) -> Result<Response, PolicyError> {
+        let mut structured = self.structured(key);
+        let mut body = self.body(request, sampling, structured);
         let attempts = self.config.retries.saturating_add(1);
         let mut attempt = 0;
+        let first = Instant::now();
         loop {
             attempt += 1;
             let started = Instant::now();
-            let outcome = self.attempt(body, key);
+            let outcome = self.attempt(&body, key);
             let wall_ms = started.elapsed().as_secs_f64() * 1e3;
             let failure = match outcome {
-                Ok(reply) => return self.read_reply(&reply, key, wall_ms),
+                Ok(reply) => {
+                    let react_json =
+                        request.format == Format::React && body.get("response_format").is_some();
+                    return self.read_reply(&reply, key, wall_ms, react_json);
+                }
                 Err(failure) => failure,
             };
-            if !failure.retry || attempt >= attempts || cancel.load(Ordering::Relaxed) {
+            // A server that refuses `response_format` is asked again in plain text (once).
+            if matches!(failure.status, Some(400 | 422))
+                && body.get("response_format").is_some()
+                && self.downgrade()
+            {
+                structured = Structured::Text;
+                body = self.body(request, sampling, structured);
+                attempt -= 1;
+                continue;
+            }
+            let waiting = failure.unreachable && first.elapsed() < self.config.wait_unreachable;
+            let give_up = !waiting && (!failure.retry || attempt >= attempts);
+            if give_up || cancel.load(Ordering::Relaxed) {
                 let mut message = failure.message;
                 if attempt > 1 {
-                    message.push_str(&format!(" (after {attempt} attempts)"));
+                    message.push_str(&format!(
+                        " (after {attempt} attempts in {:.1} s)",
+                        first.elapsed().as_secs_f64()
+                    ));
                 }
                 return Err(self.error(message));
             }
@@ -222,10 +357,13 @@ impl RemotePolicy {
             message: format!("HTTP {code} {reason}: {}", excerpt(&text, key)),
             retry: code == 429 || status.is_server_error(),
             retry_after,
+            status: Some(code),
+            unreachable: false,
         })
     }
 
     fn failure(&self, e: ureq::Error) -> Failure {
+        use std::io::ErrorKind as K;
         use ureq::Error as E;
         let (message, retry) = match &e {
             E::Timeout(_) => (
@@ -239,10 +377,21 @@ impl RemotePolicy {
             E::HostNotFound => ("host not found".to_string(), false),
             _ => (e.to_string(), false),
         };
+        // Nobody listening, or the connection dropped: a server restarting.
+        let unreachable = match &e {
+            E::ConnectionFailed => true,
+            E::Io(io) => matches!(
+                io.kind(),
+                K::ConnectionRefused | K::ConnectionReset | K::ConnectionAborted
+            ),
+            _ => false,
+        };
         Failure {
             message,
             retry,
             retry_after: None,
+            status: None,
+            unreachable,
         }
     }
 
@@ -266,6 +415,7 @@ impl RemotePolicy {
         text: &str,
         key: Option<&str>,
         wall_ms: f64,
+        react_json: bool,
     ) -> Result<Response, PolicyError> {
         let reply: Reply = serde_json::from_str(text)
             .map_err(|e| self.error(format!("unreadable answer ({e}): {}", excerpt(text, key))))?;
@@ -284,8 +434,12 @@ impl RemotePolicy {
             .and_then(|t| t.prompt_ms)
             .unwrap_or(0.0)
             .clamp(0.0, wall_ms);
+        let mut content = choice.message.content.unwrap_or_default();
+        if react_json {
+            content = react_from_json(&content).unwrap_or(content);
+        }
         Ok(Response {
-            text: choice.message.content.unwrap_or_default(),
+            text: content,
             prompt_tokens: usage.prompt_tokens,
             cached_tokens: cached,
             gen_tokens: usage.completion_tokens,
@@ -310,7 +464,6 @@ impl Policy for RemotePolicy {
             return Ok(Vec::new());
         }
         let key = self.api_key()?;
-        let bodies: Vec<Value> = requests.iter().map(|r| self.body(r, sampling)).collect();
         let next = AtomicUsize::new(0);
         // Set on the first failure: the batch fails, so the requests not yet sent are not.
         let failed = AtomicBool::new(false);
@@ -322,12 +475,14 @@ impl Policy for RemotePolicy {
             let (tx, rx) = mpsc::channel();
             for _ in 0..workers {
                 let tx = tx.clone();
-                let (bodies, next, failed, key) = (&bodies, &next, &failed, key.as_deref());
+                let (next, failed, key) = (&next, &failed, key.as_deref());
                 scope.spawn(move || {
                     while !failed.load(Ordering::Relaxed) {
                         let i = next.fetch_add(1, Ordering::Relaxed);
-                        let Some(body) = bodies.get(i) else { break };
-                        let result = this.ask(body, key, failed);
+                        let Some(request) = requests.get(i) else {
+                            break;
+                        };
+                        let result = this.ask(request, sampling, key, failed);
                         if result.is_err() {
                             failed.store(true, Ordering::Relaxed);
                         }
@@ -368,6 +523,57 @@ struct Failure {
     message: String,
     retry: bool,
     retry_after: Option<Duration>,
+    /// The HTTP status, when the server answered.
+    status: Option<u16>,
+    /// The server could not be reached: waited for up to `wait_unreachable`.
+    unreachable: bool,
+}
+
+/// OpenAI's structured-output field for `schema`. Not strict: OpenAI's strict mode refuses
+/// the bounds leap's schemas set (`maxLength`, `minItems`), and every answer is checked here.
+fn response_format(name: &str, schema: &Value) -> Value {
+    json!({
+        "type": "json_schema",
+        "json_schema": { "name": name, "schema": schema, "strict": false },
+    })
+}
+
+/// The JSON shape of one `REASON:`/`ACTION:` answer, for servers that take a schema but not a
+/// grammar: the action one of the admissible commands when they are all literal.
+fn react_schema(admissible: &[String], max_reason: usize) -> Value {
+    let literal = admissible
+        .iter()
+        .all(|a| command::Template::of(a).is_none());
+    let action = if literal {
+        json!({ "type": "string", "enum": admissible })
+    } else {
+        json!({ "type": "string" })
+    };
+    json!({
+        "type": "object",
+        "properties": {
+            "reason": { "type": "string", "minLength": 1, "maxLength": max_reason },
+            "action": action,
+        },
+        "required": ["reason", "action"],
+        "additionalProperties": false,
+    })
+}
+
+/// A `{"reason", "action"}` answer in the student's own form, `REASON:` then `ACTION:`.
+fn react_from_json(text: &str) -> Option<String> {
+    #[derive(Deserialize)]
+    struct Step {
+        reason: String,
+        action: String,
+    }
+    let step: Step = serde_json::from_str(text.trim()).ok()?;
+    let one_line = |s: &str| s.split_whitespace().collect::<Vec<_>>().join(" ");
+    Some(format!(
+        "REASON: {}\nACTION: {}",
+        one_line(&step.reason),
+        one_line(&step.action)
+    ))
 }
 
 fn connection_message(io: &std::io::Error) -> String {

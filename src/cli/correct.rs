@@ -6,15 +6,16 @@ use std::process::ExitCode;
 use anyhow::bail;
 
 use leap::agent::Sampling;
-use leap::agent::remote::RemoteConfig;
 use leap::agent::student::{StudentSpec, parse_adapter};
 use leap::correct::{CorrectOptions, correct_episodes};
 use leap::run::RunDir;
 use leap::store::{self, EpisodeFilter, Order};
 use leap::teacher::TeacherSpec;
-use leap::teacher::llm::LlmSettings;
+use leap::teacher::llm::{LlmSettings, TeacherMode};
+use leap::teacher::oracle::PrivilegeDraw;
 
 use super::progress::Bars;
+use super::remote::RemoteArgs;
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum TeacherKind {
@@ -33,13 +34,29 @@ pub struct TeacherArgs {
     /// Which teacher corrects.
     #[arg(long, value_enum, default_value = "oracle")]
     pub teacher: TeacherKind,
-    /// The oracle's privilege level in [0, 1]: 0 uses only what the student observed, 1 goes
-    /// straight to the hidden objects.
-    #[arg(long, default_value_t = 0.5)]
-    pub privilege: f64,
-    /// Seed of the oracle's per-step privilege draws and of LLM sampling.
+    /// The teacher's privilege level in [0, 1]. The oracle: 0 uses only what the student
+    /// observed, 1 goes straight to the hidden objects (default 0.5). An LLM teacher: the share
+    /// of the hidden facts its prompt shows, drawn per episode and fact (default 1).
+    #[arg(long)]
+    pub privilege: Option<f64>,
+    /// What one of the oracle's privilege draws decides: a whole episode, or one step.
+    #[arg(long, value_enum, default_value = "episode")]
+    pub privilege_draw: PrivilegeDraw,
+    /// Seed of the privilege draws and of LLM sampling.
     #[arg(long, default_value_t = 0)]
     pub teacher_seed: u64,
+    /// An LLM teacher's mode: one request per step, or one per episode in the LEAP paper's JSON.
+    #[arg(
+        long = "teacher-mode",
+        visible_alias = "mode",
+        value_enum,
+        default_value = "step"
+    )]
+    pub mode: TeacherMode,
+    /// An LLM teacher's prompt template (minijinja, `system` and `user` blocks), for every kind,
+    /// instead of `assets/prompts/<kind>/correct_<mode>.j2`.
+    #[arg(long = "teacher-prompt", visible_alias = "prompt", value_name = "FILE")]
+    pub prompt: Option<PathBuf>,
     /// The student's model, for the self teacher (default: the run's model, else $LEAP_MODEL or
     /// the cached SmolLM2).
     #[arg(long)]
@@ -66,6 +83,8 @@ pub struct TeacherArgs {
     pub teacher_parallel: usize,
     #[arg(long, default_value_t = 0)]
     pub gpu_layers: u32,
+    #[command(flatten)]
+    pub remote: RemoteArgs,
 }
 
 impl TeacherArgs {
@@ -80,7 +99,26 @@ impl TeacherArgs {
 
     /// The teacher; `model` is the student's, for the self teacher.
     pub fn spec(&self, model: &Path) -> anyhow::Result<TeacherSpec> {
+        let privilege = match self.privilege {
+            Some(p) if !(0.0..=1.0).contains(&p) => {
+                bail!("--privilege {p}: expected a number in [0, 1]")
+            }
+            Some(p) => p,
+            None if self.teacher == TeacherKind::Oracle => 0.5,
+            None => 1.0,
+        };
+        if let Some(prompt) = &self.prompt
+            && self.teacher == TeacherKind::Oracle
+        {
+            bail!(
+                "--teacher-prompt {}: the oracle has no prompt (an LLM teacher does)",
+                prompt.display()
+            );
+        }
         let settings = LlmSettings {
+            mode: self.mode,
+            prompt: self.prompt.clone(),
+            privilege,
             retries: self.retries,
             parallel: self.teacher_parallel.max(1),
             sampling: Sampling {
@@ -95,18 +133,11 @@ impl TeacherArgs {
             Ok(spec.gpu_layers(self.gpu_layers).config())
         };
         Ok(match self.teacher {
-            TeacherKind::Oracle => {
-                if !(0.0..=1.0).contains(&self.privilege) {
-                    bail!(
-                        "--privilege {}: expected a number in [0, 1]",
-                        self.privilege
-                    );
-                }
-                TeacherSpec::Oracle {
-                    privilege: self.privilege,
-                    seed: self.teacher_seed,
-                }
-            }
+            TeacherKind::Oracle => TeacherSpec::Oracle {
+                privilege,
+                seed: self.teacher_seed,
+                draw: self.privilege_draw,
+            },
             TeacherKind::SelfTeacher => TeacherSpec::Local {
                 role: "self".into(),
                 config: local(model, &self.adapter)?,
@@ -114,9 +145,9 @@ impl TeacherArgs {
             },
             TeacherKind::Llm => match (&self.server, &self.teacher_model) {
                 (Some(url), _) => {
-                    let mut config = RemoteConfig::new(url.clone(), self.server_model.clone());
-                    config.api_key_env = self.api_key_env.clone();
-                    config.llama_grammar = true;
+                    let config =
+                        self.remote
+                            .config(url, &self.server_model, self.api_key_env.clone())?;
                     TeacherSpec::Remote { config, settings }
                 }
                 (None, Some(model)) => TeacherSpec::Local {

@@ -130,7 +130,7 @@ impl Args {
             iters: self.iters,
             model: self.teacher.model.clone(),
             teacher: self.teacher.spec_for_run(run)?,
-            privilege: self.teacher.privilege,
+            privilege: self.teacher.privilege.unwrap_or(0.5),
             curation,
             episodes_per_iter: self.episodes_per_iter,
             failed_at_most: self.failed_at_most,

@@ -14,6 +14,7 @@ mod labels;
 mod model;
 mod play;
 mod progress;
+mod remote;
 mod report;
 mod rollout;
 mod scenarios;

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use anyhow::bail;
 
 use leap::agent::prompt::Prompt;
-use leap::agent::remote::{RemoteConfig, RemotePolicy};
+use leap::agent::remote::RemotePolicy;
 use leap::agent::student::{StudentSpec, parse_adapter};
 use leap::agent::{Policy, Sampling};
 use leap::rollout::{RolloutConfig, spawn};
@@ -14,6 +14,7 @@ use leap::run::RunDir;
 use leap::scenario::{self, Split};
 
 use super::progress::Bars;
+use super::remote::RemoteArgs;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -76,9 +77,8 @@ pub struct Args {
     /// Requests in flight at once to the server.
     #[arg(long, default_value_t = 4, requires = "server")]
     concurrency: usize,
-    /// Send the REASON/ACTION grammar to the server (llama-server understands it).
-    #[arg(long, requires = "server")]
-    server_grammar: bool,
+    #[command(flatten)]
+    remote: RemoteArgs,
     /// The LEAP iteration of the student (stored with each episode; labels of its episodes go
     /// into the next iteration's dataset).
     #[arg(long)]
@@ -116,10 +116,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let slots = args.parallel.max(1);
     let policy: Box<dyn Policy> = match &args.server {
         Some(url) => {
-            let mut remote = RemoteConfig::new(url.clone(), args.server_model.clone());
-            remote.api_key_env = args.api_key_env.clone();
+            let mut remote =
+                args.remote
+                    .config(url, &args.server_model, args.api_key_env.clone())?;
             remote.concurrency = args.concurrency.max(1);
-            remote.llama_grammar = args.server_grammar;
             Box::new(RemotePolicy::new(remote))
         }
         None => {

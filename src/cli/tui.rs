@@ -40,6 +40,11 @@ pub struct Args {
     /// The model name to ask the teacher server for.
     #[arg(long, default_value = "default", requires = "teacher_server")]
     teacher_model: String,
+    /// Environment variable that holds the teacher server's API key (never stored).
+    #[arg(long, value_name = "VAR", requires = "teacher_server")]
+    teacher_api_key_env: Option<String>,
+    #[command(flatten)]
+    remote: super::remote::RemoteArgs,
     /// Layers of the student (and the self teacher) offloaded to the GPU.
     #[arg(long, default_value_t = 0)]
     gpu_layers: u32,
@@ -74,7 +79,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             constrained: !args.free,
             ..Sampling::default()
         },
-        teacher_server: args.teacher_server.map(|url| (url, args.teacher_model)),
+        teacher_server: args
+            .teacher_server
+            .map(|url| {
+                args.remote
+                    .config(&url, &args.teacher_model, args.teacher_api_key_env.clone())
+            })
+            .transpose()?,
         gpu_layers: args.gpu_layers,
         ctx: args.ctx,
         report: leap::report::Sources {

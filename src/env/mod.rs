@@ -7,8 +7,9 @@
 //! ([`World`]), which makes episodes: a plain [`Environment`] for rollouts, and a [`Guided`] one
 //! that the expert follows (the oracle teacher, the demonstrations, a replayed episode).
 
-/// A kind's two prompt templates, `assets/prompts/<kind>/react.j2` (the student's) and
-/// `correct.j2` (the LLM teacher's), compiled in: the `EnvKind` methods that return them.
+/// A kind's prompt templates, `assets/prompts/<kind>/react.j2` (the student's),
+/// `correct_step.j2` and `correct_trajectory.j2` (the LLM teacher's, per step and per episode),
+/// compiled in: the `EnvKind` methods that return them.
 macro_rules! prompt_templates {
     ($kind:literal) => {
         fn student_template(&self) -> $crate::env::Template {
@@ -25,12 +26,24 @@ macro_rules! prompt_templates {
 
         fn teacher_template(&self) -> $crate::env::Template {
             $crate::env::Template {
-                name: concat!("assets/prompts/", $kind, "/correct.j2"),
+                name: concat!("assets/prompts/", $kind, "/correct_step.j2"),
                 source: include_str!(concat!(
                     env!("CARGO_MANIFEST_DIR"),
                     "/assets/prompts/",
                     $kind,
-                    "/correct.j2"
+                    "/correct_step.j2"
+                )),
+            }
+        }
+
+        fn trajectory_template(&self) -> $crate::env::Template {
+            $crate::env::Template {
+                name: concat!("assets/prompts/", $kind, "/correct_trajectory.j2"),
+                source: include_str!(concat!(
+                    env!("CARGO_MANIFEST_DIR"),
+                    "/assets/prompts/",
+                    $kind,
+                    "/correct_trajectory.j2"
                 )),
             }
         }
@@ -160,6 +173,11 @@ pub trait World: fmt::Debug + Send + Sync {
     /// The privileged state as a line of the student's prompt, for a policy acting alone as the
     /// teacher ("Hidden facts: ...").
     fn hint(&self) -> String;
+    /// The scenario's privileged notes (its author's facts for the teacher), which every
+    /// teacher's prompt and the workbench's privileged pane show.
+    fn notes(&self) -> Vec<String> {
+        Vec::new()
+    }
     /// The task type that evaluation groups success by ("pick_and_place").
     fn task_type(&self) -> &str;
     /// The scenario as the workbench previews it.
@@ -205,8 +223,12 @@ pub trait EnvKind: Sync {
     fn schema(&self, generator: &mut SchemaGenerator) -> Schema;
     /// The student's prompt template.
     fn student_template(&self) -> Template;
-    /// The LLM teacher's prompt template (see [`Guided::teacher_vars`] for its extra variables).
+    /// The LLM teacher's prompt template for one step (see [`Guided::teacher_vars`] for its
+    /// extra variables).
     fn teacher_template(&self) -> Template;
+    /// The LLM teacher's prompt template for a whole episode, answered in the LEAP paper's JSON
+    /// (variables: `task`, `start`, `steps`, `facts`, `plan`, `notes`, `error`).
+    fn trajectory_template(&self) -> Template;
     /// The kind's extra variables of the student's prompt, read from the agent's own history
     /// and commands only.
     fn prompt_vars(&self, history: &[Past], admissible: &[String]) -> minijinja::Value;

@@ -206,6 +206,28 @@ impl Store {
             ))
     }
 
+    /// Every stored correction as (episode id, teacher, its summary and failures as stored:
+    /// `{"summary": ..., "failures": [{"timestep", "error"}]}`), by id.
+    pub fn correction_summaries(&self) -> Result<Vec<(i64, String, serde_json::Value)>> {
+        let read = || -> rusqlite::Result<Vec<(i64, String, String)>> {
+            let mut stmt = self
+                .conn
+                .prepare("SELECT episode_id, teacher, summary FROM corrections ORDER BY id")?;
+            let rows = stmt.query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))?;
+            rows.collect()
+        };
+        let rows = read().map_err(sql(&self.path, "reading corrections".to_string()))?;
+        rows.into_iter()
+            .map(|(episode, teacher, summary)| {
+                let value = serde_json::from_str(&summary).map_err(json(
+                    &self.path,
+                    format!("the summary of a correction by {teacher}"),
+                ))?;
+                Ok((episode, teacher, value))
+            })
+            .collect()
+    }
+
     /// Stores a teacher's corrections of an episode and one pending label per corrected step,
     /// in one transaction. Returns the corrections' id, or `None` when this teacher had already
     /// corrected the episode (nothing is written).

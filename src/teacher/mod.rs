@@ -11,8 +11,12 @@ pub mod leak;
 pub mod live;
 pub mod llm;
 pub mod oracle;
+pub mod trajectory;
 
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 use thiserror::Error;
 
 use crate::agent::PolicyError;
@@ -28,6 +32,7 @@ pub enum TeacherSpec {
     Oracle {
         privilege: f64,
         seed: u64,
+        draw: oracle::PrivilegeDraw,
     },
     /// An LLM teacher over a local model: the student's own model and adapters for `self`.
     Local {
@@ -47,9 +52,13 @@ impl TeacherSpec {
     /// teacher's role.
     pub fn label(&self) -> String {
         match self {
-            TeacherSpec::Oracle { privilege, .. } => {
-                format!("oracle@{}", privilege.clamp(0.0, 1.0))
-            }
+            TeacherSpec::Oracle {
+                privilege,
+                seed,
+                draw,
+            } => oracle::OracleTeacher::new(*privilege, *seed)
+                .drawing(*draw)
+                .describe(),
             TeacherSpec::Local { role, .. } => role.clone(),
             TeacherSpec::Remote { settings, .. } => settings.role.clone(),
         }
@@ -58,9 +67,11 @@ impl TeacherSpec {
     /// Loads the teacher (for LLM teachers this loads the model or checks the server settings).
     pub fn build(&self) -> Result<Box<dyn Teacher>, TeacherError> {
         Ok(match self {
-            TeacherSpec::Oracle { privilege, seed } => {
-                Box::new(oracle::OracleTeacher::new(*privilege, *seed))
-            }
+            TeacherSpec::Oracle {
+                privilege,
+                seed,
+                draw,
+            } => Box::new(oracle::OracleTeacher::new(*privilege, *seed).drawing(*draw)),
             TeacherSpec::Local {
                 role,
                 config,
@@ -73,18 +84,35 @@ impl TeacherSpec {
                     role: role.clone(),
                     ..settings.clone()
                 };
-                Box::new(llm::LlmTeacher::new(Box::new(policy), None, settings)?)
+                Box::new(llm::LlmTeacher::new(Box::new(policy), settings)?)
             }
             TeacherSpec::Remote { config, settings } => {
                 let policy = crate::agent::remote::RemotePolicy::new(config.clone());
-                Box::new(llm::LlmTeacher::new(
-                    Box::new(policy),
-                    None,
-                    settings.clone(),
-                )?)
+                // A missing key is the user's to fix, not a failure of every episode.
+                policy.check_key()?;
+                Box::new(llm::LlmTeacher::new(Box::new(policy), settings.clone())?)
             }
         })
     }
+}
+
+/// A reproducible draw with probability `privilege`: the same for the same (seed, episode key,
+/// what, index). 1 always holds and 0 never does.
+pub fn draw(privilege: f64, seed: u64, key: &str, what: &str, index: usize) -> bool {
+    if privilege >= 1.0 {
+        return true;
+    }
+    if privilege <= 0.0 || privilege.is_nan() {
+        return false;
+    }
+    let digest = Sha256::new()
+        .chain_update(seed.to_le_bytes())
+        .chain_update(key.as_bytes())
+        .chain_update([0])
+        .chain_update(what.as_bytes())
+        .chain_update((index as u64).to_le_bytes())
+        .finalize();
+    ChaCha8Rng::from_seed(digest.into()).random::<f64>() < privilege
 }
 
 #[derive(Debug, Error)]

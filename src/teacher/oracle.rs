@@ -4,8 +4,11 @@
 //!
 //! `privilege` in [0, 1] sets how much of the privileged state it uses. At 0 it is the best
 //! policy that uses only what the student has observed; at 1 it follows the expert's shortest
-//! plan over the true state, going straight to what is hidden; in between, each step independently uses the privileged plan with probability `privilege`,
-//! drawn from a generator seeded by (seed, episode key, step): deterministic for a seed.
+//! plan over the true state, going straight to what is hidden; in between, the privileged plan
+//! is used with probability `privilege`, drawn from a generator seeded by the seed and the
+//! episode's key: deterministic for a seed. [`PrivilegeDraw`] says what one draw decides: a
+//! whole episode (the default: an episode's labels all come from one kind of advice, so
+//! neighbouring labels never disagree about a hidden fact), or each step on its own.
 //!
 //! A kind may have no expert that acts on what the student observed (an external environment
 //! gives only its privileged expert's action): the oracle then corrects a step with probability
@@ -23,18 +26,36 @@ use crate::env::{Kind, Privileged};
 use crate::scenario::Scenario;
 use crate::store::EpisodeRecord;
 
+/// What one privilege draw of the oracle decides.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum PrivilegeDraw {
+    /// One draw per episode: every step of it uses the privileged plan, or none does.
+    #[default]
+    Episode,
+    /// One draw per step (how leap drew before: neighbouring labels may disagree).
+    Step,
+}
+
 pub struct OracleTeacher {
     privilege: f64,
     seed: u64,
+    draw: PrivilegeDraw,
 }
 
 impl OracleTeacher {
-    /// `privilege` is clamped to [0, 1].
+    /// `privilege` is clamped to [0, 1]; one draw per episode.
     pub fn new(privilege: f64, seed: u64) -> OracleTeacher {
         OracleTeacher {
             privilege: privilege.clamp(0.0, 1.0),
             seed,
+            draw: PrivilegeDraw::Episode,
         }
+    }
+
+    /// The same teacher drawing as `draw` says.
+    pub fn drawing(mut self, draw: PrivilegeDraw) -> OracleTeacher {
+        self.draw = draw;
+        self
     }
 
     /// Whether step `step` of the episode keyed `key` uses the privileged plan.
@@ -44,6 +65,9 @@ impl OracleTeacher {
         }
         if self.privilege <= 0.0 {
             return false;
+        }
+        if self.draw == PrivilegeDraw::Episode {
+            return super::draw(self.privilege, self.seed, key, "episode", 0);
         }
         let digest = Sha256::new()
             .chain_update(self.seed.to_le_bytes())
@@ -175,7 +199,13 @@ impl OracleTeacher {
 
 impl Teacher for OracleTeacher {
     fn describe(&self) -> String {
-        format!("oracle@{}", self.privilege)
+        let per_step =
+            self.draw == PrivilegeDraw::Step && self.privilege > 0.0 && self.privilege < 1.0;
+        format!(
+            "oracle@{}{}",
+            self.privilege,
+            if per_step { " (per step)" } else { "" }
+        )
     }
 
     fn privilege(&self) -> Option<f64> {

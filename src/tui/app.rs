@@ -129,8 +129,9 @@ pub struct Init {
     pub by: String,
     /// Problems found while starting (key file, watcher); shown as the first message.
     pub problems: Vec<String>,
-    /// An OpenAI-compatible server to offer as the teacher: base URL and model name.
-    pub teacher_server: Option<(String, String)>,
+    /// An OpenAI-compatible server to offer as the teacher (its API key, if any, is read from
+    /// the environment variable it names when asked).
+    pub teacher_server: Option<crate::agent::remote::RemoteConfig>,
     /// Layers of the student (and the self teacher) offloaded to the GPU.
     pub gpu_layers: u32,
     /// Context of the student (and the self teacher), in tokens.
@@ -172,7 +173,7 @@ pub struct App {
     pub student_loading: Option<String>,
     pub horizon: Option<u32>,
     pub by: String,
-    pub teacher_server: Option<(String, String)>,
+    pub teacher_server: Option<crate::agent::remote::RemoteConfig>,
     pub gpu_layers: u32,
     pub ctx: u32,
     pub report_sources: Sources,

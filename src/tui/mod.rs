@@ -45,8 +45,9 @@ pub struct Options {
     pub horizon: Option<u32>,
     pub history: usize,
     pub sampling: Sampling,
-    /// An OpenAI-compatible server offered as the teacher: base URL and model name.
-    pub teacher_server: Option<(String, String)>,
+    /// An OpenAI-compatible server offered as the teacher (its API key, if any, is read from
+    /// the environment variable it names when asked).
+    pub teacher_server: Option<crate::agent::remote::RemoteConfig>,
     /// Layers of the student (and the self teacher) offloaded to the GPU.
     pub gpu_layers: u32,
     /// Context of the student (and the self teacher), in tokens.

@@ -69,7 +69,7 @@ impl Guided for GuidedEpisode {
     }
 
     /// `locations` (where the task's objects were at the start) and `plan` (from here), as
-    /// `assets/prompts/household/correct.j2` reads them.
+    /// `assets/prompts/household/correct_step.j2` reads them.
     fn teacher_vars(&self, hidden: &Privileged) -> minijinja::Value {
         context! {
             locations => Serde(&hidden.facts),

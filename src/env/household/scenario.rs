@@ -413,6 +413,10 @@ impl World for HouseholdScenario {
         self.task.goal.as_str()
     }
 
+    fn notes(&self) -> Vec<String> {
+        self.privileged.notes.clone()
+    }
+
     fn preview(&self) -> Preview {
         let room = self.world.room.as_deref().unwrap_or("room");
         let lines = self

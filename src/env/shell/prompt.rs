@@ -40,7 +40,7 @@ mod tests {
     use crate::agent::prompt::Blocks;
 
     const STUDENT: &str = include_str!("../../../assets/prompts/shell/react.j2");
-    const TEACHER: &str = include_str!("../../../assets/prompts/shell/correct.j2");
+    const TEACHER: &str = include_str!("../../../assets/prompts/shell/correct_step.j2");
     const TASK: &str = "Count the lines of every .txt file under /testbed";
 
     fn history() -> Vec<Past> {
@@ -130,7 +130,7 @@ mod tests {
 
     #[test]
     fn the_teacher_prompt_shows_the_gold_command_and_its_output() {
-        let blocks = Blocks::compile("correct.j2", TEACHER.to_string()).unwrap();
+        let blocks = Blocks::compile("correct_step.j2", TEACHER.to_string()).unwrap();
         let history = history();
         let admissible = vec!["...".to_string()];
         let observations: Vec<String> = history.iter().map(|s| s.observation.clone()).collect();

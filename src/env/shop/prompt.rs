@@ -24,7 +24,7 @@ mod tests {
     use crate::env::Fact;
 
     const STUDENT: &str = include_str!("../../../assets/prompts/shop/react.j2");
-    const TEACHER: &str = include_str!("../../../assets/prompts/shop/correct.j2");
+    const TEACHER: &str = include_str!("../../../assets/prompts/shop/correct_step.j2");
     const TASK: &str = "i need a red stereo earbud headphones, and price lower than 50.00 dollars";
 
     /// Words of the household's prompts that have no place in the shop's.
@@ -104,7 +104,7 @@ mod tests {
 
     #[test]
     fn the_teacher_prompt_shows_the_goal_and_forbids_naming_the_product() {
-        let blocks = Blocks::compile("correct.j2", TEACHER.to_string()).unwrap();
+        let blocks = Blocks::compile("correct_step.j2", TEACHER.to_string()).unwrap();
         let fact = |subject: &str, detail: &str| Fact {
             subject: subject.into(),
             relation: "is".into(),

@@ -324,6 +324,10 @@ impl World for ShopScenario {
         &self.gold().category
     }
 
+    fn notes(&self) -> Vec<String> {
+        self.privileged.notes.clone()
+    }
+
     fn preview(&self) -> Preview {
         let goal = &self.task.goal;
         let gold = self.gold();

@@ -158,6 +158,7 @@ impl App {
     fn teacher_spec(&self) -> Result<TeacherSpec, &'static str> {
         Ok(match self.episode.teacher {
             TeacherKind::Oracle => TeacherSpec::Oracle {
+                draw: Default::default(),
                 privilege: self.episode.privilege,
                 seed: 0,
             },
@@ -167,11 +168,11 @@ impl App {
                 settings: crate::teacher::llm::LlmSettings::default(),
             },
             TeacherKind::Remote => {
-                let Some((url, model)) = self.teacher_server.clone() else {
+                let Some(config) = self.teacher_server.clone() else {
                     return Err("no teacher server: start with --teacher-server URL");
                 };
                 TeacherSpec::Remote {
-                    config: crate::agent::remote::RemoteConfig::new(url, model),
+                    config,
                     settings: crate::teacher::llm::LlmSettings::default(),
                 }
             }
@@ -358,9 +359,12 @@ impl App {
             "self: the student's own model and adapter, shown the privileged state".into(),
             Pick::Teacher(TeacherKind::SelfModel, self.episode.privilege),
         ));
-        if let Some((url, model)) = &self.teacher_server {
+        if let Some(server) = &self.teacher_server {
             items.push((
-                format!("remote: {model} at {url}, shown the privileged state"),
+                format!(
+                    "remote: {} at {}, shown the privileged state",
+                    server.model, server.base_url
+                ),
                 Pick::Teacher(TeacherKind::Remote, self.episode.privilege),
             ));
         }

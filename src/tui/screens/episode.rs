@@ -560,7 +560,13 @@ impl EpisodeScreen {
                 theme::privileged(),
             ));
             match &self.privileged {
-                Some((idx, p)) if *idx == i => privileged_lines(p, &mut lines),
+                Some((idx, p)) if *idx == i => {
+                    let notes = self.scenario.iter().flat_map(|s| s.body.notes());
+                    for note in notes {
+                        lines.push(Line::styled(format!("  note: {note}"), theme::privileged()));
+                    }
+                    privileged_lines(p, &mut lines)
+                }
                 _ => lines.push(Line::styled("  (the scenario is not loaded)", theme::dim())),
             }
         } else {
