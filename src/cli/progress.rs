@@ -1,6 +1,7 @@
 //! Progress bars on stderr for the library's progress events (the library reports, the CLI
 //! draws).
 
+use super::print::errln;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use leap::eval::EvalEvent;
@@ -133,9 +134,16 @@ impl Bars {
             TrainEvent::Step(p) => {
                 // Without a terminal the bar is hidden: log about twenty lines instead.
                 if bar.is_hidden() && !quiet && p.step % (p.steps / 20).max(1) == 0 {
-                    eprintln!(
+                    errln!(
                         "step {}/{}  epoch {}/{}  loss {:.4}  lr {:.2e}  {:.0} tok/s  eta {:.0} s",
-                        p.step, p.steps, p.epoch, p.epochs, p.loss, p.lr, p.tokens_per_s, p.eta_s
+                        p.step,
+                        p.steps,
+                        p.epoch,
+                        p.epochs,
+                        p.loss,
+                        p.lr,
+                        p.tokens_per_s,
+                        p.eta_s
                     );
                 }
                 bar.set_position(p.step);

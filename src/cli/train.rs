@@ -1,5 +1,6 @@
 //! `leap train`: a LoRA adapter for one iteration, from its dataset, recorded in the run.
 
+use super::print::{out, outln};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::AtomicBool;
@@ -150,9 +151,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     bars.finish();
     let summary = trained.summary;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&train_json(&summary))?);
+        outln!("{}", serde_json::to_string_pretty(&train_json(&summary))?);
     } else {
-        print!("{}", train_text(&summary));
+        out!("{}", train_text(&summary));
     }
     Ok(ExitCode::SUCCESS)
 }
