@@ -52,7 +52,7 @@ pub struct Args {
     #[arg(long, default_value_t = leap::agent::prompt::DEFAULT_HISTORY)]
     history: usize,
     /// Steps before an episode ends (default: each scenario's horizon).
-    #[arg(long)]
+    #[arg(long, value_parser = leap::scenario::horizon)]
     horizon: Option<u32>,
     /// Sampling temperature (0: greedy). The evaluations are named with it
     /// (`eval-test-iter-2-t0.7`), so that each decoding has its own.

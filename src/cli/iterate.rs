@@ -79,7 +79,7 @@ pub struct Args {
     #[arg(long, default_value_t = leap::agent::prompt::DEFAULT_HISTORY)]
     history: usize,
     /// Steps before an episode ends (default: each scenario's horizon).
-    #[arg(long)]
+    #[arg(long, value_parser = leap::scenario::horizon)]
     horizon: Option<u32>,
     /// The sampling temperature of every rollout and evaluation of the run (0: greedy). Keep
     /// one decoding for a run: its evaluations are found by name when it resumes.

@@ -23,7 +23,7 @@ pub struct Args {
     #[arg(long)]
     keys: Option<PathBuf>,
     /// Steps before an episode ends (default: each scenario's horizon).
-    #[arg(long)]
+    #[arg(long, value_parser = leap::scenario::horizon)]
     horizon: Option<u32>,
     /// Earlier steps shown in the prompt.
     #[arg(long, default_value_t = leap::agent::prompt::DEFAULT_HISTORY)]
