@@ -6,6 +6,11 @@
 //! timeout, 429 or 5xx. Responses are not streamed: `on_token` gets each whole text as soon as
 //! its request is answered.
 //!
+//! An answer is bounded: a body over [`MAX_ANSWER_BYTES`] is refused unread, and an answer's
+//! text is cut at [`BYTES_PER_TOKEN`] bytes per token of the request's `max_tokens` (no
+//! tokenizer of the server's model is at hand to count its tokens), so a server that ignores
+//! `max_tokens` cannot fill the run store.
+//!
 //! The API key is read from the named environment variable at every call and lives only in the
 //! `Authorization` header of the request being sent; it is never kept in the policy, its `Debug`
 //! output or an error.
@@ -23,6 +28,14 @@ use serde_json::{Value, json};
 use super::local::grammar;
 use super::{Policy, PolicyError, Request, Response, Sampling};
 use crate::env::command;
+
+/// The largest answer body read from a server. A chat completion of a few hundred tokens is a
+/// few kilobytes; llama-server's timings and usage add little.
+pub const MAX_ANSWER_BYTES: u64 = 1 << 20;
+
+/// The bytes of answer text kept per token of `max_tokens`: four times the average of English
+/// text (about four bytes a token), so an answer cut by it had run past `max_tokens`.
+pub const BYTES_PER_TOKEN: usize = 16;
 
 /// Where the server is and how to talk to it.
 #[derive(Debug, Clone, PartialEq)]
@@ -179,7 +192,10 @@ impl RemotePolicy {
             let outcome = self.attempt(body, key);
             let wall_ms = started.elapsed().as_secs_f64() * 1e3;
             let failure = match outcome {
-                Ok(reply) => return self.read_reply(&reply, key, wall_ms),
+                Ok(reply) => {
+                    let max_tokens = body["max_tokens"].as_u64().unwrap_or(u64::MAX);
+                    return self.read_reply(&reply, key, wall_ms, max_tokens);
+                }
                 Err(failure) => failure,
             };
             if !failure.retry || attempt >= attempts || cancel.load(Ordering::Relaxed) {
@@ -211,8 +227,17 @@ impl RemotePolicy {
             .map(Duration::from_secs);
         let text = response
             .body_mut()
+            .with_config()
+            .limit(MAX_ANSWER_BYTES)
             .read_to_string()
-            .map_err(|e| self.failure(e))?;
+            .map_err(|e| match e {
+                ureq::Error::BodyExceedsLimit(_) => Failure {
+                    message: format!("answer of more than {MAX_ANSWER_BYTES} bytes; refused"),
+                    retry: false,
+                    retry_after: None,
+                },
+                e => self.failure(e),
+            })?;
         if status.is_success() {
             return Ok(text);
         }
@@ -266,6 +291,7 @@ impl RemotePolicy {
         text: &str,
         key: Option<&str>,
         wall_ms: f64,
+        max_tokens: u64,
     ) -> Result<Response, PolicyError> {
         let reply: Reply = serde_json::from_str(text)
             .map_err(|e| self.error(format!("unreadable answer ({e}): {}", excerpt(text, key))))?;
@@ -284,8 +310,15 @@ impl RemotePolicy {
             .and_then(|t| t.prompt_ms)
             .unwrap_or(0.0)
             .clamp(0.0, wall_ms);
+        let mut text = choice.message.content.unwrap_or_default();
+        let bound = usize::try_from(max_tokens)
+            .unwrap_or(usize::MAX)
+            .saturating_mul(BYTES_PER_TOKEN);
+        if text.len() > bound {
+            text.truncate(text.floor_char_boundary(bound));
+        }
         Ok(Response {
-            text: choice.message.content.unwrap_or_default(),
+            text,
             prompt_tokens: usage.prompt_tokens,
             cached_tokens: cached,
             gen_tokens: usage.completion_tokens,
