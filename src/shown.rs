@@ -9,7 +9,7 @@ use std::borrow::Cow;
 use std::fmt::Write;
 
 /// `text` with every control character except newline and tab written out as an escape
-/// (`\x1b`, `\r`, `\u{9b}`), so that it shows as text instead of acting on the terminal.
+/// (`\x1b`, `\r`, `\u009b`), so that it shows as text instead of acting on the terminal.
 /// Text without control characters comes back unchanged, without a copy.
 pub fn escape_controls(text: &str) -> Cow<'_, str> {
     if !text.chars().any(is_unsafe) {
@@ -24,11 +24,13 @@ pub fn escape_controls(text: &str) -> Cow<'_, str> {
         match c {
             '\r' => out.push_str("\\r"),
             '\0' => out.push_str("\\0"),
-            c if (c as u32) < 0x100 => {
+            c if (c as u32) < 0x20 => {
                 let _ = write!(out, "\\x{:02x}", c as u32);
             }
+            // DEL and C1 pass through JSON unescaped; written as JSON writes escapes, a JSON
+            // printout stays valid and decodes to the same text.
             c => {
-                let _ = write!(out, "\\u{{{:x}}}", c as u32);
+                let _ = write!(out, "\\u{:04x}", c as u32);
             }
         }
     }
@@ -52,7 +54,7 @@ mod tests {
         );
         assert_eq!(
             escape_controls("csi \u{9b}2J del \x7f"),
-            "csi \\x9b2J del \\x7f"
+            "csi \\u009b2J del \\u007f"
         );
         assert_eq!(escape_controls("a\0b"), "a\\0b");
     }

@@ -522,7 +522,9 @@ fn tiny_with_a_vocabulary_that_reads_nothing(dir: &Path) -> PathBuf {
         let value = match key.as_str() {
             "tokenizer.ggml.tokens" => Value::Array(
                 ValueType::Str,
-                (0..n).map(|i| Value::str(&format!("\u{e000}{i}"))).collect(),
+                (0..n)
+                    .map(|i| Value::str(&format!("\u{e000}{i}")))
+                    .collect(),
             ),
             "tokenizer.ggml.token_type" => Value::Array(ValueType::I32, vec![Value::I32(1); n]),
             "tokenizer.ggml.merges" => {
