@@ -12,6 +12,16 @@ fn style(template: &str) -> ProgressStyle {
     ProgressStyle::with_template(template).expect("a valid template")
 }
 
+/// A line above `bar`, or on stderr when there is no terminal to draw the bar on (indicatif
+/// then draws nothing, its lines included).
+fn say(bar: &ProgressBar, line: String) {
+    if bar.is_hidden() {
+        errln!("{line}");
+    } else {
+        bar.println(line);
+    }
+}
+
 /// The bar of whatever is running now; a new one replaces (and clears) the last.
 #[derive(Default)]
 pub struct Bars {
@@ -115,15 +125,22 @@ impl Bars {
                 base,
             } => {
                 if !quiet {
-                    bar.println(format!(
-                        "{rows} rows ({train_rows} train, {eval_rows} held out), {tokens} tokens in {windows} windows of {n_ctx}; {parameters} trainable parameters; training on {} ({}: {})",
-                        base.path.display(),
-                        base.kind,
-                        base.reason
-                    ));
-                    if start_step > 0 {
-                        bar.println(format!("resuming from the checkpoint at step {start_step}"));
-                    }
+                    say(
+                        &bar,
+                        format!(
+                            "{rows} rows ({train_rows} train, {eval_rows} held out), {tokens} tokens in {windows} windows of {n_ctx}; {parameters} trainable parameters; training on {} ({}: {})",
+                            base.path.display(),
+                            base.kind,
+                            base.reason
+                        ),
+                    );
+                }
+                // Said even with --json: the steps before it are not trained again.
+                if start_step > 0 {
+                    say(
+                        &bar,
+                        format!("resuming from the checkpoint at step {start_step} of {steps}"),
+                    );
                 }
                 bar.set_style(style(
                     "{bar:30} {pos}/{len} steps  {msg}  [{elapsed_precise}, eta {eta}]",
