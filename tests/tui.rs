@@ -872,3 +872,43 @@ fn a_key_file_that_leaves_no_way_to_quit_is_refused_where_it_says_so() {
         "checking keys made no run"
     );
 }
+
+#[test]
+fn control_characters_from_the_model_show_escaped_on_every_screen() {
+    let hostile = "fine\x1b[2J\x1b]0;pwned\x07";
+    let escaped = "fine\\x1b[2J\\x1b]0;pwned\\x07";
+    let dir = tempfile::tempdir().unwrap();
+    let (run, id) = corrected_run(dir.path());
+    let mut store = Store::open(&run).unwrap();
+    let mut record = store.episode(id).unwrap().unwrap().record;
+    record.key = "hostile/0".into();
+    record.steps[0].reason = Some(hostile.into());
+    record.steps[0].action = format!("look{hostile}");
+    let catalog = showcase();
+    let s = catalog
+        .scenarios
+        .iter()
+        .find(|s| s.id == record.scenario_id)
+        .unwrap()
+        .clone();
+    let stored = tui_fixture::store_episode(&mut store, &s, &record);
+    let mut app = app(&run, catalog);
+
+    // A stored step, in the trace and in its detail.
+    app.open_episode(stored);
+    app.screen = Screen::Episode;
+    app.episode.cursor.selected = 0;
+    let screen = render(&app, 200, 40);
+    assert!(screen.contains(&format!("REASON: {escaped}")), "{screen}");
+    assert!(screen.contains(&format!("look{escaped}")), "{screen}");
+
+    // A live step as it streams.
+    let (_dir, mut app, _) = fresh();
+    key(&mut app, "\n");
+    app.handle(Event::Session(SessionEvent::Generating { index: 0 }));
+    app.handle(Event::Session(SessionEvent::Token {
+        text: format!("REASON: {hostile}"),
+    }));
+    let screen = render(&app, 200, 16);
+    assert!(screen.contains(&format!("REASON: {escaped}")), "{screen}");
+}
