@@ -8,6 +8,14 @@ use leap::eval::EvalEvent;
 use leap::rollout::RolloutEvent;
 use leap::train::TrainEvent;
 
+/// `text` (a name the user chose: a label, an adapter's file) as literal text in a template,
+/// where braces would be read as placeholders and an unknown one would not parse.
+fn literal(text: &str) -> String {
+    leap::shown::escape_controls(text)
+        .replace('{', "{{")
+        .replace('}', "}}")
+}
+
 fn style(template: &str) -> ProgressStyle {
     ProgressStyle::with_template(template).expect("a valid template")
 }
@@ -52,6 +60,7 @@ impl Bars {
 
     /// Starts a bar of episodes named `what`.
     pub fn episodes(&mut self, what: &str) {
+        let what = literal(what);
         self.replace(ProgressBar::new(0)).set_style(style(&format!(
             "{what:>14} {{bar:30}} {{pos}}/{{len}} episodes  {{msg}}  [{{elapsed_precise}}, eta {{eta}}]"
         )));
@@ -78,6 +87,7 @@ impl Bars {
             EvalEvent::Started { label } => self.episodes(&label),
             EvalEvent::Rollout(e) => self.rollout(*e),
             EvalEvent::Steps { name, done, total } => {
+                let name = literal(&name);
                 let bar = self.current(|| {
                     let bar = ProgressBar::new(0);
                     bar.set_style(style(&format!(
@@ -182,5 +192,22 @@ impl Bars {
 impl Drop for Bars {
     fn drop(&mut self) {
         self.finish();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_with_braces_make_a_bar_not_a_panic() {
+        let mut bars = Bars::default();
+        bars.episodes("iter-{1}.gguf {bar}");
+        bars.eval(EvalEvent::Steps {
+            name: "a{b".into(),
+            done: 1,
+            total: 2,
+        });
+        bars.finish();
     }
 }
