@@ -201,13 +201,13 @@ mod tests {
 
     #[test]
     fn names_with_braces_make_a_bar_not_a_panic() {
-        let mut bars = Bars::default();
-        bars.episodes("iter-{1}.gguf {bar}");
-        bars.eval(EvalEvent::Steps {
-            name: "a{b".into(),
-            done: 1,
-            total: 2,
-        });
-        bars.finish();
+        for name in ["iter-{1.gguf", "a}b", "{bar} {", "x{}"] {
+            Bars::default().episodes(name);
+            Bars::default().eval(EvalEvent::Steps {
+                name: name.into(),
+                done: 1,
+                total: 2,
+            });
+        }
     }
 }
