@@ -557,8 +557,7 @@ fn a_vocabulary_that_turns_the_prompt_into_no_tokens_is_an_error_not_a_panic() {
     };
     let err = policy
         .respond(&[request], &common::short(), &mut |_, _| {})
-        .err()
-        .expect("no tokens to evaluate is an error")
+        .expect_err("no tokens to evaluate is an error")
         .to_string();
     assert!(
         err.contains("reads-nothing") && err.contains("into no tokens"),
