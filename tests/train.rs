@@ -579,6 +579,14 @@ fn leap_train(run: &Path, data: &Path, epochs: u32, more: &[&str]) -> Command {
     cmd
 }
 
+/// What `cmd` printed, once it succeeded (else its stderr is the failure).
+fn succeeded(mut cmd: Command) -> std::process::Output {
+    let out = cmd.output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    out
+}
+
 /// Enough steps that the first checkpoint comes well before the end.
 const EPOCHS: u32 = 12;
 
@@ -606,9 +614,8 @@ fn leap_train_says_when_it_resumes_and_a_finished_adapter_is_not_trained_again()
     assert!(checkpoint.is_file() && !adapter.exists());
 
     // ... the rerun says it resumes, and finishes.
-    let out = leap_train(&run_dir, &data, EPOCHS, &[]).output().unwrap();
+    let out = succeeded(leap_train(&run_dir, &data, EPOCHS, &[]));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{stderr}");
     assert!(
         stderr.contains("resuming from the checkpoint at step "),
         "{stderr}"
@@ -617,8 +624,7 @@ fn leap_train_says_when_it_resumes_and_a_finished_adapter_is_not_trained_again()
     let modified = std::fs::metadata(&adapter).unwrap().modified().unwrap();
 
     // Run again after it finished: nothing is trained, the adapter stays as it was.
-    let out = leap_train(&run_dir, &data, EPOCHS, &[]).output().unwrap();
-    assert!(out.status.success());
+    let out = succeeded(leap_train(&run_dir, &data, EPOCHS, &[]));
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(
         stdout,
@@ -648,14 +654,7 @@ fn leap_train_says_when_it_resumes_and_a_finished_adapter_is_not_trained_again()
     );
 
     // --force trains it again: the adapter and its record are replaced.
-    let out = leap_train(&run_dir, &data, 1, &["--force", "--fresh"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    succeeded(leap_train(&run_dir, &data, 1, &["--force", "--fresh"]));
     assert_ne!(std::fs::read(&adapter).unwrap(), trained);
     let recorded = Store::open_existing(&run_dir).unwrap().adapters().unwrap();
     assert_eq!(recorded.len(), 1);
