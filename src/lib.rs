@@ -18,6 +18,7 @@ pub mod rollout;
 pub mod run;
 pub mod scenario;
 pub mod session;
+pub mod shown;
 pub mod store;
 pub mod teacher;
 pub mod train;

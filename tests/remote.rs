@@ -1311,3 +1311,40 @@ fn an_llm_teacher_shows_the_notes_and_a_share_of_the_facts_drawn_once_per_episod
         assert_eq!(hidden.matches(" is in ").count(), 0, "{hidden}");
     }
 }
+
+#[test]
+fn an_answer_is_cut_at_max_tokens_and_a_huge_one_is_refused() {
+    use leap::agent::remote::{BYTES_PER_TOKEN, MAX_ANSWER_BYTES};
+    let sampling = Sampling {
+        max_tokens: 96,
+        ..Sampling::default()
+    };
+    // Half a megabyte of text for 96 tokens: kept only up to the documented bound.
+    let long = format!("REASON: {}\nACTION: look", "é".repeat(250_000));
+    let server = FakeServer::start(move |_, _| ok(&long));
+    let mut policy = RemotePolicy::new(server.config());
+    let out = respond(&mut policy, &[request(0, "go")], &sampling);
+    let bound = 96 * BYTES_PER_TOKEN;
+    assert!(
+        out[0].text.len() <= bound && out[0].text.len() > bound - 4,
+        "{} bytes kept",
+        out[0].text.len()
+    );
+    assert!(out[0].text.starts_with("REASON: éé"));
+
+    // Five megabytes are refused unread, without a retry.
+    let huge = "x".repeat(5 << 20);
+    let server = FakeServer::start(move |_, _| ok(&huge));
+    let mut config = server.config();
+    config.retries = 2;
+    let mut policy = RemotePolicy::new(config);
+    let err = policy
+        .respond(&[request(0, "go")], &sampling, &mut |_, _| {})
+        .unwrap_err();
+    let (_, message) = remote_message(err);
+    assert_eq!(
+        message,
+        format!("answer of more than {MAX_ANSWER_BYTES} bytes; refused")
+    );
+    assert_eq!(server.seen().len(), 1);
+}

@@ -318,3 +318,161 @@ fn a_list_file_reports_the_bad_entry_and_keeps_the_good_ones() {
         "{p:?}"
     );
 }
+
+/// The problems of loading `paths`, as printed, with `dir` written as `D`.
+fn load_problems(dir: &Path, paths: &[PathBuf]) -> Vec<String> {
+    scenario::load(paths)
+        .problems
+        .iter()
+        .map(|p| p.to_string().replace(&dir.display().to_string(), "D"))
+        .collect()
+}
+
+#[test]
+fn a_fifo_named_yaml_is_reported_and_never_opened() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("a.yaml"), GOOD).unwrap();
+    let fifo = dir.path().join("pipe.yaml");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    // Opening the FIFO would wait for a writer forever: the load runs on a thread with a bound.
+    let (tx, rx) = std::sync::mpsc::channel();
+    let (folder, named) = (dir.path().to_path_buf(), fifo.clone());
+    std::thread::spawn(move || {
+        let d = folder.clone();
+        tx.send((
+            load_problems(&d, std::slice::from_ref(&folder)),
+            load_problems(&d, &[named]),
+        ))
+        .unwrap();
+    });
+    let (in_folder, named) = rx
+        .recv_timeout(std::time::Duration::from_secs(20))
+        .expect("loading a folder with a FIFO in it ends");
+    let expected = vec![
+        "D/pipe.yaml:1:1: not a regular file (a FIFO), expected a YAML file; it was not read"
+            .to_string(),
+    ];
+    assert_eq!(in_folder, expected);
+    assert_eq!(named, expected);
+}
+
+#[test]
+fn a_symlink_loop_is_reported_once_and_each_file_read_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let sub = dir.path().join("set");
+    std::fs::create_dir(&sub).unwrap();
+    std::fs::write(sub.join("a.yaml"), GOOD).unwrap();
+    std::os::unix::fs::symlink("..", sub.join("up")).unwrap();
+    std::os::unix::fs::symlink(&sub, dir.path().join("again")).unwrap();
+    let loaded = scenario::load(&[sub.clone(), dir.path().to_path_buf()]);
+    assert_eq!(loaded.scenarios.len(), 1);
+    let p: Vec<String> = loaded.problems.iter().map(|p| p.to_string()).collect();
+    assert_eq!(
+        p,
+        vec![format!(
+            "{}/set/up:1:1: a symbolic link loop: it leads back to {}, whose files are read once",
+            dir.path().display(),
+            dir.path().canonicalize().unwrap().display()
+        )]
+    );
+}
+
+#[test]
+fn the_same_file_named_twice_is_read_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = dir.path().join("a.yaml");
+    std::fs::write(&a, GOOD).unwrap();
+    let through_dot = dir.path().join(".").join("a.yaml");
+    let loaded = scenario::load(&[a.clone(), a.clone(), through_dot, dir.path().to_path_buf()]);
+    assert_eq!(loaded.scenarios.len(), 1);
+    assert!(loaded.problems.is_empty(), "{:?}", loaded.problems);
+}
+
+#[test]
+fn a_file_over_the_size_bound_is_refused_before_it_is_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let big = dir.path().join("big.yaml");
+    let file = std::fs::File::create(&big).unwrap();
+    file.set_len(50 << 20).unwrap();
+    let start = std::time::Instant::now();
+    let p = load_problems(dir.path(), &[big]);
+    assert!(start.elapsed() < std::time::Duration::from_secs(2));
+    assert_eq!(
+        p,
+        vec![format!(
+            "D/big.yaml:1:1: the file is 52428800 bytes, over the {}-byte bound of a scenario \
+             file (4 MiB); split it into several files",
+            scenario::MAX_FILE_BYTES
+        )]
+    );
+}
+
+#[test]
+fn empty_and_comment_only_files_are_reported() {
+    for text in ["", "# nothing here yet\n\n# still nothing\n", "[]\n"] {
+        assert_eq!(
+            problems("e.yaml", text),
+            vec![
+                "e.yaml:1:1: the file holds no scenario (it is empty or only comments), \
+                 expected a scenario or a list of them"
+            ],
+            "{text:?}"
+        );
+    }
+}
+
+#[test]
+fn merge_keys_and_tags_are_reported_where_written() {
+    let merged = format!("- &base\n{}- <<: *base\n  id: two\n", indent(GOOD));
+    let p = problems("m.yaml", &merged);
+    assert_eq!(
+        p,
+        vec![
+            "m.yaml:11:3: YAML merge keys (`<<`) are not supported in scenarios; write the fields out"
+        ]
+    );
+    let tagged = GOOD.replace(
+        "task: {",
+        "task: !!python/object/apply:os.system [\"echo pwned\"]\nx: {",
+    );
+    assert_eq!(
+        problems("t.yaml", &tagged),
+        vec![
+            "t.yaml:4:7: YAML tag `!!python/object/apply:os.system` is not supported in \
+             scenarios; they are plain data"
+        ]
+    );
+}
+
+fn indent(text: &str) -> String {
+    text.lines().map(|l| format!("  {l}\n")).collect()
+}
+
+#[test]
+fn a_horizon_out_of_range_names_the_field_and_the_range() {
+    let range = "expected a whole number of steps from 1 to 4294967295";
+    for (value, shown) in [
+        ("0", "0"),
+        ("99999999999999999999999", "99999999999999999999999"),
+        ("4294967296", "4294967296"),
+        ("-3", "-3"),
+    ] {
+        let text = GOOD.replace("horizon: 10", &format!("horizon: {value}"));
+        assert_eq!(
+            problems("h.yaml", &text),
+            vec![format!(
+                "h.yaml:5:10: horizon `{shown}` is out of range, {range}"
+            )],
+            "{value}"
+        );
+    }
+    assert_eq!(
+        scenario::horizon("0"),
+        Err(format!("horizon `0` is out of range, {range}"))
+    );
+    assert_eq!(scenario::horizon("4294967295"), Ok(u32::MAX));
+}

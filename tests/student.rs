@@ -517,3 +517,58 @@ fn a_killed_rollout_resumes_without_losing_or_repeating_episodes() {
         );
     }
 }
+
+/// A tiny model whose vocabulary holds none of the prompt's pieces, not even its bytes: a
+/// byte-level BPE without the byte tokens, whose tokenizer drops every piece it cannot spell.
+fn tiny_with_a_vocabulary_that_reads_nothing(dir: &Path) -> PathBuf {
+    use leap::model::gguf::{GgufFile, GgufWriter, Value, ValueType};
+    let source = GgufFile::open(&default_model()).unwrap();
+    let mut w = GgufWriter::new();
+    let n = 64;
+    for (key, value) in &source.metadata {
+        let value = match key.as_str() {
+            "tokenizer.ggml.tokens" => Value::Array(
+                ValueType::Str,
+                (0..n)
+                    .map(|i| Value::str(&format!("\u{e000}{i}")))
+                    .collect(),
+            ),
+            "tokenizer.ggml.token_type" => Value::Array(ValueType::I32, vec![Value::I32(1); n]),
+            "tokenizer.ggml.merges" => {
+                Value::Array(ValueType::Str, vec![Value::str("\u{e000}1 \u{e000}2")])
+            }
+            "tokenizer.ggml.add_bos_token" => Value::Bool(false),
+            k if k.starts_with("tokenizer.ggml.") && k.ends_with("_token_id") => Value::U32(0),
+            k if k.starts_with("tokenizer.") => value.clone(),
+            _ => continue,
+        };
+        w.set(key, value);
+    }
+    let source_file = dir.join("reads-nothing-tokenizer.gguf");
+    w.write(&source_file).unwrap();
+    let model = dir.join("reads-nothing.gguf");
+    leap::model::write_tiny(&source_file, &model, &leap::model::TinySpec::default()).unwrap();
+    model
+}
+
+#[test]
+fn a_vocabulary_that_turns_the_prompt_into_no_tokens_is_an_error_not_a_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = tiny_with_a_vocabulary_that_reads_nothing(dir.path());
+    let mut policy = LocalPolicy::load(&LocalConfig::new(&model)).unwrap();
+    let request = Request {
+        format: Default::default(),
+        seq: 0,
+        messages: messages("Task: find the apple."),
+        admissible: admissible(),
+        temperature: None,
+    };
+    let err = policy
+        .respond(&[request], &common::short(), &mut |_, _| {})
+        .expect_err("no tokens to evaluate is an error")
+        .to_string();
+    assert!(
+        err.contains("reads-nothing") && err.contains("into no tokens"),
+        "{err}"
+    );
+}

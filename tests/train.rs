@@ -561,3 +561,103 @@ fn leap_train_writes_the_adapter_and_records_it_in_the_run() {
         .unwrap();
     assert_eq!(by_path.id, recorded[0].id);
 }
+
+/// `leap train` of iteration 1 in `run` on `data`, `epochs` epochs with a checkpoint every step.
+fn leap_train(run: &Path, data: &Path, epochs: u32, more: &[&str]) -> Command {
+    let mut cmd = leap();
+    cmd.args(["train", "--run"])
+        .arg(run)
+        .args(["--iter", "1", "--data"])
+        .arg(data)
+        .arg("--model")
+        .arg(tiny())
+        .args([
+            "--base", "f32", "--ctx", "256", "--rank", "2", "--lr", "1e-2",
+        ])
+        .args(["--threads", "2", "--checkpoint-every", "1", "--epochs"])
+        .arg(epochs.to_string())
+        .args(more);
+    cmd
+}
+
+/// What `cmd` printed, once it succeeded (else its stderr is the failure).
+fn succeeded(mut cmd: Command) -> std::process::Output {
+    let out = cmd.output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    out
+}
+
+/// Enough steps that the first checkpoint comes well before the end.
+const EPOCHS: u32 = 12;
+
+#[test]
+fn leap_train_says_when_it_resumes_and_a_finished_adapter_is_not_trained_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let run_dir = dir.path().join("run");
+    let data = dir.path().join("rows.jsonl");
+    write_jsonl(&data, &rows(12)).unwrap();
+    let checkpoint = run_dir.join("adapters/iter-1.ckpt.gguf");
+    let adapter = run_dir.join("adapters/iter-1.gguf");
+
+    // Killed once its first checkpoint is written (while stderr is no terminal)...
+    let mut child = leap_train(&run_dir, &data, EPOCHS, &[])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    while !checkpoint.is_file() && started.elapsed() < std::time::Duration::from_secs(120) {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(checkpoint.is_file() && !adapter.exists());
+
+    // ... the rerun says it resumes, and finishes.
+    let out = succeeded(leap_train(&run_dir, &data, EPOCHS, &[]));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("resuming from the checkpoint at step "),
+        "{stderr}"
+    );
+    let trained = std::fs::read(&adapter).unwrap();
+    let modified = std::fs::metadata(&adapter).unwrap().modified().unwrap();
+
+    // Run again after it finished: nothing is trained, the adapter stays as it was.
+    let out = succeeded(leap_train(&run_dir, &data, EPOCHS, &[]));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        stdout,
+        format!(
+            "already trained: {} (adapter #1); nothing to do (--force trains it again)\n",
+            adapter.display()
+        )
+    );
+    assert_eq!(std::fs::read(&adapter).unwrap(), trained);
+    assert_eq!(
+        std::fs::metadata(&adapter).unwrap().modified().unwrap(),
+        modified
+    );
+    let json = leap_train(&run_dir, &data, EPOCHS, &["--json"])
+        .output()
+        .unwrap();
+    let json: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(json["already_trained"], true);
+    assert_eq!(json["adapter"], adapter.display().to_string());
+    assert_eq!(
+        Store::open_existing(&run_dir)
+            .unwrap()
+            .adapters()
+            .unwrap()
+            .len(),
+        1
+    );
+
+    // --force trains it again: the adapter and its record are replaced.
+    succeeded(leap_train(&run_dir, &data, 1, &["--force", "--fresh"]));
+    assert_ne!(std::fs::read(&adapter).unwrap(), trained);
+    let recorded = Store::open_existing(&run_dir).unwrap().adapters().unwrap();
+    assert_eq!(recorded.len(), 1);
+    assert_eq!(recorded[0].summary["epochs"], 1);
+}

@@ -798,3 +798,142 @@ fn the_episode_screens_privileged_pane_shows_the_scenarios_notes() {
         &["note: The household keeps its mugs in the cabinet by the"],
     );
 }
+
+#[test]
+fn a_key_files_problems_stay_shown_while_the_student_loads() {
+    let dir = tempfile::tempdir().unwrap();
+    let (run, _) = corrected_run(dir.path());
+    let file = dir.path().join("keys.yaml");
+    std::fs::write(&file, "episode:\n  bogus: [z]\n").unwrap();
+    let (keymap, problems) = leap::tui::keys::Keymap::load(Some(&file)).unwrap();
+    let mut init = tui_fixture::init(&run, showcase());
+    init.keymap = keymap;
+    init.problems = problems;
+    let mut app = App::new(init);
+    // What `leap tui` hears at once, before its first frame is read.
+    app.handle(Event::Session(SessionEvent::Loading {
+        what: "SmolLM2-135M-Instruct.Q4_1".into(),
+    }));
+    app.handle(Event::Session(SessionEvent::Loaded {
+        policy: "SmolLM2-135M-Instruct.Q4_1".into(),
+    }));
+    let screen = render(&app, 200, 20);
+    assert!(
+        screen.contains(&format!("{}:2:3: unknown action `bogus`", file.display())),
+        "{screen}"
+    );
+    // Dismissed, it gives way to what follows.
+    key(&mut app, "\x1b");
+    app.info("student ready");
+    assert!(render(&app, 200, 20).contains("student ready"));
+}
+
+#[test]
+fn a_key_file_that_leaves_no_way_to_quit_is_refused_where_it_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let load = |text: &str| {
+        let file = dir.path().join("keys.yaml");
+        std::fs::write(&file, text).unwrap();
+        leap::tui::keys::Keymap::load(Some(&file))
+            .map(|(_, problems)| problems)
+            .map_err(|e| e.to_string().replace(&file.display().to_string(), "K"))
+    };
+    let no_key = "K:2:9: `quit` has no usable key, so the workbench could not be left; bind at \
+                  least one (the default is `quit: [q, ctrl-c]`)";
+    assert_eq!(load("global:\n  quit: []\n"), Err(no_key.to_string()));
+    assert_eq!(
+        load("global:\n  quit: [hyper-q]\n"),
+        Err(format!(
+            "{no_key}\nK:2:10: unknown key `hyper-q`, expected a character or a key name like \
+             enter, esc, ctrl-c, f1"
+        ))
+    );
+    assert_eq!(
+        load("global:\n  quit: [s]\n"),
+        Err(
+            "K:2:9: every key of `quit` is taken on the scenarios screen (s is cycle_split), so \
+             the workbench could not be left from there; bind `quit` to a key that screen \
+             leaves free"
+                .to_string()
+        )
+    );
+    assert_eq!(load("global:\n  quit: [Q]\n"), Ok(Vec::new()));
+
+    // The binary says so on stderr before it takes the screen, and `--check-keys` checks.
+    let file = dir.path().join("keys.yaml");
+    std::fs::write(&file, "global:\n  quit: []\n").unwrap();
+    let leap = || {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_leap"));
+        cmd.current_dir(env!("CARGO_MANIFEST_DIR"))
+            .args(["tui", "--run"])
+            .arg(dir.path().join("run"))
+            .arg("--keys")
+            .arg(&file);
+        cmd
+    };
+    let out = leap().output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "error: {}:2:9: `quit` has no usable key",
+            file.display()
+        )),
+        "{stderr}"
+    );
+    std::fs::write(&file, "episode:\n  bogus: [z]\n").unwrap();
+    let out = leap().arg("--check-keys").output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.starts_with(&format!(
+            "warning: {}:2:3: unknown action `bogus` in `episode`",
+            file.display()
+        )),
+        "{stderr}"
+    );
+    assert!(
+        !dir.path().join("run").exists(),
+        "checking keys made no run"
+    );
+}
+
+#[test]
+fn control_characters_from_the_model_show_escaped_on_every_screen() {
+    let hostile = "fine\x1b[2J\x1b]0;pwned\x07";
+    let escaped = "fine\\x1b[2J\\x1b]0;pwned\\x07";
+    let dir = tempfile::tempdir().unwrap();
+    let (run, id) = corrected_run(dir.path());
+    let mut store = Store::open(&run).unwrap();
+    let mut record = store.episode(id).unwrap().unwrap().record;
+    record.key = "hostile/0".into();
+    record.steps[0].reason = Some(hostile.into());
+    record.steps[0].action = format!("look{hostile}");
+    let catalog = showcase();
+    let s = catalog
+        .scenarios
+        .iter()
+        .find(|s| s.id == record.scenario_id)
+        .unwrap()
+        .clone();
+    let stored = tui_fixture::store_episode(&mut store, &s, &record);
+    let mut app = app(&run, catalog);
+
+    // A stored step, in the trace and in its detail.
+    app.open_episode(stored);
+    app.screen = Screen::Episode;
+    app.episode.cursor.selected = 0;
+    let screen = render(&app, 200, 40);
+    assert!(screen.contains(&format!("REASON: {escaped}")), "{screen}");
+    assert!(screen.contains(&format!("look{escaped}")), "{screen}");
+
+    // A live step as it streams.
+    let (_dir, mut app, _) = fresh();
+    key(&mut app, "\n");
+    app.handle(Event::Session(SessionEvent::Generating { index: 0 }));
+    app.handle(Event::Session(SessionEvent::Token {
+        text: format!("REASON: {hostile}"),
+    }));
+    let screen = render(&app, 200, 16);
+    assert!(screen.contains(&format!("REASON: {escaped}")), "{screen}");
+}

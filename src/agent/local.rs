@@ -431,13 +431,22 @@ impl LocalPolicy {
         }
         self.batch.clear();
         for &(seq, start, tokens) in jobs {
-            let last = *tokens.last().expect("every job has a token");
+            let Some(&last) = tokens.last() else {
+                return Err(self.no_tokens(""));
+            };
             self.batch
                 .add(last, start + tokens.len() as i32 - 1, &[seq], true)
                 .map_err(llama_err)?;
         }
         self.ctx.decode(&mut self.batch).map_err(llama_err)?;
         Ok((0..jobs.len() as i32).collect())
+    }
+
+    fn no_tokens(&self, text: &str) -> PolicyError {
+        PolicyError::NoTokens {
+            model: self.description.clone(),
+            chars: text.chars().count(),
+        }
     }
 
     /// The next token for one request: the sampler's (or greedy) choice, checked against the
@@ -506,6 +515,9 @@ impl Policy for LocalPolicy {
             }
             let text = self.render(&req.messages)?;
             let tokens = self.tokenize(&text);
+            if tokens.is_empty() {
+                return Err(self.no_tokens(&text));
+            }
             // A JSON answer's `max_tokens` is an upper bound on a long answer, which the slot's
             // context may cut (the decoding loop stops at the context's end); a `REASON:`/
             // `ACTION:` answer must fit whole.

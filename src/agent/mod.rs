@@ -145,6 +145,11 @@ pub enum PolicyError {
     Llama(String),
     #[error("prompt of {tokens} tokens does not fit the context of {ctx} tokens")]
     PromptTooLong { tokens: usize, ctx: usize },
+    #[error(
+        "model {model}: its vocabulary turns the prompt ({chars} characters) into no tokens at all; \
+         the model's tokenizer cannot read this text"
+    )]
+    NoTokens { model: String, chars: usize },
     #[error("{url}: {message}")]
     Remote { url: String, message: String },
     #[error("cancelled")]

@@ -6,6 +6,11 @@
 //! timeout, 429 or 5xx. Responses are not streamed: `on_token` gets each whole text as soon as
 //! its request is answered.
 //!
+//! An answer is bounded: a body over [`MAX_ANSWER_BYTES`] is refused unread, and an answer's
+//! text is cut at [`BYTES_PER_TOKEN`] bytes per token of the request's `max_tokens` (no
+//! tokenizer of the server's model is at hand to count its tokens), so a server that ignores
+//! `max_tokens` cannot fill the run store.
+//!
 //! The API key is read from the named environment variable at every call and lives only in the
 //! `Authorization` header of the request being sent; it is never kept in the policy, its `Debug`
 //! output or an error.
@@ -23,6 +28,14 @@ use serde_json::{Value, json};
 use super::local::grammar;
 use super::{Format, Policy, PolicyError, Request, Response, Sampling};
 use crate::env::command;
+
+/// The largest answer body read from a server. A chat completion of a few hundred tokens is a
+/// few kilobytes; llama-server's timings and usage add little.
+pub const MAX_ANSWER_BYTES: u64 = 1 << 20;
+
+/// The bytes of answer text kept per token of `max_tokens`: four times the average of English
+/// text (about four bytes a token), so an answer cut by it had run past `max_tokens`.
+pub const BYTES_PER_TOKEN: usize = 16;
 
 /// Where the server is and how to talk to it.
 #[derive(Debug, Clone, PartialEq)]
@@ -298,7 +311,8 @@ impl RemotePolicy {
                 Ok(reply) => {
                     let react_json =
                         request.format == Format::React && body.get("response_format").is_some();
-                    return self.read_reply(&reply, key, wall_ms, react_json);
+                    let max_tokens = body["max_tokens"].as_u64().unwrap_or(u64::MAX);
+                    return self.read_reply(&reply, key, wall_ms, react_json, max_tokens);
                 }
                 Err(failure) => failure,
             };
@@ -346,8 +360,19 @@ impl RemotePolicy {
             .map(Duration::from_secs);
         let text = response
             .body_mut()
+            .with_config()
+            .limit(MAX_ANSWER_BYTES)
             .read_to_string()
-            .map_err(|e| self.failure(e))?;
+            .map_err(|e| match e {
+                ureq::Error::BodyExceedsLimit(_) => Failure {
+                    message: format!("answer of more than {MAX_ANSWER_BYTES} bytes; refused"),
+                    retry: false,
+                    retry_after: None,
+                    status: None,
+                    unreachable: false,
+                },
+                e => self.failure(e),
+            })?;
         if status.is_success() {
             return Ok(text);
         }
@@ -416,6 +441,7 @@ impl RemotePolicy {
         key: Option<&str>,
         wall_ms: f64,
         react_json: bool,
+        max_tokens: u64,
     ) -> Result<Response, PolicyError> {
         let reply: Reply = serde_json::from_str(text)
             .map_err(|e| self.error(format!("unreadable answer ({e}): {}", excerpt(text, key))))?;
@@ -435,6 +461,12 @@ impl RemotePolicy {
             .unwrap_or(0.0)
             .clamp(0.0, wall_ms);
         let mut content = choice.message.content.unwrap_or_default();
+        let bound = usize::try_from(max_tokens)
+            .unwrap_or(usize::MAX)
+            .saturating_mul(BYTES_PER_TOKEN);
+        if content.len() > bound {
+            content.truncate(content.floor_char_boundary(bound));
+        }
         if react_json {
             content = react_from_json(&content).unwrap_or(content);
         }

@@ -1,5 +1,6 @@
 //! `leap correct`: a teacher corrects stored episodes; each corrected step becomes a pending label.
 
+use super::print::outln;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -210,9 +211,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     })?;
     bars.finish();
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&summary)?);
+        outln!("{}", serde_json::to_string_pretty(&summary)?);
     } else {
-        println!(
+        outln!(
             "{}: {} episodes ({} corrected now), {} labels over {} steps: {} changed ({:.1}%), {} with leak flags ({:.1}%), {} failed steps",
             summary.teacher,
             summary.episodes,

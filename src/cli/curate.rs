@@ -1,5 +1,6 @@
 //! `leap curate`: decide every pending label by a rule ([`leap::curate`]).
 
+use super::print::outln;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -31,13 +32,13 @@ pub fn run_curate(args: CurateArgs) -> anyhow::Result<ExitCode> {
     let verbose = args.verbose;
     let summary = curate(&mut store, args.policy, args.iteration, &mut |l| {
         if verbose {
-            println!("decided {}", label_line(l));
+            outln!("decided {}", label_line(l));
         }
     })?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&summary)?);
+        outln!("{}", serde_json::to_string_pretty(&summary)?);
     } else {
-        println!(
+        outln!(
             "{}: accepted {}, rejected {}. {}",
             summary.policy,
             summary.accepted,

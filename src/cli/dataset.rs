@@ -1,5 +1,6 @@
 //! `leap dataset build` and `leap export`: training rows from the expert and the kept labels.
 
+use super::print::outln;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -99,9 +100,9 @@ pub fn run(cmd: Command) -> anyhow::Result<ExitCode> {
         &args.build.settings(),
     )?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        outln!("{}", serde_json::to_string_pretty(&report)?);
     } else {
-        println!(
+        outln!(
             "{}: {} rows (expert {} from {} of {} demonstrations won; labels per iteration {:?})",
             report.path,
             report.rows,
@@ -168,6 +169,6 @@ pub fn run_export(args: ExportArgs) -> anyhow::Result<ExitCode> {
             pairs.len()
         }
     };
-    println!("{}: {n} rows", args.out.display());
+    outln!("{}: {n} rows", args.out.display());
     Ok(ExitCode::SUCCESS)
 }

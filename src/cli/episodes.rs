@@ -1,5 +1,6 @@
 //! `leap episodes list|show`: read the episodes a run has stored.
 
+use super::print::{out, outln};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -76,9 +77,9 @@ fn list(args: ListArgs) -> anyhow::Result<ExitCode> {
     let summary = store.summary(&filter)?;
     if args.json {
         let out = json!({ "summary": summary, "episodes": rows });
-        println!("{}", serde_json::to_string_pretty(&out)?);
+        outln!("{}", serde_json::to_string_pretty(&out)?);
     } else {
-        print!("{}", render_list(&rows, &summary));
+        out!("{}", render_list(&rows, &summary));
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -89,9 +90,9 @@ fn show(args: ShowArgs) -> anyhow::Result<ExitCode> {
         .episode(args.id)?
         .with_context(|| format!("no episode {} in {}", args.id, store.path().display()))?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&episode)?);
+        outln!("{}", serde_json::to_string_pretty(&episode)?);
     } else {
-        print!("{}", render_trace(&episode, args.full));
+        out!("{}", render_trace(&episode, args.full));
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -2,6 +2,7 @@
 //! model without adapter and the teacher acting alone with its privileged state
 //! ([`leap::eval::compare`]).
 
+use super::print::{out, outln};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::AtomicBool;
@@ -51,7 +52,7 @@ pub struct Args {
     #[arg(long, default_value_t = leap::agent::prompt::DEFAULT_HISTORY)]
     history: usize,
     /// Steps before an episode ends (default: each scenario's horizon).
-    #[arg(long)]
+    #[arg(long, value_parser = leap::scenario::horizon)]
     horizon: Option<u32>,
     /// Sampling temperature (0: greedy). The evaluations are named with it
     /// (`eval-test-iter-2-t0.7`), so that each decoding has its own.
@@ -132,9 +133,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         })?;
         bars.finish();
         if args.json {
-            println!("{}", serde_json::to_string_pretty(&reports)?);
+            outln!("{}", serde_json::to_string_pretty(&reports)?);
         } else {
-            print!("{}", stepwise_table(&reports));
+            out!("{}", stepwise_table(&reports));
         }
         return Ok(ExitCode::SUCCESS);
     }
@@ -150,14 +151,14 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     )?;
     bars.finish();
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&table)?);
+        outln!("{}", serde_json::to_string_pretty(&table)?);
     } else {
         let rows = [
             Some(&table.student),
             table.baseline.as_ref(),
             table.teacher.as_ref(),
         ];
-        print!("{}", eval_table(&rows));
+        out!("{}", eval_table(&rows));
     }
     Ok(ExitCode::SUCCESS)
 }

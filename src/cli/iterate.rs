@@ -1,5 +1,6 @@
 //! `leap iterate`: the LEAP loop ([`leap::leap`]), headless and resumable.
 
+use super::print::{errln, out, outln};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::AtomicBool;
@@ -78,7 +79,7 @@ pub struct Args {
     #[arg(long, default_value_t = leap::agent::prompt::DEFAULT_HISTORY)]
     history: usize,
     /// Steps before an episode ends (default: each scenario's horizon).
-    #[arg(long)]
+    #[arg(long, value_parser = leap::scenario::horizon)]
     horizon: Option<u32>,
     /// The sampling temperature of every rollout and evaluation of the run (0: greedy). Keep
     /// one decoding for a run: its evaluations are found by name when it resumes.
@@ -166,7 +167,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         LoopEvent::Stage { iteration, stage } => {
             bars.finish();
             let at = iteration.map_or(String::new(), |i| format!("iteration {i}: "));
-            eprintln!("== {at}{stage}");
+            errln!("== {at}{stage}");
         }
         LoopEvent::Eval(e) => bars.eval(e),
         LoopEvent::Corrected { done, total } => bars.corrected(done, total),
@@ -175,7 +176,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let outcome = run_loop(&run, &options, &AtomicBool::new(false), &mut on_event)?;
     bars.finish();
     if let LoopOutcome::WaitingForLabels { iteration, pending } = outcome {
-        eprintln!(
+        errln!(
             "{pending} labels of iteration {iteration} wait for a decision: review them with `leap labels` or `leap tui --run {}`, then run this command again",
             args.run.display()
         );
@@ -186,11 +187,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let stages = store.stages()?;
     if args.json {
         let out = serde_json::json!({ "report": report, "stages": stages });
-        println!("{}", serde_json::to_string_pretty(&out)?);
+        outln!("{}", serde_json::to_string_pretty(&out)?);
     } else {
-        print!("{}", leap::report::markdown(&report, None));
+        out!("{}", leap::report::markdown(&report, None));
         for s in &stages {
-            eprintln!(
+            errln!(
                 "{:>5} {:<36} {:>8.1} s",
                 s.iteration.map_or("–".into(), |i| i.to_string()),
                 s.stage,

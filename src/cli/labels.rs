@@ -1,6 +1,7 @@
 //! `leap labels`: review the teacher's corrections one label at a time. Every decision is its own
 //! transaction: once the command says it is made, it is stored.
 
+use super::print::{out, outln};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -139,12 +140,12 @@ pub fn run(cmd: Command) -> anyhow::Result<ExitCode> {
                     counts: &counts,
                     labels: &labels,
                 };
-                println!("{}", serde_json::to_string_pretty(&out)?);
+                outln!("{}", serde_json::to_string_pretty(&out)?);
             } else {
                 for l in &labels {
-                    println!("{}", super::text::label_line(l));
+                    outln!("{}", super::text::label_line(l));
                 }
-                println!("{}", super::text::counts_line(&counts));
+                outln!("{}", super::text::counts_line(&counts));
             }
         }
         Command::Show(args) => {
@@ -155,9 +156,9 @@ pub fn run(cmd: Command) -> anyhow::Result<ExitCode> {
             let history = store.label_history(args.id)?;
             if args.json {
                 let out = serde_json::json!({ "label": label, "history": history });
-                println!("{}", serde_json::to_string_pretty(&out)?);
+                outln!("{}", serde_json::to_string_pretty(&out)?);
             } else {
-                print!("{}", super::text::label_details(&label, &history));
+                out!("{}", super::text::label_details(&label, &history));
             }
         }
         Command::Accept(args) | Command::Reject(args) if args.ids.is_empty() => {
@@ -172,12 +173,12 @@ pub fn run(cmd: Command) -> anyhow::Result<ExitCode> {
                 action: args.action.clone(),
             };
             let label = store.decide(args.id, &decision, &person(&args.by))?;
-            println!("{}", super::text::label_line(&label));
+            outln!("{}", super::text::label_line(&label));
         }
         Command::Undo(args) => {
             let mut store = Store::open_existing(&args.run)?;
             let label = store.undo_label(args.id)?;
-            println!("{}", super::text::label_line(&label));
+            outln!("{}", super::text::label_line(&label));
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -188,7 +189,7 @@ fn decide_many(args: &ManyArgs, decision: Decision) -> anyhow::Result<()> {
     let by = person(&args.by);
     for &id in &args.ids {
         let label = store.decide(id, &decision, &by)?;
-        println!("{}", super::text::label_line(&label));
+        outln!("{}", super::text::label_line(&label));
     }
     Ok(())
 }

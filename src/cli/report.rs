@@ -1,6 +1,7 @@
 //! `leap report` (the per-iteration table and chart) and `leap lineage` (which labels and
 //! datasets made each adapter, and how each adapter did).
 
+use super::print::{errln, out, outln};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -46,10 +47,10 @@ pub fn run_report_cmd(args: ReportArgs) -> anyhow::Result<ExitCode> {
     let path = args.out.join("report.md");
     std::fs::write(&path, &md).with_context(|| format!("{}", path.display()))?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        outln!("{}", serde_json::to_string_pretty(&report)?);
     } else {
-        print!("{md}");
-        eprintln!("wrote {} and {}", path.display(), chart.display());
+        out!("{md}");
+        errln!("wrote {} and {}", path.display(), chart.display());
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -66,31 +67,31 @@ pub fn run_lineage(args: LineageArgs) -> anyhow::Result<ExitCode> {
     let store = Store::open_existing(&args.run)?;
     let nodes = lineage(&store)?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&nodes)?);
+        outln!("{}", serde_json::to_string_pretty(&nodes)?);
         return Ok(ExitCode::SUCCESS);
     }
     if nodes.is_empty() {
-        println!("no adapter in {} yet", store.path().display());
+        outln!("no adapter in {} yet", store.path().display());
     }
     for n in &nodes {
-        println!(
+        outln!(
             "adapter #{} {} (iteration {})",
             n.adapter.id,
             n.adapter.path,
             n.adapter.iteration.map_or("–".into(), |i| i.to_string())
         );
         match &n.dataset {
-            Some(d) => println!(
+            Some(d) => outln!(
                 "  dataset #{} {} rows, sha256 {}, built by {}",
                 d.id,
                 d.rows,
                 &d.hash[..12.min(d.hash.len())],
                 d.source.as_str()
             ),
-            None => println!("  dataset: not recorded"),
+            None => outln!("  dataset: not recorded"),
         }
         for p in &n.labels {
-            println!(
+            outln!(
                 "    {} labels by {} ({}), from iteration {} episodes: {} changed, {} with leak flags",
                 p.labels,
                 p.teacher,
@@ -111,7 +112,7 @@ pub fn run_lineage(args: LineageArgs) -> anyhow::Result<ExitCode> {
                 .get("episodes")
                 .and_then(|v| v.as_u64())
                 .unwrap_or(0);
-            println!(
+            outln!(
                 "  evaluation {}: {:.1}% of {count} on {}",
                 e.label,
                 rate * 100.0,

@@ -1,5 +1,6 @@
 //! `leap rollout`: the student plays scenarios; every step goes to the run database.
 
+use super::print::outln;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -53,7 +54,7 @@ pub struct Args {
     #[arg(long)]
     free: bool,
     /// Steps before an episode ends (default: each scenario's horizon).
-    #[arg(long)]
+    #[arg(long, value_parser = leap::scenario::horizon)]
     horizon: Option<u32>,
     /// Earlier steps shown in the prompt.
     #[arg(long, default_value_t = leap::agent::prompt::DEFAULT_HISTORY)]
@@ -173,9 +174,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let (summary, _) = job.join()?;
     bars.finish();
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&summary)?);
+        outln!("{}", serde_json::to_string_pretty(&summary)?);
     } else {
-        println!(
+        outln!(
             "{} episodes: success {:.1}%, mean reward {:.3}, mean steps {:.1}, invalid actions {:.1}%; {:.0} generated tokens/s, {:.2} steps/s ({} played now, {:.0}% of prompt tokens from cache)",
             summary.episodes,
             summary.success_rate * 100.0,

@@ -1,5 +1,6 @@
 //! `leap scenarios check|list|solve|schema|generate|import`
 
+use super::print::{errln, out, outln};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -90,7 +91,7 @@ pub fn run(cmd: Command) -> anyhow::Result<ExitCode> {
         Command::List(p) => list(p),
         Command::Solve(p) => solve(p),
         Command::Schema => {
-            print!("{}", scenario::schema::scenario_schema());
+            out!("{}", scenario::schema::scenario_schema());
             Ok(ExitCode::SUCCESS)
         }
         Command::Generate(args) => {
@@ -112,7 +113,7 @@ pub fn run(cmd: Command) -> anyhow::Result<ExitCode> {
                 )
                 .with_context(|| format!("kind `{}` has no scenario generator", args.kind))?
                 .with_context(|| format!("writing scenarios to {}", args.out.display()))?;
-            eprintln!(
+            errln!(
                 "wrote {} scenarios to {}",
                 written.len(),
                 args.out.display()
@@ -139,7 +140,7 @@ fn import(args: ImportArgs) -> anyhow::Result<ExitCode> {
         }
     }
     let counts: Vec<String> = sets.iter().map(|(s, n)| format!("{s} {n}")).collect();
-    eprintln!(
+    errln!(
         "wrote {} scenarios to {} ({})",
         written.len(),
         args.out.display(),
@@ -151,7 +152,7 @@ fn import(args: ImportArgs) -> anyhow::Result<ExitCode> {
 /// Prints the problems on stderr; true when there were none.
 fn report(loaded: &Loaded) -> bool {
     for p in &loaded.problems {
-        eprintln!("{p}");
+        errln!("{p}");
     }
     loaded.problems.is_empty()
 }
@@ -164,11 +165,11 @@ fn check(p: Paths) -> anyhow::Result<ExitCode> {
             "scenarios": loaded.scenarios.len(),
             "problems": loaded.problems,
         });
-        println!("{}", serde_json::to_string_pretty(&out)?);
+        outln!("{}", serde_json::to_string_pretty(&out)?);
     } else if report(&loaded) {
-        println!("{} scenarios, no problems", loaded.scenarios.len());
+        outln!("{} scenarios, no problems", loaded.scenarios.len());
     } else {
-        eprintln!("{} problems", loaded.problems.len());
+        errln!("{} problems", loaded.problems.len());
     }
     Ok(exit(loaded.problems.is_empty()))
 }
@@ -195,11 +196,11 @@ fn list(p: Paths) -> anyhow::Result<ExitCode> {
         })
         .collect();
     if p.json {
-        println!("{}", serde_json::to_string_pretty(&rows)?);
+        outln!("{}", serde_json::to_string_pretty(&rows)?);
     } else {
         let width = rows.iter().map(|r| r.id.len()).max().unwrap_or(2);
         for r in &rows {
-            println!("{:width$}  {:9}  {:5}  {}", r.id, r.kind, r.split, r.task);
+            outln!("{:width$}  {:9}  {:5}  {}", r.id, r.kind, r.split, r.task);
         }
     }
     Ok(exit(ok))
@@ -220,7 +221,7 @@ fn solve(p: Paths) -> anyhow::Result<ExitCode> {
         .collect();
     if p.json {
         let out = json!({"total": results.len(), "solved": solved, "failures": failures, "scenarios": results});
-        println!("{}", serde_json::to_string_pretty(&out)?);
+        outln!("{}", serde_json::to_string_pretty(&out)?);
     } else {
         for r in &results {
             let places: Vec<String> = r
@@ -230,7 +231,7 @@ fn solve(p: Paths) -> anyhow::Result<ExitCode> {
                 .map(|f| format!("{} {} {}", f.subject, f.relation, f.detail))
                 .collect();
             match &r.privileged.plan {
-                Some(plan) => println!(
+                Some(plan) => outln!(
                     "{}: {} steps (horizon {}); {}\n  {}",
                     r.id,
                     plan.len(),
@@ -238,10 +239,10 @@ fn solve(p: Paths) -> anyhow::Result<ExitCode> {
                     places.join(", "),
                     plan.join(" | ")
                 ),
-                None => println!("{}: unsolvable; {}", r.id, places.join(", ")),
+                None => outln!("{}: unsolvable; {}", r.id, places.join(", ")),
             }
         }
-        println!("solved {solved} of {}", results.len());
+        outln!("solved {solved} of {}", results.len());
     }
     Ok(exit(ok && solved == results.len()))
 }

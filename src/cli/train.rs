@@ -1,12 +1,13 @@
 //! `leap train`: a LoRA adapter for one iteration, from its dataset, recorded in the run.
 
+use super::print::{out, outln};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::AtomicBool;
 
 use leap::run::RunDir;
 use leap::store;
-use leap::train::record::{AdapterJob, TrainOptions, train_and_record};
+use leap::train::record::{AdapterJob, TrainOptions, already_trained, train_and_record};
 use leap::train::{BaseChoice, LoraSpec, LossOn, Matmul, Target};
 
 use super::progress::Bars;
@@ -66,6 +67,10 @@ pub struct Args {
     /// Ignore an existing checkpoint and start afresh.
     #[arg(long)]
     fresh: bool,
+    /// Train again when the adapter is already trained (it is overwritten); without it, a
+    /// rerun after training finished says where the adapter is and trains nothing.
+    #[arg(long)]
+    force: bool,
     #[arg(long, default_value_t = 0)]
     seed: u64,
     /// CPU threads (default: all cores).
@@ -143,6 +148,25 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let mut store = run.open()?;
     let model = run.model(&store, args.model.as_deref())?;
     let job = args.job(model)?;
+    if !args.force
+        && let Some(done) = already_trained(&run, &store, &job)?
+    {
+        if args.json {
+            let done = serde_json::json!({
+                "adapter": done.path,
+                "adapter_id": done.id,
+                "already_trained": true,
+            });
+            outln!("{}", serde_json::to_string_pretty(&done)?);
+        } else {
+            outln!(
+                "already trained: {} (adapter #{}); nothing to do (--force trains it again)",
+                done.path,
+                done.id
+            );
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
     let mut bars = Bars::default();
     bars.quiet = args.json;
     let cancel = AtomicBool::new(false);
@@ -150,9 +174,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     bars.finish();
     let summary = trained.summary;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&train_json(&summary))?);
+        outln!("{}", serde_json::to_string_pretty(&train_json(&summary))?);
     } else {
-        print!("{}", train_text(&summary));
+        out!("{}", train_text(&summary));
     }
     Ok(ExitCode::SUCCESS)
 }

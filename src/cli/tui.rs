@@ -6,6 +6,9 @@ use std::process::ExitCode;
 use leap::agent::Sampling;
 use leap::agent::local::LocalConfig;
 use leap::run::RunDir;
+use leap::tui::keys::Keymap;
+
+use super::print::{errln, outln};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -22,8 +25,12 @@ pub struct Args {
     /// Key bindings on top of the defaults (default: ~/.config/leap/keys.yaml if it exists).
     #[arg(long)]
     keys: Option<PathBuf>,
-    /// Steps before an episode ends (default: each scenario's horizon).
+    /// Check the key file and exit: its problems are printed as FILE:LINE:COL lines (exit
+    /// status 1 when there are any).
     #[arg(long)]
+    check_keys: bool,
+    /// Steps before an episode ends (default: each scenario's horizon).
+    #[arg(long, value_parser = leap::scenario::horizon)]
     horizon: Option<u32>,
     /// Earlier steps shown in the prompt.
     #[arg(long, default_value_t = leap::agent::prompt::DEFAULT_HISTORY)]
@@ -62,6 +69,23 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    // The key file's problems go to stderr before the screen is taken (they are there again
+    // when the workbench ends, and in its first message); one that leaves no way out stops here.
+    let keyfile = args.keys.clone().or_else(Keymap::user_file);
+    let (_, problems) = Keymap::load(keyfile.as_deref())?;
+    for problem in &problems {
+        errln!("warning: {problem}");
+    }
+    if args.check_keys {
+        if !problems.is_empty() {
+            return Ok(ExitCode::FAILURE);
+        }
+        outln!(
+            "{}: no problems",
+            keyfile.map_or("no key file".into(), |f| f.display().to_string())
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
     // An existing run goes on with its own model unless told otherwise.
     let model = match leap::store::Store::open_existing(&args.run) {
         Ok(store) => RunDir::new(&args.run).model(&store, args.model.as_deref())?,

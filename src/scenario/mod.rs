@@ -1,6 +1,8 @@
 //! Scenarios: YAML files that describe one episode each (the task, the initial world, what only
 //! the teacher may see, the horizon), loaded with every problem reported as `FILE:LINE:COL`.
 
+mod files;
+mod plain;
 pub mod schema;
 mod solve;
 mod source;
@@ -16,6 +18,7 @@ use sha2::{Digest, Sha256};
 
 use crate::env::World;
 
+pub use files::MAX_FILE_BYTES;
 pub use solve::{Solved, solve};
 pub use source::{Seg, SourceMap, YamlPath};
 
@@ -119,7 +122,8 @@ struct Header {
     kind: String,
     split: Split,
     task: serde_yaml::Value,
-    horizon: u32,
+    /// Checked by [`horizon`], so that a file and `--horizon` obey one rule.
+    horizon: serde_yaml::Value,
     world: serde_yaml::Value,
     #[serde(default)]
     privileged: serde_yaml::Value,
@@ -229,16 +233,23 @@ pub fn parse_text(file: &Path, text: &str) -> Loaded {
         problems: Vec::new(),
     };
     let mut loaded = Loaded::default();
+    let unsupported = plain::unsupported(text);
+    if !unsupported.is_empty() {
+        for (line, col, message) in unsupported {
+            report.push(line, col, message);
+        }
+        loaded.problems = report.problems;
+        return loaded;
+    }
 
     let value: serde_yaml::Value = match serde_yaml::from_str(text) {
         Ok(v) => v,
         Err(err) => {
             let (line, col) = err.location().map_or((1, 1), |l| (l.line(), l.column()));
-            report.push(
-                line,
-                col,
-                format!("invalid YAML: {}", tidy_serde_message(&err.to_string())),
-            );
+            let message = tidy_serde_message(&err.to_string());
+            let message = too_large(text, line, &message)
+                .unwrap_or_else(|| format!("invalid YAML: {message}"));
+            report.push(line, col, message);
             loaded.problems = report.problems;
             return loaded;
         }
@@ -252,6 +263,15 @@ pub fn parse_text(file: &Path, text: &str) -> Loaded {
         serde_yaml::Value::Null => Vec::new(),
         other => vec![(YamlPath::root(), other)],
     };
+    if docs.is_empty() {
+        report.push(
+            1,
+            1,
+            "the file holds no scenario (it is empty or only comments), expected a scenario or \
+             a list of them"
+                .into(),
+        );
+    }
     for (path, value) in docs {
         let canonical = serde_json::to_string(&value).unwrap_or_default();
         let Some(header) = report.parse::<Header>(&path, value) else {
@@ -263,6 +283,26 @@ pub fn parse_text(file: &Path, text: &str) -> Loaded {
     }
     loaded.problems = report.problems;
     loaded
+}
+
+/// The problem with a number too large for YAML's 64 bits (serde's message speaks of `u128`),
+/// said of its field: for a horizon, the horizon's own rule.
+fn too_large(text: &str, line: usize, message: &str) -> Option<String> {
+    if !message.contains(" as u128") && !message.contains(" as i128") {
+        return None;
+    }
+    let number = message.split('`').nth(1)?;
+    let key = text
+        .lines()
+        .nth(line.checked_sub(1)?)?
+        .split_once(':')?
+        .0
+        .trim()
+        .trim_start_matches("- ");
+    Some(match key {
+        "horizon" => horizon(number).err()?,
+        _ => format!("{key}: the number `{number}` is too large, expected at most 64 bits"),
+    })
 }
 
 fn build(
@@ -285,12 +325,13 @@ fn build(
             ),
         );
     }
-    if header.horizon == 0 {
-        report.at(
-            &path.key("horizon"),
-            "horizon is 0, expected at least 1 step",
-        );
-    }
+    let horizon = match header.horizon {
+        serde_yaml::Value::Number(n) => horizon(&n.to_string())
+            .map_err(|message| report.at(&path.key("horizon"), message))
+            .ok(),
+        // Not a number at all: serde's "invalid type" says so.
+        other => report.parse::<u32>(&path.key("horizon"), other),
+    };
     let Some(kind) = crate::env::kind(&header.kind) else {
         let expected = crate::env::expected_kinds();
         report.at(
@@ -303,14 +344,14 @@ fn build(
         return None;
     };
     let (task, body) = kind.read(report, path, header.task, header.world, header.privileged)?;
-    if !id_ok || header.horizon == 0 {
+    let (true, Some(horizon)) = (id_ok, horizon) else {
         return None;
-    }
+    };
     Some(Scenario {
         origin: report.origin(&path.key("id")),
         id: header.id,
         split: header.split,
-        horizon: header.horizon,
+        horizon,
         task,
         body,
         hash: format!("{:x}", Sha256::digest(canonical.as_bytes())),
@@ -318,71 +359,42 @@ fn build(
     })
 }
 
-/// The YAML files under `paths` (files as given, directories searched recursively), sorted.
-pub fn scenario_files(paths: &[PathBuf]) -> std::io::Result<Vec<PathBuf>> {
-    let mut files = Vec::new();
-    for path in paths {
-        if path.is_dir() {
-            collect(path, &mut files)?;
-        } else {
-            // A missing file is reported by the read that follows.
-            files.push(path.clone());
-        }
-    }
-    Ok(files)
+/// The most steps an episode may have.
+pub const MAX_HORIZON: u32 = u32::MAX;
+
+/// Reads a horizon, from a scenario file or a `--horizon` flag alike: a whole number of steps
+/// from 1 to [`MAX_HORIZON`].
+pub fn horizon(text: &str) -> Result<u32, String> {
+    text.parse::<u32>()
+        .ok()
+        .filter(|&n| n >= 1)
+        .ok_or_else(|| {
+            format!("horizon `{text}` is out of range, expected a whole number of steps from 1 to {MAX_HORIZON}")
+        })
 }
 
-fn collect(dir: &Path, files: &mut Vec<PathBuf>) -> std::io::Result<()> {
-    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)?
-        .map(|e| e.map(|e| e.path()))
-        .collect::<Result<_, _>>()?;
-    entries.sort();
-    for path in entries {
-        if path.is_dir() {
-            collect(&path, files)?;
-        } else if matches!(
-            path.extension().and_then(|e| e.to_str()),
-            Some("yaml" | "yml")
-        ) {
-            files.push(path);
-        }
-    }
-    Ok(())
+/// The YAML files under `paths` (files as given, directories searched recursively), sorted,
+/// each file once; those that cannot be scenario files (a FIFO, a link loop) are left out (see
+/// [`files::find`] for why).
+pub fn scenario_files(paths: &[PathBuf]) -> std::io::Result<Vec<PathBuf>> {
+    Ok(files::find(paths).files)
 }
 
 /// Loads every scenario under `paths`, and checks that ids are unique across all of them.
 pub fn load(paths: &[PathBuf]) -> Loaded {
-    let mut loaded = Loaded::default();
-    let files = match scenario_files(paths) {
-        Ok(files) => files,
-        Err(err) => {
-            let file = paths.first().cloned().unwrap_or_default();
-            loaded.problems.push(Problem {
-                origin: Origin {
-                    file,
-                    line: 1,
-                    col: 1,
-                },
-                message: format!("cannot list scenario files: {err}"),
-            });
-            return loaded;
-        }
+    let found = files::find(paths);
+    let mut loaded = Loaded {
+        problems: found.problems,
+        ..Loaded::default()
     };
-    for file in files {
-        match std::fs::read_to_string(&file) {
+    for file in found.files {
+        match files::read(&file) {
             Ok(text) => {
                 let one = parse_text(&file, &text);
                 loaded.scenarios.extend(one.scenarios);
                 loaded.problems.extend(one.problems);
             }
-            Err(err) => loaded.problems.push(Problem {
-                origin: Origin {
-                    file: file.clone(),
-                    line: 1,
-                    col: 1,
-                },
-                message: format!("cannot read the file: {err}"),
-            }),
+            Err(problem) => loaded.problems.push(problem),
         }
     }
     let mut first: HashMap<String, Origin> = HashMap::new();

@@ -22,6 +22,12 @@ pub enum StoreError {
         found: i64,
         known: usize,
     },
+    #[error(
+        "{}: {what}: the disk is full; free some space and run it again (what was committed \
+         before is kept)",
+        path.display()
+    )]
+    DiskFull { path: PathBuf, what: String },
     #[error("{}: {what}: {cause}", path.display())]
     Sqlite {
         path: PathBuf,
@@ -45,7 +51,56 @@ pub(crate) fn sql(
 ) -> impl FnOnce(rusqlite::Error) -> StoreError {
     let path = path.to_path_buf();
     let what = what.into();
-    move |cause| StoreError::Sqlite { path, what, cause }
+    move |cause| {
+        if disk_full(&cause, &path) {
+            StoreError::DiskFull { path, what }
+        } else {
+            StoreError::Sqlite { path, what, cause }
+        }
+    }
+}
+
+/// Whether `cause` is the disk running out of space: SQLite says so (`SQLITE_FULL`), or says
+/// "disk I/O error" where the write that failed was refused for space (a WAL or `-shm` write)
+/// and the file system has no space left.
+fn disk_full(cause: &rusqlite::Error, path: &Path) -> bool {
+    use rusqlite::ErrorCode;
+    match cause.sqlite_error_code() {
+        Some(ErrorCode::DiskFull) => true,
+        Some(ErrorCode::SystemIoFailure) => no_space_left(path),
+        _ => false,
+    }
+}
+
+fn no_space_left(path: &Path) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let Ok(c_dir) = std::ffi::CString::new(dir.as_os_str().as_bytes()) else {
+        return false;
+    };
+    // SAFETY: statvfs writes into the zeroed struct it is given and reads a valid C string.
+    let mut stat: libc::statvfs = unsafe { std::mem::zeroed() };
+    if unsafe { libc::statvfs(c_dir.as_ptr(), &mut stat) } != 0 {
+        return false;
+    }
+    // Less than one page left: nothing more can be written.
+    (stat.f_bavail as u64).saturating_mul(stat.f_frsize as u64) < 4096
+}
+
+/// Whether opening failed because the database or its folder cannot be written (a read-only
+/// file system, or permissions), so that it may still be read.
+pub(crate) fn cannot_write(err: &StoreError) -> bool {
+    use rusqlite::ErrorCode;
+    matches!(
+        err,
+        StoreError::Sqlite { cause, .. } if matches!(
+            cause.sqlite_error_code(),
+            Some(ErrorCode::ReadOnly | ErrorCode::CannotOpen)
+        )
+    )
 }
 
 /// `map_err` helper for JSON columns.

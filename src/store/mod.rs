@@ -75,14 +75,57 @@ impl Store {
     }
 
     /// Opens the store of an existing run; `NotFound` when `dir` holds no database. For readers,
-    /// which should not create a run by looking at a mistyped folder.
+    /// which should not create a run by looking at a mistyped folder. A run on a read-only file
+    /// system (or in a folder this user cannot write) opens read-only: it can be read, and a
+    /// write fails saying why.
     pub fn open_existing(dir: impl AsRef<Path>) -> Result<Store> {
         let dir = dir.as_ref();
         let path = dir.join(DB_FILE);
         if !path.is_file() {
             return Err(StoreError::NotFound { path });
         }
-        Self::open_file(dir, path)
+        match Self::open_file(dir, path.clone()) {
+            Err(err) if error::cannot_write(&err) => Self::open_read_only(path).map_err(|_| err),
+            other => other,
+        }
+    }
+
+    /// Opens a database that cannot be written. WAL mode needs its `-wal` and `-shm` files
+    /// beside the database; where they do not exist and cannot be made (a cleanly closed run
+    /// on a read-only file system), the database is opened as immutable, which SQLite reads
+    /// without them.
+    fn open_read_only(path: PathBuf) -> Result<Store> {
+        use rusqlite::OpenFlags;
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX
+            | OpenFlags::SQLITE_OPEN_URI;
+        let uri = |param: &str| {
+            let escaped = path
+                .to_string_lossy()
+                .replace('%', "%25")
+                .replace('?', "%3f")
+                .replace('#', "%23");
+            format!("file:{escaped}?{param}")
+        };
+        let readable = |conn: Connection| schema::version(&conn, &path).map(|_| conn);
+        let conn = Connection::open_with_flags(uri("mode=ro"), flags)
+            .map_err(sql(&path, "opening the database read-only"))
+            .and_then(readable)
+            .or_else(|_| {
+                Connection::open_with_flags(uri("immutable=1"), flags)
+                    .map_err(sql(&path, "opening the database read-only"))
+            })?;
+        conn.busy_timeout(BUSY_TIMEOUT)
+            .map_err(sql(&path, "setting the busy timeout"))?;
+        let found = schema::version(&conn, &path)?;
+        if found != SCHEMA_VERSION as i64 {
+            let what = format!(
+                "the run folder is read-only and its schema version {found} is not this \
+                 leap's ({SCHEMA_VERSION}); open it once where it can be written"
+            );
+            return Err(StoreError::Invalid { path, what });
+        }
+        Ok(Store { conn, path })
     }
 
     fn open_file(dir: &Path, path: PathBuf) -> Result<Store> {

@@ -149,6 +149,20 @@ pub struct Trained {
     pub data: PathBuf,
 }
 
+/// The adapter `job` would write, when it is already trained: its file is in place and the
+/// run recorded it when training finished. Training it again would overwrite it.
+pub fn already_trained(
+    run: &RunDir,
+    store: &Store,
+    job: &AdapterJob,
+) -> Result<Option<crate::store::AdapterRow>, RecordError> {
+    let adapter = run.named_adapter(&job.stem());
+    if !adapter.is_file() {
+        return Ok(None);
+    }
+    Ok(store.adapter_by_path(&path_text(&adapter))?)
+}
+
 /// Trains the adapter `job` asks for and records it in the run, with the dataset whose file it
 /// read (when the run recorded that file) and its base model. `on_event` hears training's
 /// progress; `cancel` stops after the current step (a checkpoint is written).

@@ -18,6 +18,15 @@ pub enum Section {
 }
 
 impl Section {
+    /// The five screens, whose own keys win over `global`'s.
+    pub const SCREENS: [Section; 5] = [
+        Section::Scenarios,
+        Section::Episode,
+        Section::Labels,
+        Section::Train,
+        Section::Iterations,
+    ];
+
     pub const ALL: [Section; 8] = [
         Section::Global,
         Section::Scenarios,

@@ -114,6 +114,9 @@ pub enum Pick {
 pub struct Note {
     pub text: String,
     pub error: bool,
+    /// A problem found while starting (the key file's): kept until dismissed, so that the
+    /// progress notes that follow at once ("loading ...") do not hide it before it is read.
+    pub sticky: bool,
 }
 
 /// What the app needs to start; nothing here starts a thread.
@@ -252,6 +255,9 @@ impl App {
         app.scenarios.refilter(&app.catalog);
         if !init.problems.is_empty() {
             app.fail(init.problems.join("; "));
+            if let Some(note) = &mut app.note {
+                note.sticky = true;
+            }
         }
         app
     }
@@ -263,10 +269,15 @@ impl App {
         self.load_student(None);
     }
 
+    /// Says how things go, unless a problem found while starting is still shown.
     pub fn info(&mut self, text: impl Into<String>) {
+        if self.note.as_ref().is_some_and(|n| n.sticky) {
+            return;
+        }
         self.note = Some(Note {
             text: text.into(),
             error: false,
+            sticky: false,
         });
     }
 
@@ -274,6 +285,7 @@ impl App {
         self.note = Some(Note {
             text: text.into(),
             error: true,
+            sticky: false,
         });
     }
 

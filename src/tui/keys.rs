@@ -126,6 +126,34 @@ impl fmt::Display for Key {
     }
 }
 
+/// A key file that would leave no way out of the workbench, with the file's other problems
+/// (which may say why: an unknown key name).
+#[derive(Debug, thiserror::Error)]
+#[error("{way}{}", problems.iter().map(|p| format!("\n{p}")).collect::<String>())]
+pub struct NoWayOut {
+    pub way: Stuck,
+    pub problems: Vec<String>,
+}
+
+/// Why the workbench could not be left.
+#[derive(Debug, thiserror::Error)]
+pub enum Stuck {
+    #[error(
+        "{at}: `quit` has no usable key, so the workbench could not be left; bind at least one \
+         (the default is `quit: [q, ctrl-c]`)"
+    )]
+    NoKey { at: String },
+    #[error(
+        "{at}: every key of `quit` is taken on the {screen} screen ({taken}), so the workbench \
+         could not be left from there; bind `quit` to a key that screen leaves free"
+    )]
+    Taken {
+        at: String,
+        screen: &'static str,
+        taken: String,
+    },
+}
+
 /// The bindings in force: for each section, each action's keys.
 #[derive(Debug, Clone)]
 pub struct Keymap {
@@ -149,23 +177,56 @@ impl Keymap {
     }
 
     /// The defaults with `user` (if it exists) on top. Problems in the user file are returned
-    /// as `FILE:LINE:COL: ...` lines; the entries that were fine still apply.
-    pub fn load(user: Option<&Path>) -> (Keymap, Vec<String>) {
+    /// as `FILE:LINE:COL: ...` lines; the entries that were fine still apply. A file that leaves
+    /// no way to quit is refused.
+    pub fn load(user: Option<&Path>) -> Result<(Keymap, Vec<String>), NoWayOut> {
         let mut map = Keymap::defaults();
         let Some(path) = user else {
-            return (map, Vec::new());
+            return Ok((map, Vec::new()));
         };
         match std::fs::read_to_string(path) {
             Ok(text) => {
                 let problems = map.apply(path, &text);
-                (map, problems)
+                match map.check_quit(path, &text) {
+                    Ok(()) => Ok((map, problems)),
+                    Err(way) => Err(NoWayOut { way, problems }),
+                }
             }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => (map, Vec::new()),
-            Err(e) => (
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok((map, Vec::new())),
+            Err(e) => Ok((
                 map,
                 vec![format!("{}: cannot read it: {e}", path.display())],
-            ),
+            )),
         }
+    }
+
+    /// Refuses a keymap in which `quit` has no key, or none that works on every screen (a
+    /// screen's own binding of a key wins over `global`'s), located at `global.quit` in `file`.
+    fn check_quit(&self, file: &Path, text: &str) -> Result<(), Stuck> {
+        let (line, col) =
+            SourceMap::parse(text).locate(&YamlPath::root().key("global").key("quit"), None);
+        let at = format!("{}:{line}:{col}", file.display());
+        let quit = self.keys(Section::Global, Action::Quit);
+        if quit.is_empty() {
+            return Err(Stuck::NoKey { at });
+        }
+        for screen in Section::SCREENS {
+            if quit.iter().all(|k| self.action(screen, *k).is_some()) {
+                let taken: Vec<String> = quit
+                    .iter()
+                    .map(|k| {
+                        let action = self.action(screen, *k).map(action_snake);
+                        format!("{k} is {}", action.unwrap_or_default())
+                    })
+                    .collect();
+                return Err(Stuck::Taken {
+                    at,
+                    screen: screen.name(),
+                    taken: taken.join(", "),
+                });
+            }
+        }
+        Ok(())
     }
 
     /// The user's key file: `${XDG_CONFIG_HOME:-~/.config}/leap/keys.yaml`.

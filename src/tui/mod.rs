@@ -61,7 +61,8 @@ pub struct Options {
 pub fn run(options: Options) -> std::io::Result<()> {
     let mut problems = Vec::new();
     let keyfile = options.keys.clone().or_else(keys::Keymap::user_file);
-    let (keymap, key_problems) = keys::Keymap::load(keyfile.as_deref());
+    let (keymap, key_problems) = keys::Keymap::load(keyfile.as_deref())
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
     problems.extend(key_problems);
     let catalog = catalog::Catalog::load(options.scenarios.clone());
 

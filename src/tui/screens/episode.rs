@@ -12,7 +12,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Paragraph, Wrap};
 
 use super::scenarios::privileged_lines;
-use super::{Cursor, clip};
+use super::{Cursor, clip, shown};
 use crate::env::Privileged;
 use crate::scenario::Scenario;
 use crate::store::{Branch, Episode, Label, LabelStatus, StepRecord};
@@ -343,7 +343,7 @@ impl EpisodeScreen {
             ));
         }
         let line1 = Line::from(vec![
-            Span::styled(format!(" {} ", self.scenario_id), theme::title()),
+            Span::styled(format!(" {} ", shown(&self.scenario_id)), theme::title()),
             Span::raw(match self.phase {
                 Phase::Stored { .. } => {
                     format!(" {} steps  seed {}  ", self.steps.len(), self.seed)
@@ -364,7 +364,7 @@ impl EpisodeScreen {
             (None, false) => format!("teacher: {}", self.teacher_label()),
         };
         let line2 = Line::from(vec![
-            Span::styled(format!(" Task: {}", self.task), Style::new()),
+            Span::styled(format!(" Task: {}", shown(&self.task)), Style::new()),
             Span::styled(
                 format!("   student: {}   {teacher}", self.policy),
                 theme::dim(),
@@ -520,13 +520,15 @@ impl EpisodeScreen {
             Line::from(vec![
                 Span::styled("REASON: ", theme::dim()),
                 Span::styled(
-                    step.reason.clone().unwrap_or_else(|| "(none)".into()),
+                    step.reason
+                        .as_deref()
+                        .map_or_else(|| "(none)".into(), shown),
                     theme::reason(),
                 ),
             ]),
             Line::from(vec![
                 Span::styled("ACTION: ", theme::dim()),
-                Span::styled(step.action.clone(), theme::action()),
+                Span::styled(shown(&step.action), theme::action()),
             ]),
         ];
         if let Some(info) = &step.info {
@@ -682,11 +684,11 @@ fn live_lines(answer: &Answer, intervention: bool, lines: &mut Vec<Line<'static>
             lines.push(Line::from(vec![title, Span::styled(mark, style)]));
             lines.push(Line::from(vec![
                 Span::styled("REASON: ", theme::dim()),
-                Span::styled(c.corrected_reason.clone(), theme::reason()),
+                Span::styled(shown(&c.corrected_reason), theme::reason()),
             ]));
             lines.push(Line::from(vec![
                 Span::styled("ACTION: ", theme::dim()),
-                Span::styled(c.corrected_action.clone(), theme::action()),
+                Span::styled(shown(&c.corrected_action), theme::action()),
             ]));
         }
         Ok(None) => lines.push(Line::from(vec![
@@ -695,7 +697,7 @@ fn live_lines(answer: &Answer, intervention: bool, lines: &mut Vec<Line<'static>
         ])),
         Err(e) => lines.push(Line::from(vec![
             title,
-            Span::styled(e.to_string(), theme::error()),
+            Span::styled(shown(&e.to_string()), theme::error()),
         ])),
     }
 }
@@ -730,23 +732,27 @@ pub fn teacher_lines(label: &Label, lines: &mut Vec<Line<'static>>) {
     lines.push(Line::from(reason));
     lines.push(Line::from(vec![
         Span::styled("ACTION: ", theme::dim()),
-        Span::styled(label.teacher_action.clone(), theme::action()),
+        Span::styled(shown(&label.teacher_action), theme::action()),
     ]));
     for leak in &label.leaks {
         lines.push(Line::from(vec![
             Span::styled(" LEAK ", theme::leak()),
-            Span::raw(format!(" {} (\"{}\")", leak.fact, leak.text)),
+            Span::raw(format!(
+                " {} (\"{}\")",
+                shown(&leak.fact),
+                shown(&leak.text)
+            )),
         ]));
     }
     if let (Some(r), Some(a)) = (&label.edited_reason, &label.edited_action) {
         lines.push(Line::styled("Edited", theme::title()));
         lines.push(Line::from(vec![
             Span::styled("REASON: ", theme::dim()),
-            Span::raw(r.clone()),
+            Span::raw(shown(r)),
         ]));
         lines.push(Line::from(vec![
             Span::styled("ACTION: ", theme::dim()),
-            Span::styled(a.clone(), theme::action()),
+            Span::styled(shown(a), theme::action()),
         ]));
     }
 }
@@ -767,13 +773,13 @@ pub fn highlight_leaks(text: &str, label: &Label) -> Vec<Span<'static>> {
             continue;
         }
         if s > at {
-            spans.push(Span::styled(text[at..s].to_string(), theme::reason()));
+            spans.push(Span::styled(shown(&text[at..s]), theme::reason()));
         }
-        spans.push(Span::styled(text[s..e].to_string(), theme::leak()));
+        spans.push(Span::styled(shown(&text[s..e]), theme::leak()));
         at = e;
     }
     if at < text.len() {
-        spans.push(Span::styled(text[at..].to_string(), theme::reason()));
+        spans.push(Span::styled(shown(&text[at..]), theme::reason()));
     }
     spans
 }

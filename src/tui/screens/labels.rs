@@ -11,7 +11,7 @@ use ratatui::widgets::{Block, Borders, Clear, Paragraph, Wrap};
 use ratatui_textarea::TextArea;
 
 use super::episode::{status_mark, teacher_lines};
-use super::{Cursor, clip};
+use super::{Cursor, clip, shown};
 use crate::env::command::{self, Template};
 use crate::store::{Label, LabelStatus};
 use crate::tui::theme;
@@ -284,29 +284,34 @@ impl LabelsScreen {
         };
         let mut lines = vec![
             Line::styled(
-                format!(
-                    "{} step {} · scenario {} · iteration {}{}",
-                    l.episode_key,
-                    l.idx + 1,
-                    l.scenario_id,
-                    l.iteration.map_or("none".into(), |i| i.to_string()),
-                    l.decided_by
-                        .as_ref()
-                        .map(|b| format!(" · decided by {b}"))
-                        .unwrap_or_default()
+                clip(
+                    &format!(
+                        "{} step {} · scenario {} · iteration {}{}",
+                        l.episode_key,
+                        l.idx + 1,
+                        l.scenario_id,
+                        l.iteration.map_or("none".into(), |i| i.to_string()),
+                        l.decided_by
+                            .as_ref()
+                            .map(|b| format!(" · decided by {b}"))
+                            .unwrap_or_default()
+                    ),
+                    usize::MAX,
                 ),
                 theme::dim(),
             ),
             Line::from(vec![
                 Span::styled("Student REASON: ", theme::dim()),
                 Span::styled(
-                    l.student_reason.clone().unwrap_or_else(|| "(none)".into()),
+                    l.student_reason
+                        .as_deref()
+                        .map_or_else(|| "(none)".into(), shown),
                     theme::reason(),
                 ),
             ]),
             Line::from(vec![
                 Span::styled("Student ACTION: ", theme::dim()),
-                Span::styled(l.student_action.clone(), theme::action()),
+                Span::styled(shown(&l.student_action), theme::action()),
             ]),
         ];
         teacher_lines(l, &mut lines);

@@ -58,9 +58,16 @@ impl Cursor {
     }
 }
 
-/// `text` cut to `width` characters, with an ellipsis when cut.
+/// Text from a model or an environment as a screen shows it: its control characters escaped
+/// ([`crate::shown::escape_controls`]), so that they show instead of being dropped or acting.
+pub fn shown(text: &str) -> String {
+    crate::shown::escape_controls(text).into_owned()
+}
+
+/// `text` on one line, shown (see [`shown`]) and cut to `width` characters, with an ellipsis
+/// when cut.
 pub fn clip(text: &str, width: usize) -> String {
-    let one_line = text.replace('\n', " ⏎ ");
+    let one_line = crate::shown::escape_controls(text).replace('\n', " ⏎ ");
     if one_line.chars().count() <= width {
         return one_line;
     }

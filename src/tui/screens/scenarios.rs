@@ -6,7 +6,7 @@ use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Paragraph, Wrap};
 
-use super::{Cursor, clip};
+use super::{Cursor, clip, shown};
 use crate::env::Privileged;
 use crate::scenario::{Kind, Scenario, Split};
 use crate::tui::catalog::Catalog;
@@ -187,7 +187,7 @@ impl ScenariosScreen {
         let world = s.body.preview();
         let mut lines = vec![
             Line::from(vec![
-                Span::styled(s.id.clone(), theme::title()),
+                Span::styled(shown(&s.id), theme::title()),
                 Span::styled(
                     format!(
                         "  {} · {} · horizon {}",
@@ -208,11 +208,11 @@ impl ScenariosScreen {
         }
         lines.push(Line::from(vec![
             Span::styled("Task: ", theme::title()),
-            Span::raw(s.task.clone()),
+            Span::raw(shown(&s.task)),
         ]));
         lines.push(Line::raw(""));
         lines.push(Line::styled(world.title, theme::title()));
-        lines.extend(world.lines.into_iter().map(Line::raw));
+        lines.extend(world.lines.iter().map(|l| Line::raw(shown(l))));
         if self.show_privileged {
             lines.push(Line::raw(""));
             lines.push(Line::styled(
@@ -220,7 +220,10 @@ impl ScenariosScreen {
                 theme::privileged(),
             ));
             for note in &world.notes {
-                lines.push(Line::styled(format!("  note: {note}"), theme::privileged()));
+                lines.push(Line::styled(
+                    format!("  note: {}", shown(note)),
+                    theme::privileged(),
+                ));
             }
             if let Some((hash, p)) = &self.privileged
                 && *hash == s.hash
@@ -247,16 +250,23 @@ pub fn privileged_lines(p: &Privileged, lines: &mut Vec<Line<'static>>) {
         let mut detail = f.detail.lines();
         let first = detail.next().unwrap_or_default();
         lines.push(Line::styled(
-            format!("  {} {} {first}", f.subject, f.relation),
+            shown(&format!("  {} {} {first}", f.subject, f.relation)),
             theme::privileged(),
         ));
         for more in detail {
-            lines.push(Line::styled(format!("    {more}"), theme::privileged()));
+            lines.push(Line::styled(
+                shown(&format!("    {more}")),
+                theme::privileged(),
+            ));
         }
     }
     match &p.plan {
         Some(plan) => lines.push(Line::styled(
-            format!("  expert plan ({} steps): {}", plan.len(), plan.join(", ")),
+            shown(&format!(
+                "  expert plan ({} steps): {}",
+                plan.len(),
+                plan.join(", ")
+            )),
             theme::privileged(),
         )),
         None => lines.push(Line::styled(
@@ -276,7 +286,7 @@ fn problems_banner(f: &mut Frame, area: Rect, catalog: &Catalog) {
         .problems
         .iter()
         .take(4)
-        .map(|p| Line::raw(p.to_string()))
+        .map(|p| Line::raw(shown(&p.to_string())))
         .collect();
     if n > 4 {
         lines.pop();
