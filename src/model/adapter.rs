@@ -343,8 +343,36 @@ impl Adapter {
         self.weights.iter().map(|w| w.a.len() + w.b.len()).sum()
     }
 
-    /// Writes the adapter atomically (a temporary file renamed into place).
+    /// The first weight (`NAME.lora_a` or `NAME.lora_b`) holding a NaN or an infinity, if any:
+    /// llama.cpp's sampler aborts on what such an adapter makes of the logits.
+    pub fn non_finite(&self) -> Option<String> {
+        self.weights.iter().find_map(|w| {
+            let bad = |v: &[f32]| v.iter().any(|x| !x.is_finite());
+            if bad(&w.a) {
+                Some(format!("{}.lora_a", w.name))
+            } else if bad(&w.b) {
+                Some(format!("{}.lora_b", w.name))
+            } else {
+                None
+            }
+        })
+    }
+
+    /// Writes the adapter atomically (a temporary file renamed into place); an adapter whose
+    /// weights or alpha are not numbers is refused, never written.
     pub fn write(&self, path: &Path) -> Result<(), AdapterError> {
+        if let Some(name) = self.non_finite() {
+            return Err(AdapterError::file(
+                path,
+                format!("{name} holds NaN or infinite values; not written"),
+            ));
+        }
+        if !self.spec.alpha.is_finite() {
+            return Err(AdapterError::file(
+                path,
+                format!("alpha is {}; not written", self.spec.alpha),
+            ));
+        }
         let mut w = self.writer("adapter");
         w.set("general.name", Value::str("leap LoRA adapter"));
         self.write_meta(&mut w);

@@ -264,6 +264,18 @@ impl GgufFile {
         r.parse()
     }
 
+    /// Reads and checks a GGUF header from `bytes`, the whole file, as [`GgufFile::open`] does;
+    /// `path` only names it in errors. The entry point for fuzzing the reader.
+    pub fn from_bytes(path: &Path, bytes: &[u8]) -> Result<Self, GgufError> {
+        let mut r = Reader {
+            path,
+            inner: bytes,
+            pos: 0,
+            size: bytes.len() as u64,
+        };
+        r.parse()
+    }
+
     pub fn get(&self, key: &str) -> Option<&Value> {
         self.metadata.iter().find(|(k, _)| k == key).map(|(_, v)| v)
     }
@@ -349,14 +361,14 @@ fn pad(n: u64, alignment: u64) -> u64 {
     n.div_ceil(alignment) * alignment
 }
 
-struct Reader<'a> {
+struct Reader<'a, R: Read> {
     path: &'a Path,
-    inner: BufReader<File>,
+    inner: R,
     pos: u64,
     size: u64,
 }
 
-impl Reader<'_> {
+impl<R: Read> Reader<'_, R> {
     fn parse(&mut self) -> Result<GgufFile, GgufError> {
         let mut magic = [0u8; 4];
         if self.size < 4 {
