@@ -21,9 +21,10 @@ pub const MAX_LAYERS: u64 = 512;
 /// `LLAMA_MAX_EXPERTS`.
 pub const MAX_EXPERTS: u64 = 1024;
 const F32: u32 = 0;
-/// The largest adapter weight taken: trained LoRA weights are of order one; one far larger
-/// (3e38 is an f32) overflows the scaled update to infinity.
-pub const MAX_ADAPTER_WEIGHT: f32 = 1e6;
+/// The largest adapter weight taken: trained LoRA weights are of order one (0.01 to 1); one
+/// ten thousand times larger comes only from diverged training, or damage, and pushes the
+/// scaled update towards infinity.
+pub const MAX_ADAPTER_WEIGHT: f32 = 1e4;
 /// `enum llama_token_type`: UNDEFINED (0) to BYTE (6).
 const MAX_TOKEN_TYPE: i32 = 6;
 /// The tokenizers `llama_vocab::load` knows (`tokenizer.ggml.model`).

@@ -391,6 +391,9 @@ impl<'a> Run<'a> {
             return Ok(());
         };
         self.session.read_weights(&mut self.adapter);
+        if let Some((tensor, value)) = self.adapter.unsound_weight() {
+            return Err(TrainError::DivergedWeights { tensor, value });
+        }
         let ckpt = Checkpoint {
             adapter: self.adapter.clone(),
             moments: self.session.read_moments(),
@@ -440,6 +443,9 @@ impl<'a> Run<'a> {
             eval_loss: eval_loss.map(|l| l as f32),
             loss_on: Some(config.loss_on.as_str().to_owned()),
         };
+        if let Some((tensor, value)) = adapter.unsound_weight() {
+            return Err(TrainError::DivergedWeights { tensor, value });
+        }
         create_parent(&config.out)?;
         adapter.write(&config.out)?;
         if let Some(path) = &config.checkpoint {
