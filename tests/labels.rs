@@ -444,3 +444,113 @@ fn datasets_and_exports_read_back_as_jsonl_with_the_expected_fields() {
     expected.sort_unstable();
     assert_eq!(steps, expected);
 }
+
+/// Two deciders at once, each with its own connection to the same database: both read every
+/// pending label, then both decide them all. Each label is decided once (one history entry), the
+/// loser is told for each label it lost, and one undo undoes the one decision.
+#[test]
+fn two_deciders_at_once_decide_each_label_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let all = scenarios();
+    let total = seed_run(dir.path(), &all[..4], 6);
+    let barrier = std::sync::Barrier::new(2);
+    let outcomes: Vec<(usize, Vec<String>)> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..2)
+            .map(|k| {
+                let (dir, barrier) = (dir.path(), &barrier);
+                s.spawn(move || {
+                    let mut store = Store::open_existing(dir).unwrap();
+                    let pending = LabelFilter {
+                        status: Some(LabelStatus::Pending),
+                        ..LabelFilter::default()
+                    };
+                    let labels = store.labels(&pending).unwrap();
+                    assert_eq!(labels.len(), total);
+                    barrier.wait();
+                    let (mut won, mut lost) = (0, Vec::new());
+                    for label in &labels {
+                        match store.decide_from(label, &Decision::Accept, &format!("policy:{k}")) {
+                            Ok(_) => won += 1,
+                            Err(e @ leap::store::StoreError::Decided { .. }) => {
+                                lost.push(e.to_string())
+                            }
+                            Err(e) => panic!("{e}"),
+                        }
+                    }
+                    (won, lost)
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let won: usize = outcomes.iter().map(|(w, _)| w).sum();
+    let lost: Vec<&String> = outcomes.iter().flat_map(|(_, l)| l).collect();
+    assert_eq!(
+        (won, lost.len()),
+        (total, total),
+        "each label won once, lost once"
+    );
+    assert!(
+        lost.iter()
+            .all(|e| e.contains("another decider got there first") && e.contains("not recorded")),
+        "{lost:?}"
+    );
+
+    let mut store = Store::open_existing(dir.path()).unwrap();
+    for label in store.labels(&LabelFilter::default()).unwrap() {
+        assert_eq!(label.status, LabelStatus::Accepted);
+        assert_eq!(
+            store.label_history(label.id).unwrap().len(),
+            1,
+            "label {}",
+            label.id
+        );
+    }
+    let id = store.labels(&LabelFilter::default()).unwrap()[0].id;
+    assert_eq!(store.undo_label(id).unwrap().status, LabelStatus::Pending);
+    let err = store.undo_label(id).unwrap_err().to_string();
+    assert!(err.contains("no decision to undo"), "{err}");
+}
+
+/// Two `leap curate` processes started together on one run: every label is decided once
+/// between them, whichever got to it first.
+#[test]
+fn two_curate_processes_decide_each_label_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let all = scenarios();
+    let total = seed_run(dir.path(), &all, 3);
+    let children: Vec<_> = (0..2)
+        .map(|_| {
+            leap_bin()
+                .args(["curate", "--policy", "accept-all", "--json", "--run"])
+                .arg(dir.path())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let mut accepted = 0;
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        accepted += summary["accepted"].as_u64().unwrap() as usize;
+    }
+    assert_eq!(
+        accepted, total,
+        "the two passes together decide each label once"
+    );
+    let store = Store::open_existing(dir.path()).unwrap();
+    let events: usize = store
+        .labels(&LabelFilter::default())
+        .unwrap()
+        .iter()
+        .map(|l| store.label_history(l.id).unwrap().len())
+        .sum();
+    assert_eq!(events, total, "one decision per label in the history");
+}
