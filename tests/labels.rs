@@ -1,6 +1,8 @@
 //! Labels in a real run database: decisions, edits, undo and history; curation by policy that a
 //! SIGKILL cannot make lose a decision it has reported; datasets and exports read back.
 
+mod common;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -553,4 +555,147 @@ fn two_curate_processes_decide_each_label_once() {
         .map(|l| store.label_history(l.id).unwrap().len())
         .sum();
     assert_eq!(events, total, "one decision per label in the history");
+}
+
+/// Overwrites 4 KB in the middle of a real run's database (after its WAL is folded in): every
+/// command that uses the run refuses it with the same clear error, exits non-zero and leaves the
+/// file as it found it; `leap doctor` names the damage.
+#[test]
+fn a_damaged_database_is_refused_and_never_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("run");
+    let all = scenarios();
+    seed_run(&run, &all[..4], 6);
+    let (tiny, _) = common::tiny_folder(dir.path());
+    let db = run.join("leap.db");
+    assert!(
+        !run.join("leap.db-wal").exists(),
+        "the last close folds the WAL in"
+    );
+    let mut bytes = std::fs::read(&db).unwrap();
+    let at = (bytes.len() / 2) / 4096 * 4096;
+    for (i, b) in bytes[at..at + 4096].iter_mut().enumerate() {
+        *b = (i * 131 % 251) as u8;
+    }
+    std::fs::write(&db, &bytes).unwrap();
+
+    let scenario = common::first_files(Path::new("scenarios/household/train"), 1).remove(0);
+    let commands: Vec<Vec<&std::ffi::OsStr>> = vec![
+        vec![
+            "labels".as_ref(),
+            "accept".as_ref(),
+            "1".as_ref(),
+            "--run".as_ref(),
+            run.as_ref(),
+        ],
+        vec![
+            "curate".as_ref(),
+            "--policy".as_ref(),
+            "accept-all".as_ref(),
+            "--run".as_ref(),
+            run.as_ref(),
+        ],
+        vec![
+            "dataset".as_ref(),
+            "build".as_ref(),
+            "--iter".as_ref(),
+            "1".as_ref(),
+            "--run".as_ref(),
+            run.as_ref(),
+        ],
+        vec![
+            "rollout".as_ref(),
+            "--run".as_ref(),
+            run.as_ref(),
+            "--scenarios".as_ref(),
+            scenario.as_ref(),
+            "--model".as_ref(),
+            tiny.as_ref(),
+            "--horizon".as_ref(),
+            "1".as_ref(),
+        ],
+        vec![
+            "episodes".as_ref(),
+            "list".as_ref(),
+            "--run".as_ref(),
+            run.as_ref(),
+        ],
+    ];
+    for args in &commands {
+        let out = leap_bin()
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .args(args)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
+        assert!(
+            err.contains(&*db.to_string_lossy()) && err.contains("the database is damaged"),
+            "{args:?}: {err}"
+        );
+        assert_eq!(
+            std::fs::read(&db).unwrap(),
+            bytes,
+            "{args:?} changed the file"
+        );
+        assert!(
+            !run.join("leap.db-wal").exists()
+                || std::fs::metadata(run.join("leap.db-wal")).unwrap().len() == 0
+        );
+    }
+
+    let out = leap_bin()
+        .args(["doctor", "--run"])
+        .arg(&run)
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{said}");
+    assert!(
+        said.contains("DAMAGED") && said.contains("integrity_check"),
+        "{said}"
+    );
+}
+
+/// `leap doctor` on a sound run says so; once a dataset file the run recorded is changed, it
+/// names the file and its hash and exits 1.
+#[test]
+fn doctor_checks_a_run_and_the_files_it_recorded() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("run");
+    seed_run(&run, &scenarios()[..4], 6);
+    let mut store = Store::open_existing(&run).unwrap();
+    let kept: Vec<i64> = store.labels(&LabelFilter::default()).unwrap()[..2]
+        .iter()
+        .map(|l| l.id)
+        .collect();
+    common::dataset_of_kept(&mut store, &run, "household", &kept);
+    let dataset = store.datasets().unwrap().remove(0).path;
+    drop(store);
+    let doctor = || {
+        leap_bin()
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .args(["doctor", "--run"])
+            .arg(&run)
+            .output()
+            .unwrap()
+    };
+    let out = doctor();
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{said}");
+    assert!(
+        said.contains("ok       database") && said.contains(&format!("ok       dataset {dataset}")),
+        "{said}"
+    );
+
+    let mut text = std::fs::read_to_string(&dataset).unwrap();
+    text.push_str("{}\n");
+    std::fs::write(&dataset, text).unwrap();
+    let out = doctor();
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{said}");
+    assert!(
+        said.contains(&format!("DAMAGED  dataset {dataset}: sha256 is")),
+        "{said}"
+    );
 }
