@@ -135,7 +135,8 @@ impl LocalPolicy {
         }
         super::student::check_adapters(&config.model, &config.adapters)?;
         let backend = backend();
-        let model = load_model(&config.model, config.gpu_layers)?;
+        let params = LlamaModelParams::default().with_n_gpu_layers(config.gpu_layers);
+        let model = load_model(&config.model, &params)?;
         let mut model = Box::new(model);
         // llama.cpp's context takes one adapter set through the safe API; several adapters are
         // merged into one exact equivalent first (ranks stacked, scales folded into B).
@@ -281,23 +282,26 @@ impl LocalPolicy {
 }
 
 /// Loads a checked model file into llama.cpp; a failure says what llama.cpp logged about it.
-fn load_model(path: &Path, gpu_layers: u32) -> Result<LlamaModel, PolicyError> {
-    let params = LlamaModelParams::default().with_n_gpu_layers(gpu_layers);
+fn load_model(path: &Path, params: &LlamaModelParams) -> Result<LlamaModel, PolicyError> {
     crate::model::llama_log::clear_errors();
-    LlamaModel::load_from_file(backend(), path, &params).map_err(|e| {
+    LlamaModel::load_from_file(backend(), path, params).map_err(|e| {
         let why = crate::model::llama_log::explain(e);
         model_err(path, format!("llama.cpp cannot load it: {why}"))
     })
 }
 
 /// Runs every check a load makes on `path` ([`crate::model::check_file`]) and, for a model,
-/// loads it into llama.cpp and lets it go: what `leap model info` accepts, a rollout loads.
+/// has llama.cpp load it without its weights (`no_alloc`: hyper-parameters, vocabulary, every
+/// tensor's name and shape) and lets it go: what `leap model info` accepts, a rollout loads.
 /// Returns the checked header.
 pub fn check_loads(path: &Path) -> Result<crate::model::GgufFile, PolicyError> {
     crate::model::llama_log::install();
     let file = crate::model::check_file(path)?;
     if !crate::model::check::is_adapter(&file) {
-        drop(load_model(path, 0)?);
+        drop(load_model(
+            path,
+            &LlamaModelParams::default().with_no_alloc(true),
+        )?);
     }
     Ok(file)
 }

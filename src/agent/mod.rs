@@ -181,3 +181,39 @@ pub trait Policy: Send {
     /// Forgets what is kept for slot `seq` (its episode is over).
     fn release(&mut self, _seq: usize) {}
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Sampling;
+
+    #[test]
+    fn sampling_settings_llama_cpp_cannot_take_are_refused() {
+        assert!(Sampling::default().check().is_ok());
+        let bad = [
+            Sampling {
+                temperature: f32::NAN,
+                ..Sampling::default()
+            },
+            Sampling {
+                temperature: -1.0,
+                ..Sampling::default()
+            },
+            Sampling {
+                repeat_temperature: f32::INFINITY,
+                ..Sampling::default()
+            },
+            Sampling {
+                top_p: 0.0,
+                ..Sampling::default()
+            },
+            Sampling {
+                top_p: f32::NAN,
+                ..Sampling::default()
+            },
+        ];
+        for s in bad {
+            let err = s.check().unwrap_err();
+            assert!(err.starts_with("sampling: "), "{err}");
+        }
+    }
+}

@@ -868,6 +868,24 @@ mod tests {
     }
 
     #[test]
+    fn bytes_read_as_the_file_does() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.gguf");
+        let mut w = GgufWriter::new();
+        w.set("general.architecture", Value::str("llama"));
+        w.add_tensor("t0", &[3], F32, vec![0; 12]);
+        w.write(&path).unwrap();
+        let bytes = std::fs::read(&path).unwrap();
+        let from_file = GgufFile::open(&path).unwrap();
+        let from_bytes = GgufFile::from_bytes(&path, &bytes).unwrap();
+        assert_eq!(from_bytes.metadata, from_file.metadata);
+        assert_eq!(from_bytes.tensors, from_file.tensors);
+        assert_eq!(from_bytes.data_offset, from_file.data_offset);
+        let err = GgufFile::from_bytes(&path, &bytes[..bytes.len() - 1]).unwrap_err();
+        assert!(err.to_string().contains("truncated"), "{err}");
+    }
+
+    #[test]
     fn wrong_tensor_size_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("x.gguf");
