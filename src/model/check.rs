@@ -444,65 +444,31 @@ fn check_vocab(f: &GgufFile) -> Result<Option<u64>, CheckError> {
         }
     }
     let types_key = "tokenizer.ggml.token_type";
-    match f.get(types_key) {
-        None => {}
-        Some(Value::Array(ValueType::I32, items)) => {
-            if items.len() < n {
-                return Err(field(
-                    f,
-                    types_key,
-                    format!("has {} entries for {n} tokens", items.len()),
-                ));
-            }
-            for (i, v) in items.iter().enumerate() {
-                if let Value::I32(t) = v
-                    && !(0..=MAX_TOKEN_TYPE).contains(t)
-                {
-                    return Err(field(
-                        f,
-                        types_key,
-                        format!("of token {i} is {t}, expected 0..={MAX_TOKEN_TYPE}"),
-                    ));
-                }
-            }
-        }
-        Some(v) => {
+    for (i, v) in per_token(f, types_key, n, &[ValueType::I32], "i32s")?
+        .iter()
+        .enumerate()
+    {
+        if let Value::I32(t) = v
+            && !(0..=MAX_TOKEN_TYPE).contains(t)
+        {
             return Err(field(
                 f,
                 types_key,
-                format!("is {}, expected i32s", shown(v)),
+                format!("of token {i} is {t}, expected 0..={MAX_TOKEN_TYPE}"),
             ));
         }
     }
     let scores_key = "tokenizer.ggml.scores";
-    match f.get(scores_key) {
-        None => {}
-        Some(Value::Array(ValueType::F32 | ValueType::I32, items)) => {
-            if items.len() < n {
-                return Err(field(
-                    f,
-                    scores_key,
-                    format!("has {} entries for {n} tokens", items.len()),
-                ));
-            }
-            if let Some(i) = items
-                .iter()
-                .position(|v| matches!(v, Value::F32(x) if !x.is_finite()))
-            {
-                return Err(field(
-                    f,
-                    scores_key,
-                    format!("of token {i} is not a finite number"),
-                ));
-            }
-        }
-        Some(v) => {
-            return Err(field(
-                f,
-                scores_key,
-                format!("is {}, expected f32s", shown(v)),
-            ));
-        }
+    let scores = per_token(f, scores_key, n, &[ValueType::F32, ValueType::I32], "f32s")?;
+    if let Some(i) = scores
+        .iter()
+        .position(|v| matches!(v, Value::F32(x) if !x.is_finite()))
+    {
+        return Err(field(
+            f,
+            scores_key,
+            format!("of token {i} is not a finite number"),
+        ));
     }
     let merges_key = "tokenizer.ggml.merges";
     match f.get(merges_key) {
@@ -539,6 +505,35 @@ fn check_vocab(f: &GgufFile) -> Result<Option<u64>, CheckError> {
         }
     }
     Ok(Some(n as u64))
+}
+
+/// A per-token array (`token_type`, `scores`): empty when absent; an error when its elements
+/// are not of `types` or it has fewer entries than the `n` tokens (llama.cpp reads one per token).
+fn per_token<'a>(
+    f: &'a GgufFile,
+    key: &str,
+    n: usize,
+    types: &[ValueType],
+    expected: &str,
+) -> Result<&'a [Value], CheckError> {
+    match f.get(key) {
+        None => Ok(&[]),
+        Some(Value::Array(t, items)) if types.contains(t) => {
+            if items.len() < n {
+                return Err(field(
+                    f,
+                    key,
+                    format!("has {} entries for {n} tokens", items.len()),
+                ));
+            }
+            Ok(items)
+        }
+        Some(v) => Err(field(
+            f,
+            key,
+            format!("is {}, expected {expected}", shown(v)),
+        )),
+    }
 }
 
 /// Tensor shapes llama.cpp asserts on: no empty dimension, layers that exist, an embedding
