@@ -71,7 +71,9 @@ impl Plan {
             return Err(TrainError::Empty);
         }
         let model = &config.model;
-        crate::model::inspect(model).map_err(|e| TrainError::model(model, e))?;
+        // The checks a rollout's load makes: llama.cpp aborts on what they refuse.
+        crate::model::llama_log::install();
+        crate::model::check_file(model).map_err(|e| TrainError::model(model, e))?;
         on_event(TrainEvent::Status("hashing the base model".into()));
         let base_sha256 =
             crate::model::fetch::sha256_file(model).map_err(|e| TrainError::model(model, e))?;
@@ -540,6 +542,9 @@ fn auto_context(samples: &[data::Sample]) -> u32 {
 fn warm_start(path: &Path, fresh: Adapter, base_sha256: &str) -> Result<Adapter, TrainError> {
     let mut start = Adapter::read(path)?;
     let bad = |what: String| Err(AdapterError::file(path, what).into());
+    if let Some((tensor, value)) = start.unsound_weight() {
+        return bad(format!("{tensor} holds {value}, not a trained weight"));
+    }
     if start.meta.base_sha256 != base_sha256 {
         return bad("it was trained on another base model; it cannot start this run".into());
     }
