@@ -352,6 +352,20 @@ fn damaged_models(c: &mut Corpus, tiny: &Path) {
     for (name, key, value) in hparams {
         c.model(name, &good.clone().set(&key, value));
     }
+    c.model(
+        "add-bos-without-bos",
+        &good
+            .clone()
+            .set("tokenizer.ggml.add_bos_token", Value::Bool(true))
+            .set("tokenizer.ggml.bos_token_id", Value::I32(-1)),
+    );
+    c.model(
+        "add-eos-without-eos",
+        &good
+            .clone()
+            .set("tokenizer.ggml.add_eos_token", Value::Bool(true))
+            .remove("tokenizer.ggml.eos_token_id"),
+    );
     for (name, key) in [
         ("no-architecture", "general.architecture".to_string()),
         ("no-block-count", k("block_count")),
@@ -662,9 +676,16 @@ fn every_damaged_model_and_adapter_ends_with_a_clear_error() {
         .iter()
         .filter(|f| f.contains("killed by signal"))
         .count();
+    let models = c.cases.iter().filter(|c| c.adapter.is_none()).count();
+    let scales = c
+        .cases
+        .iter()
+        .filter(|c| c.sound_alone && c.adapter.is_some())
+        .count();
     eprintln!(
-        "{} damaged inputs, {} runs failed a check, {} ended by a signal",
+        "{} damaged inputs ({models} models, {} adapters, {scales} of them a sound adapter at a bad scale or on the wrong model), {} runs failed a check, {} ended by a signal",
         c.cases.len(),
+        c.cases.len() - models,
         failures.len(),
         signals
     );

@@ -504,6 +504,19 @@ fn check_vocab(f: &GgufFile) -> Result<Option<u64>, CheckError> {
             }
         }
     }
+    // Tokenizing with a BOS or EOS token added asserts the token exists.
+    for (add, id) in [
+        ("add_bos_token", "bos_token_id"),
+        ("add_eos_token", "eos_token_id"),
+    ] {
+        let (add, id) = (
+            format!("tokenizer.ggml.{add}"),
+            format!("tokenizer.ggml.{id}"),
+        );
+        if f.get(&add) == Some(&Value::Bool(true)) && f.get(&id).and_then(Value::as_u64).is_none() {
+            return Err(field(f, &id, format!("is missing, but {add} is true")));
+        }
+    }
     Ok(Some(n as u64))
 }
 
