@@ -1,5 +1,7 @@
 //! Curation: deciding every pending label by a rule, one transaction each, so that a pass killed
-//! half-way keeps the decisions it made and a rerun decides only what is still pending.
+//! half-way keeps the decisions it made and a rerun decides only what is still pending. Each
+//! decision is from the state the pass read: a label another decider (a second `leap curate`, a
+//! person) decided meanwhile is left as they decided it.
 
 use serde::Serialize;
 
@@ -48,7 +50,15 @@ pub struct CurateSummary {
     pub policy: String,
     pub accepted: u64,
     pub rejected: u64,
+    /// Labels another decider decided between this pass reading them and deciding them: left
+    /// as the other decided.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub decided_elsewhere: u64,
     pub counts: LabelCounts,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// Decides every pending label (of `iteration`, if given) by `rule`, one transaction each;
@@ -71,11 +81,18 @@ pub fn curate(
     };
     for label in store.labels(&filter)? {
         let decision = rule.decide(&label);
+        let decided = match store.decide_from(&label, &decision, &by) {
+            Ok(decided) => decided,
+            Err(StoreError::Decided { .. }) => {
+                summary.decided_elsewhere += 1;
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
         match decision {
             Decision::Accept => summary.accepted += 1,
             _ => summary.rejected += 1,
         }
-        let decided = store.decide(label.id, &decision, &by)?;
         on_decided(&decided);
     }
     summary.counts = store.label_counts(&LabelFilter {

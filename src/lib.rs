@@ -9,6 +9,7 @@ pub mod agent;
 pub mod correct;
 pub mod curate;
 pub mod dataset;
+pub mod doctor;
 pub mod env;
 pub mod eval;
 pub mod leap;

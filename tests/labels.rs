@@ -1,6 +1,8 @@
 //! Labels in a real run database: decisions, edits, undo and history; curation by policy that a
 //! SIGKILL cannot make lose a decision it has reported; datasets and exports read back.
 
+mod common;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -443,4 +445,257 @@ fn datasets_and_exports_read_back_as_jsonl_with_the_expected_fields() {
     steps.sort_unstable();
     expected.sort_unstable();
     assert_eq!(steps, expected);
+}
+
+/// Two deciders at once, each with its own connection to the same database: both read every
+/// pending label, then both decide them all. Each label is decided once (one history entry), the
+/// loser is told for each label it lost, and one undo undoes the one decision.
+#[test]
+fn two_deciders_at_once_decide_each_label_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let all = scenarios();
+    let total = seed_run(dir.path(), &all[..4], 6);
+    let barrier = std::sync::Barrier::new(2);
+    let outcomes: Vec<(usize, Vec<String>)> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..2)
+            .map(|k| {
+                let (dir, barrier) = (dir.path(), &barrier);
+                s.spawn(move || {
+                    let mut store = Store::open_existing(dir).unwrap();
+                    let pending = LabelFilter {
+                        status: Some(LabelStatus::Pending),
+                        ..LabelFilter::default()
+                    };
+                    let labels = store.labels(&pending).unwrap();
+                    assert_eq!(labels.len(), total);
+                    barrier.wait();
+                    let (mut won, mut lost) = (0, Vec::new());
+                    for label in &labels {
+                        match store.decide_from(label, &Decision::Accept, &format!("policy:{k}")) {
+                            Ok(_) => won += 1,
+                            Err(e @ leap::store::StoreError::Decided { .. }) => {
+                                lost.push(e.to_string())
+                            }
+                            Err(e) => panic!("{e}"),
+                        }
+                    }
+                    (won, lost)
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let won: usize = outcomes.iter().map(|(w, _)| w).sum();
+    let lost: Vec<&String> = outcomes.iter().flat_map(|(_, l)| l).collect();
+    assert_eq!(
+        (won, lost.len()),
+        (total, total),
+        "each label won once, lost once"
+    );
+    assert!(
+        lost.iter()
+            .all(|e| e.contains("another decider got there first") && e.contains("not recorded")),
+        "{lost:?}"
+    );
+
+    let mut store = Store::open_existing(dir.path()).unwrap();
+    for label in store.labels(&LabelFilter::default()).unwrap() {
+        assert_eq!(label.status, LabelStatus::Accepted);
+        assert_eq!(
+            store.label_history(label.id).unwrap().len(),
+            1,
+            "label {}",
+            label.id
+        );
+    }
+    let id = store.labels(&LabelFilter::default()).unwrap()[0].id;
+    assert_eq!(store.undo_label(id).unwrap().status, LabelStatus::Pending);
+    let err = store.undo_label(id).unwrap_err().to_string();
+    assert!(err.contains("no decision to undo"), "{err}");
+}
+
+/// Two `leap curate` processes started together on one run: every label is decided once
+/// between them, whichever got to it first.
+#[test]
+fn two_curate_processes_decide_each_label_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let all = scenarios();
+    let total = seed_run(dir.path(), &all, 3);
+    let children: Vec<_> = (0..2)
+        .map(|_| {
+            leap_bin()
+                .args(["curate", "--policy", "accept-all", "--json", "--run"])
+                .arg(dir.path())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let mut accepted = 0;
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        accepted += summary["accepted"].as_u64().unwrap() as usize;
+    }
+    assert_eq!(
+        accepted, total,
+        "the two passes together decide each label once"
+    );
+    let store = Store::open_existing(dir.path()).unwrap();
+    let events: usize = store
+        .labels(&LabelFilter::default())
+        .unwrap()
+        .iter()
+        .map(|l| store.label_history(l.id).unwrap().len())
+        .sum();
+    assert_eq!(events, total, "one decision per label in the history");
+}
+
+/// Overwrites 4 KB in the middle of a real run's database (after its WAL is folded in): every
+/// command that uses the run refuses it with the same clear error, exits non-zero and leaves the
+/// file as it found it; `leap doctor` names the damage.
+#[test]
+fn a_damaged_database_is_refused_and_never_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("run");
+    let all = scenarios();
+    seed_run(&run, &all[..4], 6);
+    let (tiny, _) = common::tiny_folder(dir.path());
+    let db = run.join("leap.db");
+    assert!(
+        !run.join("leap.db-wal").exists(),
+        "the last close folds the WAL in"
+    );
+    let mut bytes = std::fs::read(&db).unwrap();
+    let at = (bytes.len() / 2) / 4096 * 4096;
+    for (i, b) in bytes[at..at + 4096].iter_mut().enumerate() {
+        *b = (i * 131 % 251) as u8;
+    }
+    std::fs::write(&db, &bytes).unwrap();
+
+    let scenario = common::first_files(Path::new("scenarios/household/train"), 1).remove(0);
+    let commands: Vec<Vec<&std::ffi::OsStr>> = vec![
+        vec![
+            "labels".as_ref(),
+            "accept".as_ref(),
+            "1".as_ref(),
+            "--run".as_ref(),
+            run.as_ref(),
+        ],
+        vec![
+            "curate".as_ref(),
+            "--policy".as_ref(),
+            "accept-all".as_ref(),
+            "--run".as_ref(),
+            run.as_ref(),
+        ],
+        vec![
+            "dataset".as_ref(),
+            "build".as_ref(),
+            "--iter".as_ref(),
+            "1".as_ref(),
+            "--run".as_ref(),
+            run.as_ref(),
+        ],
+        vec![
+            "rollout".as_ref(),
+            "--run".as_ref(),
+            run.as_ref(),
+            "--scenarios".as_ref(),
+            scenario.as_ref(),
+            "--model".as_ref(),
+            tiny.as_ref(),
+            "--horizon".as_ref(),
+            "1".as_ref(),
+        ],
+        vec![
+            "episodes".as_ref(),
+            "list".as_ref(),
+            "--run".as_ref(),
+            run.as_ref(),
+        ],
+    ];
+    for args in &commands {
+        let out = leap_bin()
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .args(args)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
+        assert!(
+            err.contains(&*db.to_string_lossy()) && err.contains("the database is damaged"),
+            "{args:?}: {err}"
+        );
+        assert_eq!(
+            std::fs::read(&db).unwrap(),
+            bytes,
+            "{args:?} changed the file"
+        );
+        assert!(
+            !run.join("leap.db-wal").exists()
+                || std::fs::metadata(run.join("leap.db-wal")).unwrap().len() == 0
+        );
+    }
+
+    let out = leap_bin()
+        .args(["doctor", "--run"])
+        .arg(&run)
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{said}");
+    assert!(
+        said.contains("DAMAGED") && said.contains("integrity_check"),
+        "{said}"
+    );
+}
+
+/// `leap doctor` on a sound run says so; once a dataset file the run recorded is changed, it
+/// names the file and its hash and exits 1.
+#[test]
+fn doctor_checks_a_run_and_the_files_it_recorded() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("run");
+    seed_run(&run, &scenarios()[..4], 6);
+    let mut store = Store::open_existing(&run).unwrap();
+    let kept: Vec<i64> = store.labels(&LabelFilter::default()).unwrap()[..2]
+        .iter()
+        .map(|l| l.id)
+        .collect();
+    common::dataset_of_kept(&mut store, &run, "household", &kept);
+    let dataset = store.datasets().unwrap().remove(0).path;
+    drop(store);
+    let doctor = || {
+        leap_bin()
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .args(["doctor", "--run"])
+            .arg(&run)
+            .output()
+            .unwrap()
+    };
+    let out = doctor();
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{said}");
+    assert!(
+        said.contains("ok       database") && said.contains(&format!("ok       dataset {dataset}")),
+        "{said}"
+    );
+
+    let mut text = std::fs::read_to_string(&dataset).unwrap();
+    text.push_str("{}\n");
+    std::fs::write(&dataset, text).unwrap();
+    let out = doctor();
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{said}");
+    assert!(
+        said.contains(&format!("DAMAGED  dataset {dataset}: sha256 is")),
+        "{said}"
+    );
 }

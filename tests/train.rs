@@ -468,6 +468,45 @@ fn bad_input_gets_an_error_naming_what_is_wrong() {
     );
 }
 
+/// A learning rate of 1e6 drives the weights to NaN or infinity within a few steps: training
+/// stops with an error that says so, and no adapter (nor checkpoint) is left to load.
+#[test]
+fn diverging_training_stops_and_writes_no_adapter() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("a.gguf");
+    let mut c = config(&out);
+    c.lr = 1e6;
+    c.checkpoint = Some(dir.path().join("a.ckpt.gguf"));
+    c.checkpoint_every = 1;
+    let err = run(&c, &rows(4)).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            TrainError::Diverged { .. } | TrainError::DivergedWeights { .. }
+        ),
+        "{err}"
+    );
+    assert!(
+        err.to_string().contains("diverged (try a lower --lr)"),
+        "{err}"
+    );
+    assert!(!out.exists(), "no adapter is written");
+
+    // The binary refuses a learning rate that is not a positive number before it starts.
+    for lr in ["nan", "inf", "0", "-1"] {
+        let got = leap()
+            .args(["train", "--iter", "0", &format!("--lr={lr}")])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&got.stderr);
+        assert_eq!(got.status.code(), Some(2), "{err}");
+        assert!(
+            err.contains("--lr") && err.contains("learning rate"),
+            "{err}"
+        );
+    }
+}
+
 fn leap() -> Command {
     Command::cargo_bin("leap").unwrap()
 }

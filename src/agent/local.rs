@@ -29,11 +29,8 @@ use crate::env::command::{self, Template};
 pub fn backend() -> &'static LlamaBackend {
     static BACKEND: OnceLock<LlamaBackend> = OnceLock::new();
     BACKEND.get_or_init(|| {
-        let mut backend = LlamaBackend::init().expect("llama.cpp initialises once per process");
-        if std::env::var_os("LEAP_LLAMA_LOG").is_none() {
-            backend.void_logs();
-        }
-        backend
+        crate::model::llama_log::install();
+        LlamaBackend::init().expect("llama.cpp initialises once per process")
     })
 }
 
@@ -122,16 +119,24 @@ unsafe impl Send for LocalPolicy {}
 
 impl LocalPolicy {
     pub fn load(config: &LocalConfig) -> Result<LocalPolicy, PolicyError> {
-        // Check the file in Rust first: llama.cpp aborts or says nothing on bad files.
-        crate::model::inspect(&config.model).map_err(|e| model_err(&config.model, e))?;
-        for (adapter, _) in &config.adapters {
-            crate::model::inspect(adapter).map_err(|e| model_err(adapter, e))?;
+        // Check the files in Rust first: llama.cpp aborts or says nothing on bad files.
+        crate::model::llama_log::install();
+        let model_file = crate::model::check_file(&config.model)?;
+        for (adapter, scale) in &config.adapters {
+            super::student::check_scale(adapter, *scale)?;
+            let file = crate::model::check_file(adapter)?;
+            if !crate::model::check::is_adapter(&file) {
+                return Err(model_err(
+                    adapter,
+                    "general.type is not \"adapter\": not a LoRA adapter",
+                ));
+            }
+            crate::model::check::check_adapter_fits(&file, &model_file)?;
         }
         super::student::check_adapters(&config.model, &config.adapters)?;
         let backend = backend();
         let params = LlamaModelParams::default().with_n_gpu_layers(config.gpu_layers);
-        let model = LlamaModel::load_from_file(backend, &config.model, &params)
-            .map_err(|e| model_err(&config.model, format!("llama.cpp cannot load it: {e}")))?;
+        let model = load_model(&config.model, &params)?;
         let mut model = Box::new(model);
         // llama.cpp's context takes one adapter set through the safe API; several adapters are
         // merged into one exact equivalent first (ranks stacked, scales folded into B).
@@ -142,9 +147,11 @@ impl LocalPolicy {
         };
         let mut adapters = Vec::new();
         for (path, _) in &to_load {
-            let adapter = model
-                .lora_adapter_init(path)
-                .map_err(|e| model_err(path, format!("not a LoRA adapter for this model: {e}")))?;
+            crate::model::llama_log::clear_errors();
+            let adapter = model.lora_adapter_init(path).map_err(|e| {
+                let why = crate::model::llama_log::explain(e);
+                model_err(path, format!("not a LoRA adapter for this model: {why}"))
+            })?;
             adapters.push(adapter);
         }
         drop(merged); // llama.cpp has read it into memory
@@ -272,6 +279,31 @@ impl LocalPolicy {
     fn piece(&self, token: LlamaToken) -> Vec<u8> {
         self.model.vocab().token_to_piece(token, false, None)
     }
+}
+
+/// Loads a checked model file into llama.cpp; a failure says what llama.cpp logged about it.
+fn load_model(path: &Path, params: &LlamaModelParams) -> Result<LlamaModel, PolicyError> {
+    crate::model::llama_log::clear_errors();
+    LlamaModel::load_from_file(backend(), path, params).map_err(|e| {
+        let why = crate::model::llama_log::explain(e);
+        model_err(path, format!("llama.cpp cannot load it: {why}"))
+    })
+}
+
+/// Runs every check a load makes on `path` ([`crate::model::check_file`]) and, for a model,
+/// has llama.cpp load it without its weights (`no_alloc`: hyper-parameters, vocabulary, every
+/// tensor's name and shape) and lets it go: what `leap model info` accepts, a rollout loads.
+/// Returns the checked header.
+pub fn check_loads(path: &Path) -> Result<crate::model::GgufFile, PolicyError> {
+    crate::model::llama_log::install();
+    let file = crate::model::check_file(path)?;
+    if !crate::model::check::is_adapter(&file) {
+        drop(load_model(
+            path,
+            &LlamaModelParams::default().with_no_alloc(true),
+        )?);
+    }
+    Ok(file)
 }
 
 /// For two or more adapters, one temporary adapter file equal to all of them at their scales.
@@ -501,6 +533,7 @@ impl Policy for LocalPolicy {
         sampling: &Sampling,
         on_token: &mut dyn FnMut(usize, &str),
     ) -> Result<Vec<Response>, PolicyError> {
+        sampling.check().map_err(PolicyError::Llama)?;
         let start = Instant::now();
         let mut responses = vec![Response::default(); requests.len()];
         let mut lives = Vec::with_capacity(requests.len());
@@ -639,6 +672,19 @@ impl Policy for LocalPolicy {
                         forced
                     }
                     _ => {
+                        // NaN scores (broken weights, an adapter at an extreme scale) would
+                        // reach the sampler and the grammar, which abort on them.
+                        if self
+                            .ctx
+                            .get_logits_ith(idx)
+                            .iter()
+                            .any(|x| x.is_nan() || *x == f32::INFINITY)
+                        {
+                            return Err(PolicyError::Llama(format!(
+                                "{}: the model's next-token scores are not numbers (NaN or infinite): its weights, or an adapter's scale, are broken",
+                                self.description
+                            )));
+                        }
                         let t0 = Instant::now();
                         let (token, fallback, ok) =
                             self.next_token(idx, &mut live.sampler, &mut live.grammar);

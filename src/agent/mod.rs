@@ -70,6 +70,28 @@ pub struct Sampling {
 }
 
 impl Sampling {
+    /// Refuses settings llama.cpp's samplers cannot take (they assert or return NaN on them).
+    pub fn check(&self) -> Result<(), String> {
+        let temperature = |name: &str, t: f32| {
+            if t.is_finite() && t >= 0.0 {
+                Ok(())
+            } else {
+                Err(format!(
+                    "sampling: {name} is {t}, expected a finite number 0 or more"
+                ))
+            }
+        };
+        temperature("temperature", self.temperature)?;
+        temperature("repeat temperature", self.repeat_temperature)?;
+        if !(self.top_p > 0.0 && self.top_p <= 1.0) {
+            return Err(format!(
+                "sampling: top_p is {}, expected more than 0 and at most 1",
+                self.top_p
+            ));
+        }
+        Ok(())
+    }
+
     /// Tokens a reason may take before the backend moves on to the action, leaving room for the
     /// longest admissible command.
     pub fn reason_budget(&self) -> u32 {
@@ -156,6 +178,15 @@ pub enum PolicyError {
     Cancelled,
     #[error(transparent)]
     Adapter(Box<student::AdapterError>),
+    /// A model or adapter file llama.cpp must not be given.
+    #[error(transparent)]
+    Check(Box<crate::model::CheckError>),
+}
+
+impl From<crate::model::CheckError> for PolicyError {
+    fn from(e: crate::model::CheckError) -> Self {
+        PolicyError::Check(Box::new(e))
+    }
 }
 
 /// Anything that maps prompts to responses: a local model, a remote server, a scripted replay.
@@ -174,4 +205,40 @@ pub trait Policy: Send {
 
     /// Forgets what is kept for slot `seq` (its episode is over).
     fn release(&mut self, _seq: usize) {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Sampling;
+
+    #[test]
+    fn sampling_settings_llama_cpp_cannot_take_are_refused() {
+        assert!(Sampling::default().check().is_ok());
+        let bad = [
+            Sampling {
+                temperature: f32::NAN,
+                ..Sampling::default()
+            },
+            Sampling {
+                temperature: -1.0,
+                ..Sampling::default()
+            },
+            Sampling {
+                repeat_temperature: f32::INFINITY,
+                ..Sampling::default()
+            },
+            Sampling {
+                top_p: 0.0,
+                ..Sampling::default()
+            },
+            Sampling {
+                top_p: f32::NAN,
+                ..Sampling::default()
+            },
+        ];
+        for s in bad {
+            let err = s.check().unwrap_err();
+            assert!(err.starts_with("sampling: "), "{err}");
+        }
+    }
 }

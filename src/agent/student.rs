@@ -86,25 +86,57 @@ impl StudentSpec {
     }
 }
 
-/// An adapter given on the command line as `PATH` or `PATH@SCALE`.
+/// The largest adapter scale taken, either sign: far above any useful scale (around 1), far
+/// below where llama.cpp's scaled update overflows to infinity and its sampler aborts.
+pub const MAX_SCALE: f32 = 100.0;
+
+/// An adapter given on the command line as `PATH` or `PATH@SCALE`; the scale is a finite number
+/// within ±[`MAX_SCALE`].
 pub fn parse_adapter(spec: &str) -> Result<(PathBuf, f32), AdapterSpecError> {
     match spec.rsplit_once('@') {
-        Some((path, scale)) => match scale.parse() {
-            Ok(scale) => Ok((PathBuf::from(path), scale)),
-            Err(_) => Err(AdapterSpecError {
+        Some((path, text)) => match text.parse::<f32>() {
+            Ok(scale) if scale_ok(scale) => Ok((PathBuf::from(path), scale)),
+            _ => Err(AdapterSpecError {
                 spec: spec.into(),
-                scale: scale.into(),
+                scale: text.into(),
             }),
         },
         None => Ok((PathBuf::from(spec), 1.0)),
     }
 }
 
+fn scale_ok(scale: f32) -> bool {
+    scale.is_finite() && scale.abs() <= MAX_SCALE
+}
+
+/// Refuses an adapter scale llama.cpp cannot take (for students not made from the command
+/// line).
+pub fn check_scale(adapter: &Path, scale: f32) -> Result<(), AdapterSpecError> {
+    if scale_ok(scale) {
+        return Ok(());
+    }
+    Err(AdapterSpecError {
+        spec: format!("{}@{scale}", adapter.display()),
+        scale: scale.to_string(),
+    })
+}
+
 #[derive(Debug, Error)]
-#[error("--adapter {spec}: `{scale}` is not a scale")]
+#[error(
+    "--adapter {spec}: `{scale}` is not a scale (a finite number from -{MAX_SCALE} to {MAX_SCALE})"
+)]
 pub struct AdapterSpecError {
     pub spec: String,
     pub scale: String,
+}
+
+impl From<AdapterSpecError> for PolicyError {
+    fn from(e: AdapterSpecError) -> Self {
+        PolicyError::Model {
+            path: e.spec.clone(),
+            message: e.to_string(),
+        }
+    }
 }
 
 /// Why an adapter cannot go on a model.
@@ -189,6 +221,21 @@ mod tests {
         assert_eq!(parse_adapter("a.gguf").unwrap(), ("a.gguf".into(), 1.0));
         assert_eq!(parse_adapter("a.gguf@0.5").unwrap(), ("a.gguf".into(), 0.5));
         let err = parse_adapter("a.gguf@half").unwrap_err().to_string();
-        assert_eq!(err, "--adapter a.gguf@half: `half` is not a scale");
+        assert_eq!(
+            err,
+            "--adapter a.gguf@half: `half` is not a scale (a finite number from -100 to 100)"
+        );
+        for bad in [
+            "inf", "-inf", "nan", "NaN", "1e30", "-1e30", "1e39", "100.5",
+        ] {
+            let err = parse_adapter(&format!("a.gguf@{bad}"))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains(&format!("--adapter a.gguf@{bad}: `{bad}` is not a scale")),
+                "{err}"
+            );
+        }
+        assert_eq!(parse_adapter("a.gguf@-100").unwrap().1, -100.0);
     }
 }

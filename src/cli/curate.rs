@@ -35,6 +35,12 @@ pub fn run_curate(args: CurateArgs) -> anyhow::Result<ExitCode> {
             outln!("decided {}", label_line(l));
         }
     })?;
+    if summary.decided_elsewhere > 0 {
+        eprintln!(
+            "{} labels were decided by another decider while this pass ran; left as it decided them",
+            summary.decided_elsewhere
+        );
+    }
     if args.json {
         outln!("{}", serde_json::to_string_pretty(&summary)?);
     } else {

@@ -98,11 +98,11 @@ pub struct Args {
     rank: u32,
     #[arg(long, default_value_t = 16.0)]
     alpha: f32,
-    #[arg(long, default_value_t = 2e-4)]
+    #[arg(long, default_value_t = 2e-4, value_parser = super::train::learning_rate)]
     lr: f32,
     /// Learning rate of the iterations that go on from the last student (`--warm-start`);
     /// default: `--lr`. A smaller one moves the student less far from what it has learnt.
-    #[arg(long, requires = "warm_start")]
+    #[arg(long, requires = "warm_start", value_parser = super::train::learning_rate)]
     warm_lr: Option<f32>,
     #[arg(long, default_value_t = 1024)]
     ctx: u32,

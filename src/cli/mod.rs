@@ -9,6 +9,7 @@ use print::errln;
 mod correct;
 mod curate;
 mod dataset;
+mod doctor;
 mod episodes;
 mod eval;
 mod iterate;
@@ -76,6 +77,9 @@ enum Command {
     Lineage(report::LineageArgs),
     /// Train an iteration's LoRA adapter on its dataset through llama.cpp.
     Train(train::Args),
+    /// Check a run: its database in full, and its model, datasets and adapters against what it
+    /// recorded about them.
+    Doctor(doctor::DoctorArgs),
 }
 
 pub fn main() -> ExitCode {
@@ -98,6 +102,7 @@ pub fn main() -> ExitCode {
         Command::Report(args) => report::run_report_cmd(args),
         Command::Lineage(args) => report::run_lineage(args),
         Command::Train(args) => train::run(args),
+        Command::Doctor(args) => doctor::run(args),
     };
     match result {
         Ok(code) => code,

@@ -123,7 +123,9 @@ fn fetch(args: FetchArgs) -> anyhow::Result<ExitCode> {
 
 fn info(args: InfoArgs) -> anyhow::Result<ExitCode> {
     let path = args.path.unwrap_or_else(model::default_model_path);
-    let info = model::inspect(&path)?;
+    // The checks a load makes: what `model info` accepts, a rollout loads.
+    let file = leap::agent::local::check_loads(&path)?;
+    let info = ModelInfo::from_gguf(&file);
     if args.json {
         outln!("{}", serde_json::to_string_pretty(&info)?);
     } else {

@@ -42,7 +42,7 @@ pub struct Args {
     #[arg(long, default_value_t = 16.0)]
     alpha: f32,
     /// Peak learning rate (warmup, then cosine decay).
-    #[arg(long, default_value_t = 2e-4)]
+    #[arg(long, default_value_t = 2e-4, value_parser = learning_rate)]
     lr: f32,
     /// Tokens per training window, a multiple of 256; every row must fit in one [default: the
     /// smallest that holds the longest row and two median rows].
@@ -186,4 +186,14 @@ enum MatmulArg {
     Bf16,
     Blas,
     Ggml,
+}
+
+/// A learning rate: a finite number above 0.
+pub(crate) fn learning_rate(text: &str) -> Result<f32, String> {
+    match text.parse::<f32>() {
+        Ok(lr) if lr.is_finite() && lr > 0.0 => Ok(lr),
+        _ => Err(format!(
+            "{text:?}: expected a learning rate, a finite number above 0"
+        )),
+    }
 }

@@ -36,7 +36,7 @@ pub struct Args {
     #[arg(long, default_value_t = leap::agent::prompt::DEFAULT_HISTORY)]
     history: usize,
     /// Sampling temperature (0: greedy).
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, default_value_t = 0.0, value_parser = super::eval::temperature)]
     temperature: f32,
     /// Turn off the grammar that forces REASON/ACTION with an admissible action.
     #[arg(long)]

@@ -14,6 +14,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 use thiserror::Error;
 
+use super::check::MAX_ADAPTER_WEIGHT;
 use super::gguf::{GgufFile, GgufWriter, TensorInfo, Value};
 
 /// Why an adapter cannot be made, read or written; each names the file it is about.
@@ -343,8 +344,39 @@ impl Adapter {
         self.weights.iter().map(|w| w.a.len() + w.b.len()).sum()
     }
 
-    /// Writes the adapter atomically (a temporary file renamed into place).
+    /// The first weight (`NAME.lora_a` or `NAME.lora_b`) holding a NaN, an infinity or a value
+    /// larger than any trained weight ([`MAX_ADAPTER_WEIGHT`]), with that value: what such an
+    /// adapter makes of the logits is NaN, and llama.cpp's sampler aborts on it.
+    pub fn unsound_weight(&self) -> Option<(String, f32)> {
+        let bad = |v: &[f32]| {
+            v.iter()
+                .copied()
+                .find(|x| !x.is_finite() || x.abs() > MAX_ADAPTER_WEIGHT)
+        };
+        self.weights.iter().find_map(|w| {
+            if let Some(x) = bad(&w.a) {
+                Some((format!("{}.lora_a", w.name), x))
+            } else {
+                bad(&w.b).map(|x| (format!("{}.lora_b", w.name), x))
+            }
+        })
+    }
+
+    /// Writes the adapter atomically (a temporary file renamed into place); an adapter whose
+    /// weights or alpha are not numbers is refused, never written.
     pub fn write(&self, path: &Path) -> Result<(), AdapterError> {
+        if let Some((name, x)) = self.unsound_weight() {
+            return Err(AdapterError::file(
+                path,
+                format!("{name} holds {x}, not a trained weight; not written"),
+            ));
+        }
+        if !self.spec.alpha.is_finite() {
+            return Err(AdapterError::file(
+                path,
+                format!("alpha is {}; not written", self.spec.alpha),
+            ));
+        }
         let mut w = self.writer("adapter");
         w.set("general.name", Value::str("leap LoRA adapter"));
         self.write_meta(&mut w);

@@ -264,6 +264,18 @@ impl GgufFile {
         r.parse()
     }
 
+    /// Reads and checks a GGUF header from `bytes`, the whole file, as [`GgufFile::open`] does;
+    /// `path` only names it in errors. The entry point for fuzzing the reader.
+    pub fn from_bytes(path: &Path, bytes: &[u8]) -> Result<Self, GgufError> {
+        let mut r = Reader {
+            path,
+            inner: bytes,
+            pos: 0,
+            size: bytes.len() as u64,
+        };
+        r.parse()
+    }
+
     pub fn get(&self, key: &str) -> Option<&Value> {
         self.metadata.iter().find(|(k, _)| k == key).map(|(_, v)| v)
     }
@@ -349,14 +361,14 @@ fn pad(n: u64, alignment: u64) -> u64 {
     n.div_ceil(alignment) * alignment
 }
 
-struct Reader<'a> {
+struct Reader<'a, R: Read> {
     path: &'a Path,
-    inner: BufReader<File>,
+    inner: R,
     pos: u64,
     size: u64,
 }
 
-impl Reader<'_> {
+impl<R: Read> Reader<'_, R> {
     fn parse(&mut self) -> Result<GgufFile, GgufError> {
         let mut magic = [0u8; 4];
         if self.size < 4 {
@@ -853,6 +865,26 @@ mod tests {
         assert_eq!(f.tensors[1].n_bytes, 16);
         assert_eq!(f.data_offset % 32, 0);
         assert_eq!(f.file_size, f.data_offset + 64);
+    }
+
+    #[test]
+    fn bytes_read_as_the_file_does() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.gguf");
+        let mut w = GgufWriter::new();
+        w.set("general.architecture", Value::str("llama"));
+        w.add_tensor("t0", &[3], F32, vec![0; 12]);
+        w.write(&path).unwrap();
+        let bytes = std::fs::read(&path).unwrap();
+        let from_file = GgufFile::open(&path).unwrap();
+        let from_bytes = GgufFile::from_bytes(&path, &bytes).unwrap();
+        assert_eq!(from_bytes.metadata, from_file.metadata);
+        assert_eq!(from_bytes.tensors, from_file.tensors);
+        assert_eq!(from_bytes.data_offset, from_file.data_offset);
+        // One byte of the tensor's 12 missing (the padding after it is not needed).
+        let cut = from_file.data_offset as usize + 11;
+        let err = GgufFile::from_bytes(&path, &bytes[..cut]).unwrap_err();
+        assert!(err.to_string().contains("truncated"), "{err}");
     }
 
     #[test]

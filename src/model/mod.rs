@@ -8,12 +8,15 @@
 use std::path::PathBuf;
 
 pub mod adapter;
+pub mod check;
 pub mod fetch;
 pub mod gguf;
 pub mod info;
+pub mod llama_log;
 pub mod tiny;
 
 pub use adapter::{Adapter, AdapterError, AdapterMeta, LoraSpec, LoraWeight, Target};
+pub use check::{CheckError, check_file};
 pub use fetch::{Artifact, DEFAULT_STUDENT, FetchError, FetchOptions, FetchStep, Fetched, fetch};
 pub use gguf::{GgufError, GgufFile};
 pub use info::{ModelInfo, inspect};

@@ -42,6 +42,22 @@ pub enum StoreError {
     },
     #[error("{}: {what}", path.display())]
     Invalid { path: PathBuf, what: String },
+    #[error(
+        "{}: label {id} changed since it was read ({seen} then, {now} now, by {by}): another decider got there first; this decision was not recorded",
+        path.display()
+    )]
+    Decided {
+        path: PathBuf,
+        id: i64,
+        seen: &'static str,
+        now: String,
+        by: String,
+    },
+    #[error(
+        "{}: the database is damaged ({problems}); nothing was read from it or written to it. `leap doctor --run DIR` checks it in full; restore the file from a copy",
+        path.display()
+    )]
+    Damaged { path: PathBuf, problems: String },
 }
 
 /// `map_err` helper: wraps a SQLite error with the file and what was being done.

@@ -105,6 +105,10 @@ pub struct Label {
     pub decided_at_ms: Option<i64>,
     /// The commands that were admissible at this step.
     pub admissible: Vec<String>,
+    /// How many times the label's state has changed (decisions and undos): a decision names
+    /// the revision it decides from, and is refused if another decider got there first.
+    #[serde(skip)]
+    pub revision: u64,
 }
 
 impl Label {
@@ -158,7 +162,8 @@ pub struct LabelEvent {
 const LABEL_COLUMNS: &str = "l.id, l.correction_id, c.teacher, l.episode_id, e.key, e.scenario_id,
     e.iteration, l.idx, l.student_reason, l.student_action, l.teacher_reason, l.teacher_action,
     l.changed, l.leaks, l.status, l.edited_reason, l.edited_action, l.decided_by,
-    l.decided_at_ms, s.admissible";
+    l.decided_at_ms, s.admissible, (SELECT COUNT(*) + COALESCE(SUM(ev.undone), 0)
+    FROM label_events ev WHERE ev.label_id = l.id)";
 
 const LABEL_FROM: &str = "labels l
     JOIN corrections c ON c.id = l.correction_id
@@ -392,6 +397,14 @@ impl Store {
     /// commands (a template's fill is kept trimmed) and its reason must not be empty.
     pub fn decide(&mut self, id: i64, decision: &Decision, by: &str) -> Result<Label> {
         let label = self.label(id)?.ok_or_else(|| self.no_label(id))?;
+        self.decide_from(&label, decision, by)
+    }
+
+    /// Decides a label as the decider saw it (`seen`, read earlier from this store): recorded
+    /// only if the label is still in that state, else `StoreError::Decided` and nothing is
+    /// written, so that two deciders at once never both decide a label.
+    pub fn decide_from(&mut self, seen: &Label, decision: &Decision, by: &str) -> Result<Label> {
+        let (id, label) = (seen.id, seen);
         let (status, reason, action) = match decision {
             Decision::Accept => (LabelStatus::Accepted, None, None),
             Decision::Reject => (LabelStatus::Rejected, None, None),
@@ -418,13 +431,14 @@ impl Store {
             decided_by: Some(by.to_string()),
             undone: false,
         };
-        self.write_state(id, &event, None)?;
+        self.write_state(label, &event, None)?;
         self.label(id)?.ok_or_else(|| self.no_label(id))
     }
 
     /// Undoes the last decision about label `id` that is still in force: the label goes back to
     /// the decision before it (or pending). The undone entry stays in the history, marked.
     pub fn undo_label(&mut self, id: i64) -> Result<Label> {
+        let label = self.label(id)?.ok_or_else(|| self.no_label(id))?;
         let history = self.label_history(id)?;
         let live: Vec<(usize, &LabelEvent)> = history
             .iter()
@@ -445,7 +459,7 @@ impl Store {
                 undone: false,
             },
         };
-        self.write_state(id, &restored, Some(last))?;
+        self.write_state(&label, &restored, Some(last))?;
         self.label(id)?.ok_or_else(|| self.no_label(id))
     }
 
@@ -481,14 +495,35 @@ impl Store {
     }
 
     /// Sets the label's state to `state` in one transaction: either a new decision (appended to
-    /// the history) or, with `undo = Some(k)`, the undo of the k-th history entry.
-    fn write_state(&mut self, id: i64, state: &LabelEvent, undo: Option<usize>) -> Result<()> {
+    /// the history) or, with `undo = Some(k)`, the undo of the k-th history entry. Refused
+    /// (`StoreError::Decided`) unless the label is still at the revision of `seen`: the check
+    /// and the write are one transaction, under SQLite's write lock.
+    fn write_state(&mut self, seen: &Label, state: &LabelEvent, undo: Option<usize>) -> Result<()> {
+        let id = seen.id;
         let path = &self.path;
         let what = |d: &str| format!("deciding label {id}: {d}");
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(sql(path, what("locking the database")))?;
+        let (revision, now, by): (u64, String, Option<String>) = tx
+            .query_row(
+                "SELECT (SELECT COUNT(*) + COALESCE(SUM(undone), 0) FROM label_events
+                         WHERE label_id = ?1), status, decided_by
+                 FROM labels WHERE id = ?1",
+                [id],
+                |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
+            )
+            .map_err(sql(path, what("reading its state")))?;
+        if revision != seen.revision {
+            return Err(StoreError::Decided {
+                path: path.clone(),
+                id,
+                seen: seen.status.as_str(),
+                now,
+                by: by.unwrap_or_else(|| "an undo".into()),
+            });
+        }
         let decided_at = (state.status != LabelStatus::Pending).then_some(state.at_ms);
         tx.execute(
             "UPDATE labels SET status = ?2, edited_reason = ?3, edited_action = ?4,
@@ -566,5 +601,6 @@ fn label_row(row: &Row) -> rusqlite::Result<Label> {
         decided_by: row.get(17)?,
         decided_at_ms: row.get(18)?,
         admissible: json_column(row, 19)?,
+        revision: row.get(20)?,
     })
 }

@@ -14,12 +14,16 @@
 //! do not block the writer; the busy timeout covers the short moments when SQLite takes an
 //! exclusive lock (checkpoints, recovery, migrations). A `Store` is one connection: it can move
 //! to another thread but not be shared; open one per thread.
+//!
+//! Soundness. Opening runs SQLite's `quick_check` first (`integrity.rs`) and refuses a damaged
+//! file before anything is read from it or written to it.
 
 mod adapters;
 mod datasets;
 mod episodes;
 mod error;
 mod evaluations;
+mod integrity;
 mod labels;
 mod model;
 mod record;
@@ -37,6 +41,7 @@ pub use adapters::AdapterRow;
 pub use datasets::{DatasetRow, DatasetSource, Provenance};
 pub use error::{Result, StoreError};
 pub use evaluations::EvaluationRow;
+pub use integrity::integrity_check;
 pub use labels::{Decision, Label, LabelCounts, LabelEvent, LabelFilter, LabelStatus};
 pub use model::RunModel;
 pub use record::{
@@ -132,6 +137,7 @@ impl Store {
         let mut conn = Connection::open(&path).map_err(sql(&path, "opening the database"))?;
         conn.busy_timeout(BUSY_TIMEOUT)
             .map_err(sql(&path, "setting the busy timeout"))?;
+        integrity::quick_check(&conn, &path)?;
         let mode: String = conn
             .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))
             .map_err(sql(&path, "switching to WAL"))?;

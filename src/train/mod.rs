@@ -70,6 +70,10 @@ pub enum TrainError {
     Llama(String),
     #[error("the loss became {loss}: training diverged (try a lower --lr)")]
     Diverged { loss: f64 },
+    #[error(
+        "the adapter's {tensor} became {value}: training diverged (try a lower --lr); no adapter written"
+    )]
+    DivergedWeights { tensor: String, value: f32 },
     #[error("stopped after step {step}")]
     Cancelled { step: u64 },
 }

@@ -71,7 +71,9 @@ impl Plan {
             return Err(TrainError::Empty);
         }
         let model = &config.model;
-        crate::model::inspect(model).map_err(|e| TrainError::model(model, e))?;
+        // The checks a rollout's load makes: llama.cpp aborts on what they refuse.
+        crate::model::llama_log::install();
+        crate::model::check_file(model).map_err(|e| TrainError::model(model, e))?;
         on_event(TrainEvent::Status("hashing the base model".into()));
         let base_sha256 =
             crate::model::fetch::sha256_file(model).map_err(|e| TrainError::model(model, e))?;
@@ -391,6 +393,9 @@ impl<'a> Run<'a> {
             return Ok(());
         };
         self.session.read_weights(&mut self.adapter);
+        if let Some((tensor, value)) = self.adapter.unsound_weight() {
+            return Err(TrainError::DivergedWeights { tensor, value });
+        }
         let ckpt = Checkpoint {
             adapter: self.adapter.clone(),
             moments: self.session.read_moments(),
@@ -440,6 +445,9 @@ impl<'a> Run<'a> {
             eval_loss: eval_loss.map(|l| l as f32),
             loss_on: Some(config.loss_on.as_str().to_owned()),
         };
+        if let Some((tensor, value)) = adapter.unsound_weight() {
+            return Err(TrainError::DivergedWeights { tensor, value });
+        }
         create_parent(&config.out)?;
         adapter.write(&config.out)?;
         if let Some(path) = &config.checkpoint {
@@ -534,6 +542,9 @@ fn auto_context(samples: &[data::Sample]) -> u32 {
 fn warm_start(path: &Path, fresh: Adapter, base_sha256: &str) -> Result<Adapter, TrainError> {
     let mut start = Adapter::read(path)?;
     let bad = |what: String| Err(AdapterError::file(path, what).into());
+    if let Some((tensor, value)) = start.unsound_weight() {
+        return bad(format!("{tensor} holds {value}, not a trained weight"));
+    }
     if start.meta.base_sha256 != base_sha256 {
         return bad("it was trained on another base model; it cannot start this run".into());
     }
