@@ -1,6 +1,6 @@
 //! Fuzzing the parsers that read what users and models write: the scenario loader, the key
 //! file, GGUF headers and the model's answers (the `REASON:`/`ACTION:` parser, the
-//! whole-trajectory JSON parser). A mutation fuzzer: each target starts from real inputs
+//! whole-trajectory JSON parser), and the checks a model passes before llama.cpp reads it. A mutation fuzzer: each target starts from real inputs
 //! (shipped files, recorded answers) and mutates them (bit flips, interesting bytes, tokens of
 //! the format, deleted, repeated and spliced spans); any panic fails the test and leaves the
 //! input under `target/fuzz-crashes/` as a regression case. `just test` runs a few thousand
@@ -231,8 +231,10 @@ fn the_gguf_reader_never_panics() {
     ];
     let path = dir.path().join("fuzzed.gguf");
     fuzz("gguf", seeds, dict, |bytes| {
-        std::fs::write(&path, bytes).unwrap();
-        let _ = leap::model::gguf::GgufFile::open(&path);
+        // The reader, then every check made before llama.cpp sees a file.
+        if let Ok(file) = leap::model::gguf::GgufFile::from_bytes(&path, bytes) {
+            let _ = leap::model::check::check_header(&file);
+        }
     });
 }
 
