@@ -15,17 +15,18 @@ use crate::teacher::{TeacherError, TeacherSpec, correct_and_store};
 pub enum CorrectError {
     #[error(transparent)]
     Store(#[from] StoreError),
+    // Not a `#[source]`: the message says it already, and `{:#}` would say it twice.
     #[error("building the teacher: {0}")]
-    Teacher(#[source] TeacherError),
+    Teacher(TeacherError),
     #[error("episode {episode}: its scenario snapshot is missing")]
     MissingSnapshot { episode: i64 },
     #[error("{0}")]
     Snapshot(#[source] Problems),
-    #[error("correcting episode {episode} ({key}): {source}")]
+    #[error("correcting episode {episode} ({key}): {error}")]
     Correcting {
         episode: i64,
         key: String,
-        source: Box<TeacherError>,
+        error: Box<TeacherError>,
     },
 }
 
@@ -114,10 +115,10 @@ pub fn correct_episodes(
     on_progress(0, total);
     for (done, e) in episodes.iter().enumerate() {
         let report = correct_and_store(store, &cache[&e.scenario_hash], e.id, teacher.as_mut())
-            .map_err(|source| CorrectError::Correcting {
+            .map_err(|error| CorrectError::Correcting {
                 episode: e.id,
                 key: e.key.clone(),
-                source: Box::new(source),
+                error: Box::new(error),
             })?;
         if report.correction_id.is_some() {
             summary.corrected_now += 1;
