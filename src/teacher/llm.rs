@@ -368,9 +368,11 @@ impl Shown {
 }
 
 impl LlmTeacher {
-    fn shown(&self, scenario: &Scenario, episode: &EpisodeRecord) -> Shown {
+    /// What the prompt shows of `hidden`, the episode's privileged state (computed once by the
+    /// caller: it runs the expert, or asks an external environment).
+    fn shown(&self, scenario: &Scenario, episode: &EpisodeRecord, hidden: &Privileged) -> Shown {
         Shown::new(
-            scenario.body.privileged(scenario.horizon),
+            hidden.clone(),
             self.settings.privilege,
             self.settings.sampling.seed,
             scenario,
@@ -384,8 +386,8 @@ impl LlmTeacher {
         episode: &EpisodeRecord,
     ) -> Result<Corrections, TeacherError> {
         let kind = scenario.kind();
-        let shown = self.shown(scenario, episode);
         let hidden = scenario.body.privileged(scenario.horizon);
+        let shown = self.shown(scenario, episode, &hidden);
         let mut pending: Vec<Pending> = Vec::new();
         let mut observed: Vec<String> = Vec::new();
         Replay::run(scenario, episode, &mut |i, replay| {
@@ -425,8 +427,8 @@ impl LlmTeacher {
         episode: &EpisodeRecord,
     ) -> Result<Corrections, TeacherError> {
         let kind = scenario.kind();
-        let shown = self.shown(scenario, episode);
         let hidden = scenario.body.privileged(scenario.horizon);
+        let shown = self.shown(scenario, episode, &hidden);
         let mut steps: Vec<ShownStep> = Vec::new();
         let mut observed: Vec<String> = Vec::new();
         let mut start = String::new();
@@ -647,8 +649,8 @@ impl Teacher for LlmTeacher {
         let Some(replay) = Replay::before(scenario, partial, step)? else {
             return Ok(None);
         };
-        let shown = self.shown(scenario, partial);
         let hidden = scenario.body.privileged(scenario.horizon);
+        let shown = self.shown(scenario, partial, &hidden);
         let pending = vec![self.pending(partial, step, &replay, &shown)];
         let (mut answers, _) = self.answer(kind, pending)?;
         Ok(answers
