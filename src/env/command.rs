@@ -195,7 +195,7 @@ pub fn longest(admissible: &[String]) -> usize {
 /// around a character class for the fill, at most [`MAX_FILL`] characters. The fill's first
 /// character is not a space, so whatever the grammar lets through is admitted.
 pub fn gbnf(command: &str) -> String {
-    let quote = |s: &str| format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""));
+    let quote = gbnf_literal;
     let Some(t) = Template::of(command) else {
         return quote(command);
     };
@@ -209,6 +209,11 @@ pub fn gbnf(command: &str) -> String {
         parts.push(quote(t.suffix));
     }
     format!("({})", parts.join(" "))
+}
+
+/// `text` as a GBNF string literal, quotes and backslashes escaped.
+pub fn gbnf_literal(text: &str) -> String {
+    format!("\"{}\"", text.replace('\\', "\\\\").replace('"', "\\\""))
 }
 
 #[cfg(test)]

@@ -105,7 +105,7 @@ pub fn format(admissible: &[Vec<String>], max_text: usize) -> (Format, u32) {
 /// action one of its admissible commands (any string where a command has a hole, or none is
 /// known). Compact JSON, one space after each separator.
 pub fn grammar(admissible: &[Vec<String>], max_text: usize) -> String {
-    let quote = |s: &str| format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""));
+    let quote = command::gbnf_literal;
     let mut rules = Vec::new();
     let mut steps = Vec::new();
     for (i, commands) in admissible.iter().enumerate() {
