@@ -273,3 +273,41 @@ fn a_horizon_flag_out_of_range_is_refused_like_one_in_a_file() {
         );
     }
 }
+
+#[test]
+fn a_shell_episode_without_a_writable_temporary_folder_says_so_and_ends() {
+    // The file system cannot be put on disk, nor the sandbox probed: the episode still starts,
+    // and its first step ends it with the reason, as an episode whose server cannot start does.
+    let mut cmd = leap();
+    cmd.args(["play", "scenarios/shell/alfa", "--id", "alfa-fs1-000"])
+        .env("TMPDIR", "/nonexistent/leap-tmp");
+    let out = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            use std::io::Write;
+            child.stdin.take().unwrap().write_all(b"ls\n")?;
+            child.wait_with_output()
+        })
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(
+        stdout.contains(
+            "cannot make a folder in the temporary folder /nonexistent/leap-tmp: No such file or directory"
+        ),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("(set TMPDIR to a writable folder)"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("Episode over: reward 0. (1 steps)"),
+        "{stdout}"
+    );
+}

@@ -227,6 +227,30 @@ fn task(name: &str, gold: &str) -> Arc<Task> {
 }
 
 #[test]
+fn a_task_whose_file_system_is_not_on_disk_fails_its_episodes_with_the_reason() {
+    let why = "cannot put the file system `mine` on disk: No space left on device (os error 28)";
+    let task = Task::without_fs("a request".into(), "ls".into(), why.into(), Semantics::Bash);
+    assert_eq!(task.template().err(), Some(why));
+    assert_eq!(task.gold_output(), Err(why.to_string()));
+    let mut env = ShellEnv::new(Arc::new(task), 10);
+    assert_eq!(env.observation(), "a request");
+    assert_eq!(env.tree().err(), Some(why));
+    let outcome = env.step("ls");
+    assert_eq!(
+        (outcome.reward, outcome.done, outcome.won),
+        (0.0, true, false)
+    );
+    assert_eq!(env.observation(), why);
+    assert_eq!(env.failure(), Some(why));
+    assert_eq!(env.info(), Some(serde_json::json!({ "error": why })));
+    // A reset tries again, and fails the same way.
+    env.reset();
+    assert_eq!(env.failure(), None);
+    assert!(env.step("submit").done);
+    assert_eq!(env.failure(), Some(why));
+}
+
+#[test]
 fn reset_gives_a_fresh_tree_quickly() {
     let _alone = alone();
     let mut env = ShellEnv::new(task("fs1", "ls"), 10);

@@ -394,6 +394,33 @@ fn a_file_system_of_ones_own_is_read_beside_the_scenario() {
         "{p:?}"
     );
     assert!(p[0].contains("does not read: cannot read it"), "{p:?}");
+    // A path below a file or a link could not be put on disk: refused where it is written.
+    for (top, made) in [
+        (
+            r#"{"path": "/data", "type": "file", "mode": "644", "text": "x"}"#,
+            "a file",
+        ),
+        (
+            r#"{"path": "/data", "type": "symlink", "mode": "777", "target": "/tmp"}"#,
+            "a link",
+        ),
+    ] {
+        std::fs::write(
+            dir.path().join("below.json"),
+            format!(
+                r#"{{"tiny": [{top}, {{"path": "/data/a.txt", "type": "file", "mode": "644", "text": "one\n"}}]}}"#
+            ),
+        )
+        .unwrap();
+        let p = problems(&f.to_string(), &text.replace("trees.json", "below.json"));
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert!(
+            p[0].contains(&format!(
+                "below.json: tiny[1].path: /data/a.txt is below /data, which tiny[0] makes {made}"
+            )),
+            "{p:?}"
+        );
+    }
     std::fs::write(dir.path().join("broken.json"), "{\"tiny\": [").unwrap();
     let p = problems(&f.to_string(), &text.replace("trees.json", "broken.json"));
     assert!(

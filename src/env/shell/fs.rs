@@ -119,6 +119,7 @@ impl FileSystems {
                 }
                 read.push(entry);
             }
+            check_parents(&name, &read, &seen).map_err(|e| format!("{origin}: {e}"))?;
             out.systems.push((name, read));
         }
         Ok(out)
@@ -256,6 +257,35 @@ fn check_path(path: &str) -> Result<(), String> {
         return Err(format!(
             "{path:?} is under /{top}, which the template or the sandbox provides"
         ));
+    }
+    Ok(())
+}
+
+/// Every listed parent of an entry is a directory: a path below a file or a link could not be
+/// put on disk (the link's below its target's, outside the file system). `seen` maps each path
+/// to its index in the file system `name`.
+fn check_parents(
+    name: &str,
+    entries: &[Entry],
+    seen: &HashMap<String, usize>,
+) -> Result<(), String> {
+    for (i, entry) in entries.iter().enumerate() {
+        let mut parent = entry.path.as_str();
+        while let Some((up, _)) = parent.rsplit_once('/') {
+            parent = up;
+            let Some(&j) = seen.get(parent) else {
+                continue;
+            };
+            let made = match entries[j].node {
+                Node::Dir => continue,
+                Node::File(_) => "a file",
+                Node::Symlink(_) => "a link",
+            };
+            return Err(format!(
+                "{name}[{i}].path: {} is below {parent}, which {name}[{j}] makes {made}",
+                entry.path
+            ));
+        }
     }
     Ok(())
 }

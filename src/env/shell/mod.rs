@@ -30,13 +30,30 @@ pub struct Task {
     /// The request, the first observation.
     pub query: String,
     pub gold: String,
-    pub fs: Arc<fs::Template>,
+    /// The file system every episode copies, or why it could not be put on disk (a full disk,
+    /// an unwritable temporary folder): then every episode fails at its first step with that
+    /// line, as one whose own copy failed does.
+    fs: Result<Arc<fs::Template>, String>,
     pub semantics: Semantics,
     gold_output: OnceLock<Result<String, String>>,
 }
 
 impl Task {
     pub fn new(query: String, gold: String, fs: Arc<fs::Template>, semantics: Semantics) -> Task {
+        Task::with_fs(query, gold, Ok(fs), semantics)
+    }
+
+    /// A task whose file system could not be put on disk, for the reason `why`.
+    pub fn without_fs(query: String, gold: String, why: String, semantics: Semantics) -> Task {
+        Task::with_fs(query, gold, Err(why), semantics)
+    }
+
+    fn with_fs(
+        query: String,
+        gold: String,
+        fs: Result<Arc<fs::Template>, String>,
+        semantics: Semantics,
+    ) -> Task {
         Task {
             query,
             gold,
@@ -46,13 +63,26 @@ impl Task {
         }
     }
 
+    /// The file system every episode copies (`Err`: why it is not on disk).
+    pub fn template(&self) -> Result<&fs::Template, &str> {
+        self.fs.as_deref().map_err(String::as_str)
+    }
+
+    /// A fresh copy of the file system, or why there is none.
+    fn fresh(&self) -> Result<fs::Tree, String> {
+        let template = self.template().map_err(str::to_string)?;
+        template
+            .fresh()
+            .map_err(|e| format!("cannot copy the task's file system: {e}"))
+    }
+
     /// What the gold command prints on a fresh copy of the file system (the privileged state's
     /// answer), run once and kept. `Err` is one line: the sandbox cannot run here.
     pub fn gold_output(&self) -> Result<&str, String> {
         self.gold_output
             .get_or_init(|| {
                 let sandbox = Sandbox::get().map_err(|e| e.to_string())?;
-                let tree = self.fs.fresh().map_err(|e| fresh_failed(&e))?;
+                let tree = self.fresh()?;
                 Ok(self
                     .run_gold(sandbox, &tree, &Limits::default())
                     .unwrap_or_default())
@@ -70,10 +100,6 @@ impl Task {
         let corrupt = self.semantics == Semantics::Intercode && done.observation == exec::MALFORMED;
         (!corrupt).then_some(done.observation)
     }
-}
-
-fn fresh_failed(e: &std::io::Error) -> String {
-    format!("cannot copy the task's file system: {e}")
 }
 
 /// One InterCode-Bash episode over a fresh [`fs::Tree`] (`ic_env.py` with `bash_env.py`): the
@@ -97,6 +123,8 @@ pub struct ShellEnv {
     last_output: String,
     done: bool,
     breakdown: Option<reward::Breakdown>,
+    /// The line that ended the episode, if it could not go on (no sandbox, no file system).
+    failure: Option<String>,
     limits: Limits,
 }
 
@@ -108,7 +136,7 @@ impl ShellEnv {
 
     /// As [`ShellEnv::new`], with the agent's and the gold's commands under `limits`.
     pub fn with_limits(task: Arc<Task>, horizon: u32, limits: Limits) -> ShellEnv {
-        let tree = task.fs.fresh().map_err(|e| fresh_failed(&e));
+        let tree = task.fresh();
         ShellEnv {
             cwd: "/".to_string(),
             steps: 0,
@@ -116,6 +144,7 @@ impl ShellEnv {
             last_output: task.query.clone(),
             done: false,
             breakdown: None,
+            failure: None,
             limits,
             tree,
             task,
@@ -145,7 +174,7 @@ impl ShellEnv {
     pub fn evaluate(&self) -> Result<reward::Breakdown, String> {
         let sandbox = Sandbox::get().map_err(|e| e.to_string())?;
         let tree = self.tree.as_ref().map_err(Clone::clone)?;
-        let eval = self.task.fs.fresh().map_err(|e| fresh_failed(&e))?;
+        let eval = self.task.fresh()?;
         let gold_output = self.task.run_gold(sandbox, &eval, &self.limits);
         let failed = |e: std::io::Error| format!("the sandbox failed while scoring: {e}");
         let agent = tree.status(sandbox).map_err(failed)?;
@@ -180,10 +209,16 @@ impl ShellEnv {
         }
     }
 
+    /// The line that ended the episode, if it could not go on.
+    pub fn failure(&self) -> Option<&str> {
+        self.failure.as_deref()
+    }
+
     /// Ends the episode with reward 0, observing `line`.
     fn fail(&mut self, line: String) -> Outcome {
         self.done = true;
-        self.observation = line;
+        self.observation.clone_from(&line);
+        self.failure = Some(line);
         Outcome {
             reward: 0.0,
             done: true,
@@ -259,17 +294,22 @@ impl Environment for ShellEnv {
     fn reset(&mut self) {
         // The old tree goes before the new one is copied.
         self.tree = Err(String::new());
-        self.tree = self.task.fs.fresh().map_err(|e| fresh_failed(&e));
+        self.tree = self.task.fresh();
         self.cwd = "/".to_string();
         self.steps = 0;
         self.observation = self.task.query.clone();
         self.last_output = self.task.query.clone();
         self.done = false;
         self.breakdown = None;
+        self.failure = None;
     }
 
-    /// The reward breakdown, once submitted.
+    /// The reward breakdown, once submitted, or `{"error": line}` when the episode could not
+    /// go on.
     fn info(&self) -> Option<serde_json::Value> {
+        if let Some(line) = &self.failure {
+            return Some(serde_json::json!({ "error": line }));
+        }
         self.breakdown
             .as_ref()
             .map(|b| serde_json::to_value(b).expect("a breakdown serializes"))

@@ -96,6 +96,11 @@ pub enum SandboxError {
     NotFound,
     #[error("bubblewrap cannot start a sandbox here ({0}); the shell kind needs user namespaces")]
     Unusable(String),
+    #[error(
+        "the shell sandbox cannot make a folder in the temporary folder {}: {why} (set TMPDIR to a writable folder)",
+        .dir.display()
+    )]
+    NoTemp { dir: PathBuf, why: String },
 }
 
 /// The sandbox's first process, a shell run as `SHELL -c SCRIPT leap-sandbox CPU KIB BLOCKS
@@ -214,7 +219,10 @@ impl Sandbox {
             links,
             pids: pids_cgroup_parent(),
         };
-        let root = tempfile::tempdir().map_err(|e| SandboxError::Unusable(e.to_string()))?;
+        let root = tempfile::tempdir().map_err(|e| SandboxError::NoTemp {
+            dir: std::env::temp_dir(),
+            why: e.to_string(),
+        })?;
         let run = sandbox
             .run(root.path(), "/", &["true"], &Limits::default())
             .map_err(|e| SandboxError::Unusable(e.to_string()))?;

@@ -311,7 +311,8 @@ impl ShellScenario {
     }
 
     /// The task episodes of this scenario share; its file system is put on disk the first time.
-    /// Panics when it cannot be (a full disk, an unwritable temporary folder).
+    /// When it cannot be (a full disk, an unwritable temporary folder), every episode fails at
+    /// its first step with the reason, as the external kind's do when their server cannot start.
     pub fn task(&self) -> Arc<Task> {
         self.played
             .get_or_init(|| {
@@ -319,14 +320,16 @@ impl ShellScenario {
                 let fs = match &self.source {
                     FsSource::Shipped => Template::shipped(name),
                     FsSource::File { systems, path } => template_at(path, systems, name),
-                }
-                .unwrap_or_else(|e| panic!("cannot put the file system `{name}` on disk: {e}"));
-                Arc::new(Task::new(
-                    self.task.clone(),
-                    self.privileged.gold.clone(),
-                    fs,
-                    self.world.semantics,
-                ))
+                };
+                let (query, gold) = (self.task.clone(), self.privileged.gold.clone());
+                let semantics = self.world.semantics;
+                Arc::new(match fs {
+                    Ok(fs) => Task::new(query, gold, fs, semantics),
+                    Err(e) => {
+                        let why = format!("cannot put the file system `{name}` on disk: {e}");
+                        Task::without_fs(query, gold, why, semantics)
+                    }
+                })
             })
             .clone()
     }
