@@ -237,3 +237,97 @@ fn privilege_draws_are_per_episode_by_default_and_the_same_for_a_seed() {
         "oracle@1"
     );
 }
+
+#[test]
+fn the_oracle_draws_each_hidden_fact_once_per_episode_and_acts_on_those_it_is_told() {
+    use leap::teacher::oracle::Told;
+    let teacher = OracleTeacher::new(0.5, 5);
+    let (mut partial, mut privileged_steps, mut searches_untold) = (0, 0, 0);
+    let (mut told_facts, mut facts) = (0, 0);
+    for s in test_split() {
+        let hidden = s.body.privileged(s.horizon).facts;
+        let env = s.body.guided(s.horizon);
+        assert!(
+            env.per_fact(),
+            "the household's expert acts on part of the state"
+        );
+        for n in 0..4 {
+            let key = format!("rollout/t/{}/{n}", s.id);
+            // One draw per episode and fact: every step is told the same, and so is a new
+            // teacher with the same seed.
+            let told = teacher.told(&*env, &hidden, &key, 0);
+            for i in 1..s.horizon as usize {
+                assert_eq!(
+                    teacher.told(&*env, &hidden, &key, i),
+                    told,
+                    "{key} step {i}"
+                );
+            }
+            assert_eq!(
+                OracleTeacher::new(0.5, 5).told(&*env, &hidden, &key, 3),
+                told
+            );
+            facts += hidden.len();
+            told_facts += match &told {
+                Told::Nothing => 0,
+                Told::Everything => hidden.len(),
+                Told::Facts(f) => f.len(),
+            };
+            let Told::Facts(known) = &told else {
+                continue;
+            };
+            partial += 1;
+            // The demonstration goes straight only to what it was told; what it was not told it
+            // finds by searching, or not at all. (A privileged step may also be a step of the
+            // plan the told facts complete: to the target, with an object already held.)
+            let demo = teacher.demonstrate(&s, &key, false);
+            let untold: Vec<_> = hidden.iter().filter(|f| !known.contains(f)).collect();
+            let told_place = |place: &str| known.iter().any(|f| f.detail == place);
+            let mut observed = demo.start.clone();
+            for step in &demo.steps {
+                observed.push_str(&step.observation);
+                if !step.privileged {
+                    continue;
+                }
+                privileged_steps += 1;
+                // An untold object the student has seen is no longer hidden.
+                let seen = |f: &&&leap::env::Fact| {
+                    leap::env::household::oracle::mentions(&observed, &f.subject)
+                };
+                for f in untold.iter().filter(|f| !seen(f)) {
+                    let names = |name: &str| {
+                        step.action.ends_with(&format!(" {name}"))
+                            || step.action.contains(&format!(" {name} "))
+                    };
+                    assert!(
+                        !names(&f.subject) && (!names(&f.detail) || told_place(&f.detail)),
+                        "{key}: privileged {:?} acts on the untold {f:?} (told {known:?})",
+                        step.action
+                    );
+                }
+            }
+            searches_untold += usize::from(demo.steps.iter().any(|step| {
+                !step.privileged && untold.iter().any(|f| step.action.contains(&f.detail))
+            }));
+        }
+    }
+    eprintln!(
+        "{told_facts} of {facts} facts told; {partial} partial episodes, {privileged_steps} privileged steps, {searches_untold} searched for an untold object"
+    );
+    let share = told_facts as f64 / facts as f64;
+    assert!((0.4..0.6).contains(&share), "{share}");
+    assert!(partial >= 20, "{partial}");
+    assert!(privileged_steps >= 10, "{privileged_steps}");
+    assert!(searches_untold >= 5, "{searches_untold}");
+}
+
+#[test]
+fn a_rerun_of_the_oracle_at_a_partial_privilege_gives_the_same_labels() {
+    let scenarios = test_split();
+    for (n, s) in scenarios.iter().enumerate().step_by(6) {
+        let episode = wandering_episode(s, 6, n as u64);
+        let first = OracleTeacher::new(0.5, 9).correct(s, &episode).unwrap();
+        let again = OracleTeacher::new(0.5, 9).correct(s, &episode).unwrap();
+        assert_eq!(first.trajectory, again.trajectory, "{}", s.id);
+    }
+}

@@ -150,6 +150,18 @@ pub trait Guided: Environment {
     /// The expert's next command and why; `privileged` picks the whole state over what the agent
     /// has observed. `None` once the goal holds (or when nothing reaches it).
     fn advise(&self, privileged: bool) -> Option<Advice>;
+    /// Whether the expert can act on part of the privileged state: told some of the episode's
+    /// hidden facts and not others ([`Guided::advise_told`]). A kind whose expert cannot is
+    /// given the whole state or none of it.
+    fn per_fact(&self) -> bool {
+        false
+    }
+    /// The expert's next command and why, told only `told` (some of the facts of the privileged
+    /// state at the episode's start) beside what the agent has observed. Only called where
+    /// [`Guided::per_fact`] holds; by default the whole state when told anything.
+    fn advise_told(&self, told: &[Fact]) -> Option<Advice> {
+        self.advise(!told.is_empty())
+    }
     /// The expert's shortest plan from the current state.
     fn plan(&self) -> Option<Vec<String>>;
     /// The privileged state now.

@@ -4,11 +4,15 @@
 //!
 //! `privilege` in [0, 1] sets how much of the privileged state it uses. At 0 it is the best
 //! policy that uses only what the student has observed; at 1 it follows the expert's shortest
-//! plan over the true state, going straight to what is hidden; in between, the privileged plan
-//! is used with probability `privilege`, drawn from a generator seeded by the seed and the
-//! episode's key: deterministic for a seed. [`PrivilegeDraw`] says what one draw decides: a
-//! whole episode (the default: an episode's labels all come from one kind of advice, so
-//! neighbouring labels never disagree about a hidden fact), or each step on its own.
+//! plan over the true state, going straight to what is hidden. In between, draws from a
+//! generator seeded by the seed and the episode's key (deterministic for a seed) decide what it
+//! knows; [`PrivilegeDraw`] says what one draw decides. By default each hidden fact of the
+//! episode's start is told with probability `privilege`, once per episode and fact (the same
+//! draws as the LLM teacher's graded prompt, so at one seed both know the same facts), and the
+//! expert acts on the facts told and on what the student observed: one episode's labels never
+//! disagree about a hidden fact. A kind whose expert cannot act on part of the state
+//! ([`crate::env::Guided::per_fact`]) gets all of it or none, drawn once per episode. With
+//! [`PrivilegeDraw::Step`], each step draws all or nothing on its own.
 //!
 //! A kind may have no expert that acts on what the student observed (an external environment
 //! gives only its privileged expert's action): the oracle then corrects a step with probability
@@ -22,18 +26,40 @@ use sha2::{Digest, Sha256};
 use super::{Corrections, Replay, StepCorrection, Teacher, TeacherError};
 use crate::agent::Message;
 use crate::agent::prompt::{Past, Prompt, PromptError, View};
-use crate::env::{Kind, Privileged};
+use crate::env::{Advice, Fact, Guided, Kind, Privileged};
 use crate::scenario::Scenario;
 use crate::store::EpisodeRecord;
 
 /// What one privilege draw of the oracle decides.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum PrivilegeDraw {
-    /// One draw per episode: every step of it uses the privileged plan, or none does.
+    /// One draw per episode and hidden fact: every step of an episode knows the same facts
+    /// (all or none, once per episode, for a kind whose expert cannot act on part of them).
     #[default]
     Episode,
-    /// One draw per step (how leap drew before: neighbouring labels may disagree).
+    /// One draw per step, all or nothing (how leap drew before: neighbouring labels may
+    /// disagree).
     Step,
+}
+
+/// What the expert is told of the privileged state at one step.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Told {
+    Nothing,
+    Everything,
+    /// Some of the hidden facts of the episode's start, not all.
+    Facts(Vec<Fact>),
+}
+
+impl Told {
+    /// The expert's advice in `env` knowing this.
+    pub fn advise(&self, env: &dyn Guided) -> Option<Advice> {
+        match self {
+            Told::Nothing => env.advise(false),
+            Told::Everything => env.advise(true),
+            Told::Facts(facts) => env.advise_told(facts),
+        }
+    }
 }
 
 pub struct OracleTeacher {
@@ -58,7 +84,31 @@ impl OracleTeacher {
         self
     }
 
-    /// Whether step `step` of the episode keyed `key` uses the privileged plan.
+    /// What the expert in `env` is told at step `step` of the episode keyed `key`, whose hidden
+    /// facts at the start are `hidden`.
+    pub fn told(&self, env: &dyn Guided, hidden: &[Fact], key: &str, step: usize) -> Told {
+        let per_fact = self.draw == PrivilegeDraw::Episode && env.per_fact();
+        if !per_fact || self.privilege <= 0.0 || self.privilege >= 1.0 {
+            return match self.privileged_at(key, step) {
+                true => Told::Everything,
+                false => Told::Nothing,
+            };
+        }
+        let told: Vec<Fact> = hidden
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| super::draw(self.privilege, self.seed, key, "fact", *i))
+            .map(|(_, f)| f.clone())
+            .collect();
+        match told.len() {
+            0 => Told::Nothing,
+            n if n == hidden.len() => Told::Everything,
+            _ => Told::Facts(told),
+        }
+    }
+
+    /// Whether step `step` of the episode keyed `key` uses the whole privileged state, where a
+    /// draw is all or nothing (per step, or per episode for a kind without per-fact advice).
     pub fn privileged_at(&self, key: &str, step: usize) -> bool {
         if self.privilege >= 1.0 {
             return true;
@@ -143,6 +193,7 @@ impl OracleTeacher {
     /// episode keyed `key`; with `alternatives`, also notes every step's good actions.
     pub fn demonstrate(&self, scenario: &Scenario, key: &str, alternatives: bool) -> Demonstration {
         let mut env = scenario.body.guided(scenario.horizon);
+        let hidden = self.hidden_facts(&*env);
         let mut demo = Demonstration {
             kind: scenario.kind(),
             task: env.task().to_string(),
@@ -152,12 +203,13 @@ impl OracleTeacher {
             reward: 0.0,
         };
         for i in 0..scenario.horizon as usize {
-            let privileged = self.privileged_at(key, i);
+            let told = self.told(&*env, &hidden, key, i);
             // A kind whose only expert uses the privileged state (an external environment's)
             // is followed by it at every step of a demonstration.
-            let advice = env
-                .advise(privileged)
-                .or_else(|| if privileged { None } else { env.advise(true) });
+            let advice = told.advise(&*env).or_else(|| match told {
+                Told::Everything => None,
+                _ => env.advise(true),
+            });
             let Some(advice) = advice else {
                 break;
             };
@@ -194,6 +246,19 @@ impl OracleTeacher {
             }
         }
         demo
+    }
+}
+
+impl OracleTeacher {
+    /// The hidden facts of `env` at its start, where the draws are per fact (else none: they are
+    /// not read).
+    fn hidden_facts(&self, env: &dyn Guided) -> Vec<Fact> {
+        let drawn = self.privilege > 0.0 && self.privilege < 1.0;
+        if drawn && self.draw == PrivilegeDraw::Episode && env.per_fact() {
+            env.privileged().facts
+        } else {
+            Vec::new()
+        }
     }
 }
 
@@ -266,7 +331,8 @@ impl OracleTeacher {
         i: usize,
         replay: &Replay,
     ) -> Option<StepCorrection> {
-        let advice = replay.env.advise(self.privileged_at(&episode.key, i))?;
+        let told = self.told(&*replay.env, &hidden.facts, &episode.key, i);
+        let advice = told.advise(&*replay.env)?;
         let leaks = scenario
             .kind()
             .leaks(&advice.reason, hidden, &replay.observed);

@@ -5,8 +5,8 @@ use minijinja::value::Serde;
 
 use super::HouseholdEnv;
 use super::expert;
-use super::oracle::{Knowledge, advise};
-use crate::env::{Advice, Environment, Guided, Outcome, Privileged};
+use super::oracle::{Knowledge, advise, advise_knowing};
+use crate::env::{Advice, Environment, Fact, Guided, Outcome, Privileged};
 
 pub struct GuidedEpisode {
     env: HouseholdEnv,
@@ -58,6 +58,22 @@ impl Guided for GuidedEpisode {
 
     fn advise(&self, privileged: bool) -> Option<Advice> {
         advise(&self.env, &self.knowledge, privileged)
+    }
+
+    fn per_fact(&self) -> bool {
+        true
+    }
+
+    /// Told where some of the task's objects are (facts `object in/on place`): it knows those
+    /// objects' places as if it had seen them, and searches for the others.
+    fn advise_told(&self, told: &[Fact]) -> Option<Advice> {
+        let layout = self.env.layout();
+        let told: Vec<bool> = layout
+            .objects
+            .iter()
+            .map(|o| told.iter().any(|f| f.subject == o.name))
+            .collect();
+        advise_knowing(&self.env, &self.knowledge, &|o| told[usize::from(o)])
     }
 
     fn plan(&self) -> Option<Vec<String>> {

@@ -100,6 +100,42 @@ pub fn advise(env: &HouseholdEnv, knowledge: &Knowledge, privileged: bool) -> Op
     })
 }
 
+/// The oracle's next command told where the objects that `told` picks are, beside `knowledge`:
+/// the expert's plan over the objects seen when they suffice; else its plan over those seen and
+/// told (a privileged command); else the next place of the search. Told every goal object it is
+/// [`advise`] with the privileged state, told none [`advise`] without.
+pub fn advise_knowing(
+    env: &HouseholdEnv,
+    knowledge: &Knowledge,
+    told: &dyn Fn(u16) -> bool,
+) -> Option<Advice> {
+    let goal = env.goal();
+    let mut hidden: Vec<u16> = goal.objects().to_vec();
+    if goal.kind == GoalKind::LookInLight {
+        hidden.extend_from_slice(goal.targets());
+    }
+    if hidden.iter().all(|&o| told(o)) {
+        return advise(env, knowledge, true);
+    }
+    if !hidden.iter().any(|&o| told(o)) || env.won() {
+        return advise(env, knowledge, false);
+    }
+    let first = |usable: &dyn Fn(u16) -> bool| plan_with(env, usable)?.into_iter().next();
+    let (action, privileged) = match first(&|o| knowledge.seen(o)) {
+        Some(a) => (a, false),
+        None => match first(&|o| knowledge.seen(o) || told(o)) {
+            Some(a) => (a, true),
+            None => return advise(env, knowledge, false),
+        },
+    };
+    let reason = explain(env, knowledge, &action);
+    Some(Advice {
+        action,
+        reason,
+        privileged,
+    })
+}
+
 /// The best command using only what has been observed: the expert's plan over seen objects when
 /// they suffice, else the next place of a systematic search.
 fn observed_action(env: &HouseholdEnv, knowledge: &Knowledge) -> Option<String> {
