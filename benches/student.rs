@@ -139,6 +139,8 @@ fn rollout_steps_per_s(
         iteration: None,
         horizon: Some(10),
         privileged: false,
+        // Every episode plays its 10 steps, so that each configuration does the same work.
+        stop_cycles: false,
     };
     let start = Instant::now();
     let s = rollout(

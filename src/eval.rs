@@ -215,6 +215,7 @@ pub fn oracle_episodes(
             wall_ms: started.elapsed().as_millis() as u64,
             steps,
             branch: None,
+            stopped: None,
         })?;
     }
     Ok(())
@@ -401,6 +402,8 @@ pub struct EvalSpec {
     pub temperature: f32,
     /// See [`crate::agent::Sampling::repeat_temperature`] (0: as every other step).
     pub repeat_temperature: f32,
+    /// See [`crate::rollout::RolloutConfig::stop_cycles`].
+    pub stop_cycles: bool,
 }
 
 /// Plays `scenarios` with `policy` (resuming what is stored), summarises and records the
@@ -431,6 +434,7 @@ pub fn evaluate(
         iteration: spec.iteration,
         horizon: spec.horizon,
         privileged: spec.privileged,
+        stop_cycles: spec.stop_cycles,
     };
     let mut forward = |e| on_event(EvalEvent::Rollout(Box::new(e)));
     crate::rollout::rollout(
@@ -532,6 +536,7 @@ pub fn oracle_alone(
         horizon: None,
         temperature: 0.0,
         repeat_temperature: 0.0,
+        stop_cycles: false,
     };
     record(store, &spec, scenarios)
 }
@@ -566,6 +571,8 @@ pub struct EvalOptions {
     pub horizon: Option<u32>,
     pub temperature: f32,
     pub repeat_temperature: f32,
+    /// See [`crate::rollout::RolloutConfig::stop_cycles`].
+    pub stop_cycles: bool,
     pub gpu_layers: u32,
 }
 
@@ -583,6 +590,7 @@ impl Default for EvalOptions {
             horizon: None,
             temperature: 0.0,
             repeat_temperature: 0.0,
+            stop_cycles: true,
             gpu_layers: 0,
         }
     }
@@ -726,6 +734,7 @@ pub fn compare(
         horizon: options.horizon,
         temperature: options.temperature,
         repeat_temperature: options.repeat_temperature,
+        stop_cycles: options.stop_cycles,
     };
     let decoding = decoding_suffix(options.temperature, options.repeat_temperature);
     let mut student = load(&r.model, r.adapter.clone(), options)?;

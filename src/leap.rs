@@ -89,6 +89,8 @@ pub struct LoopOptions {
     pub horizon: Option<u32>,
     pub temperature: f32,
     pub repeat_temperature: f32,
+    /// See [`crate::rollout::RolloutConfig::stop_cycles`].
+    pub stop_cycles: bool,
     pub seed: u64,
     pub gpu_layers: u32,
     /// How each iteration's dataset is built and its adapter trained.
@@ -117,6 +119,7 @@ impl Default for LoopOptions {
             horizon: None,
             temperature: 0.0,
             repeat_temperature: 0.0,
+            stop_cycles: true,
             seed: 0,
             gpu_layers: 0,
             update: UpdateOptions::default(),
@@ -251,6 +254,7 @@ impl Loop<'_> {
             horizon: self.options.horizon,
             temperature: self.options.temperature,
             repeat_temperature: self.options.repeat_temperature,
+            stop_cycles: self.options.stop_cycles,
         }
     }
 

@@ -2,7 +2,8 @@
 //! written to the run store in one transaction. A rerun with the same label skips the episodes
 //! already stored, so a killed rollout resumes where it stopped.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::hash_map::Entry;
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
@@ -47,11 +48,28 @@ pub struct RolloutConfig {
     pub horizon: Option<u32>,
     /// Show the privileged state in every prompt: the policy plays as a teacher acting alone.
     pub privileged: bool,
+    /// Stop an episode as a failure when, with greedy decoding (temperature 0 and no
+    /// [`Sampling::repeat_temperature`]), its next prompt and its environment's state
+    /// ([`Environment::fingerprint`]) equal those of one of its earlier steps: the policy would
+    /// answer as it did then and go round the same steps to the horizon. Stored as `stopped:
+    /// cycle at step N (a repeat of step M)`, counting from 1). Sound where the next prompt
+    /// follows from the prompt shown and the step taken, as with the shipped templates: the
+    /// window of earlier steps moves on by its own length, and the household's places not
+    /// checked yet only shrink. Batched decoding is not bit-exact, so a run without the stop
+    /// may answer a repeated prompt otherwise. Sampled decoding is never stopped.
+    pub stop_cycles: bool,
 }
 
 impl RolloutConfig {
     pub fn key_prefix(&self) -> String {
         format!("rollout/{}/", self.label)
+    }
+
+    /// Whether a cycle ends an episode: asked for, and the policy's answers are greedy.
+    pub fn stops_cycles(&self) -> bool {
+        self.stop_cycles
+            && self.sampling.temperature == 0.0
+            && self.sampling.repeat_temperature == 0.0
     }
 }
 
@@ -124,8 +142,13 @@ pub struct Playing {
     pub hint: Option<String>,
     /// Fingerprints of the prompts shown so far.
     prompts_seen: HashSet<[u8; 32]>,
+    /// Fingerprints of (prompt, environment state) at every step so far, where the environment
+    /// has one, with the step's index.
+    states_seen: HashMap<([u8; 32], u64), usize>,
     /// The stored episode this one branched from, if any.
     pub branch: Option<Branch>,
+    /// Why the episode was ended early, if it was ([`EpisodeRecord::stopped`]).
+    pub stopped: Option<String>,
 }
 
 impl Playing {
@@ -142,7 +165,9 @@ impl Playing {
             started: Instant::now(),
             hint: None,
             prompts_seen: HashSet::new(),
+            states_seen: HashMap::new(),
             branch: None,
+            stopped: None,
         }
     }
 
@@ -174,14 +199,44 @@ impl Playing {
     /// Whether this episode has already shown the policy `request`'s prompt, word for word;
     /// remembers it for the next steps.
     pub fn seen_before(&mut self, request: &Request) -> bool {
-        let mut hash = Sha256::new();
-        for m in &request.messages {
-            hash.update(m.role.as_str().as_bytes());
-            hash.update([0]);
-            hash.update(m.content.as_bytes());
-            hash.update([0]);
+        !self.prompts_seen.insert(prompt_hash(request))
+    }
+
+    /// Whether `request` would repeat one of this episode's steps exactly, the same prompt in
+    /// the same environment state; remembers it for the next steps. Never where the
+    /// environment has no [`Environment::fingerprint`]. When it does, the episode is marked
+    /// [`Playing::stopped`] (`cycle at step 7 (a repeat of step 5)`, counting from 1 as
+    /// traces do) and should be recorded as it stands.
+    pub fn repeats(&mut self, request: &Request) -> bool {
+        let Some(state) = self.env.fingerprint() else {
+            return false;
+        };
+        let now = self.steps.len();
+        match self.states_seen.entry((prompt_hash(request), state)) {
+            Entry::Vacant(v) => {
+                v.insert(now);
+                false
+            }
+            Entry::Occupied(o) => {
+                let then = *o.get();
+                self.stopped = Some(format!(
+                    "cycle at step {} (a repeat of step {})",
+                    now + 1,
+                    then + 1
+                ));
+                true
+            }
         }
-        !self.prompts_seen.insert(hash.finalize().into())
+    }
+
+    /// The outcome an episode stopped early is recorded with: the last step's reward, over,
+    /// not won (a cycle never reaches the goal).
+    pub fn stopped_outcome(&self) -> Outcome {
+        Outcome {
+            reward: self.steps.last().map_or(0.0, |s| s.reward as f32),
+            done: true,
+            won: false,
+        }
     }
 
     /// Parses the policy's answer to `request`, sends the action to the environment and records
@@ -293,8 +348,21 @@ impl Playing {
             wall_ms: self.started.elapsed().as_millis() as u64,
             steps: self.steps.clone(),
             branch: self.branch,
+            stopped: self.stopped.clone(),
         }
     }
+}
+
+/// A digest of `request`'s messages, roles included.
+fn prompt_hash(request: &Request) -> [u8; 32] {
+    let mut hash = Sha256::new();
+    for m in &request.messages {
+        hash.update(m.role.as_str().as_bytes());
+        hash.update([0]);
+        hash.update(m.content.as_bytes());
+        hash.update([0]);
+    }
+    hash.finalize().into()
 }
 
 /// Who played an episode and with which settings, as its record keeps them.
@@ -362,6 +430,12 @@ pub fn rollout(
     let mut slots: Vec<Option<Active>> = (0..config.parallel.max(1)).map(|_| None).collect();
     let describe = policy.describe();
     let sampling_json = serde_json::to_value(&config.sampling).unwrap_or_default();
+    let played = |index: usize| Played {
+        policy: describe.clone(),
+        seed: config.sampling.seed.wrapping_add(index as u64),
+        iteration: config.iteration,
+        sampling: sampling_json.clone(),
+    };
     loop {
         if cancel.load(Ordering::Relaxed) {
             return Err(RolloutError::Cancelled);
@@ -391,19 +465,42 @@ pub fn rollout(
                 });
             }
         }
-        let live: Vec<usize> = (0..slots.len()).filter(|&i| slots[i].is_some()).collect();
-        if live.is_empty() {
+        let occupied: Vec<usize> = (0..slots.len()).filter(|&i| slots[i].is_some()).collect();
+        if occupied.is_empty() {
             break;
         }
-        let mut requests = Vec::with_capacity(live.len());
-        for &slot in &live {
-            let a = slots[slot].as_mut().expect("live");
+        let mut live = Vec::with_capacity(occupied.len());
+        let mut requests = Vec::with_capacity(occupied.len());
+        for slot in occupied {
+            let a = slots[slot].as_mut().expect("occupied");
             let mut request = a.playing.request(prompt, slot)?;
+            if config.stops_cycles() && a.playing.repeats(&request) {
+                let a = slots[slot].take().expect("occupied");
+                let outcome = a.playing.stopped_outcome();
+                let record = a
+                    .playing
+                    .record(&scenarios[a.scenario], played(a.index), outcome);
+                store.insert_episode(&record)?;
+                played_now += 1;
+                done += 1;
+                on_event(RolloutEvent::EpisodeFinished {
+                    slot,
+                    key: record.key,
+                    won: false,
+                    steps: record.steps.len(),
+                });
+                on_event(RolloutEvent::Progress { done, total });
+                continue;
+            }
             let repeat = config.sampling.repeat_temperature;
             if repeat > 0.0 && a.playing.seen_before(&request) {
                 request.temperature = Some(repeat);
             }
+            live.push(slot);
             requests.push(request);
+        }
+        if live.is_empty() {
+            continue;
         }
         let mut sampling = config.sampling.clone();
         sampling.seed = config.sampling.seed.wrapping_add(env_steps);
@@ -429,13 +526,9 @@ pub fn rollout(
             });
             if outcome.done {
                 let a = slots[slot].take().expect("live");
-                let played = Played {
-                    policy: describe.clone(),
-                    seed: config.sampling.seed.wrapping_add(a.index as u64),
-                    iteration: config.iteration,
-                    sampling: sampling_json.clone(),
-                };
-                let record = a.playing.record(&scenarios[a.scenario], played, outcome);
+                let record = a
+                    .playing
+                    .record(&scenarios[a.scenario], played(a.index), outcome);
                 store.insert_episode(&record)?;
                 played_now += 1;
                 done += 1;

@@ -51,6 +51,7 @@ pub fn partial(scenario: &Scenario, seed: u64, steps: &[StepRecord]) -> EpisodeR
         wall_ms: 0,
         steps: steps.to_vec(),
         branch: None,
+        stopped: None,
     }
 }
 

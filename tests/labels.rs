@@ -100,6 +100,7 @@ fn seed_run(dir: &Path, scenarios: &[Scenario], steps: usize) -> usize {
             wall_ms: 0,
             steps: records,
             branch: None,
+            stopped: None,
         };
         let id = store.insert_episode(&record).unwrap().unwrap();
         labels += correct_and_store(&mut store, s, id, &mut teacher)

@@ -61,6 +61,7 @@ fn episode(key: &str, scenario_id: &str, steps: Vec<StepRecord>) -> EpisodeRecor
         wall_ms: 4000,
         steps,
         branch: None,
+        stopped: None,
     }
 }
 

@@ -349,7 +349,7 @@ fn a_rollout_samples_only_the_steps_whose_prompt_repeats() {
     let mut store = Store::open(dir.path()).unwrap();
     let history = 4;
     let prompt = Prompt::builtin(history);
-    let play = |store: &mut Store, label: &str, repeat_temperature: f32| {
+    let play = |store: &mut Store, label: &str, repeat_temperature: f32, stop_cycles: bool| {
         let mut policy = Looker {
             temperatures: Vec::new(),
         };
@@ -364,6 +364,7 @@ fn a_rollout_samples_only_the_steps_whose_prompt_repeats() {
             iteration: None,
             horizon: Some(9),
             privileged: false,
+            stop_cycles,
         };
         let cancel = std::sync::atomic::AtomicBool::new(false);
         leap::rollout::rollout(
@@ -380,7 +381,7 @@ fn a_rollout_samples_only_the_steps_whose_prompt_repeats() {
     };
     // Looking changes nothing, so the prompt only changes while the history window fills:
     // from step `history` + 1 on, each prompt is the one before, word for word.
-    let temperatures = play(&mut store, "repeat", 1.0);
+    let temperatures = play(&mut store, "repeat", 1.0, false);
     let fresh = history + 1;
     assert_eq!(temperatures.len(), 9);
     assert!(
@@ -392,7 +393,7 @@ fn a_rollout_samples_only_the_steps_whose_prompt_repeats() {
         "{temperatures:?}"
     );
     // Off by default: greedy throughout.
-    let temperatures = play(&mut store, "greedy", 0.0);
+    let temperatures = play(&mut store, "greedy", 0.0, false);
     assert!(temperatures.iter().all(Option::is_none), "{temperatures:?}");
     // The episode keeps the setting it was played with.
     let filter = EpisodeFilter {
@@ -403,6 +404,41 @@ fn a_rollout_samples_only_the_steps_whose_prompt_repeats() {
     assert_eq!(episodes.len(), 1);
     let episode = store.episode(episodes[0].id).unwrap().unwrap();
     assert_eq!(episode.record.sampling["repeat_temperature"], 1.0);
+
+    // With the cycle stop, the greedy episode ends at the first prompt it had already answered
+    // in the same state, as a failure that says so; sampling there never stops. (Step 6 shows
+    // the same three looks as step 4: the window has just jumped on by two.)
+    let temperatures = play(&mut store, "stopped", 0.0, true);
+    assert_eq!(temperatures.len(), fresh, "{temperatures:?}");
+    let temperatures = play(&mut store, "sampled", 1.0, true);
+    assert_eq!(temperatures.len(), 9, "{temperatures:?}");
+    let stored = |label: &str| {
+        let filter = EpisodeFilter::prefix(format!("rollout/{label}/"));
+        let id = store.list_episodes(&filter).unwrap()[0].id;
+        store.episode(id).unwrap().unwrap()
+    };
+    let stopped = stored("stopped");
+    assert_eq!(
+        stopped.record.stopped.as_deref(),
+        Some("cycle at step 6 (a repeat of step 4)")
+    );
+    assert_eq!(stopped.record.steps.len(), fresh);
+    assert!(!stopped.record.won);
+    assert_eq!(stored("sampled").record.stopped, None);
+    assert_eq!(stored("greedy").record.stopped, None);
+    // `episodes show` says why it ended.
+    let out = leap()
+        .args(["episodes", "show", "--run"])
+        .arg(dir.path())
+        .arg(stopped.id.to_string())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains("stopped: cycle at step 6 (a repeat of step 4)"),
+        "{text}"
+    );
 }
 
 fn leap() -> Command {

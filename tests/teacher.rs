@@ -60,6 +60,7 @@ fn wandering_episode(s: &Scenario, steps: usize, salt: u64) -> EpisodeRecord {
         wall_ms: 0,
         steps: records,
         branch: None,
+        stopped: None,
     }
 }
 

@@ -937,3 +937,24 @@ fn control_characters_from_the_model_show_escaped_on_every_screen() {
     let screen = render(&app, 200, 16);
     assert!(screen.contains(&format!("REASON: {escaped}")), "{screen}");
 }
+
+#[test]
+fn a_stored_episode_stopped_in_a_cycle_says_so_on_the_episode_screen() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("run");
+    let mut store = leap::store::Store::open(&run).unwrap();
+    let catalog = tui_fixture::showcase();
+    let s = &catalog.scenarios[0];
+    let mut record = tui_fixture::wander(s, 3, 1, false);
+    record.stopped = Some("cycle at step 4 (a repeat of step 2)".into());
+    let id = tui_fixture::store_episode(&mut store, s, &record);
+    drop(store);
+    let mut app = app(&run, catalog);
+    app.open_episode(id);
+    app.screen = Screen::Episode;
+    let screen = render(&app, 160, 30);
+    common::assert_shows(
+        &screen,
+        &["not won (stopped: cycle at step 4 (a repeat of step 2))"],
+    );
+}

@@ -63,6 +63,11 @@ pub struct Args {
     /// 0: off. Named like `--temperature` (`eval-test-iter-2-repeat1`).
     #[arg(long, default_value_t = 0.0, value_parser = temperature, conflicts_with = "stepwise")]
     repeat_temperature: f32,
+    /// Play every step to the horizon even where a greedy episode is back in a state and prompt
+    /// it has already answered (by default such an episode stops there as a failure, stored as
+    /// `stopped: cycle at step N`).
+    #[arg(long)]
+    no_cycle_stop: bool,
     #[arg(long, default_value_t = 0)]
     gpu_layers: u32,
     /// Instead of playing episodes, put the policy in every state of the oracle's
@@ -115,6 +120,7 @@ impl Args {
             horizon: self.horizon,
             temperature: self.temperature,
             repeat_temperature: self.repeat_temperature,
+            stop_cycles: !self.no_cycle_stop,
             gpu_layers: self.gpu_layers,
         })
     }

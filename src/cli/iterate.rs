@@ -89,6 +89,11 @@ pub struct Args {
     /// episode has shown before, word for word (0: as every other step).
     #[arg(long, default_value_t = 0.0, value_parser = super::eval::temperature)]
     repeat_temperature: f32,
+    /// Play every step to the horizon even where a greedy episode is back in a state and prompt
+    /// it has already answered (by default such an episode stops there as a failure, stored as
+    /// `stopped: cycle at step N`).
+    #[arg(long)]
+    no_cycle_stop: bool,
     #[arg(long, default_value_t = 0)]
     seed: u64,
     /// Training: epochs per adapter.
@@ -142,6 +147,7 @@ impl Args {
             horizon: self.horizon,
             temperature: self.temperature,
             repeat_temperature: self.repeat_temperature,
+            stop_cycles: !self.no_cycle_stop,
             seed: self.seed,
             gpu_layers: self.teacher.gpu_layers,
             update: UpdateOptions {

@@ -50,6 +50,11 @@ pub struct Args {
     /// (0: the same as every other step).
     #[arg(long, default_value_t = 0.0, value_parser = super::eval::temperature)]
     repeat_temperature: f32,
+    /// Play every step to the horizon even where a greedy episode is back in a state and prompt
+    /// it has already answered (by default such an episode stops there as a failure, stored as
+    /// `stopped: cycle at step N`).
+    #[arg(long)]
+    no_cycle_stop: bool,
     /// Turn off the grammar that forces REASON/ACTION with an admissible action.
     #[arg(long)]
     free: bool,
@@ -164,6 +169,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         iteration: args.iteration,
         horizon: args.horizon,
         privileged: false,
+        stop_cycles: !args.no_cycle_stop,
     };
     let mut bars = Bars::default();
     bars.episodes("rollout");

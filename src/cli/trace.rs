@@ -84,6 +84,9 @@ pub fn render_trace(episode: &Episode, full: bool) -> String {
             }
         );
     }
+    if let Some(why) = &e.stopped {
+        let _ = writeln!(out, "stopped: {why}");
+    }
     for (i, s) in e.steps.iter().enumerate() {
         match &s.intervention {
             Some(by) => {
@@ -184,6 +187,7 @@ mod tests {
                     step("click[buy now]", Some(serde_json::json!({"r_price": true}))),
                 ],
                 branch: None,
+                stopped: None,
             },
         };
         let text = render_trace(&episode, false);

@@ -103,6 +103,22 @@ pub trait Environment: Send {
     fn info(&self) -> Option<serde_json::Value> {
         None
     }
+    /// A digest of everything that decides what the environment does from here on: two points
+    /// of one episode with the same fingerprint answer every command alike, and an episode
+    /// that is not over cannot have been won from either. A greedy student shown the same
+    /// prompt at two such points is in a cycle it cannot leave (see
+    /// [`crate::rollout::RolloutConfig::stop_cycles`]). `None` (the default) where the kind
+    /// cannot tell cheaply, or where its reward at the horizon depends on where in a cycle the
+    /// episode ends (the shell scores its last output): its episodes are never stopped.
+    fn fingerprint(&self) -> Option<u64> {
+        None
+    }
+}
+
+/// A fingerprint of `value` for [`Environment::fingerprint`]: stable within a process.
+pub fn fingerprint_of(value: &impl std::hash::Hash) -> u64 {
+    use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
+    BuildHasherDefault::<DefaultHasher>::default().hash_one(value)
 }
 
 /// One hidden fact the teacher sees and the student does not: `subject relation detail`

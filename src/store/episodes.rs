@@ -16,8 +16,9 @@ const INSERT_EPISODE: &str = "
     INSERT INTO episodes (
         key, scenario_hash, scenario_id, policy, seed, iteration, sampling, started_at_ms,
         finished_at_ms, won, reward, steps, invalid_actions, prompt_tokens, cached_tokens,
-        gen_tokens, wall_ms, branched_from, branched_at
-    ) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)
+        gen_tokens, wall_ms, branched_from, branched_at, stopped
+    ) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19,
+        ?20)
     ON CONFLICT (key) DO NOTHING";
 
 const INSERT_STEP: &str = "
@@ -92,6 +93,7 @@ impl Store {
                     ep.wall_ms,
                     ep.branch.map(|b| b.from),
                     ep.branch.map(|b| b.at),
+                    ep.stopped,
                 ])
             })
             .map_err(sql(path, what("episode row")))?;
@@ -189,7 +191,7 @@ impl Store {
             .conn
             .query_row(
                 "SELECT key, scenario_hash, scenario_id, policy, seed, iteration, sampling, started_at_ms,
-                        finished_at_ms, won, reward, wall_ms, branched_from, branched_at
+                        finished_at_ms, won, reward, wall_ms, branched_from, branched_at, stopped
                  FROM episodes WHERE id = ?1",
                 [id],
                 |row| {
@@ -211,6 +213,7 @@ impl Store {
                             (Some(from), Some(at)) => Some(Branch { from, at }),
                             _ => None,
                         },
+                        stopped: row.get(14)?,
                     })
                 },
             )

@@ -34,6 +34,10 @@ pub struct EpisodeRecord {
     /// The stored episode this one was played on from, and where; `None` for a fresh one.
     #[serde(default)]
     pub branch: Option<Branch>,
+    /// Why the episode was ended before its environment ended it ("cycle at step 12", see
+    /// [`crate::rollout::RolloutConfig::stop_cycles`]); `None` when it ended on its own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stopped: Option<String>,
 }
 
 /// Where a branched episode comes from: its first `at` steps are those of episode `from`.

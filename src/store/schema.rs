@@ -193,6 +193,12 @@ const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE steps ADD COLUMN info TEXT;
     "#,
+    // 7: why an episode ended before its horizon other than by its environment ("cycle at step
+    // 12": a greedy student back in a state and prompt it had already answered); NULL when it
+    // ended on its own.
+    r#"
+    ALTER TABLE episodes ADD COLUMN stopped TEXT;
+    "#,
 ];
 
 /// The schema version this build writes: the number of migrations.

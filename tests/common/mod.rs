@@ -152,7 +152,8 @@ pub fn dataset_of_kept(
 }
 
 /// One greedy episode of each scenario for `horizon` steps, two at a time, as rollout `label`
-/// of iteration 0.
+/// of iteration 0. Cycles are not stopped: the tests that use it count on every step being
+/// played (`tests/student.rs` tests the cycle stop).
 #[allow(dead_code)] // not every test binary that shares this module uses it
 pub fn rollout_config(label: &str, horizon: u32) -> RolloutConfig {
     RolloutConfig {
@@ -163,6 +164,7 @@ pub fn rollout_config(label: &str, horizon: u32) -> RolloutConfig {
         iteration: Some(0),
         horizon: Some(horizon),
         privileged: false,
+        stop_cycles: false,
     }
 }
 

@@ -127,6 +127,7 @@ pub fn wander(s: &Scenario, steps: usize, salt: u64, past_end: bool) -> EpisodeR
         wall_ms: 60_000,
         steps: records,
         branch: None,
+        stopped: None,
     }
 }
 

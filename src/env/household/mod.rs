@@ -107,6 +107,12 @@ impl Environment for HouseholdEnv {
         &self.task
     }
 
+    /// The state: where the agent is, what it holds, what is open, where everything is and
+    /// each object's flags (the goal is the scenario's, and it is won only by a step).
+    fn fingerprint(&self) -> Option<u64> {
+        Some(crate::env::fingerprint_of(&self.state))
+    }
+
     fn observation(&self) -> &str {
         &self.observation
     }

@@ -278,6 +278,22 @@ impl Environment for ShopEnv {
         &self.instruction
     }
 
+    /// The session: the page, the search and its results page, the product open, the options
+    /// chosen and the products visited (the reward is set only by the purchase, which ends the
+    /// episode).
+    fn fingerprint(&self) -> Option<u64> {
+        let s = &self.state;
+        Some(crate::env::fingerprint_of(&(
+            s.page,
+            &s.keywords,
+            &s.hits,
+            s.page_no,
+            s.product,
+            &s.options,
+            &s.visited,
+        )))
+    }
+
     fn observation(&self) -> &str {
         &self.observation
     }

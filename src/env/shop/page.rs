@@ -18,7 +18,7 @@ pub const BUY_NOW: &str = "Buy Now";
 pub const SEARCH: &str = "Search";
 
 /// The pages of the shop.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum Page {
     #[default]
     Search,

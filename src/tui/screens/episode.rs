@@ -81,6 +81,8 @@ pub struct EpisodeScreen {
     pub generation: u64,
     /// The stored episode this one branched from, and where.
     pub branch: Option<Branch>,
+    /// Why the stored episode shown was ended early ("cycle at step 6 (a repeat of step 4)").
+    pub stopped: Option<String>,
 }
 
 impl Default for EpisodeScreen {
@@ -111,6 +113,7 @@ impl Default for EpisodeScreen {
             live: HashMap::new(),
             generation: 0,
             branch: None,
+            stopped: None,
         }
     }
 }
@@ -148,6 +151,7 @@ impl EpisodeScreen {
         self.privileged = None;
         self.forget_live(0);
         self.branch = branch;
+        self.stopped = None;
     }
 
     /// The steps a rebuilt episode starts from; the live answers for them stay.
@@ -203,6 +207,7 @@ impl EpisodeScreen {
         self.privileged = None;
         self.forget_live(0);
         self.branch = r.branch;
+        self.stopped = r.stopped;
         self.set_labels(labels);
     }
 
@@ -356,6 +361,12 @@ impl EpisodeScreen {
                 ),
             }),
             status,
+            Span::styled(
+                self.stopped
+                    .as_ref()
+                    .map_or_else(String::new, |why| format!(" (stopped: {why})")),
+                theme::lost(),
+            ),
             Span::styled(format!("  {key}"), theme::dim()),
         ]);
         let teacher = match (&self.teacher_name, self.teacher_busy) {
