@@ -3,7 +3,12 @@
 //!    GGUF and thread count (llama-bench from `just llama-tools`);
 //! 2. rollout throughput (environment steps per second over a fixed set of test scenarios) with
 //!    prefix reuse and 8 parallel sequences, against re-sending the whole prompt every step one
-//!    episode at a time (how the paper's Python code ran).
+//!    episode at a time (how the paper's Python code ran), and against the same rollout through
+//!    llama-server (`just llama-tools`: 8 slots, its own continuous batching and prompt cache)
+//!    and leap's remote backend.
+
+#[path = "../tests/common/llama_server.rs"]
+mod llama_server;
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -129,6 +134,49 @@ fn rollout_steps_per_s(
     let mut config = StudentSpec::new(model).slots(parallel).config();
     config.reuse_prefix = reuse;
     let mut policy = LocalPolicy::load(&config).expect("the model loads");
+    let (steps_per_s, success) = timed_rollout(&mut policy, parallel, scenarios);
+    let st = policy.stats();
+    println!(
+        "      prompt {} tokens ({} cached) in {:.1} s; {} generated: decode {:.1} s, sampling {:.1} s ({} grammar fallbacks)",
+        st.prompt_tokens,
+        st.cached_tokens,
+        st.prompt_s,
+        st.gen_tokens,
+        st.decode_s,
+        st.sample_s,
+        st.grammar_fallbacks
+    );
+    (steps_per_s, success)
+}
+
+/// The same rollout through llama-server serving `model` with `parallel` slots of the local
+/// backend's context on the same threads, `parallel` requests at once; `None` (and why) when
+/// llama-server is missing.
+fn server_steps_per_s(
+    model: &PathBuf,
+    parallel: usize,
+    scenarios: &[scenario::Scenario],
+) -> Option<(f64, f64)> {
+    if let Err(e) = std::panic::catch_unwind(llama_server::llama_server_bin) {
+        let why = e.downcast_ref::<String>().cloned().unwrap_or_default();
+        println!("    llama-server: {why}");
+        return None;
+    }
+    let ctx = StudentSpec::new(model).config().ctx_per_slot * parallel as u32;
+    let server = llama_server::LlamaServer::start_with(model, ctx, parallel as u32, threads());
+    let mut config = server.policy().config().clone();
+    config.concurrency = parallel;
+    config.timeout = std::time::Duration::from_secs(300);
+    let mut policy = leap::agent::remote::RemotePolicy::new(config);
+    Some(timed_rollout(&mut policy, parallel, scenarios))
+}
+
+/// Plays every scenario once for 10 steps, `parallel` at a time: steps per second and success.
+fn timed_rollout(
+    policy: &mut dyn leap::agent::Policy,
+    parallel: usize,
+    scenarios: &[scenario::Scenario],
+) -> (f64, f64) {
     let dir = tempfile::tempdir().expect("a temp dir");
     let mut store = Store::open(dir.path()).expect("a store");
     let rc = RolloutConfig {
@@ -144,7 +192,7 @@ fn rollout_steps_per_s(
     };
     let start = Instant::now();
     let s = rollout(
-        &mut policy,
+        policy,
         &Prompt::builtin(8),
         &mut store,
         scenarios,
@@ -153,17 +201,11 @@ fn rollout_steps_per_s(
         &mut |_| {},
     )
     .expect("rollout");
-    let st = policy.stats();
     println!(
-        "    {parallel} parallel, reuse {reuse}: {:.1} s; prompt {} tokens ({} cached) in {:.1} s; {} generated: decode {:.1} s, sampling {:.1} s ({} grammar fallbacks)",
+        "    {} ({parallel} parallel): {:.1} s, {} steps",
+        policy.describe(),
         start.elapsed().as_secs_f64(),
-        st.prompt_tokens,
-        st.cached_tokens,
-        st.prompt_s,
-        st.gen_tokens,
-        st.decode_s,
-        st.sample_s,
-        st.grammar_fallbacks
+        s.mean_steps * s.episodes as f64
     );
     (s.steps_per_s, s.success_rate)
 }
@@ -209,9 +251,17 @@ fn main() {
         "  rollout, 8 test scenarios x 10 steps: prefix reuse + 8 parallel {fast:.2} steps/s, whole prompt one at a time {slow:.2} steps/s  ratio {:.2} (target >= 4)",
         fast / slow
     );
-    if let Some(gain) = batch_gain(&model, 300) {
+    let gain = batch_gain(&model, 300);
+    if let Some(gain) = gain {
         println!(
-            "    llama-bench: 8 tokens in one batch run {gain:.2}x as fast as 1 (300 tokens cached): the most that batching 8 episodes can gain in decoding here"
+            "    llama-bench: 8 tokens in one batch run {gain:.2}x as fast as 1 (300 tokens cached): the most that batching 8 episodes can gain in decoding here; local / one at a time over that ceiling {:.2}",
+            fast / slow / gain
+        );
+    }
+    if let Some((server, _)) = server_steps_per_s(&model, 8, &scenarios) {
+        println!(
+            "  rollout through llama-server (8 slots, its continuous batching and prompt cache): {server:.2} steps/s; local / llama-server ratio {:.2} (target >= 1.2)",
+            fast / server
         );
     }
 }

@@ -471,25 +471,13 @@ pub fn rollout(
         }
         let mut live = Vec::with_capacity(occupied.len());
         let mut requests = Vec::with_capacity(occupied.len());
+        // Episodes over, by slot, with their last outcome: stopped in a cycle, or done.
+        let mut ended = Vec::new();
         for slot in occupied {
             let a = slots[slot].as_mut().expect("occupied");
             let mut request = a.playing.request(prompt, slot)?;
             if config.stops_cycles() && a.playing.repeats(&request) {
-                let a = slots[slot].take().expect("occupied");
-                let outcome = a.playing.stopped_outcome();
-                let record = a
-                    .playing
-                    .record(&scenarios[a.scenario], played(a.index), outcome);
-                store.insert_episode(&record)?;
-                played_now += 1;
-                done += 1;
-                on_event(RolloutEvent::EpisodeFinished {
-                    slot,
-                    key: record.key,
-                    won: false,
-                    steps: record.steps.len(),
-                });
-                on_event(RolloutEvent::Progress { done, total });
+                ended.push((slot, a.playing.stopped_outcome()));
                 continue;
             }
             let repeat = config.sampling.repeat_temperature;
@@ -499,17 +487,17 @@ pub fn rollout(
             live.push(slot);
             requests.push(request);
         }
-        if live.is_empty() {
-            continue;
-        }
         let mut sampling = config.sampling.clone();
         sampling.seed = config.sampling.seed.wrapping_add(env_steps);
-        let responses = policy.respond(&requests, &sampling, &mut |i, text| {
-            on_event(RolloutEvent::Token {
-                slot: live[i],
-                text: text.to_string(),
-            });
-        })?;
+        let responses = match live.is_empty() {
+            true => Vec::new(),
+            false => policy.respond(&requests, &sampling, &mut |i, text| {
+                on_event(RolloutEvent::Token {
+                    slot: live[i],
+                    text: text.to_string(),
+                });
+            })?,
+        };
         // The batch shares one generation time.
         gen_ms += responses.first().map_or(0.0, |r| r.gen_ms);
         for ((&slot, request), response) in live.iter().zip(requests).zip(responses) {
@@ -525,21 +513,24 @@ pub fn rollout(
                 step,
             });
             if outcome.done {
-                let a = slots[slot].take().expect("live");
-                let record = a
-                    .playing
-                    .record(&scenarios[a.scenario], played(a.index), outcome);
-                store.insert_episode(&record)?;
-                played_now += 1;
-                done += 1;
-                on_event(RolloutEvent::EpisodeFinished {
-                    slot,
-                    key: record.key,
-                    won: outcome.won,
-                    steps: record.steps.len(),
-                });
-                on_event(RolloutEvent::Progress { done, total });
+                ended.push((slot, outcome));
             }
+        }
+        for (slot, outcome) in ended {
+            let a = slots[slot].take().expect("ended");
+            let record = a
+                .playing
+                .record(&scenarios[a.scenario], played(a.index), outcome);
+            store.insert_episode(&record)?;
+            played_now += 1;
+            done += 1;
+            on_event(RolloutEvent::EpisodeFinished {
+                slot,
+                key: record.key,
+                won: outcome.won,
+                steps: record.steps.len(),
+            });
+            on_event(RolloutEvent::Progress { done, total });
         }
     }
     let elapsed = start.elapsed().as_secs_f64();
