@@ -466,6 +466,8 @@ fn rollout_args(run: &Path, scenarios: &Path) -> Vec<String> {
             "--label",
             "kill-test",
             "--json",
+            // Every episode plays to its horizon, so the rollout is still running when killed.
+            "--no-cycle-stop",
         ]
         .iter()
         .map(|s| s.to_string()),
