@@ -29,7 +29,8 @@ fn without_bubblewrap_every_step_says_so_and_ends_the_episode() {
             (0.0, true, false)
         );
         assert_eq!(env.observation(), line);
-        assert!(env.info().is_none());
+        assert_eq!(env.failure(), Some(line.as_str()));
+        assert_eq!(env.info(), Some(serde_json::json!({ "error": line })));
         env.reset();
     }
 }
