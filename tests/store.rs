@@ -235,17 +235,22 @@ fn a_database_of_schema_version_5_migrates_and_keeps_its_steps() {
         let mut store = open_with_scenarios(tmp.path());
         store.insert_episode(&old).unwrap().unwrap()
     };
-    // Back to the schema of version 5: migration 6 only added `steps.info`.
+    // Back to the schema of version 5: migrations 6 and 7 only added `steps.info` and
+    // `episodes.stopped`.
     {
         let conn = rusqlite::Connection::open(tmp.path().join("leap.db")).unwrap();
-        conn.execute_batch("ALTER TABLE steps DROP COLUMN info; PRAGMA user_version = 5;")
-            .unwrap();
+        conn.execute_batch(
+            "ALTER TABLE steps DROP COLUMN info; ALTER TABLE episodes DROP COLUMN stopped;
+             PRAGMA user_version = 5;",
+        )
+        .unwrap();
     }
     let mut store = Store::open(tmp.path()).unwrap();
     assert_eq!(store.schema_version().unwrap(), SCHEMA_VERSION as i64);
     assert_eq!(store.episode(id).unwrap().unwrap().record, old);
     let mut new = episode("rollout/base/kitchen-1/1", "kitchen-1", vec![step(0, true)]);
     new.steps[0].info = Some(json!({"r_price": false}));
+    new.stopped = Some("cycle at step 3 (a repeat of step 1)".into());
     let new_id = store.insert_episode(&new).unwrap().unwrap();
     assert_eq!(store.episode(new_id).unwrap().unwrap().record, new);
 }
