@@ -27,7 +27,7 @@ use minijinja::value::{Serde, merge_maps};
 use serde::Serialize;
 
 use super::trajectory::{self, AnswerStep};
-use super::{Corrections, Replay, StepCorrection, StepFailure, Teacher, TeacherError, draw};
+use super::{Corrections, Replay, StepCorrection, StepFailure, Teacher, TeacherError, drawn_facts};
 use crate::agent::parse::parse;
 use crate::agent::prompt::{Blocks, Past};
 use crate::agent::{Policy, PolicyError, Request, Sampling};
@@ -323,13 +323,7 @@ impl Shown {
     /// `privilege`, once per episode and fact.
     fn new(hidden: Privileged, privilege: f64, seed: u64, scenario: &Scenario, key: &str) -> Shown {
         let total = hidden.facts.len();
-        let facts: Vec<_> = hidden
-            .facts
-            .into_iter()
-            .enumerate()
-            .filter(|(i, _)| draw(privilege, seed, key, "fact", *i))
-            .map(|(_, f)| f)
-            .collect();
+        let facts = drawn_facts(privilege, seed, key, &hidden.facts);
         let full = facts.len() == total && privilege > 0.0;
         Shown {
             hidden: Privileged {

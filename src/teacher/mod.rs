@@ -20,7 +20,7 @@ use sha2::{Digest, Sha256};
 use thiserror::Error;
 
 use crate::agent::PolicyError;
-use crate::env::Guided;
+use crate::env::{Fact, Guided};
 use crate::scenario::Scenario;
 use crate::store::{EpisodeRecord, Store, StoreError};
 
@@ -94,6 +94,18 @@ impl TeacherSpec {
             }
         })
     }
+}
+
+/// The facts of `facts` (an episode's privileged state at its start) a teacher at `privilege`
+/// is told in the episode keyed `key`: each drawn once, the same for every teacher at `seed`
+/// (the LLM teacher's graded prompt and the oracle's per-fact expert).
+pub fn drawn_facts(privilege: f64, seed: u64, key: &str, facts: &[Fact]) -> Vec<Fact> {
+    facts
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| draw(privilege, seed, key, "fact", *i))
+        .map(|(_, f)| f.clone())
+        .collect()
 }
 
 /// A reproducible draw with probability `privilege`: the same for the same (seed, episode key,

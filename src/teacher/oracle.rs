@@ -94,12 +94,7 @@ impl OracleTeacher {
                 false => Told::Nothing,
             };
         }
-        let told: Vec<Fact> = hidden
-            .iter()
-            .enumerate()
-            .filter(|(i, _)| super::draw(self.privilege, self.seed, key, "fact", *i))
-            .map(|(_, f)| f.clone())
-            .collect();
+        let told = super::drawn_facts(self.privilege, self.seed, key, hidden);
         match told.len() {
             0 => Told::Nothing,
             n if n == hidden.len() => Told::Everything,

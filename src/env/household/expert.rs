@@ -105,11 +105,6 @@ pub fn plan_with(env: &HouseholdEnv, usable: &dyn Fn(u16) -> bool) -> Option<Vec
 /// the student never does.
 pub fn locations(env: &HouseholdEnv) -> Vec<Fact> {
     let layout = env.layout();
-    let goal = env.goal();
-    let mut objects: Vec<u16> = goal.objects().to_vec();
-    if goal.kind == GoalKind::LookInLight {
-        objects.extend_from_slice(goal.targets());
-    }
     let state = env.state();
     let fact = |o: u16, place: String| Fact {
         subject: layout.object(o).name.clone(),
@@ -117,7 +112,7 @@ pub fn locations(env: &HouseholdEnv) -> Vec<Fact> {
         detail: place,
     };
     let mut facts = Vec::new();
-    for o in objects {
+    for o in hidden_objects(env) {
         // An object listed in two receptacles is in both, as in ALFWorld.
         for r in state.places_of(o) {
             facts.push(fact(o, layout.receptacle(r).name.clone()));
@@ -127,6 +122,17 @@ pub fn locations(env: &HouseholdEnv) -> Vec<Fact> {
         }
     }
     facts
+}
+
+/// The objects whose places the privileged state tells: the goal's objects, and the lamps of a
+/// `look_in_light` task.
+pub fn hidden_objects(env: &HouseholdEnv) -> Vec<u16> {
+    let goal = env.goal();
+    let mut objects = goal.objects().to_vec();
+    if goal.kind == GoalKind::LookInLight {
+        objects.extend_from_slice(goal.targets());
+    }
+    objects
 }
 
 /// The privileged state: where the task's objects are, and the expert's plan from here.

@@ -6,7 +6,7 @@
 
 use super::HouseholdEnv;
 use super::command::Command;
-use super::expert::{plan, plan_with};
+use super::expert::{hidden_objects, plan, plan_with};
 use super::goal::GoalKind;
 use super::vocab::likely_places;
 pub use crate::env::Advice;
@@ -109,11 +109,7 @@ pub fn advise_knowing(
     knowledge: &Knowledge,
     told: &dyn Fn(u16) -> bool,
 ) -> Option<Advice> {
-    let goal = env.goal();
-    let mut hidden: Vec<u16> = goal.objects().to_vec();
-    if goal.kind == GoalKind::LookInLight {
-        hidden.extend_from_slice(goal.targets());
-    }
+    let hidden = hidden_objects(env);
     if hidden.iter().all(|&o| told(o)) {
         return advise(env, knowledge, true);
     }
