@@ -76,12 +76,12 @@ peft-venv:
     set -euo pipefail
     python="$(just --quiet peft-python)"
     venv="$(dirname "$(dirname "$python")")"
-    if [ -x "$python" ] && "$python" -c "import torch, transformers, peft, gguf, accelerate" 2>/dev/null; then
+    if [ -x "$python" ] && "$python" -c "import torch, transformers, peft, gguf, accelerate, trl" 2>/dev/null; then
         exit 0
     fi
-    echo "creating $venv with torch, transformers, peft, gguf, accelerate" >&2
+    echo "creating $venv with torch, transformers, peft, trl, gguf, accelerate" >&2
     python3 -m venv "$venv"
-    PIP_DISABLE_PIP_VERSION_CHECK=1 "$venv/bin/pip" install --quiet torch transformers peft gguf accelerate
+    PIP_DISABLE_PIP_VERSION_CHECK=1 "$venv/bin/pip" install --quiet torch transformers peft trl gguf accelerate
 
 # Where the training bench's Python lives.
 peft-python:

@@ -180,6 +180,12 @@ pub struct AdapterMeta {
     pub eval_loss: Option<f32>,
     /// `response` or `all`: which tokens the loss was on.
     pub loss_on: Option<String>,
+    /// `sft` or `dpo` (none: written before objectives were recorded, so `sft`).
+    pub objective: Option<String>,
+    /// A preference objective's loss (`sigmoid`, `ipo`), beta and SFT weight.
+    pub preference_loss: Option<String>,
+    pub beta: Option<f32>,
+    pub sft_weight: Option<f32>,
 }
 
 /// A LoRA adapter in memory.
@@ -424,6 +430,8 @@ impl Adapter {
         };
         opt_str("leap.dataset.sha256", &m.dataset_sha256);
         opt_str("leap.train.loss_on", &m.loss_on);
+        opt_str("leap.train.objective", &m.objective);
+        opt_str("leap.train.preference_loss", &m.preference_loss);
         let mut opt_u64 = |key: &str, v: Option<u64>| {
             if let Some(v) = v {
                 w.set(key, Value::U64(v));
@@ -441,6 +449,8 @@ impl Adapter {
         opt_f32("leap.train.loss_first", m.train_loss_first);
         opt_f32("leap.train.loss_last", m.train_loss_last);
         opt_f32("leap.eval.loss", m.eval_loss);
+        opt_f32("leap.train.beta", m.beta);
+        opt_f32("leap.train.sft_weight", m.sft_weight);
     }
 
     /// Reads an adapter written by [`Adapter::write`] (or any F32 GGUF LoRA adapter).
@@ -520,6 +530,10 @@ impl Adapter {
             train_loss_last: float("leap.train.loss_last"),
             eval_loss: float("leap.eval.loss"),
             loss_on: text("leap.train.loss_on"),
+            objective: text("leap.train.objective"),
+            preference_loss: text("leap.train.preference_loss"),
+            beta: float("leap.train.beta"),
+            sft_weight: float("leap.train.sft_weight"),
         };
         Ok(Adapter {
             architecture,

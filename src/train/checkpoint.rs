@@ -33,6 +33,9 @@ pub struct Checkpoint {
     pub losses: Vec<f32>,
     /// (step, held-out loss) of each evaluation done.
     pub evals: Vec<(u64, f32)>,
+    /// A preference run's reference log-probabilities, per response of the training windows
+    /// then of the held-out ones, in window order; empty for supervised training.
+    pub references: Vec<f64>,
 }
 
 impl Checkpoint {
@@ -54,6 +57,15 @@ impl Checkpoint {
             "leap.checkpoint.eval_losses",
             floats(self.evals.iter().map(|&(_, l)| l).collect()),
         );
+        if !self.references.is_empty() {
+            w.set(
+                "leap.checkpoint.references",
+                Value::Array(
+                    ValueType::F64,
+                    self.references.iter().map(|&x| Value::F64(x)).collect(),
+                ),
+            );
+        }
         for (lw, (ma, mb)) in self.adapter.weights.iter().zip(&self.moments) {
             for (which, mom, len) in [("lora_a", ma, lw.a.len()), ("lora_b", mb, lw.b.len())] {
                 for (kind, data) in [("m", &mom.m), ("v", &mom.v)] {
@@ -122,6 +134,18 @@ impl Checkpoint {
             Some(Value::Array(_, items)) => items.iter().filter_map(Value::as_u64).collect(),
             _ => Vec::new(),
         };
+        let references = match file.get("leap.checkpoint.references") {
+            Some(Value::Array(_, items)) => items
+                .iter()
+                .map(|v| match v {
+                    Value::F64(x) => Ok(*x),
+                    _ => Err(bad(
+                        "leap.checkpoint.references holds a value that is not F64".into(),
+                    )),
+                })
+                .collect::<Result<Vec<_>, _>>()?,
+            _ => Vec::new(),
+        };
         let mut data = TensorData::open(&file).map_err(adapter_err)?;
         let mut moments = Vec::new();
         for lw in &adapter.weights {
@@ -147,6 +171,7 @@ impl Checkpoint {
             fingerprint,
             losses,
             evals: eval_steps.into_iter().zip(eval_losses).collect(),
+            references,
         })
     }
 }

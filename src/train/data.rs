@@ -19,7 +19,8 @@ use rand_chacha::ChaCha8Rng;
 
 use super::{LossOn, TrainError};
 use crate::agent::Message;
-use crate::dataset::Row;
+use crate::dataset::build::PreferencePair;
+use crate::dataset::{Row, RowMeta};
 
 /// A row as tokens: the first `n_prompt` are the prompt, the rest the response.
 #[derive(Debug, Clone, PartialEq)]
@@ -42,6 +43,13 @@ pub struct Window {
     pub n_loss: usize,
     /// Positions holding row tokens (the rest is padding).
     pub n_real: usize,
+    /// Per row packed here, in order: its label rows in the loss (half-open; empty when none).
+    pub spans: Vec<(usize, usize)>,
+    /// Token ranges that attend only within themselves, one per row, when the window isolates
+    /// its rows; empty when it is one sequence (every row sees the rows before it).
+    pub documents: Vec<(usize, usize)>,
+    /// The groups packed here (their indices in what was packed), in order.
+    pub groups: Vec<usize>,
 }
 
 /// The model's tokenizer and chat template, loaded without weights.
@@ -105,6 +113,32 @@ impl ChatText {
         if eot.0 >= 0 { eot.0 } else { vocab.eos().0 }
     }
 
+    /// A preference pair as two samples of row `index`: the prompt with the chosen response,
+    /// then with the rejected one.
+    pub fn encode_pair(
+        &self,
+        index: usize,
+        pair: &PreferencePair,
+    ) -> Result<[Sample; 2], TrainError> {
+        let side = |name: &str, response: &[Message]| {
+            let row = Row {
+                messages: pair.prompt.iter().chain(response).cloned().collect(),
+                meta: None,
+            };
+            self.encode(index, &row).map_err(|e| match e {
+                TrainError::Row { row, what } => TrainError::Row {
+                    row,
+                    what: format!("{name}: {what}"),
+                },
+                e => e,
+            })
+        };
+        Ok([
+            side("chosen", &pair.chosen)?,
+            side("rejected", &pair.rejected)?,
+        ])
+    }
+
     /// Renders and tokenizes one row: the prompt as the student sees it, then the response and
     /// what closes the assistant's turn in the template.
     pub fn encode(&self, index: usize, row: &Row) -> Result<Sample, TrainError> {
@@ -137,14 +171,23 @@ impl ChatText {
 /// most of their prompt) go to one side, so the held-out loss is not measured on near-copies of
 /// training rows. About `fraction` of the rows are held out, none when fewer than 10 rows.
 pub fn split(rows: &[Row], fraction: f32, seed: u64) -> (Vec<usize>, Vec<usize>) {
-    let all: Vec<usize> = (0..rows.len()).collect();
-    if rows.len() < 10 || fraction <= 0.0 {
+    let metas: Vec<Option<&RowMeta>> = rows.iter().map(|r| r.meta.as_ref()).collect();
+    split_by_meta(&metas, fraction, seed)
+}
+
+/// [`split`] for any items with a row's metadata (preference pairs too).
+pub fn split_by_meta(
+    metas: &[Option<&RowMeta>],
+    fraction: f32,
+    seed: u64,
+) -> (Vec<usize>, Vec<usize>) {
+    let n = metas.len();
+    let all: Vec<usize> = (0..n).collect();
+    if n < 10 || fraction <= 0.0 {
         return (all, Vec::new());
     }
     let key = |i: usize| {
-        rows[i]
-            .meta
-            .as_ref()
+        metas[i]
             .map(|m| m.scenario_id.clone())
             .filter(|s| !s.is_empty())
             .unwrap_or_else(|| format!("row {i}"))
@@ -153,7 +196,7 @@ pub fn split(rows: &[Row], fraction: f32, seed: u64) -> (Vec<usize>, Vec<usize>)
     groups.sort();
     groups.dedup();
     groups.shuffle(&mut ChaCha8Rng::seed_from_u64(seed));
-    let want = ((rows.len() as f32 * fraction).round() as usize).max(1);
+    let want = ((n as f32 * fraction).round() as usize).max(1);
     let mut held = std::collections::BTreeSet::new();
     let mut n_held = 0;
     for g in &groups {
@@ -162,7 +205,7 @@ pub fn split(rows: &[Row], fraction: f32, seed: u64) -> (Vec<usize>, Vec<usize>)
         }
         let members: Vec<usize> = all.iter().copied().filter(|&i| &key(i) == g).collect();
         // Never hold out everything.
-        if n_held + members.len() >= rows.len() {
+        if n_held + members.len() >= n {
             continue;
         }
         n_held += members.len();
@@ -174,11 +217,25 @@ pub fn split(rows: &[Row], fraction: f32, seed: u64) -> (Vec<usize>, Vec<usize>)
 /// Packs samples into windows of `n_ctx` tokens: shuffled with `seed`, then each placed in the
 /// first window with room (first fit), so windows are dense without sorting by length.
 pub fn pack(samples: &[Sample], n_ctx: usize, pad: i32, loss_on: LossOn, seed: u64) -> Vec<Window> {
-    let mut order: Vec<usize> = (0..samples.len()).collect();
+    let groups: Vec<&[Sample]> = samples.iter().map(std::slice::from_ref).collect();
+    pack_groups(&groups, n_ctx, pad, loss_on, false, seed)
+}
+
+/// [`pack`] for groups of samples that share a window (a preference pair's two sides): each
+/// group whole in one window. With `isolate`, each sample attends only to itself, as if alone.
+pub fn pack_groups(
+    groups: &[&[Sample]],
+    n_ctx: usize,
+    pad: i32,
+    loss_on: LossOn,
+    isolate: bool,
+    seed: u64,
+) -> Vec<Window> {
+    let mut order: Vec<usize> = (0..groups.len()).collect();
     order.shuffle(&mut ChaCha8Rng::seed_from_u64(seed));
     let mut bins: Vec<(usize, Vec<usize>)> = Vec::new();
     for i in order {
-        let len = samples[i].tokens.len();
+        let len: usize = groups[i].iter().map(|s| s.tokens.len()).sum();
         match bins.iter_mut().find(|(used, _)| used + len <= n_ctx) {
             Some((used, members)) => {
                 *used += len;
@@ -188,7 +245,12 @@ pub fn pack(samples: &[Sample], n_ctx: usize, pad: i32, loss_on: LossOn, seed: u
         }
     }
     bins.into_iter()
-        .map(|(_, members)| window(members.iter().map(|&i| &samples[i]), n_ctx, pad, loss_on))
+        .map(|(_, members)| {
+            let samples = members.iter().flat_map(|&i| groups[i].iter());
+            let mut w = window(samples, n_ctx, pad, loss_on, isolate);
+            w.groups = members;
+            w
+        })
         .collect()
 }
 
@@ -197,17 +259,26 @@ fn window<'a>(
     n_ctx: usize,
     pad: i32,
     loss_on: LossOn,
+    isolate: bool,
 ) -> Window {
     let mut tokens = Vec::with_capacity(n_ctx);
     let mut in_loss = Vec::with_capacity(n_ctx);
+    let (mut spans, mut documents) = (Vec::new(), Vec::new());
     for s in samples {
         let first = match loss_on {
             LossOn::Response => s.n_prompt,
             LossOn::All => 1,
-        };
+        }
+        .max(1);
+        let at = tokens.len();
         // Label row p predicts token p + 1 of the same row.
         for p in 0..s.tokens.len() {
-            in_loss.push(p + 1 >= first.max(1) && p + 1 < s.tokens.len());
+            in_loss.push(p + 1 >= first && p + 1 < s.tokens.len());
+        }
+        let end = at + s.tokens.len().saturating_sub(1);
+        spans.push(((at + first - 1).min(end), end));
+        if isolate {
+            documents.push((at, at + s.tokens.len()));
         }
         tokens.extend_from_slice(&s.tokens);
     }
@@ -235,6 +306,9 @@ fn window<'a>(
         labels,
         masked,
         n_real,
+        spans,
+        documents,
+        groups: Vec::new(),
     }
 }
 

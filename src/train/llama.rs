@@ -36,6 +36,7 @@ use llama_cpp_sys_2 as sys;
 
 use super::TrainError;
 use super::checkpoint::Moments;
+use super::data::Window;
 use crate::model::adapter::Adapter;
 
 unsafe extern "C" {
@@ -182,7 +183,27 @@ struct Hooks {
     products_taken: HashMap<usize, sys::ggml_op>,
     /// First problem met inside a callback (they cannot return errors).
     error: Option<String>,
+    /// Token ranges of the window that attend only within themselves (empty: one sequence).
+    documents: Vec<(usize, usize)>,
+    /// Attention masks already restricted to the documents in this pass.
+    isolated: Vec<usize>,
+    /// Label rows whose log-probabilities the pass sums, per span; empty for plain
+    /// cross-entropy.
+    spans: Vec<(usize, usize)>,
+    /// The window's labels, for the spans' log-probabilities.
+    labels: Vec<i32>,
+    /// The spans' summed log-probabilities, once the forward pass has computed the logits.
+    logps: Vec<f64>,
+    /// A training step's own loss, from the spans' log-probabilities: the loss and its
+    /// derivative by each span's log-probability; it replaces cross-entropy's gradient.
+    span_loss: Option<SpanLoss>,
+    /// What `span_loss` gave in this pass.
+    span_result: Option<(f64, Vec<f64>)>,
 }
+
+/// A loss on the summed log-probabilities of a window's spans: given them, the loss and its
+/// derivative by each.
+pub type SpanLoss = Box<dyn Fn(&[f64]) -> (f64, Vec<f64>) + Send>;
 
 /// A model with a LoRA adapter set up for training.
 pub struct Session {
@@ -195,6 +216,9 @@ pub struct Session {
     /// Sorted by name, as in [`Adapter::weights`].
     tensors: Vec<(String, *mut sys::ggml_tensor, *mut sys::ggml_tensor)>,
     n_ctx: usize,
+    /// Keep each step's gradients (of A and B, per adapter weight) in `gradients`.
+    pub keep_gradients: bool,
+    gradients: Vec<(Vec<f32>, Vec<f32>)>,
 }
 
 // SAFETY: every pointer is owned by the session and only used through `&mut self`; llama.cpp
@@ -256,6 +280,13 @@ impl Session {
             deferred: None,
             products_taken: HashMap::new(),
             error: None,
+            documents: Vec::new(),
+            isolated: Vec::new(),
+            spans: Vec::new(),
+            labels: Vec::new(),
+            logps: Vec::new(),
+            span_loss: None,
+            span_result: None,
         }));
         let mut s = Session {
             ctx: std::ptr::null_mut(),
@@ -266,6 +297,8 @@ impl Session {
             result: std::ptr::null_mut(),
             tensors: Vec::new(),
             n_ctx: config.n_ctx as usize,
+            keep_gradients: false,
+            gradients: Vec::new(),
         };
         let path = c_path(model)?;
         // SAFETY: plain llama.cpp calls with valid arguments; every returned pointer is checked
@@ -403,43 +436,85 @@ impl Session {
         }
     }
 
-    /// One optimizer step on `tokens`, learning `labels` on every position outside `masked`.
-    /// `step` counts from 1 over the whole run. Returns the loss (mean over positions).
+    /// One optimizer step on `window`, learning its labels outside its masked rows. `step`
+    /// counts from 1 over the whole run. Returns the loss (mean over the rows in the loss).
     pub fn train_step(
         &mut self,
-        tokens: &[i32],
-        labels: &[i32],
-        masked: &[(usize, usize)],
+        window: &Window,
         step: u64,
         adamw: AdamW,
     ) -> Result<f64, TrainError> {
         let hooks = self.hooks();
         hooks.step = step;
         hooks.adamw = adamw;
-        self.run(tokens, labels, masked, true)
+        Ok(self.run(window, true, false, None)?.0)
     }
 
     /// The loss on a window without learning from it.
-    pub fn eval(
-        &mut self,
-        tokens: &[i32],
-        labels: &[i32],
-        masked: &[(usize, usize)],
-    ) -> Result<f64, TrainError> {
-        self.run(tokens, labels, masked, false)
+    pub fn eval(&mut self, window: &Window) -> Result<f64, TrainError> {
+        Ok(self.run(window, false, false, None)?.0)
     }
 
+    /// One optimizer step on `window` under `loss`, a loss on its spans' log-probabilities
+    /// (each span: the label rows of one row of the window). Returns that loss and the spans'
+    /// log-probabilities before the step.
+    pub fn span_step(
+        &mut self,
+        window: &Window,
+        loss: SpanLoss,
+        step: u64,
+        adamw: AdamW,
+    ) -> Result<(f64, Vec<f64>), TrainError> {
+        let hooks = self.hooks();
+        hooks.step = step;
+        hooks.adamw = adamw;
+        let (_, logps, result) = self.run(window, true, true, Some(loss))?;
+        let (loss, _) =
+            result.ok_or_else(|| TrainError::Llama("the loss was never computed".into()))?;
+        if !loss.is_finite() {
+            return Err(TrainError::Diverged { loss });
+        }
+        Ok((loss, logps))
+    }
+
+    /// The summed log-probability of each of the window's spans, without learning.
+    pub fn span_logps(&mut self, window: &Window) -> Result<Vec<f64>, TrainError> {
+        let (_, logps, _) = self.run(window, false, true, None)?;
+        Ok(logps)
+    }
+
+    /// One pass over `window`: ggml's loss (mean over the rows in the loss), with `spans` the
+    /// spans' log-probabilities, and what `loss` gave for them.
+    #[allow(clippy::type_complexity)]
     fn run(
         &mut self,
-        tokens: &[i32],
-        labels: &[i32],
-        masked: &[(usize, usize)],
+        window: &Window,
         train: bool,
-    ) -> Result<f64, TrainError> {
+        spans: bool,
+        loss: Option<SpanLoss>,
+    ) -> Result<(f64, Vec<f64>, Option<(f64, Vec<f64>)>), TrainError> {
+        let (tokens, labels, masked) = (&window.tokens, &window.labels, &window.masked);
         assert_eq!(tokens.len(), self.n_ctx, "a window is exactly the context");
         assert_eq!(labels.len(), self.n_ctx, "one label per position");
         let n_loss = self.n_ctx - masked.iter().map(|(a, b)| b - a).sum::<usize>();
-        self.hooks().masked = masked.to_vec();
+        let want_spans = spans || loss.is_some();
+        let hooks = self.hooks();
+        hooks.masked = masked.to_vec();
+        hooks.documents = window.documents.clone();
+        hooks.isolated.clear();
+        hooks.spans = if want_spans {
+            window.spans.clone()
+        } else {
+            Vec::new()
+        };
+        hooks.labels = if want_spans {
+            labels.clone()
+        } else {
+            Vec::new()
+        };
+        hooks.logps.clear();
+        hooks.span_loss = loss;
+        hooks.span_result = None;
         // SAFETY: the dataset holds one datapoint of n_ctx I32 tokens and n_ctx I32 labels in
         // host memory; llama_opt_epoch reads them back and runs the graph synchronously.
         unsafe {
@@ -462,8 +537,30 @@ impl Session {
                 None,
                 None,
             );
-            if let Some(e) = self.hooks().error.take() {
+            let hooks = self.hooks();
+            hooks.span_loss = None;
+            if let Some(e) = hooks.error.take() {
                 return Err(TrainError::Llama(e));
+            }
+            if hooks.logps.len() != hooks.spans.len() {
+                return Err(TrainError::Llama(
+                    "the pass never computed the log-probabilities of the window's rows".into(),
+                ));
+            }
+            let logps = std::mem::take(&mut hooks.logps);
+            let result = hooks.span_result.take();
+            if train && self.keep_gradients {
+                let accs = &(*self.hooks).grad_accs;
+                let grad = |t: *mut sys::ggml_tensor| {
+                    let mut out = Vec::new();
+                    if let Some(&acc) = accs.get(&(t as usize)) {
+                        read_tensor(acc, &mut out);
+                    }
+                    out
+                };
+                self.gradients = (self.tensors.iter())
+                    .map(|&(_, a, b)| (grad(a), grad(b)))
+                    .collect();
             }
             if train {
                 // ggml-opt sums each step's gradients into accumulators it resets only at the
@@ -480,11 +577,12 @@ impl Session {
                 return Err(TrainError::Diverged { loss });
             }
             // ggml averages over all positions; left-out ones added zero.
-            Ok(if n_loss > 0 {
+            let loss = if n_loss > 0 {
                 loss * self.n_ctx as f64 / n_loss as f64
             } else {
                 0.0
-            })
+            };
+            Ok((loss, logps, result))
         }
     }
 
@@ -493,6 +591,15 @@ impl Session {
         for (w, (_, a, b)) in adapter.weights.iter_mut().zip(&self.tensors) {
             read_tensor(*a, &mut w.a);
             read_tensor(*b, &mut w.b);
+        }
+    }
+
+    /// The last step's gradients in the layout of [`Adapter::weights`] (with
+    /// `keep_gradients`): A and B of `adapter` hold dL/dA and dL/dB.
+    pub fn read_gradients(&self, adapter: &mut Adapter) {
+        for (w, (a, b)) in adapter.weights.iter_mut().zip(&self.gradients) {
+            w.a.clone_from(a);
+            w.b.clone_from(b);
         }
     }
 
@@ -575,6 +682,110 @@ unsafe fn zero_rows(t: *mut sys::ggml_tensor, masked: &[(usize, usize)]) {
     }
 }
 
+/// Restricts a causal attention mask (F32, one row of `n_kv` per query position, 0 where it
+/// may attend and -inf where not) so that each position of a document attends only to the
+/// positions of its own document. The KV cache of a training pass holds position p in cell p:
+/// the mask is checked to be exactly causal first, else nothing is changed.
+///
+/// SAFETY: `mask` is a live, allocated tensor.
+unsafe fn isolate(mask: *mut sys::ggml_tensor, documents: &[(usize, usize)]) -> Result<(), String> {
+    unsafe {
+        let (n_kv, rows) = ((*mask).ne[0] as usize, (*mask).ne[1] as usize);
+        let end = documents.last().map_or(0, |d| d.1);
+        if (*mask).type_ != sys::GGML_TYPE_F32 || (*mask).ne[2] != 1 || (*mask).ne[3] != 1 {
+            return Err("the attention mask is not the plain F32 matrix training expects".into());
+        }
+        if end > n_kv || end > rows {
+            return Err(format!(
+                "the attention mask covers {n_kv} positions, fewer than the window"
+            ));
+        }
+        let mut m = vec![0f32; n_kv * rows];
+        sys::ggml_backend_tensor_get(mask, m.as_mut_ptr().cast(), 0, m.len() * 4);
+        for i in 0..end {
+            let row = &m[i * n_kv..i * n_kv + end];
+            if row.iter().enumerate().any(|(j, &x)| (j <= i) != (x == 0.0)) {
+                return Err(format!(
+                    "the attention mask is not causal at position {i}: cannot keep the window's rows apart"
+                ));
+            }
+        }
+        for &(a, b) in documents {
+            for i in a..b {
+                m[i * n_kv..i * n_kv + a].fill(f32::NEG_INFINITY);
+            }
+        }
+        sys::ggml_backend_tensor_set(mask, m.as_ptr().cast(), 0, m.len() * 4);
+        Ok(())
+    }
+}
+
+/// Sums the log-probabilities of the labels of each span's rows from the logits (one row of
+/// the vocabulary per position), into `hooks.logps`; then, with a span loss, what it gives.
+///
+/// SAFETY: `logits` is the computed F32 input of the cross-entropy node.
+unsafe fn span_logps(hooks: &mut Hooks, logits: *mut sys::ggml_tensor) {
+    unsafe {
+        let n_vocab = (*logits).ne[0] as usize;
+        let stride = (*logits).nb[1];
+        let mut row = vec![0f32; n_vocab];
+        hooks.logps.clear();
+        for &(a, b) in &hooks.spans {
+            let mut sum = 0f64;
+            for p in a..b {
+                sys::ggml_backend_tensor_get(
+                    logits,
+                    row.as_mut_ptr().cast(),
+                    p * stride,
+                    n_vocab * 4,
+                );
+                let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
+                let lse = max
+                    + row
+                        .iter()
+                        .map(|&x| (x as f64 - max).exp())
+                        .sum::<f64>()
+                        .ln();
+                let label = hooks.labels[p] as usize;
+                sum += row.get(label).map_or(f64::NAN, |&x| x as f64) - lse;
+            }
+            hooks.logps.push(sum);
+        }
+        if let Some(loss) = &hooks.span_loss {
+            hooks.span_result = Some(loss(&hooks.logps));
+        }
+    }
+}
+
+/// Makes the cross-entropy gradient `t` (rows of (softmax - one-hot) * d / rows) that of the
+/// span loss: each row of span k scaled so that it is -grads[k] * (softmax - one-hot), the
+/// gradient of grads[k] * log p(label). Rows outside every span are zeroed.
+///
+/// SAFETY: `t` is the computed CROSS_ENTROPY_LOSS_BACK node.
+unsafe fn scale_span_rows(t: *mut sys::ggml_tensor, spans: &[(usize, usize)], grads: &[f64]) {
+    unsafe {
+        let mut d = 0f32;
+        sys::ggml_backend_tensor_get((*t).src[0], (&mut d as *mut f32).cast(), 0, 4);
+        let (n, rows, stride) = ((*t).ne[0] as usize, (*t).ne[1] as usize, (*t).nb[1]);
+        let mut scale = vec![0f32; rows];
+        for (&(a, b), &g) in spans.iter().zip(grads) {
+            if d != 0.0 {
+                scale[a..b].fill((-g * rows as f64 / d as f64) as f32);
+            }
+        }
+        let mut row = vec![0f32; n];
+        for (p, &s) in scale.iter().enumerate() {
+            if s == 0.0 {
+                sys::ggml_backend_tensor_memset(t, 0, p * stride, n * 4);
+                continue;
+            }
+            sys::ggml_backend_tensor_get(t, row.as_mut_ptr().cast(), p * stride, n * 4);
+            row.iter_mut().for_each(|x| *x *= s);
+            sys::ggml_backend_tensor_set(t, row.as_ptr().cast(), p * stride, n * 4);
+        }
+    }
+}
+
 /// ggml's evaluation callback: with `ask`, called before the node is computed and returns
 /// whether to be called again after; without, called after.
 unsafe extern "C" fn eval_hook(t: *mut sys::ggml_tensor, ask: bool, ud: *mut c_void) -> bool {
@@ -601,8 +812,20 @@ unsafe extern "C" fn eval_hook(t: *mut sys::ggml_tensor, ask: bool, ud: *mut c_v
                     } else {
                         zero_rows(labels, &hooks.masked);
                     }
+                    need = !hooks.spans.is_empty();
                 }
                 sys::GGML_OP_CROSS_ENTROPY_LOSS_BACK => need = true,
+                sys::GGML_OP_SOFT_MAX
+                    if !hooks.documents.is_empty()
+                        && !(*t).src[1].is_null()
+                        && !hooks.isolated.contains(&((*t).src[1] as usize)) =>
+                {
+                    let mask = (*t).src[1];
+                    hooks.isolated.push(mask as usize);
+                    if let Err(e) = isolate(mask, &hooks.documents) {
+                        hooks.error.get_or_insert(e);
+                    }
+                }
                 sys::GGML_OP_OPT_STEP_ADAMW => step_adamw(hooks, t),
                 // ggml-opt's accuracy (arg-max of every position's logits and labels) is
                 // never read: skip the work (ggml computes nothing for a no-op node).
@@ -633,8 +856,14 @@ unsafe extern "C" fn eval_hook(t: *mut sys::ggml_tensor, ask: bool, ud: *mut c_v
             }
             need
         } else {
+            if op == sys::GGML_OP_CROSS_ENTROPY_LOSS && !hooks.spans.is_empty() {
+                span_logps(hooks, (*t).src[0]);
+            }
             if op == sys::GGML_OP_CROSS_ENTROPY_LOSS_BACK {
                 zero_rows(t, &hooks.masked);
+                if let Some((_, grads)) = &hooks.span_result {
+                    scale_span_rows(t, &hooks.spans, grads);
+                }
             }
             if hooks.deferred == Some(t) {
                 hooks.deferred = None;

@@ -13,6 +13,7 @@ pub mod checkpoint;
 pub mod data;
 mod llama;
 pub mod memory;
+pub mod preference;
 pub mod prepare;
 pub mod record;
 mod run;
@@ -28,14 +29,44 @@ use thiserror::Error;
 
 pub use checkpoint::Checkpoint;
 pub use llama::{Matmul, OpTime, amx_available};
+pub use preference::{Objective, Preference, PreferenceLoss};
 pub use prepare::{Base, BaseChoice};
 
 use crate::dataset::Row;
+use crate::dataset::build::PreferencePair;
 // The adapter's shape is part of a training run's settings.
 use crate::model::GgufError;
 use crate::model::adapter::AdapterError;
 pub use crate::model::adapter::{LoraSpec, Target};
-pub use run::train;
+pub use run::{ResponseLogp, pair_logps, train, train_on};
+
+/// What a run trains on: supervised rows, or preference pairs (the objective says which).
+#[derive(Debug, Clone, Copy)]
+pub enum Examples<'a> {
+    Rows(&'a [Row]),
+    Pairs(&'a [PreferencePair]),
+}
+
+impl Examples<'_> {
+    pub fn len(&self) -> usize {
+        match self {
+            Examples::Rows(r) => r.len(),
+            Examples::Pairs(p) => p.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// sha256 of the examples as JSON lines.
+    pub fn sha256(&self) -> String {
+        match self {
+            Examples::Rows(r) => rows_sha256(r),
+            Examples::Pairs(p) => rows_sha256(p),
+        }
+    }
+}
 
 #[derive(Debug, Error)]
 pub enum TrainError {
@@ -154,6 +185,11 @@ pub struct TrainConfig {
     /// Start from this adapter's weights instead of a fresh initialisation (a LEAP iteration
     /// going on from the last student). Its base, rank and targets must be this run's.
     pub init: Option<PathBuf>,
+    /// Supervised fine-tuning on rows, or preference optimisation on pairs.
+    pub objective: Objective,
+    /// Write each step's gradients to `DIR/step-N.gguf` (an adapter file whose A and B hold
+    /// the loss's gradient by them), to check training against another implementation.
+    pub gradients: Option<PathBuf>,
 }
 
 impl TrainConfig {
@@ -183,6 +219,8 @@ impl TrainConfig {
             profile: false,
             matmul: Matmul::default(),
             init: None,
+            objective: Objective::Sft,
+            gradients: None,
         }
     }
 }
@@ -268,6 +306,11 @@ pub struct TrainSummary {
     pub loss_on: LossOn,
     /// The adapter this run started from (`TrainConfig::init`), if any.
     pub init: Option<PathBuf>,
+    pub objective: Objective,
+    /// A preference run: the share of held-out pairs (else training pairs) whose chosen
+    /// response gains more over the reference than the rejected one, at the end.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub preferred: Option<f64>,
     /// The settings the adapter was trained with, so that a run's record says how each
     /// student was made.
     pub lora: LoraSpec,
@@ -285,8 +328,8 @@ pub struct TrainSummary {
     pub op_times: Vec<OpTime>,
 }
 
-/// sha256 of the rows as JSON lines.
-pub fn rows_sha256(rows: &[Row]) -> String {
+/// sha256 of the rows (or pairs) as JSON lines.
+pub fn rows_sha256<T: Serialize>(rows: &[T]) -> String {
     let mut h = Sha256::new();
     for row in rows {
         h.update(serde_json::to_vec(row).unwrap_or_default());

@@ -12,12 +12,13 @@ use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 use sha2::{Digest, Sha256};
 
-use super::llama::{AdamW, Session, SessionConfig};
+use super::llama::{AdamW, Session, SessionConfig, SpanLoss};
+use super::preference::{PairSums, pair_loss};
 use super::{
-    Base, Checkpoint, StepProgress, Target, TrainConfig, TrainError, TrainEvent, TrainSummary,
-    data, memory, prepare, rows_sha256, schedule,
+    Base, Checkpoint, Examples, LossOn, Objective, StepProgress, Target, TrainConfig, TrainError,
+    TrainEvent, TrainSummary, data, memory, prepare, schedule,
 };
-use crate::dataset::Row;
+use crate::dataset::{Row, RowMeta};
 use crate::model::adapter::{Adapter, AdapterError, AdapterMeta};
 
 /// Trains an adapter on `rows` and writes it to `config.out`. Runs on the caller's thread;
@@ -28,12 +29,64 @@ pub fn train(
     cancel: &AtomicBool,
     on_event: &mut dyn FnMut(TrainEvent),
 ) -> Result<TrainSummary, TrainError> {
+    train_on(config, Examples::Rows(rows), cancel, on_event)
+}
+
+/// [`train`] on rows or, for a preference objective, on pairs.
+pub fn train_on(
+    config: &TrainConfig,
+    examples: Examples,
+    cancel: &AtomicBool,
+    on_event: &mut dyn FnMut(TrainEvent),
+) -> Result<TrainSummary, TrainError> {
     let started = Instant::now();
-    let plan = Plan::make(config, rows, on_event)?;
+    let plan = Plan::make(config, examples, on_event)?;
     let resumed = resume(config, &plan.fingerprint)?;
     let mut run = Run::start(config, plan, resumed, on_event)?;
     run.steps(cancel, on_event)?;
     run.finish(started)
+}
+
+/// A response's summed log-probability and its tokens (the response and the end of turn).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ResponseLogp {
+    pub logp: f64,
+    pub tokens: usize,
+}
+
+/// The summed log-probabilities of each pair's chosen and rejected response under the model
+/// with `config.init` (or the base alone), as a preference run's reference sees them: each
+/// response after its prompt, as if alone in its window.
+pub fn pair_logps(
+    config: &TrainConfig,
+    pairs: &[crate::dataset::build::PreferencePair],
+    on_event: &mut dyn FnMut(TrainEvent),
+) -> Result<Vec<[ResponseLogp; 2]>, TrainError> {
+    let mut config = config.clone();
+    config.eval_fraction = 0.0;
+    config.checkpoint = None;
+    config.resume = false;
+    if config.objective.preference().is_none() {
+        config.objective = Objective::Dpo(Default::default());
+    }
+    let plan = Plan::make(&config, Examples::Pairs(pairs), on_event)?;
+    let run = Run::start(&config, plan, None, on_event)?;
+    let none = ResponseLogp {
+        logp: f64::NAN,
+        tokens: 0,
+    };
+    let mut out = vec![[none; 2]; pairs.len()];
+    for (w, logps) in run.plan.windows.iter().zip(&run.references) {
+        let tokens = span_tokens(w);
+        let at = |i: usize| ResponseLogp {
+            logp: logps[i],
+            tokens: tokens[i],
+        };
+        for (k, &g) in w.groups.iter().enumerate() {
+            out[run.plan.train_idx[g]] = [at(2 * k), at(2 * k + 1)];
+        }
+    }
+    Ok(out)
 }
 
 /// What a run trains on, for how long, and what identifies it.
@@ -45,6 +98,8 @@ struct Plan {
     tokens: usize,
     train_rows: usize,
     eval_rows: usize,
+    /// The examples trained on (the rest are held out), as `pack` numbered them.
+    train_idx: Vec<usize>,
     /// The context of every window: the configured one, or the smallest that fits.
     n_ctx: u32,
     windows: Vec<data::Window>,
@@ -63,11 +118,24 @@ impl Plan {
     /// the held-out rows and packs both parts into windows.
     fn make(
         config: &TrainConfig,
-        rows: &[Row],
+        examples: Examples,
         on_event: &mut dyn FnMut(TrainEvent),
     ) -> Result<Plan, TrainError> {
         check_config(config)?;
-        if rows.is_empty() {
+        match (examples, config.objective) {
+            (Examples::Rows(_), Objective::Dpo(_)) => {
+                return Err(TrainError::Config(
+                    "preference training (dpo) trains on pairs of a chosen and a rejected response (`leap export --format dpo`), not on rows".into(),
+                ));
+            }
+            (Examples::Pairs(_), Objective::Sft) => {
+                return Err(TrainError::Config(
+                    "these are preference pairs: supervised training (sft) trains on rows".into(),
+                ));
+            }
+            _ => {}
+        }
+        if examples.is_empty() {
             return Err(TrainError::Empty);
         }
         let model = &config.model;
@@ -79,33 +147,65 @@ impl Plan {
             crate::model::fetch::sha256_file(model).map_err(|e| TrainError::model(model, e))?;
         let dataset_sha256 = match &config.dataset_sha256 {
             Some(h) => h.clone(),
-            None => rows_sha256(rows),
+            None => examples.sha256(),
         };
 
         on_event(TrainEvent::Status("tokenizing".into()));
         let chat = data::ChatText::load(model)?;
-        let samples = rows
+        // Each group is packed whole in one window: a row, or a pair's two sides.
+        let (groups, metas): (Vec<Vec<data::Sample>>, Vec<Option<&RowMeta>>) = match examples {
+            Examples::Rows(rows) => {
+                let groups = rows
+                    .iter()
+                    .enumerate()
+                    .map(|(i, row)| chat.encode(i + 1, row).map(|s| vec![s]))
+                    .collect::<Result<_, _>>()?;
+                (groups, rows.iter().map(|r| r.meta.as_ref()).collect())
+            }
+            Examples::Pairs(pairs) => {
+                let groups = pairs
+                    .iter()
+                    .enumerate()
+                    .map(|(i, pair)| chat.encode_pair(i + 1, pair).map(Vec::from))
+                    .collect::<Result<_, _>>()?;
+                (groups, pairs.iter().map(|p| Some(&p.meta)).collect())
+            }
+        };
+        let lens: Vec<usize> = groups
             .iter()
-            .enumerate()
-            .map(|(i, row)| chat.encode(i + 1, row))
-            .collect::<Result<Vec<_>, _>>()?;
+            .map(|g| g.iter().map(|s| s.tokens.len()).sum())
+            .collect();
         let n_ctx = match config.n_ctx {
-            0 => auto_context(&samples),
+            0 => auto_context(&lens),
             n => n,
         };
-        if let Some(s) = samples.iter().find(|s| s.tokens.len() > n_ctx as usize) {
+        if let Some((g, &len)) = groups.iter().zip(&lens).find(|(_, l)| **l > n_ctx as usize) {
             return Err(TrainError::RowTooLong {
-                row: s.row,
-                tokens: s.tokens.len(),
+                row: g[0].row,
+                tokens: len,
                 ctx: n_ctx,
             });
         }
-        let tokens: usize = samples.iter().map(|s| s.tokens.len()).sum();
-        let (train_idx, eval_idx) = data::split(rows, config.eval_fraction, config.seed);
-        let pick = |idx: &[usize]| idx.iter().map(|&i| samples[i].clone()).collect::<Vec<_>>();
+        let tokens: usize = lens.iter().sum();
+        let (train_idx, eval_idx) = data::split_by_meta(&metas, config.eval_fraction, config.seed);
+        let preference = config.objective.preference().is_some();
+        // A preference pair is learnt on its responses, each side as if alone.
+        let loss_on = if preference {
+            LossOn::Response
+        } else {
+            config.loss_on
+        };
         let pad = chat.pad_token();
         let pack = |idx: &[usize]| {
-            data::pack(&pick(idx), n_ctx as usize, pad, config.loss_on, config.seed)
+            let picked: Vec<&[data::Sample]> = idx.iter().map(|&i| groups[i].as_slice()).collect();
+            data::pack_groups(
+                &picked,
+                n_ctx as usize,
+                pad,
+                loss_on,
+                preference,
+                config.seed,
+            )
         };
         let windows = pack(&train_idx);
         let eval_windows = pack(&eval_idx);
@@ -134,10 +234,11 @@ impl Plan {
         Ok(Plan {
             base_sha256,
             dataset_sha256,
-            rows: rows.len(),
+            rows: examples.len(),
             tokens,
             train_rows: train_idx.len(),
             eval_rows: eval_idx.len(),
+            train_idx,
             n_ctx,
             windows,
             eval_windows,
@@ -183,6 +284,11 @@ struct Run<'a> {
     /// Seconds in training steps and steps done by this process, for tokens per second.
     train_s: f64,
     done_here: u64,
+    /// A preference run's reference log-probabilities, per window (training, then held-out
+    /// ones) and response.
+    references: Vec<Vec<f64>>,
+    /// A preference run: the share of held-out pairs preferred, at the last evaluation.
+    preferred: Option<f64>,
 }
 
 /// AdamW with the run's settings at learning rate `lr`.
@@ -251,6 +357,7 @@ impl<'a> Run<'a> {
             &session_config,
             adamw(config, config.lr),
         )?;
+        session.keep_gradients = config.gradients.is_some();
         let (start_step, losses, evals) = match &resumed {
             Some(ckpt) => {
                 session.restore_moments(&ckpt.moments);
@@ -259,6 +366,28 @@ impl<'a> Run<'a> {
                 (ckpt.step, losses, evals)
             }
             None => (0, Vec::new(), Vec::new()),
+        };
+        let references = if config.objective.preference().is_none() {
+            Vec::new()
+        } else {
+            match &resumed {
+                // The adapter has moved since: the reference is what the run started from.
+                Some(ckpt) => {
+                    unflatten(&plan, &ckpt.references).ok_or_else(|| TrainError::Checkpoint {
+                        path: config.checkpoint.clone().unwrap_or_default(),
+                        what: "it holds no reference log-probabilities for these pairs".into(),
+                    })?
+                }
+                None => {
+                    on_event(TrainEvent::Status(format!(
+                        "the reference's log-probabilities of {} pairs",
+                        plan.rows
+                    )));
+                    let all = plan.windows.iter().chain(&plan.eval_windows);
+                    all.map(|w| session.span_logps(w))
+                        .collect::<Result<Vec<_>, _>>()?
+                }
+            }
         };
         on_event(TrainEvent::Started {
             n_ctx: plan.n_ctx,
@@ -283,6 +412,8 @@ impl<'a> Run<'a> {
             evals,
             train_s: 0.0,
             done_here: 0,
+            references,
+            preferred: None,
         })
     }
 
@@ -341,15 +472,35 @@ impl<'a> Run<'a> {
         let w = &plan.windows[window];
         let lr = schedule::learning_rate(step, plan.total, plan.warmup, config.lr);
         let t0 = Instant::now();
-        let loss = self.session.train_step(
-            &w.tokens,
-            &w.labels,
-            &w.masked,
-            step + 1,
-            adamw(config, lr),
-        )?;
+        let loss = match config.objective.preference() {
+            None => self.session.train_step(w, step + 1, adamw(config, lr))?,
+            Some(&p) => {
+                let (reference, tokens) = (self.references[window].clone(), span_tokens(w));
+                let loss: SpanLoss = Box::new(move |policy| {
+                    let sums = PairSums {
+                        policy,
+                        reference: &reference,
+                        tokens: &tokens,
+                    };
+                    let out = pair_loss(&p, sums);
+                    (out.loss, out.grads)
+                });
+                self.session
+                    .span_step(w, loss, step + 1, adamw(config, lr))?
+                    .0
+            }
+        };
         self.train_s += t0.elapsed().as_secs_f64();
         self.done_here += 1;
+        if let Some(dir) = &config.gradients {
+            let mut grads = self.adapter.clone();
+            self.session.read_gradients(&mut grads);
+            std::fs::create_dir_all(dir).map_err(|source| TrainError::Io {
+                path: dir.clone(),
+                source,
+            })?;
+            grads.write(&dir.join(format!("step-{}.gguf", step + 1)))?;
+        }
         self.losses.push(loss);
         let left = plan.total - step - 1;
         on_event(TrainEvent::Step(StepProgress {
@@ -370,15 +521,37 @@ impl<'a> Run<'a> {
         (self.done_here * u64::from(self.plan.n_ctx)) as f64 / self.train_s.max(1e-9)
     }
 
-    /// The mean loss per loss token on the held-out windows; none without them.
+    /// The held-out loss: per loss token, or per pair for a preference run; none without
+    /// held-out windows.
     fn evaluate(&mut self) -> Result<Option<f64>, TrainError> {
         if self.plan.eval_windows.is_empty() {
             return Ok(None);
         }
-        let (mut sum, mut n) = (0.0, 0usize);
-        for w in &self.plan.eval_windows {
-            sum += self.session.eval(&w.tokens, &w.labels, &w.masked)? * w.n_loss as f64;
-            n += w.n_loss;
+        let (mut sum, mut n, mut preferred) = (0.0, 0usize, 0usize);
+        let first = self.plan.windows.len();
+        for (i, w) in self.plan.eval_windows.iter().enumerate() {
+            match self.config.objective.preference() {
+                None => {
+                    sum += self.session.eval(w)? * w.n_loss as f64;
+                    n += w.n_loss;
+                }
+                Some(p) => {
+                    let policy = self.session.span_logps(w)?;
+                    let sums = PairSums {
+                        policy: &policy,
+                        reference: &self.references[first + i],
+                        tokens: &span_tokens(w),
+                    };
+                    let out = pair_loss(p, sums);
+                    let pairs = w.spans.len() / 2;
+                    sum += out.loss * pairs as f64;
+                    n += pairs;
+                    preferred += out.preferred;
+                }
+            }
+        }
+        if self.config.objective.preference().is_some() && n > 0 {
+            self.preferred = Some(preferred as f64 / n as f64);
         }
         Ok((n > 0).then(|| sum / n as f64))
     }
@@ -403,6 +576,7 @@ impl<'a> Run<'a> {
             fingerprint: self.plan.fingerprint.clone(),
             losses: self.losses.iter().map(|&l| l as f32).collect(),
             evals: self.evals.iter().map(|&(s, l)| (s, l as f32)).collect(),
+            references: self.references.concat(),
         };
         create_parent(path)?;
         ckpt.write(path)?;
@@ -444,6 +618,13 @@ impl<'a> Run<'a> {
             train_loss_last: Some(train_loss_last as f32),
             eval_loss: eval_loss.map(|l| l as f32),
             loss_on: Some(config.loss_on.as_str().to_owned()),
+            objective: Some(config.objective.name().to_owned()),
+            preference_loss: config
+                .objective
+                .preference()
+                .map(|p| p.loss.as_str().to_owned()),
+            beta: config.objective.preference().map(|p| p.beta),
+            sft_weight: config.objective.preference().map(|p| p.sft_weight),
         };
         if let Some((tensor, value)) = adapter.unsound_weight() {
             return Err(TrainError::DivergedWeights { tensor, value });
@@ -481,6 +662,8 @@ impl<'a> Run<'a> {
             matmul: config.matmul.resolved(),
             loss_on: config.loss_on,
             init: config.init.clone(),
+            objective: config.objective,
+            preferred: self.preferred,
             lora: config.lora.clone(),
             lr: config.lr,
             warmup: config.warmup,
@@ -525,12 +708,38 @@ fn check_config(config: &TrainConfig) -> Result<(), TrainError> {
     if !(0.0..=1.0).contains(&config.weight_decay) {
         return bad("the weight decay is in [0, 1]");
     }
+    if let Some(p) = config.objective.preference() {
+        if !(p.beta > 0.0 && p.beta.is_finite()) {
+            return bad("the preference beta must be positive");
+        }
+        if !(p.sft_weight >= 0.0 && p.sft_weight.is_finite()) {
+            return bad("the SFT weight must be 0 or more");
+        }
+    }
     Ok(())
 }
 
-/// The smallest multiple of 256 that holds the longest row and two rows of median length.
-fn auto_context(samples: &[data::Sample]) -> u32 {
-    let mut lens: Vec<usize> = samples.iter().map(|s| s.tokens.len()).collect();
+/// The tokens of each span of a window (a preference run: each response).
+fn span_tokens(w: &data::Window) -> Vec<usize> {
+    w.spans.iter().map(|(a, b)| b - a).collect()
+}
+
+/// A checkpoint's reference log-probabilities, per window of the plan; none when they do not
+/// fit its windows.
+fn unflatten(plan: &Plan, flat: &[f64]) -> Option<Vec<Vec<f64>>> {
+    let mut at = 0;
+    let mut out = Vec::new();
+    for w in plan.windows.iter().chain(&plan.eval_windows) {
+        out.push(flat.get(at..at + w.spans.len())?.to_vec());
+        at += w.spans.len();
+    }
+    (at == flat.len()).then_some(out)
+}
+
+/// The smallest multiple of 256 that holds the longest group (a row, or a pair's two sides)
+/// and two groups of median length.
+fn auto_context(lens: &[usize]) -> u32 {
+    let mut lens = lens.to_vec();
     lens.sort_unstable();
     let longest = lens.last().copied().unwrap_or(1);
     let median = lens.get(lens.len() / 2).copied().unwrap_or(1);
@@ -597,10 +806,15 @@ fn fingerprint(
         "seed": config.seed,
     });
     // Only a warm-started run names its start (by content: a file rewritten at the same path
-    // starts another run), so that older checkpoints still resume.
+    // starts another run), and only a preference run its objective, so that older checkpoints
+    // still resume.
     let key = match init_sha256 {
         Some(init) => serde_json::json!({ "run": key, "init": init }),
         None => key,
+    };
+    let key = match config.objective {
+        Objective::Sft => key,
+        objective => serde_json::json!({ "run": key, "objective": objective }),
     };
     format!("{:x}", Sha256::digest(key.to_string().as_bytes()))
 }
@@ -611,14 +825,8 @@ mod tests {
 
     #[test]
     fn the_chosen_context_holds_the_longest_row_and_two_median_ones() {
-        let sample = |len: usize| data::Sample {
-            row: 1,
-            tokens: vec![0; len],
-            n_prompt: 1,
-        };
-        let samples: Vec<_> = [237, 400, 436, 450, 703].into_iter().map(sample).collect();
-        assert_eq!(auto_context(&samples), 1024);
-        assert_eq!(auto_context(&[sample(100)]), 256);
-        assert_eq!(auto_context(&[sample(100), sample(100), sample(900)]), 1024);
+        assert_eq!(auto_context(&[237, 400, 436, 450, 703]), 1024);
+        assert_eq!(auto_context(&[100]), 256);
+        assert_eq!(auto_context(&[100, 100, 900]), 1024);
     }
 }
