@@ -22,7 +22,7 @@ use crate::agent::student::StudentSpec;
 use crate::correct::{CorrectError, CorrectOptions, correct_episodes};
 use crate::curate::{CurationRule, curate};
 use crate::dataset::DatasetError;
-use crate::dataset::build::build_iteration;
+use crate::dataset::build::{build_iteration, write_iteration_pairs};
 use crate::eval::{EvalError, EvalEvent, EvalReport, EvalSpec, oracle_alone, split_scenarios};
 use crate::rollout::RolloutError;
 use crate::run::{RunDir, RunError, iteration_stem};
@@ -377,17 +377,23 @@ impl Loop<'_> {
         }
         let options = self.options;
         let update = &options.update;
-        self.timed(Some(i), "dataset", |l| {
-            let settings = update.build_settings(i);
-            Ok(build_iteration(
-                &mut l.store,
-                l.run,
-                train_all,
-                &l.prompt,
-                i,
-                &settings,
-            )?)
-        })?;
+        if update.preference(i) {
+            self.timed(Some(i), "pairs", |l| {
+                Ok(write_iteration_pairs(&l.store, l.run, i)?)
+            })?;
+        } else {
+            self.timed(Some(i), "dataset", |l| {
+                let settings = update.build_settings(i);
+                Ok(build_iteration(
+                    &mut l.store,
+                    l.run,
+                    train_all,
+                    &l.prompt,
+                    i,
+                    &settings,
+                )?)
+            })?;
+        }
         self.timed(Some(i), "training", |l| {
             let last = i.checked_sub(1).map(|p| l.run.adapter(p));
             let mut job = update.adapter_job(&l.model, i, last.as_deref());

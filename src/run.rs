@@ -88,6 +88,13 @@ impl RunDir {
         self.named_dataset(&iteration_stem(iteration))
     }
 
+    /// The preference pairs iteration `n`'s adapter trains on under DPO (the kept labels of
+    /// iteration `n - 1`'s rollouts): `datasets/iter-N.pairs.jsonl`.
+    pub fn pairs(&self, iteration: u32) -> PathBuf {
+        self.datasets_dir()
+            .join(format!("{}.pairs.jsonl", iteration_stem(iteration)))
+    }
+
     /// `*.gguf` adapters in the run (checkpoints left out), sorted by path.
     pub fn adapter_files(&self) -> Vec<PathBuf> {
         let mut found: Vec<PathBuf> = std::fs::read_dir(self.adapters_dir())

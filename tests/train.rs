@@ -723,7 +723,7 @@ fn pairs(n: usize) -> Vec<PreferencePair> {
         .collect()
 }
 
-fn dpo(loss: PreferenceLoss, beta: f32, sft_weight: f32) -> Objective {
+fn dpo(loss: PreferenceLoss, beta: f64, sft_weight: f64) -> Objective {
     Objective::Dpo(Preference {
         loss,
         beta,
@@ -855,4 +855,94 @@ fn preference_gradients_match_finite_differences_of_the_loss() {
             "{objective:?}: the loss changes at {slope} along the gradient, whose norm is {norm}"
         );
     }
+}
+
+#[test]
+fn a_stopped_preference_run_resumes_with_the_reference_it_started_with() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = pairs(12);
+    let start = dir.path().join("start.gguf");
+    let config = |out: &Path| {
+        let mut c = config(out);
+        c.epochs = 1;
+        c.lr = 1e-3;
+        c.objective = dpo(PreferenceLoss::Sigmoid, 0.5, 0.0);
+        c.init = Some(start.clone());
+        c
+    };
+    random_adapter(&start, &config(&start).lora);
+    let train = |c: &TrainConfig| {
+        train::train_on(
+            c,
+            Examples::Pairs(&data),
+            &AtomicBool::new(false),
+            &mut |_| {},
+        )
+    };
+    let whole = train(&config(&dir.path().join("straight.gguf"))).unwrap();
+    assert!(whole.steps >= 4, "{} steps", whole.steps);
+    // The policy starts at the reference; the loss falls below log 2 as it learns the pairs.
+    assert!((whole.losses[0] - std::f64::consts::LN_2).abs() < 1e-4);
+    assert!(
+        whole.train_loss_last < whole.train_loss_first,
+        "{:?}",
+        whole.losses
+    );
+
+    let mut c = config(&dir.path().join("resumed.gguf"));
+    c.checkpoint = Some(dir.path().join("resumed.ckpt.gguf"));
+    c.resume = true;
+    c.stop_after = Some(2);
+    assert!(matches!(train(&c), Err(TrainError::Cancelled { step: 2 })));
+    let ckpt = train::Checkpoint::read(c.checkpoint.as_ref().unwrap()).unwrap();
+    assert_eq!(ckpt.references.len(), 2 * data.len(), "one per response");
+    c.stop_after = None;
+    let resumed = train(&c).unwrap();
+    for (a, b) in whole.losses.iter().zip(&resumed.losses) {
+        assert!(
+            (a - b).abs() < 1e-4,
+            "{:?} vs {:?}",
+            whole.losses,
+            resumed.losses
+        );
+    }
+    // The adapter says how it was made.
+    let meta = Adapter::read(&dir.path().join("resumed.gguf"))
+        .unwrap()
+        .meta;
+    assert_eq!(meta.objective.as_deref(), Some("dpo"));
+    assert_eq!(meta.preference_loss.as_deref(), Some("sigmoid"));
+    assert_eq!(meta.beta, Some(0.5));
+}
+
+#[test]
+fn leap_train_dpo_trains_on_pairs_and_refuses_rows_with_the_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let run_dir = dir.path().join("run");
+    let rows_file = dir.path().join("rows.jsonl");
+    write_jsonl(&rows_file, &rows(6)).unwrap();
+    let dpo = ["--objective", "dpo", "--beta", "0.1", "--sft-weight", "0.2"];
+    let out = leap_train(&run_dir, &rows_file, 1, &dpo).output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("rows.jsonl") && err.contains("line 1") && err.contains("--format dpo"),
+        "{err}"
+    );
+
+    let pairs_file = dir.path().join("pairs.jsonl");
+    write_jsonl(&pairs_file, &pairs(6)).unwrap();
+    let mut cmd = leap_train(&run_dir, &pairs_file, 1, &dpo);
+    cmd.arg("--json");
+    let summary: serde_json::Value = serde_json::from_slice(&succeeded(cmd).stdout).unwrap();
+    assert_eq!(summary["rows"], 6);
+    assert_eq!(summary["objective"]["objective"], "dpo");
+    let adapter = Adapter::read(&run_dir.join("adapters/iter-1.gguf")).unwrap();
+    assert_eq!(adapter.meta.objective.as_deref(), Some("dpo"));
+    assert_eq!(adapter.meta.sft_weight, Some(0.2));
+    let store = Store::open_existing(&run_dir).unwrap();
+    assert_eq!(
+        store.adapters().unwrap()[0].summary["objective"]["beta"],
+        0.1
+    );
 }

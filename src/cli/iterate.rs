@@ -111,6 +111,14 @@ pub struct Args {
     warm_lr: Option<f32>,
     #[arg(long, default_value_t = 1024)]
     ctx: u32,
+    /// How iterations after 0 update the student: sft, on the iteration's dataset (the
+    /// expert's rows beside the kept labels), or dpo, on the pairs of the last iteration's
+    /// kept labels (the teacher's step over the student's), going on from the last student,
+    /// which is also the reference. Iteration 0 is behaviour cloning either way.
+    #[arg(long = "update", value_enum, default_value = "sft")]
+    update: super::train::UpdateArg,
+    #[command(flatten)]
+    preference: super::train::PreferenceArgs,
     #[arg(long)]
     json: bool,
 }
@@ -128,6 +136,7 @@ impl Args {
             lr: self.lr,
             ctx: self.ctx,
             gpu_layers: self.teacher.gpu_layers,
+            objective: self.preference.objective(self.update)?,
             ..TrainOptions::default()
         };
         (train.lora.rank, train.lora.alpha) = (self.rank, self.alpha);

@@ -150,6 +150,8 @@ pub fn train_json(summary: &TrainSummary) -> serde_json::Value {
         "n_ctx": summary.n_ctx,
         "base": summary.base.kind,
         "matmul": summary.matmul,
+        "objective": summary.objective,
+        "preferred": summary.preferred,
     })
 }
 
@@ -157,9 +159,29 @@ pub fn train_json(summary: &TrainSummary) -> serde_json::Value {
 pub fn train_text(summary: &TrainSummary) -> String {
     let mut out = String::new();
     let matmul = serde_json::to_value(summary.matmul).unwrap_or_default();
+    let (what, objective) = match summary.objective.preference() {
+        None => ("rows", String::new()),
+        Some(p) => (
+            "pairs",
+            format!(
+                "dpo ({}, beta {}{}{}): ",
+                p.loss.as_str(),
+                p.beta,
+                if p.sft_weight > 0.0 {
+                    format!(", SFT weight {}", p.sft_weight)
+                } else {
+                    String::new()
+                },
+                summary.preferred.map_or_else(String::new, |s| format!(
+                    ", {:.0}% of held-out pairs preferred",
+                    s * 100.0
+                )),
+            ),
+        ),
+    };
     let _ = writeln!(
         out,
-        "{}: {} rows, {} tokens, {} epochs ({} steps of {} tokens, {:.0}% of them row tokens); loss {:.4} -> {:.4}{}; {:.0} tokens/s ({} products); peak memory {}",
+        "{}: {objective}{} {what}, {} tokens, {} epochs ({} steps of {} tokens, {:.0}% of them row tokens); loss {:.4} -> {:.4}{}; {:.0} tokens/s ({} products); peak memory {}",
         summary.adapter.display(),
         summary.rows,
         summary.tokens,

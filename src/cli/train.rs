@@ -8,7 +8,9 @@ use std::sync::atomic::AtomicBool;
 use leap::run::RunDir;
 use leap::store;
 use leap::train::record::{AdapterJob, TrainOptions, already_trained, train_and_record};
-use leap::train::{BaseChoice, LoraSpec, LossOn, Matmul, Target};
+use leap::train::{
+    BaseChoice, LoraSpec, LossOn, Matmul, Objective, Preference, PreferenceLoss, Target,
+};
 
 use super::progress::Bars;
 use super::text::{train_json, train_text};
@@ -87,9 +89,71 @@ pub struct Args {
     /// system BLAS; or `ggml`, ggml's own F32 kernels (several times slower; for comparison).
     #[arg(long, value_enum, default_value = "bf16")]
     matmul: MatmulArg,
+    /// sft: learn the rows' responses; dpo: prefer each pair's chosen response (the teacher's
+    /// step) over its rejected one (the student's), from the pairs file (default
+    /// DIR/datasets/iter-N.pairs.jsonl, `leap export --format dpo`). The reference policy is the
+    /// adapter training starts from (--init), else the base model.
+    #[arg(long, value_enum, default_value = "sft")]
+    objective: UpdateArg,
+    #[command(flatten)]
+    preference: PreferenceArgs,
     /// Print the summary as JSON.
     #[arg(long)]
     json: bool,
+}
+
+/// The preference update's settings (`--objective dpo`, `leap iterate --update dpo`).
+#[derive(clap::Args, Clone, Debug)]
+pub struct PreferenceArgs {
+    /// dpo: how far the policy may move from the reference (the LEAP paper: 0.01).
+    #[arg(long, default_value_t = 0.01)]
+    beta: f64,
+    /// dpo: sigmoid (DPO's loss) or ipo (a squared loss on per-token log-ratios).
+    #[arg(long, value_enum, default_value = "sigmoid")]
+    preference_loss: PreferenceLossArg,
+    /// dpo: weight of an SFT term on the chosen responses (RPO; 0: none).
+    #[arg(long, default_value_t = 0.0)]
+    sft_weight: f64,
+}
+
+/// What an adapter learns: supervised fine-tuning, or the LEAP paper's preference update.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum UpdateArg {
+    Sft,
+    Dpo,
+}
+
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum PreferenceLossArg {
+    Sigmoid,
+    Ipo,
+}
+
+impl PreferenceArgs {
+    pub fn objective(&self, update: UpdateArg) -> anyhow::Result<Objective> {
+        Ok(match update {
+            UpdateArg::Sft => Objective::Sft,
+            UpdateArg::Dpo => {
+                if !(self.beta > 0.0 && self.beta.is_finite()) {
+                    anyhow::bail!("--beta {}: expected a finite number above 0", self.beta);
+                }
+                if !(self.sft_weight >= 0.0 && self.sft_weight.is_finite()) {
+                    anyhow::bail!(
+                        "--sft-weight {}: expected a finite number, 0 or more",
+                        self.sft_weight
+                    );
+                }
+                Objective::Dpo(Preference {
+                    loss: match self.preference_loss {
+                        PreferenceLossArg::Sigmoid => PreferenceLoss::Sigmoid,
+                        PreferenceLossArg::Ipo => PreferenceLoss::Ipo,
+                    },
+                    beta: self.beta,
+                    sft_weight: self.sft_weight,
+                })
+            }
+        })
+    }
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -132,6 +196,7 @@ impl Args {
                 MatmulArg::Blas => Matmul::Blas,
                 MatmulArg::Ggml => Matmul::Ggml,
             },
+            objective: self.preference.objective(self.objective)?,
         };
         Ok(AdapterJob {
             data: self.data.clone(),

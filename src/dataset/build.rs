@@ -8,7 +8,7 @@ use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 
-use super::{Row, RowMeta};
+use super::{DatasetError, Row, RowMeta};
 use crate::agent::parse::format;
 use crate::agent::prompt::{Prompt, PromptError};
 use crate::agent::{Message, Role};
@@ -220,6 +220,35 @@ pub struct PreferencePair {
     pub meta: RowMeta,
 }
 
+impl PreferencePair {
+    /// Why this pair cannot be trained on, if it cannot: a prompt, and one non-empty assistant
+    /// message on each side.
+    pub fn problem(&self) -> Option<String> {
+        if self.prompt.is_empty() {
+            return Some("prompt: no messages".into());
+        }
+        for (side, messages) in [("chosen", &self.chosen), ("rejected", &self.rejected)] {
+            match messages.as_slice() {
+                [m] if m.role == Role::Assistant && !m.content.trim().is_empty() => {}
+                [m] if m.role != Role::Assistant => {
+                    return Some(format!(
+                        "{side}: the message is from {}, not the assistant",
+                        m.role.as_str()
+                    ));
+                }
+                [_] => return Some(format!("{side}: the response is empty")),
+                _ => {
+                    return Some(format!(
+                        "{side}: expected one assistant message, found {}",
+                        messages.len()
+                    ));
+                }
+            }
+        }
+        None
+    }
+}
+
 /// DPO pairs from the kept labels whose action differs from the student's.
 pub fn preference_pairs(
     store: &Store,
@@ -236,7 +265,8 @@ pub fn preference_pairs(
         let Some(step) = episode.record.steps.get(label.idx as usize) else {
             continue;
         };
-        if step.messages.is_empty() {
+        // A pair needs both sides: the student's output may be empty (nothing written).
+        if step.messages.is_empty() || step.raw_output.trim().is_empty() {
             continue;
         }
         let (reason, action) = label.target();
@@ -248,6 +278,35 @@ pub fn preference_pairs(
         });
     }
     Ok(pairs)
+}
+
+/// What [`write_iteration_pairs`] wrote.
+#[derive(Debug, Clone, Serialize)]
+pub struct PairsReport {
+    pub iteration: u32,
+    pub path: String,
+    pub pairs: usize,
+}
+
+/// Iteration `iteration`'s preference pairs, from the kept labels of the rollouts of iteration
+/// `iteration - 1` (the student the update starts from), written to [`RunDir::pairs`].
+pub fn write_iteration_pairs(
+    store: &Store,
+    run: &RunDir,
+    iteration: u32,
+) -> Result<PairsReport, DatasetError> {
+    let filter = LabelFilter {
+        iteration: iteration.checked_sub(1),
+        ..LabelFilter::default()
+    };
+    let pairs = preference_pairs(store, &filter)?;
+    let path = run.pairs(iteration);
+    super::write_jsonl(&path, &pairs)?;
+    Ok(PairsReport {
+        iteration,
+        path: path.display().to_string(),
+        pairs: pairs.len(),
+    })
 }
 
 /// Everything that decides an iteration's dataset.

@@ -86,32 +86,47 @@ impl Row {
 
 /// Reads rows from a JSONL file; an unreadable or invalid row is an error naming its line.
 pub fn read_jsonl(path: &Path) -> Result<Vec<Row>, DatasetError> {
+    read_lines(path, Row::problem, "")
+}
+
+/// Reads preference pairs (`leap export --format dpo`) from a JSONL file, as [`read_jsonl`].
+pub fn read_pairs(path: &Path) -> Result<Vec<build::PreferencePair>, DatasetError> {
+    read_lines(
+        path,
+        build::PreferencePair::problem,
+        " (preference training reads pairs of {\"prompt\", \"chosen\", \"rejected\"}: `leap export --format dpo`)",
+    )
+}
+
+/// Items of a JSONL file, each checked by `problem`; `hint` follows a line that is not an item.
+fn read_lines<T: serde::de::DeserializeOwned>(
+    path: &Path,
+    problem: impl Fn(&T) -> Option<String>,
+    hint: &str,
+) -> Result<Vec<T>, DatasetError> {
     let io = |source| DatasetError::Io {
         path: path.to_path_buf(),
         source,
     };
     let file = std::fs::File::open(path).map_err(io)?;
-    let mut rows = Vec::new();
+    let mut items = Vec::new();
     for (i, line) in BufReader::new(file).lines().enumerate() {
         let line = line.map_err(io)?;
         if line.trim().is_empty() {
             continue;
         }
-        let row: Row = serde_json::from_str(&line).map_err(|e| DatasetError::Row {
+        let bad = |what: String| DatasetError::Row {
             path: path.to_path_buf(),
             line: i + 1,
-            what: e.to_string(),
-        })?;
-        if let Some(what) = row.problem() {
-            return Err(DatasetError::Row {
-                path: path.to_path_buf(),
-                line: i + 1,
-                what,
-            });
+            what,
+        };
+        let item: T = serde_json::from_str(&line).map_err(|e| bad(format!("{e}{hint}")))?;
+        if let Some(what) = problem(&item) {
+            return Err(bad(what));
         }
-        rows.push(row);
+        items.push(item);
     }
-    Ok(rows)
+    Ok(items)
 }
 
 /// Writes rows as JSONL, atomically: to a temporary file beside `path`, then renamed over it, so

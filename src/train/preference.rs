@@ -45,9 +45,9 @@ impl PreferenceLoss {
 pub struct Preference {
     pub loss: PreferenceLoss,
     /// How far the policy may move from the reference (the LEAP paper: 0.01).
-    pub beta: f32,
+    pub beta: f64,
     /// Weight of the SFT term on the chosen responses (0: none; TRL's `rpo_alpha`).
-    pub sft_weight: f32,
+    pub sft_weight: f64,
 }
 
 impl Default for Preference {
@@ -116,7 +116,7 @@ pub fn pair_loss(p: &Preference, sums: PairSums) -> PairLoss {
     assert!(n.is_multiple_of(2), "responses come in pairs");
     assert!(sums.reference.len() == n && sums.tokens.len() == n);
     let pairs = (n / 2).max(1) as f64;
-    let beta = f64::from(p.beta);
+    let beta = p.beta;
     let mut grads = vec![0.0; n];
     let (mut loss, mut preferred, mut margin) = (0.0, 0, 0.0);
     for i in (0..n).step_by(2) {
@@ -148,7 +148,7 @@ pub fn pair_loss(p: &Preference, sums: PairSums) -> PairLoss {
     if p.sft_weight > 0.0 {
         let chosen: usize = (0..n).step_by(2).map(|c| sums.tokens[c]).sum();
         let chosen = chosen.max(1) as f64;
-        let w = f64::from(p.sft_weight);
+        let w = p.sft_weight;
         for c in (0..n).step_by(2) {
             loss -= w * sums.policy[c] / chosen;
             grads[c] -= w / chosen;

@@ -11,7 +11,8 @@ use std::sync::atomic::AtomicBool;
 use thiserror::Error;
 
 use super::{
-    BaseChoice, LoraSpec, LossOn, Matmul, TrainConfig, TrainError, TrainEvent, TrainSummary,
+    BaseChoice, Examples, LoraSpec, LossOn, Matmul, Objective, TrainConfig, TrainError, TrainEvent,
+    TrainSummary,
 };
 use crate::agent::prompt::Prompt;
 use crate::dataset::DatasetError;
@@ -29,6 +30,18 @@ pub enum RecordError {
         run.display()
     )]
     NoDataset {
+        data: PathBuf,
+        run: PathBuf,
+        iteration: u32,
+    },
+    #[error(
+        "{}: no preference pairs here; write them with `leap export --run {} --format dpo --iter {} --out {}` (the kept labels of the rollouts the adapter learns from) or pass --data FILE.jsonl",
+        data.display(),
+        run.display(),
+        iteration.saturating_sub(1),
+        data.display()
+    )]
+    NoPairs {
         data: PathBuf,
         run: PathBuf,
         iteration: u32,
@@ -81,6 +94,8 @@ pub struct TrainOptions {
     /// Time every ggml operation (slower).
     pub profile: bool,
     pub matmul: Matmul,
+    /// SFT on rows, or preference optimisation on pairs (the data is then a pairs file).
+    pub objective: Objective,
 }
 
 impl Default for TrainOptions {
@@ -100,6 +115,7 @@ impl Default for TrainOptions {
             gpu_layers: 0,
             profile: false,
             matmul: Matmul::default(),
+            objective: Objective::Sft,
         }
     }
 }
@@ -173,25 +189,41 @@ pub fn train_and_record(
     cancel: &AtomicBool,
     on_event: &mut dyn FnMut(TrainEvent),
 ) -> Result<Trained, RecordError> {
-    let data = job
-        .data
-        .clone()
-        .unwrap_or_else(|| run.dataset(job.iteration));
+    let preference = job.train.objective.preference().is_some();
+    let data = job.data.clone().unwrap_or_else(|| match preference {
+        false => run.dataset(job.iteration),
+        true => run.pairs(job.iteration),
+    });
     if !data.is_file() {
-        return Err(RecordError::NoDataset {
-            data,
-            run: run.root().to_path_buf(),
-            iteration: job.iteration,
+        let (run, iteration) = (run.root().to_path_buf(), job.iteration);
+        return Err(match preference {
+            false => RecordError::NoDataset {
+                data,
+                run,
+                iteration,
+            },
+            true => RecordError::NoPairs {
+                data,
+                run,
+                iteration,
+            },
         });
     }
-    let rows = crate::dataset::read_jsonl(&data)?;
+    let (rows, pairs) = match job.train.objective {
+        Objective::Sft => (crate::dataset::read_jsonl(&data)?, Vec::new()),
+        Objective::Dpo(_) => (Vec::new(), crate::dataset::read_pairs(&data)?),
+    };
+    let examples = match job.train.objective {
+        Objective::Sft => Examples::Rows(&rows),
+        Objective::Dpo(_) => Examples::Pairs(&pairs),
+    };
     let data_sha256 =
         crate::model::fetch::sha256_file(&data).map_err(|source| RecordError::Hash {
             path: data.clone(),
             source: Box::new(source),
         })?;
     let config = config(run, job, &data_sha256);
-    let summary = super::train(&config, &rows, cancel, on_event).map_err(|e| match e {
+    let summary = super::train_on(&config, examples, cancel, on_event).map_err(|e| match e {
         TrainError::Row { .. } | TrainError::RowTooLong { .. } => RecordError::Rows {
             data: data.clone(),
             source: Box::new(e),
@@ -245,6 +277,7 @@ fn config(run: &RunDir, job: &AdapterJob, data_sha256: &str) -> TrainConfig {
     config.profile = t.profile;
     config.init = job.init.clone();
     config.matmul = t.matmul;
+    config.objective = t.objective;
     config
 }
 
@@ -332,11 +365,21 @@ impl UpdateOptions {
         }
     }
 
+    /// Whether iteration `i` updates by preference optimisation on pairs (iteration 0 is
+    /// behaviour cloning, always supervised).
+    pub fn preference(&self, iteration: u32) -> bool {
+        iteration > 0 && self.train.objective.preference().is_some()
+    }
+
     /// Iteration `i`'s adapter job; `student` is the current student's adapter, which a warm
-    /// start goes on from.
+    /// start goes on from, and a preference update always (it is the reference policy).
     pub fn adapter_job(&self, model: &Path, iteration: u32, student: Option<&Path>) -> AdapterJob {
-        let init = student.filter(|_| self.warm_start && iteration > 0);
+        let preference = self.preference(iteration);
+        let init = student.filter(|_| (self.warm_start || preference) && iteration > 0);
         let mut train = self.train.clone();
+        if !preference {
+            train.objective = Objective::Sft;
+        }
         train.seed = self.seed;
         if let (Some(lr), Some(_)) = (self.warm_lr, init) {
             train.lr = lr;

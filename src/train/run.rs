@@ -623,8 +623,8 @@ impl<'a> Run<'a> {
                 .objective
                 .preference()
                 .map(|p| p.loss.as_str().to_owned()),
-            beta: config.objective.preference().map(|p| p.beta),
-            sft_weight: config.objective.preference().map(|p| p.sft_weight),
+            beta: config.objective.preference().map(|p| p.beta as f32),
+            sft_weight: config.objective.preference().map(|p| p.sft_weight as f32),
         };
         if let Some((tensor, value)) = adapter.unsound_weight() {
             return Err(TrainError::DivergedWeights { tensor, value });
