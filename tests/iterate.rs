@@ -12,6 +12,11 @@ use std::time::{Duration, Instant, SystemTime};
 use leap::store::{EpisodeFilter, Store};
 
 fn iterate(run: &Path, scenarios: &Path, model: &Path) -> Command {
+    iterations(run, scenarios, model, 2)
+}
+
+/// `leap iterate` for `iters` iterations after behaviour cloning.
+fn iterations(run: &Path, scenarios: &Path, model: &Path, iters: u32) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_leap"));
     cmd.arg("iterate")
         .arg("--run")
@@ -20,9 +25,9 @@ fn iterate(run: &Path, scenarios: &Path, model: &Path) -> Command {
         .arg(scenarios)
         .arg("--model")
         .arg(model)
+        .arg("--iters")
+        .arg(iters.to_string())
         .args([
-            "--iters",
-            "2",
             "--episodes-per-iter",
             "2",
             "--expert-rows",
@@ -244,4 +249,55 @@ fn an_evaluation_with_another_decoding_is_named_and_recorded_with_it() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("expected a temperature"), "{err}");
+}
+
+#[test]
+fn a_dpo_update_goes_on_from_the_last_student_on_the_pairs_of_its_labels() {
+    let dir = tempfile::tempdir().unwrap();
+    let (tiny, scenarios, run) = workspace(dir.path());
+    let out = iterations(&run, &scenarios, &tiny, 1)
+        .args(["--update", "dpo", "--beta", "0.1", "--baselines", "false"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let store = Store::open_existing(&run).unwrap();
+    let adapters = store.adapters().unwrap();
+    assert_eq!(adapters.len(), 2, "{adapters:?}");
+    // Behaviour cloning is supervised; iteration 1 prefers the teacher's steps over the
+    // student's, from iteration 0's student, which is also its reference.
+    assert_eq!(adapters[0].summary["objective"]["objective"], "sft");
+    assert_eq!(adapters[1].summary["objective"]["objective"], "dpo");
+    assert_eq!(adapters[1].summary["objective"]["beta"], 0.1);
+    assert_eq!(
+        adapters[1].summary["init"],
+        run.join("adapters/iter-0.gguf").display().to_string()
+    );
+    // Its pairs: the kept labels of iteration 0's rollouts that changed the student's step.
+    let pairs = leap::dataset::read_pairs(&run.join("datasets/iter-1.pairs.jsonl")).unwrap();
+    assert!(!pairs.is_empty());
+    assert_eq!(adapters[1].summary["rows"], pairs.len());
+    for p in &pairs {
+        assert_eq!(p.meta.iteration, 0);
+        assert_ne!(p.chosen, p.rejected);
+    }
+    let labels = store
+        .labels(&leap::store::LabelFilter {
+            iteration: Some(0),
+            changed: Some(true),
+            ..Default::default()
+        })
+        .unwrap();
+    assert!(pairs.len() <= labels.len());
+    let stages: Vec<String> = store
+        .stages()
+        .unwrap()
+        .iter()
+        .map(|s| s.stage.clone())
+        .collect();
+    assert!(stages.iter().any(|s| s == "pairs"), "{stages:?}");
+    assert!(store.evaluation("eval-test-iter-1").unwrap().is_some());
 }
