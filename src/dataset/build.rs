@@ -295,13 +295,21 @@ pub fn write_iteration_pairs(
     run: &RunDir,
     iteration: u32,
 ) -> Result<PairsReport, DatasetError> {
+    write_pairs(store, &run.pairs(iteration), iteration)
+}
+
+/// [`write_iteration_pairs`] to `path`.
+pub fn write_pairs(
+    store: &Store,
+    path: &std::path::Path,
+    iteration: u32,
+) -> Result<PairsReport, DatasetError> {
     let filter = LabelFilter {
         iteration: iteration.checked_sub(1),
         ..LabelFilter::default()
     };
     let pairs = preference_pairs(store, &filter)?;
-    let path = run.pairs(iteration);
-    super::write_jsonl(&path, &pairs)?;
+    super::write_jsonl(path, &pairs)?;
     Ok(PairsReport {
         iteration,
         path: path.display().to_string(),

@@ -16,7 +16,9 @@ use super::{
 };
 use crate::agent::prompt::Prompt;
 use crate::dataset::DatasetError;
-use crate::dataset::build::{Aggregate, BuildReport, BuildSettings, build_dataset};
+use crate::dataset::build::{
+    Aggregate, BuildReport, BuildSettings, PairsReport, build_dataset, write_pairs,
+};
 use crate::model::fetch::FetchError;
 use crate::run::{RunDir, iteration_stem};
 use crate::scenario::Scenario;
@@ -396,6 +398,8 @@ impl UpdateOptions {
 pub enum UpdateEvent {
     /// The dataset is built and recorded.
     Dataset(BuildReport),
+    /// A preference update's pairs are written.
+    Pairs(PairsReport),
     Train(TrainEvent),
 }
 
@@ -403,7 +407,8 @@ pub enum UpdateEvent {
 /// `iteration`'s dataset from the train scenarios' demonstrations and the kept labels (those of
 /// live episodes, which no iteration played, too) into `datasets/STEM.jsonl` (recorded as the
 /// workbench's), and trains `adapters/STEM.gguf` on it, warm-started from `student` when
-/// `options.warm_start`.
+/// `options.warm_start`. A preference update instead writes the pairs of the kept labels of
+/// iteration `iteration - 1` to `datasets/STEM.pairs.jsonl` and goes on from `student`.
 #[allow(clippy::too_many_arguments)]
 pub fn update(
     run: &RunDir,
@@ -418,11 +423,18 @@ pub fn update(
     cancel: &AtomicBool,
     on_event: &mut dyn FnMut(UpdateEvent),
 ) -> Result<Trained, RecordError> {
-    let data = run.named_dataset(stem);
-    let to = (data.as_path(), DatasetSource::Workbench);
-    let settings = options.build_settings(iteration);
-    let report = build_dataset(store, to, scenarios, prompt, iteration, &settings, true)?;
-    on_event(UpdateEvent::Dataset(report));
+    let data = if options.preference(iteration) {
+        let data = run.datasets_dir().join(format!("{stem}.pairs.jsonl"));
+        on_event(UpdateEvent::Pairs(write_pairs(store, &data, iteration)?));
+        data
+    } else {
+        let data = run.named_dataset(stem);
+        let to = (data.as_path(), DatasetSource::Workbench);
+        let settings = options.build_settings(iteration);
+        let report = build_dataset(store, to, scenarios, prompt, iteration, &settings, true)?;
+        on_event(UpdateEvent::Dataset(report));
+        data
+    };
     let mut job = options.adapter_job(model, iteration, student);
     job.stem = Some(stem.to_owned());
     job.data = Some(data);

@@ -131,6 +131,8 @@ pub struct TrainRequest {
     pub lr: f32,
     pub n_ctx: u32,
     pub gpu_layers: u32,
+    /// SFT on the dataset, or DPO on the pairs of the kept labels (from the student).
+    pub objective: crate::train::Objective,
     /// The train scenarios, whose demonstrations are replayed beside the kept labels.
     pub scenarios: Vec<Scenario>,
     /// The current student's adapter, which training goes on from.
@@ -146,6 +148,7 @@ impl TrainRequest {
             lr: self.lr,
             ctx: self.n_ctx.div_ceil(256) * 256,
             gpu_layers: self.gpu_layers,
+            objective: self.objective,
             ..defaults.train.clone()
         };
         train.lora.rank = self.rank;
@@ -331,6 +334,10 @@ fn train(
         UpdateEvent::Dataset(report) => send(Ui::Log(format!(
             "dataset {} recorded: {} rows (parts {:?})",
             report.path, report.rows, report.parts
+        ))),
+        UpdateEvent::Pairs(report) => send(Ui::Log(format!(
+            "{} preference pairs written to {}",
+            report.pairs, report.path
         ))),
         UpdateEvent::Train(TrainEvent::Status(s)) => send(Ui::Log(s)),
         UpdateEvent::Train(TrainEvent::Started {

@@ -65,6 +65,14 @@ impl App {
             lr: t.value("learning rate") as f32,
             n_ctx: t.value("context (tokens)") as u32,
             gpu_layers: t.value("GPU layers") as u32,
+            objective: if t.value("update") >= 1.0 {
+                crate::train::Objective::Dpo(crate::train::Preference {
+                    beta: t.value("DPO beta"),
+                    ..Default::default()
+                })
+            } else {
+                crate::train::Objective::Sft
+            },
             scenarios: (self.catalog.scenarios.iter())
                 .filter(|s| s.split == crate::scenario::Split::Train)
                 .cloned()

@@ -25,11 +25,15 @@ pub struct Setting {
     pub max: f64,
     /// Moves multiply (learning rate) instead of add.
     pub log: bool,
+    /// Names of the values 0, 1, ... when the setting is a choice (empty: a number).
+    pub choices: &'static [&'static str],
 }
 
 impl Setting {
     pub fn text(&self) -> String {
-        if self.log {
+        if let Some(name) = self.choices.get(self.value as usize) {
+            (*name).to_owned()
+        } else if self.log {
             format!("{:.0e}", self.value)
         } else if self.step.fract() == 0.0 {
             format!("{}", self.value as i64)
@@ -92,6 +96,7 @@ impl Default for TrainScreen {
             min,
             max,
             log,
+            choices: &[],
         };
         // The loop's own defaults (`leap iterate`), so the screen trains what an iteration would.
         let t = UpdateOptions::default().train;
@@ -109,6 +114,11 @@ impl Default for TrainScreen {
                     false,
                 ),
                 s("GPU layers", f64::from(t.gpu_layers), 1.0, 0.0, 99.0, false),
+                Setting {
+                    choices: &["sft", "dpo"],
+                    ..s("update", 0.0, 1.0, 0.0, 1.0, false)
+                },
+                s("DPO beta", 0.01, 10f64.sqrt(), 1e-3, 1.0, true),
             ],
             cursor: Cursor::default(),
             dataset: None,
@@ -164,6 +174,7 @@ impl TrainScreen {
         let block = Block::default()
             .borders(Borders::ALL)
             .title(" dataset and adapter ");
+        let dpo = self.value("update") >= 1.0;
         let mut lines = vec![match self.dataset {
             Some((rows, tokens)) => Line::raw(format!(
                 " {rows} rows from accepted and edited labels{}",
@@ -171,7 +182,7 @@ impl TrainScreen {
             )),
             None => Line::styled(" no dataset yet", theme::dim()),
         }];
-        lines.extend(update_lines().map(|l| Line::styled(l, theme::dim())));
+        lines.extend(update_lines(dpo).map(|l| Line::styled(l, theme::dim())));
         match &self.adapter {
             Some(path) => {
                 lines.push(Line::styled(
@@ -303,7 +314,13 @@ fn eta(seconds: f64) -> String {
 }
 
 /// What `s` trains beyond the settings: the LEAP update of `leap iterate`, as its defaults say.
-fn update_lines() -> [String; 2] {
+fn update_lines(dpo: bool) -> [String; 2] {
+    if dpo {
+        return [
+            " LEAP update: DPO, labels that changed the step".into(),
+            " teacher's step over the student's; from the student".into(),
+        ];
+    }
     let o = UpdateOptions::default();
     let cap = match o.max_rows_per_part {
         0 => String::new(),
