@@ -60,7 +60,7 @@ demo: deps model deps-external
 test: deps model llama-tools deps-external
     cargo test
 
-# Measure: environment steps/s and shop search latency; the shell sandbox's overhead per action; the OpenEnv protocol's overhead per step (TextWorld); the student against llama-bench; rollout throughput; LoRA training against PyTorch + PEFT; workbench frame time.
+# Measure: environment steps/s and shop search latency; the shell sandbox's overhead per action; the OpenEnv protocol's overhead per step (TextWorld); the student against llama-bench; rollout throughput; LoRA training against PyTorch + PEFT; DPO against PyTorch (correctness) and TRL (speed); workbench frame time.
 bench: deps model llama-tools peft-venv deps-external
     cargo bench --bench household
     cargo bench --bench shop
@@ -68,6 +68,7 @@ bench: deps model llama-tools peft-venv deps-external
     cargo bench --bench external
     cargo bench --bench student
     LEAP_PEFT_PYTHON="$(just --quiet peft-python)" cargo bench --bench train
+    LEAP_PEFT_PYTHON="$(just --quiet peft-python)" cargo bench --bench dpo
     cargo bench --bench tui
 
 # Make the training bench's Python peer once: PyTorch + PEFT in a venv in the user cache (GBs).

@@ -471,6 +471,12 @@ impl<'a> Run<'a> {
         let (config, plan) = (self.config, &self.plan);
         let w = &plan.windows[window];
         let lr = schedule::learning_rate(step, plan.total, plan.warmup, config.lr);
+        // What the step starts from, for checking it elsewhere (`TrainConfig::gradients`).
+        let before = config.gradients.as_ref().map(|_| {
+            let mut weights = self.adapter.clone();
+            self.session.read_weights(&mut weights);
+            weights
+        });
         let t0 = Instant::now();
         let loss = match config.objective.preference() {
             None => self.session.train_step(w, step + 1, adamw(config, lr))?,
@@ -492,14 +498,8 @@ impl<'a> Run<'a> {
         };
         self.train_s += t0.elapsed().as_secs_f64();
         self.done_here += 1;
-        if let Some(dir) = &config.gradients {
-            let mut grads = self.adapter.clone();
-            self.session.read_gradients(&mut grads);
-            std::fs::create_dir_all(dir).map_err(|source| TrainError::Io {
-                path: dir.clone(),
-                source,
-            })?;
-            grads.write(&dir.join(format!("step-{}.gguf", step + 1)))?;
+        if let (Some(dir), Some(before)) = (&config.gradients, before) {
+            self.write_step(dir, step + 1, window, before, loss)?;
         }
         self.losses.push(loss);
         let left = plan.total - step - 1;
@@ -514,6 +514,42 @@ impl<'a> Run<'a> {
             eta_s: left as f64 * self.train_s / self.done_here as f64,
         }));
         Ok(())
+    }
+
+    /// Step `step` as another implementation needs it to check it: the weights it started from
+    /// (`step-N.weights.gguf`), its gradients (`step-N.gguf`, A and B holding dL/dA and dL/dB)
+    /// and its window, loss and reference log-probabilities (`step-N.json`).
+    fn write_step(
+        &self,
+        dir: &Path,
+        step: u64,
+        window: usize,
+        before: Adapter,
+        loss: f64,
+    ) -> Result<(), TrainError> {
+        let io = |source| TrainError::Io {
+            path: dir.to_path_buf(),
+            source,
+        };
+        std::fs::create_dir_all(dir).map_err(io)?;
+        before.write(&dir.join(format!("step-{step}.weights.gguf")))?;
+        let mut grads = self.adapter.clone();
+        self.session.read_gradients(&mut grads);
+        grads.write(&dir.join(format!("step-{step}.gguf")))?;
+        let w = &self.plan.windows[window];
+        let record = serde_json::json!({
+            "step": step,
+            "loss": loss,
+            "objective": self.config.objective,
+            "loss_on": self.config.loss_on,
+            "tokens": w.tokens,
+            "labels": w.labels,
+            "masked": w.masked,
+            "spans": w.spans,
+            "documents": w.documents,
+            "references": self.references.get(window),
+        });
+        std::fs::write(dir.join(format!("step-{step}.json")), record.to_string()).map_err(io)
     }
 
     /// Training tokens per second in this process (0 before its first step).
