@@ -50,6 +50,11 @@ fn main() {
     if args.iter().any(|a| a == "--list") {
         return;
     }
+    // The children load OpenBLAS with the kernels the `leap` binary would choose.
+    if let Some(core) = train::blas::better_core() {
+        // SAFETY: no other thread runs yet.
+        unsafe { std::env::set_var("OPENBLAS_CORETYPE", core) };
+    }
     let model = leap::model::default_model_path();
     assert!(
         model.is_file(),

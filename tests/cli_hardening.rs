@@ -312,3 +312,49 @@ fn a_shell_episode_without_a_writable_temporary_folder_says_so_and_ends() {
         "{stdout}"
     );
 }
+
+/// OpenBLAS falls back to its generic kernels on a CPU it does not know (the development
+/// machine's, named only "Intel Xeon Processor"), several times slower: `leap` starts itself
+/// again with the kernels the CPU runs, so the kernels it ends with are never the generic ones
+/// on a CPU with AVX2.
+#[test]
+fn leap_runs_openblas_with_kernels_the_cpu_has() {
+    let out = Command::new(env!("CARGO_BIN_EXE_leap"))
+        .arg("--help")
+        .env("OPENBLAS_VERBOSE", "2")
+        .env_remove("OPENBLAS_CORETYPE")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    let cores: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("Core: "))
+        .collect();
+    assert!(
+        !cores.is_empty(),
+        "OpenBLAS said nothing of its kernels: {text}"
+    );
+    let last = cores.last().unwrap().trim();
+    if std::arch::is_x86_feature_detected!("avx2") {
+        assert!(
+            !["Prescott", "Core2", "Penryn"].contains(&last),
+            "generic kernels on a CPU with AVX2: {cores:?}"
+        );
+    }
+    // What a user sets is left alone.
+    let out = Command::new(env!("CARGO_BIN_EXE_leap"))
+        .arg("--help")
+        .env("OPENBLAS_VERBOSE", "2")
+        .env("OPENBLAS_CORETYPE", "Haswell")
+        .output()
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    let cores: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("Core: "))
+        .collect();
+    assert_eq!(cores, ["Haswell"]);
+}

@@ -82,7 +82,25 @@ enum Command {
     Doctor(doctor::DoctorArgs),
 }
 
+/// Starts the process again with `OPENBLAS_CORETYPE` set when OpenBLAS chose its generic
+/// kernels for a CPU that runs faster ones (`leap::train::blas`): the variable is read only when
+/// the library loads. Nothing has happened yet; where the restart fails, this process goes on.
+fn restart_for_blas() {
+    #[cfg(unix)]
+    if let Some(core) = leap::train::blas::better_core() {
+        use std::os::unix::process::CommandExt;
+        let Ok(exe) = std::env::current_exe() else {
+            return;
+        };
+        let _ = std::process::Command::new(exe)
+            .args(std::env::args_os().skip(1))
+            .env("OPENBLAS_CORETYPE", core)
+            .exec();
+    }
+}
+
 pub fn main() -> ExitCode {
+    restart_for_blas();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Scenarios(cmd) => scenarios::run(cmd),

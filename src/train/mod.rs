@@ -9,6 +9,7 @@
 //! stopped run resume. The weights trained on are an F32 copy of a quantised base when it fits
 //! ([`prepare`]).
 
+pub mod blas;
 pub mod checkpoint;
 pub mod data;
 mod llama;
