@@ -76,9 +76,18 @@ pub enum TrainError {
     #[error("row {row}: {what}")]
     Row { row: usize, what: String },
     #[error(
-        "row {row} is {tokens} tokens, longer than the context of {ctx}: raise --ctx (a multiple of 256) or shorten the row"
+        "{} {row} is {tokens} tokens{}, longer than the context of {ctx}: raise --ctx (a multiple of 256) or shorten the {}",
+        if *pair { "pair" } else { "row" },
+        if *pair { " (its two sides)" } else { "" },
+        if *pair { "pair" } else { "row" }
     )]
-    RowTooLong { row: usize, tokens: usize, ctx: u32 },
+    RowTooLong {
+        row: usize,
+        tokens: usize,
+        ctx: u32,
+        /// A preference pair, whose two sides share a window.
+        pair: bool,
+    },
     #[error("{}: {what}", path.display())]
     Model { path: PathBuf, what: String },
     #[error(transparent)]

@@ -57,10 +57,11 @@ pub enum RecordError {
     },
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error("{}: {source}", data.display())]
+    #[error("{}: {error}", data.display())]
     Rows {
         data: PathBuf,
-        source: Box<TrainError>,
+        /// Not a `source`: the message already says it, and a chain would say it twice.
+        error: Box<TrainError>,
     },
     #[error(transparent)]
     Train(Box<TrainError>),
@@ -228,7 +229,7 @@ pub fn train_and_record(
     let summary = super::train_on(&config, examples, cancel, on_event).map_err(|e| match e {
         TrainError::Row { .. } | TrainError::RowTooLong { .. } => RecordError::Rows {
             data: data.clone(),
-            source: Box::new(e),
+            error: Box::new(e),
         },
         e => RecordError::Train(Box::new(e)),
     })?;

@@ -184,6 +184,7 @@ impl Plan {
                 row: g[0].row,
                 tokens: len,
                 ctx: n_ctx,
+                pair: g.len() == 2,
             });
         }
         let tokens: usize = lens.iter().sum();
