@@ -379,7 +379,7 @@ impl Loop<'_> {
         let update = &options.update;
         if update.preference(i) {
             self.timed(Some(i), "pairs", |l| {
-                Ok(write_iteration_pairs(&l.store, l.run, i)?)
+                Ok(write_iteration_pairs(&mut l.store, l.run, i)?)
             })?;
         } else {
             self.timed(Some(i), "dataset", |l| {

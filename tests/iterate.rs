@@ -292,6 +292,11 @@ fn a_dpo_update_goes_on_from_the_last_student_on_the_pairs_of_its_labels() {
         })
         .unwrap();
     assert!(pairs.len() <= labels.len());
+    // Recorded as iteration 1's dataset, with the labels they come from: the adapter's lineage.
+    let dataset = store.dataset(1).unwrap().unwrap();
+    assert_eq!(dataset.rows as usize, pairs.len());
+    assert_eq!(adapters[1].dataset_id, Some(dataset.id));
+    assert_eq!(store.dataset_labels(dataset.id).unwrap().len(), pairs.len());
     let stages: Vec<String> = store
         .stages()
         .unwrap()

@@ -286,22 +286,31 @@ pub struct PairsReport {
     pub iteration: u32,
     pub path: String,
     pub pairs: usize,
+    pub dataset_id: i64,
+    pub hash: String,
 }
 
 /// Iteration `iteration`'s preference pairs, from the kept labels of the rollouts of iteration
-/// `iteration - 1` (the student the update starts from), written to [`RunDir::pairs`].
+/// `iteration - 1` (the student the update starts from), written to [`RunDir::pairs`] and
+/// recorded as the iteration's dataset with the labels they come from.
 pub fn write_iteration_pairs(
-    store: &Store,
+    store: &mut Store,
     run: &RunDir,
     iteration: u32,
 ) -> Result<PairsReport, DatasetError> {
-    write_pairs(store, &run.pairs(iteration), iteration)
+    write_pairs(
+        store,
+        &run.pairs(iteration),
+        DatasetSource::Iterate,
+        iteration,
+    )
 }
 
-/// [`write_iteration_pairs`] to `path`.
+/// [`write_iteration_pairs`] to `path`, recorded as `source`'s.
 pub fn write_pairs(
-    store: &Store,
+    store: &mut Store,
     path: &std::path::Path,
+    source: DatasetSource,
     iteration: u32,
 ) -> Result<PairsReport, DatasetError> {
     let filter = LabelFilter {
@@ -309,11 +318,15 @@ pub fn write_pairs(
         ..LabelFilter::default()
     };
     let pairs = preference_pairs(store, &filter)?;
-    super::write_jsonl(path, &pairs)?;
+    let config = serde_json::json!({ "pairs_of_iteration": filter.iteration });
+    let label = |p: &PreferencePair| p.meta.label_id;
+    let (dataset_id, hash) = record_items(store, path, source, iteration, &pairs, label, &config)?;
     Ok(PairsReport {
         iteration,
         path: path.display().to_string(),
         pairs: pairs.len(),
+        dataset_id,
+        hash,
     })
 }
 
@@ -433,24 +446,35 @@ pub fn record_rows(
     rows: &[Row],
     config: &serde_json::Value,
 ) -> Result<(i64, String), super::DatasetError> {
+    let label = |r: &Row| r.meta.as_ref().and_then(|m| m.label_id);
+    record_items(store, path, source, iteration, rows, label, config)
+}
+
+/// [`record_rows`] for any items, `label` naming the label each comes from.
+fn record_items<T: Serialize>(
+    store: &mut Store,
+    path: &std::path::Path,
+    source: DatasetSource,
+    iteration: u32,
+    items: &[T],
+    label: impl Fn(&T) -> Option<i64>,
+    config: &serde_json::Value,
+) -> Result<(i64, String), super::DatasetError> {
     use sha2::{Digest, Sha256};
     let mut text = String::new();
-    for row in rows {
-        text.push_str(&serde_json::to_string(row)?);
+    for item in items {
+        text.push_str(&serde_json::to_string(item)?);
         text.push('\n');
     }
     let hash = format!("{:x}", Sha256::digest(text.as_bytes()));
-    super::write_jsonl(path, rows)?;
-    let label_ids: Vec<i64> = rows
-        .iter()
-        .filter_map(|r| r.meta.as_ref().and_then(|m| m.label_id))
-        .collect();
+    super::write_jsonl(path, items)?;
+    let label_ids: Vec<i64> = items.iter().filter_map(label).collect();
     let id = store.record_dataset(
         source,
         iteration,
         &hash,
         &path.display().to_string(),
-        rows.len() as u64,
+        items.len() as u64,
         config,
         &label_ids,
     )?;

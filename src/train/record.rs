@@ -426,7 +426,10 @@ pub fn update(
 ) -> Result<Trained, RecordError> {
     let data = if options.preference(iteration) {
         let data = run.datasets_dir().join(format!("{stem}.pairs.jsonl"));
-        on_event(UpdateEvent::Pairs(write_pairs(store, &data, iteration)?));
+        let source = DatasetSource::Workbench;
+        on_event(UpdateEvent::Pairs(write_pairs(
+            store, &data, source, iteration,
+        )?));
         data
     } else {
         let data = run.named_dataset(stem);
