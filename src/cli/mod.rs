@@ -126,8 +126,54 @@ pub fn main() -> ExitCode {
         Ok(code) => code,
         Err(err) if print::is_broken_pipe(&err) => print::end_by_sigpipe(),
         Err(err) => {
-            errln!("error: {err:#}");
+            errln!("error: {}", message(&err));
             ExitCode::FAILURE
         }
+    }
+}
+
+/// The error and its causes, each once: many errors already say their cause in their own
+/// message (`"{path}: {source}"`), and a cause said there is not said again.
+fn message(err: &anyhow::Error) -> String {
+    let mut out = err.to_string();
+    for cause in err.chain().skip(1) {
+        let cause = cause.to_string();
+        if !out.contains(&cause) {
+            out.push_str(": ");
+            out.push_str(&cause);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::message;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("{path}: {source}")]
+    struct Said {
+        path: String,
+        source: std::io::Error,
+    }
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("reading the run")]
+    struct Unsaid {
+        source: std::io::Error,
+    }
+
+    #[test]
+    fn each_cause_is_said_once() {
+        let io = || std::io::Error::other("disk full");
+        let said = anyhow::Error::new(Said {
+            path: "a.jsonl".into(),
+            source: io(),
+        });
+        assert_eq!(message(&said), "a.jsonl: disk full");
+        let unsaid = anyhow::Error::new(Unsaid { source: io() });
+        assert_eq!(message(&unsaid), "reading the run: disk full");
+        let context = anyhow::Error::new(io()).context("opening the store");
+        assert_eq!(message(&context), "opening the store: disk full");
     }
 }
