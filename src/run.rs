@@ -88,11 +88,15 @@ impl RunDir {
         self.named_dataset(&iteration_stem(iteration))
     }
 
+    /// The preference pairs named `stem`: `datasets/STEM.pairs.jsonl`.
+    pub fn named_pairs(&self, stem: &str) -> PathBuf {
+        self.datasets_dir().join(format!("{stem}.pairs.jsonl"))
+    }
+
     /// The preference pairs iteration `n`'s adapter trains on under DPO (the kept labels of
     /// iteration `n - 1`'s rollouts): `datasets/iter-N.pairs.jsonl`.
     pub fn pairs(&self, iteration: u32) -> PathBuf {
-        self.datasets_dir()
-            .join(format!("{}.pairs.jsonl", iteration_stem(iteration)))
+        self.named_pairs(&iteration_stem(iteration))
     }
 
     /// `*.gguf` adapters in the run (checkpoints left out), sorted by path.

@@ -456,25 +456,24 @@ impl Session {
     }
 
     /// One optimizer step on `window` under `loss`, a loss on its spans' log-probabilities
-    /// (each span: the label rows of one row of the window). Returns that loss and the spans'
-    /// log-probabilities before the step.
+    /// (each span: the label rows of one row of the window). Returns that loss.
     pub fn span_step(
         &mut self,
         window: &Window,
         loss: SpanLoss,
         step: u64,
         adamw: AdamW,
-    ) -> Result<(f64, Vec<f64>), TrainError> {
+    ) -> Result<f64, TrainError> {
         let hooks = self.hooks();
         hooks.step = step;
         hooks.adamw = adamw;
-        let (_, logps, result) = self.run(window, true, true, Some(loss))?;
+        let (_, _, result) = self.run(window, true, true, Some(loss))?;
         let (loss, _) =
             result.ok_or_else(|| TrainError::Llama("the loss was never computed".into()))?;
         if !loss.is_finite() {
             return Err(TrainError::Diverged { loss });
         }
-        Ok((loss, logps))
+        Ok(loss)
     }
 
     /// The summed log-probability of each of the window's spans, without learning.
@@ -759,7 +758,8 @@ unsafe fn span_logps(hooks: &mut Hooks, logits: *mut sys::ggml_tensor) {
 
 /// Makes the cross-entropy gradient `t` (rows of (softmax - one-hot) * d / rows) that of the
 /// span loss: each row of span k scaled so that it is -grads[k] * (softmax - one-hot), the
-/// gradient of grads[k] * log p(label). Rows outside every span are zeroed.
+/// gradient of grads[k] * log p(label). The rows outside every span are the window's masked
+/// rows, which `zero_rows` has already zeroed.
 ///
 /// SAFETY: `t` is the computed CROSS_ENTROPY_LOSS_BACK node.
 unsafe fn scale_span_rows(t: *mut sys::ggml_tensor, spans: &[(usize, usize)], grads: &[f64]) {
@@ -767,21 +767,18 @@ unsafe fn scale_span_rows(t: *mut sys::ggml_tensor, spans: &[(usize, usize)], gr
         let mut d = 0f32;
         sys::ggml_backend_tensor_get((*t).src[0], (&mut d as *mut f32).cast(), 0, 4);
         let (n, rows, stride) = ((*t).ne[0] as usize, (*t).ne[1] as usize, (*t).nb[1]);
-        let mut scale = vec![0f32; rows];
-        for (&(a, b), &g) in spans.iter().zip(grads) {
-            if d != 0.0 {
-                scale[a..b].fill((-g * rows as f64 / d as f64) as f32);
-            }
-        }
         let mut row = vec![0f32; n];
-        for (p, &s) in scale.iter().enumerate() {
-            if s == 0.0 {
-                sys::ggml_backend_tensor_memset(t, 0, p * stride, n * 4);
-                continue;
+        for (&(a, b), &g) in spans.iter().zip(grads) {
+            let scale = if d != 0.0 {
+                (-g * rows as f64 / d as f64) as f32
+            } else {
+                0.0
+            };
+            for p in a..b {
+                sys::ggml_backend_tensor_get(t, row.as_mut_ptr().cast(), p * stride, n * 4);
+                row.iter_mut().for_each(|x| *x *= scale);
+                sys::ggml_backend_tensor_set(t, row.as_ptr().cast(), p * stride, n * 4);
             }
-            sys::ggml_backend_tensor_get(t, row.as_mut_ptr().cast(), p * stride, n * 4);
-            row.iter_mut().for_each(|x| *x *= s);
-            sys::ggml_backend_tensor_set(t, row.as_ptr().cast(), p * stride, n * 4);
         }
     }
 }

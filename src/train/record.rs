@@ -212,13 +212,16 @@ pub fn train_and_record(
             },
         });
     }
-    let (rows, pairs) = match job.train.objective {
-        Objective::Sft => (crate::dataset::read_jsonl(&data)?, Vec::new()),
-        Objective::Dpo(_) => (Vec::new(), crate::dataset::read_pairs(&data)?),
-    };
+    let (rows, pairs);
     let examples = match job.train.objective {
-        Objective::Sft => Examples::Rows(&rows),
-        Objective::Dpo(_) => Examples::Pairs(&pairs),
+        Objective::Sft => {
+            rows = crate::dataset::read_jsonl(&data)?;
+            Examples::Rows(&rows)
+        }
+        Objective::Dpo(_) => {
+            pairs = crate::dataset::read_pairs(&data)?;
+            Examples::Pairs(&pairs)
+        }
     };
     let data_sha256 =
         crate::model::fetch::sha256_file(&data).map_err(|source| RecordError::Hash {
@@ -425,7 +428,7 @@ pub fn update(
     on_event: &mut dyn FnMut(UpdateEvent),
 ) -> Result<Trained, RecordError> {
     let data = if options.preference(iteration) {
-        let data = run.datasets_dir().join(format!("{stem}.pairs.jsonl"));
+        let data = run.named_pairs(stem);
         let source = DatasetSource::Workbench;
         on_event(UpdateEvent::Pairs(write_pairs(
             store, &data, source, iteration,

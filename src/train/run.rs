@@ -96,7 +96,6 @@ struct Plan {
     rows: usize,
     /// Tokens of all rows.
     tokens: usize,
-    train_rows: usize,
     eval_rows: usize,
     /// The examples trained on (the rest are held out), as `pack` numbered them.
     train_idx: Vec<usize>,
@@ -237,7 +236,6 @@ impl Plan {
             dataset_sha256,
             rows: examples.len(),
             tokens,
-            train_rows: train_idx.len(),
             eval_rows: eval_idx.len(),
             train_idx,
             n_ctx,
@@ -393,7 +391,7 @@ impl<'a> Run<'a> {
         on_event(TrainEvent::Started {
             n_ctx: plan.n_ctx,
             rows: plan.rows,
-            train_rows: plan.train_rows,
+            train_rows: plan.train_idx.len(),
             eval_rows: plan.eval_rows,
             tokens: plan.tokens,
             windows: plan.windows.len(),
@@ -494,7 +492,6 @@ impl<'a> Run<'a> {
                 });
                 self.session
                     .span_step(w, loss, step + 1, adamw(config, lr))?
-                    .0
             }
         };
         self.train_s += t0.elapsed().as_secs_f64();
@@ -690,7 +687,7 @@ impl<'a> Run<'a> {
             peak_rss_mb: memory::peak_rss_bytes().map(|b| b as f64 / (1u64 << 20) as f64),
             steps: plan.total,
             n_ctx: plan.n_ctx,
-            train_rows: plan.train_rows,
+            train_rows: plan.train_idx.len(),
             eval_rows: plan.eval_rows,
             loss_tokens: plan.loss_tokens,
             packing: real as f64 / (plan.windows.len() * n_ctx) as f64,
