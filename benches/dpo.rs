@@ -11,6 +11,9 @@
 //! The peer runs from the virtual environment `just bench` makes (`LEAP_PEFT_PYTHON`); without
 //! it only our side is measured.
 
+#[path = "common/child.rs"]
+mod child;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::AtomicBool;
@@ -25,6 +28,8 @@ use leap::train::{
     TrainConfig, TrainEvent,
 };
 
+use child::{Measure, parse, threads};
+
 const RANK: u32 = 8;
 const ALPHA: f32 = 16.0;
 const WARMUP: usize = 2;
@@ -33,13 +38,6 @@ const TIMED: usize = 6;
 const SIDE: usize = 240;
 /// Largest gradient difference allowed, relative to the largest gradient.
 const TOLERANCE: f64 = 1e-3;
-
-fn threads() -> usize {
-    std::env::var("LEAP_BENCH_THREADS")
-        .ok()
-        .and_then(|t| t.parse().ok())
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()))
-}
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -235,23 +233,6 @@ fn speed_pairs(model: &Path, dir: &Path) -> (PathBuf, usize) {
     let path = dir.join("pairs.jsonl");
     leap::dataset::write_jsonl(&path, &pairs).expect("the pairs");
     (path, tokens)
-}
-
-#[derive(Debug, Clone, Copy)]
-struct Measure {
-    step_s: f64,
-    tokens_per_s: f64,
-    peak_rss_mb: f64,
-}
-
-fn parse(stdout: &[u8]) -> Option<Measure> {
-    let line = String::from_utf8_lossy(stdout);
-    let v: serde_json::Value = serde_json::from_str(line.lines().last()?).ok()?;
-    Some(Measure {
-        step_s: v["step_s"].as_f64()?,
-        tokens_per_s: v["tokens_per_s"].as_f64()?,
-        peak_rss_mb: v["peak_rss_mb"].as_f64()?,
-    })
 }
 
 fn speed(python: Option<&Path>, model: &Path) {

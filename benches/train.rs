@@ -8,6 +8,9 @@
 //! from the virtual environment `just bench` makes (`LEAP_PEFT_PYTHON`); without it only our side
 //! is measured. Times are medians of steady-state steps (after two untimed ones).
 
+#[path = "common/child.rs"]
+mod child;
+
 use std::path::PathBuf;
 use std::process::Command;
 use std::sync::atomic::AtomicBool;
@@ -17,26 +20,13 @@ use leap::agent::{Message, Role};
 use leap::dataset::Row;
 use leap::train::{self, BaseChoice, LoraSpec, LossOn, Matmul, Target, TrainConfig, TrainEvent};
 
+use child::{Measure, parse, threads};
+
 const WARMUP: usize = 2;
 const TIMED: usize = 6;
 const RANK: u32 = 8;
 const ALPHA: f32 = 16.0;
 const SEQ_LENS: [u32; 2] = [256, 512];
-
-/// Threads for both sides: `LEAP_BENCH_THREADS`, else every core.
-fn threads() -> usize {
-    std::env::var("LEAP_BENCH_THREADS")
-        .ok()
-        .and_then(|t| t.parse().ok())
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()))
-}
-
-#[derive(Debug, Clone, Copy)]
-struct Measure {
-    step_s: f64,
-    tokens_per_s: f64,
-    peak_rss_mb: f64,
-}
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -178,16 +168,6 @@ fn peer(python: &PathBuf, model: &PathBuf, seq_len: u32, bf16: bool) -> Option<M
             None
         }
     }
-}
-
-fn parse(stdout: &[u8]) -> Option<Measure> {
-    let line = String::from_utf8_lossy(stdout);
-    let v: serde_json::Value = serde_json::from_str(line.lines().last()?).ok()?;
-    Some(Measure {
-        step_s: v["step_s"].as_f64()?,
-        tokens_per_s: v["tokens_per_s"].as_f64()?,
-        peak_rss_mb: v["peak_rss_mb"].as_f64()?,
-    })
 }
 
 /// One row per window: household text just short of `seq_len` tokens, learnt whole (the peer's
