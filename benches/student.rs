@@ -2,10 +2,12 @@
 //! 1. generation tokens/s of our local backend against llama.cpp's own `llama-bench` on the same
 //!    GGUF and thread count (llama-bench from `just llama-tools`);
 //! 2. rollout throughput (environment steps per second over a fixed set of test scenarios) with
-//!    prefix reuse and 8 parallel sequences, against re-sending the whole prompt every step one
-//!    episode at a time (how the paper's Python code ran), and against the same rollout through
-//!    llama-server (`just llama-tools`: 8 slots, its own continuous batching and prompt cache)
-//!    and leap's remote backend.
+//!    prefix reuse and continuous batching, for 1, 2, 4, 8 and 16 parallel sequences, against
+//!    re-sending the whole prompt every step one episode at a time (how the paper's Python code
+//!    ran), against lock-step rounds (every answer of a round waits for the slowest, as leap's
+//!    rollouts did before continuous batching), against llama.cpp's own batching ceiling, and
+//!    against the same rollout through llama-server (`just llama-tools`: its own continuous
+//!    batching and prompt cache) and leap's remote backend.
 
 #[path = "../tests/common/llama_server.rs"]
 mod llama_server;
@@ -15,10 +17,10 @@ use std::process::Command;
 use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
-use leap::agent::Sampling;
 use leap::agent::local::LocalPolicy;
 use leap::agent::prompt::Prompt;
 use leap::agent::student::StudentSpec;
+use leap::agent::{Policy, PolicyError, Request, Response, Sampling};
 use leap::rollout::{RolloutConfig, rollout};
 use leap::scenario;
 use leap::store::Store;
@@ -125,17 +127,57 @@ fn ours(model: &PathBuf, pp: usize, tg: usize) -> (f64, f64) {
     best
 }
 
+/// A policy that answers only in lock-step rounds: [`Policy::serve`]'s default over the local
+/// backend's `respond`, as rollouts ran before continuous batching.
+struct Rounds(LocalPolicy);
+
+impl Policy for Rounds {
+    fn describe(&self) -> String {
+        format!("{} in lock-step rounds", self.0.describe())
+    }
+
+    fn respond(
+        &mut self,
+        requests: &[Request],
+        sampling: &Sampling,
+        on_token: &mut dyn FnMut(usize, &str),
+    ) -> Result<Vec<Response>, PolicyError> {
+        self.0.respond(requests, sampling, on_token)
+    }
+}
+
+/// How the local backend plays the bench's rollout.
+#[derive(Clone, Copy, PartialEq)]
+enum Mode {
+    /// Prefix reuse and continuous batching.
+    Continuous,
+    /// Prefix reuse, lock-step rounds.
+    Rounds,
+    /// The whole prompt every step, lock-step.
+    Whole,
+}
+
 fn rollout_steps_per_s(
     model: &PathBuf,
     parallel: usize,
-    reuse: bool,
+    mode: Mode,
     scenarios: &[scenario::Scenario],
 ) -> (f64, f64) {
     let mut config = StudentSpec::new(model).slots(parallel).config();
-    config.reuse_prefix = reuse;
-    let mut policy = LocalPolicy::load(&config).expect("the model loads");
-    let (steps_per_s, success) = timed_rollout(&mut policy, parallel, scenarios);
-    let st = policy.stats();
+    config.reuse_prefix = mode != Mode::Whole;
+    let policy = LocalPolicy::load(&config).expect("the model loads");
+    let (steps_per_s, success, st) = match mode {
+        Mode::Continuous => {
+            let mut policy = policy;
+            let (a, b) = timed_rollout(&mut policy, parallel, scenarios);
+            (a, b, policy.stats())
+        }
+        Mode::Rounds | Mode::Whole => {
+            let mut policy = Rounds(policy);
+            let (a, b) = timed_rollout(&mut policy, parallel, scenarios);
+            (a, b, policy.0.stats())
+        }
+    };
     println!(
         "      prompt {} tokens ({} cached) in {:.1} s; {} generated: decode {:.1} s, sampling {:.1} s ({} grammar fallbacks)",
         st.prompt_tokens,
@@ -223,6 +265,16 @@ fn main() {
         threads()
     );
 
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| {
+            c.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|m| m.trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    println!("  {cpu}; llama.cpp: {}", leap::agent::local::system_info());
     let (pp, tg) = (256, 64);
     let (our_pp, our_tg) = ours(&model, pp, tg);
     match their_speeds(&model, pp, tg) {
@@ -241,26 +293,47 @@ fn main() {
         ),
     }
 
+    rollout_bench(&model);
+}
+
+/// The rollout rows: the curve over the number of sequences, and the peers.
+fn rollout_bench(model: &PathBuf) {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let mut scenarios =
         scenario::load_all(&[root.join("scenarios/household/test")]).expect("shipped scenarios");
-    scenarios.truncate(8);
-    let (fast, _) = rollout_steps_per_s(&model, 8, true, &scenarios);
-    let (slow, _) = rollout_steps_per_s(&model, 1, false, &scenarios);
+    scenarios.truncate(16);
+    let n = scenarios.len();
+    println!("  rollout, {n} test scenarios x 10 steps, greedy under the grammar:");
+    let mut curve = Vec::new();
+    for k in [1, 2, 4, 8, 16] {
+        let (speed, _) = rollout_steps_per_s(model, k, Mode::Continuous, &scenarios);
+        println!("    continuous batching, {k:2} sequences: {speed:.2} steps/s");
+        curve.push((k, speed));
+    }
+    let (best_k, fast) = curve
+        .iter()
+        .copied()
+        .fold((0, 0.0), |b, (k, v)| if v > b.1 { (k, v) } else { b });
+    let (rounds, _) = rollout_steps_per_s(model, 8, Mode::Rounds, &scenarios);
+    let (slow, _) = rollout_steps_per_s(model, 1, Mode::Whole, &scenarios);
+    let at8 = curve.iter().find(|c| c.0 == 8).map_or(0.0, |c| c.1);
     println!(
-        "  rollout, 8 test scenarios x 10 steps: prefix reuse + 8 parallel {fast:.2} steps/s, whole prompt one at a time {slow:.2} steps/s  ratio {:.2} (target >= 4)",
-        fast / slow
+        "  rollout: continuous batching {fast:.2} steps/s at its best ({best_k} sequences), {at8:.2} at 8; lock-step rounds at 8 {rounds:.2}; whole prompt one at a time {slow:.2}"
     );
-    let gain = batch_gain(&model, 300);
-    if let Some(gain) = gain {
+    println!(
+        "    local / one at a time {:.2} (target >= 3.0); continuous / lock-step at 8 {:.2}",
+        fast / slow,
+        at8 / rounds
+    );
+    if let Some(gain) = batch_gain(model, 300) {
         println!(
             "    llama-bench: 8 tokens in one batch run {gain:.2}x as fast as 1 (300 tokens cached): the most that batching 8 episodes can gain in decoding here; local / one at a time over that ceiling {:.2}",
             fast / slow / gain
         );
     }
-    if let Some((server, _)) = server_steps_per_s(&model, 8, &scenarios) {
+    if let Some((server, _)) = server_steps_per_s(model, best_k, &scenarios) {
         println!(
-            "  rollout through llama-server (8 slots, its continuous batching and prompt cache): {server:.2} steps/s; local / llama-server ratio {:.2} (target >= 1.2)",
+            "  rollout through llama-server ({best_k} slots, its continuous batching and prompt cache, leap's remote backend keeping every slot busy): {server:.2} steps/s; local / llama-server ratio {:.2} (target >= 1.2)",
             fast / server
         );
     }

@@ -304,6 +304,7 @@ pub fn step_agreement(
                         messages: prompts[t].clone(),
                         admissible: step.admissible.clone(),
                         temperature: None,
+                        seed: None,
                     };
                     (request, step)
                 })

@@ -13,7 +13,7 @@ use thiserror::Error;
 
 use crate::agent::parse::parse;
 use crate::agent::prompt::{Past, Prompt, PromptError, View};
-use crate::agent::{Policy, PolicyError, Request, Response, Sampling};
+use crate::agent::{Feed, Next, Policy, PolicyError, Request, Response, Sampling};
 use crate::env::{Environment, Kind, Outcome, command};
 use crate::scenario::Scenario;
 use crate::store::{
@@ -113,7 +113,7 @@ pub struct RolloutSummary {
     pub mean_reward: f64,
     pub mean_steps: f64,
     pub invalid_action_rate: f64,
-    /// Generated tokens per second of generation time, this invocation.
+    /// Generated tokens per second of wall time, this invocation.
     pub gen_tokens_per_s: f64,
     /// Environment steps per second of wall time, this invocation.
     pub steps_per_s: f64,
@@ -193,6 +193,7 @@ impl Playing {
             messages,
             admissible,
             temperature: None,
+            seed: None,
         })
     }
 
@@ -376,12 +377,6 @@ pub struct Played {
     pub sampling: serde_json::Value,
 }
 
-struct Active {
-    scenario: usize,
-    index: usize,
-    playing: Playing,
-}
-
 /// The privileged state as a line of the prompt, for a teacher acting alone.
 pub fn privileged_hint(s: &Scenario) -> String {
     s.body.hint()
@@ -393,6 +388,11 @@ pub fn env_for(s: &Scenario, horizon: Option<u32>) -> Box<dyn Environment> {
 }
 
 /// Plays every (scenario, episode) not yet in the store.
+///
+/// Each of the `parallel` slots plays one episode at a time. The policy answers by continuous
+/// batching ([`Policy::serve`]): as soon as one slot's answer is ready, its environment steps and
+/// its next prompt (or the first of its next episode) joins the batch while the other slots
+/// keep generating.
 pub fn rollout(
     policy: &mut dyn Policy,
     prompt: &Prompt,
@@ -405,159 +405,257 @@ pub fn rollout(
     let prefix = config.key_prefix();
     let finished = store.finished_keys(&prefix)?;
     let total = scenarios.len() * config.episodes;
-    let mut pending: VecDeque<(usize, usize, String)> = VecDeque::new();
+    let mut pending: VecDeque<Pending> = VecDeque::new();
     for (i, s) in scenarios.iter().enumerate() {
         store.upsert_scenario(&s.hash, &s.id, s.kind().as_str(), s.split.as_str(), &s.json)?;
         for n in 0..config.episodes {
             let key = format!("{prefix}{}/{n}", s.id);
             if !finished.contains(&key) {
-                pending.push_back((i, n, key));
+                pending.push_back(Pending {
+                    scenario: i,
+                    index: n,
+                    order: (i * config.episodes + n) as u64,
+                    key,
+                });
             }
         }
     }
-    let mut done = total - pending.len();
+    let done = total - pending.len();
     on_event(RolloutEvent::Progress { done, total });
-
+    if cancel.load(Ordering::Relaxed) {
+        return Err(RolloutError::Cancelled);
+    }
     let start = Instant::now();
-    let (
-        mut env_steps,
-        mut gen_tokens,
-        mut gen_ms,
-        mut prompt_tokens,
-        mut cached_tokens,
-        mut played_now,
-    ) = (0u64, 0u64, 0f64, 0u64, 0u64, 0u64);
-    let mut slots: Vec<Option<Active>> = (0..config.parallel.max(1)).map(|_| None).collect();
-    let describe = policy.describe();
-    let sampling_json = serde_json::to_value(&config.sampling).unwrap_or_default();
-    let played = |index: usize| Played {
-        policy: describe.clone(),
-        seed: config.sampling.seed.wrapping_add(index as u64),
-        iteration: config.iteration,
-        sampling: sampling_json.clone(),
+    let mut driver = Driver {
+        prompt,
+        store,
+        scenarios,
+        config,
+        cancel,
+        on_event,
+        pending,
+        slots: (0..config.parallel.max(1)).map(|_| None).collect(),
+        played: Played {
+            policy: policy.describe(),
+            seed: config.sampling.seed,
+            iteration: config.iteration,
+            sampling: serde_json::to_value(&config.sampling).unwrap_or_default(),
+        },
+        done,
+        total,
+        counts: Counts::default(),
+        error: None,
     };
-    loop {
-        if cancel.load(Ordering::Relaxed) {
-            return Err(RolloutError::Cancelled);
-        }
-        for (slot, a) in slots.iter_mut().enumerate() {
-            if a.is_none()
-                && let Some((scenario, index, key)) = pending.pop_front()
-            {
-                policy.release(slot);
-                let env = env_for(&scenarios[scenario], config.horizon);
-                on_event(RolloutEvent::EpisodeStarted {
-                    slot,
-                    key: key.clone(),
-                    scenario_id: scenarios[scenario].id.clone(),
-                    task: env.task().to_string(),
-                    observation: env.observation().to_string(),
-                });
-                *a = Some(Active {
-                    scenario,
-                    index,
-                    playing: Playing {
-                        hint: config
-                            .privileged
-                            .then(|| privileged_hint(&scenarios[scenario])),
-                        ..Playing::new(key, scenarios[scenario].kind(), env)
-                    },
-                });
-            }
-        }
-        let occupied: Vec<usize> = (0..slots.len()).filter(|&i| slots[i].is_some()).collect();
-        if occupied.is_empty() {
-            break;
-        }
-        let mut live = Vec::with_capacity(occupied.len());
-        let mut requests = Vec::with_capacity(occupied.len());
-        // Episodes over, by slot, with their last outcome: stopped in a cycle, or done.
-        let mut ended = Vec::new();
-        for slot in occupied {
-            let a = slots[slot].as_mut().expect("occupied");
-            let mut request = a.playing.request(prompt, slot)?;
-            if config.stops_cycles() && a.playing.repeats(&request) {
-                ended.push((slot, a.playing.stopped_outcome()));
-                continue;
-            }
-            let repeat = config.sampling.repeat_temperature;
-            if repeat > 0.0 && a.playing.seen_before(&request) {
-                request.temperature = Some(repeat);
-            }
-            live.push(slot);
-            requests.push(request);
-        }
-        let mut sampling = config.sampling.clone();
-        sampling.seed = config.sampling.seed.wrapping_add(env_steps);
-        let responses = match live.is_empty() {
-            true => Vec::new(),
-            false => policy.respond(&requests, &sampling, &mut |i, text| {
-                on_event(RolloutEvent::Token {
-                    slot: live[i],
-                    text: text.to_string(),
-                });
-            })?,
-        };
-        // The batch shares one generation time.
-        gen_ms += responses.first().map_or(0.0, |r| r.gen_ms);
-        for ((&slot, request), response) in live.iter().zip(requests).zip(responses) {
-            let a = slots[slot].as_mut().expect("live");
-            let (step, outcome) = a.playing.advance(request, &response);
-            env_steps += 1;
-            gen_tokens += u64::from(response.gen_tokens);
-            prompt_tokens += u64::from(response.prompt_tokens);
-            cached_tokens += u64::from(response.cached_tokens);
-            on_event(RolloutEvent::StepFinished {
-                slot,
-                index: a.playing.steps.len() - 1,
-                step,
-            });
-            if outcome.done {
-                ended.push((slot, outcome));
-            }
-        }
-        for (slot, outcome) in ended {
-            let a = slots[slot].take().expect("ended");
-            let record = a
-                .playing
-                .record(&scenarios[a.scenario], played(a.index), outcome);
-            store.insert_episode(&record)?;
-            played_now += 1;
-            done += 1;
-            on_event(RolloutEvent::EpisodeFinished {
-                slot,
-                key: record.key,
-                won: outcome.won,
-                steps: record.steps.len(),
-            });
-            on_event(RolloutEvent::Progress { done, total });
+    let mut first = Vec::new();
+    for slot in 0..driver.slots.len() {
+        if let Some(request) = driver.next(slot)? {
+            first.push(request);
         }
     }
+    let served = match first.is_empty() {
+        true => Ok(()),
+        false => policy.serve(first, &config.sampling, &mut driver),
+    };
+    if let Some(e) = driver.error.take() {
+        return Err(e);
+    }
+    served?;
+    let counts = driver.counts;
     let elapsed = start.elapsed().as_secs_f64();
     let all: Summary = store.summary(&EpisodeFilter::prefix(prefix))?;
+    let per_s = |n: u64| {
+        if elapsed > 0.0 {
+            n as f64 / elapsed
+        } else {
+            0.0
+        }
+    };
     Ok(RolloutSummary {
         episodes: all.episodes,
         success_rate: all.success_rate,
         mean_reward: all.mean_reward,
         mean_steps: all.mean_steps,
         invalid_action_rate: all.invalid_action_rate,
-        gen_tokens_per_s: if gen_ms > 0.0 {
-            gen_tokens as f64 / (gen_ms / 1e3)
-        } else {
-            0.0
-        },
-        steps_per_s: if elapsed > 0.0 {
-            env_steps as f64 / elapsed
-        } else {
-            0.0
-        },
-        played: played_now,
-        cached_share: if prompt_tokens > 0 {
-            cached_tokens as f64 / prompt_tokens as f64
+        gen_tokens_per_s: per_s(counts.gen_tokens),
+        steps_per_s: per_s(counts.env_steps),
+        played: counts.played,
+        cached_share: if counts.prompt_tokens > 0 {
+            counts.cached_tokens as f64 / counts.prompt_tokens as f64
         } else {
             0.0
         },
     })
+}
+
+/// An episode still to play.
+struct Pending {
+    scenario: usize,
+    /// The episode's number among its scenario's.
+    index: usize,
+    /// Its place among all the rollout's episodes, played or not: seeds its steps.
+    order: u64,
+    key: String,
+}
+
+struct Active {
+    scenario: usize,
+    index: usize,
+    order: u64,
+    playing: Playing,
+}
+
+/// What this invocation has played, for the summary.
+#[derive(Default)]
+struct Counts {
+    env_steps: u64,
+    gen_tokens: u64,
+    prompt_tokens: u64,
+    cached_tokens: u64,
+    played: u64,
+}
+
+/// The rollout as the policy's [`Feed`]: each answer steps its slot's episode, and the slot's
+/// next prompt is the episode's next step or the first of the next episode.
+struct Driver<'a> {
+    prompt: &'a Prompt,
+    store: &'a mut Store,
+    scenarios: &'a [Scenario],
+    config: &'a RolloutConfig,
+    cancel: &'a AtomicBool,
+    on_event: &'a mut dyn FnMut(RolloutEvent),
+    pending: VecDeque<Pending>,
+    slots: Vec<Option<Active>>,
+    /// Who plays; `seed` is the rollout's, each episode's adds its number.
+    played: Played,
+    done: usize,
+    total: usize,
+    counts: Counts,
+    /// What stopped the rollout from inside [`Feed::answered`].
+    error: Option<RolloutError>,
+}
+
+impl Driver<'_> {
+    /// The next request of `slot`: its episode's next step, or the first of a new episode when
+    /// the last one ended (a cycle ends it here). `None` once nothing is left to play.
+    fn next(&mut self, slot: usize) -> Result<Option<Request>, RolloutError> {
+        loop {
+            if self.slots[slot].is_none() {
+                let Some(p) = self.pending.pop_front() else {
+                    return Ok(None);
+                };
+                let scenario = &self.scenarios[p.scenario];
+                let env = env_for(scenario, self.config.horizon);
+                (self.on_event)(RolloutEvent::EpisodeStarted {
+                    slot,
+                    key: p.key.clone(),
+                    scenario_id: scenario.id.clone(),
+                    task: env.task().to_string(),
+                    observation: env.observation().to_string(),
+                });
+                self.slots[slot] = Some(Active {
+                    scenario: p.scenario,
+                    index: p.index,
+                    order: p.order,
+                    playing: Playing {
+                        hint: self.config.privileged.then(|| privileged_hint(scenario)),
+                        ..Playing::new(p.key, scenario.kind(), env)
+                    },
+                });
+            }
+            let a = self.slots[slot].as_mut().expect("filled above");
+            let mut request = a.playing.request(self.prompt, slot)?;
+            if self.config.stops_cycles() && a.playing.repeats(&request) {
+                let outcome = a.playing.stopped_outcome();
+                self.finish(slot, outcome)?;
+                continue;
+            }
+            let repeat = self.config.sampling.repeat_temperature;
+            if repeat > 0.0 && a.playing.seen_before(&request) {
+                request.temperature = Some(repeat);
+            }
+            // Each step of each episode has its own seed, whatever shares its batches.
+            request.seed = Some(
+                self.config
+                    .sampling
+                    .seed
+                    .wrapping_add(a.order.wrapping_mul(1 << 20))
+                    .wrapping_add(a.playing.steps.len() as u64),
+            );
+            return Ok(Some(request));
+        }
+    }
+
+    /// Stores `slot`'s episode, over with `outcome`, and frees the slot.
+    fn finish(&mut self, slot: usize, outcome: Outcome) -> Result<(), RolloutError> {
+        let a = self.slots[slot].take().expect("an episode to finish");
+        let played = Played {
+            seed: self.played.seed.wrapping_add(a.index as u64),
+            ..self.played.clone()
+        };
+        let record = a
+            .playing
+            .record(&self.scenarios[a.scenario], played, outcome);
+        self.store.insert_episode(&record)?;
+        self.counts.played += 1;
+        self.done += 1;
+        (self.on_event)(RolloutEvent::EpisodeFinished {
+            slot,
+            key: record.key,
+            won: outcome.won,
+            steps: record.steps.len(),
+        });
+        (self.on_event)(RolloutEvent::Progress {
+            done: self.done,
+            total: self.total,
+        });
+        Ok(())
+    }
+
+    /// Steps `request`'s episode with `response`; the slot's next request.
+    fn step(
+        &mut self,
+        request: Request,
+        response: Response,
+    ) -> Result<Option<Request>, RolloutError> {
+        if self.cancel.load(Ordering::Relaxed) {
+            return Err(RolloutError::Cancelled);
+        }
+        let slot = request.seq;
+        let a = self.slots[slot]
+            .as_mut()
+            .expect("an answer for a playing slot");
+        let (step, outcome) = a.playing.advance(request, &response);
+        let index = a.playing.steps.len() - 1;
+        self.counts.env_steps += 1;
+        self.counts.gen_tokens += u64::from(response.gen_tokens);
+        self.counts.prompt_tokens += u64::from(response.prompt_tokens);
+        self.counts.cached_tokens += u64::from(response.cached_tokens);
+        (self.on_event)(RolloutEvent::StepFinished { slot, index, step });
+        if outcome.done {
+            self.finish(slot, outcome)?;
+        }
+        self.next(slot)
+    }
+}
+
+impl Feed for Driver<'_> {
+    fn token(&mut self, seq: usize, piece: &str) {
+        (self.on_event)(RolloutEvent::Token {
+            slot: seq,
+            text: piece.to_string(),
+        });
+    }
+
+    fn answered(&mut self, request: Request, response: Response) -> Next {
+        match self.step(request, response) {
+            Ok(Some(next)) => Next::Ask(next),
+            Ok(None) => Next::Done,
+            Err(e) => {
+                self.error = Some(e);
+                Next::Stop
+            }
+        }
+    }
 }
 
 /// What a finished rollout job gives back: the summary and the policy, its model still loaded.

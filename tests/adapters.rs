@@ -33,6 +33,7 @@ fn greedy(model: &Path, adapters: &[(PathBuf, f32)]) -> String {
         ],
         admissible: Vec::new(),
         temperature: None,
+        seed: None,
     };
     policy
         .respond(&[request], &sampling, &mut |_, _| {})

@@ -46,6 +46,7 @@ fn request(seq: usize, user: &str) -> Request {
         ],
         admissible: vec!["take mug".into(), "open fridge".into(), "look".into()],
         temperature: None,
+        seed: None,
     }
 }
 

@@ -60,6 +60,7 @@ fn the_grammar_forces_a_parseable_admissible_answer_even_from_random_weights() {
             messages: messages(&format!("Task {seq}: find the apple.")),
             admissible: admissible()[seq..].to_vec(),
             temperature: None,
+            seed: None,
         })
         .collect();
     let sampling = Sampling {
@@ -101,6 +102,7 @@ fn under_the_grammar_the_model_fills_a_templates_hole_with_its_own_words() {
             messages: messages(&format!("Task {seq}: buy red running shoes.")),
             admissible: admissible.clone(),
             temperature: None,
+            seed: None,
         })
         .collect();
     let sampling = Sampling {
@@ -140,6 +142,7 @@ fn reusing_the_cached_prefix_gives_the_same_answer_as_evaluating_it_all() {
             messages: m.clone(),
             admissible: Vec::new(),
             temperature: None,
+            seed: None,
         };
         p.respond(&[req], &free(), &mut |_, _| {})
             .unwrap()
@@ -179,6 +182,7 @@ fn a_batch_answers_like_one_request_at_a_time() {
             messages: m.clone(),
             admissible: Vec::new(),
             temperature: None,
+            seed: None,
         })
         .collect();
     let together: Vec<String> = batched
@@ -198,6 +202,7 @@ fn a_batch_answers_like_one_request_at_a_time() {
                     messages: m.clone(),
                     admissible: Vec::new(),
                     temperature: None,
+                    seed: None,
                 }],
                 &free(),
                 &mut |_, _| {},
@@ -205,6 +210,74 @@ fn a_batch_answers_like_one_request_at_a_time() {
             .unwrap();
         assert_eq!(alone[0].text, together[i], "request {i}");
     }
+}
+
+/// Continuous batching: a slot whose answers are short goes through its next requests while a
+/// slot with a long answer is still writing, and every answer is what the request gets alone.
+#[test]
+fn a_slot_asks_again_while_another_is_still_answering() {
+    use leap::agent::{Feed, Format, Next, Response};
+    use std::sync::Arc;
+
+    // Slot 0 must answer "yes" (two tokens with the end); slot 1 writes freely, 24 tokens.
+    let short = Format::Json {
+        name: "yes".into(),
+        schema: Arc::new(serde_json::json!({"const": "yes"})),
+        grammar: Arc::new("root ::= \"yes\"".into()),
+    };
+    let request = |seq: usize, step: usize| Request {
+        format: if seq == 0 {
+            short.clone()
+        } else {
+            Format::React
+        },
+        seq,
+        messages: messages(&format!("Slot {seq}, step {step}: the fridge is closed.")),
+        admissible: Vec::new(),
+        temperature: None,
+        seed: None,
+    };
+    struct Chains<'a> {
+        request: &'a dyn Fn(usize, usize) -> Request,
+        /// Answers so far, in the order they came: (slot, step, text).
+        answers: Vec<(usize, usize, String)>,
+    }
+    impl Feed for Chains<'_> {
+        fn token(&mut self, _: usize, _: &str) {}
+        fn answered(&mut self, request: Request, response: Response) -> Next {
+            let seq = request.seq;
+            let step = self.answers.iter().filter(|a| a.0 == seq).count();
+            self.answers.push((seq, step, response.text));
+            match step + 1 < 3 {
+                true => Next::Ask((self.request)(seq, step + 1)),
+                false => Next::Done,
+            }
+        }
+    }
+    let mut config = LocalConfig::new(tiny());
+    config.slots = 2;
+    let mut policy = LocalPolicy::load(&config).unwrap();
+    let mut chains = Chains {
+        request: &request,
+        answers: Vec::new(),
+    };
+    policy
+        .serve(vec![request(0, 0), request(1, 0)], &free(), &mut chains)
+        .unwrap();
+    let order: Vec<(usize, usize)> = chains.answers.iter().map(|a| (a.0, a.1)).collect();
+    assert_eq!(order.len(), 6, "{order:?}");
+    // In lock-step rounds slot 0's second answer would wait for slot 1's first.
+    assert_eq!(&order[..3], &[(0, 0), (0, 1), (0, 2)], "{order:?}");
+    let mut alone = LocalPolicy::load(&LocalConfig::new(tiny())).unwrap();
+    for (seq, step, text) in &chains.answers {
+        let mut r = request(*seq, *step);
+        r.seq = 0;
+        alone.release(0);
+        let answer = alone.respond(&[r], &free(), &mut |_, _| {}).unwrap();
+        assert_eq!(&answer[0].text, text, "slot {seq}, step {step}");
+    }
+    assert_eq!(chains.answers[0].2, "yes");
+    assert!(chains.answers[3].2.len() > 20, "{:?}", chains.answers[3]);
 }
 
 #[test]
@@ -230,6 +303,7 @@ fn smollm_answers_in_format_under_the_grammar() {
         messages: prompt.render(&view).unwrap(),
         admissible: adm.clone(),
         temperature: None,
+        seed: None,
     };
     let r = policy
         .respond(&[req], &Sampling::default(), &mut |_, _| {})
@@ -282,6 +356,7 @@ fn a_requests_own_temperature_is_sampled_and_the_rest_of_the_batch_stays_greedy(
                 messages: m.clone(),
                 admissible: Vec::new(),
                 temperature,
+                seed: None,
             })
             .collect();
         policy
@@ -600,6 +675,7 @@ fn a_vocabulary_that_turns_the_prompt_into_no_tokens_is_an_error_not_a_panic() {
         messages: messages("Task: find the apple."),
         admissible: admissible(),
         temperature: None,
+        seed: None,
     };
     let err = policy
         .respond(&[request], &common::short(), &mut |_, _| {})

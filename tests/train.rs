@@ -166,6 +166,7 @@ fn greedy(adapter: Option<&Path>) -> String {
         messages: prompt(0),
         admissible: Vec::new(),
         temperature: None,
+        seed: None,
     };
     policy
         .respond(&[request], &sampling, &mut |_, _| {})

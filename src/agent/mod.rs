@@ -142,6 +142,10 @@ pub struct Request {
     /// This request's temperature instead of [`Sampling::temperature`] (a repeated prompt in a
     /// rollout, see [`Sampling::repeat_temperature`]).
     pub temperature: Option<f32>,
+    /// This request's sampling seed instead of one derived from [`Sampling::seed`] and the
+    /// slot: a rollout seeds each step of each episode on its own, so that what an episode
+    /// samples does not depend on which other episodes share its batches.
+    pub seed: Option<u64>,
     pub format: Format,
 }
 
@@ -205,6 +209,115 @@ pub trait Policy: Send {
 
     /// Forgets what is kept for slot `seq` (its episode is over).
     fn release(&mut self, _seq: usize) {}
+
+    /// Continuous batching: answers `first` (one request per slot at most), hands each answer
+    /// to `feed` as soon as it is ready, and answers the slot's next request that `feed` gives
+    /// back while the other slots go on. Ends once no slot has a request, or when `feed` says
+    /// [`Next::Stop`].
+    ///
+    /// This default answers in rounds through [`Policy::respond`]: every request of a round
+    /// waits for the slowest one. Backends that can take a request while others are being
+    /// answered (the local model, a server) override it.
+    fn serve(
+        &mut self,
+        first: Vec<Request>,
+        sampling: &Sampling,
+        feed: &mut dyn Feed,
+    ) -> Result<(), PolicyError> {
+        let mut round = first;
+        while !round.is_empty() {
+            let responses = self.respond(&round, sampling, &mut |i, piece| {
+                feed.token(round[i].seq, piece)
+            })?;
+            let mut next = Vec::with_capacity(round.len());
+            for (request, response) in round.into_iter().zip(responses) {
+                match feed.answered(request, response) {
+                    Next::Ask(r) => next.push(r),
+                    Next::Done => {}
+                    Next::Stop => return Ok(()),
+                }
+            }
+            round = next;
+        }
+        Ok(())
+    }
+}
+
+/// What [`Policy::serve`] hands its answers to.
+pub trait Feed {
+    /// Text generated for the request of slot `seq`, as it comes.
+    fn token(&mut self, seq: usize, piece: &str);
+
+    /// The answer to `request`: what the slot asks next.
+    fn answered(&mut self, request: Request, response: Response) -> Next;
+}
+
+/// What a slot asks after an answer (see [`Feed::answered`]).
+#[derive(Debug)]
+pub enum Next {
+    /// This request, in the same slot.
+    Ask(Request),
+    /// Nothing: the slot is free from now on.
+    Done,
+    /// Nothing more for any slot: `serve` returns at once, leaving unanswered requests.
+    Stop,
+}
+
+/// The [`Feed`] that [`Policy::respond`] is over [`Policy::serve`]: it collects one answer per
+/// request, in the requests' order, and asks nothing more.
+pub struct Collect<'a> {
+    /// Request index by slot.
+    index: Vec<Option<usize>>,
+    responses: Vec<Option<Response>>,
+    on_token: &'a mut dyn FnMut(usize, &str),
+}
+
+impl<'a> Collect<'a> {
+    /// Refuses two requests for one slot: their answers would share a cache.
+    pub fn new(
+        requests: &[Request],
+        on_token: &'a mut dyn FnMut(usize, &str),
+    ) -> Result<Collect<'a>, PolicyError> {
+        let slots = requests.iter().map(|r| r.seq + 1).max().unwrap_or(0);
+        let mut index = vec![None; slots];
+        for (i, r) in requests.iter().enumerate() {
+            if index[r.seq].replace(i).is_some() {
+                return Err(PolicyError::Llama(format!(
+                    "two requests for slot {} in one call",
+                    r.seq
+                )));
+            }
+        }
+        Ok(Collect {
+            index,
+            responses: vec![None; requests.len()],
+            on_token,
+        })
+    }
+
+    /// The answers in the requests' order; an error if one is missing.
+    pub fn responses(self) -> Result<Vec<Response>, PolicyError> {
+        self.responses
+            .into_iter()
+            .enumerate()
+            .map(|(i, r)| r.ok_or_else(|| PolicyError::Llama(format!("request {i} unanswered"))))
+            .collect()
+    }
+}
+
+impl Feed for Collect<'_> {
+    fn token(&mut self, seq: usize, piece: &str) {
+        if let Some(i) = self.index[seq] {
+            (self.on_token)(i, piece);
+        }
+    }
+
+    fn answered(&mut self, request: Request, response: Response) -> Next {
+        if let Some(i) = self.index[request.seq] {
+            self.responses[i] = Some(response);
+        }
+        Next::Done
+    }
 }
 
 #[cfg(test)]

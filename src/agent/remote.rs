@@ -1,7 +1,8 @@
 //! A policy served over HTTP by any OpenAI-compatible chat-completions server: llama.cpp's
 //! `llama-server`, vLLM, SGLang or a hosted API.
 //!
-//! The requests of one `respond` call go out concurrently (at most `concurrency` at a time), each
+//! The requests of one `respond` call go out concurrently (at most `concurrency` at a time), and
+//! in `serve` a slot's next request goes out as soon as its last is answered. Each request is
 //! retried with exponential backoff and jitter when the failure may pass: no connection, a
 //! timeout, 429 or 5xx. Responses are not streamed: `on_token` gets each whole text as soon as
 //! its request is answered.
@@ -26,7 +27,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::local::grammar;
-use super::{Format, Policy, PolicyError, Request, Response, Sampling};
+use super::{Feed, Format, Next, Policy, PolicyError, Request, Response, Sampling};
 use crate::env::command;
 
 /// The largest answer body read from a server. A chat completion of a few hundred tokens is a
@@ -249,8 +250,8 @@ impl RemotePolicy {
             "messages": messages,
             "temperature": request.temperature.unwrap_or(sampling.temperature),
             "top_p": sampling.top_p,
-            // The same seed per slot as the local backend; llama-server takes 32 bits.
-            "seed": sampling.seed.wrapping_add(request.seq as u64) as u32,
+            // The same seed as the local backend; llama-server takes 32 bits.
+            "seed": request.seed.unwrap_or_else(|| sampling.seed.wrapping_add(request.seq as u64)) as u32,
             "max_tokens": sampling.max_tokens,
             "stream": false,
         });
@@ -547,6 +548,80 @@ impl Policy for RemotePolicy {
             .into_iter()
             .map(|r| r.expect("every request is answered when none failed"))
             .collect())
+    }
+
+    /// Continuous batching over HTTP: `concurrency` workers take requests as they come, and a
+    /// slot's next request is queued as soon as its last is answered, so a server with its own
+    /// continuous batching (llama-server's `--parallel`) always has work.
+    fn serve(
+        &mut self,
+        first: Vec<Request>,
+        sampling: &Sampling,
+        feed: &mut dyn Feed,
+    ) -> Result<(), PolicyError> {
+        if first.is_empty() {
+            return Ok(());
+        }
+        let key = self.api_key()?;
+        // Set on a failure or a stop: requests being retried give up.
+        let stop = AtomicBool::new(false);
+        let this = &*self;
+        let (jobs, queue) = mpsc::channel::<Request>();
+        let queue = Mutex::new(queue);
+        let (tx, answers) = mpsc::channel();
+        thread::scope(|scope| {
+            for _ in 0..self.config.concurrency.clamp(1, first.len()) {
+                let tx = tx.clone();
+                let (queue, stop, key) = (&queue, &stop, key.as_deref());
+                scope.spawn(move || {
+                    loop {
+                        let job = queue
+                            .lock()
+                            .map_err(|_| ())
+                            .and_then(|q| q.recv().map_err(|_| ()));
+                        let Ok(request) = job else { break };
+                        let result = this.ask(&request, sampling, key, stop);
+                        if result.is_err() {
+                            stop.store(true, Ordering::Relaxed);
+                        }
+                        if tx.send((request, result)).is_err() {
+                            break;
+                        }
+                    }
+                });
+            }
+            drop(tx);
+            let mut waiting = first.len();
+            for request in first {
+                let _ = jobs.send(request);
+            }
+            let mut outcome = Ok(());
+            while waiting > 0 {
+                let Ok((request, result)) = answers.recv() else {
+                    break;
+                };
+                waiting -= 1;
+                let response = match result {
+                    Ok(response) => response,
+                    Err(e) => {
+                        outcome = Err(e);
+                        break;
+                    }
+                };
+                feed.token(request.seq, &response.text);
+                match feed.answered(request, response) {
+                    Next::Ask(next) => {
+                        let _ = jobs.send(next);
+                        waiting += 1;
+                    }
+                    Next::Done => {}
+                    Next::Stop => break,
+                }
+            }
+            stop.store(true, Ordering::Relaxed);
+            drop(jobs);
+            outcome
+        })
     }
 }
 

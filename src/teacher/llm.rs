@@ -259,6 +259,7 @@ impl LlmTeacher {
                     messages,
                     admissible: p.admissible.clone(),
                     temperature: None,
+                    seed: None,
                 });
             }
             let responses =
@@ -495,6 +496,7 @@ impl LlmTeacher {
                 messages,
                 admissible: Vec::new(),
                 temperature: None,
+                seed: None,
                 format: format.clone(),
             };
             let text = match self.policy.respond(&[request], &sampling, &mut |_, _| {}) {
