@@ -414,7 +414,6 @@ pub fn rollout(
                 pending.push_back(Pending {
                     scenario: i,
                     index: n,
-                    order: (i * config.episodes + n) as u64,
                     key,
                 });
             }
@@ -492,15 +491,12 @@ struct Pending {
     scenario: usize,
     /// The episode's number among its scenario's.
     index: usize,
-    /// Its place among all the rollout's episodes, played or not: seeds its steps.
-    order: u64,
     key: String,
 }
 
 struct Active {
     scenario: usize,
     index: usize,
-    order: u64,
     playing: Playing,
 }
 
@@ -555,7 +551,6 @@ impl Driver<'_> {
                 self.slots[slot] = Some(Active {
                     scenario: p.scenario,
                     index: p.index,
-                    order: p.order,
                     playing: Playing {
                         hint: self.config.privileged.then(|| privileged_hint(scenario)),
                         ..Playing::new(p.key, scenario.kind(), env)
@@ -573,12 +568,14 @@ impl Driver<'_> {
             if repeat > 0.0 && a.playing.seen_before(&request) {
                 request.temperature = Some(repeat);
             }
-            // Each step of each episode has its own seed, whatever shares its batches.
+            // Each step of each episode has its own seed, whatever shares its batches: from
+            // the episode's place among all the rollout's episodes, played or not.
+            let order = (a.scenario * self.config.episodes + a.index) as u64;
             request.seed = Some(
                 self.config
                     .sampling
                     .seed
-                    .wrapping_add(a.order.wrapping_mul(1 << 20))
+                    .wrapping_add(order.wrapping_mul(1 << 20))
                     .wrapping_add(a.playing.steps.len() as u64),
             );
             return Ok(Some(request));
