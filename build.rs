@@ -17,7 +17,7 @@ const SYS_CRATE: &str = "llama-cpp-sys-2";
 fn main() {
     println!("cargo:rerun-if-changed=build.rs");
     println!("cargo:rerun-if-changed=src/train/shim.cpp");
-    println!("cargo:rerun-if-changed=src/train/amx.cpp");
+    println!("cargo:rerun-if-changed=src/train/bf16.cpp");
     println!("cargo:rerun-if-env-changed=DEP_LLAMA_GGML_CMAKE_DIR");
 
     let src = llama_source().unwrap_or_else(|why| {
@@ -39,7 +39,7 @@ fn main() {
         .cpp(true)
         .std("c++17")
         .file("src/train/shim.cpp")
-        .file("src/train/amx.cpp")
+        .file("src/train/bf16.cpp")
         .include(src.join("include"))
         .include(src.join("src"))
         .include(src.join("ggml/include"))

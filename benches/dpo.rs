@@ -255,19 +255,34 @@ fn speed(python: Option<&Path>, model: &Path) {
     let show = |name: &str, m: &Option<Measure>| {
         if let Some(m) = m {
             println!(
-                "  {name:<44} {:.2} s/step  {:>6.1} tokens/s  peak {:>6.0} MB",
+                "  {name:<52} {:.2} s/step  {:>6.1} tokens/s  peak {:>6.0} MB",
                 m.step_s, m.tokens_per_s, m.peak_rss_mb
             );
         }
     };
     let blas = run(Command::new(&exe).arg("--child").arg(&pairs).arg("blas"));
     show("leap, F32 through BLAS, the Q4_1 model", &blas);
-    let amx = train::amx_available()
-        .then(|| run(Command::new(&exe).arg("--child").arg(&pairs).arg("bf16")))
-        .flatten();
-    match amx {
-        Some(_) => show("leap, BF16 on AMX, the Q4_1 model (default)", &amx),
-        None => println!("  no AMX on this CPU: the default is F32 through BLAS"),
+    // Each BF16 kernel this CPU has, fastest (the default) first.
+    let bf16: Vec<(String, Option<Measure>)> = Matmul::bf16_kernels()
+        .into_iter()
+        .map(|k| {
+            let name = match k {
+                Matmul::Amx => "BF16 AMX",
+                _ => "BF16 AVX512-BF16",
+            };
+            let m = run(Command::new(&exe)
+                .arg("--child")
+                .arg(&pairs)
+                .arg(k.as_str()));
+            (name.to_string(), m)
+        })
+        .collect();
+    for (i, (name, m)) in bf16.iter().enumerate() {
+        let default = if i == 0 { " (default)" } else { "" };
+        show(&format!("leap, {name}, the Q4_1 model{default}"), m);
+    }
+    if bf16.is_empty() {
+        println!("  no AMX or AVX512-BF16 on this CPU: the default is F32 through BLAS");
     }
     let Some(python) = python else { return };
     let peer = run(Command::new(python)
@@ -282,7 +297,8 @@ fn speed(python: Option<&Path>, model: &Path) {
         .args(["--warmup", &WARMUP.to_string()])
         .args(["--threads", &threads().to_string()]));
     show("TRL DPOTrainer + PEFT, F32", &peer);
-    for (name, ours) in [("F32 BLAS", blas), ("BF16 AMX", amx)] {
+    let all = std::iter::once(("F32 BLAS".to_string(), blas)).chain(bf16);
+    for (name, ours) in all {
         if let (Some(o), Some(p)) = (ours, peer) {
             println!(
                 "  ratio leap ({name}) / TRL: tokens/s {:.2}x (target >= 1.0), peak memory {:.2}x (target <= 0.5)",
@@ -302,11 +318,7 @@ fn child(pairs_path: &Path, matmul: &str) {
     config.epochs = 1;
     config.eval_fraction = 0.0;
     config.threads = Some(threads());
-    config.matmul = if matmul == "bf16" {
-        Matmul::Bf16
-    } else {
-        Matmul::Blas
-    };
+    config.matmul = matmul.parse().expect("a --matmul name");
     config.base = BaseChoice::Quantized;
     config.lora = lora();
     config.objective = Objective::Dpo(Preference::default());

@@ -32,11 +32,7 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     if let Some(i) = args.iter().position(|a| a == "--child") {
         let seq_len: u32 = args[i + 1].parse().expect("a window length");
-        let matmul = match args.get(i + 2).map(String::as_str) {
-            Some("ggml") => Matmul::Ggml,
-            Some("bf16") => Matmul::Bf16,
-            _ => Matmul::Blas,
-        };
+        let matmul: Matmul = args[i + 2].parse().expect("a --matmul name");
         let base = match args.get(i + 3).map(String::as_str) {
             Some("quantized") => BaseChoice::Quantized,
             _ => BaseChoice::F32,
@@ -72,7 +68,7 @@ fn main() {
         let plain = ours(seq_len, "ggml", "f32");
         let show = |name: &str, m: &Measure| {
             println!(
-                "seq {seq_len}: {name:<44} {:.2} s/step  {:>6.1} tokens/s  peak {:>6.0} MB  ({:.2}x ggml's kernels)",
+                "seq {seq_len}: {name:<52} {:.2} s/step  {:>6.1} tokens/s  peak {:>6.0} MB  ({:.2}x ggml's kernels)",
                 m.step_s,
                 m.tokens_per_s,
                 m.peak_rss_mb,
@@ -82,33 +78,51 @@ fn main() {
         show("leap, ggml's kernels, F32 copy", &plain);
         let f32 = ours(seq_len, "blas", "quantized");
         show("leap, F32 through BLAS, the Q4_1 model", &f32);
-        let bf16 = train::amx_available().then(|| ours(seq_len, "bf16", "quantized"));
-        match &bf16 {
-            Some(m) => show("leap, BF16 on AMX, the Q4_1 model (default)", m),
-            None => println!("seq {seq_len}: no AMX on this CPU: the default is F32 through BLAS"),
+        // Each BF16 kernel this CPU has, fastest (the default) first.
+        let kernels = Matmul::bf16_kernels();
+        let bf16: Vec<(Matmul, Measure)> = kernels
+            .iter()
+            .map(|&k| (k, ours(seq_len, k.as_str(), "quantized")))
+            .collect();
+        for (i, (kernel, m)) in bf16.iter().enumerate() {
+            let name = format!(
+                "leap, BF16 on {}, the Q4_1 model{}",
+                kernel_name(*kernel),
+                if i == 0 { " (default)" } else { "" }
+            );
+            show(&name, m);
+        }
+        if bf16.is_empty() {
+            println!(
+                "seq {seq_len}: no AMX or AVX512-BF16 on this CPU: the default is F32 through BLAS"
+            );
         }
         let Some(python) = &python else { continue };
         let peer_f32 = peer(python, &model, seq_len, false);
-        // Like for like: the peer at mixed precision too (oneDNN runs BF16 on AMX as well).
-        let peer_bf16 = bf16.and_then(|_| peer(python, &model, seq_len, true));
+        // Like for like: the peer at mixed precision too (oneDNN runs BF16 on AMX and
+        // AVX512-BF16 as well).
+        let peer_bf16 = (!bf16.is_empty())
+            .then(|| peer(python, &model, seq_len, true))
+            .flatten();
         for (name, p) in [
             ("PyTorch + PEFT, F32 (dequantised Q4_1)", &peer_f32),
             ("PyTorch + PEFT, BF16 autocast", &peer_bf16),
         ] {
             if let Some(p) = p {
                 println!(
-                    "seq {seq_len}: {name:<44} {:.2} s/step  {:>6.1} tokens/s  peak {:>6.0} MB",
+                    "seq {seq_len}: {name:<52} {:.2} s/step  {:>6.1} tokens/s  peak {:>6.0} MB",
                     p.step_s, p.tokens_per_s, p.peak_rss_mb
                 );
             }
         }
-        let pairs = [
-            ("F32 BLAS", Some(f32), "peer F32", peer_f32),
-            ("BF16 AMX", bf16, "peer F32", peer_f32),
-            ("BF16 AMX", bf16, "peer BF16", peer_bf16),
-        ];
+        let mut pairs = vec![("F32 BLAS".to_string(), f32, "peer F32", peer_f32)];
+        for (kernel, m) in &bf16 {
+            let name = format!("BF16 {}", kernel_name(*kernel));
+            pairs.push((name.clone(), *m, "peer F32", peer_f32));
+            pairs.push((name, *m, "peer BF16", peer_bf16));
+        }
         for (name, ours, peer_name, peer) in pairs {
-            let (Some(ours), Some(peer)) = (ours, peer) else {
+            let Some(peer) = peer else {
                 continue;
             };
             println!(
@@ -117,6 +131,14 @@ fn main() {
                 ours.peak_rss_mb / peer.peak_rss_mb
             );
         }
+    }
+}
+
+/// A BF16 kernel as the bench's lines name it.
+fn kernel_name(kernel: Matmul) -> &'static str {
+    match kernel {
+        Matmul::Amx => "AMX",
+        _ => "AVX512-BF16",
     }
 }
 

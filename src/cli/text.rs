@@ -158,7 +158,6 @@ pub fn train_json(summary: &TrainSummary) -> serde_json::Value {
 /// `leap train`'s summary in words, with the time per ggml operation when profiled.
 pub fn train_text(summary: &TrainSummary) -> String {
     let mut out = String::new();
-    let matmul = serde_json::to_value(summary.matmul).unwrap_or_default();
     let (what, objective) = match summary.objective.preference() {
         None => ("rows", String::new()),
         Some(p) => (
@@ -195,7 +194,7 @@ pub fn train_text(summary: &TrainSummary) -> String {
             .eval_loss
             .map_or_else(String::new, |l| format!(", held-out {l:.4}")),
         summary.tokens_per_s,
-        matmul.as_str().unwrap_or_default(),
+        summary.matmul.as_str(),
         summary
             .peak_rss_mb
             .map_or_else(|| "unknown".to_owned(), |m| format!("{m:.0} MB")),

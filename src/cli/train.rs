@@ -84,9 +84,12 @@ pub struct Args {
     /// Time every ggml operation and print where the time went (slower).
     #[arg(long)]
     profile: bool,
-    /// Who computes the large matrix products on the CPU: `bf16`, mixed precision on AMX tiles
-    /// (Intel Xeon since Sapphire Rapids; elsewhere the same as `blas`); `blas`, F32 through the
-    /// system BLAS; or `ggml`, ggml's own F32 kernels (several times slower; for comparison).
+    /// Who computes the large matrix products on the CPU: `bf16`, mixed precision on the
+    /// fastest kernel the CPU has (`amx`, else `avx512-bf16`, else `blas`); `amx`, BF16 on AMX
+    /// tiles (Intel Xeon since Sapphire Rapids); `avx512-bf16`, BF16 on AVX512-BF16's dot
+    /// products (AMD Zen 4 and later, Intel Cooper Lake and later); `blas`, F32 through the
+    /// system BLAS; or `ggml`, ggml's own F32 kernels (several times slower; for comparison). A
+    /// kernel the CPU lacks falls back to the next.
     #[arg(long, value_enum, default_value = "bf16")]
     matmul: MatmulArg,
     /// sft: learn the rows' responses; dpo: prefer each pair's chosen response (the teacher's
@@ -193,6 +196,8 @@ impl Args {
             profile: self.profile,
             matmul: match self.matmul {
                 MatmulArg::Bf16 => Matmul::Bf16,
+                MatmulArg::Amx => Matmul::Amx,
+                MatmulArg::Avx512Bf16 => Matmul::Avx512Bf16,
                 MatmulArg::Blas => Matmul::Blas,
                 MatmulArg::Ggml => Matmul::Ggml,
             },
@@ -249,6 +254,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 #[derive(Clone, Copy, clap::ValueEnum)]
 enum MatmulArg {
     Bf16,
+    Amx,
+    #[value(name = "avx512-bf16")]
+    Avx512Bf16,
     Blas,
     Ggml,
 }

@@ -24,7 +24,8 @@
 //!   position's gradient there is zero (`leap_out_prod_rows` in the shim).
 //! - **Faster products.** Every other MUL_MAT and OUT_PROD of F32 host tensors above a small
 //!   size becomes a ggml custom operation computed by the shim on ggml's own threads: at BF16 on
-//!   AMX tiles where the CPU has them (`amx.cpp`), else F32 through the system BLAS.
+//!   AMX tiles or AVX512-BF16 vectors where the CPU has them (`bf16.cpp`), else F32 through the
+//!   system BLAS.
 //! - **Per-operation timings** when profiling: every node is then computed on its own.
 
 use std::collections::HashMap;
@@ -82,8 +83,8 @@ unsafe extern "C" {
     ) -> i32;
     /// `src/train/shim.cpp`: a product as a ggml custom operation (see [`make_product_task`]).
     fn leap_product_task(dst: *mut sys::ggml_tensor, ith: i32, nth: i32, userdata: *mut c_void);
-    /// `src/train/amx.cpp`.
-    fn leap_amx_available() -> i32;
+    /// `src/train/bf16.cpp`: which BF16 kernels this CPU runs (1 tiles | 2 vectors).
+    fn leap_bf16_kernels() -> i32;
     /// `src/train/shim.cpp`.
     fn leap_set_eval_callback(
         ctx: *mut sys::llama_context,
@@ -108,13 +109,19 @@ pub struct SessionConfig {
 
 /// Who computes the training step's large F32 matrix products (MUL_MAT and OUT_PROD on the CPU).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "kebab-case")]
 pub enum Matmul {
-    /// Mixed precision on the CPU's AMX tiles (Intel Xeon since Sapphire Rapids): operands
-    /// rounded to BF16, sums kept in F32, as PyTorch's BF16 autocast does. Where the CPU has no
-    /// AMX, the same as `Blas`.
+    /// Mixed precision (operands rounded to BF16, sums kept in F32, as PyTorch's BF16 autocast
+    /// does) on the fastest kernel this CPU has: [`Matmul::Amx`], else [`Matmul::Avx512Bf16`],
+    /// else F32 through BLAS.
     #[default]
     Bf16,
+    /// BF16 on AMX tiles (Intel Xeon since Sapphire Rapids).
+    Amx,
+    /// BF16 through AVX512-BF16's dot products (AMD Zen 4 and later, Intel Cooper Lake and
+    /// Sapphire Rapids).
+    #[serde(rename = "avx512-bf16")]
+    Avx512Bf16,
     /// F32 through the system BLAS (several times faster than ggml's kernels on x86 CPUs).
     Blas,
     /// ggml's own F32 kernels (for comparison).
@@ -122,20 +129,75 @@ pub enum Matmul {
 }
 
 impl Matmul {
-    /// What actually computes the products on this CPU: `Bf16` falls back to `Blas` without
-    /// AMX.
+    /// What actually computes the products on this CPU: a BF16 kernel the CPU lacks falls back
+    /// to the next (AMX, then AVX512-BF16, then BLAS).
     pub fn resolved(self) -> Matmul {
         match self {
-            Matmul::Bf16 if !amx_available() => Matmul::Blas,
+            Matmul::Bf16 | Matmul::Amx if amx_available() => Matmul::Amx,
+            Matmul::Bf16 | Matmul::Amx | Matmul::Avx512Bf16 if avx512_bf16_available() => {
+                Matmul::Avx512Bf16
+            }
+            Matmul::Bf16 | Matmul::Amx | Matmul::Avx512Bf16 => Matmul::Blas,
             other => other,
         }
+    }
+
+    /// The BF16 kernels this CPU runs, fastest first.
+    pub fn bf16_kernels() -> Vec<Matmul> {
+        [Matmul::Amx, Matmul::Avx512Bf16]
+            .into_iter()
+            .filter(|m| m.resolved() == *m)
+            .collect()
+    }
+
+    /// The name `--matmul` takes and summaries show.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Matmul::Bf16 => "bf16",
+            Matmul::Amx => "amx",
+            Matmul::Avx512Bf16 => "avx512-bf16",
+            Matmul::Blas => "blas",
+            Matmul::Ggml => "ggml",
+        }
+    }
+
+    /// The shim's number for a resolved BF16 kernel (1 tiles, 2 vectors), 0 for F32.
+    fn bf16_kernel(self) -> i32 {
+        match self.resolved() {
+            Matmul::Amx => 1,
+            Matmul::Avx512Bf16 => 2,
+            _ => 0,
+        }
+    }
+}
+
+impl std::str::FromStr for Matmul {
+    type Err = String;
+
+    fn from_str(name: &str) -> Result<Matmul, String> {
+        [
+            Matmul::Bf16,
+            Matmul::Amx,
+            Matmul::Avx512Bf16,
+            Matmul::Blas,
+            Matmul::Ggml,
+        ]
+        .into_iter()
+        .find(|m| m.as_str() == name)
+        .ok_or_else(|| format!("{name:?}: expected bf16, amx, avx512-bf16, blas or ggml"))
     }
 }
 
 /// Whether this CPU has AMX-BF16 tiles the process may use.
 pub fn amx_available() -> bool {
     // SAFETY: no arguments; asks the CPU and, once, the kernel.
-    unsafe { leap_amx_available() == 1 }
+    unsafe { leap_bf16_kernels() & 1 != 0 }
+}
+
+/// Whether this CPU runs AVX512-BF16's dot products (and the system saves their registers).
+pub fn avx512_bf16_available() -> bool {
+    // SAFETY: as above.
+    unsafe { leap_bf16_kernels() & 2 != 0 }
 }
 
 /// AdamW's settings for one step.
@@ -173,7 +235,8 @@ struct Hooks {
     node_start: Option<Instant>,
     /// Compute the output projection's backward only where positions have a gradient.
     sparse_head: bool,
-    /// Who runs the large F32 matrix products: BLAS, AMX tiles, or ggml's kernels (`Ggml`).
+    /// Who runs the large F32 matrix products (resolved): BLAS, a BF16 kernel, or ggml's
+    /// kernels (`Ggml`).
     products: Matmul,
     threads: i32,
     /// The output projection's backward node, taken over from ggml: computed (at the positions
@@ -842,7 +905,7 @@ unsafe extern "C" fn eval_hook(t: *mut sys::ggml_tensor, ask: bool, ud: *mut c_v
                 sys::GGML_OP_MUL_MAT | sys::GGML_OP_OUT_PROD
                     if hooks.products != Matmul::Ggml && shim_takes(t) =>
                 {
-                    make_product_task(t, hooks.products == Matmul::Bf16);
+                    make_product_task(t, hooks.products.bf16_kernel());
                     hooks.products_taken.insert(t as usize, op);
                 }
                 _ => {}
@@ -907,14 +970,15 @@ struct CustomOpParams {
 const ALL_THREADS: i32 = -1;
 
 /// Turns MUL_MAT or OUT_PROD node `t` into a custom operation that the shim computes on ggml's
-/// own threads (`leap_product_task`), F32 through BLAS or, with `bf16`, on AMX tiles. Unlike a
-/// node computed from the evaluation callback, this costs no pause in the graph's computation.
+/// own threads (`leap_product_task`), F32 through BLAS or on BF16 kernel `bf16` (1 tiles, 2
+/// vectors). Unlike a node computed from the evaluation callback, this costs no pause in the
+/// graph's computation.
 ///
 /// SAFETY: `t` is a live MUL_MAT or OUT_PROD node for which `shim_takes(t)` holds.
-unsafe fn make_product_task(t: *mut sys::ggml_tensor, bf16: bool) {
-    // Flags of the task (shim.cpp): 1 OUT_PROD, 2 BF16.
+unsafe fn make_product_task(t: *mut sys::ggml_tensor, bf16: i32) {
+    // The task's userdata (shim.cpp): bit 0 OUT_PROD, the kernel above it.
     let out_prod = unsafe { (*t).op } == sys::GGML_OP_OUT_PROD;
-    let flags = usize::from(out_prod) | (usize::from(bf16) << 1);
+    let flags = usize::from(out_prod) | ((bf16 as usize) << 1);
     let params = CustomOpParams {
         fun: leap_product_task,
         n_tasks: ALL_THREADS,
@@ -1088,7 +1152,7 @@ unsafe fn step_adamw(hooks: &mut Hooks, t: *mut sys::ggml_tensor) {
 
 #[cfg(test)]
 mod tests {
-    use super::{amx_available, leap_blas_product, leap_out_prod_rows, sys};
+    use super::{amx_available, avx512_bf16_available, leap_blas_product, leap_out_prod_rows, sys};
     use std::ffi::c_void;
 
     #[test]
@@ -1246,8 +1310,9 @@ mod tests {
         out
     }
 
-    /// Calls the kernel (BLAS, or AMX with `bf16`) on `a` (src0) and `b` (src1) into a
-    /// contiguous dst of sizes `ne`: its answer (1: done, or doable with `check_only`) and dst.
+    /// Calls the kernel (BLAS, or BF16 kernel `bf16`: 1 tiles, 2 vectors) on `a` (src0) and `b`
+    /// (src1) into a contiguous dst of sizes `ne`: its answer (1: done, or doable with
+    /// `check_only`) and dst.
     fn product(
         out_prod: bool,
         check_only: bool,
@@ -1255,7 +1320,7 @@ mod tests {
         b: &T,
         ne: [i64; 4],
         threads: i32,
-        bf16: bool,
+        bf16: i32,
     ) -> (i32, Vec<f32>) {
         let n: usize = ne.iter().product::<i64>() as usize;
         let mut dst = vec![f32::NAN; n];
@@ -1271,7 +1336,7 @@ mod tests {
                 i32::from(out_prod),
                 i32::from(check_only),
                 threads,
-                i32::from(bf16),
+                bf16,
                 dst.as_mut_ptr(),
                 ne.as_ptr(),
                 nb.as_ptr(),
@@ -1287,15 +1352,20 @@ mod tests {
         (answer, dst)
     }
 
-    /// The kernel's product, F32 through BLAS or BF16 on AMX tiles.
-    #[derive(Clone, Copy)]
+    /// The kernel's product: F32 through BLAS, or BF16 on AMX tiles or AVX512-BF16 vectors.
+    #[derive(Clone, Copy, Debug)]
     enum Kernel {
         Blas,
         Amx,
+        Vectors,
     }
 
     fn run(kernel: Kernel, out_prod: bool, a: &T, b: &T, ne: [i64; 4], threads: i32) -> Vec<f32> {
-        let bf16 = matches!(kernel, Kernel::Amx);
+        let bf16 = match kernel {
+            Kernel::Blas => 0,
+            Kernel::Amx => 1,
+            Kernel::Vectors => 2,
+        };
         let (done, dst) = product(out_prod, false, a, b, ne, threads, bf16);
         assert_eq!(done, 1, "the layout is one BLAS takes");
         dst
@@ -1309,7 +1379,7 @@ mod tests {
         for (i, (g, &(w, size))) in got.iter().zip(want).enumerate() {
             let tolerance = match kernel {
                 Kernel::Blas => 1e-4 * w.abs().max(1.0),
-                Kernel::Amx => size / 128.0 + 1e-4,
+                Kernel::Amx | Kernel::Vectors => size / 128.0 + 1e-4,
             };
             assert!((g - w).abs() <= tolerance, "{i}: {g} vs {w}");
         }
@@ -1326,9 +1396,22 @@ mod tests {
             eprintln!("skipped: this CPU has no AMX-BF16 tiles");
             return;
         }
-        products_match_ggmls_definitions(Kernel::Amx);
-        // Edges of every size around the tiles' 16 x 16 x 32, the 32 x 32 blocks, the panels of
-        // 256 columns and the slices of 1,536 depths.
+        bf16_products_match_ggmls_definitions(Kernel::Amx);
+    }
+
+    #[test]
+    fn the_avx512_bf16_products_match_ggmls_definitions_to_bf16_precision() {
+        if !avx512_bf16_available() {
+            eprintln!("skipped: this CPU has no AVX512-BF16");
+            return;
+        }
+        bf16_products_match_ggmls_definitions(Kernel::Vectors);
+    }
+
+    fn bf16_products_match_ggmls_definitions(kernel: Kernel) {
+        products_match_ggmls_definitions(kernel);
+        // Edges of every size around the tiles' 16 x 16 x 32, the blocks of 32 x 32 (tiles) and
+        // 8 x 32 (vectors), the panels of 256 columns and the slices of 1,536 depths.
         let sizes = [
             (1, 1, 1),
             (16, 16, 32),
@@ -1336,19 +1419,20 @@ mod tests {
             (32, 64, 95),
             (5, 100, 2),
             (20, 300, 1600),
+            (41, 47, 3100),
         ];
         for (m, n, k) in sizes {
             let w = T::strided([k, n, 1, 1], [1, k as usize, 0, 0], 9);
             let x = T::strided([k, m, 1, 1], [1, k as usize, 0, 0], 10);
             let ne = [n, m, 1, 1];
             let want = reference(false, &w, &x, ne);
-            close(Kernel::Amx, &run(Kernel::Amx, false, &w, &x, ne, 2), &want);
+            close(kernel, &run(kernel, false, &w, &x, ne, 2), &want);
             // The same with the weight transposed (columns contiguous), as OUT_PROD sees it.
             let wt = T::strided([n, k, 1, 1], [1, n as usize, 0, 0], 9);
             let ne = [n, m, 1, 1];
             let xt = T::strided([m, k, 1, 1], [k as usize, 1, 0, 0], 10);
             let want = reference(true, &wt, &xt, ne);
-            close(Kernel::Amx, &run(Kernel::Amx, true, &wt, &xt, ne, 1), &want);
+            close(kernel, &run(kernel, true, &wt, &xt, ne, 1), &want);
         }
     }
 
@@ -1398,6 +1482,9 @@ mod tests {
         if amx_available() {
             kernels.push(Kernel::Amx);
         }
+        if avx512_bf16_available() {
+            kernels.push(Kernel::Vectors);
+        }
         for kind in kinds {
             for &kernel in &kernels {
                 // MUL_MAT(W, x): W 64 x 4,500 (rows are columns of the product).
@@ -1424,7 +1511,7 @@ mod tests {
         // Neither stride of src1's matrix is one element.
         let w = T::strided([8, 8, 1, 1], [1, 8, 0, 0], 1);
         let x = T::strided([8, 8, 1, 1], [2, 16, 0, 0], 2);
-        let (ok, _) = product(false, true, &w, &x, [8, 8, 1, 1], 1, false);
+        let (ok, _) = product(false, true, &w, &x, [8, 8, 1, 1], 1, 0);
         assert_eq!(ok, 0);
     }
 }

@@ -29,7 +29,7 @@ use sha2::{Digest, Sha256};
 use thiserror::Error;
 
 pub use checkpoint::Checkpoint;
-pub use llama::{Matmul, OpTime, amx_available};
+pub use llama::{Matmul, OpTime, amx_available, avx512_bf16_available};
 pub use preference::{Objective, Preference, PreferenceLoss};
 pub use prepare::{Base, BaseChoice};
 
@@ -311,7 +311,8 @@ pub struct TrainSummary {
     pub packing: f64,
     pub trainable_parameters: usize,
     pub base: Base,
-    /// Who computed the matrix products (`bf16` falls back to `blas` without AMX).
+    /// Who computed the matrix products: `bf16` resolved to the kernel this CPU ran (`amx`,
+    /// `avx512-bf16`, or `blas` without either).
     pub matmul: Matmul,
     pub loss_on: LossOn,
     /// The adapter this run started from (`TrainConfig::init`), if any.

@@ -29,10 +29,10 @@ void cblas_sgemm(int order, int trans_a, int trans_b, int m, int n, int k, float
 #ifndef __APPLE__
 extern "C" void openblas_set_num_threads(int n);
 #endif
-// src/train/amx.cpp.
-extern "C" void leap_amx_sgemm(int32_t op_a, int32_t op_b, int64_t m, int64_t n, int64_t k,
-        const float * a, int64_t lda, const float * b, int64_t ldb, float beta, float * c,
-        int64_t ldc);
+// src/train/bf16.cpp.
+extern "C" void leap_bf16_sgemm(int32_t kernel, int32_t op_a, int32_t op_b, int64_t m,
+        int64_t n, int64_t k, const float * a, int64_t lda, const float * b, int64_t ldb,
+        float beta, float * c, int64_t ldc);
 
 namespace {
 
@@ -208,9 +208,10 @@ namespace {
 // src0[i0,k] src1[i1,k]. Strides are in bytes.
 //
 // Its work is shared among threads: the batches, or, when there are fewer batches than threads,
-// the rows or columns of each. BLAS runs single-threaded inside each share. With `bf16` the
-// shares run on AMX tiles at BF16 precision (leap_amx_sgemm; the caller has checked
-// leap_amx_available), except those under one tile wide, which gain nothing from tiles.
+// the rows or columns of each. BLAS runs single-threaded inside each share. With a `bf16`
+// kernel (1: AMX tiles, 2: AVX512-BF16 vectors; the caller has checked leap_bf16_kernels) the
+// shares run at BF16 precision (leap_bf16_sgemm), except those under 16 rows or columns, which
+// gain little from it.
 struct Product {
     float * dst;
     const int64_t * ne;
@@ -219,7 +220,7 @@ struct Product {
     const size_t * nb0;
     const int64_t * ne1;
     const size_t * nb1;
-    bool bf16;
+    int32_t bf16;
     // src0's type: F32 (read in place, any layout CBLAS takes), or any other type ggml can
     // convert to F32 (F16, BF16, the quantised ones): read a chunk of rows at a time into F32.
     ggml_type type = GGML_TYPE_F32;
@@ -282,8 +283,9 @@ struct Product {
     void kernel(const float * pa, int b_op, const float * pb, int64_t b_ld, int64_t rows,
             int64_t cols, int64_t depth, float beta, float * pc) const {
         const int64_t ldc = f(nb[1]);
-        if (bf16 && rows >= 16 && cols >= 16) {
-            leap_amx_sgemm(op_a, b_op, rows, cols, depth, pa, lda, pb, b_ld, beta, pc, ldc);
+        if (bf16 != 0 && rows >= 16 && cols >= 16) {
+            leap_bf16_sgemm(bf16, op_a, b_op, rows, cols, depth, pa, lda, pb, b_ld, beta, pc,
+                    ldc);
         } else {
             cblas_sgemm(kRowMajor, op_a, b_op, (int) rows, (int) cols, (int) depth, 1.0f, pa,
                     lda, pb, (int) b_ld, beta, pc, (int) ldc);
@@ -375,14 +377,15 @@ struct Product {
 extern "C" {
 
 // The product (see Product) of ggml's MUL_MAT (out_prod = 0) or OUT_PROD (1) over raw
-// tensors, src0 of ggml type `src0_type`, on `n_threads` threads of its own. With `check_only` it only says whether the layout
+// tensors, src0 of ggml type `src0_type`, on `n_threads` threads of its own, F32 through BLAS
+// or on `bf16` kernel 1 or 2 (see Product). With `check_only` it only says whether the layout
 // suits CBLAS. Returns 1 when done (or doable), 0 when not.
 int32_t leap_blas_product(
         int32_t out_prod, int32_t check_only, int32_t n_threads, int32_t bf16,
         float * dst, const int64_t * ne, const size_t * nb,
         int32_t src0_type, const void * src0, const int64_t * ne0, const size_t * nb0,
         const float * src1, const int64_t * ne1, const size_t * nb1) {
-    Product p{dst, ne, nb, ne0, nb0, ne1, nb1, bf16 != 0, (ggml_type) src0_type};
+    Product p{dst, ne, nb, ne0, nb0, ne1, nb1, bf16, (ggml_type) src0_type};
     if (!p.init(out_prod != 0, src0, src1)) {
         return 0;
     }
@@ -395,8 +398,8 @@ int32_t leap_blas_product(
     return 1;
 }
 
-// Flags of leap_product_task's userdata.
-enum : intptr_t { kTaskOutProd = 1, kTaskBf16 = 2 };
+// leap_product_task's userdata: bit 0 OUT_PROD, the bits above the BF16 kernel (0 for BLAS).
+enum : intptr_t { kTaskOutProd = 1, kTaskKernelShift = 1 };
 
 // The product as a ggml custom operation: ggml's own threads each compute share `ith` of `nth`,
 // inside the graph's computation. A MUL_MAT or OUT_PROD node becomes one by taking GGML_OP_CUSTOM
@@ -406,7 +409,7 @@ void leap_product_task(ggml_tensor * dst, int ith, int nth, void * userdata) {
     const ggml_tensor * src0 = dst->src[0];
     const ggml_tensor * src1 = dst->src[1];
     Product p{(float *) dst->data, dst->ne, dst->nb, src0->ne, src0->nb, src1->ne, src1->nb,
-        (flags & kTaskBf16) != 0, src0->type};
+        (int32_t) (flags >> kTaskKernelShift), src0->type};
     if (p.init((flags & kTaskOutProd) != 0, src0->data, (const float *) src1->data)) {
         p.share(ith, nth);
     }

@@ -1,9 +1,12 @@
-// A matrix product at BF16 precision on Intel AMX tiles, with the interface of CBLAS's row-major
-// sgemm: the training step's products run at mixed precision (operands rounded to BF16, sums
-// kept in F32), as PyTorch's autocast does, at several times the F32 speed of the same cores.
+// A matrix product at BF16 precision, with the interface of CBLAS's row-major sgemm: the
+// training step's products run at mixed precision (operands rounded to BF16, sums kept in F32),
+// as PyTorch's autocast does. Two kernels share the packing of the operands:
+// - tiles: Intel AMX (Xeon since Sapphire Rapids), 2 x 2 tiles of 16 x 16 sums at a time;
+// - vectors: AVX512-BF16's dot products (AMD Zen 4 and later, Intel Cooper Lake and Sapphire
+//   Rapids), 8 rows x 32 columns of sums in 16 registers.
 //
-// leap_amx_available() says whether this CPU has AMX-BF16 and the kernel may use its tiles;
-// leap_amx_sgemm() must only be called when it has.
+// leap_bf16_kernels() says which this CPU may run; leap_bf16_sgemm() must only be asked for one
+// of those.
 
 #include <cstddef>
 #include <cstdint>
@@ -11,7 +14,7 @@
 #include <vector>
 
 #if defined(__x86_64__) && defined(__linux__) && (defined(__GNUC__) || defined(__clang__))
-#define LEAP_AMX 1
+#define LEAP_X86 1
 #include <cpuid.h>
 #include <immintrin.h>
 #include <sys/syscall.h>
@@ -30,7 +33,7 @@ inline uint16_t to_bf16(float f) {
     return (uint16_t) (u >> 16);
 }
 
-#ifdef LEAP_AMX
+#ifdef LEAP_X86
 
 // One tile is 16 rows of 64 bytes: 16 F32 sums, 32 BF16 values of A, or 16 pairs of B (VNNI).
 constexpr int kRows = 16;
@@ -241,16 +244,92 @@ void tile_product(const uint16_t * pa, const uint16_t * pb, float * c, float bet
     _tile_release();
 }
 
+// The same packed operands through AVX512-BF16's dot products: each vdpbf16ps adds, in 16 F32
+// lanes, the products of one pair of depths of A's row (broadcast) with that pair of 16 columns
+// of B. A block of C is 8 rows x 32 columns (two tiles' worth of B), its sums in 16 registers.
+// In B's packed layout a column tile's pairs of depths are consecutive rows of 16 lanes (tile
+// (jb, kb), row r is pair kb * 16 + r), and in A's a row's pairs are consecutive 32-bit values.
+// The depth is taken in steps of kStep pairs, so that the 24 KB of B a block reads stay in the
+// first-level cache while every block of rows meets them; C holds the sums between steps.
+LEAP_AVX512 void vector_product(const uint16_t * pa, const uint16_t * pb, float * c, float beta,
+        int64_t ldc, int64_t m, int64_t n, int64_t kp) {
+    constexpr int kMr = 8;
+    constexpr int64_t kStep = 192;
+    const int64_t pairs = kp / 2;
+    const uint32_t * a32 = reinterpret_cast<const uint32_t *>(pa);
+    const __m512i * b32 = reinterpret_cast<const __m512i *>(pb);
+    for (int64_t q0 = 0; q0 < pairs; q0 += kStep) {
+        const int64_t q1 = q0 + kStep < pairs ? q0 + kStep : pairs;
+        // The first step adds to C as asked; the later ones to the sums C holds.
+        const bool add = q0 > 0 || beta != 0.0f;
+        for (int64_t j0 = 0; j0 < n; j0 += 2 * kRows) {
+            const __m512i * b0 = b32 + (j0 / kRows) * pairs;
+            const __m512i * b1 = b0 + pairs;
+            // Rows past m are zeros of the packing (m is padded to a multiple of kBlock).
+            for (int64_t i0 = 0; i0 < m; i0 += kMr) {
+                __m512 acc[kMr][2];
+                for (int i = 0; i < kMr; ++i) {
+                    acc[i][0] = _mm512_setzero_ps();
+                    acc[i][1] = _mm512_setzero_ps();
+                }
+                const uint32_t * a = a32 + i0 * pairs;
+                for (int64_t q = q0; q < q1; ++q) {
+                    const __m512bh v0 = (__m512bh) _mm512_loadu_si512(b0 + q);
+                    const __m512bh v1 = (__m512bh) _mm512_loadu_si512(b1 + q);
+                    for (int i = 0; i < kMr; ++i) {
+                        const __m512bh u = (__m512bh) _mm512_set1_epi32((int) a[i * pairs + q]);
+                        acc[i][0] = _mm512_dpbf16_ps(acc[i][0], u, v0);
+                        acc[i][1] = _mm512_dpbf16_ps(acc[i][1], u, v1);
+                    }
+                }
+                const int64_t rows = m - i0 < kMr ? m - i0 : kMr;
+                for (int64_t i = 0; i < rows; ++i) {
+                    for (int h = 0; h < 2; ++h) {
+                        const int64_t j = j0 + h * kRows;
+                        if (j >= n) {
+                            break;
+                        }
+                        const int64_t cols = n - j < kRows ? n - j : kRows;
+                        const __mmask16 mask = (__mmask16) ((1u << cols) - 1u);
+                        float * out = c + (i0 + i) * ldc + j;
+                        __m512 sum = acc[i][h];
+                        if (add) {
+                            sum = _mm512_add_ps(sum, _mm512_maskz_loadu_ps(mask, out));
+                        }
+                        _mm512_mask_storeu_ps(out, mask, sum);
+                    }
+                }
+            }
+        }
+    }
+}
+
+bool avx512_bf16_usable() {
+    unsigned a, b, c, d;
+    // AVX512F (leaf 7, EBX bit 16), BW (30), VL (31); BF16 (leaf 7, sub-leaf 1, EAX bit 5).
+    if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) {
+        return false;
+    }
+    const bool base = ((b >> 16) & 1u) && ((b >> 30) & 1u) && ((b >> 31) & 1u);
+    unsigned a1, b1, c1, d1;
+    const bool bf16 = __get_cpuid_count(7, 1, &a1, &b1, &c1, &d1) && ((a1 >> 5) & 1u);
+    // The operating system saves the ZMM registers (XCR0 bits 1, 2, 5, 6, 7).
+    if (!base || !bf16 || !__get_cpuid(1, &a, &b, &c, &d) || !((c >> 27) & 1u)) {
+        return false;
+    }
+    uint32_t lo, hi;
+    __asm__("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+    return (lo & 0xe6u) == 0xe6u;
+}
+
 bool amx_usable() {
     unsigned a, b, c, d;
     if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) {
         return false;
     }
     const bool tile = (d >> 24) & 1u, bf16 = (d >> 22) & 1u;
-    // The packing converts with AVX512-BF16 (leaf 7, sub-leaf 1, EAX bit 5).
-    unsigned a1, b1, c1, d1;
-    const bool avx512_bf16 = __get_cpuid_count(7, 1, &a1, &b1, &c1, &d1) && ((a1 >> 5) & 1u);
-    if (!tile || !bf16 || !avx512_bf16) {
+    // The packing converts with AVX512-BF16.
+    if (!tile || !bf16 || !avx512_bf16_usable()) {
         return false;
     }
     // Linux hands out the tile registers' state only to a process that asks for it.
@@ -259,28 +338,30 @@ bool amx_usable() {
     return syscall(SYS_arch_prctl, kArchReqXcompPerm, kXfeatureXtiledata) == 0;
 }
 
-#endif  // LEAP_AMX
+#endif  // LEAP_X86
 
 }  // namespace
 
 extern "C" {
 
-// Whether leap_amx_sgemm can run here (asks the kernel for the tile state on the first call).
-int32_t leap_amx_available() {
-#ifdef LEAP_AMX
-    static const bool ok = amx_usable();
-    return ok ? 1 : 0;
+// Which kernels leap_bf16_sgemm may run here: 1 (tiles) | 2 (vectors). The first call asks
+// Linux for the tile state.
+int32_t leap_bf16_kernels() {
+#ifdef LEAP_X86
+    static const int32_t kernels = (amx_usable() ? 1 : 0) | (avx512_bf16_usable() ? 2 : 0);
+    return kernels;
 #else
     return 0;
 #endif
 }
 
 // C = A op(B) (beta 0) or C += A op(B) (beta 1), row-major, as cblas_sgemm(CblasRowMajor,
-// op_a, op_b, m, n, k, 1, a, lda, b, ldb, beta, c, ldc), with A and B rounded to BF16.
-void leap_amx_sgemm(int32_t op_a, int32_t op_b, int64_t m, int64_t n, int64_t k,
-        const float * a, int64_t lda, const float * b, int64_t ldb, float beta, float * c,
-        int64_t ldc) {
-#ifdef LEAP_AMX
+// op_a, op_b, m, n, k, 1, a, lda, b, ldb, beta, c, ldc), with A and B rounded to BF16, on
+// `kernel` (1: tiles, 2: vectors; one leap_bf16_kernels() allows).
+void leap_bf16_sgemm(int32_t kernel, int32_t op_a, int32_t op_b, int64_t m, int64_t n,
+        int64_t k, const float * a, int64_t lda, const float * b, int64_t ldb, float beta,
+        float * c, int64_t ldc) {
+#ifdef LEAP_X86
     if (m <= 0 || n <= 0) {
         return;
     }
@@ -314,13 +395,17 @@ void leap_amx_sgemm(int32_t op_a, int32_t op_b, int64_t m, int64_t n, int64_t k,
             } else {
                 pack_b(pb.data(), b + j0 * ldb + p0, ldb, 1, cols, depth, np, kp);
             }
-            tile_product(pa.data(), pb.data(), c + j0, slice_beta, ldc, m, cols, mp, np, kp);
+            if (kernel == 1) {
+                tile_product(pa.data(), pb.data(), c + j0, slice_beta, ldc, m, cols, mp, np, kp);
+            } else {
+                vector_product(pa.data(), pb.data(), c + j0, slice_beta, ldc, m, cols, kp);
+            }
         }
         p0 += depth;
     } while (p0 < k);
 #else
-    (void) op_a, (void) op_b, (void) m, (void) n, (void) k, (void) a, (void) lda, (void) b,
-        (void) ldb, (void) beta, (void) c, (void) ldc;
+    (void) kernel, (void) op_a, (void) op_b, (void) m, (void) n, (void) k, (void) a, (void) lda,
+        (void) b, (void) ldb, (void) beta, (void) c, (void) ldc;
 #endif
 }
 
