@@ -188,11 +188,15 @@ impl LocalPolicy {
             .with_n_batch(n_batch)
             .with_n_ubatch(n_batch)
             .with_n_seq_max(slots as u32)
-            // One KV buffer for all sequences. Split per sequence (llama.cpp's default), a batch
-            // that mixes sequences with different numbers of new tokens is cut into many small
-            // equal-split ubatches: measured on the rollout bench (8 sequences, 2 CPU cores),
-            // prompt evaluation took 46 s split and 15 s unified, generation 25 s and 28 s.
-            .with_kv_unified(true)
+            // A KV buffer per sequence. In one shared buffer the sequences' cells interleave,
+            // and ggml's CPU flash attention skips a block of cells only when all of it is
+            // masked: every token would attend over every sequence's cells. Split, a batch that
+            // mixes sequences with different numbers of new tokens is cut into ubatches of
+            // equal tokens per sequence, which cost more in lock-step rounds (8 sequences:
+            // prompts 46 s split, 15 s shared) but less than the shared buffer's attention with
+            // continuous batching (rollout bench, 8 sequences, AMD EPYC, 2 cores: 1.36 steps/s
+            // split, 0.98 shared; prompts 80 s and 122 s).
+            .with_kv_unified(false)
             .with_n_threads(threads)
             .with_n_threads_batch(threads);
         let mut ctx = model_ref.new_context(backend, params).map_err(llama_err)?;
