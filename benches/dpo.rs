@@ -28,7 +28,7 @@ use leap::train::{
     TrainConfig, TrainEvent,
 };
 
-use child::{Measure, parse, threads};
+use child::{Measure, kernel_name, parse, threads};
 
 const RANK: u32 = 8;
 const ALPHA: f32 = 16.0;
@@ -266,15 +266,12 @@ fn speed(python: Option<&Path>, model: &Path) {
     let bf16: Vec<(String, Option<Measure>)> = Matmul::bf16_kernels()
         .into_iter()
         .map(|k| {
-            let name = match k {
-                Matmul::Amx => "BF16 AMX",
-                _ => "BF16 AVX512-BF16",
-            };
+            let name = format!("BF16 {}", kernel_name(k));
             let m = run(Command::new(&exe)
                 .arg("--child")
                 .arg(&pairs)
                 .arg(k.as_str()));
-            (name.to_string(), m)
+            (name, m)
         })
         .collect();
     for (i, (name, m)) in bf16.iter().enumerate() {
@@ -318,7 +315,7 @@ fn child(pairs_path: &Path, matmul: &str) {
     config.epochs = 1;
     config.eval_fraction = 0.0;
     config.threads = Some(threads());
-    config.matmul = matmul.parse().expect("a --matmul name");
+    config.matmul = child::matmul(matmul);
     config.base = BaseChoice::Quantized;
     config.lora = lora();
     config.objective = Objective::Dpo(Preference::default());

@@ -20,7 +20,7 @@ use leap::agent::{Message, Role};
 use leap::dataset::Row;
 use leap::train::{self, BaseChoice, LoraSpec, LossOn, Matmul, Target, TrainConfig, TrainEvent};
 
-use child::{Measure, parse, threads};
+use child::{Measure, kernel_name, parse, threads};
 
 const WARMUP: usize = 2;
 const TIMED: usize = 6;
@@ -32,7 +32,7 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     if let Some(i) = args.iter().position(|a| a == "--child") {
         let seq_len: u32 = args[i + 1].parse().expect("a window length");
-        let matmul: Matmul = args[i + 2].parse().expect("a --matmul name");
+        let matmul = child::matmul(&args[i + 2]);
         let base = match args.get(i + 3).map(String::as_str) {
             Some("quantized") => BaseChoice::Quantized,
             _ => BaseChoice::F32,
@@ -79,10 +79,9 @@ fn main() {
         let f32 = ours(seq_len, "blas", "quantized");
         show("leap, F32 through BLAS, the Q4_1 model", &f32);
         // Each BF16 kernel this CPU has, fastest (the default) first.
-        let kernels = Matmul::bf16_kernels();
-        let bf16: Vec<(Matmul, Measure)> = kernels
-            .iter()
-            .map(|&k| (k, ours(seq_len, k.as_str(), "quantized")))
+        let bf16: Vec<(Matmul, Measure)> = Matmul::bf16_kernels()
+            .into_iter()
+            .map(|k| (k, ours(seq_len, k.as_str(), "quantized")))
             .collect();
         for (i, (kernel, m)) in bf16.iter().enumerate() {
             let name = format!(
@@ -131,14 +130,6 @@ fn main() {
                 ours.peak_rss_mb / peer.peak_rss_mb
             );
         }
-    }
-}
-
-/// A BF16 kernel as the bench's lines name it.
-fn kernel_name(kernel: Matmul) -> &'static str {
-    match kernel {
-        Matmul::Amx => "AMX",
-        _ => "AVX512-BF16",
     }
 }
 

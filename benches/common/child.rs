@@ -1,5 +1,20 @@
-//! Shared by the training benches (`train`, `dpo`): the thread count both sides use, and what
-//! a measuring child process prints as its last line.
+//! Shared by the training benches (`train`, `dpo`): the thread count both sides use, what a
+//! measuring child process prints as its last line, and the kernels' names.
+
+use leap::train::Matmul;
+
+/// The `--matmul` a child was given.
+pub fn matmul(name: &str) -> Matmul {
+    <Matmul as clap::ValueEnum>::from_str(name, false).expect("a --matmul name")
+}
+
+/// A BF16 kernel as the benches' lines name it.
+pub fn kernel_name(kernel: Matmul) -> &'static str {
+    match kernel {
+        Matmul::Amx => "AMX",
+        _ => "AVX512-BF16",
+    }
+}
 
 /// Threads for both sides: `LEAP_BENCH_THREADS`, else every core.
 pub fn threads() -> usize {

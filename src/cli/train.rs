@@ -84,14 +84,10 @@ pub struct Args {
     /// Time every ggml operation and print where the time went (slower).
     #[arg(long)]
     profile: bool,
-    /// Who computes the large matrix products on the CPU: `bf16`, mixed precision on the
-    /// fastest kernel the CPU has (`amx`, else `avx512-bf16`, else `blas`); `amx`, BF16 on AMX
-    /// tiles (Intel Xeon since Sapphire Rapids); `avx512-bf16`, BF16 on AVX512-BF16's dot
-    /// products (AMD Zen 4 and later, Intel Cooper Lake and later); `blas`, F32 through the
-    /// system BLAS; or `ggml`, ggml's own F32 kernels (several times slower; for comparison). A
-    /// kernel the CPU lacks falls back to the next.
+    /// Who computes the large matrix products on the CPU. A BF16 kernel the CPU lacks falls back
+    /// to the next: `amx`, then `avx512-bf16`, then `blas`.
     #[arg(long, value_enum, default_value = "bf16")]
-    matmul: MatmulArg,
+    matmul: Matmul,
     /// sft: learn the rows' responses; dpo: prefer each pair's chosen response (the teacher's
     /// step) over its rejected one (the student's), from the pairs file (default
     /// DIR/datasets/iter-N.pairs.jsonl, `leap export --format dpo`). The reference policy is the
@@ -194,13 +190,7 @@ impl Args {
             threads: self.threads,
             gpu_layers: self.gpu_layers,
             profile: self.profile,
-            matmul: match self.matmul {
-                MatmulArg::Bf16 => Matmul::Bf16,
-                MatmulArg::Amx => Matmul::Amx,
-                MatmulArg::Avx512Bf16 => Matmul::Avx512Bf16,
-                MatmulArg::Blas => Matmul::Blas,
-                MatmulArg::Ggml => Matmul::Ggml,
-            },
+            matmul: self.matmul,
             objective: self.preference.objective(self.objective)?,
         };
         Ok(AdapterJob {
@@ -249,16 +239,6 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         out!("{}", train_text(&summary));
     }
     Ok(ExitCode::SUCCESS)
-}
-
-#[derive(Clone, Copy, clap::ValueEnum)]
-enum MatmulArg {
-    Bf16,
-    Amx,
-    #[value(name = "avx512-bf16")]
-    Avx512Bf16,
-    Blas,
-    Ggml,
 }
 
 /// A learning rate: a finite number above 0.

@@ -328,8 +328,7 @@ bool amx_usable() {
         return false;
     }
     const bool tile = (d >> 24) & 1u, bf16 = (d >> 22) & 1u;
-    // The packing converts with AVX512-BF16.
-    if (!tile || !bf16 || !avx512_bf16_usable()) {
+    if (!tile || !bf16) {
         return false;
     }
     // Linux hands out the tile registers' state only to a process that asks for it.
@@ -345,10 +344,14 @@ bool amx_usable() {
 extern "C" {
 
 // Which kernels leap_bf16_sgemm may run here: 1 (tiles) | 2 (vectors). The first call asks
-// Linux for the tile state.
+// Linux for the tile state, where the CPU has the tiles.
 int32_t leap_bf16_kernels() {
 #ifdef LEAP_X86
-    static const int32_t kernels = (amx_usable() ? 1 : 0) | (avx512_bf16_usable() ? 2 : 0);
+    // Both kernels pack their operands with AVX512-BF16.
+    static const int32_t kernels = [] {
+        const bool vectors = avx512_bf16_usable();
+        return (vectors && amx_usable() ? 1 : 0) | (vectors ? 2 : 0);
+    }();
     return kernels;
 #else
     return 0;

@@ -108,12 +108,22 @@ pub struct SessionConfig {
 }
 
 /// Who computes the training step's large F32 matrix products (MUL_MAT and OUT_PROD on the CPU).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    Default,
+    PartialEq,
+    Eq,
+    serde::Serialize,
+    serde::Deserialize,
+    clap::ValueEnum,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum Matmul {
     /// Mixed precision (operands rounded to BF16, sums kept in F32, as PyTorch's BF16 autocast
-    /// does) on the fastest kernel this CPU has: [`Matmul::Amx`], else [`Matmul::Avx512Bf16`],
-    /// else F32 through BLAS.
+    /// does) on the fastest kernel this CPU has: `amx`, else `avx512-bf16`, else F32 through
+    /// BLAS.
     #[default]
     Bf16,
     /// BF16 on AMX tiles (Intel Xeon since Sapphire Rapids).
@@ -121,6 +131,7 @@ pub enum Matmul {
     /// BF16 through AVX512-BF16's dot products (AMD Zen 4 and later, Intel Cooper Lake and
     /// Sapphire Rapids).
     #[serde(rename = "avx512-bf16")]
+    #[value(name = "avx512-bf16")]
     Avx512Bf16,
     /// F32 through the system BLAS (several times faster than ggml's kernels on x86 CPUs).
     Blas,
@@ -150,7 +161,7 @@ impl Matmul {
             .collect()
     }
 
-    /// The name `--matmul` takes and summaries show.
+    /// The name `--matmul` takes (`clap::ValueEnum`) and summaries show.
     pub fn as_str(self) -> &'static str {
         match self {
             Matmul::Bf16 => "bf16",
@@ -168,23 +179,6 @@ impl Matmul {
             Matmul::Avx512Bf16 => 2,
             _ => 0,
         }
-    }
-}
-
-impl std::str::FromStr for Matmul {
-    type Err = String;
-
-    fn from_str(name: &str) -> Result<Matmul, String> {
-        [
-            Matmul::Bf16,
-            Matmul::Amx,
-            Matmul::Avx512Bf16,
-            Matmul::Blas,
-            Matmul::Ggml,
-        ]
-        .into_iter()
-        .find(|m| m.as_str() == name)
-        .ok_or_else(|| format!("{name:?}: expected bf16, amx, avx512-bf16, blas or ggml"))
     }
 }
 
