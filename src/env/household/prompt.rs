@@ -68,8 +68,9 @@ fn natural_key(name: &str) -> (&str, u64, &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::agent::prompt::Prompt;
     use crate::agent::prompt::tests::{past, render};
+    use crate::agent::prompt::{Prompt, View};
+    use crate::env::default_kind;
 
     #[test]
     fn the_user_message_lists_commands_but_not_the_places_again() {
@@ -80,6 +81,43 @@ mod tests {
         );
         assert!(text.contains("> look 0\nseen 0\n"), "{text}");
         assert!(text.ends_with("Now: The cabinet 1 is closed.\nCommands: go to <a place above>, inventory, open cabinet 1"), "{text}");
+    }
+
+    #[test]
+    fn the_latest_observation_is_shown_once() {
+        let prompt = Prompt::builtin(4);
+        let admissible = vec!["go to fridge 1".to_string(), "look".to_string()];
+        let user = |history: &[Past], observation: &str| {
+            let view = View {
+                kind: default_kind(),
+                task: "find the apple.",
+                start: "You see a fridge 1.",
+                history,
+                observation,
+                admissible: &admissible,
+            };
+            prompt.render(&view).unwrap()[1].content.clone()
+        };
+        // Before any step the first observation is the latest.
+        assert_eq!(
+            user(&[], "You see a fridge 1."),
+            "Task: find the apple.\nYou see a fridge 1.\n\nCommands: go to <a place above>, look"
+        );
+        // After a step it is that step's, at the end of the earlier steps.
+        let history = [Past {
+            action: "go to fridge 1".into(),
+            observation: "The fridge 1 is closed.".into(),
+        }];
+        let text = user(&history, "The fridge 1 is closed.");
+        assert_eq!(text.matches("The fridge 1 is closed.").count(), 1, "{text}");
+        assert!(
+            text.ends_with(
+                "> go to fridge 1\nThe fridge 1 is closed.\n\nCommands: go to <a place above>, look"
+            ),
+            "{text}"
+        );
+        // An observation the history does not end with is still shown.
+        assert!(user(&history, "Nothing happens.").contains("\nNow: Nothing happens.\nCommands: "));
     }
 
     #[test]
