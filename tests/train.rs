@@ -14,7 +14,8 @@ use leap::dataset::{Row, RowMeta, write_jsonl};
 use leap::model::{Adapter, TinySpec};
 use leap::store::Store;
 use leap::train::{
-    self, BaseChoice, LoraSpec, Matmul, Target, TrainConfig, TrainError, TrainEvent, TrainSummary,
+    self, BaseChoice, LoraSpec, Matmul, Pack, Target, TrainConfig, TrainError, TrainEvent,
+    TrainSummary,
 };
 
 /// One tiny model per test process, and its F32 training copy beside it.
@@ -765,17 +766,68 @@ fn each_response_of_a_pair_is_scored_as_if_alone_in_its_window() {
     let apart = logps(&c, &data);
     c.n_ctx = 2048;
     let together = logps(&c, &data);
-    for (a, b) in apart.iter().zip(&together) {
-        for k in 0..2 {
-            assert!(a[k].logp.is_finite() && a[k].logp < 0.0, "{apart:?}");
-            assert!(
-                (a[k].logp - b[k].logp).abs() < 1e-3,
-                "{apart:?} vs {together:?}"
-            );
-            assert_eq!(a[k].tokens, b[k].tokens);
+    // As prefix trees, the pairs' prompts stored once, in one window and in several.
+    c.pack = Pack::Tree;
+    let tree = logps(&c, &data);
+    c.n_ctx = 256;
+    let trees = logps(&c, &data);
+    for other in [&together, &tree, &trees] {
+        for (a, b) in apart.iter().zip(other) {
+            for k in 0..2 {
+                assert!(a[k].logp.is_finite() && a[k].logp < 0.0, "{apart:?}");
+                assert!(
+                    (a[k].logp - b[k].logp).abs() < 1e-3,
+                    "{apart:?} vs {other:?}"
+                );
+                assert_eq!(a[k].tokens, b[k].tokens);
+            }
+            assert_ne!(a[0].logp, a[1].logp);
         }
-        assert_ne!(a[0].logp, a[1].logp);
     }
+}
+
+/// Tree packing's loss is the rows' loss as if each were alone: the mean over the response
+/// tokens of all rows of their log-probabilities, scored one pair side at a time.
+#[test]
+fn a_tree_packed_step_learns_each_row_as_if_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    // Six rows on three prompts: rows 0 and 3 share their whole prompt.
+    let data = rows(6);
+    let mut c = config(&dir.path().join("tree.gguf"));
+    c.matmul = Matmul::Blas;
+    c.epochs = 1;
+    c.n_ctx = 1024;
+    c.lr = 1e-6;
+    c.pack = Pack::Tree;
+    let summary = run(&c, &data).unwrap();
+    assert_eq!(summary.steps, 1, "one window");
+    assert_eq!(summary.pack, Pack::Tree);
+    let alone = logps(&c, &pairs(6));
+    let logp: f64 = alone.iter().map(|p| p[0].logp).sum();
+    let tokens: usize = alone.iter().map(|p| p[0].tokens).sum();
+    assert_eq!(summary.loss_tokens, tokens);
+    let loss = -logp / tokens as f64;
+    assert!(
+        (summary.losses[0] - loss).abs() < 1e-4,
+        "tree {} against alone {loss}",
+        summary.losses[0]
+    );
+    // Flat packing lets a row see the rows before it in its window: another loss.
+    c.pack = Pack::Flat;
+    c.out = dir.path().join("flat.gguf");
+    let flat = run(&c, &data).unwrap();
+    assert!(
+        (flat.losses[0] - loss).abs() > 1e-3,
+        "{} {loss}",
+        flat.losses[0]
+    );
+    // The tree stores the shared system text and task once.
+    assert!(
+        summary.packing < flat.packing,
+        "{} {}",
+        summary.packing,
+        flat.packing
+    );
 }
 
 #[test]
@@ -786,9 +838,16 @@ fn preference_gradients_match_finite_differences_of_the_loss() {
         dpo(PreferenceLoss::Sigmoid, 1.0, 0.0),
         dpo(PreferenceLoss::Ipo, 0.5, 0.5),
     ];
-    for (n, objective) in objectives.into_iter().enumerate() {
+    let runs = [
+        (objectives[0], Pack::Flat),
+        (objectives[1], Pack::Flat),
+        (objectives[0], Pack::Tree),
+    ];
+    for (n, (objective, pack)) in runs.into_iter().enumerate() {
         let mut c = config(&dir.path().join(format!("dpo-{n}.gguf")));
         c.matmul = Matmul::Blas;
+        // A tree's masked attention and moved positions must have the gradient of its loss.
+        c.pack = pack;
         c.epochs = 1;
         c.n_ctx = 512;
         c.lr = 1e-6;

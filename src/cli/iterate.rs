@@ -111,6 +111,10 @@ pub struct Args {
     warm_lr: Option<f32>,
     #[arg(long, default_value_t = 1024)]
     ctx: u32,
+    /// How rows share a training window (`leap train --pack`): flat, or tree, their common
+    /// starts stored once.
+    #[arg(long, value_enum, default_value = "flat")]
+    pack: leap::train::Pack,
     /// How iterations after 0 update the student: sft, on the iteration's dataset (the
     /// expert's rows beside the kept labels), or dpo, on the pairs of the last iteration's
     /// kept labels (the teacher's step over the student's), going on from the last student,
@@ -135,6 +139,7 @@ impl Args {
             epochs: self.epochs,
             lr: self.lr,
             ctx: self.ctx,
+            pack: self.pack,
             gpu_layers: self.teacher.gpu_layers,
             objective: self.preference.objective(self.update)?,
             ..TrainOptions::default()

@@ -180,7 +180,7 @@ pub fn train_text(summary: &TrainSummary) -> String {
     };
     let _ = writeln!(
         out,
-        "{}: {objective}{} {what}, {} tokens, {} epochs ({} steps of {} tokens, {:.0}% of them row tokens); loss {:.4} -> {:.4}{}; {:.0} tokens/s ({} products); peak memory {}",
+        "{}: {objective}{} {what}, {} tokens, {} epochs ({} steps of {} tokens, {:.0}% of them row tokens{}); loss {:.4} -> {:.4}{}; {:.0} tokens/s ({} products); peak memory {}",
         summary.adapter.display(),
         summary.rows,
         summary.tokens,
@@ -188,6 +188,10 @@ pub fn train_text(summary: &TrainSummary) -> String {
         summary.steps,
         summary.n_ctx,
         summary.packing * 100.0,
+        match summary.pack {
+            leap::train::Pack::Flat => "",
+            leap::train::Pack::Tree => ", the rows' shared starts stored once",
+        },
         summary.train_loss_first,
         summary.train_loss_last,
         summary

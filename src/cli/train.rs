@@ -9,7 +9,7 @@ use leap::run::RunDir;
 use leap::store;
 use leap::train::record::{AdapterJob, TrainOptions, already_trained, train_and_record};
 use leap::train::{
-    BaseChoice, LoraSpec, LossOn, Matmul, Objective, Preference, PreferenceLoss, Target,
+    BaseChoice, LoraSpec, LossOn, Matmul, Objective, Pack, Preference, PreferenceLoss, Target,
 };
 
 use super::progress::Bars;
@@ -88,6 +88,10 @@ pub struct Args {
     /// to the next: `amx`, then `avx512-bf16`, then `blas`.
     #[arg(long, value_enum, default_value = "bf16")]
     matmul: Matmul,
+    /// How rows share a training window: flat, one after the other; tree, their common starts
+    /// stored once and each row seeing only its own tokens (responses only; fewer positions).
+    #[arg(long, value_enum, default_value = "flat")]
+    pack: Pack,
     /// sft: learn the rows' responses; dpo: prefer each pair's chosen response (the teacher's
     /// step) over its rejected one (the student's), from the pairs file (default
     /// DIR/datasets/iter-N.pairs.jsonl, `leap export --format dpo`). The reference policy is the
@@ -191,6 +195,7 @@ impl Args {
             gpu_layers: self.gpu_layers,
             profile: self.profile,
             matmul: self.matmul,
+            pack: self.pack,
             objective: self.preference.objective(self.objective)?,
         };
         Ok(AdapterJob {

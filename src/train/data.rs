@@ -9,6 +9,7 @@
 //! window: the response tokens (or every token of a row), never padding nor the jump from one row
 //! to the next.
 
+use std::collections::HashMap;
 use std::path::Path;
 
 use llama_cpp_2::model::params::LlamaModelParams;
@@ -50,6 +51,10 @@ pub struct Window {
     pub documents: Vec<(usize, usize)>,
     /// The groups packed here (their indices in what was packed), in order.
     pub groups: Vec<usize>,
+    /// With tree packing, the position each real position continues (`None`: it starts a row):
+    /// a position attends to itself and the chain of positions it continues, and its rotary
+    /// position is that chain's length. Empty when the window is read in order.
+    pub parents: Vec<Option<usize>>,
 }
 
 /// The model's tokenizer and chat template, loaded without weights.
@@ -282,6 +287,19 @@ fn window<'a>(
         }
         tokens.extend_from_slice(&s.tokens);
     }
+    finish(tokens, in_loss, n_ctx, pad, spans, documents)
+}
+
+/// A window from its real tokens and which of their label rows are in the loss: padded to
+/// `n_ctx`, each label the next position's token.
+fn finish(
+    mut tokens: Vec<i32>,
+    mut in_loss: Vec<bool>,
+    n_ctx: usize,
+    pad: i32,
+    spans: Vec<(usize, usize)>,
+    documents: Vec<(usize, usize)>,
+) -> Window {
     let n_real = tokens.len();
     tokens.resize(n_ctx, pad);
     in_loss.resize(n_ctx, false);
@@ -309,6 +327,132 @@ fn window<'a>(
         spans,
         documents,
         groups: Vec::new(),
+        parents: Vec::new(),
+    }
+}
+
+/// Packs groups of samples as prefix trees: the samples of a window share the tokens their
+/// prompts begin with (the system text, a scenario's task and first observation, the earlier
+/// steps of one episode, a preference pair's prompt), stored once. Each sample still attends
+/// only to its own tokens, at the rotary positions it would have alone, so every sample
+/// learns what it would learn packed alone (`pack_groups` with `isolate`) from fewer
+/// positions. The loss is on responses only: a shared position has one label, and where
+/// samples part, each continues with its own.
+///
+/// Groups are laid out in the order of their tokens, so that samples with long common
+/// prefixes meet in one window, each window filled until the next group does not fit; the
+/// windows are then shuffled with `seed`. A sample's last prompt token and its response are
+/// always its own, so their positions are consecutive and each label is the next position's
+/// token, as in a flat window.
+pub fn pack_tree(groups: &[&[Sample]], n_ctx: usize, pad: i32, seed: u64) -> Vec<Window> {
+    let mut order: Vec<usize> = (0..groups.len()).collect();
+    order.sort_by(|&a, &b| {
+        let tokens = |g: usize| groups[g].first().map_or(&[][..], |s| s.tokens.as_slice());
+        tokens(a).cmp(tokens(b)).then(a.cmp(&b))
+    });
+    let mut windows = Vec::new();
+    let mut tree = Tree::default();
+    let mut members = Vec::new();
+    for g in order {
+        if !members.is_empty() && tree.len() + tree.added(groups[g]) > n_ctx {
+            windows.push(tree.window(n_ctx, pad, std::mem::take(&mut members)));
+            tree = Tree::default();
+        }
+        for s in groups[g] {
+            tree.insert(s);
+        }
+        members.push(g);
+    }
+    if !members.is_empty() {
+        windows.push(tree.window(n_ctx, pad, members));
+    }
+    windows.shuffle(&mut ChaCha8Rng::seed_from_u64(seed));
+    windows
+}
+
+/// The samples of one window as a prefix tree, its positions in the order they were added.
+#[derive(Default)]
+struct Tree {
+    tokens: Vec<i32>,
+    parents: Vec<Option<usize>>,
+    in_loss: Vec<bool>,
+    spans: Vec<(usize, usize)>,
+    /// The position holding `token` after `parent` (`None`: a first token).
+    children: HashMap<(Option<usize>, i32), usize>,
+}
+
+impl Tree {
+    fn len(&self) -> usize {
+        self.tokens.len()
+    }
+
+    /// How many of `s`'s tokens are already here, and the position the rest continue: a
+    /// common prefix of its prompt, never its last prompt token.
+    fn shared(&self, s: &Sample) -> (usize, Option<usize>) {
+        let mut at = None;
+        let shareable = s.n_prompt.saturating_sub(1);
+        for (k, &t) in s.tokens[..shareable].iter().enumerate() {
+            match self.children.get(&(at, t)) {
+                Some(&p) => at = Some(p),
+                None => return (k, at),
+            }
+        }
+        (shareable, at)
+    }
+
+    /// Positions that `group` would add, its samples one after the other.
+    fn added(&self, group: &[Sample]) -> usize {
+        let first = group
+            .first()
+            .map_or(0, |s| s.tokens.len() - self.shared(s).0);
+        // A later sample of the group shares at most what the first shares with it.
+        let rest: usize = group
+            .iter()
+            .skip(1)
+            .map(|s| {
+                let common = group[0]
+                    .tokens
+                    .iter()
+                    .zip(&s.tokens)
+                    .take(s.n_prompt.saturating_sub(1))
+                    .take_while(|(a, b)| a == b)
+                    .count();
+                s.tokens.len() - common.max(self.shared(s).0)
+            })
+            .sum();
+        first + rest
+    }
+
+    fn insert(&mut self, s: &Sample) {
+        let (k, mut at) = self.shared(s);
+        let first = s.n_prompt.max(1);
+        let start = self.tokens.len();
+        for (i, &t) in s.tokens.iter().enumerate().skip(k) {
+            let p = self.tokens.len();
+            self.tokens.push(t);
+            self.parents.push(at);
+            // Label row p predicts token i + 1 of the sample, at position p + 1.
+            self.in_loss.push(i + 1 >= first && i + 1 < s.tokens.len());
+            self.children.entry((at, t)).or_insert(p);
+            at = Some(p);
+        }
+        let end = self.tokens.len() - 1;
+        // The last prompt token (never shared) and the response follow each other.
+        self.spans.push(((start + first - 1 - k).min(end), end));
+    }
+
+    fn window(self, n_ctx: usize, pad: i32, members: Vec<usize>) -> Window {
+        let mut w = finish(
+            self.tokens,
+            self.in_loss,
+            n_ctx,
+            pad,
+            self.spans,
+            Vec::new(),
+        );
+        w.parents = self.parents;
+        w.groups = members;
+        w
     }
 }
 
@@ -365,6 +509,112 @@ mod tests {
         // With `All`, every next-token pair inside a row is learnt: len - 1 per row.
         let n_loss: usize = windows.iter().map(|w| w.n_loss).sum();
         assert_eq!(n_loss, 6 + 6 + 2);
+    }
+
+    /// The tokens a position sees in a tree window, in order: its chain back to the root.
+    fn chain(w: &Window, mut p: usize) -> Vec<i32> {
+        let mut seen = vec![w.tokens[p]];
+        while let Some(q) = w.parents[p] {
+            seen.push(w.tokens[q]);
+            p = q;
+        }
+        seen.reverse();
+        seen
+    }
+
+    #[test]
+    fn a_tree_window_stores_shared_starts_once_and_each_sample_reads_as_if_alone() {
+        let s = |row: usize, tokens: &[i32], n_prompt: usize| Sample {
+            row,
+            tokens: tokens.to_vec(),
+            n_prompt,
+        };
+        // Two steps of one episode, a repeat of the first prompt with another answer, and
+        // a preference pair: one prompt, two responses.
+        let a = s(0, &[1, 2, 3, 4, 5, 50, 51], 5);
+        let b = s(1, &[1, 2, 3, 4, 6, 7, 60, 61, 62], 6);
+        let c = s(2, &[1, 2, 3, 4, 5, 70], 5);
+        let chosen = s(3, &[1, 2, 8, 9, 80, 81], 4);
+        let rejected = s(3, &[1, 2, 8, 9, 90], 4);
+        let groups: Vec<&[Sample]> = vec![
+            std::slice::from_ref(&b),
+            std::slice::from_ref(&a),
+            std::slice::from_ref(&c),
+        ];
+        let pair = [chosen.clone(), rejected.clone()];
+        let mut all = groups.clone();
+        all.push(&pair);
+        let windows = pack_tree(&all, 64, -1, 0);
+        assert_eq!(windows.len(), 1);
+        let w = &windows[0];
+        // 1 2 | 3 4 (5 | 50 51) (6 7 60 61 62) (5 70) | 8 (9 80 81) (9 90): a sample's last
+        // prompt token is never shared.
+        assert_eq!(w.n_real, 2 + 2 + 3 + 5 + 2 + 1 + 3 + 2);
+        assert_eq!(w.parents.len(), w.n_real);
+        let samples = [&a, &b, &c, &chosen, &rejected];
+        // Groups in the order of their tokens: the pair (1 2 8 ...) after the three others.
+        assert_eq!(w.groups, vec![1, 2, 0, 3]);
+        let order = [&a, &c, &b, &chosen, &rejected];
+        assert_eq!(w.spans.len(), order.len());
+        for (sample, &(start, end)) in order.iter().zip(&w.spans) {
+            // The span's positions are the sample's last prompt token and its response, in a
+            // row; each sees exactly the sample's tokens up to it.
+            assert_eq!(end - start + 1, sample.tokens.len() - sample.n_prompt + 1);
+            for (k, p) in (start..=end).enumerate() {
+                let upto = sample.n_prompt + k;
+                assert_eq!(chain(w, p), sample.tokens[..upto], "{sample:?} at {p}");
+                if p < end {
+                    assert_eq!(w.labels[p], sample.tokens[upto]);
+                    assert!(!w.masked.iter().any(|&(x, y)| x <= p && p < y));
+                }
+            }
+        }
+        let spans: usize = w.spans.iter().map(|(a, b)| b - a).sum();
+        assert_eq!(w.n_loss, spans);
+        assert!(samples.iter().all(|x| x.tokens.len() <= w.n_real));
+        // Padding continues nothing.
+        assert_eq!(
+            w.tokens[w.n_real..].iter().filter(|&&t| t == -1).count(),
+            64 - w.n_real
+        );
+    }
+
+    #[test]
+    fn tree_windows_fill_up_to_the_context_and_hold_every_group_once() {
+        // Ten episodes of six steps: each step's prompt extends the one before it.
+        let samples: Vec<Sample> = (0..60)
+            .map(|i| {
+                let (episode, step) = (i / 6, i % 6);
+                let mut tokens: Vec<i32> = vec![1, 2, 3, 100 + episode as i32];
+                tokens.extend((0..step).map(|k| 200 + k as i32));
+                tokens.push(300 + step as i32);
+                let n_prompt = tokens.len();
+                tokens.extend([400, 401, 402]);
+                Sample {
+                    row: i,
+                    tokens,
+                    n_prompt,
+                }
+            })
+            .collect();
+        let groups: Vec<&[Sample]> = samples.iter().map(std::slice::from_ref).collect();
+        let flat: usize = samples.iter().map(|s| s.tokens.len()).sum();
+        let windows = pack_tree(&groups, 32, 0, 7);
+        let mut seen: Vec<usize> = windows.iter().flat_map(|w| w.groups.clone()).collect();
+        seen.sort();
+        assert_eq!(seen, (0..60).collect::<Vec<_>>());
+        let stored: usize = windows.iter().map(|w| w.n_real).sum();
+        assert!(
+            windows
+                .iter()
+                .all(|w| w.n_real <= 32 && w.tokens.len() == 32)
+        );
+        // An episode's steps share their start: far fewer positions than rows' tokens.
+        // (alone, an episode's six rows hold 63 tokens and its tree 33, one more than a window).
+        assert!(stored * 10 < flat * 6, "{stored} of {flat}");
+        // The windows come shuffled, not in the order of their tokens.
+        let firsts: Vec<usize> = windows.iter().map(|w| w.groups[0]).collect();
+        assert!(firsts.windows(2).any(|p| p[0] > p[1]), "{firsts:?}");
     }
 
     #[test]

@@ -242,8 +242,12 @@ struct Hooks {
     error: Option<String>,
     /// Token ranges of the window that attend only within themselves (empty: one sequence).
     documents: Vec<(usize, usize)>,
-    /// Attention masks already restricted to the documents in this pass.
+    /// With tree packing, the position each real position continues (empty: read in order).
+    parents: Vec<Option<usize>>,
+    /// Attention masks already restricted to the documents or the tree in this pass.
     isolated: Vec<usize>,
+    /// Rotary position inputs already set to the tree's positions in this pass.
+    positioned: Vec<usize>,
     /// Label rows whose log-probabilities the pass sums, per span; empty for plain
     /// cross-entropy.
     spans: Vec<(usize, usize)>,
@@ -256,6 +260,13 @@ struct Hooks {
     span_loss: Option<SpanLoss>,
     /// What `span_loss` gave in this pass.
     span_result: Option<(f64, Vec<f64>)>,
+}
+
+impl Hooks {
+    /// Whether the window's positions attend to less than every position before them.
+    fn restricts_attention(&self) -> bool {
+        !self.documents.is_empty() || !self.parents.is_empty()
+    }
 }
 
 /// A loss on the summed log-probabilities of a window's spans: given them, the loss and its
@@ -338,7 +349,9 @@ impl Session {
             products_taken: HashMap::new(),
             error: None,
             documents: Vec::new(),
+            parents: Vec::new(),
             isolated: Vec::new(),
+            positioned: Vec::new(),
             spans: Vec::new(),
             labels: Vec::new(),
             logps: Vec::new(),
@@ -557,7 +570,9 @@ impl Session {
         let hooks = self.hooks();
         hooks.masked = masked.to_vec();
         hooks.documents = window.documents.clone();
+        hooks.parents = window.parents.clone();
         hooks.isolated.clear();
+        hooks.positioned.clear();
         hooks.spans = if want_spans {
             window.spans.clone()
         } else {
@@ -597,6 +612,17 @@ impl Session {
             hooks.span_loss = None;
             if let Some(e) = hooks.error.take() {
                 return Err(TrainError::Llama(e));
+            }
+            if hooks.restricts_attention() && hooks.isolated.is_empty() {
+                return Err(TrainError::Llama(
+                    "the pass never showed its attention mask: cannot keep the window's rows apart"
+                        .into(),
+                ));
+            }
+            if !hooks.parents.is_empty() && hooks.positioned.is_empty() {
+                return Err(TrainError::Llama(
+                    "the pass never showed its rotary positions: cannot pack rows as a tree".into(),
+                ));
             }
             if hooks.logps.len() != hooks.spans.len() {
                 return Err(TrainError::Llama(
@@ -738,16 +764,28 @@ unsafe fn zero_rows(t: *mut sys::ggml_tensor, masked: &[(usize, usize)]) {
     }
 }
 
+/// Which positions of a window attend to which, beyond causal order.
+#[derive(Clone, Copy)]
+enum Attend<'a> {
+    /// Each position only to the positions of its own document before it.
+    Documents(&'a [(usize, usize)]),
+    /// Each position to itself and the chain of positions it continues.
+    Tree(&'a [Option<usize>]),
+}
+
 /// Restricts a causal attention mask (F32, one row of `n_kv` per query position, 0 where it
-/// may attend and -inf where not) so that each position of a document attends only to the
-/// positions of its own document. The KV cache of a training pass holds position p in cell p:
-/// the mask is checked to be exactly causal first, else nothing is changed.
+/// may attend and -inf where not) as `attend` says. The KV cache of a training pass holds
+/// position p in cell p: the mask is checked to be exactly causal first, else nothing is
+/// changed.
 ///
 /// SAFETY: `mask` is a live, allocated tensor.
-unsafe fn isolate(mask: *mut sys::ggml_tensor, documents: &[(usize, usize)]) -> Result<(), String> {
+unsafe fn restrict(mask: *mut sys::ggml_tensor, attend: Attend) -> Result<(), String> {
     unsafe {
         let (n_kv, rows) = ((*mask).ne[0] as usize, (*mask).ne[1] as usize);
-        let end = documents.last().map_or(0, |d| d.1);
+        let end = match attend {
+            Attend::Documents(documents) => documents.last().map_or(0, |d| d.1),
+            Attend::Tree(parents) => parents.len(),
+        };
         if (*mask).type_ != sys::GGML_TYPE_F32 || (*mask).ne[2] != 1 || (*mask).ne[3] != 1 {
             return Err("the attention mask is not the plain F32 matrix training expects".into());
         }
@@ -766,12 +804,59 @@ unsafe fn isolate(mask: *mut sys::ggml_tensor, documents: &[(usize, usize)]) -> 
                 ));
             }
         }
-        for &(a, b) in documents {
-            for i in a..b {
-                m[i * n_kv..i * n_kv + a].fill(f32::NEG_INFINITY);
+        match attend {
+            Attend::Documents(documents) => {
+                for &(a, b) in documents {
+                    for i in a..b {
+                        m[i * n_kv..i * n_kv + a].fill(f32::NEG_INFINITY);
+                    }
+                }
+            }
+            Attend::Tree(parents) => {
+                for i in 0..end {
+                    let row = &mut m[i * n_kv..i * n_kv + i + 1];
+                    row.fill(f32::NEG_INFINITY);
+                    let mut at = Some(i);
+                    while let Some(j) = at {
+                        row[j] = 0.0;
+                        at = parents[j];
+                    }
+                }
             }
         }
         sys::ggml_backend_tensor_set(mask, m.as_ptr().cast(), 0, m.len() * 4);
+        Ok(())
+    }
+}
+
+/// Sets the rotary positions (I32, one per position of the window, each its own index) of the
+/// tree's positions to their depth: a sample's tokens then sit at the positions they would
+/// have alone.
+///
+/// SAFETY: `positions` is a live, allocated tensor.
+unsafe fn position(
+    positions: *mut sys::ggml_tensor,
+    parents: &[Option<usize>],
+) -> Result<(), String> {
+    unsafe {
+        let n = sys::ggml_nelements(positions) as usize;
+        if (*positions).type_ != sys::GGML_TYPE_I32 || n < parents.len() {
+            return Err(
+                "the rotary positions are not one I32 per position: cannot pack rows as a tree"
+                    .into(),
+            );
+        }
+        let mut pos = vec![0i32; n];
+        sys::ggml_backend_tensor_get(positions, pos.as_mut_ptr().cast(), 0, n * 4);
+        if pos.iter().enumerate().any(|(i, &p)| p != i as i32) {
+            return Err(
+                "the rotary positions are not the window's own: cannot pack rows as a tree".into(),
+            );
+        }
+        for (i, parent) in parents.iter().enumerate() {
+            pos[i] = parent.map_or(0, |p| pos[p] + 1);
+        }
+        sys::ggml_backend_tensor_set(positions, pos.as_ptr().cast(), 0, n * 4);
         Ok(())
     }
 }
@@ -870,13 +955,28 @@ unsafe extern "C" fn eval_hook(t: *mut sys::ggml_tensor, ask: bool, ud: *mut c_v
                 }
                 sys::GGML_OP_CROSS_ENTROPY_LOSS_BACK => need = true,
                 sys::GGML_OP_SOFT_MAX
-                    if !hooks.documents.is_empty()
+                    if hooks.restricts_attention()
                         && !(*t).src[1].is_null()
                         && !hooks.isolated.contains(&((*t).src[1] as usize)) =>
                 {
                     let mask = (*t).src[1];
                     hooks.isolated.push(mask as usize);
-                    if let Err(e) = isolate(mask, &hooks.documents) {
+                    let attend = if hooks.parents.is_empty() {
+                        Attend::Documents(&hooks.documents)
+                    } else {
+                        Attend::Tree(&hooks.parents)
+                    };
+                    if let Err(e) = restrict(mask, attend) {
+                        hooks.error.get_or_insert(e);
+                    }
+                }
+                sys::GGML_OP_ROPE
+                    if !hooks.parents.is_empty()
+                        && !hooks.positioned.contains(&((*t).src[1] as usize)) =>
+                {
+                    let positions = (*t).src[1];
+                    hooks.positioned.push(positions as usize);
+                    if let Err(e) = position(positions, &hooks.parents) {
                         hooks.error.get_or_insert(e);
                     }
                 }

@@ -148,6 +148,28 @@ impl LossOn {
     }
 }
 
+/// How rows are laid out in a training window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Pack {
+    /// One after the other, each row seeing the rows before it in its window.
+    #[default]
+    Flat,
+    /// As a prefix tree: the rows of a window store the start they share once (the system
+    /// text, a scenario's first observation, an episode's earlier steps) and each row attends
+    /// only to its own tokens, at the positions it would have alone. Responses only.
+    Tree,
+}
+
+impl Pack {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Pack::Flat => "flat",
+            Pack::Tree => "tree",
+        }
+    }
+}
+
 /// What to train and how.
 #[derive(Debug, Clone)]
 pub struct TrainConfig {
@@ -171,6 +193,8 @@ pub struct TrainConfig {
     /// Evaluate every this many steps, besides the end of each epoch (0: epochs only).
     pub eval_every: u64,
     pub loss_on: LossOn,
+    /// How rows share a window.
+    pub pack: Pack,
     pub seed: u64,
     /// CPU threads; by default as many as the machine has cores.
     pub threads: Option<usize>,
@@ -217,6 +241,7 @@ impl TrainConfig {
             eval_fraction: 0.05,
             eval_every: 0,
             loss_on: LossOn::Response,
+            pack: Pack::Flat,
             seed: 0,
             threads: None,
             gpu_layers: 0,
@@ -315,6 +340,8 @@ pub struct TrainSummary {
     /// `avx512-bf16`, or `blas` without either).
     pub matmul: Matmul,
     pub loss_on: LossOn,
+    /// How rows shared the windows.
+    pub pack: Pack,
     /// The adapter this run started from (`TrainConfig::init`), if any.
     pub init: Option<PathBuf>,
     pub objective: Objective,

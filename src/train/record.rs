@@ -11,8 +11,8 @@ use std::sync::atomic::AtomicBool;
 use thiserror::Error;
 
 use super::{
-    BaseChoice, Examples, LoraSpec, LossOn, Matmul, Objective, TrainConfig, TrainError, TrainEvent,
-    TrainSummary,
+    BaseChoice, Examples, LoraSpec, LossOn, Matmul, Objective, Pack, TrainConfig, TrainError,
+    TrainEvent, TrainSummary,
 };
 use crate::agent::prompt::Prompt;
 use crate::dataset::DatasetError;
@@ -85,6 +85,8 @@ pub struct TrainOptions {
     /// Tokens per training window, a multiple of 256 (0: the smallest that fits).
     pub ctx: u32,
     pub loss_on: LossOn,
+    /// How rows share a training window.
+    pub pack: Pack,
     /// Share of the rows held out for the eval loss.
     pub eval_fraction: f32,
     /// Steps between checkpoints; a rerun resumes from one.
@@ -110,6 +112,7 @@ impl Default for TrainOptions {
             lr: 2e-4,
             ctx: 0,
             loss_on: LossOn::Response,
+            pack: Pack::Flat,
             eval_fraction: 0.05,
             checkpoint_every: 50,
             fresh: false,
@@ -283,6 +286,7 @@ fn config(run: &RunDir, job: &AdapterJob, data_sha256: &str) -> TrainConfig {
     config.profile = t.profile;
     config.init = job.init.clone();
     config.matmul = t.matmul;
+    config.pack = t.pack;
     config.objective = t.objective;
     config
 }

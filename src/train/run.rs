@@ -15,8 +15,8 @@ use sha2::{Digest, Sha256};
 use super::llama::{AdamW, Session, SessionConfig, SpanLoss};
 use super::preference::{PairSums, pair_loss};
 use super::{
-    Base, Checkpoint, Examples, LossOn, Objective, StepProgress, Target, TrainConfig, TrainError,
-    TrainEvent, TrainSummary, data, memory, prepare, schedule,
+    Base, Checkpoint, Examples, LossOn, Objective, Pack, StepProgress, Target, TrainConfig,
+    TrainError, TrainEvent, TrainSummary, data, memory, prepare, schedule,
 };
 use crate::dataset::{Row, RowMeta};
 use crate::model::adapter::{Adapter, AdapterError, AdapterMeta};
@@ -195,17 +195,27 @@ impl Plan {
         } else {
             config.loss_on
         };
+        if config.pack == Pack::Tree && loss_on == LossOn::All {
+            return Err(TrainError::Config(
+                "tree packing learns responses only: a shared prompt token has one label, so \
+                 the loss on every token needs flat packing"
+                    .into(),
+            ));
+        }
         let pad = chat.pad_token();
         let pack = |idx: &[usize]| {
             let picked: Vec<&[data::Sample]> = idx.iter().map(|&i| groups[i].as_slice()).collect();
-            data::pack_groups(
-                &picked,
-                n_ctx as usize,
-                pad,
-                loss_on,
-                preference,
-                config.seed,
-            )
+            match config.pack {
+                Pack::Tree => data::pack_tree(&picked, n_ctx as usize, pad, config.seed),
+                Pack::Flat => data::pack_groups(
+                    &picked,
+                    n_ctx as usize,
+                    pad,
+                    loss_on,
+                    preference,
+                    config.seed,
+                ),
+            }
         };
         let windows = pack(&train_idx);
         let eval_windows = pack(&eval_idx);
@@ -545,6 +555,7 @@ impl<'a> Run<'a> {
             "masked": w.masked,
             "spans": w.spans,
             "documents": w.documents,
+            "parents": w.parents,
             "references": self.references.get(window),
         });
         std::fs::write(dir.join(format!("step-{step}.json")), record.to_string()).map_err(io)
@@ -695,6 +706,7 @@ impl<'a> Run<'a> {
             base: self.base,
             matmul: config.matmul.resolved(),
             loss_on: config.loss_on,
+            pack: config.pack,
             init: config.init.clone(),
             objective: config.objective,
             preferred: self.preferred,
@@ -849,6 +861,10 @@ fn fingerprint(
     let key = match config.objective {
         Objective::Sft => key,
         objective => serde_json::json!({ "run": key, "objective": objective }),
+    };
+    let key = match config.pack {
+        Pack::Flat => key,
+        pack => serde_json::json!({ "run": key, "pack": pack }),
     };
     format!("{:x}", Sha256::digest(key.to_string().as_bytes()))
 }
