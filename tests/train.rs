@@ -456,6 +456,15 @@ fn bad_input_gets_an_error_naming_what_is_wrong() {
     let err = run(&c, &rows(4)).unwrap_err();
     assert!(err.to_string().contains("multiple of 256"), "{err}");
 
+    // A tree shares prompt tokens, whose labels differ from row to row.
+    let mut c = config(&out);
+    c.pack = Pack::Tree;
+    c.loss_on = train::LossOn::All;
+    let err = run(&c, &rows(4)).unwrap_err();
+    assert!(matches!(err, TrainError::Config(_)), "{err}");
+    assert!(err.to_string().contains("flat packing"), "{err}");
+    assert!(!out.exists());
+
     // A corrupt adapter: the student and the adapter reader both name the file.
     let corrupt = dir.path().join("corrupt.gguf");
     std::fs::write(&corrupt, b"GGUF\x03\0\0\0 not really").unwrap();

@@ -345,11 +345,9 @@ fn finish(
 /// always its own, so their positions are consecutive and each label is the next position's
 /// token, as in a flat window.
 pub fn pack_tree(groups: &[&[Sample]], n_ctx: usize, pad: i32, seed: u64) -> Vec<Window> {
+    // A stable sort: groups with the same tokens keep their order.
     let mut order: Vec<usize> = (0..groups.len()).collect();
-    order.sort_by(|&a, &b| {
-        let tokens = |g: usize| groups[g].first().map_or(&[][..], |s| s.tokens.as_slice());
-        tokens(a).cmp(tokens(b)).then(a.cmp(&b))
-    });
+    order.sort_by_key(|&g| groups[g].first().map_or(&[][..], |s| s.tokens.as_slice()));
     let mut windows = Vec::new();
     let mut tree = Tree::default();
     let mut members = Vec::new();

@@ -161,15 +161,6 @@ pub enum Pack {
     Tree,
 }
 
-impl Pack {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Pack::Flat => "flat",
-            Pack::Tree => "tree",
-        }
-    }
-}
-
 /// What to train and how.
 #[derive(Debug, Clone)]
 pub struct TrainConfig {

@@ -195,13 +195,6 @@ impl Plan {
         } else {
             config.loss_on
         };
-        if config.pack == Pack::Tree && loss_on == LossOn::All {
-            return Err(TrainError::Config(
-                "tree packing learns responses only: a shared prompt token has one label, so \
-                 the loss on every token needs flat packing"
-                    .into(),
-            ));
-        }
         let pad = chat.pad_token();
         let pack = |idx: &[usize]| {
             let picked: Vec<&[data::Sample]> = idx.iter().map(|&i| groups[i].as_slice()).collect();
@@ -753,6 +746,14 @@ fn check_config(config: &TrainConfig) -> Result<(), TrainError> {
     }
     if !(0.0..=1.0).contains(&config.weight_decay) {
         return bad("the weight decay is in [0, 1]");
+    }
+    // A preference run learns its responses only, whatever `loss_on` says.
+    let every_token = config.loss_on == LossOn::All && config.objective.preference().is_none();
+    if config.pack == Pack::Tree && every_token {
+        return bad(
+            "tree packing learns responses only: a shared prompt token has one label, so the \
+             loss on every token needs flat packing",
+        );
     }
     if let Some(p) = config.objective.preference() {
         if !(p.beta > 0.0 && p.beta.is_finite()) {
