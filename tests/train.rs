@@ -149,7 +149,11 @@ fn the_loss_falls_and_the_adapter_is_written_with_its_metadata() {
 }
 
 fn greedy(adapter: Option<&Path>) -> String {
-    let mut config = LocalConfig::new(tiny());
+    greedy_on(tiny(), adapter)
+}
+
+fn greedy_on(model: &Path, adapter: Option<&Path>) -> String {
+    let mut config = LocalConfig::new(model);
     config.adapters = adapter
         .map(|a| (a.to_path_buf(), 1.0))
         .into_iter()
@@ -284,6 +288,29 @@ fn a_warm_started_run_goes_on_from_its_adapter() {
         err.contains(&first.display().to_string()) && err.contains("rank is 4"),
         "{err}"
     );
+}
+
+#[test]
+fn a_student_answers_alike_before_and_after_training_in_the_same_process() {
+    // On an AMX CPU ggml's inference kernels configure a thread's tiles once and count on them
+    // from then on, and training's AMX kernel runs on the same threads. When that kernel
+    // released the tiles, `leap iterate` died of SIGILL at the first evaluation after its
+    // second training (the first inference after the first training configured them afresh).
+    // The real model, whose Q4_1 products ggml runs on AMX where it can; the tiny one trained.
+    let model = common::default_model();
+    let before = greedy_on(&model, None);
+    let dir = tempfile::tempdir().unwrap();
+    for matmul in Matmul::bf16_kernels() {
+        let mut c = config(&dir.path().join(format!("{matmul:?}.gguf")));
+        (c.epochs, c.matmul) = (1, matmul);
+        run(&c, &rows(6)).unwrap();
+        assert_eq!(
+            greedy_on(&model, None),
+            before,
+            "after training with {matmul:?}"
+        );
+    }
+    assert!(!before.is_empty());
 }
 
 #[test]

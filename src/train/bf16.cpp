@@ -170,7 +170,13 @@ LEAP_AVX512 void pack_b(uint16_t * out, const float * b, int64_t bj, int64_t bp,
 __attribute__((target("amx-tile,amx-bf16")))
 void tile_product(const uint16_t * pa, const uint16_t * pb, float * c, float beta, int64_t ldc,
         int64_t m, int64_t n, int64_t mp, int64_t np, int64_t kp) {
-    TileConfig cfg{};
+    // The thread's tile configuration is not ours: ggml's AMX kernels (inference, on the same
+    // threads) configure a thread's tiles once and count on it from then on. So it is saved
+    // here and put back at the end; releasing the tiles instead made a student's next
+    // inference on that thread fault (SIGILL) after training in the same process.
+    alignas(64) TileConfig saved{};
+    _tile_storeconfig(&saved);
+    alignas(64) TileConfig cfg{};
     cfg.palette = 1;
     for (int t = 0; t < 8; ++t) {
         cfg.rows[t] = kRows;
@@ -241,7 +247,11 @@ void tile_product(const uint16_t * pa, const uint16_t * pb, float * c, float bet
             }
         }
     }
-    _tile_release();
+    if (saved.palette != 0) {
+        _tile_loadconfig(&saved);
+    } else {
+        _tile_release();
+    }
 }
 
 // The same packed operands through AVX512-BF16's dot products: each vdpbf16ps adds, in 16 F32
