@@ -7,7 +7,9 @@
 //!    ran), against lock-step rounds (every answer of a round waits for the slowest, as leap's
 //!    rollouts did before continuous batching), against llama.cpp's own batching ceiling, and
 //!    against the same rollout through llama-server (`just llama-tools`: its own continuous
-//!    batching and prompt cache) and leap's remote backend.
+//!    batching and prompt cache) and leap's remote backend;
+//! 3. the cost of one decode call with flash attention on and off, for 1 and 8 sequences and
+//!    1 to 64 new tokens each: the table that shows where ggml's CPU flash attention is slow.
 
 #[path = "../tests/common/llama_server.rs"]
 mod llama_server;
@@ -24,6 +26,78 @@ use leap::agent::{Policy, PolicyError, Request, Response, Sampling};
 use leap::rollout::{RolloutConfig, rollout};
 use leap::scenario;
 use leap::store::Store;
+
+/// Milliseconds per decode call of `k` new tokens in each of `seqs` sequences, 450 tokens
+/// cached in each, with llama.cpp's flash attention on or off: on the CPU, flash attention
+/// takes its tiled path (matrix products) only from 64 new tokens of a sequence on, and
+/// attends one query row at a time below that.
+fn decode_cost(model: &PathBuf, seqs: usize, flash: bool, ks: &[usize]) -> Vec<f64> {
+    use llama_cpp_2::context::params::LlamaContextParams;
+    use llama_cpp_2::llama_batch::LlamaBatch;
+    use llama_cpp_2::model::LlamaModel;
+    use llama_cpp_2::model::params::LlamaModelParams;
+    use std::num::NonZeroU32;
+    let backend = leap::agent::local::backend();
+    let model = LlamaModel::load_from_file(backend, model, &LlamaModelParams::default())
+        .expect("the model loads");
+    let depth = 450;
+    let policy = if flash {
+        llama_cpp_sys_2::LLAMA_FLASH_ATTN_TYPE_ENABLED
+    } else {
+        llama_cpp_sys_2::LLAMA_FLASH_ATTN_TYPE_DISABLED
+    };
+    let params = LlamaContextParams::default()
+        .with_n_ctx(NonZeroU32::new(1536 * seqs as u32))
+        .with_n_batch(512)
+        .with_n_ubatch(512)
+        .with_n_seq_max(seqs as u32)
+        .with_kv_unified(false)
+        .with_flash_attention_policy(policy)
+        .with_n_threads(threads() as i32)
+        .with_n_threads_batch(threads() as i32);
+    let mut ctx = model.new_context(backend, params).expect("a context");
+    let text = "You are in the middle of a room. Looking quickly around you, you see a cabinet 2. ";
+    let tokens = model
+        .vocab()
+        .tokenize(text.repeat(40).as_bytes(), true, true);
+    let tokens = &tokens[..depth];
+    let mut batch = LlamaBatch::new(512, seqs as i32);
+    for s in 0..seqs {
+        for (c, chunk) in tokens.chunks(256).enumerate() {
+            batch.clear();
+            for (j, &t) in chunk.iter().enumerate() {
+                let pos = c * 256 + j;
+                batch
+                    .add(t, pos as i32, &[s as i32], pos + 1 == depth)
+                    .expect("room");
+            }
+            ctx.decode(&mut batch).expect("decode");
+        }
+    }
+    let reps = 6;
+    ks.iter()
+        .map(|&k| {
+            let start = Instant::now();
+            for r in 0..reps {
+                batch.clear();
+                for s in 0..seqs {
+                    for j in 0..k {
+                        let t = tokens[(r * 7 + j) % 64];
+                        batch
+                            .add(t, (depth + j) as i32, &[s as i32], true)
+                            .expect("room");
+                    }
+                }
+                ctx.decode(&mut batch).expect("decode");
+                for s in 0..seqs {
+                    ctx.clear_kv_cache_seq(Some(s as u32), Some(depth as u32), None)
+                        .expect("trim");
+                }
+            }
+            start.elapsed().as_secs_f64() * 1e3 / reps as f64
+        })
+        .collect()
+}
 
 fn threads() -> usize {
     std::thread::available_parallelism().map_or(2, |n| n.get())
@@ -82,23 +156,26 @@ fn llama_bench(model: &PathBuf, args: &[&str]) -> Option<Vec<BenchRow>> {
 
 /// llama-bench's prompt tokens/s (pp `pp`, empty cache) and generation tokens/s (tg `tg` after
 /// `pp` cached tokens: ours generates after the prompt, where attention reads the cache, and
-/// for a model this small that costs about 40% of the speed, so compare at the same depth).
+/// for a model this small that costs about 40% of the speed, so compare at the same depth),
+/// each the better of flash attention on and off.
 fn their_speeds(model: &PathBuf, pp: usize, tg: usize) -> Option<(f64, f64)> {
     let (p, n, d) = (pp.to_string(), tg.to_string(), format!("0,{pp}"));
-    let rows = llama_bench(model, &["-p", &p, "-n", &n, "-d", &d])?;
+    let rows = llama_bench(model, &["-p", &p, "-n", &n, "-d", &d, "-fa", "0,1"])?;
     let find = |generating: bool, depth: u64| {
         rows.iter()
-            .find(|r| (r.n_gen > 0) == generating && r.n_depth == depth)
+            .filter(|r| (r.n_gen > 0) == generating && r.n_depth == depth)
             .map(|r| r.tokens_per_s)
+            .reduce(f64::max)
     };
     Some((find(false, 0)?, find(true, pp as u64)?))
 }
 
 /// How much faster llama.cpp itself runs 8 tokens in one batch than 1, with `depth` tokens
-/// cached: the most that decoding 8 episodes as one batch can gain on this machine.
+/// cached and flash attention off, as the local backend runs on the CPU: the most that
+/// decoding 8 episodes as one batch can gain on this machine.
 fn batch_gain(model: &PathBuf, depth: usize) -> Option<f64> {
     let d = depth.to_string();
-    let rows = llama_bench(model, &["-p", "1,8", "-n", "0", "-d", &d])?;
+    let rows = llama_bench(model, &["-p", "1,8", "-n", "0", "-d", &d, "-fa", "0"])?;
     let speed = |n: u64| {
         rows.iter()
             .find(|r| r.n_prompt == n)
@@ -161,10 +238,12 @@ fn rollout_steps_per_s(
     model: &PathBuf,
     parallel: usize,
     mode: Mode,
+    flash_attention: Option<bool>,
     scenarios: &[scenario::Scenario],
 ) -> (f64, f64) {
     let mut config = StudentSpec::new(model).slots(parallel).config();
     config.reuse_prefix = mode != Mode::Whole;
+    config.flash_attention = flash_attention;
     let policy = LocalPolicy::load(&config).expect("the model loads");
     let (steps_per_s, success, st) = match mode {
         Mode::Continuous => {
@@ -197,6 +276,7 @@ fn rollout_steps_per_s(
 fn server_steps_per_s(
     model: &PathBuf,
     parallel: usize,
+    flash_attention: &str,
     scenarios: &[scenario::Scenario],
 ) -> Option<(f64, f64)> {
     if let Err(e) = std::panic::catch_unwind(llama_server::llama_server_bin) {
@@ -205,7 +285,13 @@ fn server_steps_per_s(
         return None;
     }
     let ctx = StudentSpec::new(model).config().ctx_per_slot * parallel as u32;
-    let server = llama_server::LlamaServer::start_with(model, ctx, parallel as u32, threads());
+    let server = llama_server::LlamaServer::start_with(
+        model,
+        ctx,
+        parallel as u32,
+        threads(),
+        &["--flash-attn", flash_attention],
+    );
     let mut config = server.policy().config().clone();
     config.concurrency = parallel;
     config.timeout = std::time::Duration::from_secs(300);
@@ -293,6 +379,21 @@ fn main() {
         ),
     }
 
+    println!(
+        "  decode cost, ms per call (450 tokens cached per sequence), new tokens per sequence 1 / 8 / 63 / 64:"
+    );
+    for seqs in [1, 8] {
+        for flash in [true, false] {
+            let ms = decode_cost(&model, seqs, flash, &[1, 8, 63, 64]);
+            let ms: Vec<String> = ms.iter().map(|m| format!("{m:.1}")).collect();
+            println!(
+                "    {seqs} sequence(s), flash attention {}: {}",
+                if flash { "on " } else { "off" },
+                ms.join(" / ")
+            );
+        }
+    }
+
     rollout_bench(&model);
 }
 
@@ -306,7 +407,7 @@ fn rollout_bench(model: &PathBuf) {
     println!("  rollout, {n} test scenarios x 10 steps, greedy under the grammar:");
     let mut curve = Vec::new();
     for k in [1, 2, 4, 8, 16] {
-        let (speed, _) = rollout_steps_per_s(model, k, Mode::Continuous, &scenarios);
+        let (speed, _) = rollout_steps_per_s(model, k, Mode::Continuous, None, &scenarios);
         println!("    continuous batching, {k:2} sequences: {speed:.2} steps/s");
         curve.push((k, speed));
     }
@@ -314,26 +415,42 @@ fn rollout_bench(model: &PathBuf) {
         .iter()
         .copied()
         .fold((0, 0.0), |b, (k, v)| if v > b.1 { (k, v) } else { b });
-    let (rounds, _) = rollout_steps_per_s(model, 8, Mode::Rounds, &scenarios);
-    let (slow, _) = rollout_steps_per_s(model, 1, Mode::Whole, &scenarios);
+    let (fast_fa, _) = rollout_steps_per_s(model, best_k, Mode::Continuous, Some(true), &scenarios);
+    let (rounds, _) = rollout_steps_per_s(model, 8, Mode::Rounds, None, &scenarios);
+    let (slow, _) = rollout_steps_per_s(model, 1, Mode::Whole, None, &scenarios);
+    // llama.cpp's own default on the CPU turns flash attention on.
+    let (slow_fa, _) = rollout_steps_per_s(model, 1, Mode::Whole, Some(true), &scenarios);
     let at8 = curve.iter().find(|c| c.0 == 8).map_or(0.0, |c| c.1);
     println!(
-        "  rollout: continuous batching {fast:.2} steps/s at its best ({best_k} sequences), {at8:.2} at 8; lock-step rounds at 8 {rounds:.2}; whole prompt one at a time {slow:.2}"
+        "  rollout: continuous batching {fast:.2} steps/s at its best ({best_k} sequences), {at8:.2} at 8, {fast_fa:.2} at {best_k} with flash attention; lock-step rounds at 8 {rounds:.2}; whole prompt one at a time {slow:.2}, {slow_fa:.2} with flash attention (llama.cpp's default)"
     );
     println!(
-        "    local / one at a time {:.2} (target >= 3.0); continuous / lock-step at 8 {:.2}",
+        "    local / one at a time {:.2} (target >= 3.0), {:.2} against one at a time with llama.cpp's default flash attention; continuous / lock-step at 8 {:.2}; flash attention off / on at {best_k} sequences {:.2}",
         fast / slow,
-        at8 / rounds
+        fast / slow_fa,
+        at8 / rounds,
+        fast / fast_fa
     );
     if let Some(gain) = batch_gain(model, 300) {
         println!(
-            "    llama-bench: 8 tokens in one batch run {gain:.2}x as fast as 1 (300 tokens cached): the most that batching 8 episodes can gain in decoding here; local / one at a time over that ceiling {:.2}",
+            "    llama-bench: 8 tokens in one batch run {gain:.2}x as fast as 1 (300 tokens cached, flash attention off): the most that batching 8 episodes can gain in decoding here; local / one at a time over that ceiling {:.2}",
             fast / slow / gain
         );
     }
-    if let Some((server, _)) = server_steps_per_s(model, best_k, &scenarios) {
+    // llama-server's own default (flash attention on, on the CPU), and the same setting as ours;
+    // the better of the two is the peer.
+    let mut best_server: Option<(f64, &str)> = None;
+    for fa in ["on", "off"] {
+        if let Some((server, _)) = server_steps_per_s(model, best_k, fa, &scenarios) {
+            println!("    llama-server, flash attention {fa}: {server:.2} steps/s");
+            if best_server.is_none_or(|(s, _)| server > s) {
+                best_server = Some((server, fa));
+            }
+        }
+    }
+    if let Some((server, fa)) = best_server {
         println!(
-            "  rollout through llama-server ({best_k} slots, its continuous batching and prompt cache, leap's remote backend keeping every slot busy): {server:.2} steps/s; local / llama-server ratio {:.2} (target >= 1.2)",
+            "  rollout through llama-server ({best_k} slots, its continuous batching and prompt cache, leap's remote backend keeping every slot busy, flash attention {fa}, the faster): {server:.2} steps/s; local / llama-server ratio {:.2} (target >= 1.2)",
             fast / server
         );
     }

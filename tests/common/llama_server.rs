@@ -70,11 +70,17 @@ impl LlamaServer {
     /// tests share a few cores, and llama.cpp's spinning worker threads crawl when they
     /// outnumber them.
     pub fn start_sized(model: &Path, ctx: u32, parallel: u32) -> LlamaServer {
-        LlamaServer::start_with(model, ctx, parallel, 1)
+        LlamaServer::start_with(model, ctx, parallel, 1, &[])
     }
 
-    /// As [`LlamaServer::start_sized`], on `threads` threads.
-    pub fn start_with(model: &Path, ctx: u32, parallel: u32, threads: usize) -> LlamaServer {
+    /// As [`LlamaServer::start_sized`], on `threads` threads, with `extra` arguments.
+    pub fn start_with(
+        model: &Path,
+        ctx: u32,
+        parallel: u32,
+        threads: usize,
+        extra: &[&str],
+    ) -> LlamaServer {
         let bin = llama_server_bin();
         // The port is free when picked but could be taken before the server binds it; then the
         // server exits and another port is tried.
@@ -94,6 +100,7 @@ impl LlamaServer {
                     &parallel.to_string(),
                 ])
                 .args(["--threads", &threads.to_string(), "--no-webui"])
+                .args(extra)
                 .stdout(out.try_clone().unwrap())
                 .stderr(out)
                 .spawn()
