@@ -201,12 +201,13 @@ impl LocalPolicy {
             // and every token attends over every sequence's cells: the plain attention's
             // products take all of them, masked or not, and ggml's CPU flash attention skips a
             // block of cells only when all of it is masked (8 sequences, a token each, 450
-            // cells cached each, flash attention off: 69.6 ms shared, 36.3 split, in one probe). Split, a batch that
-            // mixes sequences with different numbers of new tokens is cut into ubatches of
-            // equal tokens per sequence, which cost more in lock-step rounds (8 sequences:
-            // prompts 46 s split, 15 s shared) but less than the shared buffer's attention with
-            // continuous batching (rollout bench, 8 sequences, AMD EPYC, 2 cores: 1.36 steps/s
-            // split, 0.98 shared; prompts 80 s and 122 s).
+            // cells cached each, flash attention off: 69.6 ms shared, 36.3 split, in one
+            // probe). Split, a batch that mixes sequences with different numbers of new tokens
+            // is cut into ubatches of equal tokens per sequence, which cost more in lock-step
+            // rounds (8 sequences: prompts 46 s split, 15 s shared) but less than the shared
+            // buffer's attention with continuous batching (rollout bench, 8 sequences, AMD
+            // EPYC, 2 cores, flash attention on: 1.36 steps/s split, 0.98 shared; prompts 80 s
+            // and 122 s).
             .with_kv_unified(false)
             .with_flash_attention_policy(flash_attention(config))
             .with_n_threads(threads)
@@ -321,7 +322,6 @@ impl LocalPolicy {
     }
 }
 
-/// Loads a checked model file into llama.cpp; a failure says what llama.cpp logged about it.
 /// llama.cpp's flash-attention setting for `config` (see [`LocalConfig::flash_attention`]).
 fn flash_attention(config: &LocalConfig) -> llama_cpp_sys_2::llama_flash_attn_type {
     let offloaded = config.gpu_layers > 0 && cfg!(any(feature = "cuda", feature = "metal"));
@@ -332,6 +332,7 @@ fn flash_attention(config: &LocalConfig) -> llama_cpp_sys_2::llama_flash_attn_ty
     }
 }
 
+/// Loads a checked model file into llama.cpp; a failure says what llama.cpp logged about it.
 fn load_model(path: &Path, params: &LlamaModelParams) -> Result<LlamaModel, PolicyError> {
     crate::model::llama_log::clear_errors();
     LlamaModel::load_from_file(backend(), path, params).map_err(|e| {
