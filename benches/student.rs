@@ -31,15 +31,16 @@ use leap::store::Store;
 /// cached in each, with llama.cpp's flash attention on or off: on the CPU, flash attention
 /// takes its tiled path (matrix products) only from 64 new tokens of a sequence on, and
 /// attends one query row at a time below that.
-fn decode_cost(model: &PathBuf, seqs: usize, flash: bool, ks: &[usize]) -> Vec<f64> {
+fn decode_cost(
+    model: &llama_cpp_2::model::LlamaModel,
+    seqs: usize,
+    flash: bool,
+    ks: &[usize],
+) -> Vec<f64> {
     use llama_cpp_2::context::params::LlamaContextParams;
     use llama_cpp_2::llama_batch::LlamaBatch;
-    use llama_cpp_2::model::LlamaModel;
-    use llama_cpp_2::model::params::LlamaModelParams;
     use std::num::NonZeroU32;
     let backend = leap::agent::local::backend();
-    let model = LlamaModel::load_from_file(backend, model, &LlamaModelParams::default())
-        .expect("the model loads");
     let depth = 450;
     let policy = if flash {
         llama_cpp_sys_2::LLAMA_FLASH_ATTN_TYPE_ENABLED
@@ -382,9 +383,15 @@ fn main() {
     println!(
         "  decode cost, ms per call (450 tokens cached per sequence), new tokens per sequence 1 / 8 / 63 / 64:"
     );
+    let llama = llama_cpp_2::model::LlamaModel::load_from_file(
+        leap::agent::local::backend(),
+        &model,
+        &llama_cpp_2::model::params::LlamaModelParams::default(),
+    )
+    .expect("the model loads");
     for seqs in [1, 8] {
         for flash in [true, false] {
-            let ms = decode_cost(&model, seqs, flash, &[1, 8, 63, 64]);
+            let ms = decode_cost(&llama, seqs, flash, &[1, 8, 63, 64]);
             let ms: Vec<String> = ms.iter().map(|m| format!("{m:.1}")).collect();
             println!(
                 "    {seqs} sequence(s), flash attention {}: {}",
@@ -393,6 +400,7 @@ fn main() {
             );
         }
     }
+    drop(llama);
 
     rollout_bench(&model);
 }

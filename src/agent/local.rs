@@ -686,10 +686,12 @@ impl LocalPolicy {
         } else {
             // Greedy: the best token the grammar accepts is the first it accepts in order of
             // score, usually among the few best; filtering the whole vocabulary (about 6 ms
-            // for SmolLM2's 49,152 tokens) is left for when none of them is.
+            // for SmolLM2's 49,152 tokens) is left for when none of them is. `first`, the
+            // best, is refused already.
             let best = match sampler {
                 None => best_tokens(self.ctx.get_logits_ith(idx), GREEDY_CANDIDATES)
                     .into_iter()
+                    .filter(|&t| t != first)
                     .find(|&t| accepts(g, t)),
                 Some(_) => None,
             };
