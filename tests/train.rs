@@ -822,6 +822,34 @@ fn each_response_of_a_pair_is_scored_as_if_alone_in_its_window() {
     }
 }
 
+/// A pair too long for a window side by side fits as a tree, its prompt stored once, and
+/// scores the same.
+#[test]
+fn a_tree_holds_a_pair_whose_two_sides_do_not_fit_side_by_side() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut data = pairs(2);
+    for p in &mut data {
+        p.prompt[1].content += &" The mug may be in a cabinet.".repeat(12);
+    }
+    let mut c = config(&dir.path().join("unused.gguf"));
+    c.matmul = Matmul::Blas;
+    let err = train::pair_logps(&c, &data, &mut |_| {}).unwrap_err();
+    assert!(
+        matches!(err, TrainError::RowTooLong { pair: true, ctx: 256, tokens, .. } if tokens > 256),
+        "{err}"
+    );
+    c.pack = Pack::Tree;
+    let tree = logps(&c, &data);
+    c.pack = Pack::Flat;
+    c.n_ctx = 512;
+    let flat = logps(&c, &data);
+    for (a, b) in flat.iter().zip(&tree) {
+        for k in 0..2 {
+            assert!((a[k].logp - b[k].logp).abs() < 1e-3, "{flat:?} vs {tree:?}");
+        }
+    }
+}
+
 /// Tree packing's loss is the rows' loss as if each were alone: the mean over the response
 /// tokens of all rows of their log-probabilities, scored one pair side at a time.
 #[test]

@@ -368,6 +368,12 @@ pub fn pack_tree(groups: &[&[Sample]], n_ctx: usize, pad: i32, seed: u64) -> Vec
     windows
 }
 
+/// The positions `group` takes alone in a [`pack_tree`] window: its samples' common prompt
+/// start once.
+pub fn tree_len(group: &[Sample]) -> usize {
+    Tree::default().added(group)
+}
+
 /// The samples of one window as a prefix tree, its positions in the order they were added.
 #[derive(Default)]
 struct Tree {
@@ -464,6 +470,16 @@ mod tests {
             tokens: (0..len as i32).map(|t| t + 100 * row as i32).collect(),
             n_prompt,
         }
+    }
+
+    #[test]
+    fn a_tree_stores_a_pairs_common_prompt_once() {
+        let a = sample(0, 13, 10);
+        let mut b = a.clone();
+        b.tokens[10..].copy_from_slice(&[7, 8, 9]);
+        // The last prompt token is each side's own.
+        assert_eq!(tree_len(&[a.clone(), b]), 13 + 4);
+        assert_eq!(tree_len(std::slice::from_ref(&a)), 13);
     }
 
     #[test]

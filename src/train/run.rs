@@ -174,11 +174,21 @@ impl Plan {
             .iter()
             .map(|g| g.iter().map(|s| s.tokens.len()).sum())
             .collect();
+        // The positions a group takes in a window: under tree packing a pair's two sides
+        // share their prompt.
+        let spans: Vec<usize> = match config.pack {
+            Pack::Tree => groups.iter().map(|g| data::tree_len(g)).collect(),
+            Pack::Flat => lens.clone(),
+        };
         let n_ctx = match config.n_ctx {
-            0 => auto_context(&lens),
+            0 => auto_context(&spans),
             n => n,
         };
-        if let Some((g, &len)) = groups.iter().zip(&lens).find(|(_, l)| **l > n_ctx as usize) {
+        if let Some((g, &len)) = groups
+            .iter()
+            .zip(&spans)
+            .find(|(_, l)| **l > n_ctx as usize)
+        {
             return Err(TrainError::RowTooLong {
                 row: g[0].row,
                 tokens: len,
