@@ -17,7 +17,7 @@ use thiserror::Error;
 
 use crate::agent::PolicyError;
 use crate::agent::local::LocalPolicy;
-use crate::agent::prompt::Prompt;
+use crate::agent::prompt::{Prompt, PromptError};
 use crate::agent::student::StudentSpec;
 use crate::correct::{CorrectError, CorrectOptions, correct_episodes};
 use crate::curate::{CurationRule, curate};
@@ -50,6 +50,8 @@ pub enum LoopError {
     Train(#[from] RecordError),
     #[error("loading {}: {source}", model.display())]
     Load { model: PathBuf, source: PolicyError },
+    #[error(transparent)]
+    Prompt(#[from] PromptError),
     #[error("recording the stage's result: {0}")]
     Json(#[from] serde_json::Error),
 }
@@ -86,6 +88,9 @@ pub struct LoopOptions {
     pub parallel: usize,
     /// Earlier steps shown in the prompt.
     pub history: usize,
+    /// The student's prompt template (`None`: the shipped one of each kind). The datasets,
+    /// rollouts and evaluations all render it.
+    pub prompt: Option<PathBuf>,
     pub horizon: Option<u32>,
     pub temperature: f32,
     pub repeat_temperature: f32,
@@ -116,6 +121,7 @@ impl Default for LoopOptions {
             baselines: true,
             parallel: 8,
             history: crate::agent::prompt::DEFAULT_HISTORY,
+            prompt: None,
             horizon: None,
             temperature: 0.0,
             repeat_temperature: 0.0,
@@ -168,13 +174,20 @@ pub fn run_loop(
         options.test_limit,
         options.seed,
     );
+    let prompt = match &options.prompt {
+        Some(path) => {
+            let kinds = train_all.iter().chain(&test).map(Scenario::kind);
+            Prompt::from_file(path, options.history, kinds)?
+        }
+        None => Prompt::builtin(options.history),
+    };
     let store = run.open()?;
     let model = run.model(&store, options.model.as_deref())?;
     let mut looping = Loop {
         run,
         options,
         model,
-        prompt: Prompt::builtin(options.history),
+        prompt,
         store,
         cancel,
         on_event,

@@ -139,12 +139,26 @@ impl Prompt {
             .expect("the shipped prompt compiles")
     }
 
-    /// A template from a file, for the scenarios of every kind, checked by rendering it once
-    /// for each.
-    pub fn from_file(path: &Path, history: usize) -> Result<Prompt, PromptError> {
-        let templates = registry()
-            .iter()
-            .map(|&kind| Ok((kind, Blocks::from_file(path)?)))
+    /// A template from a file for the scenarios of `kinds` (every kind when none is given),
+    /// checked by rendering it once for each: a template that uses one environment's variables
+    /// (the household's `checked`) serves that environment's scenarios.
+    pub fn from_file(
+        path: &Path,
+        history: usize,
+        kinds: impl IntoIterator<Item = Kind>,
+    ) -> Result<Prompt, PromptError> {
+        let mut wanted: Vec<Kind> = Vec::new();
+        for kind in kinds {
+            if !wanted.contains(&kind) {
+                wanted.push(kind);
+            }
+        }
+        if wanted.is_empty() {
+            wanted = registry().to_vec();
+        }
+        let templates = wanted
+            .into_iter()
+            .map(|kind| Ok((kind, Blocks::from_file(path)?)))
             .collect::<Result<_, PromptError>>()?;
         Prompt::checked(templates, history)
     }
@@ -253,5 +267,23 @@ pub(crate) mod tests {
         let (a, b) = (render(&prompt, &past(5)), render(&prompt, &past(6)));
         let common = a.bytes().zip(b.bytes()).take_while(|(x, y)| x == y).count();
         assert!(a[..common].contains("> look 4\nseen 4\n"), "{a}\n---\n{b}");
+    }
+
+    /// A file that uses one environment's variables serves that environment's scenarios: the
+    /// household's template as a file, for the household, renders as the shipped one does.
+    #[test]
+    fn a_template_file_serves_the_kinds_it_is_given() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("mine.j2");
+        std::fs::write(&path, default_kind().student_template().source).unwrap();
+        let mine = Prompt::from_file(&path, 4, [default_kind()]).unwrap();
+        let shipped = Prompt::builtin(4);
+        assert_eq!(render(&mine, &past(3)), render(&shipped, &past(3)));
+        // Every kind: the other environments have no `checked`, and the error names the file.
+        let err = Prompt::from_file(&path, 4, []).err().unwrap().to_string();
+        assert!(
+            err.contains("mine.j2") && err.contains("undefined"),
+            "{err}"
+        );
     }
 }

@@ -52,9 +52,12 @@ impl BuildArgs {
         }
     }
 
-    pub fn prompt(&self) -> anyhow::Result<Prompt> {
+    /// The prompt, a template file serving the kinds of `scenarios`.
+    pub fn prompt(&self, scenarios: &[scenario::Scenario]) -> anyhow::Result<Prompt> {
         Ok(match &self.prompt {
-            Some(path) => Prompt::from_file(path, self.history)?,
+            Some(path) => {
+                Prompt::from_file(path, self.history, scenarios.iter().map(|s| s.kind()))?
+            }
             None => Prompt::builtin(self.history),
         })
     }
@@ -91,11 +94,12 @@ pub struct DatasetArgs {
 pub fn run(cmd: Command) -> anyhow::Result<ExitCode> {
     let Command::Build(args) = cmd;
     let mut store = Store::open(&args.run)?;
+    let scenarios = args.build.train_scenarios()?;
     let report = build_iteration(
         &mut store,
         &RunDir::new(&args.run),
-        &args.build.train_scenarios()?,
-        &args.build.prompt()?,
+        &scenarios,
+        &args.build.prompt(&scenarios)?,
         args.iter,
         &args.build.settings(),
     )?;
@@ -145,11 +149,12 @@ pub fn run_export(args: ExportArgs) -> anyhow::Result<ExitCode> {
         Format::Sft => {
             let iteration = args.iter.unwrap_or(0);
             let run = RunDir::new(&args.run);
+            let scenarios = args.build.train_scenarios()?;
             let report = build_iteration(
                 &mut store,
                 &run,
-                &args.build.train_scenarios()?,
-                &args.build.prompt()?,
+                &scenarios,
+                &args.build.prompt(&scenarios)?,
                 iteration,
                 &args.build.settings(),
             )?;

@@ -51,6 +51,10 @@ pub struct Args {
     /// Earlier steps shown in the prompt (must match the student's training).
     #[arg(long, default_value_t = leap::agent::prompt::DEFAULT_HISTORY)]
     history: usize,
+    /// The student's prompt template (must match the student's training, `leap dataset build
+    /// --prompt`).
+    #[arg(long)]
+    prompt: Option<PathBuf>,
     /// Steps before an episode ends (default: each scenario's horizon).
     #[arg(long, value_parser = leap::scenario::horizon)]
     horizon: Option<u32>,
@@ -131,7 +135,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let scenarios = split_scenarios(&args.scenarios, options.split)?;
     let run = RunDir::new(&args.run);
     let mut store = run.open()?;
-    let prompt = Prompt::builtin(args.history);
+    let prompt = match &args.prompt {
+        Some(path) => Prompt::from_file(path, args.history, scenarios.iter().map(|s| s.kind()))?,
+        None => Prompt::builtin(args.history),
+    };
     let mut bars = Bars::default();
     if args.stepwise {
         let reports = stepwise(&run, &mut store, &prompt, &scenarios, &options, &mut |e| {

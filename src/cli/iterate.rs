@@ -75,9 +75,13 @@ pub struct Args {
     baselines: bool,
     #[arg(long, default_value_t = 8)]
     parallel: usize,
-    /// Earlier steps shown in the prompt (must match the student's training).
+    /// Earlier steps shown in the prompt.
     #[arg(long, default_value_t = leap::agent::prompt::DEFAULT_HISTORY)]
     history: usize,
+    /// The student's prompt template (minijinja, with `system` and `user` blocks) for every
+    /// kind, in its training rows, rollouts and evaluations alike.
+    #[arg(long)]
+    prompt: Option<PathBuf>,
     /// Steps before an episode ends (default: each scenario's horizon).
     #[arg(long, value_parser = leap::scenario::horizon)]
     horizon: Option<u32>,
@@ -158,6 +162,7 @@ impl Args {
             baselines: self.baselines,
             parallel: self.parallel,
             history: self.history,
+            prompt: self.prompt.clone(),
             horizon: self.horizon,
             temperature: self.temperature,
             repeat_temperature: self.repeat_temperature,

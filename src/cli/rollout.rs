@@ -116,7 +116,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         bail!("no scenario to play in {:?}", args.scenarios);
     }
     let prompt = match &args.prompt {
-        Some(path) => Prompt::from_file(path, args.history)?,
+        Some(path) => Prompt::from_file(path, args.history, scenarios.iter().map(|s| s.kind()))?,
         None => Prompt::builtin(args.history),
     };
     let slots = args.parallel.max(1);
