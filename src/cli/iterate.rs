@@ -78,10 +78,11 @@ pub struct Args {
     /// Earlier steps shown in the prompt.
     #[arg(long, default_value_t = leap::agent::prompt::DEFAULT_HISTORY)]
     history: usize,
-    /// The student's prompt template (minijinja, with `system` and `user` blocks) for every
-    /// kind, in its training rows, rollouts and evaluations alike.
-    #[arg(long)]
-    prompt: Option<PathBuf>,
+    /// The student's prompt template (minijinja, with `system` and `user` blocks), in its
+    /// training rows, rollouts and evaluations alike (`--prompt` of `leap dataset build`,
+    /// `rollout` and `eval`; here `--prompt` is the LLM teacher's, `--teacher-prompt`).
+    #[arg(long, value_name = "FILE")]
+    student_prompt: Option<PathBuf>,
     /// Steps before an episode ends (default: each scenario's horizon).
     #[arg(long, value_parser = leap::scenario::horizon)]
     horizon: Option<u32>,
@@ -162,7 +163,7 @@ impl Args {
             baselines: self.baselines,
             parallel: self.parallel,
             history: self.history,
-            prompt: self.prompt.clone(),
+            prompt: self.student_prompt.clone(),
             horizon: self.horizon,
             temperature: self.temperature,
             repeat_temperature: self.repeat_temperature,

@@ -163,6 +163,14 @@ mod tests {
         source: std::io::Error,
     }
 
+    /// clap's own checks of every subcommand (unique argument names, valid defaults), which
+    /// it otherwise makes only when that subcommand runs.
+    #[test]
+    fn every_command_line_is_well_formed() {
+        use clap::CommandFactory;
+        super::Cli::command().debug_assert();
+    }
+
     #[test]
     fn each_cause_is_said_once() {
         let io = || std::io::Error::other("disk full");
