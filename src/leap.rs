@@ -174,13 +174,8 @@ pub fn run_loop(
         options.test_limit,
         options.seed,
     );
-    let prompt = match &options.prompt {
-        Some(path) => {
-            let kinds = train_all.iter().chain(&test).map(Scenario::kind);
-            Prompt::from_file(path, options.history, kinds)?
-        }
-        None => Prompt::builtin(options.history),
-    };
+    let kinds = train_all.iter().chain(&test).map(Scenario::kind);
+    let prompt = Prompt::file_or_builtin(options.prompt.as_deref(), options.history, kinds)?;
     let store = run.open()?;
     let model = run.model(&store, options.model.as_deref())?;
     let mut looping = Loop {

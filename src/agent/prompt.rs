@@ -139,6 +139,19 @@ impl Prompt {
             .expect("the shipped prompt compiles")
     }
 
+    /// The template file at `file` for the scenarios of `kinds` ([`Prompt::from_file`]), else
+    /// every kind's shipped template.
+    pub fn file_or_builtin(
+        file: Option<&Path>,
+        history: usize,
+        kinds: impl IntoIterator<Item = Kind>,
+    ) -> Result<Prompt, PromptError> {
+        match file {
+            Some(path) => Prompt::from_file(path, history, kinds),
+            None => Ok(Prompt::builtin(history)),
+        }
+    }
+
     /// A template from a file for the scenarios of `kinds` (every kind when none is given),
     /// checked by rendering it once for each: a template that uses one environment's variables
     /// (the household's `checked`) serves that environment's scenarios.

@@ -54,12 +54,12 @@ impl BuildArgs {
 
     /// The prompt, a template file serving the kinds of `scenarios`.
     pub fn prompt(&self, scenarios: &[scenario::Scenario]) -> anyhow::Result<Prompt> {
-        Ok(match &self.prompt {
-            Some(path) => {
-                Prompt::from_file(path, self.history, scenarios.iter().map(|s| s.kind()))?
-            }
-            None => Prompt::builtin(self.history),
-        })
+        let kinds = scenarios.iter().map(|s| s.kind());
+        Ok(Prompt::file_or_builtin(
+            self.prompt.as_deref(),
+            self.history,
+            kinds,
+        )?)
     }
 
     pub fn train_scenarios(&self) -> anyhow::Result<Vec<scenario::Scenario>> {

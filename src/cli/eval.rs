@@ -135,10 +135,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let scenarios = split_scenarios(&args.scenarios, options.split)?;
     let run = RunDir::new(&args.run);
     let mut store = run.open()?;
-    let prompt = match &args.prompt {
-        Some(path) => Prompt::from_file(path, args.history, scenarios.iter().map(|s| s.kind()))?,
-        None => Prompt::builtin(args.history),
-    };
+    let kinds = scenarios.iter().map(|s| s.kind());
+    let prompt = Prompt::file_or_builtin(args.prompt.as_deref(), args.history, kinds)?;
     let mut bars = Bars::default();
     if args.stepwise {
         let reports = stepwise(&run, &mut store, &prompt, &scenarios, &options, &mut |e| {

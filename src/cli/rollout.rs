@@ -115,10 +115,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     if scenarios.is_empty() {
         bail!("no scenario to play in {:?}", args.scenarios);
     }
-    let prompt = match &args.prompt {
-        Some(path) => Prompt::from_file(path, args.history, scenarios.iter().map(|s| s.kind()))?,
-        None => Prompt::builtin(args.history),
-    };
+    let kinds = scenarios.iter().map(|s| s.kind());
+    let prompt = Prompt::file_or_builtin(args.prompt.as_deref(), args.history, kinds)?;
     let slots = args.parallel.max(1);
     let policy: Box<dyn Policy> = match &args.server {
         Some(url) => {
