@@ -1075,3 +1075,27 @@ fn leap_train_dpo_trains_on_pairs_and_refuses_rows_with_the_line() {
         0.1
     );
 }
+
+#[test]
+fn a_nul_byte_in_a_prompt_is_text_the_student_and_training_both_read() {
+    // A shell command's output can hold NUL bytes (`find . -print0`), and llama.cpp's chat
+    // template takes each message as a C string: such a row stopped the loop.
+    let chat = [
+        Message::new(Role::System, "You run commands."),
+        Message::new(Role::User, "> find . -print0\n./a\0./b\0"),
+    ];
+    let trainer = train::data::ChatText::load(tiny()).unwrap();
+    let student = LocalPolicy::load(&LocalConfig::new(tiny())).unwrap();
+    let text = trainer.render(&chat, true).unwrap();
+    assert!(text.contains("-print0\n./a\0./b\0"), "{text:?}");
+    assert_eq!(text.matches('\0').count(), 2);
+    assert_eq!(student.render(&chat).unwrap(), text);
+    let cut = trainer.render(&chat[..1], true).unwrap();
+    assert!(trainer.tokenize(&text, true).len() > trainer.tokenize(&cut, true).len() + 10);
+
+    let mut rows = rows(6);
+    rows[0].messages[1].content.push_str("\n./a\0./b\0");
+    let dir = tempfile::tempdir().unwrap();
+    let summary = run(&config(&dir.path().join("nul.gguf")), &rows).unwrap();
+    assert_eq!(summary.rows, 6);
+}

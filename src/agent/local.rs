@@ -27,6 +27,56 @@ use super::{
 };
 use crate::env::command::{self, Template};
 
+/// `messages` as text through `model`'s chat `template`; with `generation_prompt`, ending with
+/// the assistant's header. The student and training both render here, so a training row is the
+/// text the student reads.
+///
+/// llama.cpp takes each message as a C string, which a NUL byte would end, and an environment's
+/// text can hold one (a shell command's `find -print0`). Each NUL goes through the template as a
+/// private-use character that no message holds and comes back after, so the model reads the
+/// text the environment gave.
+pub fn render_chat(
+    model: &LlamaModel,
+    template: &LlamaChatTemplate,
+    messages: &[Message],
+    generation_prompt: bool,
+) -> Result<String, String> {
+    let nuls: usize = messages
+        .iter()
+        .map(|m| m.content.matches('\0').count())
+        .sum();
+    let stand_in = match nuls {
+        0 => None,
+        _ => Some(
+            ('\u{E000}'..='\u{F8FF}')
+                .find(|&c| messages.iter().all(|m| !m.content.contains(c)))
+                .ok_or("a message holds a NUL byte and every private-use character")?,
+        ),
+    };
+    let chat = messages
+        .iter()
+        .map(|m| {
+            let content = match stand_in {
+                Some(c) => m.content.replace('\0', c.encode_utf8(&mut [0; 4])),
+                None => m.content.clone(),
+            };
+            LlamaChatMessage::new(m.role.as_str().to_owned(), content)
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| e.to_string())?;
+    let text = model
+        .apply_chat_template(template, &chat, generation_prompt)
+        .map_err(|e| e.to_string())?;
+    match stand_in {
+        None => Ok(text),
+        Some(c) if text.matches(c).count() == nuls => Ok(text.replace(c, "\0")),
+        Some(c) => Err(format!(
+            "the chat template writes U+{:04X}, which stood in for a NUL byte",
+            u32::from(c)
+        )),
+    }
+}
+
 /// The process-wide llama.cpp backend (it may be initialised once).
 pub fn backend() -> &'static LlamaBackend {
     static BACKEND: OnceLock<LlamaBackend> = OnceLock::new();
@@ -256,16 +306,7 @@ impl LocalPolicy {
 
     /// The chat prompt as text, through the model's chat template.
     pub fn render(&self, messages: &[Message]) -> Result<String, PolicyError> {
-        let chat = messages
-            .iter()
-            .map(|m| {
-                let role = m.role.as_str();
-                LlamaChatMessage::new(role.to_string(), m.content.clone()).map_err(llama_err)
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        self.model
-            .apply_chat_template(&self.template, &chat, true)
-            .map_err(llama_err)
+        render_chat(&self.model, &self.template, messages, true).map_err(PolicyError::Llama)
     }
 
     pub fn tokenize(&self, text: &str) -> Vec<LlamaToken> {

@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use llama_cpp_2::model::params::LlamaModelParams;
-use llama_cpp_2::model::{LlamaChatMessage, LlamaChatTemplate, LlamaModel};
+use llama_cpp_2::model::{LlamaChatTemplate, LlamaModel};
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
@@ -84,14 +84,8 @@ impl ChatText {
         messages: &[Message],
         generation_prompt: bool,
     ) -> Result<String, TrainError> {
-        let chat = messages
-            .iter()
-            .map(|m| LlamaChatMessage::new(m.role.as_str().to_owned(), m.content.clone()))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| TrainError::Llama(e.to_string()))?;
-        self.model
-            .apply_chat_template(&self.template, &chat, generation_prompt)
-            .map_err(|e| TrainError::Llama(e.to_string()))
+        crate::agent::local::render_chat(&self.model, &self.template, messages, generation_prompt)
+            .map_err(TrainError::Llama)
     }
 
     /// Tokens of `text`, special tokens parsed; `bos` adds the beginning-of-sequence token when
