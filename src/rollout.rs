@@ -276,10 +276,11 @@ impl Playing {
     }
 
     /// Plays a step already recorded (a branch's first steps, the steps before an intervention)
-    /// as it is, marks included. `None` when the environment does not answer as recorded.
+    /// as it is, marks included. `None` when a deterministic environment does not answer as
+    /// recorded (see [`Environment::deterministic`]).
     pub fn replay(&mut self, step: StepRecord) -> Option<Outcome> {
         let outcome = self.env.step(&step.action);
-        if self.env.observation() != step.observation {
+        if self.env.deterministic() && self.env.observation() != step.observation {
             return None;
         }
         self.history.push(Past {

@@ -300,3 +300,73 @@ fn exploration_is_short_read_only_and_never_the_gold() {
     );
     assert!(explored * 2 > scenarios.len(), "{explored} explore");
 }
+
+/// A stored episode of `s` whose steps ran `actions` with no reasons, as a student's would.
+fn recorded(s: &Scenario, actions: &[&str]) -> leap::store::EpisodeRecord {
+    let mut env = s.body.env(s.horizon);
+    let steps = actions
+        .iter()
+        .map(|&action| {
+            let outcome = env.step(action);
+            leap::store::StepRecord {
+                prompt: s.task.clone(),
+                messages: Vec::new(),
+                raw_output: format!("ACTION: {action}"),
+                reason: None,
+                action: action.to_string(),
+                observation: env.observation().to_string(),
+                reward: f64::from(outcome.reward),
+                done: outcome.done,
+                valid: true,
+                admissible: env.admissible(),
+                prompt_tokens: 1,
+                cached_tokens: 0,
+                gen_tokens: 1,
+                prompt_ms: 0,
+                gen_ms: 0,
+                intervention: None,
+                info: None,
+            }
+        })
+        .collect();
+    leap::store::EpisodeRecord {
+        key: format!("rollout/test/{}/0", s.id),
+        scenario_hash: s.hash.clone(),
+        scenario_id: s.id.clone(),
+        policy: "script".into(),
+        seed: 0,
+        iteration: Some(0),
+        sampling: serde_json::json!({}),
+        started_at_ms: 0,
+        finished_at_ms: 0,
+        won: false,
+        reward: 0.0,
+        wall_ms: 0,
+        steps,
+        branch: None,
+        stopped: None,
+    }
+}
+
+#[test]
+fn an_episode_whose_commands_answer_otherwise_each_time_is_still_corrected() {
+    use leap::teacher::Teacher;
+    // The clock, and a pipeline whose processes write their errors in any order (the loop met
+    // `... | wsort -r | xargs -n`): a replay cannot answer as recorded.
+    let s = &shipped()[0];
+    let actions = ["date +%N", "ls /nowhere | wsort | xargs -n", "date +%N"];
+    let episode = recorded(s, &actions);
+    let mut oracle = leap::teacher::oracle::OracleTeacher::new(0.0, 0);
+    let corrections = oracle.correct(s, &episode).unwrap();
+    assert_eq!(
+        corrections.trajectory.len(),
+        actions.len(),
+        "{corrections:?}"
+    );
+    assert!(corrections.failures.is_empty(), "{corrections:?}");
+    // What the student read is the recorded text: the leak guard measures against it.
+    let mut live = leap::rollout::Playing::new("k".into(), s.kind(), s.body.env(s.horizon));
+    for step in &episode.steps {
+        assert!(live.replay(step.clone()).is_some(), "{}", step.action);
+    }
+}

@@ -113,6 +113,15 @@ pub trait Environment: Send {
     fn fingerprint(&self) -> Option<u64> {
         None
     }
+    /// Whether a command answers the same every time from the same state (the default). A
+    /// replay of a recorded episode (the teacher's, the workbench's) holds such an environment
+    /// to every recorded observation, so a changed scenario or rule is caught rather than
+    /// corrected. Another (the shell: the processes of a pipeline write in any order, `date`
+    /// answers with the moment) replays the recorded commands from its own state, and what the
+    /// student read stays the recorded text.
+    fn deterministic(&self) -> bool {
+        true
+    }
 }
 
 /// A fingerprint of `value` for [`Environment::fingerprint`]: stable within a process.

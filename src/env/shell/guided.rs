@@ -110,6 +110,10 @@ impl Environment for GuidedShell {
     fn info(&self) -> Option<serde_json::Value> {
         self.env.info()
     }
+
+    fn deterministic(&self) -> bool {
+        self.env.deterministic()
+    }
 }
 
 impl Guided for GuidedShell {
