@@ -190,6 +190,57 @@ fn iterate_runs_the_loop_and_resumes_after_a_kill_without_redoing_stages() {
 }
 
 #[test]
+fn a_copied_run_goes_on_from_what_it_holds_without_training_again() {
+    // Copying a run after behaviour cloning is how one student meets several teachers (the
+    // README's realizability experiment); the copy must find its adapter where it is now.
+    let dir = tempfile::tempdir().unwrap();
+    let (tiny, scenarios, run) = workspace(dir.path());
+    let bc = |run: &Path| {
+        let mut cmd = iterations(run, &scenarios, &tiny, 0);
+        cmd.args(["--baselines", "false"]).output().unwrap()
+    };
+    let once = bc(&run);
+    assert!(
+        once.status.success(),
+        "{}",
+        String::from_utf8_lossy(&once.stderr)
+    );
+    let copy = dir.path().join("copy");
+    let cp = Command::new("cp").arg("-r").arg(&run).arg(&copy).status();
+    assert!(cp.unwrap().success());
+    std::fs::remove_dir_all(&run).unwrap();
+    let adapter = copy.join("adapters/iter-0.gguf");
+    let copied = modified(&adapter);
+
+    let again = bc(&copy);
+    assert!(
+        again.status.success(),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+    assert_eq!(
+        modified(&adapter),
+        copied,
+        "the copy trained its adapter again"
+    );
+    let store = Store::open_existing(&copy).unwrap();
+    let adapters = store.adapters().unwrap();
+    assert_eq!(adapters.len(), 1, "{adapters:?}");
+    assert_eq!(adapters[0].path, adapter.display().to_string());
+    let found = store
+        .adapter_by_path(&adapter.display().to_string())
+        .unwrap();
+    assert_eq!(found.map(|a| a.id), Some(adapters[0].id));
+    let trainings = store
+        .stages()
+        .unwrap()
+        .iter()
+        .filter(|s| s.stage == "training")
+        .count();
+    assert_eq!(trainings, 1);
+}
+
+#[test]
 fn an_evaluation_with_another_decoding_is_named_and_recorded_with_it() {
     let dir = tempfile::tempdir().unwrap();
     let (tiny, scenarios, run) = workspace(dir.path());
