@@ -122,6 +122,12 @@ pub trait Environment: Send {
     fn deterministic(&self) -> bool {
         true
     }
+    /// Whether the latest observation, the answer to a recorded command played again, stands
+    /// for `recorded`, the one the episode stored: the same text where the environment is
+    /// [`deterministic`](Environment::deterministic), any text elsewhere.
+    fn answers_as_recorded(&self, recorded: &str) -> bool {
+        !self.deterministic() || self.observation() == recorded
+    }
 }
 
 /// A fingerprint of `value` for [`Environment::fingerprint`]: stable within a process.
