@@ -19,7 +19,7 @@ use std::process::Command;
 use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
-use leap::agent::local::LocalPolicy;
+use leap::agent::local::{DRAFT, LocalPolicy};
 use leap::agent::prompt::Prompt;
 use leap::agent::student::StudentSpec;
 use leap::agent::{Policy, PolicyError, Request, Response, Sampling};
@@ -240,11 +240,13 @@ fn rollout_steps_per_s(
     parallel: usize,
     mode: Mode,
     flash_attention: Option<bool>,
+    draft: usize,
     scenarios: &[scenario::Scenario],
 ) -> (f64, f64) {
     let mut config = StudentSpec::new(model).slots(parallel).config();
     config.reuse_prefix = mode != Mode::Whole;
     config.flash_attention = flash_attention;
+    config.draft = draft;
     let policy = LocalPolicy::load(&config).expect("the model loads");
     let (steps_per_s, success, st) = match mode {
         Mode::Continuous => {
@@ -259,14 +261,16 @@ fn rollout_steps_per_s(
         }
     };
     println!(
-        "      prompt {} tokens ({} cached) in {:.1} s; {} generated: decode {:.1} s, sampling {:.1} s ({} grammar fallbacks)",
+        "      prompt {} tokens ({} cached) in {:.1} s; {} generated: decode {:.1} s, sampling {:.1} s ({} grammar fallbacks); {} tokens drafted, {} of them kept",
         st.prompt_tokens,
         st.cached_tokens,
         st.prompt_s,
         st.gen_tokens,
         st.decode_s,
         st.sample_s,
-        st.grammar_fallbacks
+        st.grammar_fallbacks,
+        st.drafted_tokens,
+        st.accepted_tokens
     );
     (steps_per_s, success)
 }
@@ -277,7 +281,7 @@ fn rollout_steps_per_s(
 fn server_steps_per_s(
     model: &PathBuf,
     parallel: usize,
-    flash_attention: &str,
+    args: &[&str],
     scenarios: &[scenario::Scenario],
 ) -> Option<(f64, f64)> {
     if let Err(e) = std::panic::catch_unwind(llama_server::llama_server_bin) {
@@ -286,13 +290,8 @@ fn server_steps_per_s(
         return None;
     }
     let ctx = StudentSpec::new(model).config().ctx_per_slot * parallel as u32;
-    let server = llama_server::LlamaServer::start_with(
-        model,
-        ctx,
-        parallel as u32,
-        threads(),
-        &["--flash-attn", flash_attention],
-    );
+    let server =
+        llama_server::LlamaServer::start_with(model, ctx, parallel as u32, threads(), args);
     let mut config = server.policy().config().clone();
     config.concurrency = parallel;
     config.timeout = std::time::Duration::from_secs(300);
@@ -415,7 +414,7 @@ fn rollout_bench(model: &PathBuf) {
     println!("  rollout, {n} test scenarios x 10 steps, greedy under the grammar:");
     let mut curve = Vec::new();
     for k in [1, 2, 4, 8, 16] {
-        let (speed, _) = rollout_steps_per_s(model, k, Mode::Continuous, None, &scenarios);
+        let (speed, _) = rollout_steps_per_s(model, k, Mode::Continuous, None, DRAFT, &scenarios);
         println!("    continuous batching, {k:2} sequences: {speed:.2} steps/s");
         curve.push((k, speed));
     }
@@ -423,14 +422,31 @@ fn rollout_bench(model: &PathBuf) {
         .iter()
         .copied()
         .fold((0, 0.0), |b, (k, v)| if v > b.1 { (k, v) } else { b });
-    let (fast_fa, _) = rollout_steps_per_s(model, best_k, Mode::Continuous, Some(true), &scenarios);
-    let (rounds, _) = rollout_steps_per_s(model, 8, Mode::Rounds, None, &scenarios);
-    let (slow, _) = rollout_steps_per_s(model, 1, Mode::Whole, None, &scenarios);
+    let (fast_fa, _) = rollout_steps_per_s(
+        model,
+        best_k,
+        Mode::Continuous,
+        Some(true),
+        DRAFT,
+        &scenarios,
+    );
+    // The same without speculative decoding, and the one-at-a-time baseline with it: what the
+    // guesses add on their own.
+    let (undrafted, _) = rollout_steps_per_s(model, best_k, Mode::Continuous, None, 0, &scenarios);
+    let (rounds, _) = rollout_steps_per_s(model, 8, Mode::Rounds, None, 0, &scenarios);
+    // The baseline: the whole prompt every step, one episode at a time, a token per call.
+    let (slow, _) = rollout_steps_per_s(model, 1, Mode::Whole, None, 0, &scenarios);
     // llama.cpp's own default on the CPU turns flash attention on.
-    let (slow_fa, _) = rollout_steps_per_s(model, 1, Mode::Whole, Some(true), &scenarios);
+    let (slow_fa, _) = rollout_steps_per_s(model, 1, Mode::Whole, Some(true), 0, &scenarios);
+    let (slow_drafted, _) = rollout_steps_per_s(model, 1, Mode::Whole, None, DRAFT, &scenarios);
     let at8 = curve.iter().find(|c| c.0 == 8).map_or(0.0, |c| c.1);
     println!(
-        "  rollout: continuous batching {fast:.2} steps/s at its best ({best_k} sequences), {at8:.2} at 8, {fast_fa:.2} at {best_k} with flash attention; lock-step rounds at 8 {rounds:.2}; whole prompt one at a time {slow:.2}, {slow_fa:.2} with flash attention (llama.cpp's default)"
+        "  rollout: continuous batching {fast:.2} steps/s at its best ({best_k} sequences), {at8:.2} at 8, {fast_fa:.2} at {best_k} with flash attention, {undrafted:.2} at {best_k} without drafts; lock-step rounds at 8 without drafts {rounds:.2}; whole prompt one at a time {slow:.2}, {slow_fa:.2} with flash attention (llama.cpp's default), {slow_drafted:.2} with drafts"
+    );
+    println!(
+        "    speculative decoding (up to {DRAFT} tokens guessed from n-grams): {:.2}x at {best_k} sequences, {:.2}x one at a time",
+        fast / undrafted,
+        slow_drafted / slow
     );
     println!(
         "    local / one at a time {:.2} (target >= 3.0), {:.2} against one at a time with llama.cpp's default flash attention; continuous / lock-step at 8 {:.2}; flash attention off / on at {best_k} sequences {:.2}",
@@ -447,18 +463,46 @@ fn rollout_bench(model: &PathBuf) {
     }
     // llama-server's own default (flash attention on, on the CPU), and the same setting as ours;
     // the better of the two is the peer.
+    // llama-server's own speculative decoding from n-grams (none by default) is tried too.
+    let draft_max = DRAFT.to_string();
+    let settings: [(&str, &[&str]); 4] = [
+        ("flash attention on", &["--flash-attn", "on"]),
+        ("flash attention off", &["--flash-attn", "off"]),
+        (
+            "flash attention off, --spec-type ngram-simple",
+            &[
+                "--flash-attn",
+                "off",
+                "--spec-type",
+                "ngram-simple",
+                "--spec-draft-n-max",
+                &draft_max,
+            ],
+        ),
+        (
+            "flash attention off, --spec-type ngram-cache",
+            &[
+                "--flash-attn",
+                "off",
+                "--spec-type",
+                "ngram-cache",
+                "--spec-draft-n-max",
+                &draft_max,
+            ],
+        ),
+    ];
     let mut best_server: Option<(f64, &str)> = None;
-    for fa in ["on", "off"] {
-        if let Some((server, _)) = server_steps_per_s(model, best_k, fa, &scenarios) {
-            println!("    llama-server, flash attention {fa}: {server:.2} steps/s");
+    for (name, args) in settings {
+        if let Some((server, _)) = server_steps_per_s(model, best_k, args, &scenarios) {
+            println!("    llama-server, {name}: {server:.2} steps/s");
             if best_server.is_none_or(|(s, _)| server > s) {
-                best_server = Some((server, fa));
+                best_server = Some((server, name));
             }
         }
     }
-    if let Some((server, fa)) = best_server {
+    if let Some((server, name)) = best_server {
         println!(
-            "  rollout through llama-server ({best_k} slots, its continuous batching and prompt cache, leap's remote backend keeping every slot busy, flash attention {fa}, the faster): {server:.2} steps/s; local / llama-server ratio {:.2} (target >= 1.2)",
+            "  rollout through llama-server ({best_k} slots, its continuous batching and prompt cache, leap's remote backend keeping every slot busy, {name}, the fastest): {server:.2} steps/s; local / llama-server ratio {:.2} (target >= 1.2)",
             fast / server
         );
     }

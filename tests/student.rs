@@ -212,6 +212,61 @@ fn a_batch_answers_like_one_request_at_a_time() {
     }
 }
 
+/// Speculative decoding from n-grams: an answer the policy has written before is guessed ahead
+/// and the guesses are kept, so the second answer to the same prompt takes fewer decode calls,
+/// and every answer is the one a policy that never guesses writes.
+#[test]
+fn drafted_tokens_are_kept_only_where_the_model_chooses_them_itself() {
+    let ask = |p: &mut LocalPolicy, text: &str| {
+        let req = Request {
+            format: Default::default(),
+            seq: 0,
+            messages: messages(text),
+            admissible: Vec::new(),
+            temperature: None,
+            seed: None,
+        };
+        // Unconstrained, so that every token is the model's choice (under the grammar some are
+        // written for it).
+        p.respond(&[req], &free(), &mut |_, _| {})
+            .unwrap()
+            .remove(0)
+    };
+    let prompts = [
+        "Task: find the apple.",
+        "Task: find the apple.",
+        "Task: find the pear.",
+    ];
+    let mut plain_config = LocalConfig::new(tiny());
+    plain_config.draft = 0;
+    let mut plain = LocalPolicy::load(&plain_config).unwrap();
+    let mut config = LocalConfig::new(tiny());
+    config.draft = 4;
+    let mut drafting = LocalPolicy::load(&config).unwrap();
+    let mut before = drafting.stats();
+    for (i, text) in prompts.iter().enumerate() {
+        let want = ask(&mut plain, text);
+        let got = ask(&mut drafting, text);
+        assert_eq!(got.text, want.text, "answer {i}");
+        let now = drafting.stats();
+        let (drafted, accepted) = (
+            now.drafted_tokens - before.drafted_tokens,
+            now.accepted_tokens - before.accepted_tokens,
+        );
+        before = now;
+        if i == 1 {
+            // The same prompt again: the first answer, learnt, is guessed and kept nearly whole.
+            assert!(
+                accepted * 2 >= u64::from(got.gen_tokens),
+                "{accepted} of {drafted} drafted tokens kept, {} generated",
+                got.gen_tokens
+            );
+        }
+        assert!(accepted <= drafted);
+    }
+    assert_eq!(plain.stats().drafted_tokens, 0);
+}
+
 /// Continuous batching: a slot whose answers are short goes through its next requests while a
 /// slot with a long answer is still writing, and every answer is what the request gets alone.
 #[test]

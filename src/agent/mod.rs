@@ -2,6 +2,7 @@
 //! GGUF model through llama.cpp, a remote OpenAI-compatible server) that turn a prompt into a
 //! reason and an action.
 
+pub mod draft;
 pub mod local;
 pub mod parse;
 pub mod prompt;

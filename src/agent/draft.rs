@@ -1,0 +1,142 @@
+//! Drafts for speculative decoding, from n-grams: no second model.
+//!
+//! A student's answers repeat themselves: a cloned student writes the same sentence with
+//! another object in it at every step of every episode ("A cloth is often kept in or on a
+//! countertop, and I have not checked countertop 1 yet."), and the names it writes are the
+//! prompt's. So the next few tokens of an answer can often be guessed from what followed the
+//! last few tokens in earlier answers, or in the prompt. The local backend decodes the guesses
+//! beside the answer's next token in the same batch and keeps those that the model itself
+//! would have chosen (greedy decoding only), so a good guess saves a decode call per token and
+//! a bad one costs its share of a batch: the answers are the same either way.
+
+use std::collections::HashMap;
+
+use llama_cpp_2::token::LlamaToken;
+
+/// The longest context an n-gram is keyed by.
+const ORDER: usize = 3;
+
+/// What followed each context of 1 to [`ORDER`] tokens in the answers learnt so far.
+#[derive(Debug, Default)]
+pub struct Drafter {
+    /// Context (padded with -1 in front) to the tokens that followed it and how often.
+    next: HashMap<[i32; ORDER], Vec<(i32, u32)>>,
+}
+
+fn key(context: &[i32]) -> [i32; ORDER] {
+    let mut key = [-1; ORDER];
+    key[ORDER - context.len()..].copy_from_slice(context);
+    key
+}
+
+impl Drafter {
+    /// Learns the tokens of a finished answer, with the tokens just before it (the end of its
+    /// prompt) as the context of its first tokens.
+    pub fn learn(&mut self, before: &[LlamaToken], answer: &[LlamaToken]) {
+        let lead = before.len().min(ORDER);
+        let tokens: Vec<i32> = before[before.len() - lead..]
+            .iter()
+            .chain(answer)
+            .map(|t| t.0)
+            .collect();
+        for at in lead..tokens.len() {
+            for n in 1..=ORDER.min(at) {
+                let seen = self.next.entry(key(&tokens[at - n..at])).or_default();
+                match seen.iter_mut().find(|(t, _)| *t == tokens[at]) {
+                    Some((_, count)) => *count += 1,
+                    None => seen.push((tokens[at], 1)),
+                }
+            }
+        }
+    }
+
+    /// The token that most often followed the longest known context ending `context`, when it
+    /// followed that context at least as often as every other token together.
+    fn predict(&self, context: &[i32]) -> Option<i32> {
+        (1..=ORDER.min(context.len())).rev().find_map(|n| {
+            let seen = self.next.get(&key(&context[context.len() - n..]))?;
+            let total: u32 = seen.iter().map(|(_, c)| c).sum();
+            let &(token, count) = seen.iter().max_by_key(|(t, c)| (*c, -*t))?;
+            (2 * count >= total && (n > 1 || count >= 2)).then_some(token)
+        })
+    }
+
+    /// Up to `max` tokens guessed to follow `context` (the prompt and the answer so far, the
+    /// answer starting at `answer_from`): from the answers learnt, else from what followed the
+    /// context's last two tokens the last time they appeared in the prompt.
+    pub fn draft(&self, context: &[LlamaToken], answer_from: usize, max: usize) -> Vec<LlamaToken> {
+        let prompt: Vec<i32> = context[..answer_from.min(context.len())]
+            .iter()
+            .map(|t| t.0)
+            .collect();
+        let mut tail: Vec<i32> = context[context.len().saturating_sub(ORDER)..]
+            .iter()
+            .map(|t| t.0)
+            .collect();
+        let mut out = Vec::new();
+        while out.len() < max {
+            let Some(token) = self.predict(&tail).or_else(|| from_prompt(&prompt, &tail)) else {
+                break;
+            };
+            out.push(LlamaToken(token));
+            tail.push(token);
+            if tail.len() > ORDER {
+                tail.remove(0);
+            }
+        }
+        out
+    }
+}
+
+/// The token after the last place in `prompt` where `tail`'s last two tokens appear.
+fn from_prompt(prompt: &[i32], tail: &[i32]) -> Option<i32> {
+    let pair = tail.get(tail.len().checked_sub(2)?..)?;
+    prompt
+        .windows(3)
+        .rev()
+        .find(|w| w[..2] == *pair)
+        .map(|w| w[2])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn toks(ids: &[i32]) -> Vec<LlamaToken> {
+        ids.iter().map(|&i| LlamaToken(i)).collect()
+    }
+
+    #[test]
+    fn an_answer_learnt_is_drafted_again_after_its_context() {
+        let mut d = Drafter::default();
+        d.learn(&toks(&[1, 2]), &toks(&[10, 11, 12, 13]));
+        // The same prompt end: the whole answer.
+        assert_eq!(d.draft(&toks(&[7, 1, 2]), 3, 8), toks(&[10, 11, 12, 13]));
+        // Halfway through it: the rest.
+        assert_eq!(d.draft(&toks(&[1, 2, 10, 11]), 2, 8), toks(&[12, 13]));
+        assert_eq!(d.draft(&toks(&[1, 2, 10, 11]), 2, 1), toks(&[12]));
+    }
+
+    #[test]
+    fn a_context_that_went_two_ways_equally_drafts_the_commoner_only() {
+        let mut d = Drafter::default();
+        d.learn(&[], &toks(&[5, 6, 7, 8]));
+        d.learn(&[], &toks(&[5, 6, 7, 9]));
+        d.learn(&[], &toks(&[5, 6, 7, 9]));
+        assert_eq!(d.draft(&toks(&[5, 6]), 0, 8), toks(&[7, 9]));
+        // A single token seen once is too little to guess from.
+        let mut once = Drafter::default();
+        once.learn(&[], &toks(&[3, 4]));
+        assert_eq!(once.draft(&toks(&[9, 3]), 2, 8), Vec::new());
+    }
+
+    #[test]
+    fn the_prompt_supplies_what_no_answer_has_shown() {
+        let d = Drafter::default();
+        // "... cabinet 2 ..." in the prompt; the answer has written "cabinet".
+        let context = toks(&[40, 41, 42, 43, 44, 9, 41, 42]);
+        assert_eq!(d.draft(&context, 6, 2), toks(&[43, 44]));
+        // Nothing in the prompt follows the answer's last two tokens.
+        assert_eq!(d.draft(&toks(&[1, 2, 3, 8, 9]), 3, 4), Vec::new());
+    }
+}
