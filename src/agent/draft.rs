@@ -16,6 +16,10 @@ use llama_cpp_2::token::LlamaToken;
 /// The longest context an n-gram is keyed by.
 const ORDER: usize = 3;
 
+/// Contexts kept before the table starts afresh, so that a long session's memory stays bounded
+/// (some tens of MB; an answer of 30 tokens adds at most 90 contexts).
+const MAX_CONTEXTS: usize = 1 << 18;
+
 /// What followed each context of 1 to [`ORDER`] tokens in the answers learnt so far.
 #[derive(Debug, Default)]
 pub struct Drafter {
@@ -33,6 +37,9 @@ impl Drafter {
     /// Learns the tokens of a finished answer, with the tokens just before it (the end of its
     /// prompt) as the context of its first tokens.
     pub fn learn(&mut self, before: &[LlamaToken], answer: &[LlamaToken]) {
+        if self.next.len() > MAX_CONTEXTS {
+            self.next.clear();
+        }
         let lead = before.len().min(ORDER);
         let tokens: Vec<i32> = before[before.len() - lead..]
             .iter()
@@ -128,6 +135,20 @@ mod tests {
         let mut once = Drafter::default();
         once.learn(&[], &toks(&[3, 4]));
         assert_eq!(once.draft(&toks(&[9, 3]), 2, 8), Vec::new());
+    }
+
+    #[test]
+    fn the_table_starts_afresh_rather_than_grow_without_bound() {
+        let mut d = Drafter::default();
+        let answer: Vec<LlamaToken> = (0..1000).map(LlamaToken).collect();
+        for k in 0..(MAX_CONTEXTS / 2000 + 2) as i32 {
+            let shifted: Vec<LlamaToken> =
+                answer.iter().map(|t| LlamaToken(t.0 + k * 1000)).collect();
+            d.learn(&[], &shifted);
+            assert!(d.next.len() <= MAX_CONTEXTS + 3 * answer.len());
+        }
+        // What it learnt last is still there.
+        assert!(!d.next.is_empty());
     }
 
     #[test]
