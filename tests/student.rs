@@ -48,6 +48,22 @@ fn free() -> Sampling {
     }
 }
 
+/// `p`'s answer to `messages` in slot 0, unconstrained (so every token is the model's choice:
+/// under the grammar some are written for it).
+fn ask_free(p: &mut LocalPolicy, messages: &[Message]) -> leap::agent::Response {
+    let req = Request {
+        format: Default::default(),
+        seq: 0,
+        messages: messages.to_vec(),
+        admissible: Vec::new(),
+        temperature: None,
+        seed: None,
+    };
+    p.respond(&[req], &free(), &mut |_, _| {})
+        .unwrap()
+        .remove(0)
+}
+
 #[test]
 fn the_grammar_forces_a_parseable_admissible_answer_even_from_random_weights() {
     let mut config = LocalConfig::new(tiny());
@@ -135,21 +151,8 @@ fn reusing_the_cached_prefix_gives_the_same_answer_as_evaluating_it_all() {
         "Task: find the apple.\nNow: You are in the middle of a room.\n> look\nYou see a fridge 1.",
     );
     let mut reuse = LocalPolicy::load(&LocalConfig::new(tiny())).unwrap();
-    let ask = |p: &mut LocalPolicy, m: &Vec<Message>| {
-        let req = Request {
-            format: Default::default(),
-            seq: 0,
-            messages: m.clone(),
-            admissible: Vec::new(),
-            temperature: None,
-            seed: None,
-        };
-        p.respond(&[req], &free(), &mut |_, _| {})
-            .unwrap()
-            .remove(0)
-    };
-    ask(&mut reuse, &first);
-    let warm = ask(&mut reuse, &second);
+    ask_free(&mut reuse, &first);
+    let warm = ask_free(&mut reuse, &second);
     assert!(
         warm.cached_tokens > 10,
         "cached {} of {}",
@@ -160,7 +163,7 @@ fn reusing_the_cached_prefix_gives_the_same_answer_as_evaluating_it_all() {
     let mut config = LocalConfig::new(tiny());
     config.reuse_prefix = false;
     let mut cold_policy = LocalPolicy::load(&config).unwrap();
-    let cold = ask(&mut cold_policy, &second);
+    let cold = ask_free(&mut cold_policy, &second);
     assert_eq!(cold.cached_tokens, 0);
     assert_eq!(warm.text, cold.text);
 }
@@ -217,21 +220,6 @@ fn a_batch_answers_like_one_request_at_a_time() {
 /// and every answer is the one a policy that never guesses writes.
 #[test]
 fn drafted_tokens_are_kept_only_where_the_model_chooses_them_itself() {
-    let ask = |p: &mut LocalPolicy, text: &str| {
-        let req = Request {
-            format: Default::default(),
-            seq: 0,
-            messages: messages(text),
-            admissible: Vec::new(),
-            temperature: None,
-            seed: None,
-        };
-        // Unconstrained, so that every token is the model's choice (under the grammar some are
-        // written for it).
-        p.respond(&[req], &free(), &mut |_, _| {})
-            .unwrap()
-            .remove(0)
-    };
     let prompts = [
         "Task: find the apple.",
         "Task: find the apple.",
@@ -245,8 +233,8 @@ fn drafted_tokens_are_kept_only_where_the_model_chooses_them_itself() {
     let mut drafting = LocalPolicy::load(&config).unwrap();
     let mut before = drafting.stats();
     for (i, text) in prompts.iter().enumerate() {
-        let want = ask(&mut plain, text);
-        let got = ask(&mut drafting, text);
+        let want = ask_free(&mut plain, &messages(text));
+        let got = ask_free(&mut drafting, &messages(text));
         assert_eq!(got.text, want.text, "answer {i}");
         let now = drafting.stats();
         let (drafted, accepted) = (

@@ -14,7 +14,7 @@ use std::collections::HashMap;
 use llama_cpp_2::token::LlamaToken;
 
 /// The longest context an n-gram is keyed by.
-const ORDER: usize = 3;
+pub const ORDER: usize = 3;
 
 /// Contexts kept before the table starts afresh, so that a long session's memory stays bounded
 /// (some tens of MB; an answer of 30 tokens adds at most 90 contexts).
@@ -68,21 +68,17 @@ impl Drafter {
         })
     }
 
-    /// Up to `max` tokens guessed to follow `context` (the prompt and the answer so far, the
-    /// answer starting at `answer_from`): from the answers learnt, else from what followed the
-    /// context's last two tokens the last time they appeared in the prompt.
-    pub fn draft(&self, context: &[LlamaToken], answer_from: usize, max: usize) -> Vec<LlamaToken> {
-        let prompt: Vec<i32> = context[..answer_from.min(context.len())]
-            .iter()
-            .map(|t| t.0)
-            .collect();
-        let mut tail: Vec<i32> = context[context.len().saturating_sub(ORDER)..]
+    /// Up to `max` tokens guessed to follow a context that ends with `last` (only its final
+    /// [`ORDER`] tokens are read): from the answers learnt, else from what followed the context's
+    /// last two tokens the last time they appeared in `prompt`.
+    pub fn draft(&self, prompt: &[LlamaToken], last: &[LlamaToken], max: usize) -> Vec<LlamaToken> {
+        let mut tail: Vec<i32> = last[last.len().saturating_sub(ORDER)..]
             .iter()
             .map(|t| t.0)
             .collect();
         let mut out = Vec::new();
         while out.len() < max {
-            let Some(token) = self.predict(&tail).or_else(|| from_prompt(&prompt, &tail)) else {
+            let Some(token) = self.predict(&tail).or_else(|| from_prompt(prompt, &tail)) else {
                 break;
             };
             out.push(LlamaToken(token));
@@ -96,13 +92,13 @@ impl Drafter {
 }
 
 /// The token after the last place in `prompt` where `tail`'s last two tokens appear.
-fn from_prompt(prompt: &[i32], tail: &[i32]) -> Option<i32> {
+fn from_prompt(prompt: &[LlamaToken], tail: &[i32]) -> Option<i32> {
     let pair = tail.get(tail.len().checked_sub(2)?..)?;
     prompt
         .windows(3)
         .rev()
-        .find(|w| w[..2] == *pair)
-        .map(|w| w[2])
+        .find(|w| w[0].0 == pair[0] && w[1].0 == pair[1])
+        .map(|w| w[2].0)
 }
 
 #[cfg(test)]
@@ -113,15 +109,21 @@ mod tests {
         ids.iter().map(|&i| LlamaToken(i)).collect()
     }
 
+    /// What `d` guesses after `context`, whose first `answer_from` tokens are the prompt.
+    fn draft(d: &Drafter, context: &[i32], answer_from: usize, max: usize) -> Vec<LlamaToken> {
+        let context = toks(context);
+        d.draft(&context[..answer_from], &context, max)
+    }
+
     #[test]
     fn an_answer_learnt_is_drafted_again_after_its_context() {
         let mut d = Drafter::default();
         d.learn(&toks(&[1, 2]), &toks(&[10, 11, 12, 13]));
         // The same prompt end: the whole answer.
-        assert_eq!(d.draft(&toks(&[7, 1, 2]), 3, 8), toks(&[10, 11, 12, 13]));
+        assert_eq!(draft(&d, &[7, 1, 2], 3, 8), toks(&[10, 11, 12, 13]));
         // Halfway through it: the rest.
-        assert_eq!(d.draft(&toks(&[1, 2, 10, 11]), 2, 8), toks(&[12, 13]));
-        assert_eq!(d.draft(&toks(&[1, 2, 10, 11]), 2, 1), toks(&[12]));
+        assert_eq!(draft(&d, &[1, 2, 10, 11], 2, 8), toks(&[12, 13]));
+        assert_eq!(draft(&d, &[1, 2, 10, 11], 2, 1), toks(&[12]));
     }
 
     #[test]
@@ -130,11 +132,11 @@ mod tests {
         d.learn(&[], &toks(&[5, 6, 7, 8]));
         d.learn(&[], &toks(&[5, 6, 7, 9]));
         d.learn(&[], &toks(&[5, 6, 7, 9]));
-        assert_eq!(d.draft(&toks(&[5, 6]), 0, 8), toks(&[7, 9]));
+        assert_eq!(draft(&d, &[5, 6], 0, 8), toks(&[7, 9]));
         // A single token seen once is too little to guess from.
         let mut once = Drafter::default();
         once.learn(&[], &toks(&[3, 4]));
-        assert_eq!(once.draft(&toks(&[9, 3]), 2, 8), Vec::new());
+        assert_eq!(draft(&once, &[9, 3], 2, 8), Vec::new());
     }
 
     #[test]
@@ -155,9 +157,9 @@ mod tests {
     fn the_prompt_supplies_what_no_answer_has_shown() {
         let d = Drafter::default();
         // "... cabinet 2 ..." in the prompt; the answer has written "cabinet".
-        let context = toks(&[40, 41, 42, 43, 44, 9, 41, 42]);
-        assert_eq!(d.draft(&context, 6, 2), toks(&[43, 44]));
+        let context = [40, 41, 42, 43, 44, 9, 41, 42];
+        assert_eq!(draft(&d, &context, 6, 2), toks(&[43, 44]));
         // Nothing in the prompt follows the answer's last two tokens.
-        assert_eq!(d.draft(&toks(&[1, 2, 3, 8, 9]), 3, 4), Vec::new());
+        assert_eq!(draft(&d, &[1, 2, 3, 8, 9], 3, 4), Vec::new());
     }
 }

@@ -22,7 +22,7 @@ use llama_cpp_2::token::data::LlamaTokenData;
 use llama_cpp_2::token::data_array::LlamaTokenDataArray;
 use llama_cpp_2::vocab::LlamaVocab;
 
-use super::draft::Drafter;
+use super::draft::{Drafter, ORDER};
 use super::{
     Collect, Feed, Format, Message, Next, Policy, PolicyError, Request, Response, Sampling,
 };
@@ -895,11 +895,13 @@ impl LocalPolicy {
             let room = self
                 .ctx_per_slot
                 .saturating_sub(live.pos as usize + live.next.len() + 1);
-            let mut context = self.cached[seq].clone();
-            context.extend_from_slice(&live.next);
+            // The context's last tokens: the end of the cache, then what goes in next.
+            let cached = &self.cached[seq];
+            let mut last = cached[cached.len().saturating_sub(ORDER)..].to_vec();
+            last.extend_from_slice(&live.next);
             live.drafted = self.drafter.draft(
-                &context,
-                live.response.prompt_tokens as usize,
+                &cached[..live.response.prompt_tokens as usize],
+                &last,
                 self.draft.min(room),
             );
         }
