@@ -261,7 +261,7 @@ fn rollout_steps_per_s(
         }
     };
     println!(
-        "      prompt {} tokens ({} cached) in {:.1} s; {} generated: decode {:.1} s, sampling {:.1} s ({} grammar fallbacks); {} tokens drafted, {} of them kept",
+        "      prompt {} tokens ({} cached) in {:.1} s; {} generated: decode {:.1} s, sampling {:.1} s ({} grammar fallbacks); {} tokens drafted, {} of them kept; {} decode calls, cut into {} parts",
         st.prompt_tokens,
         st.cached_tokens,
         st.prompt_s,
@@ -270,7 +270,9 @@ fn rollout_steps_per_s(
         st.sample_s,
         st.grammar_fallbacks,
         st.drafted_tokens,
-        st.accepted_tokens
+        st.accepted_tokens,
+        st.decode_calls,
+        st.ubatches
     );
     (steps_per_s, success)
 }

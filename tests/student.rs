@@ -255,6 +255,60 @@ fn drafted_tokens_are_kept_only_where_the_model_chooses_them_itself() {
     assert_eq!(plain.stats().drafted_tokens, 0);
 }
 
+/// Several slots writing at once: each answer's row in a batch is padded with guesses to the
+/// longest row, so that llama.cpp decodes the answers in one part (a KV buffer per sequence
+/// cuts a batch into parts of equal rows), and every answer is still the model's own.
+#[test]
+fn guesses_pad_the_rows_of_answers_written_together_and_change_no_answer() {
+    let texts = [
+        "Task: find the apple.",
+        "Task: find a mug.",
+        "Task: heat the egg.",
+    ];
+    let requests = |texts: &[&str]| -> Vec<Request> {
+        texts
+            .iter()
+            .enumerate()
+            .map(|(seq, text)| Request {
+                format: Default::default(),
+                seq,
+                messages: messages(text),
+                admissible: Vec::new(),
+                temperature: None,
+                seed: None,
+            })
+            .collect()
+    };
+    let mut plain = LocalPolicy::load(&LocalConfig::new(tiny())).unwrap();
+    let mut config = LocalConfig::new(tiny());
+    config.slots = 3;
+    config.draft = 4;
+    let mut drafting = LocalPolicy::load(&config).unwrap();
+    // Learn one answer, then ask it again beside two new prompts, all three at once: its rows
+    // are guessed in full, theirs hardly at all.
+    drafting
+        .respond(&requests(&texts[..1]), &free(), &mut |_, _| {})
+        .unwrap();
+    let before = drafting.stats();
+    let got = drafting
+        .respond(&requests(&texts), &free(), &mut |_, _| {})
+        .unwrap();
+    for (text, got) in texts.iter().zip(&got) {
+        let want = ask_free(&mut plain, &messages(text));
+        assert_eq!(got.text, want.text, "{text}");
+    }
+    let now = drafting.stats();
+    let calls = now.decode_calls - before.decode_calls;
+    let parts = now.ubatches - before.ubatches;
+    assert!(now.accepted_tokens > before.accepted_tokens);
+    // The prompts' call may be cut into one part per prompt length; every later call, answers
+    // only, is one part.
+    assert!(
+        parts <= calls + 2,
+        "{calls} decode calls cut into {parts} parts"
+    );
+}
+
 /// Continuous batching: a slot whose answers are short goes through its next requests while a
 /// slot with a long answer is still writing, and every answer is what the request gets alone.
 #[test]

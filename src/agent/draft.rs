@@ -68,6 +68,51 @@ impl Drafter {
         })
     }
 
+    /// The likeliest token after the longest known context ending `context`, however rarely it
+    /// followed it; else the token after the last place in `prompt` where its last token appears.
+    fn guess(&self, prompt: &[LlamaToken], context: &[i32]) -> Option<i32> {
+        (1..=ORDER.min(context.len()))
+            .rev()
+            .find_map(|n| {
+                let seen = self.next.get(&key(&context[context.len() - n..]))?;
+                seen.iter().max_by_key(|(t, c)| (*c, -*t)).map(|&(t, _)| t)
+            })
+            .or_else(|| {
+                let last = *context.last()?;
+                prompt
+                    .windows(2)
+                    .rev()
+                    .find(|w| w[0].0 == last)
+                    .map(|w| w[1].0)
+            })
+    }
+
+    /// `n` more tokens after `drafted`, which follows a context ending `last`: looser guesses
+    /// than [`Drafter::draft`]'s, to fill a batch's row out to its neighbours' length.
+    pub fn pad(
+        &self,
+        prompt: &[LlamaToken],
+        last: &[LlamaToken],
+        drafted: &[LlamaToken],
+        n: usize,
+    ) -> Vec<LlamaToken> {
+        let mut tail: Vec<i32> = last.iter().chain(drafted).map(|t| t.0).collect();
+        tail.drain(..tail.len().saturating_sub(ORDER));
+        let mut out = Vec::with_capacity(n);
+        while out.len() < n {
+            let token = self
+                .guess(prompt, &tail)
+                .or_else(|| tail.last().copied())
+                .unwrap_or(0);
+            out.push(LlamaToken(token));
+            tail.push(token);
+            if tail.len() > ORDER {
+                tail.remove(0);
+            }
+        }
+        out
+    }
+
     /// Up to `max` tokens guessed to follow a context that ends with `last` (only its final
     /// [`ORDER`] tokens are read): from the answers learnt, else from what followed the context's
     /// last two tokens the last time they appeared in `prompt`.
@@ -151,6 +196,25 @@ mod tests {
         }
         // What it learnt last is still there.
         assert!(!d.next.is_empty());
+    }
+
+    #[test]
+    fn padding_goes_on_where_a_draft_stops_and_always_gives_as_many_as_asked() {
+        let mut d = Drafter::default();
+        d.learn(&[], &toks(&[5, 6, 7, 8]));
+        d.learn(&[], &toks(&[5, 6, 7, 9]));
+        d.learn(&[], &toks(&[5, 6, 7, 10]));
+        // The draft stops after 7, where no token followed in most answers; padding takes one
+        // of the commonest (the lowest id of a tie).
+        assert_eq!(draft(&d, &[5, 6], 0, 4), toks(&[7]));
+        assert_eq!(d.pad(&[], &toks(&[5, 6]), &toks(&[7]), 2)[0], LlamaToken(8));
+        // Nothing known: the prompt's token after the last one, else the last one again.
+        let empty = Drafter::default();
+        assert_eq!(
+            empty.pad(&toks(&[3, 4, 1]), &toks(&[3]), &[], 1),
+            toks(&[4])
+        );
+        assert_eq!(empty.pad(&[], &toks(&[9]), &[], 3).len(), 3);
     }
 
     #[test]
