@@ -575,6 +575,8 @@ pub struct EvalOptions {
     /// See [`crate::rollout::RolloutConfig::stop_cycles`].
     pub stop_cycles: bool,
     pub gpu_layers: u32,
+    /// Tokens the student guesses ahead of a greedy answer ([`crate::agent::local::LocalConfig::draft`]).
+    pub draft: usize,
 }
 
 impl Default for EvalOptions {
@@ -593,6 +595,7 @@ impl Default for EvalOptions {
             repeat_temperature: 0.0,
             stop_cycles: true,
             gpu_layers: 0,
+            draft: crate::agent::local::DRAFT,
         }
     }
 }
@@ -691,6 +694,7 @@ fn load(
         .adapters(adapter)
         .slots(options.parallel)
         .gpu_layers(options.gpu_layers)
+        .draft(options.draft)
         .load()
         .map_err(|source| EvalError::Load {
             model: model.to_path_buf(),

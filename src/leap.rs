@@ -98,6 +98,8 @@ pub struct LoopOptions {
     pub stop_cycles: bool,
     pub seed: u64,
     pub gpu_layers: u32,
+    /// Tokens the student guesses ahead of a greedy answer ([`crate::agent::local::LocalConfig::draft`]).
+    pub draft: usize,
     /// How each iteration's dataset is built and its adapter trained.
     pub update: UpdateOptions,
 }
@@ -128,6 +130,7 @@ impl Default for LoopOptions {
             stop_cycles: true,
             seed: 0,
             gpu_layers: 0,
+            draft: crate::agent::local::DRAFT,
             update: UpdateOptions::default(),
         }
     }
@@ -236,6 +239,7 @@ impl Loop<'_> {
             .adapters(adapter.map(|a| (a.to_path_buf(), 1.0)))
             .slots(self.options.parallel)
             .gpu_layers(self.options.gpu_layers)
+            .draft(self.options.draft)
             .load()
             .map_err(|source| LoopError::Load {
                 model: self.model.clone(),

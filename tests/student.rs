@@ -783,3 +783,49 @@ fn a_vocabulary_that_turns_the_prompt_into_no_tokens_is_an_error_not_a_panic() {
         "{err}"
     );
 }
+
+/// `--draft 0` turns the guesses off from the CLI; with or without them, a rollout of the same
+/// scenarios writes the same answers.
+#[test]
+fn the_draft_flag_turns_guesses_off_and_the_episodes_are_the_same() {
+    let dir = tempfile::tempdir().unwrap();
+    let scenarios = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scenarios/showcase.yaml");
+    let answers = |draft: &str| -> Vec<String> {
+        let run = dir.path().join(format!("draft-{draft}"));
+        let out = leap()
+            .args(["rollout", "--run"])
+            .arg(&run)
+            .arg("--scenarios")
+            .arg(&scenarios)
+            .arg("--model")
+            .arg(tiny())
+            .args(["--parallel", "4", "--horizon", "2", "--draft", draft])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "--draft {draft}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let store = Store::open_existing(&run).unwrap();
+        let mut answers = Vec::new();
+        for e in store.list_episodes(&EpisodeFilter::default()).unwrap() {
+            let full = store.episode(e.id).unwrap().unwrap();
+            for step in &full.record.steps {
+                answers.push(format!("{} {}", e.key, step.raw_output));
+            }
+        }
+        answers.sort();
+        answers
+    };
+    let without = answers("0");
+    assert!(!without.is_empty());
+    assert_eq!(answers("4"), without);
+    let out = leap()
+        .args(["rollout", "--scenarios"])
+        .arg(&scenarios)
+        .args(["--draft", "-1"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}

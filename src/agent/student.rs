@@ -29,6 +29,8 @@ pub struct StudentSpec {
     pub gpu_layers: u32,
     /// Episodes decoded at once.
     pub slots: usize,
+    /// Tokens guessed ahead of a greedy answer ([`LocalConfig::draft`]; 0: none).
+    pub draft: usize,
 }
 
 impl StudentSpec {
@@ -41,6 +43,7 @@ impl StudentSpec {
             ctx: defaults.ctx_per_slot,
             gpu_layers: defaults.gpu_layers,
             slots: defaults.slots,
+            draft: defaults.draft,
         }
     }
 
@@ -65,6 +68,11 @@ impl StudentSpec {
         self
     }
 
+    pub fn draft(mut self, tokens: usize) -> StudentSpec {
+        self.draft = tokens;
+        self
+    }
+
     pub fn ctx(mut self, tokens: u32) -> StudentSpec {
         self.ctx = tokens;
         self
@@ -77,6 +85,7 @@ impl StudentSpec {
         config.ctx_per_slot = self.ctx;
         config.gpu_layers = self.gpu_layers;
         config.slots = self.slots.max(1);
+        config.draft = self.draft;
         config
     }
 

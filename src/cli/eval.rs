@@ -74,6 +74,10 @@ pub struct Args {
     no_cycle_stop: bool,
     #[arg(long, default_value_t = 0)]
     gpu_layers: u32,
+    /// Tokens guessed ahead of each greedy answer and checked in the same decode call (0: none;
+    /// the answers are the model's own either way, up to llama.cpp's rounding across batch sizes).
+    #[arg(long, default_value_t = leap::agent::local::DRAFT)]
+    draft: usize,
     /// Instead of playing episodes, put the policy in every state of the oracle's
     /// demonstrations (at --privilege) and count how often its one answer is a good move: quick,
     /// and it shows which kind of step fails. Nothing is recorded in the run.
@@ -126,6 +130,7 @@ impl Args {
             repeat_temperature: self.repeat_temperature,
             stop_cycles: !self.no_cycle_stop,
             gpu_layers: self.gpu_layers,
+            draft: self.draft,
         })
     }
 }

@@ -75,6 +75,10 @@ pub struct Args {
     baselines: bool,
     #[arg(long, default_value_t = 8)]
     parallel: usize,
+    /// Tokens guessed ahead of each greedy answer and checked in the same decode call (0: none;
+    /// the answers are the model's own either way, up to llama.cpp's rounding across batch sizes).
+    #[arg(long, default_value_t = leap::agent::local::DRAFT)]
+    draft: usize,
     /// Earlier steps shown in the prompt.
     #[arg(long, default_value_t = leap::agent::prompt::DEFAULT_HISTORY)]
     history: usize,
@@ -170,6 +174,7 @@ impl Args {
             stop_cycles: !self.no_cycle_stop,
             seed: self.seed,
             gpu_layers: self.teacher.gpu_layers,
+            draft: self.draft,
             update: UpdateOptions {
                 expert_privilege: self.expert_privilege,
                 expert_rows: self.expert_rows,

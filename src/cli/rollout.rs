@@ -70,6 +70,10 @@ pub struct Args {
     /// Layers offloaded to the GPU.
     #[arg(long, default_value_t = 0)]
     gpu_layers: u32,
+    /// Tokens guessed ahead of each greedy answer and checked in the same decode call (0: none;
+    /// the answers are the model's own either way, up to llama.cpp's rounding across batch sizes).
+    #[arg(long, default_value_t = leap::agent::local::DRAFT)]
+    draft: usize,
     /// Play through an OpenAI-compatible chat-completions server at this base URL (e.g.
     /// http://127.0.0.1:8080/v1) instead of a local model.
     #[arg(long, value_name = "URL")]
@@ -133,7 +137,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             let adapters: Result<Vec<_>, _> =
                 args.adapter.iter().map(|a| parse_adapter(a)).collect();
             let spec = StudentSpec::new(&model).adapters(adapters?);
-            let policy = spec.gpu_layers(args.gpu_layers).slots(slots).load()?;
+            let policy = spec
+                .gpu_layers(args.gpu_layers)
+                .draft(args.draft)
+                .slots(slots)
+                .load()?;
             run.remember_model(&mut store, &model)?;
             Box::new(policy)
         }
