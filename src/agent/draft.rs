@@ -57,38 +57,32 @@ impl Drafter {
         }
     }
 
-    /// The token that most often followed the longest known context ending `context`, when it
-    /// followed that context at least as often as every other token together.
-    fn predict(&self, context: &[i32]) -> Option<i32> {
+    /// The token that most often followed the longest known context ending `context`. With
+    /// `strict`, only when it followed that context at least as often as every other token
+    /// together (and, after a single token, more than once); else the next shorter context's.
+    fn predict(&self, context: &[i32], strict: bool) -> Option<i32> {
         (1..=ORDER.min(context.len())).rev().find_map(|n| {
             let seen = self.next.get(&key(&context[context.len() - n..]))?;
             let total: u32 = seen.iter().map(|(_, c)| c).sum();
             let &(token, count) = seen.iter().max_by_key(|(t, c)| (*c, -*t))?;
-            (2 * count >= total && (n > 1 || count >= 2)).then_some(token)
+            (!strict || (2 * count >= total && (n > 1 || count >= 2))).then_some(token)
         })
     }
 
-    /// The likeliest token after the longest known context ending `context`, however rarely it
-    /// followed it; else the token after the last place in `prompt` where its last token appears.
-    fn guess(&self, prompt: &[LlamaToken], context: &[i32]) -> Option<i32> {
-        (1..=ORDER.min(context.len()))
-            .rev()
-            .find_map(|n| {
-                let seen = self.next.get(&key(&context[context.len() - n..]))?;
-                seen.iter().max_by_key(|(t, c)| (*c, -*t)).map(|&(t, _)| t)
-            })
-            .or_else(|| {
-                let last = *context.last()?;
-                prompt
-                    .windows(2)
-                    .rev()
-                    .find(|w| w[0].0 == last)
-                    .map(|w| w[1].0)
-            })
+    /// Up to `max` tokens guessed to follow a context that ends with `last` (only its final
+    /// [`ORDER`] tokens are read): from the answers learnt, else from what followed the context's
+    /// last two tokens the last time they appeared in `prompt`.
+    pub fn draft(&self, prompt: &[LlamaToken], last: &[LlamaToken], max: usize) -> Vec<LlamaToken> {
+        self.extend(last.iter().map(|t| t.0).collect(), max, |tail| {
+            self.predict(tail, true)
+                .or_else(|| from_prompt(prompt, tail, 2))
+        })
     }
 
     /// `n` more tokens after `drafted`, which follows a context ending `last`: looser guesses
-    /// than [`Drafter::draft`]'s, to fill a batch's row out to its neighbours' length.
+    /// than [`Drafter::draft`]'s, to fill a batch's row out to its neighbours' length (the
+    /// likeliest token however rarely it followed, else what followed the context's last token
+    /// in `prompt`, else that token again).
     pub fn pad(
         &self,
         prompt: &[LlamaToken],
@@ -96,34 +90,28 @@ impl Drafter {
         drafted: &[LlamaToken],
         n: usize,
     ) -> Vec<LlamaToken> {
-        let mut tail: Vec<i32> = last.iter().chain(drafted).map(|t| t.0).collect();
+        let tail = last.iter().chain(drafted).map(|t| t.0).collect();
+        self.extend(tail, n, |tail| {
+            let token = self
+                .predict(tail, false)
+                .or_else(|| from_prompt(prompt, tail, 1))
+                .or_else(|| tail.last().copied());
+            Some(token.unwrap_or(0))
+        })
+    }
+
+    /// Up to `n` tokens, each `next` of the last [`ORDER`] tokens of `tail` and those before it;
+    /// stops where `next` has none.
+    fn extend(
+        &self,
+        mut tail: Vec<i32>,
+        n: usize,
+        next: impl Fn(&[i32]) -> Option<i32>,
+    ) -> Vec<LlamaToken> {
         tail.drain(..tail.len().saturating_sub(ORDER));
         let mut out = Vec::with_capacity(n);
         while out.len() < n {
-            let token = self
-                .guess(prompt, &tail)
-                .or_else(|| tail.last().copied())
-                .unwrap_or(0);
-            out.push(LlamaToken(token));
-            tail.push(token);
-            if tail.len() > ORDER {
-                tail.remove(0);
-            }
-        }
-        out
-    }
-
-    /// Up to `max` tokens guessed to follow a context that ends with `last` (only its final
-    /// [`ORDER`] tokens are read): from the answers learnt, else from what followed the context's
-    /// last two tokens the last time they appeared in `prompt`.
-    pub fn draft(&self, prompt: &[LlamaToken], last: &[LlamaToken], max: usize) -> Vec<LlamaToken> {
-        let mut tail: Vec<i32> = last[last.len().saturating_sub(ORDER)..]
-            .iter()
-            .map(|t| t.0)
-            .collect();
-        let mut out = Vec::new();
-        while out.len() < max {
-            let Some(token) = self.predict(&tail).or_else(|| from_prompt(prompt, &tail)) else {
+            let Some(token) = next(&tail) else {
                 break;
             };
             out.push(LlamaToken(token));
@@ -136,14 +124,14 @@ impl Drafter {
     }
 }
 
-/// The token after the last place in `prompt` where `tail`'s last two tokens appear.
-fn from_prompt(prompt: &[LlamaToken], tail: &[i32]) -> Option<i32> {
-    let pair = tail.get(tail.len().checked_sub(2)?..)?;
+/// The token after the last place in `prompt` where `tail`'s last `n` tokens appear.
+fn from_prompt(prompt: &[LlamaToken], tail: &[i32], n: usize) -> Option<i32> {
+    let key = tail.get(tail.len().checked_sub(n)?..)?;
     prompt
-        .windows(3)
+        .windows(n + 1)
         .rev()
-        .find(|w| w[0].0 == pair[0] && w[1].0 == pair[1])
-        .map(|w| w[2].0)
+        .find(|w| w[..n].iter().zip(key).all(|(a, b)| a.0 == *b))
+        .map(|w| w[n].0)
 }
 
 #[cfg(test)]

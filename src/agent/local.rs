@@ -931,17 +931,19 @@ impl LocalPolicy {
             let room = self
                 .ctx_per_slot
                 .saturating_sub(live.pos as usize + live.next.len() + 1);
-            // The context's last tokens: the end of the cache, then what goes in next.
-            let cached = &self.cached[seq];
-            let mut last = cached[cached.len().saturating_sub(ORDER)..].to_vec();
-            last.extend_from_slice(&live.next);
-            live.drafted = self.drafter.draft(
-                &cached[..live.response.prompt_tokens as usize],
-                &last,
-                self.draft.min(room),
-            );
+            let (prompt, last) = self.draft_context(live);
+            live.drafted = self.drafter.draft(prompt, &last, self.draft.min(room));
         }
         Ok(over)
+    }
+
+    /// What the drafter reads for `live`'s next tokens: its prompt, and the context's last
+    /// tokens (the end of the cache, then what goes in next).
+    fn draft_context(&self, live: &Live) -> (&[LlamaToken], Vec<LlamaToken>) {
+        let cached = &self.cached[live.seq as usize];
+        let mut last = cached[cached.len().saturating_sub(ORDER)..].to_vec();
+        last.extend_from_slice(&live.next);
+        (&cached[..live.response.prompt_tokens as usize], last)
     }
 
     /// Guesses more tokens for the greedy answers whose rows in the next batch (chosen tokens
@@ -965,15 +967,8 @@ impl LocalPolicy {
             if n == 0 {
                 continue;
             }
-            let cached = &self.cached[live.seq as usize];
-            let mut last = cached[cached.len().saturating_sub(ORDER)..].to_vec();
-            last.extend_from_slice(&live.next);
-            let more = self.drafter.pad(
-                &cached[..live.response.prompt_tokens as usize],
-                &last,
-                &live.drafted,
-                n,
-            );
+            let (prompt, last) = self.draft_context(live);
+            let more = self.drafter.pad(prompt, &last, &live.drafted, n);
             live.drafted.extend(more);
         }
     }
