@@ -1,6 +1,8 @@
 //! Batch correction: a teacher corrects stored episodes; each corrected step becomes a pending
 //! label. An episode this teacher has corrected is not corrected again, so a rerun after a kill
-//! goes on where the last one stopped.
+//! goes on where the last one stopped. An episode the teacher cannot take up at all (it no
+//! longer replays in its scenario) is skipped and named in the summary: one such episode does not
+//! cost the others their labels.
 
 use std::collections::HashMap;
 
@@ -47,6 +49,17 @@ pub struct CorrectSummary {
     /// Labels with a leak flag per label.
     pub leak_rate: f64,
     pub failures: u64,
+    /// Episodes not corrected because the teacher could not take them up (they do not replay):
+    /// nothing was written for them, and a rerun tries them again.
+    pub skipped: Vec<SkippedEpisode>,
+}
+
+/// An episode a correction pass skipped, and why.
+#[derive(Debug, Clone, Serialize)]
+pub struct SkippedEpisode {
+    pub episode: i64,
+    pub key: String,
+    pub error: String,
 }
 
 /// Which episodes a pass corrects.
@@ -114,14 +127,21 @@ pub fn correct_episodes(
     };
     on_progress(0, total);
     for (done, e) in episodes.iter().enumerate() {
-        let report = correct_and_store(store, &cache[&e.scenario_hash], e.id, teacher.as_mut())
-            .map_err(|error| CorrectError::Correcting {
+        match correct_and_store(store, &cache[&e.scenario_hash], e.id, teacher.as_mut()) {
+            Ok(report) => summary.corrected_now += u64::from(report.correction_id.is_some()),
+            // This episode's own problem (its steps do not replay): the others go on.
+            Err(error @ TeacherError::Episode { .. }) => summary.skipped.push(SkippedEpisode {
                 episode: e.id,
                 key: e.key.clone(),
-                error: Box::new(error),
-            })?;
-        if report.correction_id.is_some() {
-            summary.corrected_now += 1;
+                error: error.to_string(),
+            }),
+            Err(error) => {
+                return Err(CorrectError::Correcting {
+                    episode: e.id,
+                    key: e.key.clone(),
+                    error: Box::new(error),
+                });
+            }
         }
         on_progress(done as u64 + 1, total);
     }

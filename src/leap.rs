@@ -19,7 +19,7 @@ use crate::agent::PolicyError;
 use crate::agent::local::LocalPolicy;
 use crate::agent::prompt::{Prompt, PromptError};
 use crate::agent::student::StudentSpec;
-use crate::correct::{CorrectError, CorrectOptions, correct_episodes};
+use crate::correct::{CorrectError, CorrectOptions, SkippedEpisode, correct_episodes};
 use crate::curate::{CurationRule, curate};
 use crate::dataset::DatasetError;
 use crate::dataset::build::{build_iteration, write_iteration_pairs};
@@ -150,6 +150,9 @@ pub enum LoopEvent {
         done: u64,
         total: u64,
     },
+    /// The teacher skipped an episode it could not take up (it does not replay); the loop goes
+    /// on with the others.
+    Skipped(SkippedEpisode),
     Train(TrainEvent),
 }
 
@@ -345,12 +348,11 @@ impl Loop<'_> {
             };
             let on_event = &mut *l.on_event;
             let mut progress = |done, total| on_event(LoopEvent::Corrected { done, total });
-            Ok(correct_episodes(
-                &mut l.store,
-                &o.teacher,
-                &options,
-                &mut progress,
-            )?)
+            let summary = correct_episodes(&mut l.store, &o.teacher, &options, &mut progress)?;
+            for skipped in &summary.skipped {
+                (l.on_event)(LoopEvent::Skipped(skipped.clone()));
+            }
+            Ok(summary)
         })?;
         let pending = self
             .store

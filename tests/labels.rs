@@ -29,9 +29,23 @@ fn scenarios() -> Vec<Scenario> {
 /// correct them all. Returns the number of labels.
 fn seed_run(dir: &Path, scenarios: &[Scenario], steps: usize) -> usize {
     let mut store = Store::open(dir).unwrap();
-    let prompt = Prompt::builtin(8);
     let mut teacher = OracleTeacher::new(0.5, 1);
-    let mut labels = 0;
+    let ids = store_wanderers(&mut store, scenarios, steps);
+    ids.iter()
+        .zip(scenarios)
+        .map(|(&id, s)| {
+            correct_and_store(&mut store, s, id, &mut teacher)
+                .unwrap()
+                .labels as usize
+        })
+        .sum()
+}
+
+/// Stores one wandering episode per scenario (real prompts, iteration 0, keys
+/// `rollout/wander/<scenario>/0`); returns their ids, in the scenarios' order.
+fn store_wanderers(store: &mut Store, scenarios: &[Scenario], steps: usize) -> Vec<i64> {
+    let prompt = Prompt::builtin(8);
+    let mut ids = Vec::new();
     for (n, s) in scenarios.iter().enumerate() {
         store
             .upsert_scenario(&s.hash, &s.id, "household", s.split.as_str(), &s.json)
@@ -102,12 +116,71 @@ fn seed_run(dir: &Path, scenarios: &[Scenario], steps: usize) -> usize {
             branch: None,
             stopped: None,
         };
-        let id = store.insert_episode(&record).unwrap().unwrap();
-        labels += correct_and_store(&mut store, s, id, &mut teacher)
-            .unwrap()
-            .labels as usize;
+        ids.push(store.insert_episode(&record).unwrap().unwrap());
     }
-    labels
+    ids
+}
+
+#[test]
+fn an_episode_that_does_not_replay_is_skipped_and_the_others_are_corrected() {
+    use leap::correct::{CorrectOptions, correct_episodes};
+    use leap::store::EpisodeFilter;
+    use leap::teacher::TeacherSpec;
+
+    let dir = tempfile::tempdir().unwrap();
+    let scenarios: Vec<Scenario> = scenarios().into_iter().take(3).collect();
+    let mut store = Store::open(dir.path()).unwrap();
+    let ids = store_wanderers(&mut store, &scenarios, 4);
+    // The second episode's record says its first step was answered otherwise than the
+    // scenario answers it: the teacher cannot replay it.
+    let changed = rusqlite::Connection::open(store.path())
+        .unwrap()
+        .execute(
+            "UPDATE steps SET observation = 'Nothing happens here, ever.' WHERE episode_id = ?1 AND idx = 0",
+            [ids[1]],
+        )
+        .unwrap();
+    assert_eq!(changed, 1);
+    let oracle = TeacherSpec::Oracle {
+        draw: Default::default(),
+        privilege: 0.5,
+        seed: 1,
+    };
+    let options = CorrectOptions {
+        filter: EpisodeFilter::prefix("rollout/wander/".to_string()),
+        failed_only: false,
+        max_reward: None,
+    };
+    let summary = correct_episodes(&mut store, &oracle, &options, &mut |_, _| {}).unwrap();
+    assert_eq!(
+        (summary.episodes, summary.corrected_now),
+        (3, 2),
+        "{summary:?}"
+    );
+    assert_eq!(summary.skipped.len(), 1, "{summary:?}");
+    let skipped = &summary.skipped[0];
+    assert_eq!(skipped.episode, ids[1]);
+    assert_eq!(skipped.key, format!("rollout/wander/{}/0", scenarios[1].id));
+    assert!(
+        skipped.error.contains("step 0 does not replay"),
+        "{}",
+        skipped.error
+    );
+    for (i, &id) in ids.iter().enumerate() {
+        let labels = store
+            .label_counts(&LabelFilter {
+                episode_id: Some(id),
+                ..Default::default()
+            })
+            .unwrap()
+            .total;
+        assert_eq!(labels > 0, i != 1, "episode {id}: {labels} labels");
+    }
+    // A rerun corrects nothing again and names the same episode.
+    let again = correct_episodes(&mut store, &oracle, &options, &mut |_, _| {}).unwrap();
+    assert_eq!(again.corrected_now, 0);
+    assert_eq!(again.skipped.len(), 1);
+    assert_eq!(again.labels, summary.labels);
 }
 
 #[test]

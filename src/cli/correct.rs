@@ -1,6 +1,6 @@
 //! `leap correct`: a teacher corrects stored episodes; each corrected step becomes a pending label.
 
-use super::print::outln;
+use super::print::{errln, outln};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -226,6 +226,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             summary.leak_rate * 100.0,
             summary.failures
         );
+        for s in &summary.skipped {
+            errln!("skipped episode {} ({}): {}", s.episode, s.key, s.error);
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

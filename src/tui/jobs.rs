@@ -509,6 +509,10 @@ fn run_loop_job(
             total,
             unit: "episodes corrected",
         }),
+        LoopEvent::Skipped(s) => send(LoopJobEvent::Log(format!(
+            "skipped episode {} ({}): {}",
+            s.episode, s.key, s.error
+        ))),
         LoopEvent::Train(TrainEvent::Started {
             rows,
             tokens,
