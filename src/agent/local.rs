@@ -28,6 +28,45 @@ use super::{
 };
 use crate::env::command::{self, Template};
 
+/// The tokens of `text`, a chat [`render_chat`] wrote from `messages`: the template's markers
+/// (`<|im_start|>`, `<|im_end|>`) are read as special tokens, the messages' own text never is.
+/// An environment's text can hold a special token's text (a file holding `<|im_end|>`, a page
+/// quoting a chat); read as the token, it would end the turn in the middle of an observation.
+/// Where no message holds such text (nearly always) this is one tokenization of the whole chat,
+/// as before; where one does, the chat is tokenized in pieces, each message's text as plain
+/// text and the template's text between them with its special tokens.
+pub fn tokenize_chat(
+    vocab: &LlamaVocab,
+    text: &str,
+    messages: &[Message],
+    add_bos: bool,
+) -> Vec<LlamaToken> {
+    let special = |s: &str, bos: bool| vocab.tokenize(s.as_bytes(), bos, true);
+    let plain = |s: &str| vocab.tokenize(s.as_bytes(), false, false);
+    if !messages
+        .iter()
+        .any(|m| special(&m.content, false) != plain(&m.content))
+    {
+        return special(text, add_bos);
+    }
+    let mut tokens = Vec::new();
+    let mut at = 0;
+    for m in messages {
+        // A template may trim a message; one that holds neither form is left to the
+        // template's pieces (never expected: the templates copy the text).
+        let content = [m.content.as_str(), m.content.trim()]
+            .into_iter()
+            .find_map(|c| text[at..].find(c).map(|i| (at + i, c)));
+        if let Some((start, c)) = content {
+            tokens.extend(special(&text[at..start], add_bos && tokens.is_empty()));
+            tokens.extend(plain(c));
+            at = start + c.len();
+        }
+    }
+    tokens.extend(special(&text[at..], add_bos && tokens.is_empty()));
+    tokens
+}
+
 /// `messages` as text through `model`'s chat `template`; with `generation_prompt`, ending with
 /// the assistant's header. The student and training both render here, so a training row is the
 /// text the student reads.
@@ -331,6 +370,8 @@ impl LocalPolicy {
         render_chat(&self.model, &self.template, messages, true).map_err(PolicyError::Llama)
     }
 
+    /// Tokens of `text`, special tokens parsed (for a chat rendered from messages,
+    /// [`tokenize_chat`]).
     pub fn tokenize(&self, text: &str) -> Vec<LlamaToken> {
         let vocab = self.model.vocab();
         vocab.tokenize(text.as_bytes(), vocab.should_add_bos(), true)
@@ -667,7 +708,8 @@ impl LocalPolicy {
         }
         let joined = Instant::now();
         let text = self.render(&request.messages)?;
-        let tokens = self.tokenize(&text);
+        let vocab = self.model.vocab();
+        let tokens = tokenize_chat(&vocab, &text, &request.messages, vocab.should_add_bos());
         if tokens.is_empty() {
             return Err(self.no_tokens(&text));
         }

@@ -146,15 +146,33 @@ impl ChatText {
         }
         let prompt = self.render(row.prompt(), true)?;
         let full = self.render(&row.messages, false)?;
-        let mut tokens = self.tokenize(&prompt, true);
+        // As the student tokenizes its prompt: the messages' text is never a special token.
+        let vocab = self.model.vocab();
+        let chat = |text: &str, messages: &[Message], bos: bool| {
+            crate::agent::local::tokenize_chat(
+                &vocab,
+                text,
+                messages,
+                bos && vocab.should_add_bos(),
+            )
+            .into_iter()
+            .map(|t| t.0)
+        };
+        let mut tokens: Vec<i32> = chat(&prompt, row.prompt(), true).collect();
         let n_prompt = tokens.len();
+        let response = row.response().map(std::slice::from_ref).unwrap_or_default();
         match full.strip_prefix(&prompt) {
             // The template may add a newline after the end-of-turn token; the student never
             // writes it (generation stops at end-of-turn), so it is not learnt.
-            Some(rest) => tokens.extend(self.tokenize(rest.trim_end(), false)),
+            Some(rest) => tokens.extend(chat(rest.trim_end(), response, false)),
             None => {
                 let content = row.response().map_or("", |m| m.content.as_str());
-                tokens.extend(self.tokenize(content, false));
+                tokens.extend(
+                    vocab
+                        .tokenize(content.as_bytes(), false, false)
+                        .iter()
+                        .map(|t| t.0),
+                );
                 tokens.push(self.end_of_turn());
             }
         }
