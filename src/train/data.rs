@@ -352,30 +352,46 @@ fn finish(
 /// samples part, each continues with its own.
 ///
 /// Groups are laid out in the order of their tokens, so that samples with long common
-/// prefixes meet in one window, each window filled until the next group does not fit; the
-/// windows are then shuffled with `seed`. A sample's last prompt token and its response are
-/// always its own, so their positions are consecutive and each label is the next position's
-/// token, as in a flat window.
+/// prefixes meet in one window, each window filled until the next group does not fit. A group
+/// that does not fit goes to the first earlier window with room for all its tokens (first
+/// fit, as flat packing does), else opens a window: where rows share little (a shop page's
+/// row shares only its instruction with the next), windows are filled as densely as flat
+/// ones. The windows are then shuffled with `seed`. A sample's last prompt token and its
+/// response are always its own, so their positions are consecutive and each label is the
+/// next position's token, as in a flat window.
 pub fn pack_tree(groups: &[&[Sample]], n_ctx: usize, pad: i32, seed: u64) -> Vec<Window> {
     // A stable sort: groups with the same tokens keep their order.
     let mut order: Vec<usize> = (0..groups.len()).collect();
     order.sort_by_key(|&g| groups[g].first().map_or(&[][..], |s| s.tokens.as_slice()));
-    let mut windows = Vec::new();
-    let mut tree = Tree::default();
-    let mut members = Vec::new();
+    // The windows so far, the last one the one being filled.
+    let mut trees: Vec<(Tree, Vec<usize>)> = Vec::new();
     for g in order {
-        if !members.is_empty() && tree.len() + tree.added(groups[g]) > n_ctx {
-            windows.push(tree.window(n_ctx, pad, std::mem::take(&mut members)));
-            tree = Tree::default();
-        }
-        for s in groups[g] {
+        let group = groups[g];
+        let whole: usize = group.iter().map(|s| s.tokens.len()).sum();
+        let fits = |tree: &Tree| tree.len() + tree.added(group) <= n_ctx;
+        let at = match trees.last() {
+            Some((tree, _)) if fits(tree) => Some(trees.len() - 1),
+            // What it shares with an earlier window can only shorten it.
+            _ => trees
+                .iter()
+                .position(|(tree, _)| tree.len() + whole <= n_ctx),
+        };
+        let (tree, members) = match at {
+            Some(i) => &mut trees[i],
+            None => {
+                trees.push((Tree::default(), Vec::new()));
+                trees.last_mut().expect("just pushed")
+            }
+        };
+        for s in group {
             tree.insert(s);
         }
         members.push(g);
     }
-    if !members.is_empty() {
-        windows.push(tree.window(n_ctx, pad, members));
-    }
+    let mut windows: Vec<Window> = trees
+        .into_iter()
+        .map(|(tree, members)| tree.window(n_ctx, pad, members))
+        .collect();
     windows.shuffle(&mut ChaCha8Rng::seed_from_u64(seed));
     windows
 }
@@ -641,6 +657,24 @@ mod tests {
         // The windows come shuffled, not in the order of their tokens.
         let firsts: Vec<usize> = windows.iter().map(|w| w.groups[0]).collect();
         assert!(firsts.windows(2).any(|p| p[0] > p[1]), "{firsts:?}");
+    }
+
+    #[test]
+    fn a_row_that_does_not_fit_the_window_being_filled_goes_to_an_earlier_one_with_room() {
+        // Rows that share nothing, in the order of their tokens: 20, 20, 10, 10 tokens in
+        // windows of 32. Filling one window after the other took three (20 | 20 + 10 | 10).
+        let samples = [
+            sample(0, 20, 10),
+            sample(1, 20, 10),
+            sample(2, 10, 5),
+            sample(3, 10, 5),
+        ];
+        let groups: Vec<&[Sample]> = samples.iter().map(std::slice::from_ref).collect();
+        let windows = pack_tree(&groups, 32, 0, 0);
+        let mut held: Vec<Vec<usize>> = windows.iter().map(|w| w.groups.clone()).collect();
+        held.sort();
+        assert_eq!(held, vec![vec![0, 3], vec![1, 2]]);
+        assert!(windows.iter().all(|w| w.n_real == 30));
     }
 
     #[test]
