@@ -62,6 +62,16 @@ pub struct SkippedEpisode {
     pub error: String,
 }
 
+impl std::fmt::Display for SkippedEpisode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "skipped episode {} ({}): {}",
+            self.episode, self.key, self.error
+        )
+    }
+}
+
 /// Which episodes a pass corrects.
 #[derive(Debug, Clone, Default)]
 pub struct CorrectOptions {

@@ -227,7 +227,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             summary.failures
         );
         for s in &summary.skipped {
-            errln!("skipped episode {} ({}): {}", s.episode, s.key, s.error);
+            errln!("{s}");
         }
     }
     Ok(ExitCode::SUCCESS)

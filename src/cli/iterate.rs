@@ -202,7 +202,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
         LoopEvent::Eval(e) => bars.eval(e),
         LoopEvent::Corrected { done, total } => bars.corrected(done, total),
-        LoopEvent::Skipped(s) => errln!("skipped episode {} ({}): {}", s.episode, s.key, s.error),
+        LoopEvent::Skipped(s) => errln!("{s}"),
         LoopEvent::Train(e) => bars.train(e),
     };
     let outcome = run_loop(&run, &options, &AtomicBool::new(false), &mut on_event)?;

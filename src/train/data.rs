@@ -167,12 +167,7 @@ impl ChatText {
             Some(rest) => tokens.extend(chat(rest.trim_end(), response, false)),
             None => {
                 let content = row.response().map_or("", |m| m.content.as_str());
-                tokens.extend(
-                    vocab
-                        .tokenize(content.as_bytes(), false, false)
-                        .iter()
-                        .map(|t| t.0),
-                );
+                tokens.extend(chat(content, response, false));
                 tokens.push(self.end_of_turn());
             }
         }

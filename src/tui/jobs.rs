@@ -509,10 +509,7 @@ fn run_loop_job(
             total,
             unit: "episodes corrected",
         }),
-        LoopEvent::Skipped(s) => send(LoopJobEvent::Log(format!(
-            "skipped episode {} ({}): {}",
-            s.episode, s.key, s.error
-        ))),
+        LoopEvent::Skipped(s) => send(LoopJobEvent::Log(s.to_string())),
         LoopEvent::Train(TrainEvent::Started {
             rows,
             tokens,
