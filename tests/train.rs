@@ -513,6 +513,114 @@ fn bad_input_gets_an_error_naming_what_is_wrong() {
     );
 }
 
+/// The rows of `rows(n)` behind a long system text, as the students' prompts are: nine in ten
+/// of a window's positions are prompt.
+fn long_prompt_rows(n: usize) -> Vec<Row> {
+    let mut data = rows(n);
+    for row in &mut data {
+        row.messages[0].content = format!(
+            "{} {}",
+            row.messages[0].content,
+            "Rooms hold drawers, shelves and tables; look before you take. ".repeat(12)
+        );
+    }
+    data
+}
+
+#[test]
+fn the_output_projection_and_the_loss_at_the_loss_positions_alone_train_as_at_every_position() {
+    // Where few positions are in the loss, the output projection (the vocabulary-sized
+    // product), cross-entropy and both their backward passes run at those positions alone;
+    // ggml's computation at every position is the reference. On the F32 copy and on the
+    // quantised model as it is (its output projection read a chunk of rows at a time), with
+    // F32 products so that both sides compute the same sums.
+    let dir = tempfile::tempdir().unwrap();
+    let data = long_prompt_rows(6);
+    let sparse_label = "at the positions in the loss";
+    for (model, base) in [
+        (tiny(), BaseChoice::F32),
+        (tiny_q4_1(), BaseChoice::Quantized),
+    ] {
+        let train_with = |dense: bool, profile: bool| {
+            let name = format!("{base:?}-{dense}-{profile}.gguf");
+            let mut c = config(&dir.path().join(name));
+            c.model = model.to_path_buf();
+            c.base = base;
+            c.epochs = 1;
+            c.matmul = Matmul::Blas;
+            c.dense_head = dense;
+            c.profile = profile;
+            let summary = run(&c, &data).unwrap();
+            (summary, Adapter::read(&c.out).unwrap())
+        };
+        let (sparse, a) = train_with(false, false);
+        let (dense, b) = train_with(true, false);
+        assert!(
+            sparse.loss_tokens * 3 < sparse.steps as usize * 256,
+            "{} of {} positions in the loss: too many for the sparse path",
+            sparse.loss_tokens,
+            sparse.steps * 256
+        );
+        assert_trained_alike((&sparse, &a), (&dense, &b));
+        // The profile names the nodes computed at the positions in the loss alone: the
+        // product and the loss, forward and backward.
+        let (profiled, c) = train_with(false, true);
+        assert_trained_alike((&profiled, &c), (&dense, &b));
+        let sparse_ops: Vec<&str> = (profiled.op_times.iter())
+            .map(|o| o.op.as_str())
+            .filter(|op| op.contains(sparse_label))
+            .collect();
+        for op in [
+            "MUL_MAT (output)",
+            "OUT_PROD (output)",
+            "CROSS_ENTROPY_LOSS ",
+            "CROSS_ENTROPY_LOSS_BACK",
+        ] {
+            assert!(
+                sparse_ops.iter().any(|o| o.starts_with(op)),
+                "{base:?}: {op} not at the loss positions alone: {sparse_ops:?}"
+            );
+        }
+        let (dense_profiled, _) = train_with(true, true);
+        assert!(
+            !dense_profiled
+                .op_times
+                .iter()
+                .any(|o| o.op.contains(sparse_label)),
+            "{:?}",
+            dense_profiled.op_times
+        );
+    }
+
+    // Preference training reads the responses' log-probabilities from the logits and scales
+    // their gradient rows: the same on both paths.
+    let mut pairs = pairs(4);
+    let long = &long_prompt_rows(1)[0].messages[0].content;
+    for pair in &mut pairs {
+        pair.prompt[0].content.clone_from(long);
+    }
+    let train_pairs = |dense: bool| {
+        let mut c = config(&dir.path().join(format!("dpo-{dense}.gguf")));
+        c.matmul = Matmul::Blas;
+        c.epochs = 1;
+        c.n_ctx = 512;
+        c.objective = dpo(PreferenceLoss::Sigmoid, 0.5, 0.5);
+        let start = dir.path().join("dpo-start.gguf");
+        random_adapter(&start, &c.lora);
+        c.init = Some(start);
+        c.dense_head = dense;
+        c.profile = true;
+        let examples = Examples::Pairs(&pairs);
+        let summary = train::train_on(&c, examples, &AtomicBool::new(false), &mut |_| {});
+        (summary.unwrap(), Adapter::read(&c.out).unwrap())
+    };
+    let (sparse, a) = train_pairs(false);
+    let (dense, b) = train_pairs(true);
+    assert!(sparse.op_times.iter().any(|o| o.op.contains(sparse_label)));
+    assert_eq!(sparse.preferred, dense.preferred);
+    assert_trained_alike((&sparse, &a), (&dense, &b));
+}
+
 /// A learning rate of 1e6 drives the weights to NaN or infinity within a few steps: training
 /// stops with an error that says so, and no adapter (nor checkpoint) is left to load.
 #[test]

@@ -84,6 +84,10 @@ pub struct Args {
     /// Time every ggml operation and print where the time went (slower).
     #[arg(long)]
     profile: bool,
+    /// Compute the output projection and the loss at every position, as ggml does, rather than
+    /// at the positions in the loss alone: the reference, for checking and timing (slower).
+    #[arg(long, hide = true)]
+    dense_head: bool,
     /// Who computes the large matrix products on the CPU. A BF16 kernel the CPU lacks falls back
     /// to the next: `amx`, then `avx512-bf16`, then `blas`.
     #[arg(long, value_enum, default_value = "bf16")]
@@ -194,6 +198,7 @@ impl Args {
             threads: self.threads,
             gpu_layers: self.gpu_layers,
             profile: self.profile,
+            dense_head: self.dense_head,
             matmul: self.matmul,
             pack: self.pack,
             objective: self.preference.objective(self.objective)?,

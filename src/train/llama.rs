@@ -18,10 +18,13 @@
 //!   llama.cpp uses it in), and the bias correction set from the run's own step count rather
 //!   than ggml-opt's, which restarts at zero.
 //! - **Skipping unused work.** ggml-opt also computes an accuracy (arg-max over the vocabulary
-//!   at every position) that training never reads; those nodes become no-ops. The backward
-//!   product through the output projection (vocabulary x width multiply-adds per position) is
-//!   taken over and done only for the positions in the loss, the response tokens: every other
-//!   position's gradient there is zero (`leap_out_prod_rows` in the shim).
+//!   at every position) that training never reads; those nodes become no-ops. Where few of a
+//!   window's positions are in the loss (the response tokens; a student's rows are nine tenths
+//!   prompt), the output projection (vocabulary x width multiply-adds per position), the
+//!   cross-entropy and both their backward passes are taken over and computed at those
+//!   positions alone ([`Head`]): every other position's logits are never read and its gradient
+//!   is zero. `TrainConfig::dense_head` keeps ggml's computation at every position, the
+//!   reference.
 //! - **Faster products.** Every other MUL_MAT and OUT_PROD of F32 host tensors above a small
 //!   size becomes a ggml custom operation computed by the shim on ggml's own threads: at BF16 on
 //!   AMX tiles or AVX512-BF16 vectors where the CPU has them (`bf16.cpp`), else F32 through the
@@ -105,6 +108,9 @@ pub struct SessionConfig {
     pub profile: bool,
     /// Which kernels compute the large F32 matrix products.
     pub matmul: Matmul,
+    /// The output projection, the loss and their backward at every position, as ggml computes
+    /// them (see [`TrainConfig::dense_head`](super::TrainConfig::dense_head)).
+    pub dense_head: bool,
 }
 
 /// Who computes the training step's large F32 matrix products (MUL_MAT and OUT_PROD on the CPU).
@@ -227,7 +233,8 @@ struct Hooks {
     restore: HashMap<usize, Moments>,
     profile: Option<HashMap<String, (u64, f64)>>,
     node_start: Option<Instant>,
-    /// Compute the output projection's backward only where positions have a gradient.
+    /// Compute the output projection, the loss and their backward only at the positions in the
+    /// loss, when they are few.
     sparse_head: bool,
     /// Who runs the large F32 matrix products (resolved): BLAS, a BF16 kernel, or ggml's
     /// kernels (`Ggml`).
@@ -236,6 +243,20 @@ struct Hooks {
     /// The output projection's backward node, taken over from ggml: computed (at the positions
     /// in the loss only) once its inputs are.
     deferred: Option<*mut sys::ggml_tensor>,
+    /// The output projection's forward node, taken over: computed at the positions in the loss
+    /// only, once its inputs are.
+    deferred_logits: Option<*mut sys::ggml_tensor>,
+    /// This pass's output projection and loss at the positions in the loss only (see [`Head`]).
+    head: Option<Head>,
+    /// An F32 copy of the output projection's weight when the model's is quantised or F16
+    /// (address of the weight's data, the copy): made once, for the products at the few
+    /// positions in the loss, which would otherwise convert the whole weight for a few rows.
+    output_f32: Option<(usize, Vec<f32>)>,
+    /// The head's logits and their gradient at the positions in the loss, one row of the
+    /// vocabulary per live position (kept from pass to pass, so as not to fault in fresh
+    /// pages each step).
+    head_rows: Vec<f32>,
+    head_grads: Vec<f32>,
     /// Products turned into custom operations computed by the shim, and their own operation.
     products_taken: HashMap<usize, sys::ggml_op>,
     /// First problem met inside a callback (they cannot return errors).
@@ -251,7 +272,7 @@ struct Hooks {
     /// Label rows whose log-probabilities the pass sums, per span; empty for plain
     /// cross-entropy.
     spans: Vec<(usize, usize)>,
-    /// The window's labels, for the spans' log-probabilities.
+    /// The window's labels: the token that follows each position.
     labels: Vec<i32>,
     /// The spans' summed log-probabilities, once the forward pass has computed the logits.
     logps: Vec<f64>,
@@ -266,6 +287,38 @@ impl Hooks {
     /// Whether the window's positions attend to less than every position before them.
     fn restricts_attention(&self) -> bool {
         !self.documents.is_empty() || !self.parents.is_empty()
+    }
+}
+
+/// A pass whose logits were computed at the positions in the loss only, into `Hooks::head_rows`
+/// (the logits node itself holds whatever its buffer held): the loss, its backward and the
+/// output projection's backward are taken over from ggml and computed at `live` alone, the
+/// gradient into `Hooks::head_grads`. ggml computes
+/// all three at every position and zeroes the left-out rows after; where nine in ten positions
+/// are prompt, that was a fifth of a training step's products and most of its element-wise
+/// work (`leap train --profile`).
+struct Head {
+    /// The logits node (vocabulary x positions, F32, host memory).
+    logits: *mut sys::ggml_tensor,
+    /// The positions in the loss, in order.
+    live: Vec<usize>,
+    /// log sum exp of each live position's logits, from the loss's forward.
+    lse: Vec<f64>,
+    /// The cross-entropy node and its backward, once taken over.
+    loss: Option<*mut sys::ggml_tensor>,
+    back: Option<*mut sys::ggml_tensor>,
+    /// The output projection's backward, taken over: computed once its inputs are.
+    projection_back: Option<*mut sys::ggml_tensor>,
+    /// Whether the loss backward's node holds nothing yet (its gradient is in
+    /// `Hooks::head_grads`): it is written out before any node but the output projection's
+    /// backward taken over reads it.
+    unwritten: bool,
+}
+
+impl Head {
+    /// The row of `rows` (one per live position) that holds position `p`.
+    fn index(&self, p: usize) -> Option<usize> {
+        self.live.binary_search(&p).ok()
     }
 }
 
@@ -341,11 +394,15 @@ impl Session {
             restore: HashMap::new(),
             profile: config.profile.then(HashMap::new),
             node_start: None,
-            // Kept switchable to compare against ggml's own kernel.
-            sparse_head: std::env::var_os("LEAP_TRAIN_DENSE_HEAD").is_none(),
+            sparse_head: !config.dense_head,
             products: config.matmul.resolved(),
             threads: config.threads,
             deferred: None,
+            deferred_logits: None,
+            head: None,
+            output_f32: None,
+            head_rows: Vec::new(),
+            head_grads: Vec::new(),
             products_taken: HashMap::new(),
             error: None,
             documents: Vec::new(),
@@ -578,11 +635,9 @@ impl Session {
         } else {
             Vec::new()
         };
-        hooks.labels = if want_spans {
-            labels.clone()
-        } else {
-            Vec::new()
-        };
+        hooks.labels.clone_from(labels);
+        hooks.head = None;
+        hooks.deferred_logits = None;
         hooks.logps.clear();
         hooks.span_loss = loss;
         hooks.span_result = None;
@@ -874,12 +929,15 @@ unsafe fn span_logps(hooks: &mut Hooks, logits: *mut sys::ggml_tensor) {
         for &(a, b) in &hooks.spans {
             let mut sum = 0f64;
             for p in a..b {
-                sys::ggml_backend_tensor_get(
-                    logits,
-                    row.as_mut_ptr().cast(),
-                    p * stride,
-                    n_vocab * 4,
-                );
+                match hooks.head.as_ref().and_then(|h| h.index(p)) {
+                    Some(i) => row.copy_from_slice(&hooks.head_rows[i * n_vocab..][..n_vocab]),
+                    None => sys::ggml_backend_tensor_get(
+                        logits,
+                        row.as_mut_ptr().cast(),
+                        p * stride,
+                        n_vocab * 4,
+                    ),
+                }
                 let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
                 let lse = max
                     + row
@@ -903,8 +961,15 @@ unsafe fn span_logps(hooks: &mut Hooks, logits: *mut sys::ggml_tensor) {
 /// gradient of grads[k] * log p(label). The rows outside every span are the window's masked
 /// rows, which `zero_rows` has already zeroed.
 ///
+/// With a head, the rows are those of its gradient (`Hooks::head_grads`) instead.
+///
 /// SAFETY: `t` is the computed CROSS_ENTROPY_LOSS_BACK node.
-unsafe fn scale_span_rows(t: *mut sys::ggml_tensor, spans: &[(usize, usize)], grads: &[f64]) {
+unsafe fn scale_span_rows(
+    t: *mut sys::ggml_tensor,
+    spans: &[(usize, usize)],
+    grads: &[f64],
+    mut head: Option<(&Head, &mut [f32])>,
+) {
     unsafe {
         let mut d = 0f32;
         sys::ggml_backend_tensor_get((*t).src[0], (&mut d as *mut f32).cast(), 0, 4);
@@ -917,6 +982,12 @@ unsafe fn scale_span_rows(t: *mut sys::ggml_tensor, spans: &[(usize, usize)], gr
                 0.0
             };
             for p in a..b {
+                if let Some((head, rows)) = head.as_mut()
+                    && let Some(i) = head.index(p)
+                {
+                    rows[i * n..][..n].iter_mut().for_each(|x| *x *= scale);
+                    continue;
+                }
                 sys::ggml_backend_tensor_get(t, row.as_mut_ptr().cast(), p * stride, n * 4);
                 row.iter_mut().for_each(|x| *x *= scale);
                 sys::ggml_backend_tensor_set(t, row.as_ptr().cast(), p * stride, n * 4);
@@ -940,20 +1011,49 @@ unsafe extern "C" fn eval_hook(t: *mut sys::ggml_tensor, ask: bool, ud: *mut c_v
         let op = (*t).op;
         if ask {
             let mut need = false;
+            // The loss backward's gradient, written out before a node reads it, unless it is
+            // the output projection's backward taken over (it reads the compact rows); a view
+            // reads nothing.
+            if let Some(head) = hooks.head.as_ref().filter(|h| h.unwritten)
+                && let Some(back) = head.back
+                && !matches!(
+                    op,
+                    sys::GGML_OP_VIEW
+                        | sys::GGML_OP_TRANSPOSE
+                        | sys::GGML_OP_PERMUTE
+                        | sys::GGML_OP_RESHAPE
+                )
+                && reads(t, back)
+                && !(op == sys::GGML_OP_OUT_PROD && head_backward(head, t))
+            {
+                write_gradient(head, &hooks.head_grads, &hooks.masked, back);
+                hooks.head = None;
+            }
             match op {
                 sys::GGML_OP_CROSS_ENTROPY_LOSS => {
                     let labels = (*t).src[1];
                     let rows = (*labels).ne[1] as usize;
-                    if hooks.masked.last().is_some_and(|&(_, end)| end > rows) {
+                    if let Some(head) = hooks.head.as_mut().filter(|h| h.logits == (*t).src[0]) {
+                        // Computed after, at the positions in the loss (`head_loss`).
+                        (*t).op = sys::GGML_OP_NONE;
+                        head.loss = Some(t);
+                        need = true;
+                    } else if hooks.masked.last().is_some_and(|&(_, end)| end > rows) {
                         hooks.error.get_or_insert_with(|| {
                             format!("the loss sees {rows} positions, fewer than a window")
                         });
                     } else {
                         zero_rows(labels, &hooks.masked);
                     }
-                    need = !hooks.spans.is_empty();
+                    need |= !hooks.spans.is_empty();
                 }
-                sys::GGML_OP_CROSS_ENTROPY_LOSS_BACK => need = true,
+                sys::GGML_OP_CROSS_ENTROPY_LOSS_BACK => {
+                    if let Some(head) = hooks.head.as_mut().filter(|h| h.logits == (*t).src[1]) {
+                        (*t).op = sys::GGML_OP_NONE;
+                        head.back = Some(t);
+                    }
+                    need = true;
+                }
                 sys::GGML_OP_SOFT_MAX
                     if hooks.restricts_attention()
                         && !(*t).src[1].is_null()
@@ -984,9 +1084,29 @@ unsafe extern "C" fn eval_hook(t: *mut sys::ggml_tensor, ask: bool, ud: *mut c_v
                 // ggml-opt's accuracy (arg-max of every position's logits and labels) is
                 // never read: skip the work (ggml computes nothing for a no-op node).
                 sys::GGML_OP_ARGMAX | sys::GGML_OP_COUNT_EQUAL => (*t).op = sys::GGML_OP_NONE,
-                // The output projection's backward at the positions in the loss only: ggml
-                // skips the no-op node, and it is computed after (its inputs are then ready,
-                // its memory allocated, nothing after it run)...
+                // The output projection at the positions in the loss only, forward and
+                // backward: ggml skips the no-op node, and it is computed after (its inputs are
+                // then ready, its memory allocated, nothing after it run)...
+                sys::GGML_OP_MUL_MAT
+                    if hooks.sparse_head
+                        && hooks.products != Matmul::Ggml
+                        && few_in_loss(&hooks.masked, t)
+                        && spans_in_loss(&hooks.spans, &hooks.masked)
+                        && output_forward(t) =>
+                {
+                    (*t).op = sys::GGML_OP_NONE;
+                    hooks.deferred_logits = Some(t);
+                    need = true;
+                }
+                sys::GGML_OP_OUT_PROD
+                    if hooks.head.as_ref().is_some_and(|h| head_backward(h, t)) =>
+                {
+                    (*t).op = sys::GGML_OP_NONE;
+                    if let Some(head) = hooks.head.as_mut() {
+                        head.projection_back = Some(t);
+                    }
+                    need = true;
+                }
                 sys::GGML_OP_OUT_PROD
                     if hooks.sparse_head && few_in_loss(&hooks.masked, t) && output_backward(t) =>
                 {
@@ -1010,13 +1130,49 @@ unsafe extern "C" fn eval_hook(t: *mut sys::ggml_tensor, ask: bool, ud: *mut c_v
             }
             need
         } else {
+            // Nodes taken over at the positions in the loss: computed now, their operation
+            // given back.
+            let mut sparse = true;
+            if hooks.deferred_logits == Some(t) {
+                hooks.deferred_logits = None;
+                (*t).op = sys::GGML_OP_MUL_MAT;
+                hooks.head = Some(head_logits(hooks, t));
+            } else if let Some(head) = hooks.head.as_mut().filter(|h| h.loss == Some(t)) {
+                (*t).op = sys::GGML_OP_CROSS_ENTROPY_LOSS;
+                head_loss(head, &hooks.head_rows, &hooks.labels, hooks.threads, t);
+            } else if let Some(head) = hooks.head.as_mut().filter(|h| h.back == Some(t)) {
+                (*t).op = sys::GGML_OP_CROSS_ENTROPY_LOSS_BACK;
+                let rows = &hooks.head_rows;
+                head_loss_back(
+                    head,
+                    rows,
+                    &mut hooks.head_grads,
+                    &hooks.labels,
+                    hooks.threads,
+                    t,
+                );
+            } else if hooks
+                .head
+                .as_ref()
+                .is_some_and(|h| h.projection_back == Some(t))
+            {
+                (*t).op = sys::GGML_OP_OUT_PROD;
+                head_projection_back(hooks, t);
+                hooks.head = None;
+            } else {
+                sparse = false;
+            }
+            let op = (*t).op;
             if op == sys::GGML_OP_CROSS_ENTROPY_LOSS && !hooks.spans.is_empty() {
                 span_logps(hooks, (*t).src[0]);
             }
             if op == sys::GGML_OP_CROSS_ENTROPY_LOSS_BACK {
-                zero_rows(t, &hooks.masked);
+                if !sparse {
+                    zero_rows(t, &hooks.masked);
+                }
                 if let Some((_, grads)) = &hooks.span_result {
-                    scale_span_rows(t, &hooks.spans, grads);
+                    let head = (hooks.head.as_ref()).map(|h| (h, hooks.head_grads.as_mut_slice()));
+                    scale_span_rows(t, &hooks.spans, grads, head);
                 }
             }
             if hooks.deferred == Some(t) {
@@ -1042,7 +1198,11 @@ unsafe extern "C" fn eval_hook(t: *mut sys::ggml_tensor, ask: bool, ud: *mut c_v
                     .get(&(t as usize))
                     .copied()
                     .unwrap_or(op);
-                let entry = profile.entry(op_label(t, op)).or_insert((0, 0.0));
+                let mut label = op_label(t, op);
+                if sparse {
+                    label.push_str(" at the positions in the loss");
+                }
+                let entry = profile.entry(label).or_insert((0, 0.0));
                 entry.0 += 1;
                 entry.1 += start.elapsed().as_secs_f64() * 1e3;
             }
@@ -1192,6 +1352,383 @@ unsafe fn output_backward(t: *const sys::ggml_tensor) -> bool {
             && t.ne[0] == w.ne[0]
             && t.ne[1] == g.ne[0]
             && g.ne[1] == w.ne[1]
+    }
+}
+
+/// Whether node `t` reads `x`'s memory through one of its sources (a view of it, or `x` itself).
+///
+/// SAFETY: `t` and `x` are live nodes.
+unsafe fn reads(t: *const sys::ggml_tensor, x: *const sys::ggml_tensor) -> bool {
+    unsafe {
+        let data = (*x).data;
+        !data.is_null()
+            && ((*t).src.iter()).any(|&s| {
+                !s.is_null()
+                    && ((*s).data == data
+                        || (!(*s).view_src.is_null() && (*(*s).view_src).data == data))
+            })
+    }
+}
+
+/// The output projection's weight `w` as F32 values, row after row: its own data when it is
+/// F32, else a copy made on first use and kept (`Hooks::output_f32`). None when ggml cannot
+/// convert its type.
+///
+/// SAFETY: `w` is a live, allocated host tensor with contiguous rows.
+unsafe fn output_weight_f32(
+    cache: &mut Option<(usize, Vec<f32>)>,
+    w: *const sys::ggml_tensor,
+) -> Option<*const f32> {
+    unsafe {
+        if (*w).type_ == sys::GGML_TYPE_F32 {
+            return Some((*w).data.cast_const().cast());
+        }
+        let key = (*w).data as usize;
+        if cache.as_ref().is_none_or(|(k, _)| *k != key) {
+            let to_float = (*sys::ggml_get_type_traits((*w).type_)).to_float?;
+            let (n_in, rows) = ((*w).ne[0] as usize, (*w).ne[1] as usize);
+            let mut copy = vec![0f32; n_in * rows];
+            for (r, out) in copy.chunks_exact_mut(n_in).enumerate() {
+                let src = ((*w).data as *const u8).add(r * (*w).nb[1]);
+                to_float(src.cast(), out.as_mut_ptr(), n_in as i64);
+            }
+            *cache = Some((key, copy));
+        }
+        cache.as_ref().map(|(_, copy)| copy.as_ptr())
+    }
+}
+
+/// Whether every span's rows (whose log-probabilities the pass sums) are in the loss: the
+/// logits are then computed wherever they are read.
+fn spans_in_loss(spans: &[(usize, usize)], masked: &[(usize, usize)]) -> bool {
+    spans
+        .iter()
+        .all(|&(a, b)| masked.iter().all(|&(m0, m1)| b <= m0 || m1 <= a))
+}
+
+/// The positions of a window of `n_pos` outside the left-out ranges, in order.
+fn live_positions(masked: &[(usize, usize)], n_pos: usize) -> Vec<usize> {
+    let mut live = vec![true; n_pos];
+    for &(a, b) in masked {
+        live[a.min(n_pos)..b.min(n_pos)].fill(false);
+    }
+    (0..n_pos).filter(|&p| live[p]).collect()
+}
+
+/// A host tensor's F32 row `r` (dimension 1), `n` values from its start.
+///
+/// SAFETY: `t` is allocated and holds at least `n` F32 values in row `r`, unit-strided.
+unsafe fn row<'a>(t: *const sys::ggml_tensor, r: usize, n: usize) -> &'a mut [f32] {
+    unsafe { std::slice::from_raw_parts_mut(((*t).data as *mut u8).add(r * (*t).nb[1]).cast(), n) }
+}
+
+/// `f(i)` for i in 0..n, in order, shared out among `threads` threads in contiguous runs.
+fn parallel<T: Send>(threads: i32, n: usize, f: impl Fn(usize) -> T + Sync) -> Vec<T> {
+    let workers = (threads.max(1) as usize).min(n.max(1));
+    let part = n.div_ceil(workers);
+    let run = |w: usize| {
+        (w * part..((w + 1) * part).min(n))
+            .map(&f)
+            .collect::<Vec<T>>()
+    };
+    std::thread::scope(|scope| {
+        let others: Vec<_> = (1..workers).map(|w| scope.spawn(move || run(w))).collect();
+        let mut out = run(0);
+        for other in others {
+            out.extend(other.join().expect("a worker of the loss panicked"));
+        }
+        out
+    })
+}
+
+/// A row-major F32 matrix's shape and strides as ggml writes them (`ne`, `nb`): `rows` rows of
+/// `cols` values.
+fn dense(cols: usize, rows: usize) -> ([i64; 4], [usize; 4]) {
+    let row = cols * 4;
+    (
+        [cols as i64, rows as i64, 1, 1],
+        [4, row, row * rows, row * rows],
+    )
+}
+
+/// Whether `t` is the output projection's forward, MUL_MAT(W, X) with W the output weight
+/// (tied or not; F32, or of a type ggml converts to F32) and X and the logits F32 in host memory,
+/// unit-strided: one row of X per position, one of logits per position.
+///
+/// SAFETY: `t` is a live MUL_MAT node with its sources set.
+unsafe fn output_forward(t: *const sys::ggml_tensor) -> bool {
+    unsafe {
+        let (w, x) = ((*t).src[0], (*t).src[1]);
+        if w.is_null() || x.is_null() {
+            return false;
+        }
+        let name = CStr::from_ptr((*w).name.as_ptr()).to_bytes();
+        let host = |x: *const sys::ggml_tensor| {
+            !(*x).buffer.is_null()
+                && !(*x).data.is_null()
+                && sys::ggml_backend_buffer_is_host((*x).buffer)
+        };
+        let flat = |x: *const sys::ggml_tensor| (*x).ne[2] == 1 && (*x).ne[3] == 1;
+        let (n_in, n_vocab) = ((*x).ne[0] as usize, (*t).ne[0] as usize);
+        let ok = (name == b"output.weight" || name == b"token_embd.weight")
+            && [t, x].iter().all(|&y| {
+                (*y).type_ == sys::GGML_TYPE_F32 && flat(y) && host(y) && (*y).nb[0] == 4
+            })
+            && host(w)
+            && flat(w)
+            && (*w).ne[0] as usize == n_in
+            && (*w).ne[1] as usize == n_vocab
+            && (*t).ne[1] == (*x).ne[1];
+        // The products take W as F32: its own rows, or a copy ggml converts.
+        let rows_f32 =
+            (*w).type_ == sys::GGML_TYPE_F32 && (*w).nb[0] == 4 && (*w).nb[1] == 4 * n_in;
+        let convertible = (*w).type_ != sys::GGML_TYPE_F32
+            && (*sys::ggml_get_type_traits((*w).type_)).to_float.is_some();
+        ok && (rows_f32 || convertible)
+    }
+}
+
+/// The output projection's forward at the positions in the loss: their rows of X gathered, one
+/// product into `Hooks::head_rows`. The logits node is left as it is. The product reads the
+/// weight's F32 copy: converting a quantised weight for a few rows costs more than the
+/// multiplying.
+///
+/// SAFETY: `t` is the computed-to-be MUL_MAT node for which `output_forward` held.
+unsafe fn head_logits(hooks: &mut Hooks, t: *mut sys::ggml_tensor) -> Head {
+    unsafe {
+        let (w, x) = ((*t).src[0], (*t).src[1]);
+        let (n_in, n_vocab, n_pos) = ((*x).ne[0] as usize, (*t).ne[0] as usize, (*t).ne[1]);
+        let live = live_positions(&hooks.masked, n_pos as usize);
+        let mut xs = Vec::with_capacity(live.len() * n_in);
+        for &p in &live {
+            xs.extend_from_slice(row(x, p, n_in));
+        }
+        hooks.head_rows.resize(live.len() * n_vocab, 0.0);
+        match output_weight_f32(&mut hooks.output_f32, w) {
+            Some(weight) if !live.is_empty() => {
+                let (ne, nb) = dense(n_vocab, live.len());
+                let (ne1, nb1) = dense(n_in, live.len());
+                let (ne0, nb0) = dense(n_in, n_vocab);
+                leap_blas_product(
+                    0,
+                    0,
+                    hooks.threads,
+                    hooks.products.bf16_kernel(),
+                    hooks.head_rows.as_mut_ptr(),
+                    ne.as_ptr(),
+                    nb.as_ptr(),
+                    sys::GGML_TYPE_F32 as i32,
+                    weight.cast(),
+                    ne0.as_ptr(),
+                    nb0.as_ptr(),
+                    xs.as_ptr(),
+                    ne1.as_ptr(),
+                    nb1.as_ptr(),
+                );
+            }
+            Some(_) => {}
+            None => {
+                hooks.error.get_or_insert_with(|| {
+                    "ggml cannot convert the output projection's weight to F32".into()
+                });
+            }
+        }
+        Head {
+            logits: t,
+            live,
+            lse: Vec::new(),
+            loss: None,
+            back: None,
+            projection_back: None,
+            unwritten: false,
+        }
+    }
+}
+
+/// Cross-entropy at the positions in the loss (`rows`, one per live position), as ggml defines
+/// it over all of them: minus the sum of the labels' log-probabilities over the number of
+/// positions (the left-out ones add zero). Keeps each position's log-sum-exp for the backward.
+///
+/// SAFETY: `t` is the CROSS_ENTROPY_LOSS node taken over for `head`, its output allocated.
+unsafe fn head_loss(
+    head: &mut Head,
+    rows: &[f32],
+    labels: &[i32],
+    threads: i32,
+    t: *mut sys::ggml_tensor,
+) {
+    unsafe {
+        let n_pos = (*head.logits).ne[1] as usize;
+        let n_vocab = (*head.logits).ne[0] as usize;
+        head.lse = parallel(threads, head.live.len(), |i| {
+            let x = &rows[i * n_vocab..][..n_vocab];
+            let max = x.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+            let sum: f64 = x.iter().map(|&v| f64::from((v - max).exp())).sum();
+            f64::from(max) + sum.ln()
+        });
+        let mut sum = 0f64;
+        for (i, (&p, &lse)) in head.live.iter().zip(&head.lse).enumerate() {
+            let x = &rows[i * n_vocab..][..n_vocab];
+            let label = labels.get(p).map_or(usize::MAX, |&l| l as usize);
+            sum += x.get(label).map_or(f64::NAN, |&v| f64::from(v)) - lse;
+        }
+        *((*t).data as *mut f32) = (-sum / n_pos as f64) as f32;
+    }
+}
+
+/// Cross-entropy's backward at the positions in the loss, into `grads` (one row per live
+/// position): (softmax - one-hot) times the loss's gradient over the number of positions, as
+/// ggml computes it. Every other position's gradient is zero; the node itself is written only
+/// if a node other than the output projection's backward reads it (`write_gradient`).
+///
+/// SAFETY: `t` is the CROSS_ENTROPY_LOSS_BACK node taken over for `head`, after `head_loss`.
+unsafe fn head_loss_back(
+    head: &mut Head,
+    rows: &[f32],
+    grads: &mut Vec<f32>,
+    labels: &[i32],
+    threads: i32,
+    t: *mut sys::ggml_tensor,
+) {
+    unsafe {
+        let (n_vocab, n_pos) = ((*t).ne[0] as usize, (*t).ne[1] as usize);
+        let d = *((*(*t).src[0]).data as *const f32);
+        let scale = d / n_pos as f32;
+        grads.resize(head.live.len() * n_vocab, 0.0);
+        let (out, live, lse) = (grads.as_mut_ptr() as usize, &head.live, &head.lse);
+        parallel(threads, live.len(), |i| {
+            let x = &rows[i * n_vocab..][..n_vocab];
+            // SAFETY: each i writes its own row of `grads`, sized above.
+            let g = std::slice::from_raw_parts_mut((out as *mut f32).add(i * n_vocab), n_vocab);
+            let lse = lse[i] as f32;
+            for (g, &v) in g.iter_mut().zip(x) {
+                *g = (v - lse).exp() * scale;
+            }
+            if let Some(g) = labels.get(live[i]).and_then(|&l| g.get_mut(l as usize)) {
+                *g -= scale;
+            }
+        });
+        head.unwritten = true;
+    }
+}
+
+/// Writes the head's gradient (`grads`, one row per live position) into the loss backward's
+/// node `back`, zero at the left-out positions, as ggml would have computed it.
+///
+/// SAFETY: `back` is the computed CROSS_ENTROPY_LOSS_BACK node of `head`.
+unsafe fn write_gradient(
+    head: &Head,
+    grads: &[f32],
+    masked: &[(usize, usize)],
+    back: *mut sys::ggml_tensor,
+) {
+    unsafe {
+        let n_vocab = (*back).ne[0] as usize;
+        zero_rows(back, masked);
+        for (g, &p) in grads.chunks_exact(n_vocab).zip(&head.live) {
+            row(back, p, n_vocab).copy_from_slice(g);
+        }
+    }
+}
+
+/// Whether OUT_PROD node `t` is the output projection's backward, dX = G W, on the logits'
+/// gradient that `head`'s loss backward wrote (G, read through its transpose).
+///
+/// SAFETY: `t` is a live OUT_PROD node with its sources set.
+unsafe fn head_backward(head: &Head, t: *const sys::ggml_tensor) -> bool {
+    let Some(back) = head.back else {
+        return false;
+    };
+    unsafe {
+        let (w, g) = ((*t).src[0], (*t).src[1]);
+        if w.is_null() || g.is_null() {
+            return false;
+        }
+        let name = CStr::from_ptr((*w).name.as_ptr()).to_bytes();
+        let (n_vocab, n_pos) = ((*back).ne[0], (*back).ne[1]);
+        let host = !(*t).buffer.is_null()
+            && !(*t).data.is_null()
+            && sys::ggml_backend_buffer_is_host((*t).buffer);
+        (name == b"output.weight" || name == b"token_embd.weight")
+            && (*g).data == (*back).data
+            && (*g).type_ == sys::GGML_TYPE_F32
+            && (*g).ne[0] == n_pos
+            && (*g).ne[1] == n_vocab
+            && (*g).nb[0] == (*back).nb[1]
+            && (*g).nb[1] == 4
+            && (*t).type_ == sys::GGML_TYPE_F32
+            && host
+            && (*t).nb[0] == 4
+            && (*t).ne[0] == (*w).ne[0]
+            && (*t).ne[1] == n_pos
+            && (*t).ne[2] == 1
+            && (*t).ne[3] == 1
+            && (*w).ne[1] == n_vocab
+    }
+}
+
+/// The output projection's backward at the positions in the loss: one product of their rows of
+/// G (`Hooks::head_grads`) with the weight's F32 copy, dX put back in their rows; zero at every
+/// other position.
+///
+/// SAFETY: `t` is the OUT_PROD node taken over for the pass's head (`head_backward` held),
+/// after `head_loss_back`.
+unsafe fn head_projection_back(hooks: &mut Hooks, t: *mut sys::ggml_tensor) {
+    let Hooks {
+        head: Some(head),
+        output_f32,
+        head_grads,
+        threads,
+        error,
+        products,
+        ..
+    } = hooks
+    else {
+        return;
+    };
+    unsafe {
+        let w = (*t).src[0];
+        let (n_in, n_pos) = ((*t).ne[0] as usize, (*t).ne[1] as usize);
+        let n_vocab = (*w).ne[1] as usize;
+        let n_live = head.live.len();
+        let mut dx = vec![0f32; n_live * n_in];
+        match output_weight_f32(output_f32, w) {
+            Some(weight) if n_live > 0 => {
+                // OUT_PROD(W, G^T): dst n_in x live, src1 the live rows of G read transposed.
+                let (ne, nb) = dense(n_in, n_live);
+                let (ne0, nb0) = dense(n_in, n_vocab);
+                let ne1 = [n_live as i64, n_vocab as i64, 1, 1];
+                let nb1 = [4 * n_vocab, 4, 4 * n_vocab * n_live, 4 * n_vocab * n_live];
+                leap_blas_product(
+                    1,
+                    0,
+                    *threads,
+                    products.bf16_kernel(),
+                    dx.as_mut_ptr(),
+                    ne.as_ptr(),
+                    nb.as_ptr(),
+                    sys::GGML_TYPE_F32 as i32,
+                    weight.cast(),
+                    ne0.as_ptr(),
+                    nb0.as_ptr(),
+                    head_grads.as_ptr(),
+                    ne1.as_ptr(),
+                    nb1.as_ptr(),
+                );
+            }
+            Some(_) => {}
+            None => {
+                error.get_or_insert_with(|| {
+                    "ggml cannot convert the output projection's weight to F32".into()
+                });
+            }
+        }
+        for p in 0..n_pos {
+            row(t, p, n_in).fill(0.0);
+        }
+        for (d, &p) in dx.chunks_exact(n_in).zip(&head.live) {
+            row(t, p, n_in).copy_from_slice(d);
+        }
     }
 }
 

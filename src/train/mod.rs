@@ -215,6 +215,10 @@ pub struct TrainConfig {
     /// Write each step's gradients to `DIR/step-N.gguf` (an adapter file whose A and B hold
     /// the loss's gradient by them), to check training against another implementation.
     pub gradients: Option<PathBuf>,
+    /// Compute the output projection and the loss at every position of a window, as ggml
+    /// does, rather than at the positions in the loss alone: the reference the sparse path is
+    /// checked against (slower; the same training).
+    pub dense_head: bool,
 }
 
 impl TrainConfig {
@@ -247,6 +251,7 @@ impl TrainConfig {
             init: None,
             objective: Objective::Sft,
             gradients: None,
+            dense_head: false,
         }
     }
 }

@@ -99,6 +99,8 @@ pub struct TrainOptions {
     /// Time every ggml operation (slower).
     pub profile: bool,
     pub matmul: Matmul,
+    /// The output projection and the loss at every position (`TrainConfig::dense_head`).
+    pub dense_head: bool,
     /// SFT on rows, or preference optimisation on pairs (the data is then a pairs file).
     pub objective: Objective,
 }
@@ -121,6 +123,7 @@ impl Default for TrainOptions {
             gpu_layers: 0,
             profile: false,
             matmul: Matmul::default(),
+            dense_head: false,
             objective: Objective::Sft,
         }
     }
@@ -284,6 +287,7 @@ fn config(run: &RunDir, job: &AdapterJob, data_sha256: &str) -> TrainConfig {
     config.checkpoint_every = t.checkpoint_every;
     config.resume = !t.fresh;
     config.profile = t.profile;
+    config.dense_head = t.dense_head;
     config.init = job.init.clone();
     config.matmul = t.matmul;
     config.pack = t.pack;

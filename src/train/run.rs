@@ -362,6 +362,7 @@ impl<'a> Run<'a> {
             gpu_layers: config.gpu_layers,
             profile: config.profile,
             matmul: config.matmul,
+            dense_head: config.dense_head,
         };
         let mut session = Session::new(
             &base.path,
