@@ -1443,12 +1443,71 @@ fn parallel<T: Send>(threads: i32, n: usize, f: impl Fn(usize) -> T + Sync) -> V
 
 /// A row-major F32 matrix's shape and strides as ggml writes them (`ne`, `nb`): `rows` rows of
 /// `cols` values.
-fn dense(cols: usize, rows: usize) -> ([i64; 4], [usize; 4]) {
+fn dense(cols: usize, rows: usize) -> Layout {
     let row = cols * 4;
     (
         [cols as i64, rows as i64, 1, 1],
         [4, row, row * rows, row * rows],
     )
+}
+
+/// A shape and its strides in bytes, as ggml gives them (`ne`, `nb`).
+type Layout = ([i64; 4], [usize; 4]);
+
+/// One of the head's products with the output weight's F32 copy (`n_vocab` rows of `n_in`):
+/// MUL_MAT (logits = W X) or OUT_PROD (dX = G W), as `leap_blas_product` computes them.
+struct WeightProduct {
+    out_prod: bool,
+    threads: i32,
+    /// The shim's BF16 kernel, 0 for F32.
+    kernel: i32,
+    dst: (*mut f32, Layout),
+    src1: (*const f32, Layout),
+}
+
+impl WeightProduct {
+    /// Computes the product over `rows` positions on `weight` (`output_weight_f32`'s answer).
+    ///
+    /// SAFETY: `dst` and `src1` point at buffers of their layouts; `weight` at n_vocab x n_in
+    /// values.
+    unsafe fn run(
+        &self,
+        weight: Option<*const f32>,
+        n_in: usize,
+        n_vocab: usize,
+        rows: usize,
+    ) -> Result<(), String> {
+        let weight = weight.ok_or("ggml cannot convert the output projection's weight to F32")?;
+        if rows == 0 {
+            return Ok(());
+        }
+        let (ne0, nb0) = dense(n_in, n_vocab);
+        let ((dst, (ne, nb)), (src1, (ne1, nb1))) = (self.dst, self.src1);
+        // SAFETY: as the caller promises; the layouts are dense or G's transpose.
+        let done = unsafe {
+            leap_blas_product(
+                i32::from(self.out_prod),
+                0,
+                self.threads,
+                self.kernel,
+                dst,
+                ne.as_ptr(),
+                nb.as_ptr(),
+                sys::GGML_TYPE_F32 as i32,
+                weight.cast(),
+                ne0.as_ptr(),
+                nb0.as_ptr(),
+                src1,
+                ne1.as_ptr(),
+                nb1.as_ptr(),
+            )
+        };
+        if done == 1 {
+            Ok(())
+        } else {
+            Err("the output projection's product at the positions in the loss: a layout the shim does not take".into())
+        }
+    }
 }
 
 /// Whether `t` is the output projection's forward, MUL_MAT(W, X) with W the output weight
@@ -1504,34 +1563,16 @@ unsafe fn head_logits(hooks: &mut Hooks, t: *mut sys::ggml_tensor) -> Head {
             xs.extend_from_slice(row(x, p, n_in));
         }
         hooks.head_rows.resize(live.len() * n_vocab, 0.0);
-        match output_weight_f32(&mut hooks.output_f32, w) {
-            Some(weight) if !live.is_empty() => {
-                let (ne, nb) = dense(n_vocab, live.len());
-                let (ne1, nb1) = dense(n_in, live.len());
-                let (ne0, nb0) = dense(n_in, n_vocab);
-                leap_blas_product(
-                    0,
-                    0,
-                    hooks.threads,
-                    hooks.products.bf16_kernel(),
-                    hooks.head_rows.as_mut_ptr(),
-                    ne.as_ptr(),
-                    nb.as_ptr(),
-                    sys::GGML_TYPE_F32 as i32,
-                    weight.cast(),
-                    ne0.as_ptr(),
-                    nb0.as_ptr(),
-                    xs.as_ptr(),
-                    ne1.as_ptr(),
-                    nb1.as_ptr(),
-                );
-            }
-            Some(_) => {}
-            None => {
-                hooks.error.get_or_insert_with(|| {
-                    "ggml cannot convert the output projection's weight to F32".into()
-                });
-            }
+        let product = WeightProduct {
+            out_prod: false,
+            threads: hooks.threads,
+            kernel: hooks.products.bf16_kernel(),
+            dst: (hooks.head_rows.as_mut_ptr(), dense(n_vocab, live.len())),
+            src1: (xs.as_ptr(), dense(n_in, live.len())),
+        };
+        let weight = output_weight_f32(&mut hooks.output_f32, w);
+        if let Err(e) = product.run(weight, n_in, n_vocab, live.len()) {
+            hooks.error.get_or_insert(e);
         }
         Head {
             logits: t,
@@ -1692,36 +1733,20 @@ unsafe fn head_projection_back(hooks: &mut Hooks, t: *mut sys::ggml_tensor) {
         let n_vocab = (*w).ne[1] as usize;
         let n_live = head.live.len();
         let mut dx = vec![0f32; n_live * n_in];
-        match output_weight_f32(output_f32, w) {
-            Some(weight) if n_live > 0 => {
-                // OUT_PROD(W, G^T): dst n_in x live, src1 the live rows of G read transposed.
-                let (ne, nb) = dense(n_in, n_live);
-                let (ne0, nb0) = dense(n_in, n_vocab);
-                let ne1 = [n_live as i64, n_vocab as i64, 1, 1];
-                let nb1 = [4 * n_vocab, 4, 4 * n_vocab * n_live, 4 * n_vocab * n_live];
-                leap_blas_product(
-                    1,
-                    0,
-                    *threads,
-                    products.bf16_kernel(),
-                    dx.as_mut_ptr(),
-                    ne.as_ptr(),
-                    nb.as_ptr(),
-                    sys::GGML_TYPE_F32 as i32,
-                    weight.cast(),
-                    ne0.as_ptr(),
-                    nb0.as_ptr(),
-                    head_grads.as_ptr(),
-                    ne1.as_ptr(),
-                    nb1.as_ptr(),
-                );
-            }
-            Some(_) => {}
-            None => {
-                error.get_or_insert_with(|| {
-                    "ggml cannot convert the output projection's weight to F32".into()
-                });
-            }
+        // OUT_PROD(W, G^T): dst n_in x live, src1 the live rows of G read transposed.
+        let transposed = (
+            [n_live as i64, n_vocab as i64, 1, 1],
+            [4 * n_vocab, 4, 4 * n_vocab * n_live, 4 * n_vocab * n_live],
+        );
+        let product = WeightProduct {
+            out_prod: true,
+            threads: *threads,
+            kernel: products.bf16_kernel(),
+            dst: (dx.as_mut_ptr(), dense(n_in, n_live)),
+            src1: (head_grads.as_ptr(), transposed),
+        };
+        if let Err(e) = product.run(output_weight_f32(output_f32, w), n_in, n_vocab, n_live) {
+            error.get_or_insert(e);
         }
         for p in 0..n_pos {
             row(t, p, n_in).fill(0.0);
