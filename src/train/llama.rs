@@ -293,10 +293,9 @@ impl Hooks {
 /// A pass whose logits were computed at the positions in the loss only, into `Hooks::head_rows`
 /// (the logits node itself holds whatever its buffer held): the loss, its backward and the
 /// output projection's backward are taken over from ggml and computed at `live` alone, the
-/// gradient into `Hooks::head_grads`. ggml computes
-/// all three at every position and zeroes the left-out rows after; where nine in ten positions
-/// are prompt, that was a fifth of a training step's products and most of its element-wise
-/// work (`leap train --profile`).
+/// gradient into `Hooks::head_grads`. ggml computes all four at every position and zeroes the
+/// left-out rows after; where nine in ten positions are prompt, that was about an eighth of a
+/// training step (`leap train --profile`).
 struct Head {
     /// The logits node (vocabulary x positions, F32, host memory).
     logits: *mut sys::ggml_tensor,
@@ -1310,6 +1309,30 @@ unsafe fn few_in_loss(masked: &[(usize, usize)], t: *const sys::ggml_tensor) -> 
     3 * (n_pos.saturating_sub(out)) < n_pos
 }
 
+/// Whether `w` is the output projection's weight: `output.weight`, or the token embedding it is
+/// tied to.
+///
+/// SAFETY: `w` is null or a live tensor.
+unsafe fn is_output_weight(w: *const sys::ggml_tensor) -> bool {
+    unsafe {
+        !w.is_null() && {
+            let name = CStr::from_ptr((*w).name.as_ptr()).to_bytes();
+            name == b"output.weight" || name == b"token_embd.weight"
+        }
+    }
+}
+
+/// Whether `x` is allocated, in host memory.
+///
+/// SAFETY: `x` is a live tensor.
+unsafe fn in_host_memory(x: *const sys::ggml_tensor) -> bool {
+    unsafe {
+        !(*x).buffer.is_null()
+            && !(*x).data.is_null()
+            && sys::ggml_backend_buffer_is_host((*x).buffer)
+    }
+}
+
 /// The operation's name, with the products involving the output projection (the vocabulary-sized
 /// matrix) told apart: they are the largest single items of a step.
 ///
@@ -1317,12 +1340,9 @@ unsafe fn few_in_loss(masked: &[(usize, usize)], t: *const sys::ggml_tensor) -> 
 unsafe fn op_label(t: *const sys::ggml_tensor, op: sys::ggml_op) -> String {
     unsafe {
         let name = CStr::from_ptr(sys::ggml_op_name(op)).to_string_lossy();
-        let w = (*t).src[0];
-        let output = !w.is_null() && {
-            let name = CStr::from_ptr((*w).name.as_ptr()).to_bytes();
-            name == b"output.weight" || name == b"token_embd.weight"
-        };
-        if output && matches!(op, sys::GGML_OP_MUL_MAT | sys::GGML_OP_OUT_PROD) {
+        if is_output_weight((*t).src[0])
+            && matches!(op, sys::GGML_OP_MUL_MAT | sys::GGML_OP_OUT_PROD)
+        {
             format!("{name} (output)")
         } else {
             name.into_owned()
@@ -1336,16 +1356,13 @@ unsafe fn op_label(t: *const sys::ggml_tensor, op: sys::ggml_op) -> String {
 /// SAFETY: `t` is a live OUT_PROD node with its sources set.
 unsafe fn output_backward(t: *const sys::ggml_tensor) -> bool {
     unsafe {
+        let output = is_output_weight((*t).src[0]);
         let (w, g, t) = (&*(*t).src[0], &*(*t).src[1], &*t);
-        let name = CStr::from_ptr(w.name.as_ptr()).to_bytes();
-        let host = |x: &sys::ggml_tensor| {
-            !x.buffer.is_null() && !x.data.is_null() && sys::ggml_backend_buffer_is_host(x.buffer)
-        };
         let flat = |x: &sys::ggml_tensor| x.ne[2] == 1 && x.ne[3] == 1;
-        (name == b"output.weight" || name == b"token_embd.weight")
-            && [w, g, t]
-                .iter()
-                .all(|x| x.type_ == sys::GGML_TYPE_F32 && flat(x) && host(x))
+        output
+            && [w, g, t].iter().all(|x| {
+                x.type_ == sys::GGML_TYPE_F32 && flat(x) && in_host_memory(std::ptr::from_ref(*x))
+            })
             && w.nb[0] == 4
             && g.nb[1] == 4
             && t.nb[0] == 4
@@ -1521,19 +1538,13 @@ unsafe fn output_forward(t: *const sys::ggml_tensor) -> bool {
         if w.is_null() || x.is_null() {
             return false;
         }
-        let name = CStr::from_ptr((*w).name.as_ptr()).to_bytes();
-        let host = |x: *const sys::ggml_tensor| {
-            !(*x).buffer.is_null()
-                && !(*x).data.is_null()
-                && sys::ggml_backend_buffer_is_host((*x).buffer)
-        };
         let flat = |x: *const sys::ggml_tensor| (*x).ne[2] == 1 && (*x).ne[3] == 1;
         let (n_in, n_vocab) = ((*x).ne[0] as usize, (*t).ne[0] as usize);
-        let ok = (name == b"output.weight" || name == b"token_embd.weight")
+        let ok = is_output_weight(w)
             && [t, x].iter().all(|&y| {
-                (*y).type_ == sys::GGML_TYPE_F32 && flat(y) && host(y) && (*y).nb[0] == 4
+                (*y).type_ == sys::GGML_TYPE_F32 && flat(y) && in_host_memory(y) && (*y).nb[0] == 4
             })
-            && host(w)
+            && in_host_memory(w)
             && flat(w)
             && (*w).ne[0] as usize == n_in
             && (*w).ne[1] as usize == n_vocab
@@ -1685,12 +1696,8 @@ unsafe fn head_backward(head: &Head, t: *const sys::ggml_tensor) -> bool {
         if w.is_null() || g.is_null() {
             return false;
         }
-        let name = CStr::from_ptr((*w).name.as_ptr()).to_bytes();
         let (n_vocab, n_pos) = ((*back).ne[0], (*back).ne[1]);
-        let host = !(*t).buffer.is_null()
-            && !(*t).data.is_null()
-            && sys::ggml_backend_buffer_is_host((*t).buffer);
-        (name == b"output.weight" || name == b"token_embd.weight")
+        is_output_weight(w)
             && (*g).data == (*back).data
             && (*g).type_ == sys::GGML_TYPE_F32
             && (*g).ne[0] == n_pos
@@ -1698,7 +1705,7 @@ unsafe fn head_backward(head: &Head, t: *const sys::ggml_tensor) -> bool {
             && (*g).nb[0] == (*back).nb[1]
             && (*g).nb[1] == 4
             && (*t).type_ == sys::GGML_TYPE_F32
-            && host
+            && in_host_memory(t)
             && (*t).nb[0] == 4
             && (*t).ne[0] == (*w).ne[0]
             && (*t).ne[1] == n_pos
@@ -1719,6 +1726,7 @@ unsafe fn head_projection_back(hooks: &mut Hooks, t: *mut sys::ggml_tensor) {
         head: Some(head),
         output_f32,
         head_grads,
+        masked,
         threads,
         error,
         products,
@@ -1729,7 +1737,7 @@ unsafe fn head_projection_back(hooks: &mut Hooks, t: *mut sys::ggml_tensor) {
     };
     unsafe {
         let w = (*t).src[0];
-        let (n_in, n_pos) = ((*t).ne[0] as usize, (*t).ne[1] as usize);
+        let n_in = (*t).ne[0] as usize;
         let n_vocab = (*w).ne[1] as usize;
         let n_live = head.live.len();
         let mut dx = vec![0f32; n_live * n_in];
@@ -1748,9 +1756,7 @@ unsafe fn head_projection_back(hooks: &mut Hooks, t: *mut sys::ggml_tensor) {
         if let Err(e) = product.run(output_weight_f32(output_f32, w), n_in, n_vocab, n_live) {
             error.get_or_insert(e);
         }
-        for p in 0..n_pos {
-            row(t, p, n_in).fill(0.0);
-        }
+        zero_rows(t, masked);
         for (d, &p) in dx.chunks_exact(n_in).zip(&head.live) {
             row(t, p, n_in).copy_from_slice(d);
         }
