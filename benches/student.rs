@@ -240,7 +240,7 @@ fn rollout_steps_per_s(
     parallel: usize,
     mode: Mode,
     flash_attention: Option<bool>,
-    draft: usize,
+    draft: Option<usize>,
     scenarios: &[scenario::Scenario],
 ) -> (f64, f64) {
     let mut config = StudentSpec::new(model).slots(parallel).config();
@@ -248,6 +248,7 @@ fn rollout_steps_per_s(
     config.flash_attention = flash_attention;
     config.draft = draft;
     let policy = LocalPolicy::load(&config).expect("the model loads");
+    let (flash, guessed, _) = policy.decoding();
     let (steps_per_s, success, st) = match mode {
         Mode::Continuous => {
             let mut policy = policy;
@@ -260,6 +261,14 @@ fn rollout_steps_per_s(
             (a, b, policy.0.stats())
         }
     };
+    println!(
+        "      flash attention {}, up to {guessed} tokens guessed",
+        match flash {
+            Some(true) => "on",
+            Some(false) => "off",
+            None => "llama.cpp's choice",
+        }
+    );
     println!(
         "      prompt {} tokens ({} cached) in {:.1} s; {} generated: decode {:.1} s, sampling {:.1} s ({} grammar fallbacks); {} tokens drafted, {} of them kept; {} decode calls, cut into {} parts",
         st.prompt_tokens,
@@ -414,9 +423,26 @@ fn rollout_bench(model: &PathBuf) {
     scenarios.truncate(16);
     let n = scenarios.len();
     println!("  rollout, {n} test scenarios x 10 steps, greedy under the grammar:");
+    for slots in [1, 8] {
+        let policy = StudentSpec::new(model)
+            .slots(slots)
+            .load()
+            .expect("the model loads");
+        if let (_, _, Some(t)) = policy.decoding() {
+            println!(
+                "    this CPU's timing, {}: {}",
+                if slots == 1 {
+                    "one sequence"
+                } else {
+                    "several"
+                },
+                t.describe()
+            );
+        }
+    }
     let mut curve = Vec::new();
     for k in [1, 2, 4, 8, 16] {
-        let (speed, _) = rollout_steps_per_s(model, k, Mode::Continuous, None, DRAFT, &scenarios);
+        let (speed, _) = rollout_steps_per_s(model, k, Mode::Continuous, None, None, &scenarios);
         println!("    continuous batching, {k:2} sequences: {speed:.2} steps/s");
         curve.push((k, speed));
     }
@@ -424,38 +450,40 @@ fn rollout_bench(model: &PathBuf) {
         .iter()
         .copied()
         .fold((0, 0.0), |b, (k, v)| if v > b.1 { (k, v) } else { b });
-    let (fast_fa, _) = rollout_steps_per_s(
-        model,
-        best_k,
-        Mode::Continuous,
-        Some(true),
-        DRAFT,
-        &scenarios,
-    );
-    // The same without speculative decoding, and the one-at-a-time baseline with it: what the
-    // guesses add on their own.
-    let (undrafted, _) = rollout_steps_per_s(model, best_k, Mode::Continuous, None, 0, &scenarios);
-    let (rounds, _) = rollout_steps_per_s(model, 8, Mode::Rounds, None, 0, &scenarios);
-    // The baseline: the whole prompt every step, one episode at a time, a token per call.
-    let (slow, _) = rollout_steps_per_s(model, 1, Mode::Whole, None, 0, &scenarios);
-    // llama.cpp's own default on the CPU turns flash attention on.
-    let (slow_fa, _) = rollout_steps_per_s(model, 1, Mode::Whole, Some(true), 0, &scenarios);
-    let (slow_drafted, _) = rollout_steps_per_s(model, 1, Mode::Whole, None, DRAFT, &scenarios);
+    // Every way of decoding at the best point, so that the timing's choice can be checked.
+    let mut ways = Vec::new();
+    for flash in [false, true] {
+        for draft in [0, DRAFT] {
+            let (speed, _) = rollout_steps_per_s(
+                model,
+                best_k,
+                Mode::Continuous,
+                Some(flash),
+                Some(draft),
+                &scenarios,
+            );
+            ways.push(format!(
+                "flash attention {}, {draft} guessed: {speed:.2}",
+                if flash { "on" } else { "off" }
+            ));
+        }
+    }
+    let (rounds, _) = rollout_steps_per_s(model, 8, Mode::Rounds, None, Some(0), &scenarios);
+    // The baseline: the whole prompt every step, one episode at a time, a token per call, with
+    // flash attention off and with llama.cpp's default on the CPU (on); the faster counts.
+    let (slow_off, _) =
+        rollout_steps_per_s(model, 1, Mode::Whole, Some(false), Some(0), &scenarios);
+    let (slow_on, _) = rollout_steps_per_s(model, 1, Mode::Whole, Some(true), Some(0), &scenarios);
+    let slow = slow_off.max(slow_on);
     let at8 = curve.iter().find(|c| c.0 == 8).map_or(0.0, |c| c.1);
     println!(
-        "  rollout: continuous batching {fast:.2} steps/s at its best ({best_k} sequences), {at8:.2} at 8, {fast_fa:.2} at {best_k} with flash attention, {undrafted:.2} at {best_k} without drafts; lock-step rounds at 8 without drafts {rounds:.2}; whole prompt one at a time {slow:.2}, {slow_fa:.2} with flash attention (llama.cpp's default), {slow_drafted:.2} with drafts"
+        "  rollout: continuous batching {fast:.2} steps/s at its best ({best_k} sequences), {at8:.2} at 8; at {best_k}: {}; lock-step rounds at 8 {rounds:.2}; whole prompt one at a time {slow_off:.2} with flash attention off, {slow_on:.2} on (llama.cpp's default)",
+        ways.join(", ")
     );
     println!(
-        "    speculative decoding (up to {DRAFT} tokens guessed from n-grams): {:.2}x at {best_k} sequences, {:.2}x one at a time",
-        fast / undrafted,
-        slow_drafted / slow
-    );
-    println!(
-        "    local / one at a time {:.2} (target >= 3.0), {:.2} against one at a time with llama.cpp's default flash attention; continuous / lock-step at 8 {:.2}; flash attention off / on at {best_k} sequences {:.2}",
+        "    local / one at a time {:.2} (target >= 3.0; against the faster one-at-a-time setting); continuous / lock-step at 8 {:.2}",
         fast / slow,
-        fast / slow_fa,
         at8 / rounds,
-        fast / fast_fa
     );
     if let Some(gain) = batch_gain(model, 300) {
         println!(

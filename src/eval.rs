@@ -575,8 +575,9 @@ pub struct EvalOptions {
     /// See [`crate::rollout::RolloutConfig::stop_cycles`].
     pub stop_cycles: bool,
     pub gpu_layers: u32,
-    /// Tokens the student guesses ahead of a greedy answer ([`crate::agent::local::LocalConfig::draft`]).
-    pub draft: usize,
+    /// Tokens the student guesses ahead of a greedy answer ([`crate::agent::local::LocalConfig::draft`];
+    /// `None`: as the CPU favours).
+    pub draft: Option<usize>,
 }
 
 impl Default for EvalOptions {
@@ -595,7 +596,7 @@ impl Default for EvalOptions {
             repeat_temperature: 0.0,
             stop_cycles: true,
             gpu_layers: 0,
-            draft: crate::agent::local::DRAFT,
+            draft: None,
         }
     }
 }

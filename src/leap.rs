@@ -98,8 +98,9 @@ pub struct LoopOptions {
     pub stop_cycles: bool,
     pub seed: u64,
     pub gpu_layers: u32,
-    /// Tokens the student guesses ahead of a greedy answer ([`crate::agent::local::LocalConfig::draft`]).
-    pub draft: usize,
+    /// Tokens the student guesses ahead of a greedy answer ([`crate::agent::local::LocalConfig::draft`];
+    /// `None`: as the CPU favours).
+    pub draft: Option<usize>,
     /// How each iteration's dataset is built and its adapter trained.
     pub update: UpdateOptions,
 }
@@ -130,7 +131,7 @@ impl Default for LoopOptions {
             stop_cycles: true,
             seed: 0,
             gpu_layers: 0,
-            draft: crate::agent::local::DRAFT,
+            draft: None,
             update: UpdateOptions::default(),
         }
     }

@@ -226,10 +226,10 @@ fn drafted_tokens_are_kept_only_where_the_model_chooses_them_itself() {
         "Task: find the pear.",
     ];
     let mut plain_config = LocalConfig::new(tiny());
-    plain_config.draft = 0;
+    plain_config.draft = Some(0);
     let mut plain = LocalPolicy::load(&plain_config).unwrap();
     let mut config = LocalConfig::new(tiny());
-    config.draft = 4;
+    config.draft = Some(4);
     let mut drafting = LocalPolicy::load(&config).unwrap();
     let mut before = drafting.stats();
     for (i, text) in prompts.iter().enumerate() {
@@ -282,7 +282,7 @@ fn guesses_pad_the_rows_of_answers_written_together_and_change_no_answer() {
     let mut plain = LocalPolicy::load(&LocalConfig::new(tiny())).unwrap();
     let mut config = LocalConfig::new(tiny());
     config.slots = 3;
-    config.draft = 4;
+    config.draft = Some(4);
     let mut drafting = LocalPolicy::load(&config).unwrap();
     // Learn one answer, then ask it again beside two new prompts, all three at once: its rows
     // are guessed in full, theirs hardly at all.
@@ -828,4 +828,53 @@ fn the_draft_flag_turns_guesses_off_and_the_episodes_are_the_same() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
+}
+
+/// On the CPU, flash attention and the guesses that the configuration leaves open are chosen by
+/// timing this machine once: the timing is kept in the cache folder and read back, one sequence
+/// is timed apart from several, the policy decodes as chosen, and what the configuration sets
+/// wins.
+#[test]
+fn what_the_configuration_leaves_open_is_decided_by_this_cpus_timing_and_kept() {
+    use leap::agent::local::DRAFT;
+    use leap::agent::tune;
+    let threads = std::thread::available_parallelism().map_or(2, |n| n.get()) as i32;
+    let mut config = LocalConfig::new(tiny());
+    config.slots = 3;
+    let (flash, draft, tuning) = LocalPolicy::load(&config).unwrap().decoding();
+    let t = tuning.expect("timed on the CPU");
+    assert_eq!(t.sequences, 8);
+    assert_eq!(flash, Some(t.flash_attention));
+    let guessed = |t: &tune::Tuning, flash| if t.guesses(flash) { DRAFT } else { 0 };
+    assert_eq!(draft, guessed(&t, t.flash_attention));
+    for c in [t.off, t.on] {
+        assert!(c.token > 0.0 && c.guessed > 0.0 && c.prompt > 0.0, "{t:?}");
+        // Five tokens of each of 8 sequences cost more than one of each.
+        assert!(c.guessed > c.token, "{t:?}");
+    }
+    let file = tune::tuning_file(tiny(), threads, config.slots);
+    let kept: tune::Tuning = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+    assert_eq!(kept, t, "{}", file.display());
+
+    // One sequence has its own timing; the same file serves any number of several.
+    let one = LocalPolicy::load(&LocalConfig::new(tiny()))
+        .unwrap()
+        .decoding()
+        .2;
+    assert_eq!(one.expect("timed").sequences, 1);
+    assert_ne!(tune::tuning_file(tiny(), threads, 1), file);
+    assert_eq!(tune::tuning_file(tiny(), threads, 16), file);
+
+    // Set, flash attention is as set, and the guesses follow the timing for that setting.
+    config.flash_attention = Some(!t.flash_attention);
+    let (flash, draft, _) = LocalPolicy::load(&config).unwrap().decoding();
+    assert_eq!(flash, Some(!t.flash_attention));
+    assert_eq!(draft, guessed(&t, !t.flash_attention));
+    config.draft = Some(2);
+    let (_, draft, tuning) = LocalPolicy::load(&config).unwrap().decoding();
+    assert_eq!(
+        (draft, tuning),
+        (2, None),
+        "nothing left open, nothing timed"
+    );
 }

@@ -153,20 +153,21 @@ pub struct LocalConfig {
     /// Keep each sequence's KV cache between requests and evaluate only what a new prompt does
     /// not share with the cached tokens. Off, every prompt is evaluated whole.
     pub reuse_prefix: bool,
-    /// llama.cpp's flash attention; `None` decides by the device: off when every layer runs on
-    /// the CPU, llama.cpp's own choice when layers are offloaded. On the CPU, flash attention
-    /// attends one query row at a time below 64 new tokens of a sequence, which made each
-    /// answer token cost 2 to 3 times as much as the plain attention's matrix products (2-core
-    /// Xeon, 450 tokens cached, `cargo bench --bench student`: 18.8 against 8.7 ms for one
-    /// sequence, 96.0 against 37.8 ms for a token of each of 8), while 64 new tokens of each of
-    /// 8 sequences cost 1.24 times less with it.
+    /// llama.cpp's flash attention; `None`: on the CPU, whichever way [`super::tune`] timed
+    /// faster on this machine; llama.cpp's own choice when layers are offloaded. On the CPU,
+    /// flash attention attends one query row at a time below 64 new tokens of a sequence,
+    /// which made each answer token cost 2 to 3 times as much as the plain attention's matrix
+    /// products on a 2-core Xeon (450 tokens cached, `cargo bench --bench student`: 18.8
+    /// against 8.7 ms for one sequence, 96.0 against 37.8 ms for a token of each of 8), and
+    /// 0.9 times as much on a 2-core AMD EPYC (56.0 against 61.1 ms for a token of each of 8).
     pub flash_attention: Option<bool>,
     /// At most this many tokens guessed ahead of a greedy answer and checked in the same
-    /// decode call ([`super::draft`]); 0 decodes a token per call.
-    pub draft: usize,
+    /// decode call ([`super::draft`]); 0 decodes a token per call. `None`: [`DRAFT`], except
+    /// where [`super::tune`] finds on this CPU that guesses cost more than they save.
+    pub draft: Option<usize>,
 }
 
-/// The default of [`LocalConfig::draft`].
+/// The most tokens guessed ahead of a greedy answer by default ([`LocalConfig::draft`]).
 pub const DRAFT: usize = 4;
 
 impl LocalConfig {
@@ -180,7 +181,7 @@ impl LocalConfig {
             ctx_per_slot: 2048,
             reuse_prefix: true,
             flash_attention: None,
-            draft: DRAFT,
+            draft: None,
         }
     }
 }
@@ -234,6 +235,10 @@ pub struct LocalPolicy {
     ctx_per_slot: usize,
     reuse_prefix: bool,
     draft: usize,
+    /// Flash attention as the context runs it (`None`: llama.cpp's choice, layers offloaded).
+    flash_attention: Option<bool>,
+    /// What this CPU's timings chose, where the configuration left a choice open.
+    tuning: Option<super::tune::Tuning>,
     drafter: Drafter,
     /// Each sequence's tokens in the batch being filled, in batch order.
     rows: Vec<(i32, usize)>,
@@ -298,6 +303,23 @@ impl LocalPolicy {
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()))
             as i32;
         let slots = config.slots.max(1);
+        // On the CPU, flash attention and the guesses that the configuration leaves open are
+        // chosen by timing this machine once ([`super::tune`]).
+        let on_cpu = !(config.gpu_layers > 0 && cfg!(any(feature = "cuda", feature = "metal")));
+        let tuning = (on_cpu && (config.flash_attention.is_none() || config.draft.is_none()))
+            .then(|| super::tune::cpu_tuning(model_ref, &config.model, threads, slots))
+            .transpose()
+            .map_err(|e| model_err(&config.model, e))?;
+        let flash = match (config.flash_attention, tuning) {
+            (Some(on), _) => Some(on),
+            (None, Some(t)) => Some(t.flash_attention),
+            (None, None) => None,
+        };
+        let draft = match (config.draft, tuning, flash) {
+            (Some(n), _, _) => n,
+            (None, Some(t), Some(flash)) if !t.guesses(flash) => 0,
+            (None, _, _) => DRAFT,
+        };
         let n_ctx = config.ctx_per_slot * slots as u32;
         let n_batch = 512u32.min(n_ctx);
         let params = LlamaContextParams::default()
@@ -317,7 +339,7 @@ impl LocalPolicy {
             // EPYC, 2 cores, flash attention on: 1.36 steps/s split, 0.98 shared; prompts 80 s
             // and 122 s).
             .with_kv_unified(false)
-            .with_flash_attention_policy(flash_attention(config))
+            .with_flash_attention_policy(flash_attention(flash))
             .with_n_threads(threads)
             .with_n_threads_batch(threads);
         let mut ctx = model_ref.new_context(backend, params).map_err(llama_err)?;
@@ -348,7 +370,9 @@ impl LocalPolicy {
             n_batch: n_batch as usize,
             ctx_per_slot: config.ctx_per_slot as usize,
             reuse_prefix: config.reuse_prefix,
-            draft: config.draft,
+            draft,
+            flash_attention: flash,
+            tuning,
             drafter: Drafter::default(),
             rows: Vec::new(),
             description,
@@ -358,6 +382,13 @@ impl LocalPolicy {
 
     pub fn model(&self) -> &LlamaModel {
         &self.model
+    }
+
+    /// How it decodes: flash attention (`None`: llama.cpp's choice, layers offloaded), the most
+    /// tokens guessed ahead of an answer, and the CPU timings that chose what the configuration
+    /// left open.
+    pub fn decoding(&self) -> (Option<bool>, usize, Option<super::tune::Tuning>) {
+        (self.flash_attention, self.draft, self.tuning)
     }
 
     /// Where the time went since loading.
@@ -426,13 +457,12 @@ impl LocalPolicy {
     }
 }
 
-/// llama.cpp's flash-attention setting for `config` (see [`LocalConfig::flash_attention`]).
-fn flash_attention(config: &LocalConfig) -> llama_cpp_sys_2::llama_flash_attn_type {
-    let offloaded = config.gpu_layers > 0 && cfg!(any(feature = "cuda", feature = "metal"));
-    match config.flash_attention {
+/// llama.cpp's flash-attention setting (`None`: its own choice).
+fn flash_attention(on: Option<bool>) -> llama_cpp_sys_2::llama_flash_attn_type {
+    match on {
         Some(true) => llama_cpp_sys_2::LLAMA_FLASH_ATTN_TYPE_ENABLED,
-        None if offloaded => llama_cpp_sys_2::LLAMA_FLASH_ATTN_TYPE_AUTO,
-        _ => llama_cpp_sys_2::LLAMA_FLASH_ATTN_TYPE_DISABLED,
+        Some(false) => llama_cpp_sys_2::LLAMA_FLASH_ATTN_TYPE_DISABLED,
+        None => llama_cpp_sys_2::LLAMA_FLASH_ATTN_TYPE_AUTO,
     }
 }
 

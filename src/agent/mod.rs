@@ -8,6 +8,7 @@ pub mod parse;
 pub mod prompt;
 pub mod remote;
 pub mod student;
+pub mod tune;
 
 use std::sync::Arc;
 

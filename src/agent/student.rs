@@ -29,8 +29,9 @@ pub struct StudentSpec {
     pub gpu_layers: u32,
     /// Episodes decoded at once.
     pub slots: usize,
-    /// Tokens guessed ahead of a greedy answer ([`LocalConfig::draft`]; 0: none).
-    pub draft: usize,
+    /// Tokens guessed ahead of a greedy answer ([`LocalConfig::draft`]; 0: none; `None`: as
+    /// the CPU favours).
+    pub draft: Option<usize>,
 }
 
 impl StudentSpec {
@@ -68,8 +69,8 @@ impl StudentSpec {
         self
     }
 
-    pub fn draft(mut self, tokens: usize) -> StudentSpec {
-        self.draft = tokens;
+    pub fn draft(mut self, tokens: impl Into<Option<usize>>) -> StudentSpec {
+        self.draft = tokens.into();
         self
     }
 

@@ -76,8 +76,10 @@ pub struct Args {
     gpu_layers: u32,
     /// Tokens guessed ahead of each greedy answer and checked in the same decode call (0: none;
     /// the answers are the model's own either way, up to llama.cpp's rounding across batch sizes).
-    #[arg(long, default_value_t = leap::agent::local::DRAFT)]
-    draft: usize,
+    /// By default 4 where guesses pay on this CPU, else none: the local backend times both
+    /// once per machine (see README, The student).
+    #[arg(long)]
+    draft: Option<usize>,
     /// Instead of playing episodes, put the policy in every state of the oracle's
     /// demonstrations (at --privilege) and count how often its one answer is a good move: quick,
     /// and it shows which kind of step fails. Nothing is recorded in the run.

@@ -77,8 +77,10 @@ pub struct Args {
     parallel: usize,
     /// Tokens guessed ahead of each greedy answer and checked in the same decode call (0: none;
     /// the answers are the model's own either way, up to llama.cpp's rounding across batch sizes).
-    #[arg(long, default_value_t = leap::agent::local::DRAFT)]
-    draft: usize,
+    /// By default 4 where guesses pay on this CPU, else none: the local backend times both
+    /// once per machine (see README, The student).
+    #[arg(long)]
+    draft: Option<usize>,
     /// Earlier steps shown in the prompt.
     #[arg(long, default_value_t = leap::agent::prompt::DEFAULT_HISTORY)]
     history: usize,

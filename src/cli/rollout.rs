@@ -72,8 +72,10 @@ pub struct Args {
     gpu_layers: u32,
     /// Tokens guessed ahead of each greedy answer and checked in the same decode call (0: none;
     /// the answers are the model's own either way, up to llama.cpp's rounding across batch sizes).
-    #[arg(long, default_value_t = leap::agent::local::DRAFT)]
-    draft: usize,
+    /// By default 4 where guesses pay on this CPU, else none: the local backend times both
+    /// once per machine (see README, The student).
+    #[arg(long)]
+    draft: Option<usize>,
     /// Play through an OpenAI-compatible chat-completions server at this base URL (e.g.
     /// http://127.0.0.1:8080/v1) instead of a local model.
     #[arg(long, value_name = "URL")]
