@@ -5,10 +5,10 @@
 //! Neither choice wins on every CPU. ggml's CPU flash attention attends one query row at a time
 //! below 64 new tokens of a sequence: on a 2-core Xeon (AMX) a token of each of 8 sequences
 //! after 450 cached took 96.0 ms with it and 37.8 without, and the guesses then gained 1.44x;
-//! on a 2-core AMD EPYC (Zen 4) the same call took 56.1 and 62.8 ms, and the household rollout
-//! bench at 16 sequences ran 1.39 steps/s with flash attention and no guesses, 1.09 without
-//! either, 1.11 with the guesses alone and 0.92 with both (`cargo bench --bench student`). So
-//! the machine is asked: the calls are timed and the cheaper way per environment step is used.
+//! on a 2-core AMD EPYC (Zen 4) the household rollout bench at 8 sequences ran 1.27 steps/s with
+//! flash attention and no guesses, 1.06 without either, 1.14 with the guesses alone and 1.14
+//! with both (`cargo bench --bench student`). So the machine is asked: the calls are timed and
+//! the cheaper way per environment step is used.
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -20,9 +20,11 @@ use llama_cpp_2::model::LlamaModel;
 use llama_cpp_2::token::LlamaToken;
 use serde::{Deserialize, Serialize};
 
-/// Tokens cached in each sequence when the calls are timed: about where a household step's
-/// prompt ends (the rollout bench's prompts average 364 tokens, 240 of them cached).
-const DEPTH: usize = 384;
+/// Tokens cached in the shallowest and the deepest of several sequences when the calls are
+/// timed (one sequence holds their mean): about where household steps' prompts end (the rollout
+/// bench's prompts average 364 tokens; an episode's grow with its history).
+const SHALLOW: usize = 192;
+const DEEP: usize = 704;
 /// New prompt tokens of a step (about 125 on the household rollout bench).
 const PROMPT: usize = 128;
 /// Tokens of one answer (5,395 in 160 steps on the household rollout bench, 16 sequences).
@@ -30,18 +32,9 @@ const ANSWER: f64 = 34.0;
 /// Answer tokens a row of one chosen token and its guesses yields (the same bench: 5,395
 /// tokens in 2,093 rows, 3,302 of 7,551 guesses kept).
 const GUESS_YIELD: f64 = 2.5;
-/// Flash attention stays on (llama.cpp's default) unless the calls cost less than this share
-/// of its time per step without it. On the AMD EPYC the timed calls come out within 5% of each
-/// other either way (a token of each of 8 sequences 47 to 56 ms on against 50 to 58 off, the
-/// prompt 478 to 529 against 465 to 521, three timings) while the rollout bench runs 1.27 to
-/// 1.39 steps/s with flash attention against 1.06 to 1.16 without (four runs): the rollout's
-/// cache, cut back and refilled at every step by each sequence, is not the timed calls' cache,
-/// and the timing does not show where the difference comes from. On the Xeon the calls
-/// without it cost 2.5 times less per answer token, far past the margin.
-const FLASH_MARGIN: f64 = 0.9;
 /// How the timings are taken: a change to the calls timed or to the choice makes every kept
 /// tuning stale.
-const VERSION: u32 = 2;
+const VERSION: u32 = 3;
 /// Timed repetitions of each call; the fastest counts.
 const REPS: usize = 3;
 
@@ -58,7 +51,7 @@ pub struct Tuning {
     pub sequences: usize,
 }
 
-/// Milliseconds per decode call, `DEPTH` tokens cached in each sequence.
+/// Milliseconds per decode call, the sequences at [`depths`].
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Costs {
     /// One new token in each sequence: an answer token each.
@@ -88,7 +81,8 @@ impl Tuning {
             (plain.min(guessed), guessed < plain)
         };
         let ((off_ms, off_guesses), (on_ms, on_guesses)) = (best(&off), best(&on));
-        let flash_attention = off_ms >= FLASH_MARGIN * on_ms;
+        // A tie keeps llama.cpp's default, flash attention on.
+        let flash_attention = off_ms >= on_ms;
         Tuning {
             flash_attention,
             guesses: if flash_attention {
@@ -112,7 +106,7 @@ impl Tuning {
     pub fn describe(&self) -> String {
         let on_off = |b: bool| if b { "on" } else { "off" };
         format!(
-            "flash attention {}, guesses {} (ms per call, {} sequences, {DEPTH} cached each: a token each {:.1} off / {:.1} on, {} tokens each {:.1} / {:.1}, a {PROMPT}-token prompt {:.1} / {:.1})",
+            "flash attention {}, guesses {} (ms per call, {} sequences, {SHALLOW} to {DEEP} cached: a token each {:.1} off / {:.1} on, {} tokens each {:.1} / {:.1}, a {PROMPT}-token prompt {:.1} / {:.1})",
             on_off(self.flash_attention),
             on_off(self.guesses),
             self.sequences,
@@ -236,7 +230,13 @@ fn measure(model: &LlamaModel, threads: i32, sequences: usize) -> Result<(Costs,
         Probe::new(model, threads, sequences, true)?,
     ];
     let guessed = 1 + super::local::DRAFT;
-    let shapes = [(1, sequences), (guessed, sequences), (PROMPT, 1)];
+    let all: Vec<usize> = (0..sequences).collect();
+    // The prompt goes to the sequence in the middle.
+    let shapes = [
+        (1, &all[..]),
+        (guessed, &all[..]),
+        (PROMPT, &all[sequences / 2..][..1]),
+    ];
     let mut best = [[f64::INFINITY; 3]; 2];
     // The first repetition warms up (buffers, the copies of the cache) and is not counted.
     for rep in 0..=REPS {
@@ -257,13 +257,28 @@ fn measure(model: &LlamaModel, threads: i32, sequences: usize) -> Result<(Costs,
     Ok((costs(best[0]), costs(best[1])))
 }
 
-/// A context shaped as the local backend's (a KV buffer per sequence), `DEPTH` tokens cached in
-/// each sequence.
+/// A context shaped as the local backend's (a KV buffer per sequence), its sequences holding
+/// [`depths`] tokens.
 struct Probe<'m> {
     ctx: llama_cpp_2::context::LlamaContext<'m>,
     batch: LlamaBatch<'static>,
+    depths: Vec<usize>,
     n_vocab: usize,
     flash: bool,
+}
+
+/// Tokens cached in each of `sequences` when the calls are timed. Several sequences are at
+/// different depths, as in a rollout, where episodes are at different steps: a part of a decode
+/// call attends over as many cells as its deepest sequence holds (rounded up to 256), and
+/// flash attention skips a block of cells that a sequence does not hold where the plain
+/// attention's products take all of them.
+fn depths(sequences: usize) -> Vec<usize> {
+    if sequences == 1 {
+        return vec![(SHALLOW + DEEP) / 2];
+    }
+    (0..sequences)
+        .map(|s| SHALLOW + s * (DEEP - SHALLOW) / (sequences - 1))
+        .collect()
 }
 
 impl<'m> Probe<'m> {
@@ -279,8 +294,10 @@ impl<'m> Probe<'m> {
         } else {
             llama_cpp_sys_2::LLAMA_FLASH_ATTN_TYPE_DISABLED
         };
-        let per_seq = (DEPTH + PROMPT + guessed + 1).next_multiple_of(256) as u32;
-        let n_batch = (DEPTH.max(PROMPT).max(sequences * guessed)) as u32;
+        let depths = depths(sequences);
+        let deepest = depths.iter().copied().max().unwrap_or(DEEP);
+        let per_seq = (deepest + PROMPT + guessed + 1).next_multiple_of(256) as u32;
+        let n_batch = (deepest.max(PROMPT).max(sequences * guessed)) as u32;
         let params = LlamaContextParams::default()
             .with_n_ctx(std::num::NonZeroU32::new(per_seq * sequences as u32))
             .with_n_batch(n_batch)
@@ -296,10 +313,19 @@ impl<'m> Probe<'m> {
         let mut probe = Probe {
             ctx,
             batch: LlamaBatch::new(n_batch as usize, sequences as i32),
+            depths,
             n_vocab: model.n_vocab().max(2) as usize,
             flash,
         };
-        probe.fill(0, DEPTH, 1, 0)?;
+        // The deepest cache once, copied to every sequence and cut to its depth.
+        probe.batch.clear();
+        for j in 0..deepest {
+            let token = probe.token(j);
+            probe
+                .batch
+                .add(token, j as i32, &[0], j + 1 == deepest)
+                .map_err(|e| Probe::error(flash, &e))?;
+        }
         probe.decode()?;
         for s in 1..sequences {
             probe
@@ -307,6 +333,7 @@ impl<'m> Probe<'m> {
                 .copy_kv_cache_seq(0, s as i32, None, None)
                 .map_err(|e| Probe::error(flash, &e))?;
         }
+        probe.trim()?;
         Ok(probe)
     }
 
@@ -314,22 +341,9 @@ impl<'m> Probe<'m> {
         format!("timing flash attention {flash}: {e}")
     }
 
-    /// Fills the batch with `rows` tokens from position `from` in each of `seqs` sequences. A
-    /// prompt wants the logits of its last token; answers and guesses, of every one.
-    fn fill(&mut self, from: usize, rows: usize, seqs: usize, rep: usize) -> Result<(), String> {
-        // The tokens' values do not change the time; any valid ids do.
-        let n = self.n_vocab - 1;
-        self.batch.clear();
-        for s in 0..seqs {
-            for j in 0..rows {
-                let token = LlamaToken((1 + ((rep + j) * 7919) % n) as i32);
-                let logits = rows < PROMPT || j + 1 == rows;
-                self.batch
-                    .add(token, (from + j) as i32, &[s as i32], logits)
-                    .map_err(|e| Probe::error(self.flash, &e))?;
-            }
-        }
-        Ok(())
+    /// Any valid token id: the values do not change the time.
+    fn token(&self, i: usize) -> LlamaToken {
+        LlamaToken((1 + (i * 7919) % (self.n_vocab - 1)) as i32)
     }
 
     fn decode(&mut self) -> Result<(), String> {
@@ -338,18 +352,34 @@ impl<'m> Probe<'m> {
             .map_err(|e| Probe::error(self.flash, &e))
     }
 
-    /// Milliseconds of one call of `rows` new tokens in each of `seqs` sequences; the cache is
-    /// cut back to `DEPTH` after it.
-    fn time(&mut self, rows: usize, seqs: usize, rep: usize) -> Result<f64, String> {
-        self.fill(DEPTH, rows, seqs, rep)?;
+    /// Cuts every sequence back to its depth.
+    fn trim(&mut self) -> Result<(), String> {
+        for (s, &depth) in self.depths.iter().enumerate() {
+            self.ctx
+                .clear_kv_cache_seq(Some(s as u32), Some(depth as u32), None)
+                .map_err(|e| Probe::error(self.flash, &e))?;
+        }
+        Ok(())
+    }
+
+    /// Milliseconds of one call of `rows` new tokens in each of the sequences `seqs`, the
+    /// caches cut back after it. A prompt wants the logits of its last token; answers and
+    /// guesses, of every one.
+    fn time(&mut self, rows: usize, seqs: &[usize], rep: usize) -> Result<f64, String> {
+        self.batch.clear();
+        for &s in seqs {
+            for j in 0..rows {
+                let token = self.token(rep + j);
+                let logits = rows < PROMPT || j + 1 == rows;
+                self.batch
+                    .add(token, (self.depths[s] + j) as i32, &[s as i32], logits)
+                    .map_err(|e| Probe::error(self.flash, &e))?;
+            }
+        }
         let start = Instant::now();
         self.decode()?;
         let ms = start.elapsed().as_secs_f64() * 1e3;
-        for s in 0..seqs {
-            self.ctx
-                .clear_kv_cache_seq(Some(s as u32), Some(DEPTH as u32), None)
-                .map_err(|e| Probe::error(self.flash, &e))?;
-        }
+        self.trim()?;
         Ok(ms)
     }
 }
@@ -389,12 +419,12 @@ mod tests {
         assert_eq!(read(&file), Some(second));
     }
 
-    /// Calls within the margin keep llama.cpp's default, flash attention on.
+    /// A tie keeps llama.cpp's default, flash attention on; any saving without it turns it off.
     #[test]
-    fn flash_attention_stays_on_unless_the_calls_cost_clearly_less_without_it() {
-        let t = Tuning::choose(costs(50.0, 180.0, 465.0), costs(48.0, 203.0, 478.0), 8);
+    fn a_tie_keeps_flash_attention_on() {
+        let t = Tuning::choose(costs(48.0, 203.0, 478.0), costs(48.0, 203.0, 478.0), 8);
         assert!(t.flash_attention && !t.guesses, "{t:?}");
-        let t = Tuning::choose(costs(40.0, 180.0, 400.0), costs(48.0, 203.0, 478.0), 8);
+        let t = Tuning::choose(costs(47.0, 203.0, 470.0), costs(48.0, 203.0, 478.0), 8);
         assert!(!t.flash_attention, "{t:?}");
     }
 
