@@ -362,15 +362,7 @@ fn main() {
         threads()
     );
 
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|c| {
-            c.lines()
-                .find(|l| l.starts_with("model name"))
-                .and_then(|l| l.split(':').nth(1))
-                .map(|m| m.trim().to_string())
-        })
-        .unwrap_or_else(|| "unknown CPU".into());
+    let cpu = leap::agent::tune::cpu_model().unwrap_or_else(|| "unknown CPU".into());
     println!("  {cpu}; llama.cpp: {}", leap::agent::local::system_info());
     let (pp, tg) = (256, 64);
     let (our_pp, our_tg) = ours(&model, pp, tg);

@@ -458,7 +458,7 @@ impl LocalPolicy {
 }
 
 /// llama.cpp's flash-attention setting (`None`: its own choice).
-fn flash_attention(on: Option<bool>) -> llama_cpp_sys_2::llama_flash_attn_type {
+pub(super) fn flash_attention(on: Option<bool>) -> llama_cpp_sys_2::llama_flash_attn_type {
     match on {
         Some(true) => llama_cpp_sys_2::LLAMA_FLASH_ATTN_TYPE_ENABLED,
         Some(false) => llama_cpp_sys_2::LLAMA_FLASH_ATTN_TYPE_DISABLED,

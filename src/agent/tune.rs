@@ -42,8 +42,6 @@ const REPS: usize = 3;
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Tuning {
     pub flash_attention: bool,
-    /// Whether to guess tokens ahead of greedy answers.
-    pub guesses: bool,
     /// Milliseconds per call with flash attention off and on.
     pub off: Costs,
     pub on: Costs,
@@ -72,24 +70,20 @@ impl Costs {
         };
         rows * call / sequences as f64 + self.prompt
     }
+
+    /// The least milliseconds per step, and whether guessing gives it.
+    fn best(&self, sequences: usize) -> (f64, bool) {
+        let plain = self.per_step(sequences, false);
+        let guessed = self.per_step(sequences, true);
+        (plain.min(guessed), guessed < plain)
+    }
 }
 
 impl Tuning {
     fn choose(off: Costs, on: Costs, sequences: usize) -> Tuning {
-        let best = |c: &Costs| {
-            let (plain, guessed) = (c.per_step(sequences, false), c.per_step(sequences, true));
-            (plain.min(guessed), guessed < plain)
-        };
-        let ((off_ms, off_guesses), (on_ms, on_guesses)) = (best(&off), best(&on));
-        // A tie keeps llama.cpp's default, flash attention on.
-        let flash_attention = off_ms >= on_ms;
         Tuning {
-            flash_attention,
-            guesses: if flash_attention {
-                on_guesses
-            } else {
-                off_guesses
-            },
+            // A tie keeps llama.cpp's default, flash attention on.
+            flash_attention: off.best(sequences).0 >= on.best(sequences).0,
             off,
             on,
             sequences,
@@ -99,7 +93,7 @@ impl Tuning {
     /// Whether guesses pay with flash attention `flash`.
     pub fn guesses(&self, flash: bool) -> bool {
         let costs = if flash { &self.on } else { &self.off };
-        costs.per_step(self.sequences, true) < costs.per_step(self.sequences, false)
+        costs.best(self.sequences).1
     }
 
     /// One line for logs and the bench.
@@ -108,7 +102,7 @@ impl Tuning {
         format!(
             "flash attention {}, guesses {} (ms per call, {} sequences, {SHALLOW} to {DEEP} cached: a token each {:.1} off / {:.1} on, {} tokens each {:.1} / {:.1}, a {PROMPT}-token prompt {:.1} / {:.1})",
             on_off(self.flash_attention),
-            on_off(self.guesses),
+            on_off(self.guesses(self.flash_attention)),
             self.sequences,
             self.off.token,
             self.on.token,
@@ -176,14 +170,7 @@ pub fn tuning_dir() -> PathBuf {
 /// number of sequences and the model (its file name and size).
 fn key(path: &Path, threads: i32, sequences: usize) -> String {
     use sha2::{Digest, Sha256};
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|c| {
-            c.lines()
-                .find(|l| l.starts_with("model name"))
-                .map(str::to_string)
-        })
-        .unwrap_or_default();
+    let cpu = cpu_model().unwrap_or_default();
     let size = std::fs::metadata(path).map_or(0, |m| m.len());
     let name = path.file_name().unwrap_or_default().to_string_lossy();
     let text = format!(
@@ -198,6 +185,13 @@ fn key(path: &Path, threads: i32, sequences: usize) -> String {
         .collect();
     let hex: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
     format!("{stem}-t{threads}-s{sequences}-{hex}")
+}
+
+/// The CPU's model name, as `/proc/cpuinfo` gives it (Linux).
+pub fn cpu_model() -> Option<String> {
+    let info = std::fs::read_to_string("/proc/cpuinfo").ok()?;
+    let line = info.lines().find(|l| l.starts_with("model name"))?;
+    Some(line.split(':').nth(1)?.trim().to_string())
 }
 
 fn read(file: &Path) -> Option<Tuning> {
@@ -289,11 +283,6 @@ impl<'m> Probe<'m> {
         flash: bool,
     ) -> Result<Probe<'m>, String> {
         let guessed = 1 + super::local::DRAFT;
-        let policy = if flash {
-            llama_cpp_sys_2::LLAMA_FLASH_ATTN_TYPE_ENABLED
-        } else {
-            llama_cpp_sys_2::LLAMA_FLASH_ATTN_TYPE_DISABLED
-        };
         let depths = depths(sequences);
         let deepest = depths.iter().copied().max().unwrap_or(DEEP);
         let per_seq = (deepest + PROMPT + guessed + 1).next_multiple_of(256) as u32;
@@ -304,7 +293,7 @@ impl<'m> Probe<'m> {
             .with_n_ubatch(n_batch)
             .with_n_seq_max(sequences as u32)
             .with_kv_unified(false)
-            .with_flash_attention_policy(policy)
+            .with_flash_attention_policy(super::local::flash_attention(Some(flash)))
             .with_n_threads(threads)
             .with_n_threads_batch(threads);
         let ctx = model
@@ -400,7 +389,7 @@ mod tests {
     #[test]
     fn dear_flash_attention_and_cheap_guesses_choose_guesses_without_it() {
         let t = Tuning::choose(costs(38.0, 45.0, 190.0), costs(96.0, 300.0, 170.0), 8);
-        assert!(!t.flash_attention && t.guesses, "{t:?}");
+        assert!(!t.flash_attention && t.guesses(false), "{t:?}");
     }
 
     /// The first tuning kept wins over a later one, and an unreadable file is replaced.
@@ -423,7 +412,7 @@ mod tests {
     #[test]
     fn a_tie_keeps_flash_attention_on() {
         let t = Tuning::choose(costs(48.0, 203.0, 478.0), costs(48.0, 203.0, 478.0), 8);
-        assert!(t.flash_attention && !t.guesses, "{t:?}");
+        assert!(t.flash_attention && !t.guesses(true), "{t:?}");
         let t = Tuning::choose(costs(47.0, 203.0, 470.0), costs(48.0, 203.0, 478.0), 8);
         assert!(!t.flash_attention, "{t:?}");
     }
@@ -432,6 +421,6 @@ mod tests {
     #[test]
     fn cheap_flash_attention_and_dear_guesses_choose_flash_attention_alone() {
         let t = Tuning::choose(costs(63.0, 170.0, 190.0), costs(56.0, 200.0, 160.0), 8);
-        assert!(t.flash_attention && !t.guesses, "{t:?}");
+        assert!(t.flash_attention && !t.guesses(true), "{t:?}");
     }
 }
