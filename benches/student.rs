@@ -19,7 +19,7 @@ use std::process::Command;
 use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
-use leap::agent::local::{DRAFT, LocalPolicy};
+use leap::agent::local::{DRAFT, LocalPolicy, Weights};
 use leap::agent::prompt::Prompt;
 use leap::agent::student::StudentSpec;
 use leap::agent::{Policy, PolicyError, Request, Response, Sampling};
@@ -235,20 +235,29 @@ enum Mode {
     Whole,
 }
 
+/// How the local backend is set: `None` leaves it to this CPU's timing.
+#[derive(Clone, Copy, Default)]
+struct Set {
+    flash_attention: Option<bool>,
+    draft: Option<usize>,
+    weights: Option<Weights>,
+}
+
 fn rollout_steps_per_s(
     model: &PathBuf,
     parallel: usize,
     mode: Mode,
-    flash_attention: Option<bool>,
-    draft: Option<usize>,
+    set: Set,
     scenarios: &[scenario::Scenario],
 ) -> (f64, f64) {
     let mut config = StudentSpec::new(model).slots(parallel).config();
     config.reuse_prefix = mode != Mode::Whole;
-    config.flash_attention = flash_attention;
-    config.draft = draft;
+    config.flash_attention = set.flash_attention;
+    config.draft = set.draft;
+    config.weights = set.weights;
     let policy = LocalPolicy::load(&config).expect("the model loads");
     let (flash, guessed, _) = policy.decoding();
+    let weights = policy.weights();
     let (steps_per_s, success, st) = match mode {
         Mode::Continuous => {
             let mut policy = policy;
@@ -262,7 +271,8 @@ fn rollout_steps_per_s(
         }
     };
     println!(
-        "      flash attention {}, up to {guessed} tokens guessed",
+        "      weights {}, flash attention {}, up to {guessed} tokens guessed",
+        weights.name(),
         match flash {
             Some(true) => "on",
             Some(false) => "off",
@@ -434,7 +444,8 @@ fn rollout_bench(model: &PathBuf) {
     }
     let mut curve = Vec::new();
     for k in [1, 2, 4, 8, 16] {
-        let (speed, _) = rollout_steps_per_s(model, k, Mode::Continuous, None, None, &scenarios);
+        let (speed, _) =
+            rollout_steps_per_s(model, k, Mode::Continuous, Set::default(), &scenarios);
         println!("    continuous batching, {k:2} sequences: {speed:.2} steps/s");
         curve.push((k, speed));
     }
@@ -442,35 +453,64 @@ fn rollout_bench(model: &PathBuf) {
         .iter()
         .copied()
         .fold((0, 0.0), |b, (k, v)| if v > b.1 { (k, v) } else { b });
-    // Every way of decoding at the best point, so that the timing's choice can be checked.
+    // Every way of decoding at the best point, so that the timing's choice can be checked: each
+    // flash-attention setting with and without guesses for the weights chosen, and the other
+    // weights the way the timing sets them.
+    let chosen = StudentSpec::new(model)
+        .slots(best_k)
+        .load()
+        .expect("the model loads")
+        .weights();
     let mut ways = Vec::new();
+    let mut way = |set: Set| {
+        let (speed, _) = rollout_steps_per_s(model, best_k, Mode::Continuous, set, &scenarios);
+        let on_off = |b: bool| if b { "on" } else { "off" };
+        ways.push(format!(
+            "weights {}{}: {speed:.2}",
+            set.weights.map_or("as timed", Weights::name),
+            set.flash_attention.map_or(String::new(), |f| format!(
+                ", flash attention {}, {} guessed",
+                on_off(f),
+                set.draft.unwrap_or(0)
+            )),
+        ));
+    };
     for flash in [false, true] {
         for draft in [0, DRAFT] {
-            let (speed, _) = rollout_steps_per_s(
-                model,
-                best_k,
-                Mode::Continuous,
-                Some(flash),
-                Some(draft),
-                &scenarios,
-            );
-            ways.push(format!(
-                "flash attention {}, {draft} guessed: {speed:.2}",
-                if flash { "on" } else { "off" }
-            ));
+            way(Set {
+                flash_attention: Some(flash),
+                draft: Some(draft),
+                weights: Some(chosen),
+            });
         }
     }
-    let (rounds, _) = rollout_steps_per_s(model, 8, Mode::Rounds, None, Some(0), &scenarios);
-    // The baseline: the whole prompt every step, one episode at a time, a token per call, with
-    // flash attention off and with llama.cpp's default on the CPU (on); the faster counts.
+    let other = match chosen {
+        Weights::File => Weights::Q8_0,
+        Weights::Q8_0 => Weights::File,
+    };
+    way(Set {
+        weights: Some(other),
+        ..Set::default()
+    });
+    let set = |flash, draft| Set {
+        flash_attention: flash,
+        draft,
+        weights: Some(chosen),
+    };
+    let (rounds, _) = rollout_steps_per_s(model, 8, Mode::Rounds, set(None, Some(0)), &scenarios);
+    // The baseline: the whole prompt every step, one episode at a time, a token per call, the
+    // weights as chosen, with flash attention off and with llama.cpp's default on the CPU (on);
+    // the faster counts.
     let (slow_off, _) =
-        rollout_steps_per_s(model, 1, Mode::Whole, Some(false), Some(0), &scenarios);
-    let (slow_on, _) = rollout_steps_per_s(model, 1, Mode::Whole, Some(true), Some(0), &scenarios);
+        rollout_steps_per_s(model, 1, Mode::Whole, set(Some(false), Some(0)), &scenarios);
+    let (slow_on, _) =
+        rollout_steps_per_s(model, 1, Mode::Whole, set(Some(true), Some(0)), &scenarios);
     let slow = slow_off.max(slow_on);
     let at8 = curve.iter().find(|c| c.0 == 8).map_or(0.0, |c| c.1);
     println!(
-        "  rollout: continuous batching {fast:.2} steps/s at its best ({best_k} sequences), {at8:.2} at 8; at {best_k}: {}; lock-step rounds at 8 {rounds:.2}; whole prompt one at a time {slow_off:.2} with flash attention off, {slow_on:.2} on (llama.cpp's default)",
-        ways.join(", ")
+        "  rollout: continuous batching {fast:.2} steps/s at its best ({best_k} sequences), {at8:.2} at 8; at {best_k}: {}; lock-step rounds at 8 {rounds:.2}; whole prompt one at a time (weights {}) {slow_off:.2} with flash attention off, {slow_on:.2} on (llama.cpp's default)",
+        ways.join(", "),
+        chosen.name()
     );
     println!(
         "    local / one at a time {:.2} (target >= 3.0; against the faster one-at-a-time setting); continuous / lock-step at 8 {:.2}",
@@ -513,12 +553,23 @@ fn rollout_bench(model: &PathBuf) {
             ],
         ),
     ];
-    let mut best_server: Option<(f64, &str)> = None;
+    // The weights as the local backend holds them, where it re-encodes them: the same model for
+    // both.
+    let copy = (chosen == Weights::Q8_0)
+        .then(|| leap::agent::weights::q8_0_copy(model).expect("the Q8_0 copy"));
+    let mut best_server: Option<(f64, String)> = None;
     for (name, args) in settings {
-        if let Some((server, _)) = server_steps_per_s(model, best_k, args, &scenarios) {
-            println!("    llama-server, {name}: {server:.2} steps/s");
-            if best_server.is_none_or(|(s, _)| server > s) {
-                best_server = Some((server, name));
+        // The copy with llama-server's two flash-attention settings (its speculation gained
+        // nothing in any run).
+        let copy = copy.iter().filter(|_| !args.contains(&"--spec-type"));
+        let files = std::iter::once((model, "")).chain(copy.map(|c| (c, "the Q8_0 copy, ")));
+        for (file, which) in files {
+            if let Some((server, _)) = server_steps_per_s(file, best_k, args, &scenarios) {
+                let name = format!("{which}{name}");
+                println!("    llama-server, {name}: {server:.2} steps/s");
+                if best_server.as_ref().is_none_or(|(s, _)| server > *s) {
+                    best_server = Some((server, name));
+                }
             }
         }
     }

@@ -578,6 +578,9 @@ pub struct EvalOptions {
     /// Tokens the student guesses ahead of a greedy answer ([`crate::agent::local::LocalConfig::draft`];
     /// `None`: as the CPU favours).
     pub draft: Option<usize>,
+    /// How the student's weights are held ([`crate::agent::local::LocalConfig::weights`];
+    /// `None`: as the CPU favours).
+    pub weights: Option<crate::agent::local::Weights>,
 }
 
 impl Default for EvalOptions {
@@ -597,6 +600,7 @@ impl Default for EvalOptions {
             stop_cycles: true,
             gpu_layers: 0,
             draft: None,
+            weights: None,
         }
     }
 }
@@ -696,6 +700,7 @@ fn load(
         .slots(options.parallel)
         .gpu_layers(options.gpu_layers)
         .draft(options.draft)
+        .weights(options.weights)
         .load()
         .map_err(|source| EvalError::Load {
             model: model.to_path_buf(),

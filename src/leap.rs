@@ -101,6 +101,9 @@ pub struct LoopOptions {
     /// Tokens the student guesses ahead of a greedy answer ([`crate::agent::local::LocalConfig::draft`];
     /// `None`: as the CPU favours).
     pub draft: Option<usize>,
+    /// How the student's weights are held ([`crate::agent::local::LocalConfig::weights`];
+    /// `None`: as the CPU favours).
+    pub weights: Option<crate::agent::local::Weights>,
     /// How each iteration's dataset is built and its adapter trained.
     pub update: UpdateOptions,
 }
@@ -132,6 +135,7 @@ impl Default for LoopOptions {
             seed: 0,
             gpu_layers: 0,
             draft: None,
+            weights: None,
             update: UpdateOptions::default(),
         }
     }
@@ -244,6 +248,7 @@ impl Loop<'_> {
             .slots(self.options.parallel)
             .gpu_layers(self.options.gpu_layers)
             .draft(self.options.draft)
+            .weights(self.options.weights)
             .load()
             .map_err(|source| LoopError::Load {
                 model: self.model.clone(),

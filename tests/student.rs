@@ -830,29 +830,86 @@ fn the_draft_flag_turns_guesses_off_and_the_episodes_are_the_same() {
     assert_eq!(out.status.code(), Some(2));
 }
 
+/// `--weights q8_0` plays on the Q8_0 copy of the model's weights, which is then in the cache;
+/// a value it does not know is refused with the values it takes.
+#[test]
+fn the_weights_flag_holds_the_weights_as_asked() {
+    let dir = tempfile::tempdir().unwrap();
+    let scenarios = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scenarios/showcase.yaml");
+    let model = dir.path().join("own.gguf");
+    leap::model::write_tiny(
+        &default_model(),
+        &model,
+        &leap::model::TinySpec {
+            seed: 7,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let copy = leap::agent::weights::q8_0_copy(&model).unwrap();
+    std::fs::remove_file(&copy).unwrap();
+    let out = leap()
+        .args(["rollout", "--run"])
+        .arg(dir.path().join("run"))
+        .arg("--scenarios")
+        .arg(&scenarios)
+        .arg("--model")
+        .arg(&model)
+        .args(["--parallel", "2", "--horizon", "2", "--weights", "q8_0"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(copy.exists(), "{} was not made", copy.display());
+    let out = leap()
+        .args(["rollout", "--scenarios"])
+        .arg(&scenarios)
+        .args(["--weights", "q4"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("--weights") && stderr.contains("q8_0"),
+        "{stderr}"
+    );
+}
+
 /// On the CPU, flash attention and the guesses that the configuration leaves open are chosen by
 /// timing this machine once: the timing is kept in the cache folder and read back, one sequence
 /// is timed apart from several, the policy decodes as chosen, and what the configuration sets
-/// wins.
+/// wins. The tiny model's weights are F16, which has its many-token kernels: only they are
+/// timed.
 #[test]
 fn what_the_configuration_leaves_open_is_decided_by_this_cpus_timing_and_kept() {
     use leap::agent::local::DRAFT;
     use leap::agent::tune;
+    use leap::agent::weights::Weights;
     let threads = std::thread::available_parallelism().map_or(2, |n| n.get()) as i32;
     let mut config = LocalConfig::new(tiny());
     config.slots = 3;
-    let (flash, draft, tuning) = LocalPolicy::load(&config).unwrap().decoding();
+    let policy = LocalPolicy::load(&config).unwrap();
+    let (flash, draft, tuning) = policy.decoding();
     let t = tuning.expect("timed on the CPU");
     assert_eq!(t.sequences, 8);
+    assert_eq!(
+        (policy.weights(), t.weights),
+        (Weights::File, Weights::File)
+    );
     assert_eq!(flash, Some(t.flash_attention));
     let guessed = |t: &tune::Tuning, flash| if t.guesses(flash) { DRAFT } else { 0 };
     assert_eq!(draft, guessed(&t, t.flash_attention));
-    for c in [t.off, t.on] {
+    assert_eq!(t.ways.len(), 2, "{t:?}");
+    for w in &t.ways {
+        let c = w.costs;
         assert!(c.token > 0.0 && c.guessed > 0.0 && c.prompt > 0.0, "{t:?}");
         // Five tokens of each of 8 sequences cost more than one of each.
         assert!(c.guessed > c.token, "{t:?}");
     }
-    let file = tune::tuning_file(tiny(), threads, config.slots);
+    let file = tune::tuning_file(tiny(), threads, config.slots, &[Weights::File]);
     let kept: tune::Tuning = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
     assert_eq!(kept, t, "{}", file.display());
 
@@ -862,8 +919,14 @@ fn what_the_configuration_leaves_open_is_decided_by_this_cpus_timing_and_kept() 
         .decoding()
         .2;
     assert_eq!(one.expect("timed").sequences, 1);
-    assert_ne!(tune::tuning_file(tiny(), threads, 1), file);
-    assert_eq!(tune::tuning_file(tiny(), threads, 16), file);
+    assert_ne!(
+        tune::tuning_file(tiny(), threads, 1, &[Weights::File]),
+        file
+    );
+    assert_eq!(
+        tune::tuning_file(tiny(), threads, 16, &[Weights::File]),
+        file
+    );
 
     // Set, flash attention is as set, and the guesses follow the timing for that setting.
     config.flash_attention = Some(!t.flash_attention);
@@ -877,4 +940,86 @@ fn what_the_configuration_leaves_open_is_decided_by_this_cpus_timing_and_kept() 
         (2, None),
         "nothing left open, nothing timed"
     );
+}
+
+/// A Q4_1 model's weights (an encoding without a many-token kernel on a CPU without AMX) are
+/// timed as they are and re-encoded as Q8_0, together, and held the faster way; the copy is
+/// made once, whole, in the cache, its matrices Q8_0; set, the weights are as set; and the copy
+/// answers as a model does.
+#[test]
+fn a_q4_1_models_weights_are_held_as_this_cpus_timing_finds_faster() {
+    use leap::agent::tune;
+    use leap::agent::weights::{self, Weights};
+    let threads = std::thread::available_parallelism().map_or(2, |n| n.get()) as i32;
+    let dir = tempfile::tempdir().unwrap();
+    let q4_1 = dir.path().join("tiny-q4_1.gguf");
+    weights::quantize(tiny(), &q4_1, llama_cpp_sys_2::LLAMA_FTYPE_MOSTLY_Q4_1).unwrap();
+    let mut config = LocalConfig::new(&q4_1);
+    config.slots = 3;
+    let policy = LocalPolicy::load(&config).unwrap();
+    let t = policy.decoding().2.expect("timed on the CPU");
+    let encodings = [Weights::File, Weights::Q8_0];
+    for w in encodings {
+        for flash in [false, true] {
+            assert!(t.costs(w, flash).is_some(), "{w:?}, flash {flash}: {t:?}");
+        }
+    }
+    assert_eq!(policy.weights(), t.weights);
+    eprintln!("{}", t.describe());
+    assert_eq!(policy.decoding().0, Some(t.flash_for(t.weights)));
+    let file = tune::tuning_file(&q4_1, threads, 3, &encodings);
+    let kept: tune::Tuning = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+    assert_eq!(kept, t, "{}", file.display());
+
+    // The copy: one file in the cache, named by the model's sha256, its matrices Q8_0.
+    let copy = weights::q8_0_copy(&q4_1).unwrap();
+    let header = leap::model::GgufFile::open(&copy).unwrap();
+    let source = leap::model::GgufFile::open(&q4_1).unwrap();
+    let q4_1_matrices: Vec<&str> = source
+        .tensors
+        .iter()
+        .filter(|t| t.type_name() == "q4_1")
+        .map(|t| t.name.as_str())
+        .collect();
+    assert!(!q4_1_matrices.is_empty());
+    for name in q4_1_matrices {
+        let t = header.tensor(name).unwrap();
+        assert_eq!(t.type_name(), "q8_0", "{name} in {}", copy.display());
+    }
+    assert!(weights::worth_timing(&source) && !weights::worth_timing(&header));
+    // Named by content, not place: the same file elsewhere finds the same copy.
+    let elsewhere = dir.path().join("elsewhere");
+    std::fs::create_dir(&elsewhere).unwrap();
+    let same = elsewhere.join("tiny-q4_1.gguf");
+    std::fs::copy(&q4_1, &same).unwrap();
+    assert_eq!(
+        weights::q8_0_copy(&same).unwrap(),
+        copy,
+        "equal files share one copy"
+    );
+
+    // Set, the weights are as set and only that way is timed; both answer.
+    for w in encodings {
+        config.weights = Some(w);
+        let mut policy = LocalPolicy::load(&config).unwrap();
+        assert_eq!(policy.weights(), w);
+        let t = policy.decoding().2.expect("timed on the CPU");
+        assert_eq!((t.weights, t.ways.len()), (w, 2), "{t:?}");
+        let req = Request {
+            format: Default::default(),
+            seq: 0,
+            messages: messages("Task: put a clean mug on the table."),
+            admissible: admissible(),
+            temperature: None,
+            seed: None,
+        };
+        let answer = policy
+            .respond(&[req], &common::short(), &mut |_, _| {})
+            .unwrap();
+        let action = parse(&answer[0].text, &admissible()).action;
+        assert!(
+            action.is_some_and(|a| admissible().contains(&a)),
+            "{w:?}: {answer:?}"
+        );
+    }
 }

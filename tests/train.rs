@@ -378,17 +378,8 @@ fn tiny_q4_1() -> &'static Path {
     static Q: OnceLock<PathBuf> = OnceLock::new();
     Q.get_or_init(|| {
         let out = tiny().with_file_name("tiny.q4_1.gguf");
-        let src = std::ffi::CString::new(tiny().to_str().unwrap()).unwrap();
-        let dst = std::ffi::CString::new(out.to_str().unwrap()).unwrap();
-        leap::agent::local::backend();
-        // SAFETY: llama.cpp's quantize with its default parameters and NUL-terminated paths.
-        let status = unsafe {
-            let mut params = llama_cpp_sys_2::llama_model_quantize_default_params();
-            params.ftype = llama_cpp_sys_2::LLAMA_FTYPE_MOSTLY_Q4_1;
-            params.allow_requantize = true;
-            llama_cpp_sys_2::llama_model_quantize(src.as_ptr(), dst.as_ptr(), &params)
-        };
-        assert_eq!(status, 0, "quantize the tiny model");
+        leap::agent::weights::quantize(tiny(), &out, llama_cpp_sys_2::LLAMA_FTYPE_MOSTLY_Q4_1)
+            .expect("quantize the tiny model");
         out
     })
 }

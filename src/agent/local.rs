@@ -23,6 +23,7 @@ use llama_cpp_2::token::data_array::LlamaTokenDataArray;
 use llama_cpp_2::vocab::LlamaVocab;
 
 use super::draft::{Drafter, ORDER};
+pub use super::weights::Weights;
 use super::{
     Collect, Feed, Format, Message, Next, Policy, PolicyError, Request, Response, Sampling,
 };
@@ -165,6 +166,9 @@ pub struct LocalConfig {
     /// decode call ([`super::draft`]); 0 decodes a token per call. `None`: [`DRAFT`], except
     /// where [`super::tune`] finds on this CPU that guesses cost more than they save.
     pub draft: Option<usize>,
+    /// How the weights are held ([`super::weights`]): `None`, on the CPU, re-encoded as Q8_0
+    /// where the file's encoding has no many-token kernel here and the copy times faster.
+    pub weights: Option<Weights>,
 }
 
 /// The most tokens guessed ahead of a greedy answer by default ([`LocalConfig::draft`]).
@@ -182,6 +186,7 @@ impl LocalConfig {
             reuse_prefix: true,
             flash_attention: None,
             draft: None,
+            weights: None,
         }
     }
 }
@@ -239,6 +244,7 @@ pub struct LocalPolicy {
     flash_attention: Option<bool>,
     /// What this CPU's timings chose, where the configuration left a choice open.
     tuning: Option<super::tune::Tuning>,
+    weights: Weights,
     drafter: Drafter,
     /// Each sequence's tokens in the batch being filled, in batch order.
     rows: Vec<(i32, usize)>,
@@ -269,8 +275,13 @@ impl LocalPolicy {
         }
         super::student::check_adapters(&config.model, &config.adapters)?;
         let backend = backend();
-        let params = LlamaModelParams::default().with_n_gpu_layers(config.gpu_layers);
-        let model = load_model(&config.model, &params)?;
+        let threads = config
+            .threads
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()))
+            as i32;
+        let slots = config.slots.max(1);
+        let on_cpu = !(config.gpu_layers > 0 && cfg!(any(feature = "cuda", feature = "metal")));
+        let (weights, model, tuning) = load_weights(config, &model_file, on_cpu, threads, slots)?;
         let mut model = Box::new(model);
         // llama.cpp's context takes one adapter set through the safe API; several adapters are
         // merged into one exact equivalent first (ranks stacked, scales folded into B).
@@ -298,24 +309,12 @@ impl LocalPolicy {
             .or_else(|_| LlamaChatTemplate::new("chatml").map_err(llama_err))
             .map_err(|e| model_err(&config.model, format!("no usable chat template: {e}")))?;
 
-        let threads = config
-            .threads
-            .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()))
-            as i32;
-        let slots = config.slots.max(1);
-        // On the CPU, flash attention and the guesses that the configuration leaves open are
-        // chosen by timing this machine once ([`super::tune`]).
-        let on_cpu = !(config.gpu_layers > 0 && cfg!(any(feature = "cuda", feature = "metal")));
-        let tuning = (on_cpu && (config.flash_attention.is_none() || config.draft.is_none()))
-            .then(|| super::tune::cpu_tuning(model_ref, &config.model, threads, slots))
-            .transpose()
-            .map_err(|e| model_err(&config.model, e))?;
-        let flash = match (config.flash_attention, tuning) {
+        let flash = match (config.flash_attention, &tuning) {
             (Some(on), _) => Some(on),
-            (None, Some(t)) => Some(t.flash_attention),
+            (None, Some(t)) => Some(t.flash_for(weights)),
             (None, None) => None,
         };
-        let draft = match (config.draft, tuning, flash) {
+        let draft = match (config.draft, &tuning, flash) {
             (Some(n), _, _) => n,
             (None, Some(t), Some(flash)) if !t.guesses(flash) => 0,
             (None, _, _) => DRAFT,
@@ -373,6 +372,7 @@ impl LocalPolicy {
             draft,
             flash_attention: flash,
             tuning,
+            weights,
             drafter: Drafter::default(),
             rows: Vec::new(),
             description,
@@ -388,7 +388,12 @@ impl LocalPolicy {
     /// tokens guessed ahead of an answer, and the CPU timings that chose what the configuration
     /// left open.
     pub fn decoding(&self) -> (Option<bool>, usize, Option<super::tune::Tuning>) {
-        (self.flash_attention, self.draft, self.tuning)
+        (self.flash_attention, self.draft, self.tuning.clone())
+    }
+
+    /// How the model's weights are held: as the file stores them, or re-encoded.
+    pub fn weights(&self) -> Weights {
+        self.weights
     }
 
     /// Where the time went since loading.
@@ -464,6 +469,75 @@ pub(super) fn flash_attention(on: Option<bool>) -> llama_cpp_sys_2::llama_flash_
         Some(false) => llama_cpp_sys_2::LLAMA_FLASH_ATTN_TYPE_DISABLED,
         None => llama_cpp_sys_2::LLAMA_FLASH_ATTN_TYPE_AUTO,
     }
+}
+
+/// The model of `config` (`file`, checked) loaded into llama.cpp, its weights held as the
+/// configuration says or, where it leaves that open on the CPU and the file's encoding has no
+/// many-token kernel there ([`super::weights`]), the way this CPU's timing finds faster; with
+/// the CPU's tuning where the configuration leaves anything open to it ([`super::tune`]).
+fn load_weights(
+    config: &LocalConfig,
+    file: &crate::model::GgufFile,
+    on_cpu: bool,
+    threads: i32,
+    slots: usize,
+) -> Result<(Weights, LlamaModel, Option<super::tune::Tuning>), PolicyError> {
+    let params = LlamaModelParams::default().with_n_gpu_layers(config.gpu_layers);
+    let timed = on_cpu && config.weights.is_none() && super::weights::worth_timing(file);
+    let candidates = match config.weights {
+        Some(w) => vec![w],
+        None if timed => vec![Weights::File, Weights::Q8_0],
+        None => vec![Weights::File],
+    };
+    // Each candidate's file. Left open, a copy that cannot be made (a full disk, a cache not
+    // writable) leaves the weights as the file stores them: [`LocalPolicy::weights`] says so.
+    let mut files = Vec::new();
+    for weights in candidates {
+        match weights {
+            Weights::File => files.push((weights, config.model.clone())),
+            Weights::Q8_0 => match super::weights::q8_0_copy(&config.model) {
+                Ok(copy) => files.push((weights, copy)),
+                Err(_) if config.weights.is_none() => {}
+                Err(e) => return Err(model_err(&config.model, e)),
+            },
+        }
+    }
+    let encodings: Vec<Weights> = files.iter().map(|f| f.0).collect();
+    let wants_tuning =
+        on_cpu && (config.flash_attention.is_none() || config.draft.is_none() || files.len() > 1);
+    let kept = wants_tuning
+        .then(|| super::tune::kept_tuning(&config.model, threads, slots, &encodings))
+        .flatten();
+    let (weights, path) = match &kept {
+        Some(t) => files.iter().find(|f| f.0 == t.weights).unwrap_or(&files[0]),
+        None => &files[0],
+    };
+    if !wants_tuning || kept.is_some() || files.len() == 1 {
+        let model = load_model(path, &params)?;
+        let tuning = match kept {
+            Some(t) => Some(t),
+            None if wants_tuning => Some(
+                super::tune::cpu_tuning(&[(*weights, &model)], &config.model, threads, slots)
+                    .map_err(|e| model_err(path, e))?,
+            ),
+            None => None,
+        };
+        return Ok((*weights, model, tuning));
+    }
+    // Every encoding loaded and timed together; the chosen one stays.
+    let mut models = Vec::new();
+    for (weights, path) in &files {
+        models.push((*weights, load_model(path, &params)?));
+    }
+    let refs: Vec<(Weights, &LlamaModel)> = models.iter().map(|(w, m)| (*w, m)).collect();
+    let tuning = super::tune::cpu_tuning(&refs, &config.model, threads, slots)
+        .map_err(|e| model_err(&config.model, e))?;
+    let at = models
+        .iter()
+        .position(|m| m.0 == tuning.weights)
+        .unwrap_or(0);
+    let (weights, model) = models.swap_remove(at);
+    Ok((weights, model, Some(tuning)))
 }
 
 /// Loads a checked model file into llama.cpp; a failure says what llama.cpp logged about it.

@@ -9,6 +9,7 @@ pub mod prompt;
 pub mod remote;
 pub mod student;
 pub mod tune;
+pub mod weights;
 
 use std::sync::Arc;
 

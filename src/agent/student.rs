@@ -13,7 +13,7 @@ use std::time::SystemTime;
 use thiserror::Error;
 
 use super::PolicyError;
-use super::local::{LocalConfig, LocalPolicy};
+use super::local::{LocalConfig, LocalPolicy, Weights};
 use crate::model::GgufFile;
 use crate::model::fetch::FetchError;
 
@@ -32,6 +32,8 @@ pub struct StudentSpec {
     /// Tokens guessed ahead of a greedy answer ([`LocalConfig::draft`]; 0: none; `None`: as
     /// the CPU favours).
     pub draft: Option<usize>,
+    /// How the weights are held ([`LocalConfig::weights`]; `None`: as the CPU favours).
+    pub weights: Option<Weights>,
 }
 
 impl StudentSpec {
@@ -45,6 +47,7 @@ impl StudentSpec {
             gpu_layers: defaults.gpu_layers,
             slots: defaults.slots,
             draft: defaults.draft,
+            weights: defaults.weights,
         }
     }
 
@@ -74,6 +77,11 @@ impl StudentSpec {
         self
     }
 
+    pub fn weights(mut self, weights: impl Into<Option<Weights>>) -> StudentSpec {
+        self.weights = weights.into();
+        self
+    }
+
     pub fn ctx(mut self, tokens: u32) -> StudentSpec {
         self.ctx = tokens;
         self
@@ -87,6 +95,7 @@ impl StudentSpec {
         config.gpu_layers = self.gpu_layers;
         config.slots = self.slots.max(1);
         config.draft = self.draft;
+        config.weights = self.weights;
         config
     }
 
@@ -199,7 +208,7 @@ pub fn check_adapters(model: &Path, adapters: &[(PathBuf, f32)]) -> Result<(), A
 }
 
 /// The model file's sha256, computed once per process for a file of the same size and time.
-fn model_sha256(model: &Path) -> Result<String, AdapterError> {
+pub(super) fn model_sha256(model: &Path) -> Result<String, AdapterError> {
     type Key = (PathBuf, u64, Option<SystemTime>);
     static HASHES: OnceLock<Mutex<HashMap<Key, String>>> = OnceLock::new();
     let hashes = HASHES.get_or_init(Default::default);

@@ -1,14 +1,17 @@
-//! How the local backend runs a model on this CPU: flash attention on or off, and tokens guessed
-//! ahead of greedy answers or not, chosen by timing the decode calls a rollout makes, once per
-//! machine, model and thread count, and kept in `${XDG_CACHE_HOME:-~/.cache}/leap/tuning/`.
+//! How the local backend runs a model on this CPU: its weights as the file stores them or
+//! re-encoded ([`super::weights`], for encodings without a many-token kernel here), flash
+//! attention on or off, and tokens guessed ahead of greedy answers or not, chosen by timing the
+//! decode calls a rollout makes, once per machine, model and thread count, and kept in
+//! `${XDG_CACHE_HOME:-~/.cache}/leap/tuning/`.
 //!
-//! Neither choice wins on every CPU. ggml's CPU flash attention attends one query row at a time
+//! No choice wins on every CPU. ggml's CPU flash attention attends one query row at a time
 //! below 64 new tokens of a sequence: on a 2-core Xeon (AMX) a token of each of 8 sequences
 //! after 450 cached took 96.0 ms with it and 37.8 without, and the guesses then gained 1.44x;
 //! on a 2-core AMD EPYC (Zen 4) the household rollout bench at 8 sequences ran 1.27 steps/s with
 //! flash attention and no guesses, 1.06 without either, 1.14 with the guesses alone and 1.14
-//! with both (`cargo bench --bench student`). So the machine is asked: the calls are timed and
-//! the cheaper way per environment step is used.
+//! with both (`cargo bench --bench student`). So the machine is asked: the calls are timed for
+//! every way, the ways in turn within each repetition, and the cheapest per environment step is
+//! used.
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -19,6 +22,8 @@ use llama_cpp_2::llama_batch::LlamaBatch;
 use llama_cpp_2::model::LlamaModel;
 use llama_cpp_2::token::LlamaToken;
 use serde::{Deserialize, Serialize};
+
+use super::weights::Weights;
 
 /// Tokens cached in the shallowest and the deepest of several sequences when the calls are
 /// timed (one sequence holds their mean): about where household steps' prompts end (the rollout
@@ -34,19 +39,28 @@ const ANSWER: f64 = 34.0;
 const GUESS_YIELD: f64 = 2.5;
 /// How the timings are taken: a change to the calls timed or to the choice makes every kept
 /// tuning stale.
-const VERSION: u32 = 3;
+const VERSION: u32 = 4;
 /// Timed repetitions of each call; the fastest counts.
 const REPS: usize = 3;
 
 /// The way chosen, with what it was chosen from.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Tuning {
+    /// How the weights are held ([`super::weights`]).
+    pub weights: Weights,
     pub flash_attention: bool,
-    /// Milliseconds per call with flash attention off and on.
-    pub off: Costs,
-    pub on: Costs,
+    /// Every way timed: each encoding of the weights, flash attention off and on.
+    pub ways: Vec<Way>,
     /// Sequences in the timed calls.
     pub sequences: usize,
+}
+
+/// One way of running the model, and what its calls cost.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Way {
+    pub weights: Weights,
+    pub flash_attention: bool,
+    pub costs: Costs,
 }
 
 /// Milliseconds per decode call, the sequences at [`depths`].
@@ -80,78 +94,133 @@ impl Costs {
 }
 
 impl Tuning {
-    fn choose(off: Costs, on: Costs, sequences: usize) -> Tuning {
+    /// The cheapest of `ways` per step; on a tie the earlier (the order [`measure`] times
+    /// them in: the file's weights first, flash attention on first, llama.cpp's default).
+    fn choose(ways: Vec<Way>, sequences: usize) -> Tuning {
+        let cost = |w: &Way| w.costs.best(sequences).0;
+        let best = ways
+            .iter()
+            .copied()
+            .reduce(|a, b| if cost(&b) < cost(&a) { b } else { a })
+            .expect("at least one way is timed");
         Tuning {
-            // A tie keeps llama.cpp's default, flash attention on.
-            flash_attention: off.best(sequences).0 >= on.best(sequences).0,
-            off,
-            on,
+            weights: best.weights,
+            flash_attention: best.flash_attention,
+            ways,
             sequences,
         }
     }
 
-    /// Whether guesses pay with flash attention `flash`.
+    /// The costs of `weights` with flash attention `flash`, where that way was timed.
+    pub fn costs(&self, weights: Weights, flash: bool) -> Option<Costs> {
+        self.ways
+            .iter()
+            .find(|w| w.weights == weights && w.flash_attention == flash)
+            .map(|w| w.costs)
+    }
+
+    /// Whether guesses pay with flash attention `flash` and the chosen weights.
     pub fn guesses(&self, flash: bool) -> bool {
-        let costs = if flash { &self.on } else { &self.off };
-        costs.best(self.sequences).1
+        self.costs(self.weights, flash)
+            .is_some_and(|c| c.best(self.sequences).1)
+    }
+
+    /// The flash-attention setting that is cheapest for `weights`.
+    pub fn flash_for(&self, weights: Weights) -> bool {
+        let cost = |flash| {
+            self.costs(weights, flash)
+                .map_or(f64::INFINITY, |c| c.best(self.sequences).0)
+        };
+        cost(false) >= cost(true)
     }
 
     /// One line for logs and the bench.
     pub fn describe(&self) -> String {
         let on_off = |b: bool| if b { "on" } else { "off" };
+        let ways: Vec<String> = self
+            .ways
+            .iter()
+            .map(|w| {
+                format!(
+                    "weights {}, flash attention {}: {:.1} / {:.1} / {:.1}",
+                    w.weights.name(),
+                    on_off(w.flash_attention),
+                    w.costs.token,
+                    w.costs.guessed,
+                    w.costs.prompt,
+                )
+            })
+            .collect();
         format!(
-            "flash attention {}, guesses {} (ms per call, {} sequences, {SHALLOW} to {DEEP} cached: a token each {:.1} off / {:.1} on, {} tokens each {:.1} / {:.1}, a {PROMPT}-token prompt {:.1} / {:.1})",
+            "weights {}, flash attention {}, guesses {} (ms per call, {} sequences, {SHALLOW} to {DEEP} cached: a token each / {} tokens each / a {PROMPT}-token prompt: {})",
+            self.weights.name(),
             on_off(self.flash_attention),
             on_off(self.guesses(self.flash_attention)),
             self.sequences,
-            self.off.token,
-            self.on.token,
             1 + super::local::DRAFT,
-            self.off.guessed,
-            self.on.guessed,
-            self.off.prompt,
-            self.on.prompt,
+            ways.join("; "),
         )
     }
 }
 
-/// The way to run `model` (the file at `path`) on the CPU with `threads` threads and `slots`
-/// sequences: from this process's memory, else from the cache file, else timed now (a few
-/// seconds for SmolLM2-135M on 2 cores) and written there. The first tuning written for a key
-/// is the one every process uses, so that runs on one machine decode alike.
+/// The way to run the model at `path` on the CPU with `threads` threads and `slots` sequences,
+/// among `models` (each encoding of its weights, loaded): from this process's memory, else from
+/// the cache file, else timed now (a few seconds a model for SmolLM2-135M on 2 cores) and
+/// written there. The first tuning written for a key is the one every process uses, so that
+/// runs on one machine decode alike.
 pub fn cpu_tuning(
-    model: &LlamaModel,
+    models: &[(Weights, &LlamaModel)],
     path: &Path,
     threads: i32,
     slots: usize,
 ) -> Result<Tuning, String> {
-    static MEMO: Mutex<Vec<(PathBuf, Tuning)>> = Mutex::new(Vec::new());
-    let sequences = sequences(slots);
-    let file = tuning_file(path, threads, slots);
-    let mut memo = MEMO.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some((_, t)) = memo.iter().find(|(f, _)| *f == file) {
-        return Ok(*t);
+    let encodings: Vec<Weights> = models.iter().map(|m| m.0).collect();
+    if let Some(t) = kept_tuning(path, threads, slots, &encodings) {
+        return Ok(t);
     }
-    let tuning = match read(&file) {
-        Some(t) => t,
-        None => {
-            // A file that is there but unreadable (cut short, an older format) is replaced.
-            let replace = file.exists();
-            let (off, on) = measure(model, threads, sequences)?;
-            let t = Tuning::choose(off, on, sequences);
-            // Another process may have written the file meanwhile: its tuning wins.
-            keep(&file, &t, replace);
-            read(&file).unwrap_or(t)
-        }
-    };
-    memo.push((file, tuning));
+    let sequences = sequences(slots);
+    let file = tuning_file(path, threads, slots, &encodings);
+    // A file that is there but unreadable (cut short, an older format) is replaced.
+    let replace = file.exists();
+    let t = Tuning::choose(measure(models, threads, sequences)?, sequences);
+    // Another process may have written the file meanwhile: its tuning wins.
+    keep(&file, &t, replace);
+    let tuning = read(&file).unwrap_or(t);
+    memo().push((file, tuning.clone()));
     Ok(tuning)
 }
 
-/// The file that keeps the tuning for `model` on this CPU with `threads` threads and `slots`
-/// sequences.
-pub fn tuning_file(model: &Path, threads: i32, slots: usize) -> PathBuf {
-    tuning_dir().join(format!("{}.json", key(model, threads, sequences(slots))))
+/// The tuning for the model at `path` held each way of `encodings`, with `threads` and
+/// `slots`, that this process or the cache file already holds, without timing anything.
+pub fn kept_tuning(
+    path: &Path,
+    threads: i32,
+    slots: usize,
+    encodings: &[Weights],
+) -> Option<Tuning> {
+    let file = tuning_file(path, threads, slots, encodings);
+    let mut memo = memo();
+    if let Some((_, t)) = memo.iter().find(|(f, _)| *f == file) {
+        return Some(t.clone());
+    }
+    let t = read(&file)?;
+    memo.push((file, t.clone()));
+    Some(t)
+}
+
+/// The tunings this process has used, by file.
+fn memo() -> std::sync::MutexGuard<'static, Vec<(PathBuf, Tuning)>> {
+    static MEMO: Mutex<Vec<(PathBuf, Tuning)>> = Mutex::new(Vec::new());
+    MEMO.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The file that keeps the tuning for the model at `path` with `threads` threads and `slots`
+/// sequences, its weights held each way of `encodings`.
+pub fn tuning_file(path: &Path, threads: i32, slots: usize, encodings: &[Weights]) -> PathBuf {
+    tuning_dir().join(format!(
+        "{}.json",
+        key(path, threads, sequences(slots), encodings)
+    ))
 }
 
 /// Sequences in the timed calls for `slots`: timed once for one sequence and once for several
@@ -166,15 +235,16 @@ pub fn tuning_dir() -> PathBuf {
     crate::model::cache_root().join("tuning")
 }
 
-/// What the timings depend on: how they are taken, the CPU and llama.cpp's build for it, the thread count, the
-/// number of sequences and the model (its file name and size).
-fn key(path: &Path, threads: i32, sequences: usize) -> String {
+/// What the timings depend on: how they are taken, the CPU and llama.cpp's build for it, the
+/// thread count, the number of sequences, the model (its file name and size) and the encodings
+/// of its weights timed.
+fn key(path: &Path, threads: i32, sequences: usize, encodings: &[Weights]) -> String {
     use sha2::{Digest, Sha256};
     let cpu = cpu_model().unwrap_or_default();
     let size = std::fs::metadata(path).map_or(0, |m| m.len());
     let name = path.file_name().unwrap_or_default().to_string_lossy();
     let text = format!(
-        "{VERSION}\n{cpu}\n{}\n{threads}\n{sequences}\n{name}\n{size}",
+        "{VERSION}\n{cpu}\n{}\n{threads}\n{sequences}\n{name}\n{size}\n{encodings:?}",
         super::local::system_info()
     );
     let digest = Sha256::digest(text.as_bytes());
@@ -215,14 +285,21 @@ fn keep(file: &Path, tuning: &Tuning, replace: bool) {
     });
 }
 
-/// Times the three calls with flash attention off and on: both contexts are set up first and
-/// each repetition times every call on both, so that a moment when the machine is busy (other
-/// processes, a neighbour on a shared host) slows both alike; the fastest repetition counts.
-fn measure(model: &LlamaModel, threads: i32, sequences: usize) -> Result<(Costs, Costs), String> {
-    let mut probes = [
-        Probe::new(model, threads, sequences, false)?,
-        Probe::new(model, threads, sequences, true)?,
-    ];
+/// Times the three calls for every model of `models` with flash attention on and off: every
+/// context is set up first and each repetition times every call on all of them, so that a
+/// moment when the machine is busy (other processes, a neighbour on a shared host) slows all
+/// alike; the fastest repetition counts.
+fn measure(
+    models: &[(Weights, &LlamaModel)],
+    threads: i32,
+    sequences: usize,
+) -> Result<Vec<Way>, String> {
+    let mut probes = Vec::new();
+    for &(weights, model) in models {
+        for flash in [true, false] {
+            probes.push((weights, Probe::new(model, threads, sequences, flash)?));
+        }
+    }
     let guessed = 1 + super::local::DRAFT;
     let all: Vec<usize> = (0..sequences).collect();
     // The prompt goes to the sequence in the middle.
@@ -231,10 +308,10 @@ fn measure(model: &LlamaModel, threads: i32, sequences: usize) -> Result<(Costs,
         (guessed, &all[..]),
         (PROMPT, &all[sequences / 2..][..1]),
     ];
-    let mut best = [[f64::INFINITY; 3]; 2];
+    let mut best = vec![[f64::INFINITY; 3]; probes.len()];
     // The first repetition warms up (buffers, the copies of the cache) and is not counted.
     for rep in 0..=REPS {
-        for (probe, best) in probes.iter_mut().zip(&mut best) {
+        for ((_, probe), best) in probes.iter_mut().zip(&mut best) {
             for (&(rows, seqs), best) in shapes.iter().zip(best.iter_mut()) {
                 let ms = probe.time(rows, seqs, rep)?;
                 if rep > 0 {
@@ -243,12 +320,19 @@ fn measure(model: &LlamaModel, threads: i32, sequences: usize) -> Result<(Costs,
             }
         }
     }
-    let costs = |b: [f64; 3]| Costs {
-        token: b[0],
-        guessed: b[1],
-        prompt: b[2],
-    };
-    Ok((costs(best[0]), costs(best[1])))
+    Ok(probes
+        .iter()
+        .zip(best)
+        .map(|((weights, probe), b)| Way {
+            weights: *weights,
+            flash_attention: probe.flash,
+            costs: Costs {
+                token: b[0],
+                guessed: b[1],
+                prompt: b[2],
+            },
+        })
+        .collect())
 }
 
 /// A context shaped as the local backend's (a KV buffer per sequence), its sequences holding
@@ -385,10 +469,26 @@ mod tests {
         }
     }
 
+    fn way(weights: Weights, flash_attention: bool, costs: Costs) -> Way {
+        Way {
+            weights,
+            flash_attention,
+            costs,
+        }
+    }
+
+    /// The file's weights alone, flash attention `off` and `on`, in [`measure`]'s order.
+    fn choose(off: Costs, on: Costs) -> Tuning {
+        Tuning::choose(
+            vec![way(Weights::File, true, on), way(Weights::File, false, off)],
+            8,
+        )
+    }
+
     /// The Xeon's shape: flash attention dear for answer tokens, guesses nearly free.
     #[test]
     fn dear_flash_attention_and_cheap_guesses_choose_guesses_without_it() {
-        let t = Tuning::choose(costs(38.0, 45.0, 190.0), costs(96.0, 300.0, 170.0), 8);
+        let t = choose(costs(38.0, 45.0, 190.0), costs(96.0, 300.0, 170.0));
         assert!(!t.flash_attention && t.guesses(false), "{t:?}");
     }
 
@@ -397,8 +497,8 @@ mod tests {
     fn the_first_tuning_kept_stays_and_an_unreadable_one_is_replaced() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("tuning").join("t.json");
-        let first = Tuning::choose(costs(38.0, 45.0, 190.0), costs(96.0, 300.0, 170.0), 8);
-        let second = Tuning::choose(costs(63.0, 170.0, 190.0), costs(56.0, 200.0, 160.0), 8);
+        let first = choose(costs(38.0, 45.0, 190.0), costs(96.0, 300.0, 170.0));
+        let second = choose(costs(63.0, 170.0, 190.0), costs(56.0, 200.0, 160.0));
         keep(&file, &first, false);
         keep(&file, &second, false);
         assert_eq!(read(&file), Some(first));
@@ -411,16 +511,44 @@ mod tests {
     /// A tie keeps llama.cpp's default, flash attention on; any saving without it turns it off.
     #[test]
     fn a_tie_keeps_flash_attention_on() {
-        let t = Tuning::choose(costs(48.0, 203.0, 478.0), costs(48.0, 203.0, 478.0), 8);
+        let t = choose(costs(48.0, 203.0, 478.0), costs(48.0, 203.0, 478.0));
         assert!(t.flash_attention && !t.guesses(true), "{t:?}");
-        let t = Tuning::choose(costs(47.0, 203.0, 470.0), costs(48.0, 203.0, 478.0), 8);
+        let t = choose(costs(47.0, 203.0, 470.0), costs(48.0, 203.0, 478.0));
         assert!(!t.flash_attention, "{t:?}");
     }
 
     /// The EPYC's shape: flash attention a little cheaper, guesses as dear as their rows.
     #[test]
     fn cheap_flash_attention_and_dear_guesses_choose_flash_attention_alone() {
-        let t = Tuning::choose(costs(63.0, 170.0, 190.0), costs(56.0, 200.0, 160.0), 8);
+        let t = choose(costs(63.0, 170.0, 190.0), costs(56.0, 200.0, 160.0));
         assert!(t.flash_attention && !t.guesses(true), "{t:?}");
+    }
+
+    /// The Q8_0 copy is chosen where it is cheaper per step, with the flash-attention setting
+    /// and guesses that are cheapest for it; a tie keeps the file's weights.
+    #[test]
+    fn the_weights_are_re_encoded_only_where_that_is_cheaper() {
+        let file = [costs(63.0, 170.0, 640.0), costs(56.0, 200.0, 640.0)];
+        // The EPYC's shape: prompts at less than half the cost, a token each a little less.
+        let copy = [costs(50.0, 70.0, 260.0), costs(55.0, 190.0, 250.0)];
+        let ways = |copy: [Costs; 2]| {
+            vec![
+                way(Weights::File, true, file[1]),
+                way(Weights::File, false, file[0]),
+                way(Weights::Q8_0, true, copy[1]),
+                way(Weights::Q8_0, false, copy[0]),
+            ]
+        };
+        let t = Tuning::choose(ways(copy), 8);
+        assert_eq!(t.weights, Weights::Q8_0, "{t:?}");
+        // Off: 34 / 2.5 rows of 70 ms over 8 sequences + 260 = 379, on without guesses 484.
+        assert!(!t.flash_attention && t.guesses(false), "{t:?}");
+        assert!(!t.flash_for(Weights::Q8_0) && t.flash_for(Weights::File));
+        let t = Tuning::choose(ways(file), 8);
+        assert_eq!(
+            (t.weights, t.flash_attention),
+            (Weights::File, true),
+            "{t:?}"
+        );
     }
 }

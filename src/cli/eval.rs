@@ -80,6 +80,12 @@ pub struct Args {
     /// once per machine (see README, The student).
     #[arg(long)]
     draft: Option<usize>,
+    /// How the model's weights are held on the CPU: `file` as the file stores them, `q8_0`
+    /// re-encoded as Q8_0 (once, kept in the cache; a finer copy of Q4_1 or Q5_1 weights, whose
+    /// prompts have no many-token kernel without AMX). By default whichever this CPU's timing
+    /// finds faster, for Q4_1 and Q5_1 models (see README, The student).
+    #[arg(long, value_enum)]
+    weights: Option<leap::agent::local::Weights>,
     /// Instead of playing episodes, put the policy in every state of the oracle's
     /// demonstrations (at --privilege) and count how often its one answer is a good move: quick,
     /// and it shows which kind of step fails. Nothing is recorded in the run.
@@ -133,6 +139,7 @@ impl Args {
             stop_cycles: !self.no_cycle_stop,
             gpu_layers: self.gpu_layers,
             draft: self.draft,
+            weights: self.weights,
         })
     }
 }

@@ -81,6 +81,12 @@ pub struct Args {
     /// once per machine (see README, The student).
     #[arg(long)]
     draft: Option<usize>,
+    /// How the model's weights are held on the CPU: `file` as the file stores them, `q8_0`
+    /// re-encoded as Q8_0 (once, kept in the cache; a finer copy of Q4_1 or Q5_1 weights, whose
+    /// prompts have no many-token kernel without AMX). By default whichever this CPU's timing
+    /// finds faster, for Q4_1 and Q5_1 models (see README, The student).
+    #[arg(long, value_enum)]
+    weights: Option<leap::agent::local::Weights>,
     /// Earlier steps shown in the prompt.
     #[arg(long, default_value_t = leap::agent::prompt::DEFAULT_HISTORY)]
     history: usize,
@@ -177,6 +183,7 @@ impl Args {
             seed: self.seed,
             gpu_layers: self.teacher.gpu_layers,
             draft: self.draft,
+            weights: self.weights,
             update: UpdateOptions {
                 expert_privilege: self.expert_privilege,
                 expert_rows: self.expert_rows,

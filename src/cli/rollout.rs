@@ -76,6 +76,12 @@ pub struct Args {
     /// once per machine (see README, The student).
     #[arg(long)]
     draft: Option<usize>,
+    /// How the model's weights are held on the CPU: `file` as the file stores them, `q8_0`
+    /// re-encoded as Q8_0 (once, kept in the cache; a finer copy of Q4_1 or Q5_1 weights, whose
+    /// prompts have no many-token kernel without AMX). By default whichever this CPU's timing
+    /// finds faster, for Q4_1 and Q5_1 models (see README, The student).
+    #[arg(long, value_enum)]
+    weights: Option<leap::agent::local::Weights>,
     /// Play through an OpenAI-compatible chat-completions server at this base URL (e.g.
     /// http://127.0.0.1:8080/v1) instead of a local model.
     #[arg(long, value_name = "URL")]
@@ -142,6 +148,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             let policy = spec
                 .gpu_layers(args.gpu_layers)
                 .draft(args.draft)
+                .weights(args.weights)
                 .slots(slots)
                 .load()?;
             run.remember_model(&mut store, &model)?;
