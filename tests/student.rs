@@ -821,13 +821,19 @@ fn the_draft_flag_turns_guesses_off_and_the_episodes_are_the_same() {
     let without = answers("0");
     assert!(!without.is_empty());
     assert_eq!(answers("4"), without);
+    refused(&scenarios, &["--draft", "-1"]);
+}
+
+/// `leap rollout` of `scenarios` with `args` is refused as a usage error; its stderr.
+fn refused(scenarios: &Path, args: &[&str]) -> String {
     let out = leap()
         .args(["rollout", "--scenarios"])
-        .arg(&scenarios)
-        .args(["--draft", "-1"])
+        .arg(scenarios)
+        .args(args)
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(out.status.code(), Some(2), "{args:?}");
+    String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
 /// `--weights q8_0` plays on the Q8_0 copy of the model's weights, which is then in the cache;
@@ -864,14 +870,7 @@ fn the_weights_flag_holds_the_weights_as_asked() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(copy.exists(), "{} was not made", copy.display());
-    let out = leap()
-        .args(["rollout", "--scenarios"])
-        .arg(&scenarios)
-        .args(["--weights", "q4"])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stderr = refused(&scenarios, &["--weights", "q4"]);
     assert!(
         stderr.contains("--weights") && stderr.contains("q8_0"),
         "{stderr}"
