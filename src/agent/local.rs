@@ -512,19 +512,11 @@ fn load_weights(
         Some(t) => files.iter().find(|f| f.0 == t.weights).unwrap_or(&files[0]),
         None => &files[0],
     };
-    if !wants_tuning || kept.is_some() || files.len() == 1 {
-        let model = load_model(path, &params)?;
-        let tuning = match kept {
-            Some(t) => Some(t),
-            None if wants_tuning => Some(
-                super::tune::cpu_tuning(&[(*weights, &model)], &config.model, threads, slots)
-                    .map_err(|e| model_err(path, e))?,
-            ),
-            None => None,
-        };
-        return Ok((*weights, model, tuning));
+    if !wants_tuning || kept.is_some() {
+        return Ok((*weights, load_model(path, &params)?, kept));
     }
-    // Every encoding loaded and timed together; the chosen one stays.
+    // Every encoding loaded and timed together (one, or the file's and the copy); the chosen
+    // one stays.
     let mut models = Vec::new();
     for (weights, path) in &files {
         models.push((*weights, load_model(path, &params)?));
