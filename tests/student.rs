@@ -1021,4 +1021,24 @@ fn a_q4_1_models_weights_are_held_as_this_cpus_timing_finds_faster() {
             "{w:?}: {answer:?}"
         );
     }
+
+    // A kept choice loads its weights alone: with no copy in the cache, the file's weights
+    // chosen make none; the copy chosen makes it. (A file of another name for each choice:
+    // this process holds the tuning it used for a name.)
+    for (w, made) in [(Weights::File, false), (Weights::Q8_0, true)] {
+        let model = dir.path().join(format!("kept-{w:?}.gguf"));
+        std::fs::copy(&q4_1, &model).unwrap();
+        let copy = weights::copy_path(&model).unwrap();
+        let _ = std::fs::remove_file(&copy);
+        let mut chosen = kept.clone();
+        chosen.weights = w;
+        chosen.flash_attention = chosen.flash_for(w);
+        let file = tune::tuning_file(&model, threads, 3, &encodings);
+        std::fs::write(&file, serde_json::to_vec(&chosen).unwrap()).unwrap();
+        let mut config = LocalConfig::new(&model);
+        config.slots = 3;
+        let policy = LocalPolicy::load(&config).unwrap();
+        assert_eq!((policy.weights(), copy.exists()), (w, made), "{chosen:?}");
+        assert_eq!(policy.decoding().2, Some(chosen));
+    }
 }

@@ -489,31 +489,39 @@ fn load_weights(
         None if timed => vec![Weights::File, Weights::Q8_0],
         None => vec![Weights::File],
     };
+    // Timed where something is left to choose: flash attention, the guesses, or the weights.
+    let timed_ways = |encodings: usize| {
+        on_cpu && (config.flash_attention.is_none() || config.draft.is_none() || encodings > 1)
+    };
+    let kept = |encodings: &[Weights]| {
+        timed_ways(encodings.len())
+            .then(|| super::tune::kept_tuning(&config.model, threads, slots, encodings))
+            .flatten()
+    };
+    // A kept choice loads its weights alone: the copy is looked up (the model hashed, the copy
+    // made again where the cache lost it) only where it was chosen.
+    if let Some(t) = kept(&candidates)
+        && let Ok(path) = t.weights.file(&config.model)
+    {
+        return Ok((t.weights, load_model(&path, &params)?, Some(t)));
+    }
     // Each candidate's file. Left open, a copy that cannot be made (a full disk, a cache not
     // writable) leaves the weights as the file stores them: [`LocalPolicy::weights`] says so.
     let mut files = Vec::new();
-    for weights in candidates {
-        match weights {
-            Weights::File => files.push((weights, config.model.clone())),
-            Weights::Q8_0 => match super::weights::q8_0_copy(&config.model) {
-                Ok(copy) => files.push((weights, copy)),
-                Err(_) if config.weights.is_none() => {}
-                Err(e) => return Err(model_err(&config.model, e)),
-            },
+    for &weights in &candidates {
+        match weights.file(&config.model) {
+            Ok(path) => files.push((weights, path)),
+            Err(_) if config.weights.is_none() => {}
+            Err(e) => return Err(model_err(&config.model, e)),
         }
     }
     let encodings: Vec<Weights> = files.iter().map(|f| f.0).collect();
-    let wants_tuning =
-        on_cpu && (config.flash_attention.is_none() || config.draft.is_none() || files.len() > 1);
-    let kept = wants_tuning
-        .then(|| super::tune::kept_tuning(&config.model, threads, slots, &encodings))
+    // Without the copy, the file's weights may have been timed alone before.
+    let kept = (encodings.len() < candidates.len())
+        .then(|| kept(&encodings))
         .flatten();
-    let (weights, path) = match &kept {
-        Some(t) => files.iter().find(|f| f.0 == t.weights).unwrap_or(&files[0]),
-        None => &files[0],
-    };
-    if !wants_tuning || kept.is_some() {
-        return Ok((*weights, load_model(path, &params)?, kept));
+    if !timed_ways(files.len()) || kept.is_some() {
+        return Ok((files[0].0, load_model(&files[0].1, &params)?, kept));
     }
     // Every encoding loaded and timed together (one, or the file's and the copy); the chosen
     // one stays.

@@ -125,13 +125,16 @@ impl Tuning {
             .is_some_and(|c| c.best(self.sequences).1)
     }
 
-    /// The flash-attention setting that is cheapest for `weights`.
+    /// The flash-attention setting [`Tuning::choose`] gives among the ways of `weights` (on,
+    /// llama.cpp's default, where those were not timed).
     pub fn flash_for(&self, weights: Weights) -> bool {
-        let cost = |flash| {
-            self.costs(weights, flash)
-                .map_or(f64::INFINITY, |c| c.best(self.sequences).0)
-        };
-        cost(false) >= cost(true)
+        let ways: Vec<Way> = self
+            .ways
+            .iter()
+            .filter(|w| w.weights == weights)
+            .copied()
+            .collect();
+        ways.is_empty() || Tuning::choose(ways, self.sequences).flash_attention
     }
 
     /// One line for logs and the bench.

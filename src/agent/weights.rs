@@ -38,6 +38,15 @@ impl Weights {
             Weights::Q8_0 => "re-encoded as Q8_0",
         }
     }
+
+    /// The file that holds `model`'s weights this way: the model itself, or its Q8_0 copy
+    /// ([`q8_0_copy`]: made now where it is not kept yet).
+    pub fn file(self, model: &Path) -> Result<PathBuf, String> {
+        match self {
+            Weights::File => Ok(model.to_path_buf()),
+            Weights::Q8_0 => q8_0_copy(model),
+        }
+    }
 }
 
 /// ggml's type ids of the encodings that have no many-token kernel on the CPU without AMX.
@@ -110,9 +119,9 @@ pub fn quantize(src: &Path, dst: &Path, ftype: llama_cpp_sys_2::llama_ftype) -> 
     }
 }
 
-/// Where the Q8_0 copy of `model` is kept: named by the model's file name and the start of its
-/// sha256, so that a changed file gets a new copy and equal files share one.
-fn copy_path(model: &Path) -> Result<PathBuf, String> {
+/// Where the Q8_0 copy of `model` is kept, made or not: named by the model's file name and the
+/// start of its sha256, so that a changed file gets a new copy and equal files share one.
+pub fn copy_path(model: &Path) -> Result<PathBuf, String> {
     let sha = super::student::model_sha256(model).map_err(|e| e.to_string())?;
     let stem: String = model
         .file_stem()
