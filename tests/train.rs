@@ -557,6 +557,40 @@ fn the_output_projection_and_the_loss_at_the_loss_positions_alone_train_as_at_ev
         // product and the loss, forward and backward.
         let (profiled, c) = train_with(false, true);
         assert_trained_alike((&profiled, &c), (&dense, &b));
+        // It also replays the first step's graph for its memory: at the peak (the start of
+        // the backward pass) every layer's attention probabilities (heads x window x window,
+        // F32) and the vocabulary-wide logits, their labels and their gradient are alive,
+        // each its exact size.
+        let peak = profiled.peak_memory.as_ref().expect("a memory profile");
+        let part = |kind: &str| {
+            (peak.parts.iter().find(|p| p.kind == kind))
+                .unwrap_or_else(|| panic!("{kind} not at the peak: {:?}", peak.parts))
+        };
+        let spec = TinySpec::default();
+        let window = 256.0;
+        let probs = part("kq_soft_max");
+        assert_eq!(probs.tensors, spec.n_layer as usize);
+        let n_layer_heads = f64::from(spec.n_layer * spec.n_head);
+        assert_eq!(probs.mb, n_layer_heads * window * window * 4.0 / 1e6);
+        let n_vocab = leap::model::GgufFile::open(model)
+            .unwrap()
+            .array_len("tokenizer.ggml.tokens")
+            .unwrap() as f64;
+        for kind in ["result_output", "labels", "grad for result_output"] {
+            assert_eq!(part(kind).mb, n_vocab * window * 4.0 / 1e6, "{kind}");
+        }
+        let parts: f64 = peak.parts.iter().map(|p| p.mb).sum();
+        assert!(
+            (parts - peak.peak_mb).abs() < 1e-6,
+            "{parts} != {}",
+            peak.peak_mb
+        );
+        assert!(
+            peak.peak_mb <= peak.buffer_mb * 1.05,
+            "{} MB alive in a {} MB buffer",
+            peak.peak_mb,
+            peak.buffer_mb
+        );
         let sparse_ops: Vec<&str> = (profiled.op_times.iter())
             .map(|o| o.op.as_str())
             .filter(|op| op.contains(sparse_label))

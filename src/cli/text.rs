@@ -217,5 +217,22 @@ pub fn train_text(summary: &TrainSummary) -> String {
             );
         }
     }
+    if let Some(peak) = &summary.peak_memory {
+        let _ = writeln!(
+            out,
+            "graph memory at the first step's peak (at {}): {:.0} MB alive of a {:.0} MB buffer:",
+            peak.at, peak.peak_mb, peak.buffer_mb
+        );
+        for p in peak.parts.iter().filter(|p| p.mb / peak.peak_mb >= 0.01) {
+            let _ = writeln!(
+                out,
+                "  {:<32} {:>4} tensors {:>8.1} MB {:>5.1}%",
+                p.kind,
+                p.tensors,
+                p.mb,
+                100.0 * p.mb / peak.peak_mb
+            );
+        }
+    }
     out
 }

@@ -233,6 +233,10 @@ struct Hooks {
     restore: HashMap<usize, Moments>,
     profile: Option<HashMap<String, (u64, f64)>>,
     node_start: Option<Instant>,
+    /// When profiling, the first training pass's nodes in order, then what they say about
+    /// its memory.
+    memory: Option<super::peak::Trace>,
+    peak: Option<super::peak::PeakMemory>,
     /// Compute the output projection, the loss and their backward only at the positions in the
     /// loss, when they are few.
     sparse_head: bool,
@@ -393,6 +397,8 @@ impl Session {
             restore: HashMap::new(),
             profile: config.profile.then(HashMap::new),
             node_start: None,
+            memory: None,
+            peak: None,
             sparse_head: !config.dense_head,
             products: config.matmul.resolved(),
             threads: config.threads,
@@ -640,6 +646,9 @@ impl Session {
         hooks.logps.clear();
         hooks.span_loss = loss;
         hooks.span_result = None;
+        if train && hooks.profile.is_some() && hooks.peak.is_none() {
+            hooks.memory = Some(super::peak::Trace::default());
+        }
         // SAFETY: the dataset holds one datapoint of n_ctx I32 tokens and n_ctx I32 labels in
         // host memory; llama_opt_epoch reads them back and runs the graph synchronously.
         unsafe {
@@ -664,6 +673,9 @@ impl Session {
             );
             let hooks = self.hooks();
             hooks.span_loss = None;
+            if let Some(trace) = hooks.memory.take() {
+                hooks.peak = trace.peak();
+            }
             if let Some(e) = hooks.error.take() {
                 return Err(TrainError::Llama(e));
             }
@@ -754,6 +766,11 @@ impl Session {
             out
         };
         pairs.into_iter().map(|(a, b)| (get(a), get(b))).collect()
+    }
+
+    /// When profiling, what the first training step's graph held at its peak.
+    pub fn peak_memory(&mut self) -> Option<super::peak::PeakMemory> {
+        self.hooks().peak.clone()
     }
 
     /// Time per operation so far when profiling, slowest first.
@@ -1008,6 +1025,9 @@ unsafe extern "C" fn eval_hook(t: *mut sys::ggml_tensor, ask: bool, ud: *mut c_v
             (*t).op = original;
         }
         let op = (*t).op;
+        if ask && let Some(trace) = hooks.memory.as_mut() {
+            record_node(trace, t);
+        }
         if ask {
             let mut need = false;
             // The loss backward's gradient, written out before a node reads it, unless it is
@@ -1207,6 +1227,45 @@ unsafe extern "C" fn eval_hook(t: *mut sys::ggml_tensor, ask: bool, ud: *mut c_v
             }
             true
         }
+    }
+}
+
+/// Adds node `t` to the memory trace: the tensor it writes and those it reads, each as its
+/// storage (a view's source).
+///
+/// SAFETY: `t` is a live node of the graph being computed.
+unsafe fn record_node(trace: &mut super::peak::Trace, t: *mut sys::ggml_tensor) {
+    unsafe {
+        let storage = |mut x: *mut sys::ggml_tensor| {
+            while !(*x).view_src.is_null() {
+                x = (*x).view_src;
+            }
+            x
+        };
+        let tensor = |x: *mut sys::ggml_tensor| {
+            let x = storage(x);
+            let name = CStr::from_ptr((*x).name.as_ptr()).to_string_lossy();
+            let op = CStr::from_ptr(sys::ggml_op_name((*x).op)).to_string_lossy();
+            super::peak::Tensor {
+                id: x as usize,
+                buffer: (*x).buffer as usize,
+                kind: super::peak::kind(&name, &op),
+                bytes: sys::ggml_nbytes(x) as u64,
+            }
+        };
+        let buffer = (*storage(t)).buffer;
+        if buffer.is_null() {
+            return;
+        }
+        let inputs: Vec<_> = ((*t).src.iter())
+            .filter(|s| !s.is_null() && !(*storage(**s)).buffer.is_null())
+            .map(|&s| tensor(s))
+            .collect();
+        trace.node(
+            tensor(t),
+            &inputs,
+            sys::ggml_backend_buffer_get_size(buffer) as u64,
+        );
     }
 }
 

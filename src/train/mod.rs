@@ -14,6 +14,7 @@ pub mod checkpoint;
 pub mod data;
 mod llama;
 pub mod memory;
+pub mod peak;
 pub mod preference;
 pub mod prepare;
 pub mod record;
@@ -30,6 +31,7 @@ use thiserror::Error;
 
 pub use checkpoint::Checkpoint;
 pub use llama::{Matmul, OpTime, amx_available, avx512_bf16_available};
+pub use peak::{MemoryPart, PeakMemory};
 pub use preference::{Objective, Preference, PreferenceLoss};
 pub use prepare::{Base, BaseChoice};
 
@@ -360,6 +362,9 @@ pub struct TrainSummary {
     pub eval_losses: Vec<(u64, f64)>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub op_times: Vec<OpTime>,
+    /// When profiling, the first step's graph memory at its peak.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub peak_memory: Option<PeakMemory>,
 }
 
 /// sha256 of the rows (or pairs) as JSON lines.

@@ -642,6 +642,7 @@ impl<'a> Run<'a> {
         let config = self.config;
         self.session.read_weights(&mut self.adapter);
         let op_times = self.session.op_times();
+        let peak_memory = self.session.peak_memory();
         drop(self.session);
         let plan = self.plan;
         let losses = self.losses;
@@ -723,6 +724,7 @@ impl<'a> Run<'a> {
             losses,
             eval_losses: self.evals,
             op_times,
+            peak_memory,
         })
     }
 }
