@@ -26,7 +26,9 @@ const WARMUP: usize = 2;
 const TIMED: usize = 6;
 const RANK: u32 = 8;
 const ALPHA: f32 = 16.0;
-const SEQ_LENS: [u32; 2] = [256, 512];
+/// Window lengths measured: the experiment's 1,024 (see the README) and two shorter ones;
+/// `LEAP_BENCH_SEQ` (comma-separated) chooses others.
+const SEQ_LENS: [u32; 3] = [256, 512, 1024];
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -63,7 +65,7 @@ fn main() {
         model.display(),
         threads()
     );
-    for seq_len in SEQ_LENS {
+    for seq_len in seq_lens() {
         // ggml's kernels train a quantised base several times slower: they get the F32 copy.
         let plain = ours(seq_len, "ggml", "f32");
         let show = |name: &str, m: &Measure| {
@@ -130,6 +132,21 @@ fn main() {
                 ours.peak_rss_mb / peer.peak_rss_mb
             );
         }
+    }
+}
+
+/// The window lengths to measure: `LEAP_BENCH_SEQ`, else [`SEQ_LENS`].
+fn seq_lens() -> Vec<u32> {
+    match std::env::var("LEAP_BENCH_SEQ") {
+        Ok(list) => list
+            .split(',')
+            .map(|s| {
+                s.trim()
+                    .parse()
+                    .unwrap_or_else(|_| panic!("LEAP_BENCH_SEQ: {s:?} is not a window length"))
+            })
+            .collect(),
+        Err(_) => SEQ_LENS.to_vec(),
     }
 }
 
