@@ -591,6 +591,17 @@ fn the_output_projection_and_the_loss_at_the_loss_positions_alone_train_as_at_ev
             peak.peak_mb,
             peak.buffer_mb
         );
+        // The estimate that chooses the training copy of the base counts the same tensors,
+        // all but the adapters' rank-4 products.
+        let info = leap::model::inspect(model).unwrap();
+        let estimate = leap::train::prepare::activation_bytes(&info, 256) as f64 / 1e6;
+        let adapters = peak.peak_mb - estimate;
+        assert!(
+            (0.0..0.01 * peak.peak_mb).contains(&adapters),
+            "estimated {estimate} MB, replayed {} MB: {:?}",
+            peak.peak_mb,
+            peak.parts
+        );
         let sparse_ops: Vec<&str> = (profiled.op_times.iter())
             .map(|o| o.op.as_str())
             .filter(|op| op.contains(sparse_label))

@@ -177,6 +177,7 @@ fn summary(info: &ModelInfo) -> String {
     line("tensors", format!("{} ({types})", info.tensors));
     line("context", opt(info.context_length));
     line("embedding", opt(info.embedding_length));
+    line("feed-forward", opt(info.feed_forward_length));
     line("layers", opt(info.layers));
     line(
         "heads",

@@ -26,6 +26,8 @@ pub struct ModelInfo {
     /// `n_ctx_train`.
     pub context_length: Option<u64>,
     pub embedding_length: Option<u64>,
+    /// The feed-forward's width.
+    pub feed_forward_length: Option<u64>,
     pub layers: Option<u64>,
     pub heads: Option<u64>,
     pub kv_heads: Option<u64>,
@@ -67,6 +69,7 @@ impl ModelInfo {
             tensor_types,
             context_length: arch_key("context_length"),
             embedding_length: arch_key("embedding_length"),
+            feed_forward_length: arch_key("feed_forward_length"),
             layers: arch_key("block_count"),
             heads: arch_key("attention.head_count"),
             kv_heads: arch_key("attention.head_count_kv").or(arch_key("attention.head_count")),

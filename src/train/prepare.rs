@@ -58,14 +58,23 @@ pub fn is_f32(info: &ModelInfo) -> bool {
     info.tensor_types.keys().all(|t| t == "F32")
 }
 
-/// Bytes of memory training needs beyond the weights, for one window of `n_ctx` positions: the
-/// logits and their gradient, and per layer the activations kept for the backward pass.
+/// Bytes of graph memory a training step holds at its peak (the start of the backward pass),
+/// for one window of `n_ctx` positions, in F32: the logits, their labels and their gradient
+/// (vocabulary-wide, at every position); per layer the attention probabilities (heads x window
+/// x window) and the activations kept for the backward pass (the feed-forward's gate, up and
+/// product, six of the model's width, the new keys and values). It is what `leap train
+/// --profile` replays from the graph, less the adapters' small products (`tests/train.rs`
+/// checks the two agree).
 pub fn activation_bytes(info: &ModelInfo, n_ctx: u32) -> u64 {
     let vocab = info.vocab_size.unwrap_or(32_000);
     let layers = info.layers.unwrap_or(32);
     let embd = info.embedding_length.unwrap_or(4096);
-    let per_position = 3 * vocab + layers * 40 * embd;
-    u64::from(n_ctx) * per_position * 4
+    let ff = info.feed_forward_length.unwrap_or(embd * 8 / 3);
+    let heads = info.heads.unwrap_or(32).max(1);
+    let kv = embd / heads * info.kv_heads.unwrap_or(heads);
+    let n = u64::from(n_ctx);
+    let per_layer = heads * n + 3 * ff + 6 * embd + 2 * kv;
+    n * (3 * vocab + layers * per_layer) * 4
 }
 
 /// Picks the weights to train on; makes the F32 copy when it is chosen and missing or stale.
