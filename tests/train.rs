@@ -617,6 +617,19 @@ fn the_output_projection_and_the_loss_at_the_loss_positions_alone_train_as_at_ev
                 "{base:?}: {op} not at the loss positions alone: {sparse_ops:?}"
             );
         }
+        // Attention's products (one matrix per head) are told from the weights'.
+        for op in [
+            "MUL_MAT",
+            "OUT_PROD",
+            "MUL_MAT (attention)",
+            "OUT_PROD (attention)",
+        ] {
+            assert!(
+                profiled.op_times.iter().any(|o| o.op == op),
+                "{base:?}: no {op} in {:?}",
+                profiled.op_times
+            );
+        }
         let (dense_profiled, _) = train_with(true, true);
         assert!(
             !dense_profiled

@@ -1399,10 +1399,13 @@ unsafe fn in_host_memory(x: *const sys::ggml_tensor) -> bool {
 unsafe fn op_label(t: *const sys::ggml_tensor, op: sys::ggml_op) -> String {
     unsafe {
         let name = CStr::from_ptr(sys::ggml_op_name(op)).to_string_lossy();
-        if is_output_weight((*t).src[0])
-            && matches!(op, sys::GGML_OP_MUL_MAT | sys::GGML_OP_OUT_PROD)
-        {
+        let product = matches!(op, sys::GGML_OP_MUL_MAT | sys::GGML_OP_OUT_PROD);
+        if product && is_output_weight((*t).src[0]) {
             format!("{name} (output)")
+        } else if product && (*t).ne[2] * (*t).ne[3] > 1 {
+            // A batch of matrices, one per head: attention's scores, its weighted sum of the
+            // values, and their backward (the weights' products are one matrix each).
+            format!("{name} (attention)")
         } else {
             name.into_owned()
         }
