@@ -630,6 +630,18 @@ fn the_output_projection_and_the_loss_at_the_loss_positions_alone_train_as_at_ev
                 profiled.op_times
             );
         }
+        // Products left to ggml (the adapters' rank-4 ones are under the shim's size) say so.
+        let by_ggml: Vec<&str> = (profiled.op_times.iter())
+            .map(|o| o.op.as_str())
+            .filter(|op| op.ends_with(" by ggml"))
+            .collect();
+        assert!(
+            !by_ggml.is_empty()
+                && by_ggml
+                    .iter()
+                    .all(|op| op.starts_with("MUL_MAT") || op.starts_with("OUT_PROD")),
+            "{by_ggml:?}"
+        );
         let (dense_profiled, _) = train_with(true, true);
         assert!(
             !dense_profiled

@@ -233,6 +233,9 @@ struct Hooks {
     restore: HashMap<usize, Moments>,
     profile: Option<HashMap<String, (u64, f64)>>,
     node_start: Option<Instant>,
+    /// When profiling, whether the node being computed is a product left to ggml's own
+    /// kernels (too small, or a layout the shim does not take) though another was chosen.
+    by_ggml: bool,
     /// When profiling, the first training pass's nodes in order, then what they say about
     /// its memory.
     memory: Option<super::peak::Trace>,
@@ -397,6 +400,7 @@ impl Session {
             restore: HashMap::new(),
             profile: config.profile.then(HashMap::new),
             node_start: None,
+            by_ggml: false,
             memory: None,
             peak: None,
             sparse_head: !config.dense_head,
@@ -1145,6 +1149,8 @@ unsafe extern "C" fn eval_hook(t: *mut sys::ggml_tensor, ask: bool, ud: *mut c_v
             }
             if hooks.profile.is_some() {
                 hooks.node_start = Some(Instant::now());
+                hooks.by_ggml = matches!((*t).op, sys::GGML_OP_MUL_MAT | sys::GGML_OP_OUT_PROD)
+                    && hooks.products != Matmul::Ggml;
                 need = true;
             }
             need
@@ -1220,6 +1226,8 @@ unsafe extern "C" fn eval_hook(t: *mut sys::ggml_tensor, ask: bool, ud: *mut c_v
                 let mut label = op_label(t, op);
                 if sparse {
                     label.push_str(" at the positions in the loss");
+                } else if hooks.by_ggml {
+                    label.push_str(" by ggml");
                 }
                 let entry = profile.entry(label).or_insert((0, 0.0));
                 entry.0 += 1;
