@@ -685,6 +685,45 @@ fn the_output_projection_and_the_loss_at_the_loss_positions_alone_train_as_at_ev
 /// A learning rate of 1e6 drives the weights to NaN or infinity within a few steps: training
 /// stops with an error that says so, and no adapter (nor checkpoint) is left to load.
 #[test]
+fn attention_without_the_pairs_the_mask_hides_trains_as_over_every_pair() {
+    // Attention's products skip the terms the causal mask makes zero (a key after its query):
+    // forward the scores and the weighted values, backward the four gradients. F32 products,
+    // so that both sides compute the same sums; in windows of one row after another and of a
+    // tree, whose mask hides more.
+    let dir = tempfile::tempdir().unwrap();
+    let data = long_prompt_rows(6);
+    for pack in [Pack::Flat, Pack::Tree] {
+        let train_with = |dense: bool| {
+            let mut c = config(&dir.path().join(format!("{pack:?}-{dense}.gguf")));
+            c.epochs = 1;
+            c.matmul = Matmul::Blas;
+            c.pack = pack;
+            c.dense_attention = dense;
+            c.profile = true;
+            let summary = run(&c, &data).unwrap();
+            (summary, Adapter::read(&c.out).unwrap())
+        };
+        let (causal, a) = train_with(false);
+        let (dense, b) = train_with(true);
+        assert_trained_alike((&causal, &a), (&dense, &b));
+        let skipping = |s: &TrainSummary| -> Vec<String> {
+            (s.op_times.iter())
+                .filter(|o| o.op.ends_with("without the hidden pairs"))
+                .map(|o| o.op.clone())
+                .collect()
+        };
+        for op in ["MUL_MAT (attention)", "OUT_PROD (attention)"] {
+            assert!(
+                skipping(&causal).iter().any(|o| o.starts_with(op)),
+                "{pack:?}: {op} computed every pair: {:?}",
+                causal.op_times
+            );
+        }
+        assert!(skipping(&dense).is_empty(), "{:?}", dense.op_times);
+    }
+}
+
+#[test]
 fn diverging_training_stops_and_writes_no_adapter() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("a.gguf");

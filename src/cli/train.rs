@@ -88,6 +88,10 @@ pub struct Args {
     /// at the positions in the loss alone: the reference, for checking and timing (slower).
     #[arg(long, hide = true)]
     dense_head: bool,
+    /// Compute attention's products over every pair of positions, as ggml does, rather than
+    /// skipping the pairs the causal mask hides: the reference, for checking and timing.
+    #[arg(long, hide = true)]
+    dense_attention: bool,
     /// Who computes the large matrix products on the CPU. A BF16 kernel the CPU lacks falls back
     /// to the next: `amx`, then `avx512-bf16`, then `blas`.
     #[arg(long, value_enum, default_value = "bf16")]
@@ -199,6 +203,7 @@ impl Args {
             gpu_layers: self.gpu_layers,
             profile: self.profile,
             dense_head: self.dense_head,
+            dense_attention: self.dense_attention,
             matmul: self.matmul,
             pack: self.pack,
             objective: self.preference.objective(self.objective)?,

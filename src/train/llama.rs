@@ -28,7 +28,9 @@
 //! - **Faster products.** Every other MUL_MAT and OUT_PROD of F32 host tensors above a small
 //!   size becomes a ggml custom operation computed by the shim on ggml's own threads: at BF16 on
 //!   AMX tiles or AVX512-BF16 vectors where the CPU has them (`bf16.cpp`), else F32 through the
-//!   system BLAS.
+//!   system BLAS. Once the pass's attention mask is seen to hide every later position,
+//!   attention's products leave out the pairs it hides, whose terms are zero ([`Causal`]):
+//!   about half their work. `TrainConfig::dense_attention` computes every pair, the reference.
 //! - **Per-operation timings** when profiling: every node is then computed on its own.
 
 use std::collections::HashMap;
@@ -111,6 +113,9 @@ pub struct SessionConfig {
     /// The output projection, the loss and their backward at every position, as ggml computes
     /// them (see [`TrainConfig::dense_head`](super::TrainConfig::dense_head)).
     pub dense_head: bool,
+    /// Attention's products over every pair of positions, as ggml computes them (see
+    /// [`TrainConfig::dense_attention`](super::TrainConfig::dense_attention)).
+    pub dense_attention: bool,
 }
 
 /// Who computes the training step's large F32 matrix products (MUL_MAT and OUT_PROD on the CPU).
@@ -236,6 +241,9 @@ struct Hooks {
     /// When profiling, whether the node being computed is a product left to ggml's own
     /// kernels (too small, or a layout the shim does not take) though another was chosen.
     by_ggml: bool,
+    /// Whether the node being computed is an attention product skipping the pairs the mask
+    /// hides.
+    causal_now: bool,
     /// When profiling, the first training pass's nodes in order, then what they say about
     /// its memory.
     memory: Option<super::peak::Trace>,
@@ -243,6 +251,11 @@ struct Hooks {
     /// Compute the output projection, the loss and their backward only at the positions in the
     /// loss, when they are few.
     sparse_head: bool,
+    /// Skip the terms of attention's products that the causal mask makes zero.
+    causal_attention: bool,
+    /// Whether this pass's attention mask hides every later position from each position
+    /// (checked at the first softmax; attention's products skip the hidden pairs only then).
+    causal_mask: Option<bool>,
     /// Who runs the large F32 matrix products (resolved): BLAS, a BF16 kernel, or ggml's
     /// kernels (`Ggml`).
     products: Matmul,
@@ -401,9 +414,12 @@ impl Session {
             profile: config.profile.then(HashMap::new),
             node_start: None,
             by_ggml: false,
+            causal_now: false,
             memory: None,
             peak: None,
             sparse_head: !config.dense_head,
+            causal_attention: !config.dense_attention,
+            causal_mask: None,
             products: config.matmul.resolved(),
             threads: config.threads,
             deferred: None,
@@ -639,6 +655,7 @@ impl Session {
         hooks.parents = window.parents.clone();
         hooks.isolated.clear();
         hooks.positioned.clear();
+        hooks.causal_mask = None;
         hooks.spans = if want_spans {
             window.spans.clone()
         } else {
@@ -1142,10 +1159,26 @@ unsafe extern "C" fn eval_hook(t: *mut sys::ggml_tensor, ask: bool, ud: *mut c_v
                 sys::GGML_OP_MUL_MAT | sys::GGML_OP_OUT_PROD
                     if hooks.products != Matmul::Ggml && shim_takes(t) =>
                 {
-                    make_product_task(t, hooks.products.bf16_kernel());
+                    let causal = if hooks.causal_mask == Some(true) {
+                        attention_product(t)
+                    } else {
+                        Causal::Dense
+                    };
+                    make_product_task(t, hooks.products.bf16_kernel(), causal);
+                    hooks.causal_now = causal != Causal::Dense;
                     hooks.products_taken.insert(t as usize, op);
                 }
                 _ => {}
+            }
+            // Attention's products skip the pairs the mask hides once it is seen to hide every
+            // later position: from the first softmax on (the first layer's scores before it
+            // are computed whole).
+            if op == sys::GGML_OP_SOFT_MAX
+                && hooks.causal_attention
+                && hooks.causal_mask.is_none()
+                && !(*t).src[1].is_null()
+            {
+                hooks.causal_mask = Some(hides_later_positions((*t).src[1]));
             }
             if hooks.profile.is_some() {
                 hooks.node_start = Some(Instant::now());
@@ -1228,7 +1261,10 @@ unsafe extern "C" fn eval_hook(t: *mut sys::ggml_tensor, ask: bool, ud: *mut c_v
                     label.push_str(" at the positions in the loss");
                 } else if hooks.by_ggml {
                     label.push_str(" by ggml");
+                } else if hooks.causal_now {
+                    label.push_str(" without the hidden pairs");
                 }
+                hooks.causal_now = false;
                 let entry = profile.entry(label).or_insert((0, 0.0));
                 entry.0 += 1;
                 entry.1 += start.elapsed().as_secs_f64() * 1e3;
@@ -1295,10 +1331,11 @@ const ALL_THREADS: i32 = -1;
 /// graph's computation.
 ///
 /// SAFETY: `t` is a live MUL_MAT or OUT_PROD node for which `shim_takes(t)` holds.
-unsafe fn make_product_task(t: *mut sys::ggml_tensor, bf16: i32) {
-    // The task's userdata (shim.cpp): bit 0 OUT_PROD, the kernel above it.
+unsafe fn make_product_task(t: *mut sys::ggml_tensor, bf16: i32, causal: Causal) {
+    // The task's userdata (shim.cpp): bit 0 OUT_PROD, bits 1-2 the kernel, the causal pattern
+    // above.
     let out_prod = unsafe { (*t).op } == sys::GGML_OP_OUT_PROD;
-    let flags = usize::from(out_prod) | ((bf16 as usize) << 1);
+    let flags = usize::from(out_prod) | ((bf16 as usize) << 1) | ((causal as usize) << 3);
     let params = CustomOpParams {
         fun: leap_product_task,
         n_tasks: ALL_THREADS,
@@ -1310,6 +1347,83 @@ unsafe fn make_product_task(t: *mut sys::ggml_tensor, bf16: i32) {
         assert!(std::mem::size_of::<CustomOpParams>() <= std::mem::size_of_val(&(*t).op_params));
         std::ptr::write_unaligned((*t).op_params.as_mut_ptr().cast::<CustomOpParams>(), params);
         (*t).op = sys::GGML_OP_CUSTOM;
+    }
+}
+
+/// Which terms of an attention product the causal mask makes zero (`Causal` in shim.cpp), by
+/// what its rows, columns and depth index: queries (a window position as it attends), keys (a
+/// position as attended to), or a head's dimensions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Causal {
+    Dense = 0,
+    /// Rows queries, columns keys: the scores and their gradient (read only where the key
+    /// is not after the query).
+    Scores = 1,
+    /// Rows queries, depth keys: the weighted sum of the values, the queries' gradient.
+    DepthToRow = 2,
+    /// Rows keys, depth queries: the keys' gradient.
+    DepthFromRow = 3,
+    /// Columns keys, depth queries: the values' gradient.
+    DepthFromCol = 4,
+}
+
+/// The causal pattern of attention product `t`, from the names llama.cpp and ggml's backward
+/// give its tensors (`kq`, `kqv`, `kq_soft_max`, `grad for ...`; llama-cpp-sys-2 0.1.161):
+/// forward `kq = K Q` and `kqv = V P`; backward, from `P` and the gradient of `kqv`, the values'
+/// and the probabilities' gradients, and from the scores' gradient `dS` the keys' (`dS` as it
+/// is) and the queries' (`dS` transposed). Any other product is dense. The shim checks the
+/// shape fits too.
+///
+/// SAFETY: `t` is a live MUL_MAT or OUT_PROD node with its sources set.
+unsafe fn attention_product(t: *mut sys::ggml_tensor) -> Causal {
+    unsafe {
+        let name =
+            |x: *const sys::ggml_tensor| CStr::from_ptr((*x).name.as_ptr()).to_string_lossy();
+        // The name without its views and its layer: `grad for kq-3 (transposed)` -> `grad for kq`.
+        let stem = |x: *const sys::ggml_tensor| {
+            let n = name(x);
+            let n = n.split(" (").next().unwrap_or_default();
+            match n.rsplit_once('-') {
+                Some((s, layer)) if layer.bytes().all(|b| b.is_ascii_digit()) => s.to_owned(),
+                _ => n.to_owned(),
+            }
+        };
+        let (a, b) = ((*t).src[0], (*t).src[1]);
+        if (*t).ne[2] * (*t).ne[3] <= 1 {
+            return Causal::Dense;
+        }
+        match ((*t).op, stem(t).as_str()) {
+            (sys::GGML_OP_MUL_MAT, "kq") => Causal::Scores,
+            (sys::GGML_OP_MUL_MAT, "kqv") => Causal::DepthToRow,
+            (sys::GGML_OP_OUT_PROD, "grad for kq_soft_max") => Causal::Scores,
+            (sys::GGML_OP_OUT_PROD, _) if stem(a) == "kq_soft_max" => Causal::DepthFromCol,
+            (sys::GGML_OP_OUT_PROD, _) if stem(b) == "grad for kq" => {
+                if name(b).contains("(transposed)") {
+                    Causal::DepthToRow
+                } else {
+                    Causal::DepthFromRow
+                }
+            }
+            _ => Causal::Dense,
+        }
+    }
+}
+
+/// Whether attention mask `mask` hides every later position from each position (and so makes
+/// the probabilities there exactly zero).
+///
+/// SAFETY: `mask` is a live tensor whose data is set.
+unsafe fn hides_later_positions(mask: *const sys::ggml_tensor) -> bool {
+    unsafe {
+        let (n_kv, rows) = ((*mask).ne[0] as usize, (*mask).ne[1] as usize);
+        if (*mask).type_ != sys::GGML_TYPE_F32 || (*mask).ne[2] != 1 || (*mask).ne[3] != 1 {
+            return false;
+        }
+        let mut m = vec![0f32; n_kv * rows];
+        sys::ggml_backend_tensor_get(mask, m.as_mut_ptr().cast(), 0, m.len() * 4);
+        m.chunks(n_kv)
+            .enumerate()
+            .all(|(i, row)| row.iter().skip(i + 1).all(|&x| x == f32::NEG_INFINITY))
     }
 }
 

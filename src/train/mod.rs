@@ -221,6 +221,10 @@ pub struct TrainConfig {
     /// does, rather than at the positions in the loss alone: the reference the sparse path is
     /// checked against (slower; the same training).
     pub dense_head: bool,
+    /// Compute attention's products (scores, the weighted sum of the values, their backward)
+    /// over every pair of positions, as ggml does, rather than skipping the pairs the window's
+    /// causal mask hides, whose terms are zero: the reference (slower; the same training).
+    pub dense_attention: bool,
 }
 
 impl TrainConfig {
@@ -254,6 +258,7 @@ impl TrainConfig {
             objective: Objective::Sft,
             gradients: None,
             dense_head: false,
+            dense_attention: false,
         }
     }
 }

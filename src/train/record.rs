@@ -101,6 +101,8 @@ pub struct TrainOptions {
     pub matmul: Matmul,
     /// The output projection and the loss at every position (`TrainConfig::dense_head`).
     pub dense_head: bool,
+    /// Attention's products over every position of a window (`TrainConfig::dense_attention`).
+    pub dense_attention: bool,
     /// SFT on rows, or preference optimisation on pairs (the data is then a pairs file).
     pub objective: Objective,
 }
@@ -124,6 +126,7 @@ impl Default for TrainOptions {
             profile: false,
             matmul: Matmul::default(),
             dense_head: false,
+            dense_attention: false,
             objective: Objective::Sft,
         }
     }
@@ -288,6 +291,7 @@ fn config(run: &RunDir, job: &AdapterJob, data_sha256: &str) -> TrainConfig {
     config.resume = !t.fresh;
     config.profile = t.profile;
     config.dense_head = t.dense_head;
+    config.dense_attention = t.dense_attention;
     config.init = job.init.clone();
     config.matmul = t.matmul;
     config.pack = t.pack;

@@ -363,6 +363,7 @@ impl<'a> Run<'a> {
             profile: config.profile,
             matmul: config.matmul,
             dense_head: config.dense_head,
+            dense_attention: config.dense_attention,
         };
         let mut session = Session::new(
             &base.path,

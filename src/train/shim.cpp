@@ -16,6 +16,7 @@
 #include "llama-context.h"
 
 #include <algorithm>
+#include <cstring>
 #include <cstddef>
 #include <thread>
 #include <vector>
@@ -202,6 +203,22 @@ void leap_out_prod_rows(
 
 namespace {
 
+// Which terms of an attention product the window's causal mask makes zero, by what the
+// product's rows (m), columns (n) and depth (k) index: queries i, keys j (both the window's
+// positions, query i seeing key j only when j <= i), or the head's dimensions. Set only when
+// the mask has been checked causal (src/train/llama.rs).
+enum Causal : int {
+    kDense = 0,
+    kScores = 1,        // m queries, n keys (scores, their gradient): only j <= i are read
+    kDepthToRow = 2,    // m queries, k keys (weighted values, the queries' gradient)
+    kDepthFromRow = 3,  // m keys, k queries (the keys' gradient)
+    kDepthFromCol = 4,  // n keys, k queries (the values' gradient)
+};
+
+// Rows (or columns) of C per block of a causal product: each block sums over the depths its
+// last row needs, so the larger the block the more zero terms it adds.
+constexpr int64_t kCausalBlock = 128;
+
 // C = A * B^T for every batch (i2, i3) of a ggml MUL_MAT (out_prod false) or OUT_PROD (true)
 // node: dst (ne, nb) and its sources, dst and src1 F32, src0 F32 or any type ggml converts to
 // F32, with ggml's broadcasting of src0 over dims 2 and 3. MUL_MAT: dst[i0,i1] = sum_k src0[k,i0] src1[k,i1]; OUT_PROD: dst[i0,i1] = sum_k
@@ -229,6 +246,8 @@ struct Product {
     int64_t m = 0, n = 0, k = 0, r2 = 1, r3 = 1, batches = 0;
     Operand a{}, b{};
     int op_a = 0, lda = 0, op_b = 0, ldb = 0;
+    // Where attention's causal mask makes terms zero (see Causal); kDense: none skipped.
+    int causal = 0;
 
     static int64_t f(size_t bytes) { return (int64_t) (bytes / sizeof(float)); }
 
@@ -292,6 +311,73 @@ struct Product {
         }
     }
 
+    // Whether the causal pattern fits the product's shape (the window's positions along the
+    // dimensions it names); a product that does not fit is computed whole.
+    bool causal_fits() const {
+        switch (causal) {
+            case kScores: return m == n;
+            case kDepthToRow: case kDepthFromRow: return k == m;
+            case kDepthFromCol: return k == n;
+            default: return false;
+        }
+    }
+
+    // Rows r0..r1 (depth d0..d1) times columns c0..c1 of one batch's operands, into C's block
+    // at pc (row r0, column c0); zeros where the depth range is empty.
+    void block(const float * pa, const float * pb, float * pc, int64_t r0, int64_t r1,
+            int64_t c0, int64_t c1, int64_t d0, int64_t d1) const {
+        const int64_t ldc = f(nb[1]);
+        if (r1 <= r0 || c1 <= c0) {
+            return;
+        }
+        if (d1 <= d0) {
+            for (int64_t r = r0; r < r1; ++r) {
+                std::memset(pc + (r - r0) * ldc, 0, (size_t) (c1 - c0) * sizeof(float));
+            }
+            return;
+        }
+        kernel(pa + r0 * a.rs + d0 * a.cs, op_b, pb + c0 * b.rs + d0 * b.cs, ldb, r1 - r0,
+                c1 - c0, d1 - d0, 0.0f, pc);
+    }
+
+    // Rows row0..row1 and columns col0..col1 of C for one batch, F32 operands, skipping the
+    // terms the causal mask makes zero: position i (a query) sees position j (a key) only
+    // when j <= i. Blocks of kCausalBlock rows (or columns) each get the depth they need.
+    void causal_gemm(const float * pa, const float * pb, float * pc, int64_t row0,
+            int64_t row1, int64_t col0, int64_t col1) const {
+        const int64_t ldc = f(nb[1]);
+        if (causal == kDepthFromCol) {
+            // Columns are keys j, the depth queries i: only i >= j add.
+            for (int64_t c = col0; c < col1; c += kCausalBlock) {
+                const int64_t ce = std::min(c + kCausalBlock, col1);
+                block(pa, pb, pc + (c - col0), row0, row1, c, ce, c, k);
+            }
+            return;
+        }
+        for (int64_t r = row0; r < row1; r += kCausalBlock) {
+            const int64_t re = std::min(r + kCausalBlock, row1);
+            float * rc = pc + (r - row0) * ldc;
+            switch (causal) {
+                case kScores: {
+                    // Rows are queries i, columns keys j: only j <= i are read after (the
+                    // softmax masks the rest, whose probabilities are zero): zeros there.
+                    const int64_t ce = std::max(col0, std::min(col1, re));
+                    block(pa, pb, rc, r, re, col0, ce, 0, k);
+                    block(pa, pb, rc + (ce - col0), r, re, ce, col1, 0, 0);
+                    break;
+                }
+                case kDepthToRow:
+                    // Rows are queries i, the depth keys j: only j <= i add.
+                    block(pa, pb, rc, r, re, col0, col1, 0, std::min(k, re));
+                    break;
+                case kDepthFromRow:
+                    // Rows are keys j, the depth queries i: only i >= j add.
+                    block(pa, pb, rc, r, re, col0, col1, std::min(k, r), k);
+                    break;
+            }
+        }
+    }
+
     // Rows row0..row1 and columns col0..col1 of C for one batch.
     void gemm(int64_t batch, int64_t row0, int64_t row1, int64_t col0, int64_t col1) const {
         const int64_t i2 = batch % ne[2], i3 = batch / ne[2];
@@ -301,6 +387,12 @@ struct Product {
         pa += row0 * a.rs;
         pc += row0 * f(nb[1]) + col0;
         const int64_t rows = row1 - row0, cols = col1 - col0;
+        if (type == GGML_TYPE_F32 && causal != kDense && causal_fits()) {
+            // Operands from the batch's origin: the blocks offset them themselves.
+            causal_gemm(pa - row0 * a.rs, (const float *) (src0_bytes + b_offset), pc, row0,
+                    row1, col0, col1);
+            return;
+        }
         if (type == GGML_TYPE_F32) {
             const float * pb = (const float *) (src0_bytes + b_offset) + col0 * b.rs;
             kernel(pa, op_b, pb, ldb, rows, cols, k, 0.0f, pc);
@@ -398,8 +490,9 @@ int32_t leap_blas_product(
     return 1;
 }
 
-// leap_product_task's userdata: bit 0 OUT_PROD, the bits above the BF16 kernel (0 for BLAS).
-enum : intptr_t { kTaskOutProd = 1, kTaskKernelShift = 1 };
+// leap_product_task's userdata: bit 0 OUT_PROD, bits 1-2 the BF16 kernel (0 for BLAS), the bits
+// above the causal pattern (Causal).
+enum : intptr_t { kTaskOutProd = 1, kTaskKernelShift = 1, kTaskKernelMask = 3, kTaskCausalShift = 3 };
 
 // The product as a ggml custom operation: ggml's own threads each compute share `ith` of `nth`,
 // inside the graph's computation. A MUL_MAT or OUT_PROD node becomes one by taking GGML_OP_CUSTOM
@@ -409,7 +502,8 @@ void leap_product_task(ggml_tensor * dst, int ith, int nth, void * userdata) {
     const ggml_tensor * src0 = dst->src[0];
     const ggml_tensor * src1 = dst->src[1];
     Product p{(float *) dst->data, dst->ne, dst->nb, src0->ne, src0->nb, src1->ne, src1->nb,
-        (int32_t) (flags >> kTaskKernelShift), src0->type};
+        (int32_t) ((flags >> kTaskKernelShift) & kTaskKernelMask), src0->type};
+    p.causal = (int) (flags >> kTaskCausalShift);
     if (p.init((flags & kTaskOutProd) != 0, src0->data, (const float *) src1->data)) {
         p.share(ith, nth);
     }
