@@ -1379,17 +1379,13 @@ unsafe fn attention_product(t: *mut sys::ggml_tensor) -> Causal {
     unsafe {
         let name =
             |x: *const sys::ggml_tensor| CStr::from_ptr((*x).name.as_ptr()).to_string_lossy();
-        // The name without its views and its layer: `grad for kq-3 (transposed)` -> `grad for kq`.
+        // The name without its views and its layer, as the memory profile groups tensors:
+        // `grad for kq-3 (transposed)` -> `grad for kq` (an unnamed one: empty).
         let stem = |x: *const sys::ggml_tensor| {
-            let n = name(x);
-            let n = n.split(" (").next().unwrap_or_default();
-            match n.rsplit_once('-') {
-                Some((s, layer)) if layer.bytes().all(|b| b.is_ascii_digit()) => s.to_owned(),
-                _ => n.to_owned(),
-            }
+            super::peak::kind(name(x).split(" (").next().unwrap_or_default(), "")
         };
         let (a, b) = ((*t).src[0], (*t).src[1]);
-        if (*t).ne[2] * (*t).ne[3] <= 1 {
+        if !per_head(t) {
             return Causal::Dense;
         }
         match ((*t).op, stem(t).as_str()) {
@@ -1407,6 +1403,14 @@ unsafe fn attention_product(t: *mut sys::ggml_tensor) -> Causal {
             _ => Causal::Dense,
         }
     }
+}
+
+/// Whether node `t` is a batch of matrices, one per head: attention's scores, its weighted sum
+/// of the values, and their backward (the weights' products are one matrix each).
+///
+/// SAFETY: `t` is a live graph node.
+unsafe fn per_head(t: *const sys::ggml_tensor) -> bool {
+    unsafe { (*t).ne[2] * (*t).ne[3] > 1 }
 }
 
 /// Whether attention mask `mask` hides every later position from each position (and so makes
@@ -1524,9 +1528,7 @@ unsafe fn op_label(t: *const sys::ggml_tensor, op: sys::ggml_op) -> String {
         let product = matches!(op, sys::GGML_OP_MUL_MAT | sys::GGML_OP_OUT_PROD);
         if product && is_output_weight((*t).src[0]) {
             format!("{name} (output)")
-        } else if product && (*t).ne[2] * (*t).ne[3] > 1 {
-            // A batch of matrices, one per head: attention's scores, its weighted sum of the
-            // values, and their backward (the weights' products are one matrix each).
+        } else if product && per_head(t) {
             format!("{name} (attention)")
         } else {
             name.into_owned()

@@ -72,10 +72,6 @@ impl Trace {
         }
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.nodes.is_empty()
-    }
-
     /// The peak of the buffer the nodes wrote most into; None before any node.
     pub fn peak(&self) -> Option<PeakMemory> {
         let mut written: HashMap<usize, u64> = HashMap::new();

@@ -384,15 +384,14 @@ struct Product {
         const float * pa = a.data + (i2 * nb1[2] + i3 * nb1[3]) / sizeof(float);
         const size_t b_offset = (i2 / r2) * nb0[2] + (i3 / r3) * nb0[3];
         float * pc = dst + (i2 * nb[2] + i3 * nb[3]) / sizeof(float);
-        pa += row0 * a.rs;
         pc += row0 * f(nb[1]) + col0;
-        const int64_t rows = row1 - row0, cols = col1 - col0;
         if (type == GGML_TYPE_F32 && causal != kDense && causal_fits()) {
             // Operands from the batch's origin: the blocks offset them themselves.
-            causal_gemm(pa - row0 * a.rs, (const float *) (src0_bytes + b_offset), pc, row0,
-                    row1, col0, col1);
+            causal_gemm(pa, (const float *) (src0_bytes + b_offset), pc, row0, row1, col0, col1);
             return;
         }
+        pa += row0 * a.rs;
+        const int64_t rows = row1 - row0, cols = col1 - col0;
         if (type == GGML_TYPE_F32) {
             const float * pb = (const float *) (src0_bytes + b_offset) + col0 * b.rs;
             kernel(pa, op_b, pb, ldb, rows, cols, k, 0.0f, pc);
